@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem.h - guest RAM: a memfd, its host mapping, and the regions it is cut in.
+ *
+ * Ownership: a struct guest_mem is built by the main thread before any vCPU
+ * runs and is immutable afterwards (the bytes of guest RAM are of course
+ * written by everyone: vCPUs, devices, the loader). Translation functions
+ * are therefore lock-free and safe from any thread.
+ */
+#ifndef EPT_MEM_H
+#define EPT_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_MIN	   (16ULL << 20) /* 16 MiB */
+#define GUEST_MEM_MAX	   (64ULL << 30) /* 64 GiB */
+#define GUEST_MEM_MAX_REGS 2
+
+/* One contiguous range of guest-physical RAM, backed by a slice of the memfd.
+ */
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t file_off; /* offset in the memfd */
+	uint8_t *hva;	   /* host address of gpa */
+	uint32_t slot;	   /* KVM memslot id */
+};
+
+struct guest_mem {
+	int memfd;
+	uint8_t *base; /* mapping of the whole memfd */
+	uint64_t size; /* bytes of RAM (excluding holes) */
+	int nr_regions;
+	struct mem_region regions[GUEST_MEM_MAX_REGS];
+};
+
+/*
+ * Pure layout computation: split ram_size bytes of RAM around the MMIO hole.
+ * Fills regions[] (gpa, size, file_off, slot; hva left NULL) and returns the
+ * number of regions, or -EINVAL when ram_size is outside
+ * [GUEST_MEM_MIN, GUEST_MEM_MAX] or not a multiple of 4 KiB.
+ */
+int mem_layout(uint64_t ram_size, struct mem_region *regions, int max);
+
+/*
+ * Parse a size such as "512M", "1G", "2048" (MiB when there is no suffix,
+ * as QEMU's -m) or "64K". Returns 0 or -EINVAL.
+ */
+int mem_parse_size(const char *s, uint64_t *out);
+
+/* Create the memfd and its mapping; regions get their hva. */
+int mem_create(struct guest_mem *m, uint64_t ram_size);
+void mem_destroy(struct guest_mem *m);
+
+/* Register every region as a KVM memslot on vm_fd (flags: KVM_MEM_*). */
+int mem_register_slots(struct guest_mem *m, int vm_fd, uint32_t flags);
+
+/* Host pointer for [gpa, gpa+len) if it lies wholly in one region, else NULL.
+ */
+void *mem_gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Guest-physical address of a host pointer into RAM; -EFAULT if outside. */
+int mem_hva_to_gpa(const struct guest_mem *m, const void *hva, uint64_t *gpa);
+
+/* The region that holds gpa, or NULL. */
+const struct mem_region *mem_find_region(const struct guest_mem *m,
+					 uint64_t gpa);
+
+/* Copy to/from guest RAM; -EFAULT when the range is not RAM. */
+int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src,
+	      uint64_t len);
+int mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+
+#endif /* EPT_MEM_H */
