@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * serial.h - 8250/16550A-compatible UART (COM1: ports 0x3f8-0x3ff, IRQ 4).
+ *
+ * Transmitted bytes go to a struct console. Received bytes come from
+ * serial_push_input() (the event loop feeds it from stdin when stdin is a
+ * terminal) into a 64-byte FIFO; the interrupt line follows IER/IIR as on
+ * the real part (level-triggered through dev_host->irq_line).
+ */
+#ifndef DEVICES_SERIAL_H
+#define DEVICES_SERIAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "devices/console.h"
+
+#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_IRQ	 4
+#define SERIAL_FIFO_SIZE 64
+
+struct dev_host;
+
+struct serial {
+	pthread_mutex_t lock; /* guards every field below */
+	const struct dev_host *host;
+	struct console *out;
+	unsigned int irq;
+	uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
+	uint8_t rx[SERIAL_FIFO_SIZE];
+	unsigned int rx_head, rx_len;
+	int irq_level;
+	/*
+	 * THRE interrupt pending: set when the transmitter empties or THRI is
+	 * enabled while it is empty; cleared by writing THR or by reading IIR
+	 * while THRE is the source reported there.
+	 */
+	int thr_ipending;
+};
+
+extern const struct bus_ops serial_ops;
+
+int serial_init(struct serial *s, const struct dev_host *host,
+		struct console *out, unsigned int irq);
+void serial_destroy(struct serial *s);
+/* Queue input bytes; returns how many fitted in the FIFO. */
+size_t serial_push_input(struct serial *s, const void *buf, size_t len);
+
+#endif /* DEVICES_SERIAL_H */
