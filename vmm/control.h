@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * control.h - the control server: a UNIX stream socket (mode 0600) served by
+ * the libuv event loop. Each client sends request lines and gets one reply
+ * line per request; every client also receives asynchronous event lines.
+ *
+ * Threads: everything here runs on the event-loop thread, except
+ * control_post_event(), which any thread (a vCPU, say) may call: it queues
+ * the event under a mutex and wakes the loop with a uv_async.
+ */
+#ifndef VMM_CONTROL_H
+#define VMM_CONTROL_H
+
+#include <pthread.h>
+#include <uv.h>
+
+#include "vmm/ctl_proto.h"
+
+/*
+ * Called on the loop thread for every valid request. Returns 0 and sets
+ * *result (a new reference, or NULL for {}) or returns -1 and fills err.
+ */
+typedef int (*control_handler_fn)(void *opaque, const struct ctl_request *req,
+				  json_t **result, struct ctl_error *err);
+
+struct control_client;
+struct control_event;
+
+struct control {
+	uv_loop_t *loop;
+	uv_pipe_t server;
+	char path[108];
+	control_handler_fn handler;
+	void *opaque;
+	struct control_client *clients; /* loop thread only */
+	uv_async_t wake;		/* wakes the loop for posted events */
+	pthread_mutex_t ev_lock;	/* guards ev_head/ev_tail */
+	struct control_event *ev_head, *ev_tail;
+	int closing;	   /* set under ev_lock by control_stop */
+	uv_timer_t linger; /* control_stop: bounds client flush */
+	int lingering; /* linger's next step: 0 none, 1 shut down, 2 close */
+};
+
+#define CONTROL_LINGER_MS	1000	  /* control_stop flushes this long */
+#define CONTROL_WQUEUE_MAX	(1 << 20) /* drop a client lagging more */
+#define CONTROL_CALL_TIMEOUT_MS 10000	  /* control_call waits for a reply */
+
+/*
+ * Bind and listen on path. Refuses (-EADDRINUSE) when a live server already
+ * answers there; removes a stale socket file left by a dead one (but refuses,
+ * -EEXIST, to remove anything that is not a socket). err names the path and
+ * the cause. On failure any handle it had opened is already closing: run the
+ * loop once (uv_run(loop, UV_RUN_NOWAIT)) before uv_loop_close. Sets SIGPIPE
+ * to SIG_IGN when it is still SIG_DFL: a client hanging up must not kill the
+ * VMM.
+ */
+int control_start(struct control *c, uv_loop_t *loop, const char *path,
+		  control_handler_fn handler, void *opaque, char *err,
+		  size_t errlen);
+
+/* Thread-safe: send {"event": name, "data": data} to every client. Steals data.
+ */
+void control_post_event(struct control *c, const char *name, json_t *data);
+
+/*
+ * Loop thread: close every handle and unlink the socket file. Events posted
+ * before the call are still written to every client, and each client's
+ * pending output is flushed (for at most CONTROL_LINGER_MS) before its
+ * connection is closed; run the loop until it ends. Later posts are dropped.
+ */
+void control_stop(struct control *c);
+
+/*
+ * Client side (vmmctl status|pause|...): connect to path, send one request,
+ * wait for its reply (skipping event lines), return it in *reply (new
+ * reference) with 0; or -errno with err naming the socket and the cause.
+ * Blocking; plain sockets, no libuv.
+ */
+int control_call(const char *path, const char *cmd, json_t *args,
+		 json_t **reply, char *err, size_t errlen);
+
+#endif /* VMM_CONTROL_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl_proto.h - the control protocol's messages: pure parsing and building,
+ * no I/O. One JSON object per line (docs/control-api.md):
+ *
+ *   request: {"id": <any JSON, optional>, "cmd": "<name>", "args": {...}}
+ *   reply:   {"id": <same>, "ok": true,  "result": {...}}
+ *            {"id": <same>, "ok": false, "error": {"code": "...",
+ *                                                  "message": "..."}}
+ *   event:   {"event": "<name>", "data": {...}}
+ *
+ * JSON is parsed and produced with jansson; nothing here is hand-rolled.
+ */
+#ifndef VMM_CTL_PROTO_H
+#define VMM_CTL_PROTO_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define CTL_LINE_MAX 65536 /* longest request line accepted */
+
+enum ctl_cmd {
+	CTL_CMD_STATUS,
+	CTL_CMD_PAUSE,
+	CTL_CMD_RESUME,
+	CTL_CMD_STOP,
+	CTL_CMD_GUEST_REQUEST, /* args: {"request": "verify"|"stop-workload"} */
+	CTL_CMD_MAX
+};
+
+/* Error codes, sent as their string names (ctl_err_name). */
+enum ctl_err {
+	CTL_ERR_NONE,
+	CTL_ERR_BAD_JSON,	 /* "bad-json": not a JSON object */
+	CTL_ERR_BAD_REQUEST,	 /* "bad-request": missing/ill-typed members */
+	CTL_ERR_UNKNOWN_COMMAND, /* "unknown-command" */
+	CTL_ERR_BAD_ARGS,	 /* "bad-args": args wrong for the command */
+	CTL_ERR_BAD_STATE,	 /* "bad-state": e.g. resume when running */
+	CTL_ERR_INTERNAL,	 /* "internal": the VMM failed doing it */
+	CTL_ERR_TOO_LONG,	 /* "too-long": line over CTL_LINE_MAX */
+};
+
+struct ctl_error {
+	enum ctl_err code;
+	char message[256];
+};
+
+struct ctl_request {
+	json_t *id; /* borrowed from root; NULL when absent */
+	enum ctl_cmd cmd;
+	json_t *args; /* borrowed; an object (empty when absent) */
+	json_t *root; /* owned: ctl_request_free() releases it */
+	/* Decoded arguments, per command: */
+	int guest_req; /* CTL_CMD_GUEST_REQUEST: enum guest_req */
+};
+
+const char *ctl_cmd_name(enum ctl_cmd cmd);
+const char *ctl_err_name(enum ctl_err code);
+
+/* Name lookups: enum ctl_cmd / enum guest_req, or -1 when unknown. */
+int ctl_cmd_from_name(const char *name);
+int ctl_guest_req_from_name(const char *name);
+const char *ctl_guest_req_name(int req); /* NULL when out of range */
+
+/*
+ * Parse and validate one request line (without the newline). On success
+ * returns 0 and fills req (free it with ctl_request_free). On failure
+ * returns -EINVAL, fills err, and req->id holds the request's id when it
+ * could be read (so the error reply can carry it) - it is a new reference
+ * that the caller releases with json_decref (may be NULL).
+ */
+int ctl_parse_request(const char *line, size_t len, struct ctl_request *req,
+		      struct ctl_error *err);
+void ctl_request_free(struct ctl_request *req);
+
+/*
+ * Build one reply or event line, newline-terminated, malloc'd (caller
+ * frees). result/data may be NULL (an empty object is sent); the functions
+ * steal the reference to result/data. id may be NULL (sent as null).
+ */
+char *ctl_reply_ok(json_t *id, json_t *result);
+char *ctl_reply_error(json_t *id, const struct ctl_error *err);
+char *ctl_event(const char *name, json_t *data);
+
+/* Build a request line for a client (steals args; may be NULL). */
+char *ctl_request_line(const char *cmd, json_t *args, int id);
+
+#endif /* VMM_CTL_PROTO_H */

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmmctl.c - the command-line front end. `vmmctl boot` becomes the VMM
+ * (cmd_boot); every other subcommand is a client of a running VMM's control
+ * socket: it parses its flags, sends one request with control_call, prints
+ * the reply's result as indented JSON on stdout (exit 0) or the error as
+ * "vmmctl CMD: code: message" on stderr (exit 1). Bad usage is one line on
+ * stderr and exit 2. Single-threaded; only main() exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cmd.h"
+#include "vmm/control.h"
+#include "vmm/ctl_proto.h"
+
+#define EXIT_USAGE 2
+
+struct vmmctl_cmd {
+	const char *name;
+	const char *usage;   /* what follows "vmmctl NAME" */
+	const char *summary; /* one line for vmmctl --help */
+	const char *help;    /* the body of vmmctl NAME --help */
+	int (*run)(const struct vmmctl_cmd *cmd, int argc, char **argv);
+	int positional; /* client commands: how many operands they take */
+};
+
+static const char client_opts_help[] =
+	"\n"
+	"  --api SOCK   the VMM's control socket (required)\n"
+	"  -h, --help   show this help\n"
+	"\n"
+	"Exit status: 0 on success, 1 when the VMM refuses or cannot be\n"
+	"reached, 2 on bad usage.\n";
+
+static int run_boot(const struct vmmctl_cmd *cmd, int argc, char **argv)
+{
+	return cmd_boot(argc, argv);
+}
+
+static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv);
+
+static const struct vmmctl_cmd vmmctl_cmds[] = {
+	{
+		.name = "boot",
+		.usage = "--kernel FILE [options]",
+		.summary = "run a VM; this process is the VMM",
+		.run = run_boot,
+	},
+	{
+		.name = "status",
+		.usage = "--api SOCK",
+		.summary = "show the VM's state and counters",
+		.help = "Print the VM's state (running, paused, stopping), its "
+			"shape, kernel,\n"
+			"heartbeat and marker counters and uptime as JSON.\n",
+		.run = run_client,
+	},
+	{
+		.name = "pause",
+		.usage = "--api SOCK",
+		.summary = "stop running the vCPUs",
+		.help = "Pause every vCPU. Fails with bad-state when the VM is "
+			"not running.\n",
+		.run = run_client,
+	},
+	{
+		.name = "resume",
+		.usage = "--api SOCK",
+		.summary = "run the vCPUs again after pause",
+		.help = "Resume a paused VM. Fails with bad-state when it is "
+			"not paused.\n",
+		.run = run_client,
+	},
+	{
+		.name = "stop",
+		.usage = "--api SOCK",
+		.summary = "stop the VM; the VMM exits",
+		.help = "Stop the VM: the VMM posts a \"shutdown\" event, "
+			"closes the control\n"
+			"socket and exits with status 0.\n",
+		.run = run_client,
+	},
+	{
+		.name = "guest-request",
+		.usage = "--api SOCK REQUEST",
+		.summary = "ask the test guest to verify or stop-workload",
+		.help = "Post REQUEST to the test guest's mailbox:\n"
+			"  verify         check every page of the current "
+			"workload now\n"
+			"  stop-workload  end the current workload and run the "
+			"next one\n",
+		.run = run_client,
+		.positional = 1,
+	},
+};
+
+#define NR_CMDS (sizeof(vmmctl_cmds) / sizeof(vmmctl_cmds[0]))
+
+static void vmmctl_usage(FILE *f)
+{
+	fputs("usage: vmmctl COMMAND [options]\n"
+	      "\n"
+	      "Commands:\n",
+	      f);
+	for (size_t i = 0; i < NR_CMDS; i++)
+		fprintf(f, "  %-14s %s\n", vmmctl_cmds[i].name,
+			vmmctl_cmds[i].summary);
+	fputs("\n"
+	      "Run 'vmmctl COMMAND --help' for a command's options.\n",
+	      f);
+}
+
+static void client_help(const struct vmmctl_cmd *cmd)
+{
+	printf("usage: vmmctl %s %s\n\n%s%s", cmd->name, cmd->usage, cmd->help,
+	       client_opts_help);
+}
+
+/* ---- client commands ----------------------------------------------- */
+
+struct client_opts {
+	const char *api;
+	char **operands;
+	int nr_operands;
+};
+
+static const struct option client_longopts[] = {
+	{"api", required_argument, NULL, 'A'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/* 1 when arg ("--name=value") names one of our long options. */
+static int client_known_long(const char *arg, int len)
+{
+	for (const struct option *o = client_longopts; o->name; o++)
+		if ((int)strlen(o->name) == len - 2 &&
+		    !strncmp(o->name, arg + 2, len - 2))
+			return 1;
+	return 0;
+}
+
+/* Report the getopt failure c for arg (the argv element), opt = optopt. */
+static void client_bad_flag(const struct vmmctl_cmd *cmd, int c,
+			    const char *arg, int opt)
+{
+	const char *what = "unknown option";
+	int len = (int)strcspn(arg, "=");
+	char shortopt[3] = {'-', (char)opt, '\0'};
+
+	if (strncmp(arg, "--", 2) != 0 && opt) {
+		arg = shortopt; /* e.g. "-x" out of "-vx" */
+		len = 2;
+	}
+	if (c == ':')
+		what = "missing value for";
+	else if (arg[len] == '=' && client_known_long(arg, len))
+		what = "no value allowed for";
+	fprintf(stderr, "vmmctl %s: %s '%.*s' (see vmmctl %s --help)\n",
+		cmd->name, what, len, arg, cmd->name);
+}
+
+/* 0 parsed, 1 help shown, -EINVAL bad usage (reported). */
+static int client_parse(const struct vmmctl_cmd *cmd, int argc, char **argv,
+			struct client_opts *o)
+{
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", client_longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'A':
+			o->api = optarg;
+			break;
+		case 'h':
+			client_help(cmd);
+			return 1;
+		default:
+			client_bad_flag(cmd, c, argv[optind - 1], optopt);
+			return -EINVAL;
+		}
+	}
+	o->operands = argv + optind;
+	o->nr_operands = argc - optind;
+	if (o->nr_operands > cmd->positional) {
+		fprintf(stderr,
+			"vmmctl %s: unexpected argument '%s' (see vmmctl %s "
+			"--help)\n",
+			cmd->name, o->operands[cmd->positional], cmd->name);
+		return -EINVAL;
+	}
+	if (!o->api) {
+		fprintf(stderr, "vmmctl %s: --api SOCK is required\n",
+			cmd->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Build the request's args from the operands; *args NULL when none. */
+static int client_args(const struct vmmctl_cmd *cmd,
+		       const struct client_opts *o, json_t **args)
+{
+	const char *req;
+
+	*args = NULL;
+	if (strcmp(cmd->name, "guest-request") != 0)
+		return 0;
+	if (o->nr_operands < 1) {
+		fprintf(stderr,
+			"vmmctl %s: REQUEST is required (verify or "
+			"stop-workload)\n",
+			cmd->name);
+		return -EINVAL;
+	}
+	req = o->operands[0];
+	if (ctl_guest_req_from_name(req) < 0) {
+		fprintf(stderr,
+			"vmmctl %s: unknown request '%s' (expected verify or "
+			"stop-workload)\n",
+			cmd->name, req);
+		return -EINVAL;
+	}
+	*args = json_pack("{s:s}", "request", req);
+	return *args ? 0 : -ENOMEM;
+}
+
+/* Print an ok reply's result to stdout: 0, or 1 when stdout fails. */
+static int client_print_result(const struct vmmctl_cmd *cmd, json_t *reply)
+{
+	json_t *result = json_object_get(reply, "result");
+	json_t *empty = json_object();
+	int r = 0;
+
+	if (json_dumpf(result ? result : empty, stdout, JSON_INDENT(2)) < 0 ||
+	    putchar('\n') == EOF || fflush(stdout) == EOF) {
+		fprintf(stderr, "vmmctl %s: cannot write the result: %s\n",
+			cmd->name, strerror(errno));
+		r = 1;
+	}
+	json_decref(empty);
+	return r;
+}
+
+/* Turn a reply into the exit status, printing what the user needs. */
+static int client_report(const struct vmmctl_cmd *cmd, const char *api,
+			 json_t *reply)
+{
+	json_t *ok = json_object_get(reply, "ok");
+	json_t *error = json_object_get(reply, "error");
+	const char *code, *msg;
+
+	if (json_is_true(ok))
+		return client_print_result(cmd, reply);
+	code = json_string_value(json_object_get(error, "code"));
+	msg = json_string_value(json_object_get(error, "message"));
+	if (!json_is_false(ok) || !code || !msg) {
+		fprintf(stderr, "vmmctl %s: malformed reply from %s\n",
+			cmd->name, api);
+		return 1;
+	}
+	fprintf(stderr, "vmmctl %s: %s: %s\n", cmd->name, code, msg);
+	return 1;
+}
+
+static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
+{
+	struct client_opts o;
+	char err[512];
+	json_t *args, *reply;
+	int r;
+
+	r = client_parse(cmd, argc, argv, &o);
+	if (r)
+		return r > 0 ? 0 : EXIT_USAGE;
+	r = client_args(cmd, &o, &args);
+	if (r)
+		return r == -EINVAL ? EXIT_USAGE : 1;
+	r = control_call(o.api, cmd->name, args, &reply, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vmmctl %s: %s\n", cmd->name, err);
+		return 1;
+	}
+	r = client_report(cmd, o.api, reply);
+	json_decref(reply);
+	return r;
+}
+
+/* ---- main ------------------------------------------------------------ */
+
+static const struct vmmctl_cmd *vmmctl_find(const char *name)
+{
+	for (size_t i = 0; i < NR_CMDS; i++)
+		if (strcmp(vmmctl_cmds[i].name, name) == 0)
+			return &vmmctl_cmds[i];
+	return NULL;
+}
+
+static int is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h") ||
+	       !strcmp(arg, "help");
+}
+
+/* vmmctl help [COMMAND] */
+static int vmmctl_help(int argc, char **argv)
+{
+	const struct vmmctl_cmd *cmd;
+	char *sub[3];
+
+	if (argc < 3 || is_help(argv[2])) {
+		vmmctl_usage(stdout);
+		return 0;
+	}
+	cmd = vmmctl_find(argv[2]);
+	if (!cmd) {
+		fprintf(stderr,
+			"vmmctl: unknown command '%s' (see vmmctl --help)\n",
+			argv[2]);
+		return EXIT_USAGE;
+	}
+	sub[0] = argv[2];
+	sub[1] = "--help";
+	sub[2] = NULL;
+	return cmd->run(cmd, 2, sub);
+}
+
+int main(int argc, char **argv)
+{
+	const struct vmmctl_cmd *cmd;
+
+	if (argc < 2) {
+		vmmctl_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (is_help(argv[1]))
+		return vmmctl_help(argc, argv);
+	cmd = vmmctl_find(argv[1]);
+	if (!cmd) {
+		fprintf(stderr, "vmmctl: unknown %s '%s' (see vmmctl --help)\n",
+			argv[1][0] == '-' ? "option" : "command", argv[1]);
+		return EXIT_USAGE;
+	}
+	return cmd->run(cmd, argc - 1, argv + 1);
+}
