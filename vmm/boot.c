@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * boot.c - identity page tables and the boot-info page for test guests.
+ *
+ * Guests start in 64-bit mode, so paging must already be on: the VMM writes
+ * a 4-level identity map with 4 KiB pages (2 MiB pages would make the dirty
+ * log over-report, kvm-notes.md) at host memcpy speed, instead of letting
+ * emulated ring-0 guest code spend seconds on it. Layout of low RAM:
+ *
+ *   0x0000  not mapped (catches NULL dereferences)
+ *   0x1000  boot-info page
+ *   1 MiB   the guest ELF image ... kernel_end
+ *           free RAM (boot_info.free[0])
+ *   top     page tables, up to the end of low RAM
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/boot.h"
+
+#define PTE_P	      0x001ULL
+#define PTE_W	      0x002ULL
+#define PTE_U	      0x004ULL
+#define PTE_PWT	      0x008ULL
+#define PTE_PCD	      0x010ULL
+#define PTE_ADDR_MASK 0x000ffffffffff000ULL
+
+#define SZ_2M	(1ULL << 21)
+#define SZ_1G	(1ULL << 30)
+#define SZ_512G (1ULL << 39)
+
+/* Page-table pages are handed out from [next, end) by a bump allocator. */
+struct pt_builder {
+	const struct guest_mem *m;
+	uint64_t pml4;
+	uint64_t next;
+	uint64_t end;
+};
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+static uint64_t chunks(uint64_t start, uint64_t end, uint64_t size)
+{
+	return align_up(end, size) / size - start / size;
+}
+
+uint64_t boot_pt_size(const struct guest_mem *m)
+{
+	uint64_t pages = 1; /* PML4 */
+	uint64_t dev_end = GUEST_DEV_MMIO_BASE + GUEST_DEV_MMIO_SIZE;
+
+	for (int i = 0; i < m->nr_regions; i++) {
+		uint64_t s = m->regions[i].gpa;
+		uint64_t e = s + m->regions[i].size;
+
+		pages += chunks(s, e, SZ_512G) + chunks(s, e, SZ_1G) +
+			 chunks(s, e, SZ_2M);
+	}
+	pages += chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_512G) +
+		 chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_1G) +
+		 chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_2M);
+	return pages * GUEST_PAGE_SIZE;
+}
+
+static uint64_t *pt_hva(struct pt_builder *b, uint64_t gpa)
+{
+	return mem_gpa_to_hva(b->m, gpa, GUEST_PAGE_SIZE);
+}
+
+static int pt_alloc(struct pt_builder *b, uint64_t *gpa)
+{
+	uint64_t *p;
+
+	if (b->next + GUEST_PAGE_SIZE > b->end)
+		return -ENOSPC;
+	p = pt_hva(b, b->next);
+	if (!p)
+		return -EFAULT;
+	memset(p, 0, GUEST_PAGE_SIZE);
+	*gpa = b->next;
+	b->next += GUEST_PAGE_SIZE;
+	return 0;
+}
+
+/* The next-level table behind entry idx of table, allocated on demand. */
+static int pt_next(struct pt_builder *b, uint64_t table, unsigned int idx,
+		   uint64_t *next)
+{
+	uint64_t *t = pt_hva(b, table);
+	int r;
+
+	if (t[idx] & PTE_P) {
+		*next = t[idx] & PTE_ADDR_MASK;
+		return 0;
+	}
+	r = pt_alloc(b, next);
+	if (r)
+		return r;
+	t[idx] = *next | PTE_P | PTE_W | PTE_U;
+	return 0;
+}
+
+/* The last-level table (PT) that maps va. */
+static int pt_leaf_table(struct pt_builder *b, uint64_t va, uint64_t *pt)
+{
+	uint64_t pdpt, pd;
+	int r;
+
+	r = pt_next(b, b->pml4, (va >> 39) & 511, &pdpt);
+	if (!r)
+		r = pt_next(b, pdpt, (va >> 30) & 511, &pd);
+	if (!r)
+		r = pt_next(b, pd, (va >> 21) & 511, pt);
+	return r;
+}
+
+/* Identity-map [start, end) with 4 KiB pages and the given flags. */
+static int pt_map_range(struct pt_builder *b, uint64_t start, uint64_t end,
+			uint64_t flags)
+{
+	uint64_t *pt = NULL;
+	uint64_t pt_gpa;
+	int r;
+
+	for (uint64_t a = start; a < end; a += GUEST_PAGE_SIZE) {
+		if (!pt || (a & (SZ_2M - 1)) == 0) {
+			r = pt_leaf_table(b, a, &pt_gpa);
+			if (r)
+				return r;
+			pt = pt_hva(b, pt_gpa);
+		}
+		pt[(a >> 12) & 511] = a | flags;
+	}
+	return 0;
+}
+
+int boot_build_page_tables(const struct guest_mem *m, uint64_t pt_base)
+{
+	struct pt_builder b = {
+		.m = m,
+		.next = pt_base,
+		.end = pt_base + boot_pt_size(m),
+	};
+	uint64_t ram = PTE_P | PTE_W | PTE_U;
+	int r;
+
+	r = pt_alloc(&b, &b.pml4);
+	for (int i = 0; !r && i < m->nr_regions; i++) {
+		uint64_t s = m->regions[i].gpa;
+
+		/* Guest-physical page 0 stays unmapped. */
+		if (s == 0)
+			s = GUEST_PAGE_SIZE;
+		r = pt_map_range(&b, s, m->regions[i].gpa + m->regions[i].size,
+				 ram);
+	}
+	if (!r)
+		r = pt_map_range(&b, GUEST_DEV_MMIO_BASE,
+				 GUEST_DEV_MMIO_BASE + GUEST_DEV_MMIO_SIZE,
+				 ram | PTE_PWT | PTE_PCD);
+	return r;
+}
+
+static void boot_fill_ranges(struct boot_info *bi, const struct guest_mem *m,
+			     uint64_t free_start, uint64_t pt_base)
+{
+	bi->nr_ranges = 0;
+	if (free_start < pt_base) {
+		bi->free[0].start = free_start;
+		bi->free[0].end = pt_base;
+		bi->nr_ranges = 1;
+	}
+	for (int i = 1; i < m->nr_regions; i++) {
+		if (bi->nr_ranges >= GUEST_MAX_RANGES)
+			break;
+		bi->free[bi->nr_ranges].start = m->regions[i].gpa;
+		bi->free[bi->nr_ranges].end =
+			m->regions[i].gpa + m->regions[i].size;
+		bi->nr_ranges++;
+	}
+}
+
+int boot_setup(const struct guest_mem *m, const struct boot_params *p,
+	       char *err, size_t errlen)
+{
+	const struct mem_region *low = &m->regions[0];
+	uint64_t pt_size = boot_pt_size(m);
+	uint64_t pt_base = (low->size - pt_size) & ~(GUEST_PAGE_SIZE - 1);
+	uint64_t free_start = align_up(p->kernel_end, GUEST_PAGE_SIZE);
+	struct boot_info *bi;
+	size_t cl = p->cmdline ? strlen(p->cmdline) : 0;
+	int r;
+
+	if (cl >= GUEST_CMDLINE_MAX) {
+		snprintf(err, errlen,
+			 "guest command line is %zu bytes; at most %d fit", cl,
+			 GUEST_CMDLINE_MAX - 1);
+		return -E2BIG;
+	}
+	if (pt_size >= low->size || pt_base < free_start) {
+		snprintf(err, errlen,
+			 "guest RAM too small: kernel ends at 0x%llx and page "
+			 "tables need %llu KiB below 0x%llx",
+			 (unsigned long long)p->kernel_end,
+			 (unsigned long long)(pt_size >> 10),
+			 (unsigned long long)low->size);
+		return -ENOSPC;
+	}
+	r = boot_build_page_tables(m, pt_base);
+	if (r) {
+		snprintf(err, errlen, "building page tables: %s", strerror(-r));
+		return r;
+	}
+	bi = mem_gpa_to_hva(m, GUEST_BOOT_INFO_GPA, sizeof(*bi));
+	if (!bi) {
+		snprintf(err, errlen, "boot-info page is not in RAM");
+		return -EFAULT;
+	}
+	memset(bi, 0, sizeof(*bi));
+	bi->magic = BOOT_INFO_MAGIC;
+	bi->version = BOOT_INFO_VERSION;
+	bi->nr_cpus = p->nr_cpus;
+	bi->ram_size = m->size;
+	bi->tsc_khz = p->tsc_khz;
+	bi->pt_base = pt_base;
+	bi->pt_size = pt_size;
+	bi->kernel_end = p->kernel_end;
+	bi->dev_mmio_base = GUEST_DEV_MMIO_BASE;
+	boot_fill_ranges(bi, m, free_start, pt_base);
+	if (cl)
+		memcpy(bi->cmdline, p->cmdline, cl);
+	return 0;
+}

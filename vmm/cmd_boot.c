@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_boot.c - `vmmctl boot`: this process becomes the VMM.
+ *
+ * The main thread runs the libuv event loop (control socket, signals, the
+ * heartbeat-log flush timer, terminal input for the UART) and owns the VM's
+ * life: it creates it, starts the vCPU threads, serves pause/resume/stop,
+ * and tears everything down when the VM exits. vCPU threads reach the loop
+ * only through uv_async (exit) and control_post_event (markers).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "vmm/cmd.h"
+#include "vmm/control.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define BOOT_DEFAULT_MEM (256ULL << 20)
+#define BOOT_FLUSH_MS	 50 /* heartbeat log: flushed well within 100 ms */
+
+/* Everything below is owned by the event-loop thread. */
+struct boot_app {
+	uv_loop_t loop;
+	struct vm vm;
+	struct control ctl;
+	bool has_ctl;
+	uv_async_t exit_async;
+	uv_signal_t sig_int, sig_term;
+	uv_timer_t flush_timer;
+	uv_tty_t tty;
+	bool has_tty;
+};
+
+struct boot_opts {
+	struct vm_config cfg;
+	const char *api;
+};
+
+static const char boot_usage[] =
+	"usage: vmmctl boot --kernel FILE [options]\n"
+	"\n"
+	"Run a VM in this process until the guest exits or it is stopped.\n"
+	"Exits with the guest's exit code (0 after `vmmctl stop`,\n"
+	"128+N after signal N, 1 when the VMM fails, 2 on bad usage).\n"
+	"\n"
+	"  --kernel FILE         static ELF64 test guest to boot (required)\n"
+	"  --append CMDLINE      guest command line, e.g. \"heartbeat\"\n"
+	"  --mem SIZE            guest RAM, 16M..64G (default 256M; a plain\n"
+	"                        number is MiB)\n"
+	"  --cpus N              number of vCPUs, 1..32 (default 1)\n"
+	"  --api SOCK            serve the control API on UNIX socket SOCK\n"
+	"  --serial FILE         write serial output to FILE, not stdout\n"
+	"  --heartbeat-log FILE  log \"<seq> <CLOCK_MONOTONIC ns>\" per "
+	"heartbeat\n"
+	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
+	"  -h, --help            show this help\n";
+
+/* ---- options ---------------------------------------------------------- */
+
+static int boot_parse_cpus(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > GUEST_MAX_CPUS)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+static int boot_parse_mem(const char *s, uint64_t *out)
+{
+	struct mem_region regs[GUEST_MEM_MAX_REGS];
+
+	if (mem_parse_size(s, out))
+		return -EINVAL;
+	if (mem_layout(*out, regs, GUEST_MEM_MAX_REGS) < 0)
+		return -ERANGE;
+	return 0;
+}
+
+static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
+{
+	int r;
+
+	switch (c) {
+	case 'k':
+		o->cfg.kernel = arg;
+		return 0;
+	case 'a':
+		o->cfg.append = arg;
+		return 0;
+	case 's':
+		o->cfg.serial_path = arg;
+		return 0;
+	case 'b':
+		o->cfg.hb_log_path = arg;
+		return 0;
+	case 'K':
+		o->cfg.kvm_path = arg;
+		return 0;
+	case 'A':
+		o->api = arg;
+		return 0;
+	case 'c':
+		if (boot_parse_cpus(arg, &o->cfg.nr_cpus) == 0)
+			return 0;
+		fprintf(stderr,
+			"vmmctl boot: --cpus '%s': need a whole number "
+			"from 1 to %d\n",
+			arg, GUEST_MAX_CPUS);
+		return -EINVAL;
+	case 'm':
+		r = boot_parse_mem(arg, &o->cfg.mem_size);
+		if (r == 0)
+			return 0;
+		if (r == -ERANGE)
+			fprintf(stderr,
+				"vmmctl boot: --mem '%s': guest RAM must "
+				"be 16M to 64G in whole 4 KiB pages\n",
+				arg);
+		else
+			fprintf(stderr,
+				"vmmctl boot: --mem '%s': not a size "
+				"(examples: 512M, 2G, 1024)\n",
+				arg);
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static int boot_parse(int argc, char **argv, struct boot_opts *o)
+{
+	static const struct option longopts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"append", required_argument, NULL, 'a'},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"api", required_argument, NULL, 'A'},
+		{"serial", required_argument, NULL, 's'},
+		{"heartbeat-log", required_argument, NULL, 'b'},
+		{"kvm-device", required_argument, NULL, 'K'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->cfg.mem_size = BOOT_DEFAULT_MEM;
+	o->cfg.nr_cpus = 1;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(boot_usage, stdout);
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			fprintf(stderr,
+				"vmmctl boot: %s '%s' (see vmmctl boot "
+				"--help)\n",
+				c == '?' ? "unknown option"
+					 : "missing value for",
+				argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (boot_opt_value(o, c, optarg))
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"vmmctl boot: unexpected argument '%s' (see "
+			"vmmctl boot --help)\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->cfg.kernel) {
+		fprintf(stderr, "vmmctl boot: --kernel FILE is required\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- control handlers (loop thread) ------------------------------------- */
+
+static json_t *boot_markers_json(const struct testdev_stats *st)
+{
+	json_t *o = json_object();
+
+	for (unsigned int id = 1; id < MARK_MAX; id++)
+		json_object_set_new(o, testdev_marker_name(id),
+				    json_integer(st->markers[id]));
+	return o;
+}
+
+static json_t *boot_vcpus_json(struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		const struct vcpu_stats *s = &vm->vcpus[i].st;
+
+		json_array_append_new(a,
+				      json_pack("{s:i, s:I, s:I, s:I}", "id", i,
+						"exits", (json_int_t)s->exits,
+						"io", (json_int_t)s->io, "mmio",
+						(json_int_t)s->mmio));
+	}
+	return a;
+}
+
+static json_t *boot_status(struct boot_app *app)
+{
+	struct vm *vm = &app->vm;
+	struct testdev_stats st;
+	enum vm_state state;
+
+	testdev_get_stats(&vm->testdev, &st);
+	pthread_mutex_lock(&vm->lock);
+	state = vm->state;
+	pthread_mutex_unlock(&vm->lock);
+	return json_pack(
+		"{s:s, s:i, s:I, s:s, s:{s:I, s:I, s:I, s:I}, s:o, "
+		"s:o, s:I}",
+		"state", vm_state_name(state), "vcpus", vm->nr_vcpus,
+		"mem_bytes", (json_int_t)vm->mem.size, "kernel", vm->cfg.kernel,
+		"heartbeats", "count", (json_int_t)st.heartbeats, "last_seq",
+		(json_int_t)st.last_seq, "last_ns", (json_int_t)st.last_ns,
+		"seq_errors", (json_int_t)st.seq_errors, "markers",
+		boot_markers_json(&st), "vcpu_stats", boot_vcpus_json(vm),
+		"uptime_ms",
+		(json_int_t)((vm_now_ns() - vm->start_ns) / 1000000));
+}
+
+static int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg)
+{
+	err->code = code;
+	snprintf(err->message, sizeof(err->message), "%s", msg);
+	return -1;
+}
+
+static int boot_run_state_err(int r, struct ctl_error *err, const char *verb)
+{
+	char msg[128];
+
+	if (r == -EALREADY)
+		snprintf(msg, sizeof(msg), "the VM is already %s", verb);
+	else if (r == -ESHUTDOWN)
+		snprintf(msg, sizeof(msg), "the VM is stopping");
+	else
+		snprintf(msg, sizeof(msg), "could not stop every vCPU: %s",
+			 strerror(-r));
+	return boot_fail(err,
+			 r == -ETIMEDOUT ? CTL_ERR_INTERNAL : CTL_ERR_BAD_STATE,
+			 msg);
+}
+
+static int boot_handle(void *opaque, const struct ctl_request *req,
+		       json_t **result, struct ctl_error *err)
+{
+	struct boot_app *app = opaque;
+	int r;
+
+	switch (req->cmd) {
+	case CTL_CMD_STATUS:
+		*result = boot_status(app);
+		return 0;
+	case CTL_CMD_PAUSE:
+		r = vm_pause(&app->vm);
+		return r ? boot_run_state_err(r, err, "paused") : 0;
+	case CTL_CMD_RESUME:
+		r = vm_resume(&app->vm);
+		return r ? boot_run_state_err(r, err, "running") : 0;
+	case CTL_CMD_STOP:
+		vm_request_exit(&app->vm, 0, "stopped by the control API");
+		return 0;
+	case CTL_CMD_GUEST_REQUEST:
+		r = vm_guest_request(&app->vm, req->guest_req, 0);
+		if (r < 0)
+			return boot_fail(err, CTL_ERR_INTERNAL,
+					 "boot-info page is not in RAM");
+		*result = json_pack("{s:i}", "seq", r);
+		return 0;
+	default:
+		return boot_fail(err, CTL_ERR_UNKNOWN_COMMAND,
+				 "command not served by this VMM");
+	}
+}
+
+/* ---- loop callbacks -------------------------------------------------------
+ */
+
+static void boot_on_exit(void *opaque)
+{
+	struct boot_app *app = opaque;
+
+	uv_async_send(&app->exit_async); /* any thread */
+}
+
+static void boot_on_event(void *opaque, const char *name, uint64_t id,
+			  uint64_t arg)
+{
+	struct boot_app *app = opaque;
+
+	if (!app->has_ctl)
+		return;
+	control_post_event(&app->ctl, name,
+			   json_pack("{s:s, s:I, s:I}", "name",
+				     testdev_marker_name((unsigned int)id),
+				     "id", (json_int_t)id, "arg",
+				     (json_int_t)arg));
+}
+
+static void boot_close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* The VM asked to stop: join vCPUs, tell clients, close every handle. */
+static void boot_exit_async(uv_async_t *h)
+{
+	struct boot_app *app = h->data;
+	struct vm *vm = &app->vm;
+
+	vm_join(vm);
+	testdev_flush(&vm->testdev);
+	console_flush(&vm->console);
+	if (app->has_ctl) {
+		control_post_event(&app->ctl, "shutdown",
+				   json_pack("{s:s, s:i}", "reason",
+					     vm->exit_why, "exit_code",
+					     vm->exit_code));
+		control_stop(&app->ctl);
+	}
+	boot_close_handle((uv_handle_t *)&app->exit_async);
+	boot_close_handle((uv_handle_t *)&app->sig_int);
+	boot_close_handle((uv_handle_t *)&app->sig_term);
+	boot_close_handle((uv_handle_t *)&app->flush_timer);
+	if (app->has_tty)
+		boot_close_handle((uv_handle_t *)&app->tty);
+}
+
+static void boot_on_signal(uv_signal_t *h, int signum)
+{
+	struct boot_app *app = h->data;
+
+	vm_request_exit(&app->vm, 128 + signum, "received %s",
+			strsignal(signum));
+}
+
+static void boot_on_flush(uv_timer_t *h)
+{
+	struct boot_app *app = h->data;
+
+	testdev_flush(&app->vm.testdev);
+	console_flush(&app->vm.console);
+}
+
+static void boot_tty_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char in[256]; /* loop thread only */
+
+	(void)h;
+	(void)hint;
+	*buf = uv_buf_init(in, sizeof(in));
+}
+
+static void boot_tty_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct boot_app *app = s->data;
+
+	if (n > 0)
+		serial_push_input(&app->vm.com1, buf->base, n);
+	else if (n < 0)
+		uv_read_stop(s);
+}
+
+static int boot_init_handles(struct boot_app *app)
+{
+	int r;
+
+	app->exit_async.data = app;
+	app->sig_int.data = app;
+	app->sig_term.data = app;
+	app->flush_timer.data = app;
+	r = uv_async_init(&app->loop, &app->exit_async, boot_exit_async);
+	if (!r)
+		r = uv_signal_init(&app->loop, &app->sig_int);
+	if (!r)
+		r = uv_signal_start(&app->sig_int, boot_on_signal, SIGINT);
+	if (!r)
+		r = uv_signal_init(&app->loop, &app->sig_term);
+	if (!r)
+		r = uv_signal_start(&app->sig_term, boot_on_signal, SIGTERM);
+	if (!r)
+		r = uv_timer_init(&app->loop, &app->flush_timer);
+	if (!r)
+		r = uv_timer_start(&app->flush_timer, boot_on_flush,
+				   BOOT_FLUSH_MS, BOOT_FLUSH_MS);
+	if (r)
+		return r;
+	/* Serial input only from an interactive terminal. */
+	if (isatty(STDIN_FILENO) &&
+	    uv_tty_init(&app->loop, &app->tty, STDIN_FILENO, 1) == 0) {
+		app->has_tty = true;
+		app->tty.data = app;
+		uv_read_start((uv_stream_t *)&app->tty, boot_tty_alloc,
+			      boot_tty_read);
+	}
+	return 0;
+}
+
+static int boot_setup(struct boot_app *app, const struct boot_opts *o)
+{
+	char err[512];
+	int r;
+
+	r = vm_create(&app->vm, &o->cfg, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "vmmctl boot: %s\n", err);
+		return r;
+	}
+	app->vm.on_exit = boot_on_exit;
+	app->vm.on_event = boot_on_event;
+	app->vm.cb_opaque = app;
+	if (o->api) {
+		r = control_start(&app->ctl, &app->loop, o->api, boot_handle,
+				  app, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "vmmctl boot: %s\n", err);
+			return r;
+		}
+		app->has_ctl = true;
+	}
+	r = boot_init_handles(app);
+	if (r) {
+		fprintf(stderr, "vmmctl boot: event loop: %s\n",
+			uv_strerror(r));
+		return r;
+	}
+	r = vm_start(&app->vm, err, sizeof(err));
+	if (r)
+		fprintf(stderr, "vmmctl boot: %s\n", err);
+	return 0; /* a failed start already requested exit: the loop ends it */
+}
+
+static void boot_walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	boot_close_handle(h);
+}
+
+int cmd_boot(int argc, char **argv)
+{
+	static struct boot_app app; /* big (struct vm) and loop-owned */
+	struct boot_opts o;
+	int r;
+
+	r = boot_parse(argc, argv, &o);
+	if (r)
+		return r > 0 ? 0 : 2;
+	r = vcpu_signals_init();
+	if (r) {
+		fprintf(stderr, "vmmctl boot: sigaction: %s\n", strerror(-r));
+		return 1;
+	}
+	memset(&app, 0, sizeof(app));
+	r = uv_loop_init(&app.loop);
+	if (r) {
+		fprintf(stderr, "vmmctl boot: uv_loop_init: %s\n",
+			uv_strerror(r));
+		return 1;
+	}
+	r = boot_setup(&app, &o);
+	if (r) {
+		if (app.has_ctl)
+			control_stop(&app.ctl);
+		uv_walk(&app.loop, boot_walk_close, NULL);
+		uv_run(&app.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&app.loop);
+		if (app.vm.fd > 0)
+			vm_destroy(&app.vm);
+		return 1;
+	}
+	uv_run(&app.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&app.loop);
+	if (app.vm.exit_error)
+		fprintf(stderr, "vmmctl boot: %s\n", app.vm.exit_why);
+	r = app.vm.exit_code;
+	vm_destroy(&app.vm);
+	return r;
+}

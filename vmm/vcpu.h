@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vcpu.h - one virtual CPU and the thread that runs it.
+ *
+ * The thread owns the kvm_run page and the counters; other threads only
+ * set run->immediate_exit and send SIGVCPU_KICK (vcpu_kick) to make it
+ * leave KVM_RUN, then wait on the VM's run control.
+ */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#define SIGVCPU_KICK SIGUSR1
+
+struct vm;
+
+struct vcpu_stats {
+	uint64_t exits;
+	uint64_t io;
+	uint64_t mmio;
+	uint64_t intr;
+};
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	bool need_reentry; /* last exit must be completed by one more KVM_RUN */
+	struct vcpu_stats st; /* written by the vCPU thread only */
+};
+
+/* Create the vCPU (fd and kvm_run mapping). */
+int vcpu_create(struct vcpu *v, struct vm *vm, int id, char *err,
+		size_t errlen);
+/* Put a new vCPU in 64-bit mode at entry, per vmm/guest_abi.h. */
+int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen);
+int vcpu_start(struct vcpu *v);
+/* Make the thread leave KVM_RUN soon (any thread). */
+void vcpu_kick(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+/* Install the (empty) kick signal handler; once per process. */
+int vcpu_signals_init(void);
+
+#endif /* VMM_VCPU_H */

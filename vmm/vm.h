@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.h - one virtual machine: its KVM fd, guest RAM, devices, vCPUs and the
+ * run control that pauses, resumes and stops them.
+ *
+ * Threads: vm_create/vm_start/vm_pause/vm_resume/vm_join/vm_destroy run on
+ * the event-loop thread. vCPU threads call vm_request_exit() and read the
+ * run-control fields; those fields are guarded by vm->lock and announced
+ * with vm->cond. Everything else is set up before vm_start and read-only
+ * afterwards.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/devices.h"
+#include "ept/mem.h"
+#include "vmm/kvm.h"
+
+struct vcpu;
+
+struct vm_config {
+	const char *kvm_path; /* NULL: /dev/kvm */
+	const char *kernel;
+	const char *append;	 /* guest command line, may be NULL */
+	const char *serial_path; /* NULL: stdout */
+	const char *hb_log_path; /* NULL: no heartbeat log */
+	uint64_t mem_size;
+	int nr_cpus;
+};
+
+enum vm_state {
+	VM_CREATED,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPING,
+};
+
+/* Called (from any thread) once, when the VM has been asked to stop. */
+typedef void (*vm_exit_fn)(void *opaque);
+/* Called from a vCPU thread for device events (markers). */
+typedef void (*vm_event_fn)(void *opaque, const char *name, uint64_t id,
+			    uint64_t arg);
+
+struct vm {
+	struct vm_config cfg;
+	struct kvm_sys kvm;
+	int fd;
+	struct guest_mem mem;
+	uint64_t tsc_khz;
+	uint64_t boot_cr3; /* the identity page tables' PML4 */
+
+	/* Devices: set up before vm_start, then used by vCPU threads. */
+	struct bus pio, mmio;
+	struct console console;
+	struct serial com1;
+	struct i8042 i8042;
+	struct testdev testdev;
+	struct dev_host host;
+
+	int nr_vcpus;
+	struct vcpu *vcpus;
+
+	/* Notifications to the event loop. */
+	vm_exit_fn on_exit;
+	vm_event_fn on_event;
+	void *cb_opaque;
+
+	/* Run control: guarded by lock, changes broadcast on cond. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vm_state state;
+	atomic_bool pause_req; /* read lock-free by vCPUs before KVM_RUN */
+	atomic_bool exit_req;
+	int nr_parked; /* vCPUs waiting in vcpu_park() */
+	int exit_code;
+	bool exit_error; /* the VMM failed, as opposed to a guest/user stop */
+	char exit_why[256];
+	uint64_t start_ns;
+};
+
+/* Build everything up to (not including) running vCPU threads. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
+	      size_t errlen);
+/* Start the vCPU threads. */
+int vm_start(struct vm *vm, char *err, size_t errlen);
+/* Stop every vCPU at a KVM_RUN boundary; returns when all are parked. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+/* Any thread: ask the VM to stop with this exit code (first caller wins). */
+void vm_request_exit(struct vm *vm, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Any thread: the VMM failed; stop with exit code 1 and this reason. */
+void vm_fail(struct vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Wait for every vCPU thread to end (after vm_request_exit). */
+void vm_join(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+/* Write a host->guest request into the boot-info mailbox. */
+int vm_guest_request(struct vm *vm, int req, uint64_t arg);
+
+const char *vm_state_name(enum vm_state s);
+uint64_t vm_now_ns(void);
+
+#endif /* VMM_VM_H */
