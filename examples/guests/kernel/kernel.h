@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernel.h - what the ring-0 files of the guest share.
+ *
+ * The guest kernel is a few hundred instructions: descriptor tables, the
+ * exception path and a way into ring 3. struct trap_frame is the exact
+ * stack image built by the CPU and trap_common (start.S): a handler that
+ * edits it (RIP, RAX, ...) and returns resumes the interrupted code with
+ * those values.
+ */
+#ifndef GUEST_KERNEL_H
+#define GUEST_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernel/layout.h"
+#include "vmm/guest_abi.h"
+
+#define TRAP_UD 6
+#define TRAP_PF 14
+
+/* Lowest address first: the registers trap_common pushed, then the CPU's. */
+struct trap_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector;
+	uint64_t error; /* 0 for vectors without an error code */
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+_Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap frame layout");
+
+/* start.S */
+extern const uint64_t trap_stubs[IDT_VECTORS];
+void user_enter(uint64_t rip, uint64_t rsp, uint64_t arg0, uint64_t arg1)
+	__attribute__((noreturn));
+
+/* main.c */
+extern uint8_t kstack[KERNEL_MAX_CPUS][KSTACK_SIZE];
+void kernel_main(struct boot_info *bi, uint64_t cpu) __attribute__((noreturn));
+
+/* gdt.c: this CPU's GDT with its TSS, loaded, segments reloaded, ltr. */
+void gdt_init(unsigned int cpu);
+
+/* idt.c: this CPU's IDT with vectors 0-31, loaded. */
+void idt_init(unsigned int cpu);
+
+/* trap.c */
+void trap_dispatch(struct trap_frame *f);
+void trap_panic(const struct trap_frame *f) __attribute__((noreturn));
+int trap_cpu(const struct trap_frame *f);
+
+/* syscall.c: true when f was a system call that has been handled. */
+bool syscall_handle(struct trap_frame *f);
+
+/* pagefault.c: fix the fault up and return, or panic. */
+void pagefault_handle(struct trap_frame *f);
+
+/* uart.c */
+void uart_write(const char *s, size_t len);
+void uart_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The ring-3 program (user/main.c), entered by kernel_main. */
+void user_main(struct boot_info *bi, uint64_t cpu) __attribute__((noreturn));
+
+#endif /* GUEST_KERNEL_H */

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * syscall.c - the ud2 "system call" from ring 3 (see lib/syscall_nr.h).
+ *
+ * A #UD is a system call only if it came from CPL 3, RAX holds SYS_MAGIC
+ * plus a known number, and the faulting instruction really is ud2 (0f 0b);
+ * anything else is left to the panic path. The only call so far is
+ * SYS_HALT, which parks the CPU with interrupts off: the host blocks the
+ * vCPU in hlt, so idle CPUs cost no host time. A call that returns would set
+ * f->rax to its result, advance f->rip by 2 and return true.
+ */
+#include "kernel/kernel.h"
+#include "lib/syscall_nr.h"
+#include "lib/x86.h"
+
+static bool syscall_is_ud2(const struct trap_frame *f)
+{
+	/* The CPU just fetched these two bytes: they are mapped. */
+	const volatile uint8_t *ip = (const volatile uint8_t *)f->rip;
+
+	return ip[0] == 0x0f && ip[1] == 0x0b;
+}
+
+bool syscall_handle(struct trap_frame *f)
+{
+	if ((f->cs & 3) != 3)
+		return false;
+	if ((f->rax & ~(uint64_t)SYS_NR_MASK) != SYS_MAGIC)
+		return false;
+	if (!syscall_is_ud2(f))
+		return false;
+	switch (f->rax & SYS_NR_MASK) {
+	case SYS_HALT:
+		x86_park();
+	}
+	return false;
+}
