@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what is missing (Debian 12 packages only; a no-op when all are
+# present) and build into ./build. Run as root on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
+      libssl-dev libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
+      gnuplot-nox)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "setup: installing ${missing[*]}"
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "setup: need root to install packages: ${missing[*]}" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+echo "setup: built into $BUILD_DIR (guest image: $BUILD_DIR/examples/guests/guest.elf)"
