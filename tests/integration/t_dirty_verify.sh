@@ -11,6 +11,15 @@ rc=0
 [[ $rc == 0 ]] || fail "dirty; verify exited $rc"
 grep -q "verify: ok 4096 pages" "$T/d.serial" || fail "no 'verify: ok 4096 pages' line"
 
+# verify must catch a page that is wrong: a byte flipped behind its back.
+rc=0
+"$VMMCTL" boot --kernel "$GUEST_ELF" --mem 64M \
+	--append "dirty --mib 4 --rate 10 --ms 200; corrupt --page 7; verify" \
+	--serial "$T/c.serial" 2>"$T/c.err" || rc=$?
+[[ $rc == 3 ]] || fail "verify of a corrupted page exited $rc, expected 3"
+grep -q "verify: FAIL page 7 " "$T/c.serial" || fail "verify did not name page 7"
+grep -q "verify: FAIL 1 of 1024 pages wrong" "$T/c.serial" || fail "verify miscounted"
+
 vmm_start a --mem 128M --append "dirty --mib 8 --rate 50"
 wait_until 30 "dirty running" 'grep -q "^dirty:" "$T/a.serial"'
 ctl guest-request verify --api "$T/a.sock" >/dev/null

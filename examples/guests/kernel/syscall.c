@@ -4,14 +4,18 @@
  *
  * A #UD is a system call only if it came from CPL 3, RAX holds SYS_MAGIC
  * plus a known number, and the faulting instruction really is ud2 (0f 0b);
- * anything else is left to the panic path. The only call so far is
- * SYS_HALT, which parks the CPU with interrupts off: the host blocks the
- * vCPU in hlt, so idle CPUs cost no host time. A call that returns would set
+ * anything else is left to the panic path. SYS_HALT parks the CPU with
+ * interrupts off: the host blocks the vCPU in hlt, so idle CPUs cost no
+ * host time. SYS_RESET does the port I/O that ring 3 cannot: it asks the
+ * i8042 to reset the machine, then parks in case the reset never comes. A call that returns would set
  * f->rax to its result, advance f->rip by 2 and return true.
  */
 #include "kernel/kernel.h"
 #include "lib/syscall_nr.h"
 #include "lib/x86.h"
+
+#define I8042_COMMAND 0x64
+#define I8042_RESET   0xfe
 
 static bool syscall_is_ud2(const struct trap_frame *f)
 {
@@ -31,6 +35,9 @@ bool syscall_handle(struct trap_frame *f)
 		return false;
 	switch (f->rax & SYS_NR_MASK) {
 	case SYS_HALT:
+		x86_park();
+	case SYS_RESET:
+		x86_outb(I8042_COMMAND, I8042_RESET);
 		x86_park();
 	}
 	return false;

@@ -15,6 +15,7 @@
 #define SYS_MAGIC   0x5ca11000
 #define SYS_NR_MASK 0xfff
 
-#define SYS_HALT 0 /* park this CPU in ring 0 (cli; hlt), never returns */
+#define SYS_HALT  0 /* park this CPU in ring 0 (cli; hlt), never returns */
+#define SYS_RESET 1 /* pulse the i8042 reset line (port 0x64 <- 0xfe) */
 
 #endif /* GUEST_SYSCALL_NR_H */

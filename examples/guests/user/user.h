@@ -26,6 +26,12 @@ static inline __attribute__((noreturn)) void sys_halt(void)
 	__builtin_unreachable();
 }
 
+static inline __attribute__((noreturn)) void sys_reset(void)
+{
+	asm volatile("ud2" : : "a"((uint64_t)SYS_MAGIC + SYS_RESET) : "memory");
+	__builtin_unreachable();
+}
+
 /* main.c: write the exit code to the test device, then halt. */
 void guest_exit(uint32_t code) __attribute__((noreturn));
 

@@ -18,6 +18,8 @@ static const struct workload *const workloads[] = {
 	&wl_dirty,
 	&wl_verify,
 	&wl_exit,
+	&wl_reset,
+	&wl_corrupt,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

@@ -44,7 +44,8 @@ struct wl_seq {
 	struct wl_call call[WL_MAX_CALLS];
 };
 
-extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit;
+extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit,
+	wl_reset, wl_corrupt;
 
 /* workload.c */
 const struct workload *workload_find(const char *name);
