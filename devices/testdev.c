@@ -290,6 +290,8 @@ const char *testdev_marker_name(unsigned int id)
 		[MARK_VERIFY_FAIL] = "verify-fail",
 		[MARK_GUEST_PANIC] = "guest-panic",
 		[MARK_REQ_DONE] = "req-done",
+		[MARK_PF_COUNT] = "pf-count",
+		[MARK_RESULT] = "result",
 	};
 
 	if (id >= MARK_MAX || !names[id])

@@ -124,6 +124,17 @@ static int mem_map(struct guest_mem *m)
 	return 0;
 }
 
+static int mem_states_init(struct guest_mem *m)
+{
+	for (int i = 0; i < MEM_PS_MAX; i++) {
+		int ret = bitmap_init(&m->state[i], m->nr_pages);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int mem_create(struct guest_mem *m, uint64_t ram_size)
 {
 	int i, nr, ret;
@@ -148,7 +159,48 @@ int mem_create(struct guest_mem *m, uint64_t ram_size)
 	}
 	for (i = 0; i < nr; i++)
 		m->regions[i].hva = m->base + m->regions[i].file_off;
+	m->nr_pages = ram_size / GUEST_PAGE_SIZE;
+	ret = mem_states_init(m);
+	if (ret)
+		mem_destroy(m);
+	return ret;
+}
+
+int mem_gpa_to_page(const struct guest_mem *m, uint64_t gpa, uint64_t *page)
+{
+	const struct mem_region *r = mem_find_region(m, gpa);
+
+	if (!r)
+		return -EFAULT;
+	*page = (r->file_off + (gpa - r->gpa)) / GUEST_PAGE_SIZE;
 	return 0;
+}
+
+uint64_t mem_page_to_gpa(const struct guest_mem *m, uint64_t i)
+{
+	uint64_t off = i * GUEST_PAGE_SIZE;
+
+	for (int r = 0; r < m->nr_regions; r++) {
+		const struct mem_region *reg = &m->regions[r];
+
+		if (off >= reg->file_off && off - reg->file_off < reg->size)
+			return reg->gpa + (off - reg->file_off);
+	}
+	return ~0ULL;
+}
+
+void ept_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t end = gpa + len;
+	uint64_t page;
+
+	if (!len || !m->state[MEM_PS_HOST_DIRTY].words)
+		return;
+	for (uint64_t a = gpa & ~(GUEST_PAGE_SIZE - 1); a < end;
+	     a += GUEST_PAGE_SIZE)
+		if (mem_gpa_to_page(m, a, &page) == 0)
+			bitmap_set((struct bitmap *)&m->state[MEM_PS_HOST_DIRTY],
+				   page);
 }
 
 /*
@@ -158,6 +210,8 @@ int mem_create(struct guest_mem *m, uint64_t ram_size)
  */
 void mem_destroy(struct guest_mem *m)
 {
+	for (int i = 0; i < MEM_PS_MAX; i++)
+		bitmap_free(&m->state[i]);
 	if (m->base) {
 		munmap(m->base, m->size);
 		if (m->memfd >= 0)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ept/bitmap.h"
+
 #define GUEST_MEM_MIN	   (16ULL << 20) /* 16 MiB */
 #define GUEST_MEM_MAX	   (64ULL << 30) /* 64 GiB */
 #define GUEST_MEM_MAX_REGS 2
@@ -28,12 +30,35 @@ struct mem_region {
 	uint32_t slot;	   /* KVM memslot id */
 };
 
+/*
+ * Per-page state, one bit per 4 KiB page, indexed by the page's offset in
+ * the memfd (mem_gpa_to_page). Every bit operation is atomic; who sets and
+ * who clears each bitmap:
+ *   PRESENT    fault service / migration destination, once the page holds
+ *              its final data (set only after the uffd ioctl succeeded)
+ *   DIRTY      the dirty tracker ORs harvested pages in; migration clears
+ *   HOST_DIRTY ept_mark_dirty() (device DMA, host writes); the dirty
+ *              tracker moves it into DIRTY at each harvest
+ *   SENT       migration source
+ *   REQUESTED  fault service: a fetch for the page is in flight
+ */
+enum mem_page_state {
+	MEM_PS_PRESENT,
+	MEM_PS_DIRTY,
+	MEM_PS_HOST_DIRTY,
+	MEM_PS_SENT,
+	MEM_PS_REQUESTED,
+	MEM_PS_MAX
+};
+
 struct guest_mem {
 	int memfd;
-	uint8_t *base; /* mapping of the whole memfd */
-	uint64_t size; /* bytes of RAM (excluding holes) */
+	uint8_t *base;	   /* mapping of the whole memfd */
+	uint64_t size;	   /* bytes of RAM (excluding holes) */
+	uint64_t nr_pages; /* size / 4 KiB */
 	int nr_regions;
 	struct mem_region regions[GUEST_MEM_MAX_REGS];
+	struct bitmap state[MEM_PS_MAX];
 };
 
 /*
@@ -72,5 +97,16 @@ const struct mem_region *mem_find_region(const struct guest_mem *m,
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src,
 	      uint64_t len);
 int mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+
+/* Page index (memfd offset / 4 KiB) of gpa; -EFAULT if gpa is not RAM. */
+int mem_gpa_to_page(const struct guest_mem *m, uint64_t gpa, uint64_t *page);
+/* Guest-physical address of page index i. */
+uint64_t mem_page_to_gpa(const struct guest_mem *m, uint64_t i);
+
+/*
+ * Record a host write to guest RAM (device DMA, read() into it): KVM's dirty
+ * log never sees those, so every writer must call this. Any thread.
+ */
+void ept_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
 #endif /* EPT_MEM_H */

@@ -55,7 +55,26 @@ enum guest_req {
 	GUEST_REQ_NONE = 0,
 	GUEST_REQ_VERIFY = 1,	     /* check every page of the workload now */
 	GUEST_REQ_STOP_WORKLOAD = 2, /* end the current workload, run next */
+	GUEST_REQ_TOUCH = 3,	     /* `touch`: write the page set of arg */
 };
+
+/*
+ * The page set of a GUEST_REQ_TOUCH round, shared by the guest that writes
+ * it and the host test that checks the dirty log: page i of the region is
+ * in round `seed`'s set when touch_page_selected(seed, i). A seed of 0
+ * selects every page.
+ */
+static inline int touch_page_selected(uint32_t seed, uint64_t i)
+{
+	uint64_t x = ((uint64_t)seed << 32) ^ i ^ 0x9e3779b97f4a7c15ULL;
+
+	if (seed == 0)
+		return 1;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (x % 3) == 0;
+}
 
 struct boot_mailbox {
 	volatile uint32_t seq;
@@ -63,6 +82,7 @@ struct boot_mailbox {
 	volatile uint64_t arg;
 	volatile uint32_t ack;
 	uint32_t pad;
+	volatile uint64_t result; /* written by the guest before ack */
 };
 
 struct boot_info {
@@ -114,6 +134,8 @@ enum testdev_marker {
 	MARK_VERIFY_FAIL = 4,	 /* arg: pages wrong */
 	MARK_GUEST_PANIC = 5,	 /* arg: vector or reason */
 	MARK_REQ_DONE = 6,	 /* arg: mailbox seq handled */
+	MARK_PF_COUNT = 7,	 /* arg: guest-level #PFs the kernel resolved */
+	MARK_RESULT = 8,	 /* arg: a workload's figure (see its docs) */
 	MARK_MAX
 };
 
