@@ -34,7 +34,8 @@ void bitmap_or_words(struct bitmap *b, uint64_t w, const uint64_t *src,
 static inline bool bitmap_test(const struct bitmap *b, uint64_t i)
 {
 	return (__atomic_load_n(&b->words[i / 64], __ATOMIC_ACQUIRE) >>
-		(i % 64)) & 1;
+		(i % 64)) &
+	       1;
 }
 
 static inline void bitmap_set(struct bitmap *b, uint64_t i)
