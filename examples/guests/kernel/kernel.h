@@ -57,6 +57,10 @@ bool syscall_handle(struct trap_frame *f);
 
 /* pagefault.c: fix the fault up and return, or panic. */
 void pagefault_handle(struct trap_frame *f);
+/* SYS_PF_POOL and SYS_PF_COUNT (lib/syscall_nr.h). */
+uint64_t pagefault_set_pool(uint64_t pool, uint64_t pool_pages, uint64_t va,
+			    uint64_t pages);
+uint64_t pagefault_count(void);
 
 /* uart.c */
 void uart_write(const char *s, size_t len);

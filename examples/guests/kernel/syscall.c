@@ -7,8 +7,10 @@
  * anything else is left to the panic path. SYS_HALT parks the CPU with
  * interrupts off: the host blocks the vCPU in hlt, so idle CPUs cost no
  * host time. SYS_RESET does the port I/O that ring 3 cannot: it asks the
- * i8042 to reset the machine, then parks in case the reset never comes. A call that returns would set
- * f->rax to its result, advance f->rip by 2 and return true.
+ * i8042 to reset the machine, then parks in case the reset never comes.
+ * The calls that return (SYS_HALTED; SYS_PF_POOL and SYS_PF_COUNT are in
+ * kernel/pagefault.c) set f->rax to their result, advance f->rip past the
+ * ud2 and return true.
  */
 #include "kernel/kernel.h"
 #include "lib/syscall_nr.h"
@@ -16,6 +18,9 @@
 
 #define I8042_COMMAND 0x64
 #define I8042_RESET   0xfe
+#define UD2_LEN	      2
+
+static uint32_t syscall_halted; /* CPUs parked by SYS_HALT */
 
 static bool syscall_is_ud2(const struct trap_frame *f)
 {
@@ -23,6 +28,13 @@ static bool syscall_is_ud2(const struct trap_frame *f)
 	const volatile uint8_t *ip = (const volatile uint8_t *)f->rip;
 
 	return ip[0] == 0x0f && ip[1] == 0x0b;
+}
+
+static bool syscall_return(struct trap_frame *f, uint64_t result)
+{
+	f->rax = result;
+	f->rip += UD2_LEN;
+	return true;
 }
 
 bool syscall_handle(struct trap_frame *f)
@@ -35,10 +47,19 @@ bool syscall_handle(struct trap_frame *f)
 		return false;
 	switch (f->rax & SYS_NR_MASK) {
 	case SYS_HALT:
+		__atomic_add_fetch(&syscall_halted, 1, __ATOMIC_RELEASE);
 		x86_park();
 	case SYS_RESET:
 		x86_outb(I8042_COMMAND, I8042_RESET);
 		x86_park();
+	case SYS_HALTED:
+		return syscall_return(
+			f, __atomic_load_n(&syscall_halted, __ATOMIC_ACQUIRE));
+	case SYS_PF_POOL:
+		return syscall_return(
+			f, pagefault_set_pool(f->rdi, f->rsi, f->rdx, f->rcx));
+	case SYS_PF_COUNT:
+		return syscall_return(f, pagefault_count());
 	}
 	return false;
 }

@@ -45,6 +45,14 @@ static inline uint64_t x86_read_cr2(void)
 	return val;
 }
 
+static inline uint64_t x86_read_cr3(void)
+{
+	uint64_t val;
+
+	asm volatile("mov %%cr3, %0" : "=r"(val));
+	return val;
+}
+
 /* Ring 0 only: stop this CPU for good (interrupts are never enabled). */
 static inline __attribute__((noreturn)) void x86_park(void)
 {

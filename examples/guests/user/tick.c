@@ -8,8 +8,13 @@
  * paused) exactly one goes out. The VMM timestamps each one to measure
  * downtime, so a number is never skipped or repeated.
  * It then polls the host's mailbox in the boot-info page: a new seq means a
- * request (verify the dirty region, stop the current workload), which is
- * carried out before seq is stored into ack and MARK_REQ_DONE is posted.
+ * request (verify the dirty region, stop the current workload, write the
+ * page set of a touch round), which is carried out before its result is
+ * stored into mailbox.result, seq into ack, and MARK_REQ_DONE is posted.
+ * GUEST_REQ_TOUCH goes to the handler the `touch` workload installs while it
+ * runs; without one it does nothing and its result is 0. Handling a request
+ * writes guest RAM only in .data/.bss, the stack and the mailbox (and the
+ * touch handler in its region): `touch` depends on that.
  * Only CPU 0 ticks, so the state here needs no lock.
  */
 #include "lib/testdev.h"
@@ -25,6 +30,7 @@ static struct {
 	uint32_t seq;	  /* last heartbeat number sent */
 	uint32_t mb_done; /* last mailbox seq handled */
 	bool stop;	  /* STOP_WORKLOAD received for this workload */
+	uint64_t (*touch)(uint64_t arg); /* GUEST_REQ_TOUCH, or NULL */
 } tk;
 
 void tick_init(struct boot_info *bi)
@@ -50,6 +56,23 @@ uint64_t tick_tsc_hz(void)
 	return tk.period * 1000;
 }
 
+uint64_t tick_tsc_to_ns(uint64_t tsc)
+{
+	return tsc * 1000000 / tk.period;
+}
+
+/*
+ * Installing a handler also stores mailbox.result once (the host reads it
+ * only after an ack), so that the first ack of a round does not have to set
+ * the dirty bit of the boot-info page in the page tables.
+ */
+void tick_set_touch(uint64_t (*fn)(uint64_t arg))
+{
+	tk.touch = fn;
+	if (fn)
+		tk.bi->mailbox.result = 0;
+}
+
 void tick_workload_begin(void)
 {
 	tk.stop = false;
@@ -64,7 +87,8 @@ static void tick_heartbeat_at(uint64_t now)
 	tk.next = now + tk.period;
 }
 
-static void tick_request(uint32_t seq, uint32_t req)
+/* Carry out request req; returns what goes into mailbox.result. */
+static uint64_t tick_request(uint32_t seq, uint32_t req, uint64_t arg)
 {
 	switch (req) {
 	case GUEST_REQ_VERIFY:
@@ -73,23 +97,30 @@ static void tick_request(uint32_t seq, uint32_t req)
 	case GUEST_REQ_STOP_WORKLOAD:
 		tk.stop = true;
 		break;
+	case GUEST_REQ_TOUCH:
+		if (tk.touch)
+			return tk.touch(arg);
+		break;
 	default:
 		console_printf("guest: mailbox seq %u: unknown request %u, "
 			       "ignored\n",
 			       seq, req);
 		break;
 	}
+	return 0;
 }
 
 static void tick_poll_mailbox(void)
 {
 	struct boot_mailbox *mb = &tk.bi->mailbox;
 	uint32_t seq = __atomic_load_n(&mb->seq, __ATOMIC_ACQUIRE);
+	uint64_t result;
 
 	if (seq == tk.mb_done)
 		return;
 	tk.mb_done = seq;
-	tick_request(seq, __atomic_load_n(&mb->req, __ATOMIC_ACQUIRE));
+	result = tick_request(seq, mb->req, mb->arg);
+	mb->result = result;
 	__atomic_store_n(&mb->ack, seq, __ATOMIC_RELEASE);
 	testdev_marker(MARK_REQ_DONE, seq);
 }

@@ -32,8 +32,39 @@ static inline __attribute__((noreturn)) void sys_reset(void)
 	__builtin_unreachable();
 }
 
+/* A system call that returns: result in RAX, other registers kept. */
+static inline uint64_t sys_call4(uint64_t nr, uint64_t a0, uint64_t a1,
+				 uint64_t a2, uint64_t a3)
+{
+	uint64_t rax = SYS_MAGIC + nr;
+
+	asm volatile("ud2"
+		     : "+a"(rax)
+		     : "D"(a0), "S"(a1), "d"(a2), "c"(a3)
+		     : "memory");
+	return rax;
+}
+
+static inline uint64_t sys_halted(void)
+{
+	return sys_call4(SYS_HALTED, 0, 0, 0, 0);
+}
+
+static inline uint64_t sys_pf_pool(uint64_t pool, uint64_t pool_pages,
+				   uint64_t va, uint64_t pages)
+{
+	return sys_call4(SYS_PF_POOL, pool, pool_pages, va, pages);
+}
+
+static inline uint64_t sys_pf_count(void)
+{
+	return sys_call4(SYS_PF_COUNT, 0, 0, 0, 0);
+}
+
 /* main.c: write the exit code to the test device, then halt. */
 void guest_exit(uint32_t code) __attribute__((noreturn));
+/* main.c: wait (with heartbeats) until the other CPUs have halted. */
+void guest_wait_others_halted(void);
 
 /* console.c: whole lines to the VMM's output, one MMIO exit each. */
 void console_write(const char *s, size_t len);
@@ -43,15 +74,24 @@ void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tick_init(struct boot_info *bi);
 uint64_t tick_ms_to_tsc(uint64_t ms);
 uint64_t tick_tsc_hz(void);
+uint64_t tick_tsc_to_ns(uint64_t tsc);
+/* GUEST_REQ_TOUCH goes to fn (its result into mailbox.result); NULL: none. */
+void tick_set_touch(uint64_t (*fn)(uint64_t arg));
 void tick_workload_begin(void);
 bool tick_at(uint64_t now);
 bool tick(void);
 void tick_heartbeat(void);
 
-/* mem.c: page-aligned bump allocation from boot_info->free[]. */
+/*
+ * mem.c: page-aligned bump allocation from boot_info->free[]. mem_alloc()
+ * memory may have been used before (mem_reset() gives it back);
+ * mem_alloc_fresh() memory has never been handed out and is never handed
+ * out again.
+ */
 void mem_init(const struct boot_info *bi);
 void mem_reset(void);
 void *mem_alloc(uint64_t bytes);
+void *mem_alloc_fresh(uint64_t bytes);
 
 /* verify.c: check the current dirty region; exits 2 or 3 unless ok. */
 void verify_current(void);

@@ -20,6 +20,9 @@ static const struct workload *const workloads[] = {
 	&wl_exit,
 	&wl_reset,
 	&wl_corrupt,
+	&wl_pagefault,
+	&wl_touch,
+	&wl_faultlat,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
