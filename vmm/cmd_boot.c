@@ -19,26 +19,15 @@
 
 #include <uv.h>
 
+#include "vmm/boot_app.h"
 #include "vmm/cmd.h"
 #include "vmm/control.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define BOOT_DEFAULT_MEM (256ULL << 20)
-#define BOOT_FLUSH_MS	 50 /* heartbeat log: flushed well within 100 ms */
-
-/* Everything below is owned by the event-loop thread. */
-struct boot_app {
-	uv_loop_t loop;
-	struct vm vm;
-	struct control ctl;
-	bool has_ctl;
-	uv_async_t exit_async;
-	uv_signal_t sig_int, sig_term;
-	uv_timer_t flush_timer;
-	uv_tty_t tty;
-	bool has_tty;
-};
+#define BOOT_FLUSH_MS	 50   /* heartbeat log: flushed well within 100 ms */
+#define BOOT_STALL_MS	 1000 /* default --fault-stall-ms */
 
 struct boot_opts {
 	struct vm_config cfg;
@@ -61,6 +50,14 @@ static const char boot_usage[] =
 	"  --serial FILE         write serial output to FILE, not stdout\n"
 	"  --heartbeat-log FILE  log \"<seq> <CLOCK_MONOTONIC ns>\" per "
 	"heartbeat\n"
+	"  --mem-mode MODE       eager (default) or lazy: RAM is populated on\n"
+	"                        first touch through userfaultfd "
+	"(demand-zero)\n"
+	"  --fault-stall-ms MS   in lazy mode, report a fault waiting longer\n"
+	"                        as a fault-stalled event (default 1000)\n"
+	"  --dirty-ring ENTRIES  track dirty pages with a per-vCPU dirty ring\n"
+	"                        of ENTRIES (power of two, >= 512) instead of\n"
+	"                        the dirty bitmap\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -88,6 +85,55 @@ static int boot_parse_mem(const char *s, uint64_t *out)
 	if (mem_layout(*out, regs, GUEST_MEM_MAX_REGS) < 0)
 		return -ERANGE;
 	return 0;
+}
+
+static int boot_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int boot_opt_memory(struct boot_opts *o, int c, const char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'M':
+		if (!strcmp(arg, "lazy") || !strcmp(arg, "eager")) {
+			o->cfg.mem_lazy = !strcmp(arg, "lazy");
+			return 0;
+		}
+		fprintf(stderr,
+			"vmmctl boot: --mem-mode '%s': expected eager "
+			"or lazy\n",
+			arg);
+		return -EINVAL;
+	case 'S':
+		if (boot_parse_u64(arg, 3600000, &o->cfg.fault_stall_ms) == 0)
+			return 0;
+		fprintf(stderr,
+			"vmmctl boot: --fault-stall-ms '%s': need "
+			"milliseconds, 0 to 3600000\n",
+			arg);
+		return -EINVAL;
+	case 'R':
+		if (boot_parse_u64(arg, 1U << 31, &v) == 0 && v) {
+			o->cfg.dirty_backend = DIRTY_RING;
+			o->cfg.dirty_ring_entries = (uint32_t)v;
+			return 0;
+		}
+		fprintf(stderr,
+			"vmmctl boot: --dirty-ring '%s': need a number "
+			"of entries\n",
+			arg);
+		return -EINVAL;
+	}
+	return -EINVAL;
 }
 
 static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
@@ -137,7 +183,7 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 				arg);
 		return -EINVAL;
 	}
-	return -EINVAL;
+	return boot_opt_memory(o, c, arg);
 }
 
 static int boot_parse(int argc, char **argv, struct boot_opts *o)
@@ -151,6 +197,9 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"serial", required_argument, NULL, 's'},
 		{"heartbeat-log", required_argument, NULL, 'b'},
 		{"kvm-device", required_argument, NULL, 'K'},
+		{"mem-mode", required_argument, NULL, 'M'},
+		{"fault-stall-ms", required_argument, NULL, 'S'},
+		{"dirty-ring", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -159,6 +208,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->cfg.mem_size = BOOT_DEFAULT_MEM;
 	o->cfg.nr_cpus = 1;
+	o->cfg.fault_stall_ms = BOOT_STALL_MS;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -192,112 +242,6 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 	return 0;
 }
 
-/* ---- control handlers (loop thread) ------------------------------------- */
-
-static json_t *boot_markers_json(const struct testdev_stats *st)
-{
-	json_t *o = json_object();
-
-	for (unsigned int id = 1; id < MARK_MAX; id++)
-		json_object_set_new(o, testdev_marker_name(id),
-				    json_integer(st->markers[id]));
-	return o;
-}
-
-static json_t *boot_vcpus_json(struct vm *vm)
-{
-	json_t *a = json_array();
-
-	for (int i = 0; i < vm->nr_vcpus; i++) {
-		const struct vcpu_stats *s = &vm->vcpus[i].st;
-
-		json_array_append_new(a,
-				      json_pack("{s:i, s:I, s:I, s:I}", "id", i,
-						"exits", (json_int_t)s->exits,
-						"io", (json_int_t)s->io, "mmio",
-						(json_int_t)s->mmio));
-	}
-	return a;
-}
-
-static json_t *boot_status(struct boot_app *app)
-{
-	struct vm *vm = &app->vm;
-	struct testdev_stats st;
-	enum vm_state state;
-
-	testdev_get_stats(&vm->testdev, &st);
-	pthread_mutex_lock(&vm->lock);
-	state = vm->state;
-	pthread_mutex_unlock(&vm->lock);
-	return json_pack(
-		"{s:s, s:i, s:I, s:s, s:{s:I, s:I, s:I, s:I}, s:o, "
-		"s:o, s:I}",
-		"state", vm_state_name(state), "vcpus", vm->nr_vcpus,
-		"mem_bytes", (json_int_t)vm->mem.size, "kernel", vm->cfg.kernel,
-		"heartbeats", "count", (json_int_t)st.heartbeats, "last_seq",
-		(json_int_t)st.last_seq, "last_ns", (json_int_t)st.last_ns,
-		"seq_errors", (json_int_t)st.seq_errors, "markers",
-		boot_markers_json(&st), "vcpu_stats", boot_vcpus_json(vm),
-		"uptime_ms",
-		(json_int_t)((vm_now_ns() - vm->start_ns) / 1000000));
-}
-
-static int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg)
-{
-	err->code = code;
-	snprintf(err->message, sizeof(err->message), "%s", msg);
-	return -1;
-}
-
-static int boot_run_state_err(int r, struct ctl_error *err, const char *verb)
-{
-	char msg[128];
-
-	if (r == -EALREADY)
-		snprintf(msg, sizeof(msg), "the VM is already %s", verb);
-	else if (r == -ESHUTDOWN)
-		snprintf(msg, sizeof(msg), "the VM is stopping");
-	else
-		snprintf(msg, sizeof(msg), "could not stop every vCPU: %s",
-			 strerror(-r));
-	return boot_fail(err,
-			 r == -ETIMEDOUT ? CTL_ERR_INTERNAL : CTL_ERR_BAD_STATE,
-			 msg);
-}
-
-static int boot_handle(void *opaque, const struct ctl_request *req,
-		       json_t **result, struct ctl_error *err)
-{
-	struct boot_app *app = opaque;
-	int r;
-
-	switch (req->cmd) {
-	case CTL_CMD_STATUS:
-		*result = boot_status(app);
-		return 0;
-	case CTL_CMD_PAUSE:
-		r = vm_pause(&app->vm);
-		return r ? boot_run_state_err(r, err, "paused") : 0;
-	case CTL_CMD_RESUME:
-		r = vm_resume(&app->vm);
-		return r ? boot_run_state_err(r, err, "running") : 0;
-	case CTL_CMD_STOP:
-		vm_request_exit(&app->vm, 0, "stopped by the control API");
-		return 0;
-	case CTL_CMD_GUEST_REQUEST:
-		r = vm_guest_request(&app->vm, req->guest_req, 0);
-		if (r < 0)
-			return boot_fail(err, CTL_ERR_INTERNAL,
-					 "boot-info page is not in RAM");
-		*result = json_pack("{s:i}", "seq", r);
-		return 0;
-	default:
-		return boot_fail(err, CTL_ERR_UNKNOWN_COMMAND,
-				 "command not served by this VMM");
-	}
-}
-
 /* ---- loop callbacks -------------------------------------------------------
  */
 
@@ -315,11 +259,17 @@ static void boot_on_event(void *opaque, const char *name, uint64_t id,
 
 	if (!app->has_ctl)
 		return;
-	control_post_event(&app->ctl, name,
-			   json_pack("{s:s, s:I, s:I}", "name",
-				     testdev_marker_name((unsigned int)id),
-				     "id", (json_int_t)id, "arg",
-				     (json_int_t)arg));
+	if (!strcmp(name, "fault-stalled"))
+		control_post_event(&app->ctl, name,
+				   json_pack("{s:I, s:I}", "gpa",
+					     (json_int_t)id, "waited_ns",
+					     (json_int_t)arg));
+	else
+		control_post_event(&app->ctl, name,
+				   json_pack("{s:s, s:I, s:I}", "name",
+					     testdev_marker_name((unsigned)id),
+					     "id", (json_int_t)id, "arg",
+					     (json_int_t)arg));
 }
 
 static void boot_close_handle(uv_handle_t *h)

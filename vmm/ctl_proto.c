@@ -25,6 +25,8 @@ struct ctl_cmd_desc {
 
 static int parse_no_args(struct ctl_request *req, struct ctl_error *err);
 static int parse_guest_request(struct ctl_request *req, struct ctl_error *err);
+static int parse_dirty_log(struct ctl_request *req, struct ctl_error *err);
+static int parse_translate(struct ctl_request *req, struct ctl_error *err);
 
 static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_STATUS] = {"status", parse_no_args},
@@ -32,6 +34,9 @@ static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_RESUME] = {"resume", parse_no_args},
 	[CTL_CMD_STOP] = {"stop", parse_no_args},
 	[CTL_CMD_GUEST_REQUEST] = {"guest-request", parse_guest_request},
+	[CTL_CMD_STATS] = {"stats", parse_no_args},
+	[CTL_CMD_DIRTY_LOG] = {"dirty-log", parse_dirty_log},
+	[CTL_CMD_TRANSLATE] = {"translate", parse_translate},
 };
 
 static const char *const ctl_err_names[] = {
@@ -48,6 +53,7 @@ static const char *const ctl_err_names[] = {
 static const char *const guest_req_names[] = {
 	[GUEST_REQ_VERIFY] = "verify",
 	[GUEST_REQ_STOP_WORKLOAD] = "stop-workload",
+	[GUEST_REQ_TOUCH] = "touch",
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -139,36 +145,136 @@ static int parse_no_args(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
-static int parse_guest_request(struct ctl_request *req, struct ctl_error *err)
+/* Refuse any member of args not in names (NULL-terminated). */
+static int check_arg_names(struct ctl_request *req, struct ctl_error *err,
+			   const char *const *names)
 {
 	const char *key;
-	json_t *val, *r;
-	int gr;
+	json_t *val;
 
 	json_object_foreach(req->args, key, val)
 	{
-		if (strcmp(key, "request") != 0)
+		const char *const *n = names;
+
+		while (*n && strcmp(*n, key) != 0)
+			n++;
+		if (!*n)
 			return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-					   "unknown argument '%s' for "
-					   "'guest-request'",
-					   key);
+					   "unknown argument '%s' for '%s'",
+					   key, ctl_cmd_name(req->cmd));
 	}
-	r = json_object_get(req->args, "request");
-	if (!r)
+	return 0;
+}
+
+/* args.name as a string; -EINVAL (err set) when missing or not a string. */
+static int get_string_arg(struct ctl_request *req, struct ctl_error *err,
+			  const char *name, const char *what, const char **out)
+{
+	json_t *v = json_object_get(req->args, name);
+
+	if (!v)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "'guest-request' needs args.request "
-				   "(verify or stop-workload)");
-	if (!json_is_string(r))
+				   "'%s' needs args.%s (%s)",
+				   ctl_cmd_name(req->cmd), name, what);
+	if (!json_is_string(v))
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "'request' must be a string, got %s",
-				   json_type_name(r));
-	gr = ctl_guest_req_from_name(json_string_value(r));
+				   "'%s' must be a string, got %s", name,
+				   json_type_name(v));
+	*out = json_string_value(v);
+	return 0;
+}
+
+/*
+ * args.name as an unsigned number: a non-negative JSON integer, or a string
+ * in decimal or 0x hex (64-bit addresses do not fit a JSON integer).
+ */
+static int get_u64_arg(struct ctl_request *req, struct ctl_error *err,
+		       const char *name, uint64_t *out)
+{
+	json_t *v = json_object_get(req->args, name);
+	const char *s;
+	char *end;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'%s' must be a non-negative integer or a "
+				   "string like \"0x1000\", got %s",
+				   name, v ? json_type_name(v) : "nothing");
+	s = json_string_value(v);
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	if (errno || end == s || *end || *s == '-')
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'%s': '%s' is not a number", name, s);
+	return 0;
+}
+
+static int parse_guest_request(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"request", "arg", NULL};
+	const char *r;
+	int gr;
+
+	if (check_arg_names(req, err, names) ||
+	    get_string_arg(req, err, "request",
+			   "verify, stop-workload or touch", &r))
+		return -EINVAL;
+	gr = ctl_guest_req_from_name(r);
 	if (gr < 0)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "unknown request '%s' (expected verify or "
-				   "stop-workload)",
-				   json_string_value(r));
+				   "unknown request '%s' (expected verify, "
+				   "stop-workload or touch)",
+				   r);
 	req->guest_req = gr;
+	req->req_arg = 0;
+	if (json_object_get(req->args, "arg"))
+		return get_u64_arg(req, err, "arg", &req->req_arg);
+	return 0;
+}
+
+static int parse_dirty_log(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"action", NULL};
+	static const char *const actions[] = {
+		[CTL_DIRTY_START] = "start",
+		[CTL_DIRTY_HARVEST] = "harvest",
+		[CTL_DIRTY_STOP] = "stop",
+	};
+	const char *a;
+
+	if (check_arg_names(req, err, names) ||
+	    get_string_arg(req, err, "action", "start, harvest or stop", &a))
+		return -EINVAL;
+	for (unsigned i = 0; i < ARRAY_SIZE(actions); i++) {
+		if (strcmp(actions[i], a) == 0) {
+			req->dirty_action = (int)i;
+			return 0;
+		}
+	}
+	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+			   "unknown action '%s' (expected start, harvest or "
+			   "stop)",
+			   a);
+}
+
+static int parse_translate(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"cpu", "gva", NULL};
+	uint64_t cpu;
+
+	if (check_arg_names(req, err, names) ||
+	    get_u64_arg(req, err, "cpu", &cpu) ||
+	    get_u64_arg(req, err, "gva", &req->gva))
+		return -EINVAL;
+	if (cpu > 4096)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'cpu' %llu is out of range",
+				   (unsigned long long)cpu);
+	req->cpu = (int)cpu;
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #define VMM_CTL_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #define CTL_LINE_MAX 65536 /* longest request line accepted */
@@ -24,7 +25,10 @@ enum ctl_cmd {
 	CTL_CMD_PAUSE,
 	CTL_CMD_RESUME,
 	CTL_CMD_STOP,
-	CTL_CMD_GUEST_REQUEST, /* args: {"request": "verify"|"stop-workload"} */
+	CTL_CMD_GUEST_REQUEST, /* args: {"request": "verify"|..., "arg": n} */
+	CTL_CMD_STATS,	       /* vCPU, dirty-log and fault counters */
+	CTL_CMD_DIRTY_LOG,     /* args: {"action": "start"|"harvest"|"stop"} */
+	CTL_CMD_TRANSLATE,     /* args: {"cpu": n, "gva": n or "0x..."} */
 	CTL_CMD_MAX
 };
 
@@ -51,7 +55,17 @@ struct ctl_request {
 	json_t *args; /* borrowed; an object (empty when absent) */
 	json_t *root; /* owned: ctl_request_free() releases it */
 	/* Decoded arguments, per command: */
-	int guest_req; /* CTL_CMD_GUEST_REQUEST: enum guest_req */
+	int guest_req;	  /* CTL_CMD_GUEST_REQUEST: enum guest_req */
+	uint64_t req_arg; /* CTL_CMD_GUEST_REQUEST: "arg", 0 when absent */
+	int dirty_action; /* CTL_CMD_DIRTY_LOG: enum ctl_dirty_action */
+	int cpu;	  /* CTL_CMD_TRANSLATE */
+	uint64_t gva;	  /* CTL_CMD_TRANSLATE */
+};
+
+enum ctl_dirty_action {
+	CTL_DIRTY_START,
+	CTL_DIRTY_HARVEST,
+	CTL_DIRTY_STOP,
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd);

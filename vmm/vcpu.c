@@ -258,6 +258,12 @@ static int vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		v->st.intr++;
 		return 0;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		if (dirty_ring_full(&v->vm->dirty, v->id) == 0)
+			return 0;
+		vm_fail(v->vm, "vcpu%d: dirty ring full and cannot be reset",
+			v->id);
+		return -1;
 	case KVM_EXIT_SYSTEM_EVENT:
 		return vcpu_handle_system_event(v);
 	case KVM_EXIT_SHUTDOWN:
@@ -306,38 +312,60 @@ static bool vcpu_park(struct vcpu *v)
 	return stay;
 }
 
-static void vcpu_run_loop(struct vcpu *v)
+/* KVM_RUN returned: tell a vm_kick_sync() caller waiting for us. */
+static void vcpu_left_run(struct vcpu *v)
+{
+	atomic_store(&v->in_run, false);
+	atomic_fetch_add(&v->epoch, 1);
+	if (atomic_exchange(&v->ack_wanted, false)) {
+		pthread_mutex_lock(&v->vm->lock);
+		pthread_cond_broadcast(&v->vm->cond);
+		pthread_mutex_unlock(&v->vm->lock);
+	}
+}
+
+/* Before KVM_RUN: park if a pause is due. Returns false to end the thread. */
+static bool vcpu_before_run(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 
 	for (;;) {
 		if (atomic_load(&vm->exit_req))
-			return;
-		if (atomic_load(&vm->pause_req)) {
-			if (!v->need_reentry) {
-				if (!vcpu_park(v))
-					return;
-				continue;
-			}
+			return false;
+		if (!atomic_load(&vm->pause_req))
+			return true;
+		if (v->need_reentry) {
 			/* Complete the pending exit, then come straight back.
 			 */
 			__atomic_store_n(&v->run->immediate_exit, 1,
 					 __ATOMIC_SEQ_CST);
+			return true;
 		}
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			int e = errno;
+		if (!vcpu_park(v))
+			return false;
+	}
+}
 
-			v->need_reentry = false;
-			if (e == EINTR || e == EAGAIN) {
-				__atomic_store_n(&v->run->immediate_exit, 0,
-						 __ATOMIC_SEQ_CST);
-				v->st.intr++;
-				continue;
-			}
-			vm_fail(vm, "vcpu%d: KVM_RUN: %s", v->id, strerror(e));
+static void vcpu_run_loop(struct vcpu *v)
+{
+	int e;
+
+	while (vcpu_before_run(v)) {
+		atomic_store(&v->in_run, true);
+		e = ioctl(v->fd, KVM_RUN, 0) < 0 ? errno : 0;
+		vcpu_left_run(v);
+		v->need_reentry = false;
+		if (e == EINTR || e == EAGAIN) {
+			__atomic_store_n(&v->run->immediate_exit, 0,
+					 __ATOMIC_SEQ_CST);
+			v->st.intr++;
+			continue;
+		}
+		if (e) {
+			vm_fail(v->vm, "vcpu%d: KVM_RUN: %s", v->id,
+				strerror(e));
 			return;
 		}
-		v->need_reentry = false;
 		if (vcpu_handle_exit(v) < 0)
 			return;
 	}

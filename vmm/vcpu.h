@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,7 +36,11 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool need_reentry; /* last exit must be completed by one more KVM_RUN */
-	struct vcpu_stats st; /* written by the vCPU thread only */
+	/* For vm_kick_sync: written by the vCPU thread, read by the kicker. */
+	atomic_bool in_run;	    /* inside (or about to enter) KVM_RUN */
+	atomic_uint_fast64_t epoch; /* KVM_RUN returns so far */
+	atomic_bool ack_wanted;	    /* a kicker waits on vm->cond */
+	struct vcpu_stats st;	    /* written by the vCPU thread only */
 };
 
 /* Create the vCPU (fd and kvm_run mapping). */

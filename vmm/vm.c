@@ -185,6 +185,11 @@ static int vm_create_vcpus(struct vm *vm, char *err, size_t errlen)
 		return r < 0 ? -errno : -EINVAL;
 	}
 	vm->tsc_khz = r;
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		r = dirty_ring_map(&vm->dirty, i, vm->vcpus[i].fd, err, errlen);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -212,6 +217,50 @@ static int vm_boot(struct vm *vm, const struct elf_image *img, char *err,
 	return 0;
 }
 
+static void vm_fault_stalled(void *opaque, uint64_t gpa, uint64_t waited_ns,
+			     pid_t tid)
+{
+	struct vm *vm = opaque;
+
+	(void)tid;
+	if (vm->on_event)
+		vm->on_event(vm->cb_opaque, "fault-stalled", gpa, waited_ns);
+}
+
+/*
+ * Lazy memory: everything the VMM wrote (image, page tables, boot info) is
+ * in place; every other page of RAM is populated by the fault service on
+ * first touch, with zeroes.
+ */
+static int vm_lazy_memory(struct vm *vm, char *err, size_t errlen)
+{
+	int r = fault_init(&vm->faults, &vm->mem, err, errlen);
+
+	for (int i = 0; !r && i < vm->mem.nr_regions; i++) {
+		struct fault_range fr = {
+			.gpa = vm->mem.regions[i].gpa,
+			.size = vm->mem.regions[i].size,
+			.resolver = FAULT_ZERO,
+		};
+
+		r = fault_register(&vm->faults, &fr, err, errlen);
+	}
+	if (r)
+		return r;
+	fault_set_hooks(&vm->faults, NULL, vm_fault_stalled, vm,
+			vm->cfg.fault_stall_ms * 1000000ULL);
+	r = fault_start(&vm->faults);
+	if (r)
+		snprintf(err, errlen, "starting the fault thread: %s",
+			 strerror(-r));
+	return r;
+}
+
+static int vm_kick_dirty(void *opaque)
+{
+	return vm_kick_sync(opaque);
+}
+
 static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 {
 	struct elf_image img;
@@ -232,10 +281,19 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		r = vm_create_devices(vm, err, errlen);
 	if (!r)
 		r = elf_load_file(vm->cfg.kernel, &vm->mem, &img, err, errlen);
+	/* The dirty ring must be enabled before any vCPU exists. */
+	if (!r)
+		r = dirty_init(&vm->dirty, vm->cfg.dirty_backend, vm->fd,
+			       &vm->mem, vm->cfg.dirty_ring_entries,
+			       vm->cfg.nr_cpus, err, errlen);
+	if (!r)
+		dirty_set_kick(&vm->dirty, vm_kick_dirty, vm);
 	if (!r)
 		r = vm_create_vcpus(vm, err, errlen);
 	if (!r)
 		r = vm_boot(vm, &img, err, errlen);
+	if (!r && vm->cfg.mem_lazy)
+		r = vm_lazy_memory(vm, err, errlen);
 	return r;
 }
 
@@ -250,6 +308,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
 	vm->kvm.fd = -1;
 	vm->mem.memfd = -1;
 	vm->console.fd = -1;
+	vm->faults.uffd = -1;
+	vm->faults.stop_efd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->state = VM_CREATED;
@@ -401,6 +461,39 @@ void vm_join(struct vm *vm)
 	}
 }
 
+/* Every vCPU out of KVM_RUN since `epoch`, or not in it at all. */
+static bool vm_all_left_run(struct vm *vm, const uint64_t *epoch)
+{
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (atomic_load(&v->in_run) &&
+		    atomic_load(&v->epoch) == epoch[i])
+			return false;
+	}
+	return true;
+}
+
+int vm_kick_sync(struct vm *vm)
+{
+	uint64_t epoch[GUEST_MAX_CPUS];
+	struct timespec deadline;
+	int r = 0;
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		epoch[i] = atomic_load(&vm->vcpus[i].epoch);
+		atomic_store(&vm->vcpus[i].ack_wanted, true);
+		vcpu_kick(&vm->vcpus[i]);
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 2;
+	pthread_mutex_lock(&vm->lock);
+	while (!vm_all_left_run(vm, epoch) && r == 0)
+		r = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
+	pthread_mutex_unlock(&vm->lock);
+	return vm_all_left_run(vm, epoch) ? 0 : -ETIMEDOUT;
+}
+
 int vm_guest_request(struct vm *vm, int req, uint64_t arg)
 {
 	struct boot_info *bi =
@@ -423,6 +516,9 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;
+	dirty_destroy(&vm->dirty);
+	if (vm->cfg.mem_lazy)
+		fault_stop(&vm->faults);
 	testdev_destroy(&vm->testdev);
 	serial_destroy(&vm->com1);
 	console_close(&vm->console);

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "devices/devices.h"
+#include "ept/dirty.h"
+#include "ept/fault.h"
 #include "ept/mem.h"
 #include "vmm/kvm.h"
 
@@ -31,6 +33,10 @@ struct vm_config {
 	const char *hb_log_path; /* NULL: no heartbeat log */
 	uint64_t mem_size;
 	int nr_cpus;
+	enum dirty_backend dirty_backend;
+	uint32_t dirty_ring_entries; /* DIRTY_RING */
+	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
+	uint64_t fault_stall_ms;     /* report faults waiting longer */
 };
 
 enum vm_state {
@@ -51,6 +57,8 @@ struct vm {
 	struct kvm_sys kvm;
 	int fd;
 	struct guest_mem mem;
+	struct dirty_tracker dirty;
+	struct fault_service faults; /* running when cfg.mem_lazy */
 	uint64_t tsc_khz;
 	uint64_t boot_cr3; /* the identity page tables' PML4 */
 
@@ -100,6 +108,21 @@ void vm_fail(struct vm *vm, const char *fmt, ...)
 /* Wait for every vCPU thread to end (after vm_request_exit). */
 void vm_join(struct vm *vm);
 void vm_destroy(struct vm *vm);
+
+/*
+ * Make every vCPU leave guest mode at least once (kick-before-harvest for
+ * the dirty ring); returns when each has, or is outside KVM_RUN anyway.
+ * -ETIMEDOUT after 2 s (a vCPU blocked on a userfaultfd fault from ring-0
+ * code cannot be kicked: kvm-notes.md).
+ */
+int vm_kick_sync(struct vm *vm);
+
+struct ptw_result;
+/*
+ * Walk vCPU cpu's page tables for gva (pausing a running VM meanwhile).
+ * -EINVAL for a bad cpu; the walk's own outcome is in r->status.
+ */
+int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r);
 
 /* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);

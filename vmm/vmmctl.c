@@ -19,6 +19,13 @@
 
 #define EXIT_USAGE 2
 
+struct client_opts {
+	const char *api;
+	const char *cpu; /* translate --cpu N */
+	char **operands;
+	int nr_operands;
+};
+
 struct vmmctl_cmd {
 	const char *name;
 	const char *usage;   /* what follows "vmmctl NAME" */
@@ -26,6 +33,9 @@ struct vmmctl_cmd {
 	const char *help;    /* the body of vmmctl NAME --help */
 	int (*run)(const struct vmmctl_cmd *cmd, int argc, char **argv);
 	int positional; /* client commands: how many operands they take */
+	/* client commands with operands: build the request's args */
+	int (*args)(const struct vmmctl_cmd *cmd, const struct client_opts *o,
+		    json_t **args);
 };
 
 static const char client_opts_help[] =
@@ -42,6 +52,12 @@ static int run_boot(const struct vmmctl_cmd *cmd, int argc, char **argv)
 }
 
 static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv);
+static int args_guest_request(const struct vmmctl_cmd *cmd,
+			      const struct client_opts *o, json_t **args);
+static int args_dirty_log(const struct vmmctl_cmd *cmd,
+			  const struct client_opts *o, json_t **args);
+static int args_translate(const struct vmmctl_cmd *cmd,
+			  const struct client_opts *o, json_t **args);
 
 static const struct vmmctl_cmd vmmctl_cmds[] = {
 	{
@@ -86,15 +102,59 @@ static const struct vmmctl_cmd vmmctl_cmds[] = {
 	},
 	{
 		.name = "guest-request",
-		.usage = "--api SOCK REQUEST",
-		.summary = "ask the test guest to verify or stop-workload",
-		.help = "Post REQUEST to the test guest's mailbox:\n"
+		.usage = "--api SOCK REQUEST [ARG]",
+		.summary = "post a request to the test guest's mailbox",
+		.help = "Post REQUEST (with the number ARG, default 0) to the "
+			"test guest's mailbox:\n"
 			"  verify         check every page of the current "
 			"workload now\n"
 			"  stop-workload  end the current workload and run the "
-			"next one\n",
+			"next one\n"
+			"  touch SEED     `touch` workload: write the page set "
+			"of SEED\n",
+		.run = run_client,
+		.positional = 2,
+		.args = args_guest_request,
+	},
+	{
+		.name = "stats",
+		.usage = "--api SOCK",
+		.summary = "show vCPU, dirty-log and fault counters",
+		.help = "Print per-vCPU exit counters, dirty-log statistics "
+			"and, in lazy\n"
+			"memory mode, second-level fault counts and latency "
+			"percentiles.\n",
+		.run = run_client,
+	},
+	{
+		.name = "dirty-log",
+		.usage = "--api SOCK start|harvest|stop",
+		.summary = "drive dirty-page logging (measure a dirty rate)",
+		.help = "start    turn dirty logging on (the log starts "
+			"empty)\n"
+			"harvest  collect what was dirtied since the last "
+			"harvest: pages,\n"
+			"         dirty rate and what the harvest cost\n"
+			"stop     turn dirty logging off\n",
 		.run = run_client,
 		.positional = 1,
+		.args = args_dirty_log,
+	},
+	{
+		.name = "translate",
+		.usage = "--api SOCK --cpu N GVA",
+		.summary = "walk a vCPU's page tables: GVA -> GPA",
+		.help = "Translate the guest-virtual address GVA (decimal or "
+			"0x hex) with\n"
+			"vCPU N's CR3 and print the GPA and every level of the "
+			"walk. The VM\n"
+			"is paused for the walk if it was running.\n"
+			"\n"
+			"  --cpu N      the vCPU whose page tables to walk "
+			"(required)\n",
+		.run = run_client,
+		.positional = 1,
+		.args = args_translate,
 	},
 };
 
@@ -122,14 +182,9 @@ static void client_help(const struct vmmctl_cmd *cmd)
 
 /* ---- client commands ----------------------------------------------- */
 
-struct client_opts {
-	const char *api;
-	char **operands;
-	int nr_operands;
-};
-
 static const struct option client_longopts[] = {
 	{"api", required_argument, NULL, 'A'},
+	{"cpu", required_argument, NULL, 'c'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -179,6 +234,9 @@ static int client_parse(const struct vmmctl_cmd *cmd, int argc, char **argv,
 		case 'A':
 			o->api = optarg;
 			break;
+		case 'c':
+			o->cpu = optarg;
+			break;
 		case 'h':
 			client_help(cmd);
 			return 1;
@@ -204,32 +262,92 @@ static int client_parse(const struct vmmctl_cmd *cmd, int argc, char **argv,
 	return 0;
 }
 
+static int client_usage_err(const struct vmmctl_cmd *cmd, const char *what)
+{
+	fprintf(stderr, "vmmctl %s: %s (see vmmctl %s --help)\n", cmd->name,
+		what, cmd->name);
+	return -EINVAL;
+}
+
+/* A number operand (decimal or 0x hex) as a JSON string the VMM parses. */
+static int client_number(const struct vmmctl_cmd *cmd, const char *what,
+			 const char *s, json_t **out)
+{
+	char *end;
+
+	errno = 0;
+	strtoull(s, &end, 0);
+	if (errno || end == s || *end || *s == '-') {
+		fprintf(stderr, "vmmctl %s: %s '%s' is not a number\n",
+			cmd->name, what, s);
+		return -EINVAL;
+	}
+	*out = json_string(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int args_guest_request(const struct vmmctl_cmd *cmd,
+			      const struct client_opts *o, json_t **args)
+{
+	const char *req;
+	json_t *arg = NULL;
+
+	if (o->nr_operands < 1)
+		return client_usage_err(cmd, "REQUEST is required (verify, "
+					     "stop-workload or touch)");
+	req = o->operands[0];
+	if (ctl_guest_req_from_name(req) < 0) {
+		fprintf(stderr,
+			"vmmctl %s: unknown request '%s' (expected verify, "
+			"stop-workload or touch)\n",
+			cmd->name, req);
+		return -EINVAL;
+	}
+	if (o->nr_operands > 1 &&
+	    client_number(cmd, "ARG", o->operands[1], &arg))
+		return -EINVAL;
+	*args = arg ? json_pack("{s:s, s:o}", "request", req, "arg", arg)
+		    : json_pack("{s:s}", "request", req);
+	return *args ? 0 : -ENOMEM;
+}
+
+static int args_dirty_log(const struct vmmctl_cmd *cmd,
+			  const struct client_opts *o, json_t **args)
+{
+	if (o->nr_operands < 1)
+		return client_usage_err(cmd, "ACTION is required (start, "
+					     "harvest or stop)");
+	*args = json_pack("{s:s}", "action", o->operands[0]);
+	return *args ? 0 : -ENOMEM;
+}
+
+static int args_translate(const struct vmmctl_cmd *cmd,
+			  const struct client_opts *o, json_t **args)
+{
+	json_t *cpu, *gva;
+
+	if (!o->cpu)
+		return client_usage_err(cmd, "--cpu N is required");
+	if (o->nr_operands < 1)
+		return client_usage_err(cmd, "GVA is required");
+	if (client_number(cmd, "--cpu", o->cpu, &cpu))
+		return -EINVAL;
+	if (client_number(cmd, "GVA", o->operands[0], &gva)) {
+		json_decref(cpu);
+		return -EINVAL;
+	}
+	*args = json_pack("{s:o, s:o}", "cpu", cpu, "gva", gva);
+	return *args ? 0 : -ENOMEM;
+}
+
 /* Build the request's args from the operands; *args NULL when none. */
 static int client_args(const struct vmmctl_cmd *cmd,
 		       const struct client_opts *o, json_t **args)
 {
-	const char *req;
-
 	*args = NULL;
-	if (strcmp(cmd->name, "guest-request") != 0)
-		return 0;
-	if (o->nr_operands < 1) {
-		fprintf(stderr,
-			"vmmctl %s: REQUEST is required (verify or "
-			"stop-workload)\n",
-			cmd->name);
-		return -EINVAL;
-	}
-	req = o->operands[0];
-	if (ctl_guest_req_from_name(req) < 0) {
-		fprintf(stderr,
-			"vmmctl %s: unknown request '%s' (expected verify or "
-			"stop-workload)\n",
-			cmd->name, req);
-		return -EINVAL;
-	}
-	*args = json_pack("{s:s}", "request", req);
-	return *args ? 0 : -ENOMEM;
+	if (o->cpu && cmd->args != args_translate)
+		return client_usage_err(cmd, "--cpu is only for translate");
+	return cmd->args ? cmd->args(cmd, o, args) : 0;
 }
 
 /* Print an ok reply's result to stdout: 0, or 1 when stdout fails. */

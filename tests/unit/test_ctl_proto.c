@@ -431,6 +431,11 @@ Test(ctl_build, request_line_round_trips)
 
 		if (i == CTL_CMD_GUEST_REQUEST)
 			args = json_pack("{s:s}", "request", "stop-workload");
+		if (i == CTL_CMD_DIRTY_LOG)
+			args = json_pack("{s:s}", "action", "harvest");
+		if (i == CTL_CMD_TRANSLATE)
+			args = json_pack("{s:i, s:s}", "cpu", 1, "gva",
+					 "0xffff800000001000");
 		line = ctl_request_line(ctl_cmd_name(i), args, 42 + i);
 		cr_assert_not_null(line);
 		n = strlen(line);
@@ -445,6 +450,84 @@ Test(ctl_build, request_line_round_trips)
 		ctl_request_free(&req);
 		free(line);
 	}
+}
+
+/* ---- stats, dirty-log, translate, guest-request args ------------------ */
+
+static void parse_ok(const char *line)
+{
+	cr_assert_eq(ctl_parse_request(line, strlen(line), &req, &err), 0,
+		     "%s: %s", line, err.message);
+}
+
+static void parse_bad(const char *line, enum ctl_err code, const char *msg)
+{
+	cr_assert_eq(ctl_parse_request(line, strlen(line), &req, &err), -EINVAL,
+		     "%s parsed", line);
+	cr_assert_eq(err.code, code, "%s: code %d", line, err.code);
+	cr_assert(strstr(err.message, msg), "%s: '%s' lacks '%s'", line,
+		  err.message, msg);
+	json_decref(req.id);
+	req.id = NULL;
+}
+
+Test(ctl_parse, dirty_log_actions)
+{
+	parse_ok("{\"cmd\":\"dirty-log\",\"args\":{\"action\":\"start\"}}");
+	cr_assert_eq(req.dirty_action, CTL_DIRTY_START);
+	ctl_request_free(&req);
+	parse_ok("{\"cmd\":\"dirty-log\",\"args\":{\"action\":\"stop\"}}");
+	cr_assert_eq(req.dirty_action, CTL_DIRTY_STOP);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"dirty-log\"}", CTL_ERR_BAD_ARGS,
+		  "needs args.action");
+	parse_bad("{\"cmd\":\"dirty-log\",\"args\":{\"action\":3}}",
+		  CTL_ERR_BAD_ARGS, "must be a string, got integer");
+	parse_bad("{\"cmd\":\"dirty-log\",\"args\":{\"action\":\"flush\"}}",
+		  CTL_ERR_BAD_ARGS, "unknown action 'flush'");
+	parse_bad("{\"cmd\":\"dirty-log\",\"args\":{\"action\":\"start\","
+		  "\"x\":1}}",
+		  CTL_ERR_BAD_ARGS, "unknown argument 'x'");
+}
+
+Test(ctl_parse, translate_numbers)
+{
+	parse_ok("{\"cmd\":\"translate\",\"args\":{\"cpu\":2,\"gva\":4096}}");
+	cr_assert_eq(req.cpu, 2);
+	cr_assert_eq(req.gva, 4096);
+	ctl_request_free(&req);
+	parse_ok("{\"cmd\":\"translate\",\"args\":{\"cpu\":\"0\","
+		 "\"gva\":\"0xffffffff80001000\"}}");
+	cr_assert_eq(req.gva, 0xffffffff80001000ULL);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"translate\",\"args\":{\"gva\":1}}",
+		  CTL_ERR_BAD_ARGS, "'cpu' must be");
+	parse_bad("{\"cmd\":\"translate\",\"args\":{\"cpu\":-1,\"gva\":1}}",
+		  CTL_ERR_BAD_ARGS, "'cpu' must be");
+	parse_bad(
+		"{\"cmd\":\"translate\",\"args\":{\"cpu\":0,\"gva\":\"0xzz\"}}",
+		CTL_ERR_BAD_ARGS, "is not a number");
+	parse_bad("{\"cmd\":\"translate\",\"args\":{\"cpu\":0,\"gva\":1.5}}",
+		  CTL_ERR_BAD_ARGS, "got real");
+	parse_bad("{\"cmd\":\"translate\",\"args\":{\"cpu\":99999,\"gva\":1}}",
+		  CTL_ERR_BAD_ARGS, "out of range");
+}
+
+Test(ctl_parse, stats_and_touch_arg)
+{
+	parse_ok("{\"cmd\":\"stats\"}");
+	cr_assert_eq(req.cmd, CTL_CMD_STATS);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"stats\",\"args\":{\"x\":1}}", CTL_ERR_BAD_ARGS,
+		  "takes no arguments");
+	parse_ok("{\"cmd\":\"guest-request\",\"args\":{\"request\":\"touch\","
+		 "\"arg\":7}}");
+	cr_assert_eq(req.guest_req, GUEST_REQ_TOUCH);
+	cr_assert_eq(req.req_arg, 7);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"guest-request\",\"args\":{\"request\":\"touch\","
+		  "\"arg\":\"x\"}}",
+		  CTL_ERR_BAD_ARGS, "is not a number");
 }
 
 /* ---- the server and the client ----------------------------------------- */

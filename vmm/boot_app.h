@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * boot_app.h - the state of a `vmmctl boot` process, shared by cmd_boot.c
+ * (life cycle, event loop) and boot_ctl.c (control-command handlers).
+ */
+#ifndef VMM_BOOT_APP_H
+#define VMM_BOOT_APP_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "vmm/control.h"
+#include "vmm/vm.h"
+
+/* Everything below is owned by the event-loop thread. */
+struct boot_app {
+	uv_loop_t loop;
+	struct vm vm;
+	uint64_t dirty_mark_ns; /* dirty-log: start or last harvest */
+	struct control ctl;
+	bool has_ctl;
+	uv_async_t exit_async;
+	uv_signal_t sig_int, sig_term;
+	uv_timer_t flush_timer;
+	uv_tty_t tty;
+	bool has_tty;
+};
+
+/* The control handler (control_handler_fn) for a booted VM. */
+int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
+		struct ctl_error *err);
+
+#endif /* VMM_BOOT_APP_H */

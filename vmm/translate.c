@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * translate.c - GVA -> GPA for a vCPU of a live VM (vmmctl translate).
+ *
+ * vCPU registers can only be read consistently while that vCPU is outside
+ * KVM_RUN, so a running VM is paused for the walk and resumed after it
+ * (the same trade QEMU's gva2gpa makes with run_on_cpu). Runs on the
+ * event-loop thread.
+ */
+#include <errno.h>
+#include <sys/ioctl.h>
+
+#include "ept/ptwalk.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+static int translate_read(void *opaque, uint64_t gpa, uint64_t *val)
+{
+	return mem_read(opaque, gpa, val, sizeof(*val));
+}
+
+/* MAXPHYADDR from CPUID leaf 0x80000008, as this VM's vCPUs see it. */
+static unsigned int translate_maxphyaddr(const struct vm *vm)
+{
+	const struct kvm_cpuid2 *c = vm->kvm.cpuid;
+
+	for (unsigned int i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0x80000008)
+			return c->entries[i].eax & 0xff;
+	return 36; /* the architectural default without the leaf */
+}
+
+static int translate_walk(struct vm *vm, int cpu, uint64_t gva,
+			  struct ptw_result *r)
+{
+	struct kvm_sregs sr;
+	struct ptw_ctx ctx = {
+		.read = translate_read,
+		.opaque = &vm->mem,
+		.maxphyaddr = translate_maxphyaddr(vm),
+	};
+
+	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	ctx.cr0 = sr.cr0;
+	ctx.cr3 = sr.cr3;
+	ctx.cr4 = sr.cr4;
+	ctx.efer = sr.efer;
+	ptw_translate(&ctx, gva, r);
+	return 0;
+}
+
+int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r)
+{
+	bool paused_here = false;
+	int ret;
+
+	if (cpu < 0 || cpu >= vm->nr_vcpus)
+		return -EINVAL;
+	ret = vm_pause(vm);
+	if (ret == 0)
+		paused_here = true;
+	else if (ret != -EALREADY)
+		return ret;
+	ret = translate_walk(vm, cpu, gva, r);
+	if (paused_here)
+		vm_resume(vm);
+	return ret;
+}
