@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto/ - the migration wire format: pure encode/decode over buffers.
+ *
+ * This layer owns the byte layout of every message that crosses the wire
+ * between a migration source and destination (docs/protocol.md): a fixed
+ * frame header with a type, a payload length and a CRC32C over header and
+ * payload; the handshake; page batches (GPA runs, zero pages as a flag,
+ * payload raw or zstd-compressed); state sections (vCPU, VM, device) as
+ * opaque versioned blobs; and the control messages of the switch-over. It
+ * does no I/O and knows nothing of KVM, sockets or threads: every function
+ * is pure over the buffers it is given, validates every length, count and
+ * enum before use, and reports what is wrong in one line.
+ */
+#ifndef PROTO_PROTO_H
+#define PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAGIC	  0x4d49474dU /* "MGIM" little-endian: 'M''G''I''M' */
+#define PROTO_VERSION	  1
+#define PROTO_HDR_SIZE	  16
+#define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
+#define PROTO_PAGE_SIZE	  4096
+#define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
+
+/* Capabilities (HELLO / HELLO_ACK). */
+#define PROTO_CAP_ZSTD	   (1ULL << 0)
+#define PROTO_CAP_POSTCOPY (1ULL << 1)
+#define PROTO_CAP_VERIFY   (1ULL << 2) /* SHA-256 of RAM at the end */
+/*
+ * Every capability this version knows. A HELLO may offer unknown bits (a
+ * newer peer's): the destination answers the intersection. A HELLO_ACK
+ * with a bit outside PROTO_CAP_ALL is refused.
+ */
+#define PROTO_CAP_ALL (PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY | PROTO_CAP_VERIFY)
+
+enum proto_type {
+	PROTO_HELLO = 1,     /* src -> dst: version, caps, the VM's shape */
+	PROTO_HELLO_ACK = 2, /* dst -> src: accepted caps */
+	PROTO_PAGES = 3,     /* src -> dst: a batch of pages */
+	PROTO_RAM_END = 4,   /* src -> dst: no more pages (end of pre-copy) */
+	PROTO_STATE = 5,     /* src -> dst: one state section (blob) */
+	PROTO_STATE_END = 6, /* src -> dst: every section sent */
+	PROTO_READY = 7,     /* dst -> src: restored whole, not running yet */
+	PROTO_GO = 8,	     /* src -> dst: run it (the source will not) */
+	PROTO_RUNNING = 9,   /* dst -> src: vCPUs are running */
+	PROTO_ERROR = 10,    /* either way: a reason; the sender gives up */
+	PROTO_VERIFY = 11,   /* either way: SHA-256 of each RAM region */
+	PROTO_TYPE_MAX
+};
+
+/* ---- frame header -------------------------------------------------------- */
+
+/*
+ * Header, 16 bytes, little-endian:
+ *   u32 magic, u16 type, u16 flags (0 for now), u32 payload length,
+ *   u32 crc32c of the header (with this field zero) and the payload.
+ */
+struct proto_hdr {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;
+	uint32_t crc;
+};
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
+uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/*
+ * Write a header for a payload already at buf + PROTO_HDR_SIZE (len bytes),
+ * computing the CRC over both.
+ */
+void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len);
+
+/*
+ * Parse a header (exactly PROTO_HDR_SIZE bytes): magic, known type, flags
+ * zero, len <= PROTO_MAX_PAYLOAD. Returns 0 or -EPROTO with err set.
+ */
+int proto_hdr_decode(const uint8_t *buf, struct proto_hdr *h, char *err,
+		     size_t errlen);
+/* Check the CRC of a whole frame (header + h->len payload bytes). */
+int proto_frame_check(const uint8_t *frame, const struct proto_hdr *h,
+		      char *err, size_t errlen);
+/*
+ * Both of the above on a buffer of len bytes that should start with a
+ * whole frame: refuses a truncated header or payload too. Returns the
+ * frame's length (header + payload; bytes after it are not looked at) or
+ * -EPROTO with err set. The payload starts at buf + PROTO_HDR_SIZE.
+ */
+int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_hdr *h,
+		       char *err, size_t errlen);
+const char *proto_type_name(unsigned int type);
+
+/* ---- handshake ----------------------------------------------------------- */
+
+#define PROTO_MAX_REGIONS 8
+#define PROTO_MAX_CPUID	  256
+#define PROTO_MAX_DEVICES 16
+#define PROTO_NAME_MAX	  32
+#define PROTO_MAX_VCPUS	  4096 /* HELLO's nr_vcpus and STATE's vCPU ids */
+
+struct proto_region {
+	uint64_t gpa;
+	uint64_t size;
+};
+
+struct proto_cpuid {
+	uint32_t function, index, flags, eax, ebx, ecx, edx;
+};
+
+struct proto_device {
+	char name[PROTO_NAME_MAX]; /* NUL-terminated */
+	uint32_t version;	   /* of its state blob */
+};
+
+struct proto_hello {
+	uint32_t version;
+	uint64_t caps;
+	uint32_t page_size;
+	uint64_t mem_size;
+	uint32_t nr_regions;
+	struct proto_region regions[PROTO_MAX_REGIONS];
+	uint32_t nr_vcpus;
+	uint32_t nr_cpuid;
+	struct proto_cpuid cpuid[PROTO_MAX_CPUID];
+	uint32_t nr_devices;
+	struct proto_device devices[PROTO_MAX_DEVICES];
+};
+
+/* The largest HELLO frame (every array full): a buffer this big always fits. */
+#define PROTO_HELLO_MAX_FRAME                                                  \
+	(PROTO_HDR_SIZE + 28 + PROTO_MAX_REGIONS * 16 + 8 +                    \
+	 PROTO_MAX_CPUID * 28 + 4 + PROTO_MAX_DEVICES * (PROTO_NAME_MAX + 4))
+
+/*
+ * Encoders write a whole frame (header + payload) into buf of size cap and
+ * return its length, or -ENOSPC (cap too small), -EMSGSIZE (payload over
+ * PROTO_MAX_PAYLOAD) or -EINVAL (the input is something the decoder would
+ * refuse). Decoders take the payload (after the header was checked) and
+ * return 0 or -EPROTO with err set; err may be NULL.
+ */
+int proto_hello_encode(uint8_t *buf, size_t cap, const struct proto_hello *h);
+/*
+ * A HELLO whose version is not PROTO_VERSION is decoded no further than
+ * its version (the rest is another version's layout): it returns 0 with
+ * every other field zero, and proto_hello_compare refuses it by version.
+ * So always compare before using anything else in a received HELLO.
+ */
+int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
+		       char *err, size_t errlen);
+/*
+ * What the decoder checks beyond the layout, and the encoder refuses with
+ * -EINVAL: counts within limits, nr_vcpus 1..PROTO_MAX_VCPUS, regions
+ * page-aligned, non-empty and not wrapping, device names non-empty,
+ * printable and NUL-terminated within PROTO_NAME_MAX. 0 or -EPROTO.
+ */
+int proto_hello_check(const struct proto_hello *h, char *err, size_t errlen);
+/*
+ * Compare a received HELLO with the local one: version, page size, memory
+ * size and layout, vCPU count, CPUID (every leaf the source has must be
+ * present and equal here), devices (same names, same versions). 0 when
+ * compatible, else -EPROTO with the first difference in err, worded for
+ * the user, remote being the source ("VM has 2 vCPUs here, source has 4").
+ * Capabilities are not compared: they are negotiated.
+ */
+int proto_hello_compare(const struct proto_hello *local,
+			const struct proto_hello *remote, char *err,
+			size_t errlen);
+
+int proto_hello_ack_encode(uint8_t *buf, size_t cap, uint64_t caps);
+int proto_hello_ack_decode(const uint8_t *p, size_t len, uint64_t *caps,
+			   char *err, size_t errlen);
+
+/* ---- page batches -------------------------------------------------------- */
+
+/*
+ * A batch is up to PROTO_MAX_BATCH pages in runs of consecutive GPAs. Each
+ * run is either zero pages (no data) or data pages whose contents follow in
+ * the payload, raw or (PROTO_PAGES_ZSTD) as one zstd frame of all the
+ * batch's data pages. Payload layout: u16 nr_runs, u16 flags, u32 raw data
+ * length, u32 stored data length, then nr_runs x {u64 gpa, u32 npages,
+ * u32 run flags (PROTO_RUN_ZERO)}, then the stored data.
+ */
+#define PROTO_PAGES_ZSTD 0x1
+#define PROTO_RUN_ZERO	 0x1
+
+struct proto_run {
+	uint64_t gpa;
+	uint32_t npages;
+	uint32_t flags;
+};
+
+/* Builder: the caller adds pages in any order; runs form from neighbours. */
+struct proto_batch {
+	int nr_runs;
+	int nr_pages;
+	int nr_data; /* pages with data */
+	struct proto_run runs[PROTO_MAX_BATCH];
+	uint8_t data[PROTO_MAX_BATCH * PROTO_PAGE_SIZE]; /* raw, in order */
+};
+
+void proto_batch_init(struct proto_batch *b);
+/* Returns true when the batch is full (PROTO_MAX_BATCH pages). */
+bool proto_batch_full(const struct proto_batch *b);
+/*
+ * Add the page at gpa; page NULL means a zero page (no data). Returns 0,
+ * -ENOSPC when the batch is full, -EINVAL when gpa is not page-aligned.
+ */
+int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page);
+/* True when all 4096 bytes are zero (fast: 8 bytes at a time). */
+bool proto_page_is_zero(const void *page);
+
+/*
+ * Encode the batch as a PAGES frame. zstd_level 0 means raw; otherwise
+ * compress with that level (e.g. -1 or 1) and keep the result only when it
+ * is smaller than the raw data. Returns the frame length or -errno
+ * (-EINVAL for an empty or inconsistent batch, -ENOMEM when no zstd
+ * context could be made). cap must be at least proto_batch_max_frame().
+ * zstd contexts (compression and decompression) are cached per thread,
+ * created on first use and freed when the thread exits: encode and decode
+ * are safe from any thread; the first call on a thread allocates.
+ */
+int proto_pages_encode(uint8_t *buf, size_t cap, const struct proto_batch *b,
+		       int zstd_level);
+size_t proto_batch_max_frame(void);
+
+/*
+ * Decode a PAGES payload: runs into b->runs, data (decompressed if needed)
+ * into b->data, with every count and length validated (runs page-aligned,
+ * within the batch limit, data length = data pages x 4096, decompressed
+ * size exact). On failure b is left empty. Runs are not checked against
+ * the VM's RAM layout, nor for overlap (a later page wins): the caller
+ * checks each run against its regions before writing a byte.
+ */
+int proto_pages_decode(const uint8_t *p, size_t len, struct proto_batch *b,
+		       char *err, size_t errlen);
+
+/* ---- state sections ------------------------------------------------------ */
+
+enum proto_state_kind {
+	PROTO_STATE_VCPU = 1,	/* id = vCPU index */
+	PROTO_STATE_VM = 2,	/* irqchip, PIT, clock; id 0 */
+	PROTO_STATE_DEVICE = 3, /* id = index in HELLO's device list */
+	PROTO_STATE_KIND_MAX
+};
+
+/*
+ * Payload: u16 kind, u16 version, u32 id, u32 blob length, blob. The id
+ * must be < PROTO_MAX_VCPUS for a vCPU, 0 for the VM, < PROTO_MAX_DEVICES
+ * for a device. The encoder may be given a blob that already sits at
+ * buf + PROTO_STATE_OVERHEAD (written there in place): it is not copied.
+ */
+#define PROTO_STATE_OVERHEAD (PROTO_HDR_SIZE + 12) /* frame bytes + blob */
+struct proto_state {
+	uint16_t kind;
+	uint16_t version;
+	uint32_t id;
+	uint32_t len;
+	const uint8_t *blob; /* decode: points into the payload */
+};
+
+int proto_state_encode(uint8_t *buf, size_t cap, const struct proto_state *s);
+int proto_state_decode(const uint8_t *p, size_t len, struct proto_state *s,
+		       char *err, size_t errlen);
+
+/*
+ * Blob records: a state blob is a sequence of {u32 tag, u32 len, bytes
+ * padded to 8} records. The writer appends; the reader iterates with every
+ * length checked against what is left.
+ */
+struct proto_rec_writer {
+	uint8_t *buf;
+	size_t cap, len;
+	bool overflow;
+};
+
+struct proto_rec_reader {
+	const uint8_t *buf;
+	size_t len, off;
+};
+
+void proto_rec_writer_init(struct proto_rec_writer *w, uint8_t *buf,
+			   size_t cap);
+void proto_rec_put(struct proto_rec_writer *w, uint32_t tag, const void *data,
+		   uint32_t len);
+void proto_rec_reader_init(struct proto_rec_reader *r, const uint8_t *buf,
+			   size_t len);
+/* 1 with the next record, 0 at the end, -EPROTO when truncated. */
+int proto_rec_next(struct proto_rec_reader *r, uint32_t *tag,
+		   const uint8_t **data, uint32_t *len);
+
+/* ---- small messages ------------------------------------------------------ */
+
+/* RAM_END, STATE_END, READY, GO, RUNNING: empty payload. */
+int proto_empty_encode(uint8_t *buf, size_t cap, enum proto_type type);
+/* 0 when type is one of those and len is 0, else -EPROTO. */
+int proto_empty_decode(const uint8_t *p, size_t len, enum proto_type type,
+		       char *err, size_t errlen);
+
+/*
+ * ERROR: u32 code (a positive errno, 1..PROTO_ERRNO_MAX), u16 length,
+ * reason text (not terminated, at most PROTO_REASON_MAX bytes). The
+ * encoder takes code with either sign and cuts a longer reason. The
+ * decoder NUL-terminates the reason into reason (cut to reason_len - 1)
+ * with every byte outside printable ASCII replaced by '?'.
+ */
+#define PROTO_REASON_MAX 1024
+#define PROTO_ERRNO_MAX	 4095
+int proto_error_encode(uint8_t *buf, size_t cap, int code, const char *reason);
+int proto_error_decode(const uint8_t *p, size_t len, int *code, char *reason,
+		       size_t reason_len, char *err, size_t errlen);
+
+/*
+ * VERIFY: u32 nr (<= PROTO_MAX_REGIONS), then nr x {u64 gpa, u64 size,
+ * u8 sha256[32]}. The decoder refuses nr > max (the room in d).
+ */
+#define PROTO_VERIFY_MAX_FRAME (PROTO_HDR_SIZE + 4 + PROTO_MAX_REGIONS * 48)
+struct proto_digest {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t sha256[32];
+};
+
+int proto_verify_encode(uint8_t *buf, size_t cap, const struct proto_digest *d,
+			uint32_t nr);
+int proto_verify_decode(const uint8_t *p, size_t len, struct proto_digest *d,
+			uint32_t max, uint32_t *nr, char *err, size_t errlen);
+
+#endif /* PROTO_PROTO_H */
