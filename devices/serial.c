@@ -14,7 +14,9 @@
  * pushes input; s->lock guards all state and is held while irq_line() and
  * console_write() are called, so level changes reach KVM in order.
  */
+#include <errno.h>
 #include <linux/serial_reg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "devices/devices.h"
@@ -286,4 +288,77 @@ size_t serial_push_input(struct serial *s, const void *buf, size_t len)
 	serial_update_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void serial_save(struct serial *s, struct serial_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&s->lock);
+	st->ier = s->ier;
+	st->iir = s->iir;
+	st->lcr = s->lcr;
+	st->mcr = s->mcr;
+	st->lsr = s->lsr;
+	st->msr = s->msr;
+	st->scr = s->scr;
+	st->dll = s->dll;
+	st->dlm = s->dlm;
+	st->fcr = s->fcr;
+	st->thr_ipending = (uint8_t)s->thr_ipending;
+	st->rx_len = (uint8_t)s->rx_len;
+	for (unsigned int i = 0; i < s->rx_len; i++)
+		st->rx[i] = s->rx[(s->rx_head + i) % SERIAL_FIFO_SIZE];
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Values the registers can never hold are a corrupt or foreign state. */
+static int serial_state_check(const struct serial_state *st, char *err,
+			      size_t errlen)
+{
+	const char *bad = NULL;
+
+	if (st->rx_len > SERIAL_FIFO_SIZE)
+		bad = "rx_len beyond the FIFO";
+	else if (st->ier & ~SERIAL_IER_MASK)
+		bad = "reserved IER bits set";
+	else if (st->mcr & ~SERIAL_MCR_MASK)
+		bad = "reserved MCR bits set";
+	else if (st->fcr & (UART_FCR_CLEAR_RCVR | UART_FCR_CLEAR_XMIT))
+		bad = "self-clearing FCR bits set";
+	else if (st->thr_ipending > 1)
+		bad = "thr_ipending is not 0 or 1";
+	if (!bad)
+		return 0;
+	snprintf(err, errlen, "serial state: %s", bad);
+	return -EINVAL;
+}
+
+int serial_load(struct serial *s, const struct serial_state *st, char *err,
+		size_t errlen)
+{
+	int r = serial_state_check(st, err, errlen);
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	s->ier = st->ier;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->msr = st->msr;
+	s->scr = st->scr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->fcr = st->fcr;
+	s->thr_ipending = st->thr_ipending;
+	memcpy(s->rx, st->rx, st->rx_len);
+	s->rx_head = 0;
+	s->rx_len = st->rx_len;
+	/*
+	 * IIR, LSR and the line follow from the registers. Drive the line
+	 * whatever level it had here, so this VM's irqchip hears it once.
+	 */
+	s->irq_level = -1;
+	serial_update_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

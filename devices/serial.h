@@ -47,4 +47,26 @@ void serial_destroy(struct serial *s);
 /* Queue input bytes; returns how many fitted in the FIFO. */
 size_t serial_push_input(struct serial *s, const void *buf, size_t len);
 
+/*
+ * Migratable state, version SERIAL_STATE_VERSION: bytes only, so the layout
+ * is fixed (no padding, no byte order). IIR, LSR and the interrupt level
+ * are derived state: saved for the record, recomputed by serial_load().
+ */
+#define SERIAL_STATE_VERSION 1
+
+struct serial_state {
+	uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
+	uint8_t thr_ipending;
+	uint8_t rx_len;		      /* bytes waiting in rx[] */
+	uint8_t rx[SERIAL_FIFO_SIZE]; /* oldest first */
+};
+
+void serial_save(struct serial *s, struct serial_state *st);
+/*
+ * Restore st (-EINVAL with err set when it is inconsistent), then drive
+ * the interrupt line to the level the registers call for.
+ */
+int serial_load(struct serial *s, const struct serial_state *st, char *err,
+		size_t errlen);
+
 #endif /* DEVICES_SERIAL_H */

@@ -298,3 +298,39 @@ const char *testdev_marker_name(unsigned int id)
 		return "unknown";
 	return names[id];
 }
+
+void testdev_save(struct testdev *t, struct testdev_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&t->lock);
+	st->heartbeats = t->st.heartbeats;
+	st->seq_errors = t->st.seq_errors;
+	st->last_seq = t->st.last_seq;
+	memcpy(st->markers, t->st.markers, sizeof(st->markers));
+	memcpy(st->marker_arg, t->st.marker_arg, sizeof(st->marker_arg));
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * The statistics continue from st: the next heartbeat must be last_seq + 1.
+ * last_ns stays this process's own (0 until a heartbeat arrives here).
+ */
+int testdev_load(struct testdev *t, const struct testdev_state *st, char *err,
+		 size_t errlen)
+{
+	if (st->pad || (!st->heartbeats && (st->last_seq || st->seq_errors))) {
+		snprintf(err, errlen,
+			 "testdev state: inconsistent (heartbeats %" PRIu64
+			 ", last_seq %" PRIu32 ", seq_errors %" PRIu64 ")",
+			 st->heartbeats, st->last_seq, st->seq_errors);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&t->lock);
+	t->st.heartbeats = st->heartbeats;
+	t->st.seq_errors = st->seq_errors;
+	t->st.last_seq = st->last_seq;
+	memcpy(t->st.markers, st->markers, sizeof(t->st.markers));
+	memcpy(t->st.marker_arg, st->marker_arg, sizeof(t->st.marker_arg));
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}

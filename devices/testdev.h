@@ -59,4 +59,25 @@ void testdev_get_stats(struct testdev *t, struct testdev_stats *out);
 void testdev_destroy(struct testdev *t);
 const char *testdev_marker_name(unsigned int id);
 
+/*
+ * Migratable state, version TESTDEV_STATE_VERSION: the heartbeat
+ * statistics and marker counts, so that the destination's sequence check
+ * continues where the source stopped. Not the log file nor timestamps:
+ * they belong to the VMM process that takes them.
+ */
+#define TESTDEV_STATE_VERSION 1
+
+struct testdev_state {
+	uint64_t heartbeats;
+	uint64_t seq_errors;
+	uint32_t last_seq;
+	uint32_t pad; /* zero */
+	uint64_t markers[MARK_MAX];
+	uint64_t marker_arg[MARK_MAX];
+};
+
+void testdev_save(struct testdev *t, struct testdev_state *st);
+int testdev_load(struct testdev *t, const struct testdev_state *st, char *err,
+		 size_t errlen);
+
 #endif /* DEVICES_TESTDEV_H */
