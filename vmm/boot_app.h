@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "migration/migration.h"
 #include "vmm/control.h"
 #include "vmm/vm.h"
 
@@ -24,7 +25,14 @@ struct boot_app {
 	uv_timer_t flush_timer;
 	uv_tty_t tty;
 	bool has_tty;
+	const char *incoming;	    /* --incoming tcp:ADDR:PORT */
+	struct mig_source *mig_src; /* the last outgoing migration */
+	struct mig_dest *mig_dest;  /* the incoming migration */
 };
+
+/* Migration hooks (boot_ctl.c): events, and what an ending means. */
+extern const struct mig_hooks boot_mig_src_hooks;
+extern const struct mig_hooks boot_mig_dest_hooks;
 
 /* The control handler (control_handler_fn) for a booted VM. */
 int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Only for the VIR_DOMAIN_JOB_* names; nothing of libvirt is linked. */
+#include <libvirt/libvirt.h>
+
 #include "ept/ptwalk.h"
 #include "vmm/boot_app.h"
 #include "vmm/vcpu.h"
@@ -38,19 +41,176 @@ static json_t *boot_vcpus_json(struct vm *vm)
 	return a;
 }
 
+static int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg);
+
+/* Migration statistics under libvirt's job-stat names (virsh domjobinfo). */
+static json_t *boot_mig_json(const struct mig_stats *st)
+{
+	json_t *o = json_object();
+
+#define SET(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+	json_object_set_new(o, "state", json_string(mig_state_name(st->state)));
+	SET(VIR_DOMAIN_JOB_TIME_ELAPSED, st->time_elapsed_ms);
+	SET(VIR_DOMAIN_JOB_SETUP_TIME, st->setup_time_ms);
+	SET(VIR_DOMAIN_JOB_DOWNTIME, st->downtime_ms);
+	SET("downtime_us", st->downtime_us);
+	SET(VIR_DOMAIN_JOB_DATA_TOTAL, st->memory_total);
+	SET(VIR_DOMAIN_JOB_DATA_PROCESSED, st->memory_processed);
+	SET(VIR_DOMAIN_JOB_DATA_REMAINING, st->memory_remaining);
+	SET(VIR_DOMAIN_JOB_MEMORY_TOTAL, st->memory_total);
+	SET(VIR_DOMAIN_JOB_MEMORY_PROCESSED, st->memory_processed);
+	SET(VIR_DOMAIN_JOB_MEMORY_REMAINING, st->memory_remaining);
+	SET(VIR_DOMAIN_JOB_MEMORY_CONSTANT, st->memory_constant);
+	SET(VIR_DOMAIN_JOB_MEMORY_NORMAL, st->memory_normal);
+	SET(VIR_DOMAIN_JOB_MEMORY_NORMAL_BYTES, st->memory_normal_bytes);
+	SET(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, st->memory_dirty_rate);
+	SET(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096);
+	SET(VIR_DOMAIN_JOB_MEMORY_ITERATION, st->memory_iteration);
+	SET(VIR_DOMAIN_JOB_MEMORY_BPS, st->memory_bps);
+	SET(VIR_DOMAIN_JOB_COMPRESSION_BYTES, st->compression_bytes);
+	SET("wire_bytes", st->wire_bytes);
+	SET("predicted_downtime_us", st->predicted_downtime_us);
+#undef SET
+	json_object_set_new(o, "converged", json_boolean(st->converged));
+	if (st->error[0])
+		json_object_set_new(o, VIR_DOMAIN_JOB_ERRMSG,
+				    json_string(st->error));
+	return o;
+}
+
+static const struct mig_stats *boot_mig_stats(struct boot_app *app)
+{
+	if (app->mig_src)
+		return mig_source_stats(app->mig_src);
+	if (app->mig_dest)
+		return mig_dest_stats(app->mig_dest);
+	return NULL;
+}
+
+static void boot_mig_event(struct boot_app *app, const char *name,
+			   const struct mig_stats *st)
+{
+	if (app->has_ctl)
+		control_post_event(&app->ctl, name, boot_mig_json(st));
+}
+
+static void boot_src_progress(void *opaque, const struct mig_stats *st)
+{
+	boot_mig_event(opaque, "migration-progress", st);
+}
+
+/* The source's migration ended: completed means the VM now lives there. */
+static void boot_src_done(void *opaque, const struct mig_stats *st)
+{
+	struct boot_app *app = opaque;
+
+	if (st->state == MIG_COMPLETED) {
+		boot_mig_event(app, "migration-complete", st);
+		vm_request_exit(&app->vm, 0, "migrated (downtime %llu us)",
+				(unsigned long long)st->downtime_us);
+		return;
+	}
+	boot_mig_event(app,
+		       st->state == MIG_CANCELLED ? "migration-cancelled"
+						  : "migration-failed",
+		       st);
+}
+
+/* The destination: running means ours now; failed means nothing ran. */
+static void boot_dest_done(void *opaque, const struct mig_stats *st)
+{
+	struct boot_app *app = opaque;
+
+	if (st->state == MIG_RUNNING) {
+		boot_mig_event(app, "migration-complete", st);
+		return;
+	}
+	boot_mig_event(app, "migration-failed", st);
+	vm_fail(&app->vm, "incoming migration failed: %s", st->error);
+}
+
+const struct mig_hooks boot_mig_src_hooks = {
+	.progress = boot_src_progress,
+	.done = boot_src_done,
+};
+
+const struct mig_hooks boot_mig_dest_hooks = {
+	.done = boot_dest_done,
+};
+
+static bool boot_mig_active(struct boot_app *app)
+{
+	const struct mig_stats *st =
+		app->mig_src ? mig_source_stats(app->mig_src) : NULL;
+
+	return st && st->state != MIG_COMPLETED && st->state != MIG_FAILED &&
+	       st->state != MIG_CANCELLED;
+}
+
+static int boot_migrate(struct boot_app *app, const struct ctl_request *req,
+			json_t **result, struct ctl_error *err)
+{
+	const struct ctl_migrate *m = &req->mig;
+	struct mig_hooks hooks = boot_mig_src_hooks;
+	struct mig_params p = {
+		.to = m->to,
+		.mode = MIG_MODE_PRECOPY,
+		.downtime_limit_ms = m->downtime_limit_ms
+					     ? m->downtime_limit_ms
+					     : MIG_DEFAULT_DOWNTIME_MS,
+		.max_rounds = m->max_rounds ? (uint32_t)m->max_rounds
+					    : MIG_DEFAULT_MAX_ROUNDS,
+		.verify = m->verify,
+		.zstd_level = MIG_DEFAULT_ZSTD,
+	};
+	char why[256];
+	int r;
+
+	if (m->cancel) {
+		r = app->mig_src ? mig_source_cancel(app->mig_src) : -EALREADY;
+		if (r == -EBUSY)
+			return boot_fail(err, CTL_ERR_BAD_STATE,
+					 "too late to cancel: the destination "
+					 "was told to run the VM");
+		if (r)
+			return boot_fail(err, CTL_ERR_BAD_STATE,
+					 "no migration in progress");
+		return 0;
+	}
+	if (boot_mig_active(app))
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "a migration is already in progress");
+	if (app->vm.state != VM_RUNNING)
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "only a running VM can be migrated");
+	if (app->vm.dirty.active)
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "dirty logging is in use (dirty-log stop)");
+	hooks.opaque = app;
+	mig_source_free(app->mig_src);
+	app->mig_src = NULL;
+	r = mig_source_start(&app->mig_src, &app->vm, &app->loop, &p, &hooks,
+			     why, sizeof(why));
+	if (r)
+		return boot_fail(err, CTL_ERR_BAD_ARGS, why);
+	*result = json_pack("{s:s, s:s}", "state", "setup", "to", m->to);
+	return 0;
+}
+
 static json_t *boot_status(struct boot_app *app)
 {
 	struct vm *vm = &app->vm;
+	const struct mig_stats *mig = boot_mig_stats(app);
 	struct testdev_stats st;
 	enum vm_state state;
+	json_t *o;
 
 	testdev_get_stats(&vm->testdev, &st);
 	pthread_mutex_lock(&vm->lock);
 	state = vm->state;
 	pthread_mutex_unlock(&vm->lock);
-	return json_pack(
-		"{s:s, s:i, s:I, s:s, s:{s:I, s:I, s:I, s:I}, s:o, "
-		"s:o, s:I}",
+	o = json_pack(
+		"{s:s, s:i, s:I, s:s?, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:I}",
 		"state", vm_state_name(state), "vcpus", vm->nr_vcpus,
 		"mem_bytes", (json_int_t)vm->mem.size, "kernel", vm->cfg.kernel,
 		"heartbeats", "count", (json_int_t)st.heartbeats, "last_seq",
@@ -58,7 +218,12 @@ static json_t *boot_status(struct boot_app *app)
 		"seq_errors", (json_int_t)st.seq_errors, "markers",
 		boot_markers_json(&st), "vcpu_stats", boot_vcpus_json(vm),
 		"uptime_ms",
-		(json_int_t)((vm_now_ns() - vm->start_ns) / 1000000));
+		(json_int_t)(vm->start_ns
+				     ? (vm_now_ns() - vm->start_ns) / 1000000
+				     : 0));
+	if (o && mig)
+		json_object_set_new(o, "migration", boot_mig_json(mig));
+	return o;
 }
 
 static int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg)
@@ -275,6 +440,8 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		return boot_dirty_log(app, req, result, err);
 	case CTL_CMD_TRANSLATE:
 		return boot_translate(app, req, result, err);
+	case CTL_CMD_MIGRATE:
+		return boot_migrate(app, req, result, err);
 	default:
 		return boot_fail(err, CTL_ERR_UNKNOWN_COMMAND,
 				 "command not served by this VMM");

@@ -32,6 +32,7 @@
 struct boot_opts {
 	struct vm_config cfg;
 	const char *api;
+	const char *incoming;
 };
 
 static const char boot_usage[] =
@@ -58,6 +59,10 @@ static const char boot_usage[] =
 	"  --dirty-ring ENTRIES  track dirty pages with a per-vCPU dirty ring\n"
 	"                        of ENTRIES (power of two, >= 512) instead of\n"
 	"                        the dirty bitmap\n"
+	"  --incoming tcp:ADDR:PORT\n"
+	"                        be a migration destination: listen there and\n"
+	"                        run the VM the source sends (same --mem and\n"
+	"                        --cpus as the source; no --kernel)\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -159,6 +164,10 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 	case 'A':
 		o->api = arg;
 		return 0;
+	case 'I':
+		o->incoming = arg;
+		o->cfg.incoming = true;
+		return 0;
 	case 'c':
 		if (boot_parse_cpus(arg, &o->cfg.nr_cpus) == 0)
 			return 0;
@@ -200,6 +209,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"mem-mode", required_argument, NULL, 'M'},
 		{"fault-stall-ms", required_argument, NULL, 'S'},
 		{"dirty-ring", required_argument, NULL, 'R'},
+		{"incoming", required_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -235,7 +245,12 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 			argv[optind]);
 		return -EINVAL;
 	}
-	if (!o->cfg.kernel) {
+	if (o->incoming && (o->cfg.kernel || o->cfg.append)) {
+		fprintf(stderr, "vmmctl boot: --incoming takes the guest from "
+				"the source: no --kernel or --append\n");
+		return -EINVAL;
+	}
+	if (!o->cfg.kernel && !o->incoming) {
 		fprintf(stderr, "vmmctl boot: --kernel FILE is required\n");
 		return -EINVAL;
 	}
@@ -287,6 +302,11 @@ static void boot_exit_async(uv_async_t *h)
 	vm_join(vm);
 	testdev_flush(&vm->testdev);
 	console_flush(&vm->console);
+	/* Migration channels close with the loop's other handles. */
+	mig_source_free(app->mig_src);
+	mig_dest_free(app->mig_dest);
+	app->mig_src = NULL;
+	app->mig_dest = NULL;
 	if (app->has_ctl) {
 		control_post_event(&app->ctl, "shutdown",
 				   json_pack("{s:s, s:i}", "reason",
@@ -372,6 +392,22 @@ static int boot_init_handles(struct boot_app *app)
 	return 0;
 }
 
+/* A destination: the vCPUs start when the source says GO (migration/). */
+static int boot_start_incoming(struct boot_app *app, const char *spec)
+{
+	struct mig_hooks hooks = boot_mig_dest_hooks;
+	char err[512];
+	int r;
+
+	hooks.opaque = app;
+	app->incoming = spec;
+	r = mig_dest_start(&app->mig_dest, &app->vm, &app->loop, spec, &hooks,
+			   err, sizeof(err));
+	if (r)
+		fprintf(stderr, "vmmctl boot: --incoming %s\n", err);
+	return r;
+}
+
 static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 {
 	char err[512];
@@ -400,6 +436,8 @@ static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 			uv_strerror(r));
 		return r;
 	}
+	if (o->incoming)
+		return boot_start_incoming(app, o->incoming);
 	r = vm_start(&app->vm, err, sizeof(err));
 	if (r)
 		fprintf(stderr, "vmmctl boot: %s\n", err);

@@ -657,6 +657,8 @@ static int call_send(int fd, const char *path, const char *line, char *err,
 struct call_reader {
 	int fd;
 	const char *path;
+	control_event_fn on_event; /* control_call_watch */
+	void *opaque;
 	long long deadline;
 	size_t len;
 	char buf[CTL_LINE_MAX * 4]; /* replies may exceed request size */
@@ -714,7 +716,9 @@ static int call_fill(struct call_reader *r, char *err, size_t errlen)
 
 /*
  * Look at the complete lines in r->buf: return 1 with *reply set at the
- * first reply, 0 when more bytes are needed, -EPROTO for a bad line.
+ * first reply, 0 when more bytes are needed, -EPROTO for a bad line. Event
+ * lines go to r->on_event when set (it returns 1 to end the call: then 2
+ * is returned), and are dropped otherwise.
  */
 static int call_scan(struct call_reader *r, json_t **reply, char *err,
 		     size_t errlen)
@@ -739,17 +743,29 @@ static int call_scan(struct call_reader *r, json_t **reply, char *err,
 				    r->path);
 			return -EPROTO;
 		}
-		if (json_object_get(j, "ok")) {
+		if (!*reply && json_object_get(j, "ok")) {
 			*reply = j;
-			return 1;
+			if (!r->on_event)
+				return 1;
+			continue;
 		}
-		json_decref(j); /* an event: not ours to show */
+		if (*reply && r->on_event) {
+			int stop = r->on_event(r->opaque, j);
+
+			json_decref(j);
+			r->deadline = now_ms() + CONTROL_WATCH_IDLE_MS;
+			if (stop)
+				return 2;
+			continue;
+		}
+		json_decref(j); /* an event before the reply: not ours */
 	}
 	return 0;
 }
 
-int control_call(const char *path, const char *cmd, json_t *args,
-		 json_t **reply, char *err, size_t errlen)
+static int call_run(const char *path, const char *cmd, json_t *args,
+		    json_t **reply, control_event_fn on_event, void *opaque,
+		    char *err, size_t errlen)
 {
 	struct call_reader *r;
 	char *line;
@@ -773,8 +789,14 @@ int control_call(const char *path, const char *cmd, json_t *args,
 	r->path = path;
 	r->deadline = now_ms() + CONTROL_CALL_TIMEOUT_MS;
 	r->len = 0;
-	while (ret == 0 && (ret = call_scan(r, reply, err, errlen)) == 0)
+	r->on_event = on_event;
+	r->opaque = opaque;
+	while (ret == 0 && (ret = call_scan(r, reply, err, errlen)) == 0) {
+		/* A refused request ends the call: no events to follow. */
+		if (*reply && !json_is_true(json_object_get(*reply, "ok")))
+			break;
 		ret = call_fill(r, err, errlen);
+	}
 	if (ret > 0)
 		ret = 0;
 	close(fd);
@@ -782,4 +804,17 @@ out:
 	free(line);
 	free(r);
 	return ret;
+}
+
+int control_call(const char *path, const char *cmd, json_t *args,
+		 json_t **reply, char *err, size_t errlen)
+{
+	return call_run(path, cmd, args, reply, NULL, NULL, err, errlen);
+}
+
+int control_call_watch(const char *path, const char *cmd, json_t *args,
+		       json_t **reply, control_event_fn on_event, void *opaque,
+		       char *err, size_t errlen)
+{
+	return call_run(path, cmd, args, reply, on_event, opaque, err, errlen);
 }

@@ -79,4 +79,17 @@ void control_stop(struct control *c);
 int control_call(const char *path, const char *cmd, json_t *args,
 		 json_t **reply, char *err, size_t errlen);
 
+/*
+ * Like control_call, then keep reading: every event line after the reply
+ * goes to on_event (a borrowed reference) until it returns 1, or the
+ * connection ends (-ECONNRESET), or no line comes for
+ * CONTROL_WATCH_IDLE_MS (-ETIMEDOUT). A reply with ok false ends the call
+ * at once.
+ */
+typedef int (*control_event_fn)(void *opaque, json_t *event);
+#define CONTROL_WATCH_IDLE_MS 120000
+int control_call_watch(const char *path, const char *cmd, json_t *args,
+		       json_t **reply, control_event_fn on_event, void *opaque,
+		       char *err, size_t errlen);
+
 #endif /* VMM_CONTROL_H */

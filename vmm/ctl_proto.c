@@ -27,6 +27,7 @@ static int parse_no_args(struct ctl_request *req, struct ctl_error *err);
 static int parse_guest_request(struct ctl_request *req, struct ctl_error *err);
 static int parse_dirty_log(struct ctl_request *req, struct ctl_error *err);
 static int parse_translate(struct ctl_request *req, struct ctl_error *err);
+static int parse_migrate(struct ctl_request *req, struct ctl_error *err);
 
 static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_STATUS] = {"status", parse_no_args},
@@ -37,6 +38,7 @@ static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_STATS] = {"stats", parse_no_args},
 	[CTL_CMD_DIRTY_LOG] = {"dirty-log", parse_dirty_log},
 	[CTL_CMD_TRANSLATE] = {"translate", parse_translate},
+	[CTL_CMD_MIGRATE] = {"migrate", parse_migrate},
 };
 
 static const char *const ctl_err_names[] = {
@@ -276,6 +278,73 @@ static int parse_translate(struct ctl_request *req, struct ctl_error *err)
 				   (unsigned long long)cpu);
 	req->cpu = (int)cpu;
 	return 0;
+}
+
+/* args.name as a boolean; absent means false. */
+static int get_bool_arg(struct ctl_request *req, struct ctl_error *err,
+			const char *name, int *out)
+{
+	json_t *v = json_object_get(req->args, name);
+
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'%s' must be a boolean, got %s", name,
+				   json_type_name(v));
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int parse_migrate_numbers(struct ctl_request *req, struct ctl_error *err)
+{
+	struct ctl_migrate *m = &req->mig;
+
+	m->downtime_limit_ms = 0;
+	m->max_rounds = 0;
+	if (json_object_get(req->args, "downtime_limit_ms") &&
+	    get_u64_arg(req, err, "downtime_limit_ms", &m->downtime_limit_ms))
+		return -EINVAL;
+	if (json_object_get(req->args, "max_rounds") &&
+	    get_u64_arg(req, err, "max_rounds", &m->max_rounds))
+		return -EINVAL;
+	if (m->downtime_limit_ms > 3600000 || m->max_rounds > 100000)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "downtime_limit_ms or max_rounds out of "
+				   "range");
+	return 0;
+}
+
+static int parse_migrate(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {
+		"to",	  "mode", "downtime_limit_ms", "max_rounds", "verify",
+		"cancel", NULL};
+	struct ctl_migrate *m = &req->mig;
+	const char *mode = "precopy";
+
+	memset(m, 0, sizeof(*m));
+	if (check_arg_names(req, err, names) ||
+	    get_bool_arg(req, err, "cancel", &m->cancel) ||
+	    get_bool_arg(req, err, "verify", &m->verify))
+		return -EINVAL;
+	if (m->cancel)
+		return json_object_size(req->args) == 1
+			       ? 0
+			       : ctl_err_set(err, CTL_ERR_BAD_ARGS,
+					     "'cancel' takes no other "
+					     "arguments");
+	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to))
+		return -EINVAL;
+	if (json_object_get(req->args, "mode") &&
+	    get_string_arg(req, err, "mode", "precopy", &mode))
+		return -EINVAL;
+	if (strcmp(mode, "precopy") != 0)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "unknown mode '%s' (expected precopy)",
+				   mode);
+	return parse_migrate_numbers(req, err);
 }
 
 static json_t *ctl_load(const char *line, size_t len, struct ctl_error *err)

@@ -29,6 +29,7 @@ enum ctl_cmd {
 	CTL_CMD_STATS,	       /* vCPU, dirty-log and fault counters */
 	CTL_CMD_DIRTY_LOG,     /* args: {"action": "start"|"harvest"|"stop"} */
 	CTL_CMD_TRANSLATE,     /* args: {"cpu": n, "gva": n or "0x..."} */
+	CTL_CMD_MIGRATE,       /* args: {"to": ..., "mode": ..., ...} */
 	CTL_CMD_MAX
 };
 
@@ -60,6 +61,13 @@ struct ctl_request {
 	int dirty_action; /* CTL_CMD_DIRTY_LOG: enum ctl_dirty_action */
 	int cpu;	  /* CTL_CMD_TRANSLATE */
 	uint64_t gva;	  /* CTL_CMD_TRANSLATE */
+	struct ctl_migrate {
+		const char *to;		    /* borrowed from root */
+		uint64_t downtime_limit_ms; /* 0: the default */
+		uint64_t max_rounds;	    /* 0: the default */
+		int verify;
+		int cancel;
+	} mig; /* CTL_CMD_MIGRATE */
 };
 
 enum ctl_dirty_action {

@@ -263,7 +263,7 @@ static int vm_kick_dirty(void *opaque)
 
 static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 {
-	struct elf_image img;
+	struct elf_image img = {0};
 	int r;
 
 	r = kvm_open(&vm->kvm, vm->cfg.kvm_path, err, errlen);
@@ -279,7 +279,7 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		r = vm_create_memory(vm, err, errlen);
 	if (!r)
 		r = vm_create_devices(vm, err, errlen);
-	if (!r)
+	if (!r && !vm->cfg.incoming)
 		r = elf_load_file(vm->cfg.kernel, &vm->mem, &img, err, errlen);
 	/* The dirty ring must be enabled before any vCPU exists. */
 	if (!r)
@@ -290,9 +290,10 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		dirty_set_kick(&vm->dirty, vm_kick_dirty, vm);
 	if (!r)
 		r = vm_create_vcpus(vm, err, errlen);
-	if (!r)
+	/* An incoming VM gets its RAM and vCPU state from a migration. */
+	if (!r && !vm->cfg.incoming)
 		r = vm_boot(vm, &img, err, errlen);
-	if (!r && vm->cfg.mem_lazy)
+	if (!r && vm->cfg.mem_lazy && !vm->cfg.incoming)
 		r = vm_lazy_memory(vm, err, errlen);
 	return r;
 }

@@ -36,6 +36,7 @@ struct vm_config {
 	enum dirty_backend dirty_backend;
 	uint32_t dirty_ring_entries; /* DIRTY_RING */
 	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
+	bool incoming;		     /* no kernel, no boot: state arrives */
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
 };
 

@@ -9,9 +9,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/cmd.h"
 #include "vmm/control.h"
@@ -52,6 +54,8 @@ static int run_boot(const struct vmmctl_cmd *cmd, int argc, char **argv)
 }
 
 static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv);
+static int run_migrate(const struct vmmctl_cmd *cmd, int argc, char **argv);
+static const struct vmmctl_cmd *vmmctl_find(const char *name);
 static int args_guest_request(const struct vmmctl_cmd *cmd,
 			      const struct client_opts *o, json_t **args);
 static int args_dirty_log(const struct vmmctl_cmd *cmd,
@@ -115,6 +119,34 @@ static const struct vmmctl_cmd vmmctl_cmds[] = {
 		.run = run_client,
 		.positional = 2,
 		.args = args_guest_request,
+	},
+	{
+		.name = "migrate",
+		.usage = "--api SOCK --to tcp:HOST:PORT [options] | --api SOCK "
+			 "--cancel",
+		.summary = "live-migrate the VM to a destination VMM",
+		.help = "Migrate the running VM to a VMM started with `vmmctl "
+			"boot --incoming`.\n"
+			"Shows a progress line on a terminal and prints the "
+			"final statistics\n"
+			"(libvirt job-stat names) as JSON. Exit 0 when the "
+			"destination runs the\n"
+			"VM (this VMM then exits), 1 when the migration failed "
+			"or was cancelled\n"
+			"(the VM keeps running here).\n"
+			"\n"
+			"  --to tcp:HOST:PORT     the destination (required)\n"
+			"  --mode precopy         the algorithm (default "
+			"precopy)\n"
+			"  --downtime-limit MS    stop-copy when the rest fits "
+			"(default 10; \"5ms\" ok)\n"
+			"  --max-rounds N         then stop-copy regardless "
+			"(default 30)\n"
+			"  --verify               compare SHA-256 of guest RAM "
+			"on both sides\n"
+			"  --cancel               cancel the migration in "
+			"progress\n",
+		.run = run_migrate,
 	},
 	{
 		.name = "stats",
@@ -409,6 +441,214 @@ static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
 	r = client_report(cmd, o.api, reply);
 	json_decref(reply);
 	return r;
+}
+
+/* ---- migrate ---------------------------------------------------------- */
+
+struct migrate_opts {
+	const char *api, *to, *mode, *limit, *rounds;
+	bool verify, cancel;
+};
+
+static int migrate_number(const char *flag, const char *s, const char *unit,
+			  json_t **out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (unit && !strcmp(end, unit))
+		end += strlen(unit);
+	if (errno || end == s || *end || *s == '-') {
+		fprintf(stderr, "vmmctl migrate: %s '%s' is not a number%s\n",
+			flag, s, unit ? " of milliseconds" : "");
+		return -EINVAL;
+	}
+	*out = json_integer((json_int_t)v);
+	return 0;
+}
+
+static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
+{
+	static const struct option longopts[] = {
+		{"api", required_argument, NULL, 'A'},
+		{"to", required_argument, NULL, 't'},
+		{"mode", required_argument, NULL, 'm'},
+		{"downtime-limit", required_argument, NULL, 'd'},
+		{"max-rounds", required_argument, NULL, 'r'},
+		{"verify", no_argument, NULL, 'v'},
+		{"cancel", no_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct vmmctl_cmd *cmd = vmmctl_find("migrate");
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'A':
+			o->api = optarg;
+			break;
+		case 't':
+			o->to = optarg;
+			break;
+		case 'm':
+			o->mode = optarg;
+			break;
+		case 'd':
+			o->limit = optarg;
+			break;
+		case 'r':
+			o->rounds = optarg;
+			break;
+		case 'v':
+			o->verify = true;
+			break;
+		case 'c':
+			o->cancel = true;
+			break;
+		case 'h':
+			client_help(cmd);
+			return 1;
+		default:
+			client_bad_flag(cmd, c, argv[optind - 1], optopt);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		return client_usage_err(cmd, "unexpected argument");
+	if (!o->api)
+		return client_usage_err(cmd, "--api SOCK is required");
+	if (!o->cancel && !o->to)
+		return client_usage_err(cmd, "--to tcp:HOST:PORT is required");
+	if (o->cancel &&
+	    (o->to || o->mode || o->limit || o->rounds || o->verify))
+		return client_usage_err(cmd, "--cancel takes no other option");
+	return 0;
+}
+
+static json_t *migrate_args(const struct migrate_opts *o)
+{
+	json_t *a = json_object(), *v;
+
+	if (o->cancel) {
+		json_object_set_new(a, "cancel", json_true());
+		return a;
+	}
+	json_object_set_new(a, "to", json_string(o->to));
+	if (o->mode)
+		json_object_set_new(a, "mode", json_string(o->mode));
+	if (o->verify)
+		json_object_set_new(a, "verify", json_true());
+	if (o->limit) {
+		if (migrate_number("--downtime-limit", o->limit, "ms", &v))
+			goto bad;
+		json_object_set_new(a, "downtime_limit_ms", v);
+	}
+	if (o->rounds) {
+		if (migrate_number("--max-rounds", o->rounds, NULL, &v))
+			goto bad;
+		json_object_set_new(a, "max_rounds", v);
+	}
+	return a;
+bad:
+	json_decref(a);
+	return NULL;
+}
+
+struct migrate_watch {
+	bool tty;
+	int result; /* exit status once the migration ended */
+	bool ended;
+};
+
+static json_int_t migrate_get(json_t *d, const char *k)
+{
+	return json_integer_value(json_object_get(d, k));
+}
+
+static void migrate_progress(struct migrate_watch *w, json_t *d)
+{
+	if (!w->tty)
+		return;
+	fprintf(stderr,
+		"\rround %lld  remaining %6.1f MiB  dirty %8.1f MiB/s  "
+		"bandwidth %8.1f MiB/s  ",
+		(long long)migrate_get(d, "memory_iteration"),
+		migrate_get(d, "memory_remaining") / 1048576.0,
+		migrate_get(d, "memory_dirty_rate") * 4096.0 / 1048576.0,
+		migrate_get(d, "memory_bps") / 1048576.0);
+	fflush(stderr);
+}
+
+static int migrate_on_event(void *opaque, json_t *ev)
+{
+	struct migrate_watch *w = opaque;
+	const char *name = json_string_value(json_object_get(ev, "event"));
+	json_t *d = json_object_get(ev, "data");
+
+	if (!name)
+		return 0;
+	if (!strcmp(name, "migration-progress")) {
+		migrate_progress(w, d);
+		return 0;
+	}
+	if (strcmp(name, "migration-complete") &&
+	    strcmp(name, "migration-failed") &&
+	    strcmp(name, "migration-cancelled"))
+		return 0;
+	if (w->tty)
+		fputc('\n', stderr);
+	json_dumpf(d, stdout, JSON_INDENT(2));
+	putchar('\n');
+	fflush(stdout);
+	w->ended = true;
+	w->result = strcmp(name, "migration-complete") ? 1 : 0;
+	if (w->result)
+		fprintf(stderr, "vmmctl migrate: %s: %s\n",
+			strcmp(name, "migration-failed") ? "cancelled"
+							 : "failed",
+			json_string_value(json_object_get(d, "errmsg"))
+				?: "no reason given");
+	return 1;
+}
+
+static int run_migrate(const struct vmmctl_cmd *cmd, int argc, char **argv)
+{
+	struct migrate_watch w = {.tty = isatty(STDERR_FILENO)};
+	struct migrate_opts o;
+	json_t *args, *reply;
+	char err[512];
+	int r = migrate_parse(argc, argv, &o);
+
+	if (r)
+		return r > 0 ? 0 : EXIT_USAGE;
+	args = migrate_args(&o);
+	if (!args)
+		return EXIT_USAGE;
+	if (o.cancel) {
+		r = control_call(o.api, cmd->name, args, &reply, err,
+				 sizeof(err));
+	} else {
+		r = control_call_watch(o.api, cmd->name, args, &reply,
+				       migrate_on_event, &w, err, sizeof(err));
+	}
+	if (r < 0 && !(reply && w.ended)) {
+		fprintf(stderr, "vmmctl migrate: %s\n", err);
+		json_decref(reply);
+		return 1;
+	}
+	if (!json_is_true(json_object_get(reply, "ok")) || o.cancel) {
+		r = client_report(cmd, o.api, reply);
+		json_decref(reply);
+		return r;
+	}
+	json_decref(reply);
+	return w.ended ? w.result : 1;
 }
 
 /* ---- main ------------------------------------------------------------ */

@@ -111,3 +111,45 @@ hb_check_continuous()
 	     { prev = $1; pts = $2 }
 	     END { if (NR == 0) { print "no heartbeats"; exit 1 } print NR, maxg + 0 }' "$1"
 }
+
+# free_port: a TCP port nothing listens on now (for a migration destination).
+free_port()
+{
+	local p
+	for p in $(shuf -i 20000-60000 -n 50); do
+		if ! (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	fail "no free TCP port"
+}
+
+# vmm_incoming NAME SPEC ARGS...: a destination VMM waiting on SPEC.
+vmm_incoming()
+{
+	local name=$1 spec=$2
+	shift 2
+	${NETNS_EXEC:-} "$VMMCTL" boot --incoming "$spec" --api "$T/$name.sock" \
+		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
+		>"$T/$name.out" 2>"$T/$name.err" &
+	VMM_PID=$!
+	VMM_PIDS+=("$VMM_PID")
+	wait_until 20 "$name control socket" \
+		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
+	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot --incoming exited early"
+}
+
+# hb_check_merged A B: A's log then B's continue one sequence, no gap and no
+# repeat; prints "N gap_ns" where gap is from A's last to B's first.
+hb_check_merged()
+{
+	local out
+	out=$(cat "$1" "$2" | awk 'NR == 1 { if ($1 != 1) { print "first seq " $1; exit 1 } }
+		NR > 1 && $1 != prev + 1 { print "seq " prev " -> " $1 " at line " NR; exit 1 }
+		{ prev = $1 } END { print NR }') || { echo "$out"; return 1; }
+	local last first
+	last=$(tail -n 1 "$1" | awk '{print $2}')
+	first=$(head -n 1 "$2" | awk '{print $2}')
+	echo "$out $((first - last))"
+}

@@ -433,6 +433,10 @@ Test(ctl_build, request_line_round_trips)
 			args = json_pack("{s:s}", "request", "stop-workload");
 		if (i == CTL_CMD_DIRTY_LOG)
 			args = json_pack("{s:s}", "action", "harvest");
+		if (i == CTL_CMD_MIGRATE)
+			args = json_pack("{s:s, s:i}", "to",
+					 "tcp:127.0.0.1:7100",
+					 "downtime_limit_ms", 5);
 		if (i == CTL_CMD_TRANSLATE)
 			args = json_pack("{s:i, s:s}", "cpu", 1, "gva",
 					 "0xffff800000001000");
@@ -511,6 +515,33 @@ Test(ctl_parse, translate_numbers)
 		  CTL_ERR_BAD_ARGS, "got real");
 	parse_bad("{\"cmd\":\"translate\",\"args\":{\"cpu\":99999,\"gva\":1}}",
 		  CTL_ERR_BAD_ARGS, "out of range");
+}
+
+Test(ctl_parse, migrate_args)
+{
+	parse_ok("{\"cmd\":\"migrate\",\"args\":{\"to\":\"tcp:1.2.3.4:5\","
+		 "\"downtime_limit_ms\":5,\"max_rounds\":\"7\",\"verify\":true}"
+		 "}");
+	cr_assert_str_eq(req.mig.to, "tcp:1.2.3.4:5");
+	cr_assert_eq(req.mig.downtime_limit_ms, 5);
+	cr_assert_eq(req.mig.max_rounds, 7);
+	cr_assert(req.mig.verify);
+	ctl_request_free(&req);
+	parse_ok("{\"cmd\":\"migrate\",\"args\":{\"cancel\":true}}");
+	cr_assert(req.mig.cancel);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"migrate\"}", CTL_ERR_BAD_ARGS, "needs args.to");
+	parse_bad("{\"cmd\":\"migrate\",\"args\":{\"to\":\"x\",\"mode\":"
+		  "\"warp\"}}",
+		  CTL_ERR_BAD_ARGS, "unknown mode 'warp'");
+	parse_bad("{\"cmd\":\"migrate\",\"args\":{\"to\":\"x\",\"verify\":1}}",
+		  CTL_ERR_BAD_ARGS, "must be a boolean");
+	parse_bad(
+		"{\"cmd\":\"migrate\",\"args\":{\"cancel\":true,\"to\":\"x\"}}",
+		CTL_ERR_BAD_ARGS, "takes no other");
+	parse_bad("{\"cmd\":\"migrate\",\"args\":{\"to\":\"x\","
+		  "\"downtime_limit_ms\":-3}}",
+		  CTL_ERR_BAD_ARGS, "non-negative");
 }
 
 Test(ctl_parse, stats_and_touch_arg)

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel.c - proto/ frames over a libuv TCP stream (see channel.h).
+ * Everything here runs on the event-loop thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migration/channel.h"
+
+struct mig_write {
+	uv_write_t req;
+	struct mig_channel *ch;
+	uint8_t *frame;
+	size_t len;
+};
+
+/* ---- addresses ------------------------------------------------------------
+ */
+
+static int mig_addr_port(const char *s, int *port)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < 1 || v > 65535)
+		return -EINVAL;
+	*port = (int)v;
+	return 0;
+}
+
+int mig_addr_parse(const char *spec, struct sockaddr_storage *ss, char *err,
+		   size_t errlen)
+{
+	char host[64];
+	const char *h, *colon;
+	size_t hl;
+	int port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (strncmp(spec, "tcp:", 4) != 0)
+		goto bad;
+	h = spec + 4;
+	colon = strrchr(h, ':');
+	if (!colon || mig_addr_port(colon + 1, &port))
+		goto bad;
+	hl = colon - h;
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [v6]:port */
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+bad:
+	snprintf(err, errlen,
+		 "'%s': expected tcp:HOST:PORT with a numeric IPv4 or [IPv6] "
+		 "address (or localhost) and a port 1-65535",
+		 spec);
+	return -EINVAL;
+}
+
+/* ---- failure and close ------------------------------------------------------
+ */
+
+static void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt,
+			     ...) __attribute__((format(printf, 3, 4)));
+
+static void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt,
+			     ...)
+{
+	char why[256];
+	va_list ap;
+
+	if (ch->failed || ch->closed)
+		return;
+	ch->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (ch->connected)
+		uv_read_stop((uv_stream_t *)&ch->tcp);
+	ch->ops->on_error(ch, e, why);
+}
+
+static void mig_channel_handle_closed(uv_handle_t *h)
+{
+	struct mig_channel *ch = h->data;
+
+	if (--ch->pending_closes == 0) {
+		free(ch->rbuf);
+		ch->rbuf = NULL;
+		if (ch->on_closed)
+			ch->on_closed(ch);
+	}
+}
+
+static void mig_channel_close_one(struct mig_channel *ch, uv_handle_t *h)
+{
+	if (!h->loop || uv_is_closing(h))
+		return;
+	ch->pending_closes++;
+	uv_close(h, mig_channel_handle_closed);
+}
+
+void mig_channel_close(struct mig_channel *ch,
+		       void (*on_closed)(struct mig_channel *ch))
+{
+	if (ch->closed)
+		return;
+	ch->closed = true;
+	ch->on_closed = on_closed;
+	ch->pending_closes = 1; /* held until every close is queued */
+	mig_channel_close_one(ch, (uv_handle_t *)&ch->timer);
+	mig_channel_close_one(ch, (uv_handle_t *)&ch->tcp);
+	mig_channel_close_one(ch, (uv_handle_t *)&ch->listener);
+	mig_channel_handle_closed((uv_handle_t *)&ch->timer);
+}
+
+/* ---- stall detection
+ * --------------------------------------------------------- */
+
+static void mig_channel_progress(struct mig_channel *ch)
+{
+	ch->last_progress_ms = uv_now(ch->loop);
+}
+
+/* A connection with work outstanding that moves no byte for too long. */
+static void mig_channel_on_timer(uv_timer_t *t)
+{
+	struct mig_channel *ch = t->data;
+	uint64_t idle = uv_now(ch->loop) - ch->last_progress_ms;
+
+	if (idle < MIG_CHANNEL_STALL_MS)
+		return;
+	mig_channel_fail(ch, -ETIMEDOUT,
+			 "%s: no progress for %llu s (peer stalled or gone)",
+			 ch->peer, (unsigned long long)idle / 1000);
+}
+
+static int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop,
+			    const char *spec, const struct mig_channel_ops *ops,
+			    void *opaque)
+{
+	int r;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->loop = loop;
+	ch->ops = ops;
+	ch->opaque = opaque;
+	snprintf(ch->peer, sizeof(ch->peer), "%s", spec);
+	r = uv_timer_init(loop, &ch->timer);
+	if (r)
+		return r;
+	ch->timer.data = ch;
+	ch->tcp.data = ch;
+	ch->listener.data = ch;
+	mig_channel_progress(ch);
+	return uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
+}
+
+/* ---- reading ----------------------------------------------------------------
+ */
+
+static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct mig_channel *ch = h->data;
+	size_t want = ch->rlen + 65536;
+
+	(void)hint;
+	if (want > ch->rcap) {
+		size_t cap = ch->rcap ? ch->rcap : 65536;
+		uint8_t *p;
+
+		while (cap < want)
+			cap *= 2;
+		p = realloc(ch->rbuf, cap);
+		if (!p) {
+			*buf = uv_buf_init(NULL, 0);
+			return;
+		}
+		ch->rbuf = p;
+		ch->rcap = cap;
+	}
+	*buf = uv_buf_init((char *)ch->rbuf + ch->rlen, ch->rcap - ch->rlen);
+}
+
+/* Hand every complete frame in rbuf to on_frame. */
+static void mig_channel_parse(struct mig_channel *ch)
+{
+	char err[256];
+	size_t off = 0;
+
+	while (!ch->failed && !ch->closed && ch->rlen - off >= PROTO_HDR_SIZE) {
+		struct proto_hdr h;
+		const uint8_t *f = ch->rbuf + off;
+
+		if (proto_hdr_decode(f, &h, err, sizeof(err))) {
+			mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
+			return;
+		}
+		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
+			break;
+		if (proto_frame_check(f, &h, err, sizeof(err))) {
+			mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
+			return;
+		}
+		off += PROTO_HDR_SIZE + h.len;
+		ch->ops->on_frame(ch, &h, f + PROTO_HDR_SIZE);
+	}
+	if (ch->rbuf && off) {
+		memmove(ch->rbuf, ch->rbuf + off, ch->rlen - off);
+		ch->rlen -= off;
+	}
+}
+
+static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct mig_channel *ch = s->data;
+
+	(void)buf;
+	if (n == UV_ENOBUFS) {
+		mig_channel_fail(ch, -ENOMEM, "%s: out of memory", ch->peer);
+		return;
+	}
+	if (n == UV_EOF) {
+		mig_channel_fail(ch, -ECONNRESET,
+				 "%s: connection closed by peer", ch->peer);
+		return;
+	}
+	if (n < 0) {
+		mig_channel_fail(ch, (int)n, "%s: %s", ch->peer,
+				 uv_strerror(n));
+		return;
+	}
+	ch->rlen += n;
+	ch->bytes_in += n;
+	mig_channel_progress(ch);
+	mig_channel_parse(ch);
+}
+
+static int mig_channel_start(struct mig_channel *ch)
+{
+	ch->connected = true;
+	uv_tcp_nodelay(&ch->tcp, 1);
+	mig_channel_progress(ch);
+	return uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
+			     mig_channel_on_read);
+}
+
+/* ---- connecting
+ * ---------------------------------------------------------------- */
+
+static void mig_channel_on_connect(uv_connect_t *req, int status)
+{
+	struct mig_channel *ch = req->data;
+	int r;
+
+	if (ch->closed)
+		return;
+	if (status) {
+		mig_channel_fail(ch, status, "cannot connect to %s: %s",
+				 ch->peer, uv_strerror(status));
+		return;
+	}
+	r = mig_channel_start(ch);
+	if (r) {
+		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
+		return;
+	}
+	ch->ops->on_connect(ch);
+}
+
+int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
+			const char *spec, const struct mig_channel_ops *ops,
+			void *opaque, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r = mig_addr_parse(spec, &ss, err, errlen);
+
+	if (r)
+		return r;
+	r = mig_channel_init(ch, loop, spec, ops, opaque);
+	if (!r)
+		r = uv_tcp_init(loop, &ch->tcp);
+	ch->conn_req.data = ch;
+	if (!r)
+		r = uv_tcp_connect(&ch->conn_req, &ch->tcp,
+				   (struct sockaddr *)&ss,
+				   mig_channel_on_connect);
+	if (r)
+		snprintf(err, errlen, "cannot connect to %s: %s", spec,
+			 uv_strerror(r));
+	return r;
+}
+
+static void mig_channel_on_accept(uv_stream_t *server, int status)
+{
+	struct mig_channel *ch = server->data;
+	int r;
+
+	if (ch->closed || ch->connected)
+		return;
+	r = status ? status : uv_tcp_init(ch->loop, &ch->tcp);
+	ch->tcp.data = ch;
+	if (!r)
+		r = uv_accept(server, (uv_stream_t *)&ch->tcp);
+	if (!r)
+		r = mig_channel_start(ch);
+	if (r) {
+		mig_channel_fail(ch, r, "accepting on %s: %s", ch->peer,
+				 uv_strerror(r));
+		return;
+	}
+	/* One migration per listener: stop accepting others. */
+	uv_close((uv_handle_t *)&ch->listener, NULL);
+	ch->ops->on_connect(ch);
+}
+
+int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
+		       const char *spec, const struct mig_channel_ops *ops,
+		       void *opaque, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r = mig_addr_parse(spec, &ss, err, errlen);
+
+	if (r)
+		return r;
+	r = mig_channel_init(ch, loop, spec, ops, opaque);
+	if (!r)
+		r = uv_tcp_init(loop, &ch->listener);
+	ch->listener.data = ch;
+	if (!r)
+		r = uv_tcp_bind(&ch->listener, (struct sockaddr *)&ss, 0);
+	if (!r)
+		r = uv_listen((uv_stream_t *)&ch->listener, 1,
+			      mig_channel_on_accept);
+	if (r) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec,
+			 uv_strerror(r));
+		return r;
+	}
+	ch->listening = true;
+	/* Waiting for a source to connect is not a stall. */
+	uv_timer_stop(&ch->timer);
+	return 0;
+}
+
+/* ---- writing
+ * ------------------------------------------------------------------- */
+
+static void mig_channel_on_write(uv_write_t *req, int status)
+{
+	struct mig_write *w = req->data;
+	struct mig_channel *ch = w->ch;
+	bool was_high = ch->queued >= MIG_CHANNEL_HIGH / 2;
+
+	ch->queued -= w->len;
+	if (!status)
+		ch->bytes_out += w->len;
+	free(w->frame);
+	free(w);
+	if (status) {
+		if (status != UV_ECANCELED)
+			mig_channel_fail(ch, status, "%s: %s", ch->peer,
+					 uv_strerror(status));
+		return;
+	}
+	mig_channel_progress(ch);
+	if (was_high && ch->queued < MIG_CHANNEL_HIGH / 2 && !ch->failed &&
+	    !ch->closed && ch->ops->on_drain)
+		ch->ops->on_drain(ch);
+}
+
+int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
+{
+	struct mig_write *w;
+	uv_buf_t buf;
+	int r;
+
+	if (ch->failed || ch->closed || !ch->connected) {
+		free(frame);
+		return -EPIPE;
+	}
+	w = malloc(sizeof(*w));
+	if (!w) {
+		free(frame);
+		return -ENOMEM;
+	}
+	w->ch = ch;
+	w->frame = frame;
+	w->len = len;
+	w->req.data = w;
+	buf = uv_buf_init((char *)frame, len);
+	r = uv_write(&w->req, (uv_stream_t *)&ch->tcp, &buf, 1,
+		     mig_channel_on_write);
+	if (r) {
+		free(frame);
+		free(w);
+		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
+		return r;
+	}
+	ch->queued += len;
+	return 0;
+}
+
+bool mig_channel_writable(const struct mig_channel *ch)
+{
+	return !ch->failed && !ch->closed && ch->connected &&
+	       ch->queued < MIG_CHANNEL_HIGH;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel.h - a migration connection: TCP through libuv on the event-loop
+ * thread, carrying proto/ frames.
+ *
+ * Reads are reassembled into whole frames, checked (header, CRC) and handed
+ * to on_frame one at a time; a bad frame or a closed, failed or stalled
+ * connection ends in on_error, exactly once. Writes take ownership of a
+ * malloc'd frame; the bytes queued in the kernel and in libuv are bounded:
+ * a sender checks mig_channel_writable() and continues from on_drain, so
+ * memory never grows with the guest's size. TCP_NODELAY is set: the
+ * switch-over is a handful of small messages whose latency is downtime.
+ * Every field is owned by the event-loop thread.
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "proto/proto.h"
+
+#define MIG_CHANNEL_HIGH     (8U << 20) /* stop producing above this */
+#define MIG_CHANNEL_STALL_MS 10000	/* no progress this long: error */
+
+struct mig_channel;
+
+struct mig_channel_ops {
+	/* A whole, checked frame. payload is valid only during the call. */
+	void (*on_frame)(struct mig_channel *ch, const struct proto_hdr *h,
+			 const uint8_t *payload);
+	/* The connection failed; the channel is closing. Called once. */
+	void (*on_error)(struct mig_channel *ch, int err, const char *why);
+	/* The write queue went below MIG_CHANNEL_HIGH / 2. May be NULL. */
+	void (*on_drain)(struct mig_channel *ch);
+	/* Client: connected (status 0) or not (then on_error follows). */
+	void (*on_connect)(struct mig_channel *ch);
+};
+
+struct mig_channel {
+	uv_loop_t *loop;
+	uv_tcp_t tcp;
+	uv_tcp_t listener;
+	uv_connect_t conn_req;
+	uv_timer_t timer;
+	const struct mig_channel_ops *ops;
+	void *opaque;
+	char peer[64]; /* "tcp:HOST:PORT", for messages */
+
+	uint8_t *rbuf; /* reassembly buffer */
+	size_t rlen, rcap;
+	size_t queued;	    /* bytes handed to uv_write, not yet done */
+	uint64_t bytes_out; /* bytes whose write completed (bandwidth) */
+	uint64_t bytes_in;
+	uint64_t last_progress_ms;
+	bool connected, listening, failed, closed, timer_on;
+	int pending_closes;
+	void (*on_closed)(struct mig_channel *ch);
+};
+
+/* Parse "tcp:HOST:PORT" (numeric IPv4/IPv6 or localhost). */
+int mig_addr_parse(const char *spec, struct sockaddr_storage *ss, char *err,
+		   size_t errlen);
+
+int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
+			const char *spec, const struct mig_channel_ops *ops,
+			void *opaque, char *err, size_t errlen);
+/* Listen on spec; the first connection becomes the channel (on_connect). */
+int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
+		       const char *spec, const struct mig_channel_ops *ops,
+		       void *opaque, char *err, size_t errlen);
+
+/* Queue a whole frame (ownership passes: freed when written). */
+int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);
+/* Below the high-water mark: the sender may queue more. */
+bool mig_channel_writable(const struct mig_channel *ch);
+
+/* Close everything; on_closed (may be NULL) when libuv has let go. */
+void mig_channel_close(struct mig_channel *ch,
+		       void (*on_closed)(struct mig_channel *ch));
+
+#endif /* MIGRATION_CHANNEL_H */

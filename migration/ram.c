@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ram.c - resident-page scans, zero pages as holes, RAM digests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <openssl/evp.h>
+
+#include "migration/ram.h"
+
+#define PAGE	   4096ULL
+#define SCAN_CHUNK (64ULL << 20) /* mincore vector per call: 16 KiB */
+
+static int mig_ram_scan(const struct mem_region *r, uint64_t off, uint64_t len,
+			unsigned char *vec)
+{
+	if (mincore(r->hva + off, len, vec) < 0)
+		return -errno;
+	return 0;
+}
+
+int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
+{
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	int ret = 0;
+
+	if (!vec)
+		return -ENOMEM;
+	for (int i = 0; i < m->nr_regions && !ret; i++) {
+		const struct mem_region *r = &m->regions[i];
+		uint64_t first = r->file_off / PAGE;
+
+		for (uint64_t off = 0; off < r->size && !ret;
+		     off += SCAN_CHUNK) {
+			uint64_t len = r->size - off < SCAN_CHUNK
+					       ? r->size - off
+					       : SCAN_CHUNK;
+
+			ret = mig_ram_scan(r, off, len, vec);
+			for (uint64_t p = 0; !ret && p < len / PAGE; p++)
+				if (vec[p] & 1)
+					bitmap_set(out, first + off / PAGE + p);
+		}
+	}
+	free(vec);
+	return ret;
+}
+
+int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa)
+{
+	const struct mem_region *r = mem_find_region(m, gpa);
+	unsigned char res = 0;
+	uint64_t off;
+
+	if (!r || (gpa & (PAGE - 1)))
+		return -EFAULT;
+	off = gpa - r->gpa;
+	if (mincore(r->hva + off, PAGE, &res) < 0)
+		return -errno;
+	if (!(res & 1))
+		return 0; /* already a hole: nothing to do, nothing touched */
+	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(r->file_off + off), PAGE) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mig_ram_digest_region(const struct mem_region *r, EVP_MD_CTX *ctx,
+				 unsigned char *vec, uint8_t out[32])
+{
+	static const uint8_t zero[PAGE];
+	unsigned int n = 0;
+
+	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		return -EIO;
+	for (uint64_t off = 0; off < r->size; off += SCAN_CHUNK) {
+		uint64_t len =
+			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
+		int ret = mig_ram_scan(r, off, len, vec);
+
+		if (ret)
+			return ret;
+		for (uint64_t p = 0; p < len / PAGE; p++) {
+			const void *src = (vec[p] & 1) ? r->hva + off + p * PAGE
+						       : (const void *)zero;
+
+			if (!EVP_DigestUpdate(ctx, src, PAGE))
+				return -EIO;
+		}
+	}
+	if (!EVP_DigestFinal_ex(ctx, out, &n) || n != 32)
+		return -EIO;
+	return 0;
+}
+
+int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max)
+{
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ret = 0, i;
+
+	if (!vec || !ctx) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < m->nr_regions && i < max && !ret; i++) {
+		d[i].gpa = m->regions[i].gpa;
+		d[i].size = m->regions[i].size;
+		ret = mig_ram_digest_region(&m->regions[i], ctx, vec,
+					    d[i].sha256);
+	}
+	if (!ret)
+		ret = i;
+out:
+	EVP_MD_CTX_free(ctx);
+	free(vec);
+	return ret;
+}

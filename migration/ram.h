@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ram.h - guest RAM as migration sees it: which pages exist at all
+ * (resident in the memfd: a never-touched page is a hole and reads as zero,
+ * so it never needs to cross the wire), zero pages placed as holes on the
+ * destination, and SHA-256 digests of each region for --verify.
+ * Called on the event-loop thread.
+ */
+#ifndef MIGRATION_RAM_H
+#define MIGRATION_RAM_H
+
+#include "ept/mem.h"
+#include "proto/proto.h"
+
+/* Set out's bit for every page of m that is resident (mincore). */
+int mig_ram_resident(const struct guest_mem *m, struct bitmap *out);
+/* Make the page at gpa read as zero and hold no memory (punch a hole). */
+int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa);
+/*
+ * SHA-256 of each region; pages that are holes are hashed as zeroes
+ * without being touched (touching would allocate them). Returns the
+ * number of digests (one per region) or -errno.
+ */
+int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max);
+
+#endif /* MIGRATION_RAM_H */

@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source.c - the migration source: handshake, pre-copy rounds, stop-copy,
+ * switch-over, and failure handling that always leaves the guest running
+ * here unless the destination may already run it.
+ *
+ *   SETUP      connect, HELLO -> HELLO_ACK, dirty logging on
+ *   PRECOPY    round 0: every resident page; round n: pages dirtied during
+ *              round n-1. After each round: harvest, measure dirty rate and
+ *              bandwidth, ask the policy (policy.c) whether the rest fits
+ *              the downtime limit.
+ *   STOP_COPY  pause, final harvest, the rest of the pages, RAM_END, state
+ *              sections (vCPUs, VM, devices), STATE_END, [VERIFY]
+ *   WAIT_READY the destination restores; READY -> GO
+ *   COMPLETED  RUNNING received: the destination runs the VM
+ *
+ * Until GO is sent, any failure (peer gone, bad frame, refusal, cancel)
+ * resumes the guest here as if nothing happened. After GO the destination
+ * may be running the VM, so a failure leaves it paused here and says so.
+ * Everything runs on the event-loop thread; the pump sends while the
+ * channel is below its high-water mark and continues from on_drain.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ept/dirty.h"
+#include "migration/channel.h"
+#include "migration/hello.h"
+#include "migration/migration.h"
+#include "migration/policy.h"
+#include "migration/ram.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "vmm/vmstate.h"
+
+#define PAGE 4096ULL
+
+struct mig_source {
+	struct vm *vm;
+	uv_loop_t *loop;
+	struct mig_params p;
+	struct mig_hooks hooks;
+	struct mig_channel ch;
+	struct mig_stats st;
+	uint64_t caps;	    /* agreed in the handshake */
+	struct bitmap todo; /* pages to send in this round */
+	uint64_t cursor;    /* next page index to look at */
+	struct proto_batch *batch;
+	size_t frame_cap;
+	uint8_t *state_buf; /* scratch for state blobs */
+	struct proto_digest digest[PROTO_MAX_REGIONS];
+	int nr_digest;
+	bool remote_verified;
+	bool logging;	  /* we turned dirty logging on */
+	bool paused_here; /* we paused the VM */
+	bool go_sent;
+	bool ended;
+	uint64_t round_start_ns;
+	uint64_t round_out_start; /* ch.bytes_out at round start */
+	uint64_t round_pages;
+	uint64_t pause_ns;
+};
+
+static void src_pump(struct mig_source *s);
+
+const struct mig_stats *mig_source_stats(const struct mig_source *s)
+{
+	return &s->st;
+}
+
+static void src_update_elapsed(struct mig_source *s)
+{
+	s->st.time_elapsed_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
+	s->st.wire_bytes = s->ch.bytes_out;
+	s->st.data_processed = s->st.memory_processed;
+	s->st.data_remaining = s->st.memory_remaining;
+}
+
+/* ---- the end, one way or another -------------------------------------------
+ */
+
+static void src_end(struct mig_source *s, enum mig_state state)
+{
+	if (s->ended)
+		return;
+	s->ended = true;
+	s->st.state = state;
+	src_update_elapsed(s);
+	mig_channel_close(&s->ch, NULL);
+	if (s->hooks.done)
+		s->hooks.done(s->hooks.opaque, &s->st);
+}
+
+/*
+ * Give up. Before GO the guest has never left: stop logging and resume it.
+ * After GO the destination may be running it: keep it paused and say so.
+ */
+static void src_fail(struct mig_source *s, enum mig_state state,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void src_fail(struct mig_source *s, enum mig_state state,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->ended)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->st.error, sizeof(s->st.error), fmt, ap);
+	va_end(ap);
+	if (s->go_sent) {
+		size_t n = strlen(s->st.error);
+
+		snprintf(s->st.error + n, sizeof(s->st.error) - n,
+			 " (after GO: the destination may be running the VM; "
+			 "it stays paused here)");
+		src_end(s, MIG_FAILED);
+		return;
+	}
+	if (s->ch.connected && !s->ch.failed) {
+		uint8_t buf[PROTO_HDR_SIZE + 1100];
+		int n = proto_error_encode(buf, sizeof(buf), ECANCELED,
+					   s->st.error);
+		uint8_t *f = n > 0 ? malloc(n) : NULL;
+
+		if (f) {
+			memcpy(f, buf, n);
+			mig_channel_send(&s->ch, f, n);
+		}
+	}
+	if (s->logging)
+		dirty_stop(&s->vm->dirty);
+	s->logging = false;
+	if (s->paused_here)
+		vm_resume(s->vm);
+	s->paused_here = false;
+	src_end(s, state);
+}
+
+/* ---- sending
+ * ------------------------------------------------------------------ */
+
+/* Encode a small frame into a fresh buffer and queue it. */
+static int src_send_small(struct mig_source *s, uint8_t *tmp, int n)
+{
+	uint8_t *f;
+
+	if (n < 0)
+		return n;
+	f = malloc(n);
+	if (!f)
+		return -ENOMEM;
+	memcpy(f, tmp, n);
+	return mig_channel_send(&s->ch, f, n);
+}
+
+static int src_send_empty(struct mig_source *s, enum proto_type t)
+{
+	uint8_t buf[PROTO_HDR_SIZE];
+
+	return src_send_small(s, buf, proto_empty_encode(buf, sizeof(buf), t));
+}
+
+static int src_send_batch(struct mig_source *s)
+{
+	uint8_t *f;
+	int n;
+
+	if (!s->batch->nr_pages)
+		return 0;
+	f = malloc(s->frame_cap);
+	if (!f)
+		return -ENOMEM;
+	n = proto_pages_encode(f, s->frame_cap, s->batch, s->p.zstd_level);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	s->st.compression_bytes +=
+		(uint64_t)s->batch->nr_data * PAGE > (uint64_t)n
+			? (uint64_t)s->batch->nr_data * PAGE - n
+			: 0;
+	proto_batch_init(s->batch);
+	return mig_channel_send(&s->ch, f, n);
+}
+
+/* Add page i (a bit of todo) to the batch: zero pages as a flag. */
+static void src_add_page(struct mig_source *s, uint64_t i)
+{
+	uint64_t gpa = mem_page_to_gpa(&s->vm->mem, i);
+	const void *hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
+
+	if (proto_page_is_zero(hva)) {
+		proto_batch_add(s->batch, gpa, NULL);
+		s->st.memory_constant++;
+	} else {
+		proto_batch_add(s->batch, gpa, hva);
+		s->st.memory_normal++;
+		s->st.memory_normal_bytes += PAGE;
+	}
+	s->st.memory_processed += PAGE;
+	if (s->st.memory_remaining >= PAGE)
+		s->st.memory_remaining -= PAGE;
+	s->round_pages++;
+}
+
+/* Fill one batch from todo. Returns false when the round has no pages left. */
+static bool src_fill_batch(struct mig_source *s)
+{
+	uint64_t i = bitmap_next_set(&s->todo, s->cursor);
+
+	for (; i < s->todo.nbits; i = bitmap_next_set(&s->todo, i + 1)) {
+		bitmap_clear(&s->todo, i);
+		src_add_page(s, i);
+		if (proto_batch_full(s->batch)) {
+			s->cursor = i + 1;
+			return true;
+		}
+	}
+	s->cursor = s->todo.nbits;
+	return s->batch->nr_pages > 0;
+}
+
+/* Move the harvested DIRTY set into todo for the next round. */
+static uint64_t src_take_dirty(struct mig_source *s)
+{
+	struct bitmap *dirty = &s->vm->mem.state[MEM_PS_DIRTY];
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < BITMAP_WORDS(dirty->nbits); w++) {
+		uint64_t word = bitmap_xchg_word(dirty, w);
+
+		if (word) {
+			bitmap_or_words(&s->todo, w, &word, 1);
+			n += __builtin_popcountll(word);
+		}
+	}
+	s->cursor = 0;
+	s->st.memory_remaining = n * PAGE;
+	return n;
+}
+
+static int src_harvest(struct mig_source *s)
+{
+	char err[256];
+	int r = dirty_harvest(&s->vm->dirty, NULL, err, sizeof(err));
+
+	if (r)
+		src_fail(s, MIG_FAILED, "%s", err);
+	return r;
+}
+
+/* ---- rounds
+ * -------------------------------------------------------------------- */
+
+static void src_start_round(struct mig_source *s)
+{
+	s->round_start_ns = vm_now_ns();
+	s->round_out_start = s->ch.bytes_out;
+	s->round_pages = 0;
+}
+
+static void src_stop_copy(struct mig_source *s);
+
+/* A pre-copy round has been queued: measure, then go on or stop. */
+static void src_end_round(struct mig_source *s)
+{
+	uint64_t dt = vm_now_ns() - s->round_start_ns;
+	uint64_t sent = s->ch.bytes_out - s->round_out_start;
+	uint64_t dirty;
+	struct mig_decision d;
+
+	if (src_harvest(s))
+		return;
+	dirty = src_take_dirty(s);
+	s->st.memory_iteration++;
+	s->st.memory_dirty_rate = dt ? dirty * 1000000000ULL / dt : 0;
+	if (sent && dt)
+		s->st.memory_bps = sent * 1000000000ULL / dt;
+	src_update_elapsed(s);
+	mig_policy_decide(&s->p, &s->st, dirty, &d);
+	s->st.predicted_downtime_us = d.predicted_us;
+	if (s->hooks.progress)
+		s->hooks.progress(s->hooks.opaque, &s->st);
+	if (d.stop_copy) {
+		s->st.converged = d.converged;
+		src_stop_copy(s);
+		return;
+	}
+	src_start_round(s);
+}
+
+/* ---- stop-copy and state
+ * ------------------------------------------------------- */
+
+static int src_send_state(struct mig_source *s, uint16_t kind, uint16_t ver,
+			  uint32_t id, const struct proto_rec_writer *w)
+{
+	struct proto_state st = {.kind = kind,
+				 .version = ver,
+				 .id = id,
+				 .len = (uint32_t)w->len,
+				 .blob = w->buf};
+	size_t cap = PROTO_HDR_SIZE + 16 + w->len;
+	uint8_t *f;
+	int n;
+
+	if (w->overflow)
+		return -E2BIG;
+	f = malloc(cap);
+	if (!f)
+		return -ENOMEM;
+	n = proto_state_encode(f, cap, &st);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	return mig_channel_send(&s->ch, f, n);
+}
+
+static int src_send_vcpus(struct mig_source *s, char *err, size_t errlen)
+{
+	struct proto_rec_writer w;
+	int r;
+
+	for (int i = 0; i < s->vm->nr_vcpus; i++) {
+		proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
+		r = vcpu_state_save(&s->vm->vcpus[i], &w, err, errlen);
+		if (!r)
+			r = src_send_state(s, PROTO_STATE_VCPU,
+					   VMSTATE_VCPU_VERSION, i, &w);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int src_send_vm_devices(struct mig_source *s, char *err, size_t errlen)
+{
+	struct vm_device devs[PROTO_MAX_DEVICES];
+	int nr = vm_devices(s->vm, devs, PROTO_MAX_DEVICES);
+	struct proto_rec_writer w;
+	int r;
+
+	proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
+	r = vm_arch_state_save(s->vm, &w, err, errlen);
+	if (!r)
+		r = src_send_state(s, PROTO_STATE_VM, VMSTATE_VM_VERSION, 0,
+				   &w);
+	for (int i = 0; !r && i < nr; i++) {
+		proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
+		r = devs[i].save(devs[i].dev, &w);
+		if (!r)
+			r = src_send_state(s, PROTO_STATE_DEVICE,
+					   devs[i].version, i, &w);
+		else
+			snprintf(err, errlen, "saving device %s: %s",
+				 devs[i].name, strerror(-r));
+	}
+	return r;
+}
+
+static int src_send_verify(struct mig_source *s)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 8 + PROTO_MAX_REGIONS * 48];
+	int n = mig_ram_digest(&s->vm->mem, s->digest, PROTO_MAX_REGIONS);
+
+	if (n < 0)
+		return n;
+	s->nr_digest = n;
+	return src_send_small(
+		s, buf,
+		proto_verify_encode(buf, sizeof(buf), s->digest, (uint32_t)n));
+}
+
+/* Every page is queued: RAM_END, then the state, then (maybe) VERIFY. */
+static void src_finish(struct mig_source *s)
+{
+	char err[256] = "";
+	int r = src_send_empty(s, PROTO_RAM_END);
+
+	if (!r)
+		r = src_send_vcpus(s, err, sizeof(err));
+	if (!r)
+		r = src_send_vm_devices(s, err, sizeof(err));
+	if (!r)
+		r = src_send_empty(s, PROTO_STATE_END);
+	if (!r && (s->caps & PROTO_CAP_VERIFY))
+		r = src_send_verify(s);
+	if (r) {
+		src_fail(s, MIG_FAILED, "sending state: %s",
+			 err[0] ? err : strerror(-r));
+		return;
+	}
+	s->st.state = MIG_WAIT_READY;
+}
+
+static void src_stop_copy(struct mig_source *s)
+{
+	int r = vm_pause(s->vm);
+
+	if (r) {
+		src_fail(s, MIG_FAILED, "pausing the VM: %s", strerror(-r));
+		return;
+	}
+	s->paused_here = true;
+	s->pause_ns = vm_now_ns();
+	s->st.state = MIG_STOP_COPY;
+	if (src_harvest(s))
+		return;
+	src_take_dirty(s);
+	src_start_round(s);
+	src_pump(s);
+}
+
+/* ---- the pump
+ * ------------------------------------------------------------------- */
+
+static void src_pump(struct mig_source *s)
+{
+	if (s->ended)
+		return;
+	while (s->st.state == MIG_PRECOPY || s->st.state == MIG_STOP_COPY) {
+		if (!mig_channel_writable(&s->ch))
+			return; /* on_drain brings us back */
+		if (src_fill_batch(s)) {
+			int r = src_send_batch(s);
+
+			if (r) {
+				src_fail(s, MIG_FAILED, "sending pages: %s",
+					 strerror(-r));
+				return;
+			}
+			continue;
+		}
+		if (s->st.state == MIG_STOP_COPY) {
+			src_finish(s);
+			return;
+		}
+		src_end_round(s);
+		if (s->ended)
+			return;
+	}
+}
+
+/* ---- channel callbacks
+ * ------------------------------------------------------------ */
+
+static void src_on_connect(struct mig_channel *ch)
+{
+	struct mig_source *s = ch->opaque;
+	struct proto_hello *h = malloc(sizeof(*h));
+	uint8_t *f = malloc(PROTO_HDR_SIZE + sizeof(*h) * 2);
+	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	int n = -ENOMEM;
+
+	if (h && f) {
+		mig_hello_local(s->vm, caps, h);
+		n = proto_hello_encode(f, PROTO_HDR_SIZE + sizeof(*h) * 2, h);
+	}
+	free(h);
+	if (n < 0) {
+		free(f);
+		src_fail(s, MIG_FAILED, "encoding HELLO: %s", strerror(-n));
+		return;
+	}
+	mig_channel_send(ch, f, n);
+}
+
+/* HELLO_ACK: the destination accepts; start logging and round 0. */
+static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
+{
+	char err[256];
+	uint64_t offered =
+		PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	int r = proto_hello_ack_decode(p, len, &s->caps, err, sizeof(err));
+
+	if (!r && (s->caps & ~offered))
+		r = -EPROTO, snprintf(err, sizeof(err),
+				      "HELLO_ACK accepts capabilities that "
+				      "were not offered (0x%llx)",
+				      (unsigned long long)s->caps);
+	if (!r && s->p.verify && !(s->caps & PROTO_CAP_VERIFY))
+		r = -EPROTO,
+		snprintf(err, sizeof(err), "the destination cannot --verify");
+	if (!r)
+		r = dirty_start(&s->vm->dirty, err, sizeof(err));
+	if (r) {
+		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	s->logging = true;
+	bitmap_zero(&s->vm->mem.state[MEM_PS_DIRTY]);
+	/* Round 0: every page that exists; holes are zero over there too. */
+	r = mig_ram_resident(&s->vm->mem, &s->todo);
+	if (r) {
+		src_fail(s, MIG_FAILED, "scanning guest RAM: %s", strerror(-r));
+		return;
+	}
+	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
+	s->st.setup_time_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
+	s->st.state = MIG_PRECOPY;
+	src_start_round(s);
+	src_pump(s);
+}
+
+static void src_on_verify(struct mig_source *s, const uint8_t *p, size_t len)
+{
+	struct proto_digest d[PROTO_MAX_REGIONS];
+	char err[256];
+	uint32_t nr;
+
+	if (proto_verify_decode(p, len, d, PROTO_MAX_REGIONS, &nr, err,
+				sizeof(err))) {
+		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	if ((int)nr != s->nr_digest) {
+		src_fail(s, MIG_FAILED,
+			 "verify: destination hashed %u regions, "
+			 "source %d",
+			 nr, s->nr_digest);
+		return;
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		if (memcmp(d[i].sha256, s->digest[i].sha256, 32)) {
+			src_fail(s, MIG_FAILED,
+				 "verify: SHA-256 of RAM region "
+				 "at 0x%llx differs between source and "
+				 "destination",
+				 (unsigned long long)d[i].gpa);
+			return;
+		}
+	}
+	s->remote_verified = true;
+}
+
+static void src_on_ready(struct mig_source *s)
+{
+	if (s->st.state != MIG_WAIT_READY) {
+		src_fail(s, MIG_FAILED, "READY before the state was sent");
+		return;
+	}
+	if ((s->caps & PROTO_CAP_VERIFY) && !s->remote_verified) {
+		src_fail(s, MIG_FAILED,
+			 "verify: READY without the "
+			 "destination's digests");
+		return;
+	}
+	/* From here on the destination may run the VM: never resume. */
+	s->go_sent = true;
+	if (src_send_empty(s, PROTO_GO))
+		s->go_sent = false,
+		src_fail(s, MIG_FAILED, "sending GO failed");
+}
+
+static void src_on_running(struct mig_source *s)
+{
+	uint64_t now = vm_now_ns();
+
+	s->st.downtime_us = (now - s->pause_ns) / 1000;
+	s->st.downtime_ms = s->st.downtime_us / 1000;
+	s->st.memory_remaining = 0;
+	if (s->logging)
+		dirty_stop(&s->vm->dirty);
+	s->logging = false;
+	src_end(s, MIG_COMPLETED);
+}
+
+static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
+			 const uint8_t *p)
+{
+	struct mig_source *s = ch->opaque;
+	char reason[1100], err[256];
+	int code;
+
+	switch (h->type) {
+	case PROTO_HELLO_ACK:
+		src_on_hello_ack(s, p, h->len);
+		break;
+	case PROTO_VERIFY:
+		src_on_verify(s, p, h->len);
+		break;
+	case PROTO_READY:
+		src_on_ready(s);
+		break;
+	case PROTO_RUNNING:
+		src_on_running(s);
+		break;
+	case PROTO_ERROR:
+		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
+				       err, sizeof(err)))
+			snprintf(reason, sizeof(reason), "(%s)", err);
+		src_fail(s, MIG_FAILED, "destination refused: %s", reason);
+		break;
+	default:
+		src_fail(s, MIG_FAILED, "unexpected %s from the destination",
+			 proto_type_name(h->type));
+	}
+}
+
+static void src_on_error(struct mig_channel *ch, int e, const char *why)
+{
+	struct mig_source *s = ch->opaque;
+
+	(void)e;
+	src_fail(s, MIG_FAILED, "%s", why);
+}
+
+static void src_on_drain(struct mig_channel *ch)
+{
+	src_pump(ch->opaque);
+}
+
+static const struct mig_channel_ops src_channel_ops = {
+	.on_frame = src_on_frame,
+	.on_error = src_on_error,
+	.on_drain = src_on_drain,
+	.on_connect = src_on_connect,
+};
+
+/* ---- entry points
+ * ------------------------------------------------------------------ */
+
+static int src_alloc(struct mig_source *s)
+{
+	s->frame_cap = proto_batch_max_frame();
+	s->batch = malloc(sizeof(*s->batch));
+	s->state_buf = malloc(VMSTATE_BLOB_MAX);
+	if (!s->batch || !s->state_buf)
+		return -ENOMEM;
+	proto_batch_init(s->batch);
+	return bitmap_init(&s->todo, s->vm->mem.nr_pages);
+}
+
+int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
+		     const struct mig_params *p, const struct mig_hooks *hooks,
+		     char *err, size_t errlen)
+{
+	struct mig_source *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->vm = vm;
+	s->loop = loop;
+	s->p = *p;
+	s->hooks = *hooks;
+	s->st.state = MIG_SETUP;
+	s->st.start_ns = vm_now_ns();
+	s->st.memory_total = vm->mem.size;
+	r = src_alloc(s);
+	if (r) {
+		snprintf(err, errlen, "out of memory");
+		mig_source_free(s);
+		return r;
+	}
+	r = mig_channel_connect(&s->ch, loop, p->to, &src_channel_ops, s, err,
+				errlen);
+	if (r) {
+		mig_source_free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int mig_source_cancel(struct mig_source *s)
+{
+	if (s->ended)
+		return -EALREADY;
+	if (s->go_sent)
+		return -EBUSY;
+	src_fail(s, MIG_CANCELLED, "cancelled by the user");
+	return 0;
+}
+
+static void src_release(struct mig_source *s)
+{
+	bitmap_free(&s->todo);
+	free(s->batch);
+	free(s->state_buf);
+	free(s);
+}
+
+static void src_free_cb(struct mig_channel *ch)
+{
+	src_release(ch->opaque);
+}
+
+void mig_source_free(struct mig_source *s)
+{
+	if (!s)
+		return;
+	/* The channel's handles must be closed before s goes away. */
+	if (s->ch.loop && !s->ch.closed) {
+		mig_channel_close(&s->ch, src_free_cb);
+		return;
+	}
+	if (s->ch.loop && s->ch.pending_closes) {
+		s->ch.on_closed = src_free_cb;
+		return;
+	}
+	src_release(s);
+}
