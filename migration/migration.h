@@ -81,6 +81,11 @@ struct mig_stats {
 	uint64_t wire_bytes;	    /* every byte written to the socket */
 	uint64_t predicted_downtime_us;
 	bool converged; /* stop-copy chosen because it fit the limit */
+	/* Where the downtime went (source's clock), microseconds: */
+	uint64_t pause_us;	/* vm_pause: every vCPU parked */
+	uint64_t stop_copy_us;	/* final harvest, pages and state queued */
+	uint64_t ready_wait_us; /* until READY: destination restored */
+	uint64_t go_wait_us;	/* GO -> RUNNING */
 	char error[256];
 };
 

@@ -62,6 +62,8 @@ struct mig_source {
 	uint64_t round_out_start; /* ch.bytes_out at round start */
 	uint64_t round_pages;
 	uint64_t pause_ns;
+	uint64_t queued_ns; /* everything of stop-copy queued */
+	uint64_t go_ns;
 };
 
 static void src_pump(struct mig_source *s);
@@ -396,11 +398,15 @@ static void src_finish(struct mig_source *s)
 			 err[0] ? err : strerror(-r));
 		return;
 	}
+	s->queued_ns = vm_now_ns();
+	s->st.stop_copy_us =
+		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
 	s->st.state = MIG_WAIT_READY;
 }
 
 static void src_stop_copy(struct mig_source *s)
 {
+	uint64_t t0 = vm_now_ns();
 	int r = vm_pause(s->vm);
 
 	if (r) {
@@ -408,7 +414,9 @@ static void src_stop_copy(struct mig_source *s)
 		return;
 	}
 	s->paused_here = true;
-	s->pause_ns = vm_now_ns();
+	/* The guest stops somewhere inside vm_pause: count from its start. */
+	s->pause_ns = t0;
+	s->st.pause_us = (vm_now_ns() - t0) / 1000;
 	s->st.state = MIG_STOP_COPY;
 	if (src_harvest(s))
 		return;
@@ -553,6 +561,8 @@ static void src_on_ready(struct mig_source *s)
 	}
 	/* From here on the destination may run the VM: never resume. */
 	s->go_sent = true;
+	s->go_ns = vm_now_ns();
+	s->st.ready_wait_us = (s->go_ns - s->queued_ns) / 1000;
 	if (src_send_empty(s, PROTO_GO))
 		s->go_sent = false,
 		src_fail(s, MIG_FAILED, "sending GO failed");
@@ -563,6 +573,7 @@ static void src_on_running(struct mig_source *s)
 	uint64_t now = vm_now_ns();
 
 	s->st.downtime_us = (now - s->pause_ns) / 1000;
+	s->st.go_wait_us = (now - s->go_ns) / 1000;
 	s->st.downtime_ms = s->st.downtime_us / 1000;
 	s->st.memory_remaining = 0;
 	if (s->logging)

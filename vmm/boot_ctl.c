@@ -70,6 +70,10 @@ static json_t *boot_mig_json(const struct mig_stats *st)
 	SET(VIR_DOMAIN_JOB_COMPRESSION_BYTES, st->compression_bytes);
 	SET("wire_bytes", st->wire_bytes);
 	SET("predicted_downtime_us", st->predicted_downtime_us);
+	SET("pause_us", st->pause_us);
+	SET("stop_copy_us", st->stop_copy_us);
+	SET("ready_wait_us", st->ready_wait_us);
+	SET("go_wait_us", st->go_wait_us);
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	if (st->error[0])
