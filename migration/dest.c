@@ -48,6 +48,8 @@ struct mig_dest {
 	struct dest_blob vmstate;
 	struct dest_blob dev[PROTO_MAX_DEVICES];
 	int nr_devs;
+	struct proto_digest digest[PROTO_MAX_REGIONS]; /* ours, at STATE_END */
+	int nr_digest;
 	uint64_t go_ns;
 };
 
@@ -322,18 +324,32 @@ static void dest_on_state_end(struct mig_dest *d)
 		return;
 	}
 	d->state_end = true;
+	d->st.restore_us = vm_now_ns();
 	if (dest_restore(d, err, sizeof(err))) {
 		dest_fail(d, "restoring the VM: %s", err);
 		return;
 	}
 	d->restored = true;
+	d->st.restore_us = (vm_now_ns() - d->st.restore_us) / 1000;
+	/* Hash now, while the source hashes its side: not one after the other.
+	 */
+	if (d->caps & PROTO_CAP_VERIFY) {
+		d->nr_digest = mig_ram_digest(&d->vm->mem, d->digest,
+					      PROTO_MAX_REGIONS);
+		if (d->nr_digest < 0) {
+			dest_fail(d, "verify: cannot hash guest RAM here: %s",
+				  strerror(-d->nr_digest));
+			return;
+		}
+	}
 	dest_maybe_ready(d);
 }
 
 /* The source's digests: compare with ours, then send ours back. */
 static void dest_on_verify(struct mig_dest *d, const uint8_t *p, size_t len)
 {
-	struct proto_digest remote[PROTO_MAX_REGIONS], local[PROTO_MAX_REGIONS];
+	struct proto_digest remote[PROTO_MAX_REGIONS];
+	const struct proto_digest *local = d->digest;
 	uint8_t buf[PROTO_HDR_SIZE + 8 + PROTO_MAX_REGIONS * 48];
 	char err[256];
 	uint32_t nr;
@@ -348,9 +364,10 @@ static void dest_on_verify(struct mig_dest *d, const uint8_t *p, size_t len)
 		dest_fail(d, "%s", err);
 		return;
 	}
-	n = mig_ram_digest(&d->vm->mem, local, PROTO_MAX_REGIONS);
-	if (n < 0 || (uint32_t)n != nr) {
-		dest_fail(d, "verify: cannot hash guest RAM here");
+	n = d->nr_digest;
+	if ((uint32_t)n != nr) {
+		dest_fail(d, "verify: the source hashed %u regions, here %d",
+			  nr, n);
 		return;
 	}
 	for (uint32_t i = 0; i < nr; i++) {
@@ -410,6 +427,13 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 		break;
 	case PROTO_RAM_END:
 		d->ram_end = true;
+		break;
+	case PROTO_SYNC:
+		/* Every frame before it is processed: echo it. */
+		if (d->ram_end)
+			dest_fail(d, "SYNC after RAM_END");
+		else
+			dest_send_empty(d, PROTO_SYNC);
 		break;
 	case PROTO_STATE:
 		dest_on_state(d, p, h->len);

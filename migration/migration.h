@@ -86,6 +86,7 @@ struct mig_stats {
 	uint64_t stop_copy_us;	/* final harvest, pages and state queued */
 	uint64_t ready_wait_us; /* until READY: destination restored */
 	uint64_t go_wait_us;	/* GO -> RUNNING */
+	uint64_t restore_us;	/* destination: state restore (its clock) */
 	char error[256];
 };
 

@@ -17,9 +17,10 @@ int mig_ram_resident(const struct guest_mem *m, struct bitmap *out);
 /* Make the page at gpa read as zero and hold no memory (punch a hole). */
 int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa);
 /*
- * SHA-256 of each region; pages that are holes are hashed as zeroes
- * without being touched (touching would allocate them). Returns the
- * number of digests (one per region) or -errno.
+ * A SHA-256 digest of each region in which zero pages (holes, never
+ * touched, and all-zero pages alike) count as a one-byte tag: both sides
+ * agree whichever form they hold a zero page in, and hashing skips them.
+ * Returns the number of digests (one per region) or -errno.
  */
 int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max);
 

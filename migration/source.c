@@ -59,8 +59,9 @@ struct mig_source {
 	bool go_sent;
 	bool ended;
 	uint64_t round_start_ns;
-	uint64_t round_out_start; /* ch.bytes_out at round start */
+	uint64_t round_bytes; /* frame bytes queued in this round */
 	uint64_t round_pages;
+	bool sync_wait; /* round queued, SYNC sent, not echoed yet */
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
 	uint64_t go_ns;
@@ -187,6 +188,7 @@ static int src_send_batch(struct mig_source *s)
 			? (uint64_t)s->batch->nr_data * PAGE - n
 			: 0;
 	proto_batch_init(s->batch);
+	s->round_bytes += n;
 	return mig_channel_send(&s->ch, f, n);
 }
 
@@ -262,17 +264,22 @@ static int src_harvest(struct mig_source *s)
 static void src_start_round(struct mig_source *s)
 {
 	s->round_start_ns = vm_now_ns();
-	s->round_out_start = s->ch.bytes_out;
+	s->round_bytes = 0;
 	s->round_pages = 0;
 }
 
 static void src_stop_copy(struct mig_source *s);
 
-/* A pre-copy round has been queued: measure, then go on or stop. */
+/*
+ * A pre-copy round has reached the destination (its SYNC came back):
+ * measure the dirty rate and the end-to-end bandwidth, then go on or stop.
+ * Nothing of this round is in flight any more, so stop-copy will send only
+ * what is dirty now.
+ */
 static void src_end_round(struct mig_source *s)
 {
 	uint64_t dt = vm_now_ns() - s->round_start_ns;
-	uint64_t sent = s->ch.bytes_out - s->round_out_start;
+	uint64_t sent = s->round_bytes;
 	uint64_t dirty;
 	struct mig_decision d;
 
@@ -449,10 +456,27 @@ static void src_pump(struct mig_source *s)
 			src_finish(s);
 			return;
 		}
-		src_end_round(s);
-		if (s->ended)
+		/* Round queued: SYNC, and continue when it comes back. */
+		if (s->sync_wait)
 			return;
+		if (src_send_empty(s, PROTO_SYNC)) {
+			src_fail(s, MIG_FAILED, "sending SYNC failed");
+			return;
+		}
+		s->sync_wait = true;
+		return;
 	}
+}
+
+static void src_on_sync(struct mig_source *s)
+{
+	if (!s->sync_wait || s->st.state != MIG_PRECOPY) {
+		src_fail(s, MIG_FAILED, "unexpected SYNC from the destination");
+		return;
+	}
+	s->sync_wait = false;
+	src_end_round(s);
+	src_pump(s);
 }
 
 /* ---- channel callbacks
@@ -601,6 +625,9 @@ static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 		break;
 	case PROTO_RUNNING:
 		src_on_running(s);
+		break;
+	case PROTO_SYNC:
+		src_on_sync(s);
 		break;
 	case PROTO_ERROR:
 		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),

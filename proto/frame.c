@@ -19,7 +19,7 @@ static const char *const proto_type_names[PROTO_TYPE_MAX] = {
 	[PROTO_STATE] = "STATE",     [PROTO_STATE_END] = "STATE_END",
 	[PROTO_READY] = "READY",     [PROTO_GO] = "GO",
 	[PROTO_RUNNING] = "RUNNING", [PROTO_ERROR] = "ERROR",
-	[PROTO_VERIFY] = "VERIFY",
+	[PROTO_VERIFY] = "VERIFY",   [PROTO_SYNC] = "SYNC",
 };
 
 const char *proto_type_name(unsigned int type)

@@ -25,6 +25,7 @@ static bool msg_is_empty_type(unsigned int type)
 	case PROTO_READY:
 	case PROTO_GO:
 	case PROTO_RUNNING:
+	case PROTO_SYNC:
 		return true;
 	default:
 		return false;

@@ -49,6 +49,8 @@ enum proto_type {
 	PROTO_RUNNING = 9,   /* dst -> src: vCPUs are running */
 	PROTO_ERROR = 10,    /* either way: a reason; the sender gives up */
 	PROTO_VERIFY = 11,   /* either way: SHA-256 of each RAM region */
+	PROTO_SYNC = 12,     /* src -> dst, echoed back once all before it
+				is processed: ends a pre-copy round */
 	PROTO_TYPE_MAX
 };
 
@@ -294,7 +296,7 @@ int proto_rec_next(struct proto_rec_reader *r, uint32_t *tag,
 
 /* ---- small messages ------------------------------------------------------ */
 
-/* RAM_END, STATE_END, READY, GO, RUNNING: empty payload. */
+/* RAM_END, STATE_END, READY, GO, RUNNING, SYNC: empty payload. */
 int proto_empty_encode(uint8_t *buf, size_t cap, enum proto_type type);
 /* 0 when type is one of those and len is 0, else -EPROTO. */
 int proto_empty_decode(const uint8_t *p, size_t len, enum proto_type type,

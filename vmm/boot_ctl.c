@@ -74,6 +74,7 @@ static json_t *boot_mig_json(const struct mig_stats *st)
 	SET("stop_copy_us", st->stop_copy_us);
 	SET("ready_wait_us", st->ready_wait_us);
 	SET("go_wait_us", st->go_wait_us);
+	SET("restore_us", st->restore_us);
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	if (st->error[0])
@@ -421,9 +422,16 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 	case CTL_CMD_STATUS:
 		*result = boot_status(app);
 		return 0;
-	case CTL_CMD_PAUSE:
+	case CTL_CMD_PAUSE: {
+		uint64_t t0 = vm_now_ns();
+
 		r = vm_pause(&app->vm);
-		return r ? boot_run_state_err(r, err, "paused") : 0;
+		if (r)
+			return boot_run_state_err(r, err, "paused");
+		*result = json_pack("{s:I}", "pause_us",
+				    (json_int_t)((vm_now_ns() - t0) / 1000));
+		return 0;
+	}
 	case CTL_CMD_RESUME:
 		r = vm_resume(&app->vm);
 		return r ? boot_run_state_err(r, err, "running") : 0;

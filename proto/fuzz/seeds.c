@@ -133,7 +133,7 @@ static int seed_small(const char *dir, uint8_t *buf, size_t cap)
 {
 	static const enum proto_type empty[] = {PROTO_RAM_END, PROTO_STATE_END,
 						PROTO_READY, PROTO_GO,
-						PROTO_RUNNING};
+						PROTO_RUNNING, PROTO_SYNC};
 	struct proto_digest d[2] = {{0, 1 << 20, {1, 2, 3}},
 				    {1ULL << 32, 1 << 20, {4, 5, 6}}};
 	char name[32];

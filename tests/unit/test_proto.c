@@ -387,6 +387,7 @@ Test(frame, type_names)
 		"unknown", "HELLO",   "HELLO_ACK", "PAGES",
 		"RAM_END", "STATE",   "STATE_END", "READY",
 		"GO",	   "RUNNING", "ERROR",	   "VERIFY",
+		"SYNC",
 	};
 
 	for (unsigned int t = 0; t < PROTO_TYPE_MAX; t++)
