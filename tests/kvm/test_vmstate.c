@@ -535,8 +535,9 @@ Test(vmstate, migrate_three_times_in_a_row)
 			first = sv.hb;
 		check_continues(&vms[i], &sv.hb);
 	}
-	cr_assert_gt(tvm_stats(&vms[MAX_VMS - 1]).heartbeats,
-		     first.heartbeats + 300);
+	/* Each hop waited for at least 100 more on its new VM. */
+	cr_assert_geq(tvm_stats(&vms[MAX_VMS - 1]).heartbeats,
+		      first.heartbeats + 300);
 	tvm_verify(&vms[MAX_VMS - 1]);
 }
 
