@@ -61,7 +61,9 @@ struct mig_source {
 	uint64_t round_start_ns;
 	uint64_t round_bytes; /* frame bytes queued in this round */
 	uint64_t round_pages;
-	bool sync_wait; /* round queued, SYNC sent, not echoed yet */
+	bool sync_wait;	      /* round queued, SYNC sent, not echoed yet */
+	uint32_t zstd_skip;   /* batches to send raw before trying again */
+	uint32_t zstd_misses; /* consecutive batches zstd did not shrink */
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
 	uint64_t go_ns;
@@ -168,8 +170,46 @@ static int src_send_empty(struct mig_source *s, enum proto_type t)
 	return src_send_small(s, buf, proto_empty_encode(buf, sizeof(buf), t));
 }
 
+/*
+ * Compress only where it pays: a batch zstd does not shrink by 1/8 is a
+ * miss; after a few misses in a row, send raw for a while (doubling up to
+ * 64 batches) before trying again. Random-looking guest data then costs
+ * nothing, and compressible data is found again within a few batches.
+ */
+#define SRC_ZSTD_MISSES 4
+
+static int src_zstd_level(struct mig_source *s)
+{
+	if (!s->p.zstd_level || !(s->caps & PROTO_CAP_ZSTD))
+		return 0;
+	if (s->zstd_skip) {
+		s->zstd_skip--;
+		return 0;
+	}
+	return s->p.zstd_level;
+}
+
+static void src_zstd_account(struct mig_source *s, int level, int n)
+{
+	uint64_t raw = (uint64_t)s->batch->nr_data * PAGE;
+
+	if (!level || !raw)
+		return;
+	if (raw > (uint64_t)n)
+		s->st.compression_bytes += raw - n;
+	if ((uint64_t)n + raw / 8 < raw) {
+		s->zstd_misses = 0;
+		return;
+	}
+	if (++s->zstd_misses >= SRC_ZSTD_MISSES)
+		s->zstd_skip = 1U << (s->zstd_misses - SRC_ZSTD_MISSES < 6
+					      ? s->zstd_misses - SRC_ZSTD_MISSES
+					      : 6);
+}
+
 static int src_send_batch(struct mig_source *s)
 {
+	int level = src_zstd_level(s);
 	uint8_t *f;
 	int n;
 
@@ -178,15 +218,12 @@ static int src_send_batch(struct mig_source *s)
 	f = malloc(s->frame_cap);
 	if (!f)
 		return -ENOMEM;
-	n = proto_pages_encode(f, s->frame_cap, s->batch, s->p.zstd_level);
+	n = proto_pages_encode(f, s->frame_cap, s->batch, level);
 	if (n < 0) {
 		free(f);
 		return n;
 	}
-	s->st.compression_bytes +=
-		(uint64_t)s->batch->nr_data * PAGE > (uint64_t)n
-			? (uint64_t)s->batch->nr_data * PAGE - n
-			: 0;
+	src_zstd_account(s, level, n);
 	proto_batch_init(s->batch);
 	s->round_bytes += n;
 	return mig_channel_send(&s->ch, f, n);
