@@ -33,8 +33,8 @@ migrate_once()
 	vmm_wait "$dst"
 	[[ $RC == 0 ]] || fail "destination exited $RC"
 	out=$(hb_check_merged "$T/a$n.hb" "$T/b$n.hb") || fail "heartbeats: $out"
-	read -r n gap <<<"$out"
-	echo "ok: $n heartbeats across the migration, gap $((gap / 1000)) us," \
+	read -r beats gap <<<"$out"
+	echo "ok: $beats heartbeats across the migration, gap $((gap / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$(jq .memory_iteration "$T/mig$n.json") rounds, $(jq .wire_bytes "$T/mig$n.json") bytes"
 }
