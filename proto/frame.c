@@ -14,13 +14,29 @@
 #define HDR_CRC_OFF 12
 
 static const char *const proto_type_names[PROTO_TYPE_MAX] = {
-	[PROTO_HELLO] = "HELLO",     [PROTO_HELLO_ACK] = "HELLO_ACK",
-	[PROTO_PAGES] = "PAGES",     [PROTO_RAM_END] = "RAM_END",
-	[PROTO_STATE] = "STATE",     [PROTO_STATE_END] = "STATE_END",
-	[PROTO_READY] = "READY",     [PROTO_GO] = "GO",
-	[PROTO_RUNNING] = "RUNNING", [PROTO_ERROR] = "ERROR",
-	[PROTO_VERIFY] = "VERIFY",   [PROTO_SYNC] = "SYNC",
+	[PROTO_HELLO] = "HELLO",
+	[PROTO_HELLO_ACK] = "HELLO_ACK",
+	[PROTO_PAGES] = "PAGES",
+	[PROTO_RAM_END] = "RAM_END",
+	[PROTO_STATE] = "STATE",
+	[PROTO_STATE_END] = "STATE_END",
+	[PROTO_READY] = "READY",
+	[PROTO_GO] = "GO",
+	[PROTO_RUNNING] = "RUNNING",
+	[PROTO_ERROR] = "ERROR",
+	[PROTO_VERIFY] = "VERIFY",
+	[PROTO_SYNC] = "SYNC",
+	[PROTO_DISCARD] = "DISCARD",
+	[PROTO_POSTCOPY] = "POSTCOPY",
+	[PROTO_URGENT_HELLO] = "URGENT_HELLO",
+	[PROTO_PAGE_REQ] = "PAGE_REQ",
+	[PROTO_POSTCOPY_END] = "POSTCOPY_END",
+	[PROTO_COMPLETE] = "COMPLETE",
+	[PROTO_RESUME] = "RESUME",
+	[PROTO_RESUME_ACK] = "RESUME_ACK",
 };
+
+_Static_assert(PROTO_TYPE_MAX == 21, "name the new type in proto_type_names");
 
 const char *proto_type_name(unsigned int type)
 {

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * msg.c - the small messages: the empty ones that mark the steps of the
- * switch-over (RAM_END, STATE_END, READY, GO, RUNNING), ERROR with an
- * errno and a reason a user reads, and VERIFY with a SHA-256 digest per
- * RAM region. A reason is text from the peer: the decoder bounds it and
- * replaces every byte that is not printable ASCII, so that it is safe to
- * log and to print on a terminal.
+ * switch-over (RAM_END, STATE_END, READY, GO, RUNNING, SYNC, and
+ * post-copy's POSTCOPY_END and COMPLETE), ERROR with an errno and a reason
+ * a user reads, and VERIFY with a SHA-256 digest per RAM region. A reason
+ * is text from the peer: the decoder bounds it and replaces every byte
+ * that is not printable ASCII, so that it is safe to log and to print on
+ * a terminal.
  */
 #include <string.h>
 
@@ -26,6 +27,8 @@ static bool msg_is_empty_type(unsigned int type)
 	case PROTO_GO:
 	case PROTO_RUNNING:
 	case PROTO_SYNC:
+	case PROTO_POSTCOPY_END:
+	case PROTO_COMPLETE:
 		return true;
 	default:
 		return false;

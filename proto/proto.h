@@ -51,6 +51,24 @@ enum proto_type {
 	PROTO_VERIFY = 11,   /* either way: SHA-256 of each RAM region */
 	PROTO_SYNC = 12,     /* src -> dst, echoed back once all before it
 				is processed: ends a pre-copy round */
+	/*
+	 * Post-copy (only when PROTO_CAP_POSTCOPY was agreed; see the
+	 * "Post-copy" section of docs/protocol.md for which connection each
+	 * travels on and in which order).
+	 */
+	PROTO_DISCARD = 13,	 /* src -> dst: pages not valid there; dst ->
+				    src after RESUME: pages it still lacks */
+	PROTO_POSTCOPY = 14,	 /* src -> dst: switching now (cookie, the
+				    number of DISCARD runs before it) */
+	PROTO_URGENT_HELLO = 15, /* src -> dst: first frame of the urgent
+				    connection (cookie) */
+	PROTO_PAGE_REQ = 16,	 /* dst -> src, urgent: send these pages */
+	PROTO_POSTCOPY_END = 17, /* src -> dst: every page has been sent */
+	PROTO_COMPLETE = 18,	 /* dst -> src: every page is present */
+	PROTO_RESUME = 19,	 /* src -> dst: first frame of a new main
+				    connection after a break (cookie) */
+	PROTO_RESUME_ACK = 20,	 /* dst -> src: cookie, the number of
+				    DISCARD runs (pages lacking) before it */
 	PROTO_TYPE_MAX
 };
 
@@ -296,7 +314,10 @@ int proto_rec_next(struct proto_rec_reader *r, uint32_t *tag,
 
 /* ---- small messages ------------------------------------------------------ */
 
-/* RAM_END, STATE_END, READY, GO, RUNNING, SYNC: empty payload. */
+/*
+ * RAM_END, STATE_END, READY, GO, RUNNING, SYNC, POSTCOPY_END, COMPLETE:
+ * empty payload.
+ */
 int proto_empty_encode(uint8_t *buf, size_t cap, enum proto_type type);
 /* 0 when type is one of those and len is 0, else -EPROTO. */
 int proto_empty_decode(const uint8_t *p, size_t len, enum proto_type type,
@@ -330,5 +351,84 @@ int proto_verify_encode(uint8_t *buf, size_t cap, const struct proto_digest *d,
 			uint32_t nr);
 int proto_verify_decode(const uint8_t *p, size_t len, struct proto_digest *d,
 			uint32_t max, uint32_t *nr, char *err, size_t errlen);
+
+/* ---- post-copy ----------------------------------------------------------- */
+
+/*
+ * The messages of post-copy live migration (docs/protocol.md, "Post-copy").
+ * They may be sent only when both sides agreed PROTO_CAP_POSTCOPY, so a
+ * version-1 peer that does not know them never sees one.
+ *
+ * The cookie is a random non-zero 64-bit value the source picks for one
+ * migration. POSTCOPY announces it on the main connection; the second,
+ * urgent connection proves that it belongs to this migration by sending the
+ * same cookie in URGENT_HELLO, its first frame, and after a break a new main
+ * connection does the same with RESUME. Every decoder refuses cookie 0
+ * (which a receiver can use for "none announced"); every encoder refuses it
+ * with -EINVAL.
+ */
+
+/*
+ * DISCARD: u32 nr_runs (1..PROTO_MAX_DISCARD_RUNS), then nr_runs x {u64
+ * gpa, u32 npages, u32 flags}: gpa page-aligned, npages >= 1, the run does
+ * not wrap past 2^64, flags 0. Runs may overlap and are not checked against
+ * the VM's RAM layout (the receiver checks them against its regions). The
+ * list is split over as many frames as it takes and ended by POSTCOPY (src
+ * -> dst) or RESUME_ACK (dst -> src), which carry the total number of runs.
+ */
+#define PROTO_MAX_DISCARD_RUNS 65536
+#define PROTO_DISCARD_RUN_SIZE 16
+#define PROTO_DISCARD_MAX_FRAME                                                \
+	(PROTO_HDR_SIZE + 4 + PROTO_MAX_DISCARD_RUNS * PROTO_DISCARD_RUN_SIZE)
+
+int proto_discard_encode(uint8_t *buf, size_t cap, const struct proto_run *r,
+			 uint32_t nr);
+/* The decoder refuses nr_runs > max (the room in r). */
+int proto_discard_decode(const uint8_t *p, size_t len, struct proto_run *r,
+			 uint32_t max, uint32_t *nr, char *err, size_t errlen);
+
+/*
+ * POSTCOPY (src -> dst) and RESUME_ACK (dst -> src): u64 cookie (non-zero),
+ * u64 nr_runs - the number of DISCARD runs the sender sent since the start
+ * of the list (HELLO_ACK for POSTCOPY, RESUME for RESUME_ACK), all frames
+ * together; the receiver compares it with the number it received.
+ */
+#define PROTO_POSTCOPY_FRAME (PROTO_HDR_SIZE + 16)
+int proto_postcopy_encode(uint8_t *buf, size_t cap, uint64_t cookie,
+			  uint64_t nr_runs);
+int proto_postcopy_decode(const uint8_t *p, size_t len, uint64_t *cookie,
+			  uint64_t *nr_runs, char *err, size_t errlen);
+int proto_resume_ack_encode(uint8_t *buf, size_t cap, uint64_t cookie,
+			    uint64_t nr_runs);
+int proto_resume_ack_decode(const uint8_t *p, size_t len, uint64_t *cookie,
+			    uint64_t *nr_runs, char *err, size_t errlen);
+
+/*
+ * URGENT_HELLO (src -> dst, the first frame of the urgent connection) and
+ * RESUME (src -> dst, the first frame of a new main connection after a
+ * break in post-copy): u64 cookie (non-zero), nothing else.
+ */
+#define PROTO_COOKIE_FRAME (PROTO_HDR_SIZE + 8)
+int proto_urgent_hello_encode(uint8_t *buf, size_t cap, uint64_t cookie);
+int proto_urgent_hello_decode(const uint8_t *p, size_t len, uint64_t *cookie,
+			      char *err, size_t errlen);
+int proto_resume_encode(uint8_t *buf, size_t cap, uint64_t cookie);
+int proto_resume_decode(const uint8_t *p, size_t len, uint64_t *cookie,
+			char *err, size_t errlen);
+
+/*
+ * PAGE_REQ (dst -> src, on the urgent connection): u32 nr
+ * (1..PROTO_MAX_PAGE_REQ), then nr x u64 gpa, each page-aligned. The same
+ * page may appear more than once. The source answers with PAGES frames on
+ * the urgent connection. The decoder writes at most PROTO_MAX_PAGE_REQ
+ * addresses into gpa.
+ */
+#define PROTO_MAX_PAGE_REQ	 64
+#define PROTO_PAGE_REQ_MAX_FRAME (PROTO_HDR_SIZE + 4 + PROTO_MAX_PAGE_REQ * 8)
+int proto_page_req_encode(uint8_t *buf, size_t cap, const uint64_t *gpa,
+			  uint32_t nr);
+int proto_page_req_decode(const uint8_t *p, size_t len,
+			  uint64_t gpa[PROTO_MAX_PAGE_REQ], uint32_t *nr,
+			  char *err, size_t errlen);
 
 #endif /* PROTO_PROTO_H */

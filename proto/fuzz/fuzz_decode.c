@@ -29,9 +29,11 @@
 	} while (0)
 
 static char err[512];
-static uint8_t *out; /* re-encoding buffer, proto_batch_max_frame() bytes */
+static uint8_t *out; /* re-encoding buffer, out_cap bytes */
+static size_t out_cap;
 static struct proto_batch batch, batch2;
 static struct proto_hello hello, local;
+static struct proto_run runs[PROTO_MAX_DISCARD_RUNS];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -46,7 +48,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			ret ? "failed" : "written");
 		exit(ret ? 1 : 0);
 	}
-	out = malloc(proto_batch_max_frame());
+	out_cap = proto_batch_max_frame();
+	if (out_cap < PROTO_DISCARD_MAX_FRAME)
+		out_cap = PROTO_DISCARD_MAX_FRAME;
+	out = malloc(out_cap);
 	if (!out)
 		abort();
 	local.version = PROTO_VERSION;
@@ -89,7 +94,7 @@ static void fuzz_hello_ack(const uint8_t *p, size_t len)
 
 static void fuzz_pages(const uint8_t *p, size_t len)
 {
-	size_t cap = proto_batch_max_frame();
+	size_t cap = out_cap;
 	int n;
 
 	if (proto_pages_decode(p, len, &batch, err, sizeof(err)))
@@ -127,8 +132,7 @@ static void fuzz_state(const uint8_t *p, size_t len)
 		sum += rlen;
 	}
 	fuzz_assert(sum <= s.len);
-	same_payload(proto_state_encode(out, proto_batch_max_frame(), &s), p,
-		     len);
+	same_payload(proto_state_encode(out, out_cap, &s), p, len);
 }
 
 static void fuzz_error(const uint8_t *p, size_t len)
@@ -161,6 +165,91 @@ static void fuzz_verify(const uint8_t *p, size_t len)
 		     len);
 }
 
+static void fuzz_discard(const uint8_t *p, size_t len)
+{
+	uint32_t nr;
+
+	if (proto_discard_decode(p, len, runs, PROTO_MAX_DISCARD_RUNS, &nr, err,
+				 sizeof(err)))
+		return;
+	fuzz_assert(nr >= 1 && nr <= PROTO_MAX_DISCARD_RUNS);
+	for (uint32_t i = 0; i < nr; i++) {
+		fuzz_assert(runs[i].npages && !runs[i].flags);
+		fuzz_assert(runs[i].gpa % PROTO_PAGE_SIZE == 0);
+		fuzz_assert((uint64_t)runs[i].npages * PROTO_PAGE_SIZE - 1 <=
+			    UINT64_MAX - runs[i].gpa);
+	}
+	same_payload(
+		proto_discard_encode(out, PROTO_DISCARD_MAX_FRAME, runs, nr), p,
+		len);
+}
+
+/* POSTCOPY and RESUME_ACK: cookie, nr_runs. */
+static void fuzz_cookie_runs(unsigned int type, const uint8_t *p, size_t len)
+{
+	uint64_t cookie, nr;
+	int ret, n;
+
+	if (type == PROTO_POSTCOPY)
+		ret = proto_postcopy_decode(p, len, &cookie, &nr, err,
+					    sizeof(err));
+	else
+		ret = proto_resume_ack_decode(p, len, &cookie, &nr, err,
+					      sizeof(err));
+	if (ret) {
+		fuzz_assert(cookie == 0 && nr == 0);
+		return;
+	}
+	fuzz_assert(cookie != 0);
+	if (type == PROTO_POSTCOPY)
+		n = proto_postcopy_encode(out, PROTO_POSTCOPY_FRAME, cookie,
+					  nr);
+	else
+		n = proto_resume_ack_encode(out, PROTO_POSTCOPY_FRAME, cookie,
+					    nr);
+	same_payload(n, p, len);
+}
+
+/* URGENT_HELLO and RESUME: cookie. */
+static void fuzz_cookie(unsigned int type, const uint8_t *p, size_t len)
+{
+	uint64_t cookie;
+	int ret, n;
+
+	if (type == PROTO_URGENT_HELLO)
+		ret = proto_urgent_hello_decode(p, len, &cookie, err,
+						sizeof(err));
+	else
+		ret = proto_resume_decode(p, len, &cookie, err, sizeof(err));
+	if (ret) {
+		fuzz_assert(cookie == 0);
+		return;
+	}
+	fuzz_assert(cookie != 0);
+	if (type == PROTO_URGENT_HELLO)
+		n = proto_urgent_hello_encode(out, PROTO_COOKIE_FRAME, cookie);
+	else
+		n = proto_resume_encode(out, PROTO_COOKIE_FRAME, cookie);
+	same_payload(n, p, len);
+}
+
+static void fuzz_page_req(const uint8_t *p, size_t len)
+{
+	uint64_t gpa[PROTO_MAX_PAGE_REQ];
+	uint32_t nr;
+
+	if (proto_page_req_decode(p, len, gpa, &nr, err, sizeof(err))) {
+		fuzz_assert(nr == 0);
+		return;
+	}
+	fuzz_assert(nr >= 1 && nr <= PROTO_MAX_PAGE_REQ);
+	for (uint32_t i = 0; i < nr; i++)
+		fuzz_assert(gpa[i] % PROTO_PAGE_SIZE == 0);
+	same_payload(
+		proto_page_req_encode(out, PROTO_PAGE_REQ_MAX_FRAME, gpa, nr),
+		p, len);
+}
+
 static void fuzz_payload(unsigned int type, const uint8_t *p, size_t len)
 {
 	switch (type) {
@@ -181,6 +270,20 @@ static void fuzz_payload(unsigned int type, const uint8_t *p, size_t len)
 		break;
 	case PROTO_VERIFY:
 		fuzz_verify(p, len);
+		break;
+	case PROTO_DISCARD:
+		fuzz_discard(p, len);
+		break;
+	case PROTO_POSTCOPY:
+	case PROTO_RESUME_ACK:
+		fuzz_cookie_runs(type, p, len);
+		break;
+	case PROTO_URGENT_HELLO:
+	case PROTO_RESUME:
+		fuzz_cookie(type, p, len);
+		break;
+	case PROTO_PAGE_REQ:
+		fuzz_page_req(p, len);
 		break;
 	default:
 		if (proto_empty_decode(p, len, type, err, sizeof(err)) == 0)

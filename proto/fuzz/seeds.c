@@ -2,9 +2,11 @@
 /*
  * seeds.c - the starting corpus of the fuzzer: one valid frame of every
  * message (HELLO small and full, HELLO_ACK, PAGES raw, zstd and zero-only,
- * STATE with records, the empty ones, ERROR, VERIFY), each written as a
- * file, so that the fuzzer starts from frames that pass the header, the
- * CRC (which it patches anyway) and the decoders' first checks.
+ * STATE with records, the empty ones, ERROR, VERIFY, and post-copy's
+ * DISCARD, POSTCOPY, URGENT_HELLO, PAGE_REQ, RESUME, RESUME_ACK), each
+ * written as a file, so that the fuzzer starts from frames that pass the
+ * header, the CRC (which it patches anyway) and the decoders' first
+ * checks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,9 +133,10 @@ static int seed_state(const char *dir, uint8_t *buf, size_t cap)
 
 static int seed_small(const char *dir, uint8_t *buf, size_t cap)
 {
-	static const enum proto_type empty[] = {PROTO_RAM_END, PROTO_STATE_END,
-						PROTO_READY, PROTO_GO,
-						PROTO_RUNNING, PROTO_SYNC};
+	static const enum proto_type empty[] = {
+		PROTO_RAM_END,	    PROTO_STATE_END, PROTO_READY,
+		PROTO_GO,	    PROTO_RUNNING,   PROTO_SYNC,
+		PROTO_POSTCOPY_END, PROTO_COMPLETE};
 	struct proto_digest d[2] = {{0, 1 << 20, {1, 2, 3}},
 				    {1ULL << 32, 1 << 20, {4, 5, 6}}};
 	char name[32];
@@ -155,6 +158,48 @@ static int seed_small(const char *dir, uint8_t *buf, size_t cap)
 	return ret;
 }
 
+static int seed_postcopy(const char *dir, uint8_t *buf, size_t cap)
+{
+	static const struct proto_run runs[] = {
+		{0x0, 1, 0},
+		{0x100000, 256, 0},
+		{0x3000, 2, 0},
+		{0xfffffffffffff000ULL, 1, 0},
+	};
+	static const uint64_t gpa[] = {0x1000, 0x7ffff000, 0x1000,
+				       0xfffffffffffff000ULL};
+	const uint64_t cookie = 0x5eed5eed5eed5eedULL;
+	int ret;
+
+	ret = seed_write(dir, "discard", buf,
+			 proto_discard_encode(buf, cap, runs,
+					      sizeof(runs) / sizeof(runs[0])));
+	if (!ret)
+		ret = seed_write(dir, "discard-one", buf,
+				 proto_discard_encode(buf, cap, runs + 1, 1));
+	if (!ret)
+		ret = seed_write(dir, "postcopy", buf,
+				 proto_postcopy_encode(buf, cap, cookie, 5));
+	if (!ret)
+		ret = seed_write(dir, "urgent-hello", buf,
+				 proto_urgent_hello_encode(buf, cap, cookie));
+	if (!ret)
+		ret = seed_write(
+			dir, "page-req", buf,
+			proto_page_req_encode(buf, cap, gpa,
+					      sizeof(gpa) / sizeof(gpa[0])));
+	if (!ret)
+		ret = seed_write(dir, "page-req-one", buf,
+				 proto_page_req_encode(buf, cap, gpa, 1));
+	if (!ret)
+		ret = seed_write(dir, "resume", buf,
+				 proto_resume_encode(buf, cap, cookie));
+	if (!ret)
+		ret = seed_write(dir, "resume-ack", buf,
+				 proto_resume_ack_encode(buf, cap, cookie, 2));
+	return ret;
+}
+
 int fuzz_write_seeds(const char *dir)
 {
 	size_t cap = proto_batch_max_frame();
@@ -170,6 +215,8 @@ int fuzz_write_seeds(const char *dir)
 		ret = seed_state(dir, buf, cap);
 	if (!ret)
 		ret = seed_small(dir, buf, cap);
+	if (!ret)
+		ret = seed_postcopy(dir, buf, cap);
 	free(buf);
 	return ret;
 }

@@ -6,7 +6,9 @@
  * frame caught); round trips of every message; every decoder fed every
  * truncation of a valid payload, one trailing byte too many, and payloads
  * whose counts and lengths disagree; the handshake comparison with each
- * difference and its message; and 100k random frames through everything.
+ * difference and its message; the post-copy messages (discard runs, cookies,
+ * page requests) with every limit, alignment and overflow; and 100k random
+ * frames through everything.
  * Payloads under test are copied into buffers of exactly their length so
  * that ASan builds catch any read past the end.
  */
@@ -91,6 +93,7 @@ static struct proto_batch *batch_new(void)
 
 static struct proto_batch *scratch_batch;
 static struct proto_hello scratch_hello;
+static struct proto_run scratch_runs[PROTO_MAX_DISCARD_RUNS];
 
 static struct proto_batch *scratch(void)
 {
@@ -104,8 +107,9 @@ static int decode_any(unsigned int type, const uint8_t *p, size_t len)
 {
 	struct proto_state s;
 	struct proto_digest d[PROTO_MAX_REGIONS];
+	uint64_t gpas[PROTO_MAX_PAGE_REQ];
 	char reason[64];
-	uint64_t caps;
+	uint64_t caps, cookie, runs;
 	uint32_t nr;
 	int code;
 
@@ -125,6 +129,24 @@ static int decode_any(unsigned int type, const uint8_t *p, size_t len)
 	case PROTO_VERIFY:
 		return proto_verify_decode(p, len, d, PROTO_MAX_REGIONS, &nr,
 					   err, sizeof(err));
+	case PROTO_DISCARD:
+		return proto_discard_decode(p, len, scratch_runs,
+					    PROTO_MAX_DISCARD_RUNS, &nr, err,
+					    sizeof(err));
+	case PROTO_POSTCOPY:
+		return proto_postcopy_decode(p, len, &cookie, &runs, err,
+					     sizeof(err));
+	case PROTO_RESUME_ACK:
+		return proto_resume_ack_decode(p, len, &cookie, &runs, err,
+					       sizeof(err));
+	case PROTO_URGENT_HELLO:
+		return proto_urgent_hello_decode(p, len, &cookie, err,
+						 sizeof(err));
+	case PROTO_RESUME:
+		return proto_resume_decode(p, len, &cookie, err, sizeof(err));
+	case PROTO_PAGE_REQ:
+		return proto_page_req_decode(p, len, gpas, &nr, err,
+					     sizeof(err));
 	default:
 		return proto_empty_decode(p, len, type, err, sizeof(err));
 	}
@@ -384,12 +406,15 @@ Test(frame, crc_mismatch_message)
 Test(frame, type_names)
 {
 	static const char *const names[] = {
-		"unknown", "HELLO",   "HELLO_ACK", "PAGES",
-		"RAM_END", "STATE",   "STATE_END", "READY",
-		"GO",	   "RUNNING", "ERROR",	   "VERIFY",
-		"SYNC",
+		"unknown",    "HELLO",	      "HELLO_ACK", "PAGES",
+		"RAM_END",    "STATE",	      "STATE_END", "READY",
+		"GO",	      "RUNNING",      "ERROR",	   "VERIFY",
+		"SYNC",	      "DISCARD",      "POSTCOPY",  "URGENT_HELLO",
+		"PAGE_REQ",   "POSTCOPY_END", "COMPLETE",  "RESUME",
+		"RESUME_ACK",
 	};
 
+	cr_assert_eq(sizeof(names) / sizeof(names[0]), PROTO_TYPE_MAX);
 	for (unsigned int t = 0; t < PROTO_TYPE_MAX; t++)
 		cr_assert_str_eq(proto_type_name(t), names[t]);
 	cr_assert_str_eq(proto_type_name(PROTO_TYPE_MAX), "unknown");
@@ -1613,6 +1638,523 @@ Test(msg, verify_round_trip_and_limits)
 	cr_assert_eq(n, PROTO_HDR_SIZE + 4);
 	check_truncations(PROTO_VERIFY, buf, n);
 	cr_assert_eq(proto_verify_encode(buf, sizeof(buf), in, 9), -EINVAL);
+}
+
+/* ---- post-copy ----------------------------------------------------------- */
+
+/* The frame in buf is a whole, valid frame of type t. */
+static void frame_is(const uint8_t *buf, int n, enum proto_type t)
+{
+	struct proto_hdr h;
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq(proto_frame_decode(buf, (size_t)n, &h, err, sizeof(err)),
+		     n, "%s", err);
+	cr_assert_eq(h.type, t, "type %u, want %s", h.type, proto_type_name(t));
+}
+
+/* Write DISCARD payload runs by hand: u32 nr_runs, then the given runs. */
+static size_t discard_hand(uint8_t *p, uint32_t nr_runs,
+			   const struct proto_run *r, uint32_t n)
+{
+	wr32(p, nr_runs);
+	for (uint32_t i = 0; i < n; i++) {
+		wr64(p + 4 + 16 * i, r[i].gpa);
+		wr32(p + 4 + 16 * i + 8, r[i].npages);
+		wr32(p + 4 + 16 * i + 12, r[i].flags);
+	}
+	return 4 + 16 * (size_t)n;
+}
+
+/* decode_any(type) on exactly len bytes of p refuses with message msg. */
+static void pc_bad(unsigned int type, const uint8_t *p, size_t len,
+		   const char *msg)
+{
+	uint8_t *q = dup_exact(p, len);
+
+	cr_assert_eq(decode_any(type, q, len), -EPROTO, "accepted: %s", msg);
+	cr_assert_str_eq(err, msg);
+	free(q);
+}
+
+Test(postcopy, discard_round_trip)
+{
+	const struct proto_run in[] = {
+		{0x0, 1, 0},
+		{0x100000, 256, 0},
+		{0x100000000ULL, 0xffffffffU, 0},
+		{0x5000, 3, 0}, /* out of order and overlapping: allowed */
+		{0x4000, 2, 0},
+		{UINT64_MAX - PROTO_PAGE_SIZE + 1, 1, 0}, /* the last page */
+		{0xfffff00000000000ULL, 0xffffffffU, 0},
+	};
+	const uint32_t nin = sizeof(in) / sizeof(in[0]);
+	uint8_t buf[PROTO_HDR_SIZE + 4 + 16 * 8];
+	struct proto_run out[8];
+	uint32_t nr;
+	int n;
+
+	n = proto_discard_encode(buf, sizeof(buf), in, nin);
+	cr_assert_eq(n, PROTO_HDR_SIZE + 4 + 16 * (int)nin);
+	frame_is(buf, n, PROTO_DISCARD);
+	cr_assert_eq(rd32(buf + PROTO_HDR_SIZE), nin);
+	cr_assert_eq(proto_discard_decode(buf + PROTO_HDR_SIZE,
+					  n - PROTO_HDR_SIZE, out, 8, &nr, err,
+					  sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(nr, nin);
+	cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
+	check_truncations(PROTO_DISCARD, buf, n);
+	/* one run */
+	n = proto_discard_encode(buf, sizeof(buf), in + 1, 1);
+	cr_assert_eq(n, PROTO_HDR_SIZE + 20);
+	check_truncations(PROTO_DISCARD, buf, n);
+	/* exactly the room the caller has, and one run too many for it */
+	n = proto_discard_encode(buf, sizeof(buf), in, 3);
+	cr_assert_eq(proto_discard_decode(buf + PROTO_HDR_SIZE,
+					  n - PROTO_HDR_SIZE, out, 3, &nr, err,
+					  sizeof(err)),
+		     0);
+	cr_assert_eq(proto_discard_decode(buf + PROTO_HDR_SIZE,
+					  n - PROTO_HDR_SIZE, out, 2, &nr, err,
+					  sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "DISCARD: nr_runs 3 exceeds 2");
+	cr_assert_eq(nr, 0);
+}
+
+Test(postcopy, discard_full_frame)
+{
+	size_t cap = PROTO_DISCARD_MAX_FRAME + 1;
+	struct proto_run *in = calloc(PROTO_MAX_DISCARD_RUNS + 1, sizeof(*in));
+	struct proto_run *out = calloc(PROTO_MAX_DISCARD_RUNS, sizeof(*out));
+	uint8_t *buf = malloc(cap);
+	uint8_t *q;
+	uint32_t nr;
+	int n;
+
+	cr_assert(in && out && buf);
+	for (uint32_t i = 0; i <= PROTO_MAX_DISCARD_RUNS; i++) {
+		in[i].gpa = (uint64_t)i * 2 * PROTO_PAGE_SIZE;
+		in[i].npages = 1 + i % 7;
+	}
+	n = proto_discard_encode(buf, cap, in, PROTO_MAX_DISCARD_RUNS);
+	cr_assert_eq(n, PROTO_DISCARD_MAX_FRAME);
+	cr_assert_leq((uint32_t)(n - PROTO_HDR_SIZE), PROTO_MAX_PAYLOAD);
+	frame_is(buf, n, PROTO_DISCARD);
+	q = dup_exact(buf + PROTO_HDR_SIZE, n - PROTO_HDR_SIZE);
+	cr_assert_eq(proto_discard_decode(q, n - PROTO_HDR_SIZE, out,
+					  PROTO_MAX_DISCARD_RUNS, &nr, err,
+					  sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(nr, PROTO_MAX_DISCARD_RUNS);
+	cr_assert_eq(memcmp(in, out, PROTO_MAX_DISCARD_RUNS * sizeof(*in)), 0);
+	/* the last byte of the last run missing; a byte too many */
+	cr_assert_eq(proto_discard_decode(q, n - PROTO_HDR_SIZE - 1, out,
+					  PROTO_MAX_DISCARD_RUNS, &nr, err,
+					  sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "DISCARD: truncated at runs (need 1048576 bytes "
+			      "at offset 4, payload is 1048579)");
+	free(q);
+	buf[n] = 0;
+	q = dup_exact(buf + PROTO_HDR_SIZE, n + 1 - PROTO_HDR_SIZE);
+	cr_assert_eq(proto_discard_decode(q, n + 1 - PROTO_HDR_SIZE, out,
+					  PROTO_MAX_DISCARD_RUNS, &nr, err,
+					  sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "1 trailing byte"), "%s", err);
+	free(q);
+	/* one run over the limit: the encoder refuses, the decoder too */
+	cr_assert_eq(
+		proto_discard_encode(buf, cap, in, PROTO_MAX_DISCARD_RUNS + 1),
+		-EINVAL);
+	wr32(buf + PROTO_HDR_SIZE, PROTO_MAX_DISCARD_RUNS + 1);
+	cr_assert_eq(proto_discard_decode(buf + PROTO_HDR_SIZE,
+					  n - PROTO_HDR_SIZE, out, UINT32_MAX,
+					  &nr, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "DISCARD: nr_runs 65537 exceeds 65536");
+	/* a count so large that count x 16 wraps a 32-bit size */
+	wr32(buf + PROTO_HDR_SIZE, 0x10000001);
+	cr_assert_eq(proto_discard_decode(buf + PROTO_HDR_SIZE,
+					  n - PROTO_HDR_SIZE, out, UINT32_MAX,
+					  &nr, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "DISCARD: nr_runs 268435457 exceeds 65536");
+	free(in);
+	free(out);
+	free(buf);
+}
+
+Test(postcopy, discard_decoder_validates_runs)
+{
+	uint8_t p[4 + 16 * 4];
+	struct proto_run r[3] = {{0x1000, 1, 0}, {0x8000, 4, 0}, {0, 1, 0}};
+	size_t len;
+
+	/* no runs */
+	len = discard_hand(p, 0, r, 0);
+	pc_bad(PROTO_DISCARD, p, len, "DISCARD: nr_runs is 0");
+	/* count and runs disagree */
+	len = discard_hand(p, 3, r, 2);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: truncated at runs (need 48 bytes at offset 4, "
+	       "payload is 36)");
+	len = discard_hand(p, 1, r, 2);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: 16 trailing bytes after the last field (payload is "
+	       "36)");
+	/* misaligned gpa, in the last run */
+	r[2].gpa = 0x3001;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: run 2 gpa 0x3001 not page-aligned");
+	r[2].gpa = 0x800;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: run 2 gpa 0x800 not page-aligned");
+	r[2].gpa = 0x3000;
+	/* zero npages */
+	r[1].npages = 0;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len, "DISCARD: run 1 has no pages");
+	r[1].npages = 4;
+	/* a run that wraps past 2^64 */
+	r[0].gpa = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	r[0].npages = 2;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: run 0 gpa 0xfffffffffffff000 + 2 pages overflows");
+	r[0].gpa = 0xfffff00000000000ULL;
+	r[0].npages = 0xffffffffU;
+	len = discard_hand(p, 3, r, 3);
+	cr_assert_eq(decode_any(PROTO_DISCARD, p, len), 0, "%s", err);
+	r[0].gpa = 0xfffff00000001000ULL; /* ends exactly at 2^64 */
+	len = discard_hand(p, 3, r, 3);
+	cr_assert_eq(decode_any(PROTO_DISCARD, p, len), 0, "%s", err);
+	r[0].gpa = 0xfffff00000002000ULL;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len,
+	       "DISCARD: run 0 gpa 0xfffff00000002000 + 4294967295 pages "
+	       "overflows");
+	r[0].gpa = 0x1000;
+	r[0].npages = 1;
+	/* flags: none defined, not even PAGES' zero flag */
+	r[1].flags = PROTO_RUN_ZERO;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len, "DISCARD: run 1 flags 0x1 not 0");
+	r[1].flags = 0x80000000U;
+	len = discard_hand(p, 3, r, 3);
+	pc_bad(PROTO_DISCARD, p, len, "DISCARD: run 1 flags 0x80000000 not 0");
+	r[1].flags = 0;
+	len = discard_hand(p, 3, r, 3);
+	cr_assert_eq(decode_any(PROTO_DISCARD, p, len), 0, "%s", err);
+	/* the caller's room of 0 runs */
+	cr_assert_eq(proto_discard_decode(p, len, r, 0, &(uint32_t){0}, err,
+					  sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "DISCARD: nr_runs 3 exceeds 0");
+}
+
+Test(postcopy, discard_encoder_refuses_invalid_input)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 4 + 16 * 2];
+	struct proto_run r[2] = {{0x1000, 1, 0}, {0x2000, 1, 0}};
+
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2),
+		     (int)sizeof(buf));
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 0), -EINVAL);
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), NULL, 1), -EINVAL);
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf) - 1, r, 2), -ENOSPC);
+	cr_assert_eq(proto_discard_encode(buf, PROTO_HDR_SIZE - 1, r, 1),
+		     -ENOSPC);
+	r[1].gpa = 0x2008;
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
+	r[1].gpa = 0x2000;
+	r[1].npages = 0;
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
+	r[1].npages = 1;
+	r[1].flags = PROTO_RUN_ZERO;
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
+	r[1].flags = 0;
+	r[1].gpa = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	r[1].npages = 2;
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
+	r[1].npages = 1;
+	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2),
+		     (int)sizeof(buf));
+}
+
+Test(postcopy, postcopy_and_resume_ack_round_trip)
+{
+	static const enum proto_type types[] = {PROTO_POSTCOPY,
+						PROTO_RESUME_ACK};
+	static const uint64_t runs[] = {0, 1, 65536, UINT64_MAX};
+	uint8_t buf[PROTO_POSTCOPY_FRAME + 8];
+	uint64_t cookie, nr;
+	int n;
+
+	for (size_t t = 0; t < 2; t++) {
+		for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+			uint64_t want = 0x0123456789abcdefULL + i;
+
+			n = types[t] == PROTO_POSTCOPY
+				    ? proto_postcopy_encode(buf, sizeof(buf),
+							    want, runs[i])
+				    : proto_resume_ack_encode(buf, sizeof(buf),
+							      want, runs[i]);
+			cr_assert_eq(n, PROTO_POSTCOPY_FRAME);
+			frame_is(buf, n, types[t]);
+			cookie = nr = 42;
+			cr_assert_eq(types[t] == PROTO_POSTCOPY
+					     ? proto_postcopy_decode(
+						       buf + PROTO_HDR_SIZE, 16,
+						       &cookie, &nr, err,
+						       sizeof(err))
+					     : proto_resume_ack_decode(
+						       buf + PROTO_HDR_SIZE, 16,
+						       &cookie, &nr, err,
+						       sizeof(err)),
+				     0, "%s", err);
+			cr_assert_eq(cookie, want);
+			cr_assert_eq(nr, runs[i]);
+			check_truncations(types[t], buf, n);
+		}
+		/* cookie 0 is "none": refused both ways */
+		wr64(buf + PROTO_HDR_SIZE, 0);
+		pc_bad(types[t], buf + PROTO_HDR_SIZE, 16,
+		       types[t] == PROTO_POSTCOPY ? "POSTCOPY: cookie is 0"
+						  : "RESUME_ACK: cookie is 0");
+	}
+	cr_assert_eq(proto_postcopy_encode(buf, sizeof(buf), 0, 1), -EINVAL);
+	cr_assert_eq(proto_resume_ack_encode(buf, sizeof(buf), 0, 1), -EINVAL);
+	cr_assert_eq(proto_postcopy_encode(buf, PROTO_POSTCOPY_FRAME - 1, 1, 1),
+		     -ENOSPC);
+	cr_assert_eq(
+		proto_resume_ack_encode(buf, PROTO_POSTCOPY_FRAME - 1, 1, 1),
+		-ENOSPC);
+	/* outputs are zero after a refusal */
+	proto_postcopy_encode(buf, sizeof(buf), 7, 9);
+	cookie = nr = 42;
+	cr_assert_eq(proto_postcopy_decode(buf + PROTO_HDR_SIZE, 17, &cookie,
+					   &nr, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_eq(cookie, 0);
+	cr_assert_eq(nr, 0);
+	cr_assert_str_eq(err, "POSTCOPY: 1 trailing byte after the last field "
+			      "(payload is 17)");
+	cr_assert_eq(proto_postcopy_decode(buf + PROTO_HDR_SIZE, 12, &cookie,
+					   &nr, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "POSTCOPY: truncated at nr_runs (need 8 bytes "
+			      "at offset 8, payload is 12)");
+}
+
+Test(postcopy, urgent_hello_and_resume_round_trip)
+{
+	static const enum proto_type types[] = {PROTO_URGENT_HELLO,
+						PROTO_RESUME};
+	static const uint64_t cookies[] = {1, 0x8000000000000000ULL, UINT64_MAX,
+					   0xfeedfacecafebeefULL};
+	uint8_t buf[PROTO_COOKIE_FRAME + 8];
+	uint64_t cookie;
+	int n;
+
+	for (size_t t = 0; t < 2; t++) {
+		bool urgent = types[t] == PROTO_URGENT_HELLO;
+
+		for (size_t i = 0; i < sizeof(cookies) / sizeof(cookies[0]);
+		     i++) {
+			n = urgent ? proto_urgent_hello_encode(buf, sizeof(buf),
+							       cookies[i])
+				   : proto_resume_encode(buf, sizeof(buf),
+							 cookies[i]);
+			cr_assert_eq(n, PROTO_COOKIE_FRAME);
+			frame_is(buf, n, types[t]);
+			cookie = 0;
+			cr_assert_eq(urgent ? proto_urgent_hello_decode(
+						      buf + PROTO_HDR_SIZE, 8,
+						      &cookie, err, sizeof(err))
+					    : proto_resume_decode(
+						      buf + PROTO_HDR_SIZE, 8,
+						      &cookie, err,
+						      sizeof(err)),
+				     0, "%s", err);
+			cr_assert_eq(cookie, cookies[i]);
+			check_truncations(types[t], buf, n);
+		}
+		wr64(buf + PROTO_HDR_SIZE, 0);
+		pc_bad(types[t], buf + PROTO_HDR_SIZE, 8,
+		       urgent ? "URGENT_HELLO: cookie is 0"
+			      : "RESUME: cookie is 0");
+	}
+	cr_assert_eq(proto_urgent_hello_encode(buf, sizeof(buf), 0), -EINVAL);
+	cr_assert_eq(proto_resume_encode(buf, sizeof(buf), 0), -EINVAL);
+	cr_assert_eq(proto_urgent_hello_encode(buf, PROTO_COOKIE_FRAME - 1, 1),
+		     -ENOSPC);
+	cr_assert_eq(proto_resume_encode(buf, PROTO_COOKIE_FRAME - 1, 1),
+		     -ENOSPC);
+	proto_resume_encode(buf, sizeof(buf), 5);
+	cr_assert_eq(proto_resume_decode(buf + PROTO_HDR_SIZE, 9, &cookie, err,
+					 sizeof(err)),
+		     -EPROTO);
+	cr_assert_eq(cookie, 0);
+	cr_assert_str_eq(err, "RESUME: 1 trailing byte after the last field "
+			      "(payload is 9)");
+	cr_assert_eq(proto_urgent_hello_decode(buf + PROTO_HDR_SIZE, 7, &cookie,
+					       err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "URGENT_HELLO: truncated at cookie (need 8 "
+			      "bytes at offset 0, payload is 7)");
+}
+
+Test(postcopy, page_req_round_trip)
+{
+	uint64_t in[PROTO_MAX_PAGE_REQ], out[PROTO_MAX_PAGE_REQ];
+	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME + 8];
+	uint32_t nr;
+	int n;
+
+	for (int i = 0; i < PROTO_MAX_PAGE_REQ; i++)
+		in[i] = (rnd() & ~(uint64_t)(PROTO_PAGE_SIZE - 1));
+	in[0] = 0;
+	in[1] = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	in[2] = in[3]; /* the same page twice: allowed */
+	for (uint32_t k = 1; k <= PROTO_MAX_PAGE_REQ; k++) {
+		n = proto_page_req_encode(buf, sizeof(buf), in, k);
+		cr_assert_eq(n, PROTO_HDR_SIZE + 4 + 8 * (int)k);
+		frame_is(buf, n, PROTO_PAGE_REQ);
+		memset(out, 0, sizeof(out));
+		cr_assert_eq(proto_page_req_decode(buf + PROTO_HDR_SIZE,
+						   n - PROTO_HDR_SIZE, out, &nr,
+						   err, sizeof(err)),
+			     0, "%s", err);
+		cr_assert_eq(nr, k);
+		cr_assert_eq(memcmp(in, out, k * sizeof(in[0])), 0);
+		if (k == 1 || k == 2 || k == PROTO_MAX_PAGE_REQ)
+			check_truncations(PROTO_PAGE_REQ, buf, n);
+	}
+	cr_assert_eq(n, PROTO_PAGE_REQ_MAX_FRAME);
+}
+
+Test(postcopy, page_req_limits)
+{
+	uint64_t gpa[PROTO_MAX_PAGE_REQ + 1], out[PROTO_MAX_PAGE_REQ];
+	uint8_t p[4 + 8 * (PROTO_MAX_PAGE_REQ + 1)];
+	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME + 8];
+	uint32_t nr = 99;
+
+	for (int i = 0; i <= PROTO_MAX_PAGE_REQ; i++) {
+		gpa[i] = (uint64_t)i << 20;
+		wr64(p + 4 + 8 * i, gpa[i]);
+	}
+	/* nr 0 */
+	wr32(p, 0);
+	pc_bad(PROTO_PAGE_REQ, p, 4, "PAGE_REQ: nr 0 not in 1..64");
+	/* nr 65, the addresses all there */
+	wr32(p, PROTO_MAX_PAGE_REQ + 1);
+	pc_bad(PROTO_PAGE_REQ, p, sizeof(p), "PAGE_REQ: nr 65 not in 1..64");
+	wr32(p, UINT32_MAX);
+	pc_bad(PROTO_PAGE_REQ, p, sizeof(p),
+	       "PAGE_REQ: nr 4294967295 not in 1..64");
+	/* nr and length disagree */
+	wr32(p, 3);
+	pc_bad(PROTO_PAGE_REQ, p, 4 + 8 * 2,
+	       "PAGE_REQ: truncated at gpas (need 24 bytes at offset 4, "
+	       "payload is 20)");
+	pc_bad(PROTO_PAGE_REQ, p, 4 + 8 * 4,
+	       "PAGE_REQ: 8 trailing bytes after the last field (payload is "
+	       "36)");
+	/* misaligned addresses */
+	wr64(p + 4 + 8 * 2, 0x1234);
+	pc_bad(PROTO_PAGE_REQ, p, 4 + 8 * 3,
+	       "PAGE_REQ: gpa 2 0x1234 not page-aligned");
+	wr64(p + 4 + 8 * 2, UINT64_MAX);
+	pc_bad(PROTO_PAGE_REQ, p, 4 + 8 * 3,
+	       "PAGE_REQ: gpa 2 0xffffffffffffffff not page-aligned");
+	wr64(p + 4 + 8 * 2, 0x2000);
+	cr_assert_eq(
+		proto_page_req_decode(p, 4 + 8 * 3, out, &nr, err, sizeof(err)),
+		0, "%s", err);
+	cr_assert_eq(nr, 3);
+	cr_assert_eq(out[2], 0x2000);
+	/* a refused request reports no addresses */
+	wr32(p, 0);
+	cr_assert_eq(proto_page_req_decode(p, 4, out, &nr, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_eq(nr, 0);
+	/* the encoder refuses the same */
+	cr_assert_eq(proto_page_req_encode(buf, sizeof(buf), gpa, 0), -EINVAL);
+	cr_assert_eq(proto_page_req_encode(buf, sizeof(buf), gpa,
+					   PROTO_MAX_PAGE_REQ + 1),
+		     -EINVAL);
+	cr_assert_eq(proto_page_req_encode(buf, sizeof(buf), NULL, 1), -EINVAL);
+	gpa[5] |= 0x800;
+	cr_assert_eq(proto_page_req_encode(buf, sizeof(buf), gpa, 6), -EINVAL);
+	cr_assert_eq(proto_page_req_encode(buf, sizeof(buf), gpa, 5),
+		     PROTO_HDR_SIZE + 4 + 40);
+	cr_assert_eq(
+		proto_page_req_encode(buf, PROTO_HDR_SIZE + 4 + 39, gpa, 5),
+		-ENOSPC);
+}
+
+Test(postcopy, empty_messages)
+{
+	const enum proto_type types[] = {PROTO_POSTCOPY_END, PROTO_COMPLETE,
+					 PROTO_SYNC};
+	uint8_t buf[PROTO_HDR_SIZE + 1];
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		int n = proto_empty_encode(buf, sizeof(buf), types[i]);
+
+		cr_assert_eq(n, PROTO_HDR_SIZE);
+		frame_is(buf, n, types[i]);
+		check_truncations(types[i], buf, n);
+	}
+	cr_assert_eq(
+		proto_empty_decode(buf, 1, PROTO_COMPLETE, err, sizeof(err)),
+		-EPROTO);
+	cr_assert_str_eq(err, "COMPLETE: payload must be empty, got 1 bytes");
+	/* the post-copy messages with a payload are not empty ones */
+	for (unsigned int t = PROTO_DISCARD; t <= PROTO_RESUME_ACK; t++) {
+		if (t == PROTO_POSTCOPY_END || t == PROTO_COMPLETE)
+			continue;
+		cr_assert_eq(proto_empty_encode(buf, sizeof(buf),
+						(enum proto_type)t),
+			     -EINVAL, "%s", proto_type_name(t));
+		cr_assert_eq(proto_empty_decode(buf, 0, (enum proto_type)t, err,
+						sizeof(err)),
+			     -EPROTO);
+	}
+}
+
+Test(postcopy, messages_are_told_apart)
+{
+	uint8_t a[PROTO_POSTCOPY_FRAME], b[PROTO_POSTCOPY_FRAME];
+	uint8_t c[PROTO_COOKIE_FRAME], d[PROTO_COOKIE_FRAME];
+
+	/* same payload, different type: the header (and CRC) differ */
+	cr_assert_eq(proto_postcopy_encode(a, sizeof(a), 9, 3),
+		     PROTO_POSTCOPY_FRAME);
+	cr_assert_eq(proto_resume_ack_encode(b, sizeof(b), 9, 3),
+		     PROTO_POSTCOPY_FRAME);
+	cr_assert_eq(memcmp(a + PROTO_HDR_SIZE, b + PROTO_HDR_SIZE, 16), 0);
+	cr_assert_neq(memcmp(a, b, PROTO_HDR_SIZE), 0);
+	cr_assert_eq(proto_urgent_hello_encode(c, sizeof(c), 9),
+		     PROTO_COOKIE_FRAME);
+	cr_assert_eq(proto_resume_encode(d, sizeof(d), 9), PROTO_COOKIE_FRAME);
+	cr_assert_eq(memcmp(c + PROTO_HDR_SIZE, d + PROTO_HDR_SIZE, 8), 0);
+	cr_assert_neq(memcmp(c, d, PROTO_HDR_SIZE), 0);
+	frame_is(a, sizeof(a), PROTO_POSTCOPY);
+	frame_is(b, sizeof(b), PROTO_RESUME_ACK);
+	frame_is(c, sizeof(c), PROTO_URGENT_HELLO);
+	frame_is(d, sizeof(d), PROTO_RESUME);
+	/* little-endian on the wire */
+	cr_assert_eq(a[PROTO_HDR_SIZE], 9);
+	cr_assert_eq(a[PROTO_HDR_SIZE + 8], 3);
+	cr_assert_eq(a[4], PROTO_POSTCOPY);
+	cr_assert_eq(b[4], PROTO_RESUME_ACK);
 }
 
 /* ---- random input -------------------------------------------------------- */
