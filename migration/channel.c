@@ -145,6 +145,10 @@ static void mig_channel_on_timer(uv_timer_t *t)
 
 	if (idle < MIG_CHANNEL_STALL_MS)
 		return;
+	if (ch->flush_close) {
+		mig_channel_close(ch, ch->on_closed);
+		return;
+	}
 	mig_channel_fail(ch, -ETIMEDOUT,
 			 "%s: no progress for %llu s (peer stalled or gone)",
 			 ch->peer, (unsigned long long)idle / 1000);
@@ -326,6 +330,8 @@ static void mig_channel_on_accept(uv_stream_t *server, int status)
 	}
 	/* One migration per listener: stop accepting others. */
 	uv_close((uv_handle_t *)&ch->listener, NULL);
+	/* From now on a silent source is a stall, as on the other side. */
+	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
 	ch->ops->on_connect(ch);
 }
 
@@ -372,6 +378,10 @@ static void mig_channel_on_write(uv_write_t *req, int status)
 		ch->bytes_out += w->len;
 	free(w->frame);
 	free(w);
+	if (ch->flush_close && (status || !ch->queued)) {
+		mig_channel_close(ch, ch->on_closed);
+		return;
+	}
 	if (status) {
 		if (status != UV_ECANCELED)
 			mig_channel_fail(ch, status, "%s: %s", ch->peer,
@@ -420,4 +430,18 @@ bool mig_channel_writable(const struct mig_channel *ch)
 {
 	return !ch->failed && !ch->closed && ch->connected &&
 	       ch->queued < MIG_CHANNEL_HIGH;
+}
+
+void mig_channel_close_after_flush(struct mig_channel *ch,
+				   void (*on_closed)(struct mig_channel *ch))
+{
+	if (ch->closed || ch->flush_close)
+		return;
+	if (!ch->connected || ch->failed || !ch->queued) {
+		mig_channel_close(ch, on_closed);
+		return;
+	}
+	ch->flush_close = true;
+	ch->on_closed = on_closed;
+	uv_read_stop((uv_stream_t *)&ch->tcp);
 }

@@ -56,7 +56,7 @@ struct mig_channel {
 	uint64_t bytes_out; /* bytes whose write completed (bandwidth) */
 	uint64_t bytes_in;
 	uint64_t last_progress_ms;
-	bool connected, listening, failed, closed, timer_on;
+	bool connected, listening, failed, closed, timer_on, flush_close;
 	int pending_closes;
 	void (*on_closed)(struct mig_channel *ch);
 };
@@ -78,6 +78,9 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);
 /* Below the high-water mark: the sender may queue more. */
 bool mig_channel_writable(const struct mig_channel *ch);
 
+/* Close once every queued frame is written (bounded by the stall rule). */
+void mig_channel_close_after_flush(struct mig_channel *ch,
+				   void (*on_closed)(struct mig_channel *ch));
 /* Close everything; on_closed (may be NULL) when libuv has let go. */
 void mig_channel_close(struct mig_channel *ch,
 		       void (*on_closed)(struct mig_channel *ch));

@@ -65,8 +65,9 @@ static void dest_end(struct mig_dest *d, enum mig_state state)
 	d->ended = true;
 	d->st.state = state;
 	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
+	/* Failed: let the ERROR we queued reach the source, then close. */
 	if (state != MIG_RUNNING)
-		mig_channel_close(&d->ch, NULL);
+		mig_channel_close_after_flush(&d->ch, NULL);
 	if (d->hooks.done)
 		d->hooks.done(d->hooks.opaque, &d->st);
 }
@@ -537,6 +538,7 @@ void mig_dest_free(struct mig_dest *d)
 	if (!d)
 		return;
 	if (d->ch.loop && !d->ch.closed) {
+		d->ch.flush_close = false;
 		mig_channel_close(&d->ch, dest_free_cb);
 		return;
 	}

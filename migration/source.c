@@ -94,7 +94,7 @@ static void src_end(struct mig_source *s, enum mig_state state)
 	s->ended = true;
 	s->st.state = state;
 	src_update_elapsed(s);
-	mig_channel_close(&s->ch, NULL);
+	mig_channel_close_after_flush(&s->ch, NULL);
 	if (s->hooks.done)
 		s->hooks.done(s->hooks.opaque, &s->st);
 }
@@ -773,6 +773,7 @@ void mig_source_free(struct mig_source *s)
 		return;
 	/* The channel's handles must be closed before s goes away. */
 	if (s->ch.loop && !s->ch.closed) {
+		s->ch.flush_close = false;
 		mig_channel_close(&s->ch, src_free_cb);
 		return;
 	}
