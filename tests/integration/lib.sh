@@ -153,3 +153,149 @@ hb_check_merged()
 	first=$(head -n 1 "$2" | awk '{print $2}')
 	echo "$out $((first - last))"
 }
+
+# ---- added for the migration fault and network-namespace tests ------------
+
+# vmm_wait_for PID TIMEOUT_S: vmm_wait, but fail if PID has not exited
+# within TIMEOUT_S seconds (a hang must fail the test, not block CI).
+vmm_wait_for()
+{
+	local pid=$1 timeout=$2
+	wait_until "$timeout" "process $pid to exit" \
+		"! kill -0 $pid 2>/dev/null || grep -q '^[0-9]* (.*) Z' /proc/$pid/stat 2>/dev/null"
+	vmm_wait "$pid"
+}
+
+# one_line FILE ERE WHAT: FILE holds exactly one line and it matches ERE.
+one_line()
+{
+	local n
+	n=$(wc -l <"$1")
+	[[ $n == 1 ]] || fail "$3: expected one line, got $n: $(cat "$1")"
+	grep -Eq -- "$2" "$1" || fail "$3: '$(cat "$1")' does not match /$2/"
+}
+
+# hb_check_so_far FILE: hb_check_continuous over the lines a running VMM
+# has written completely (the last one may still be half flushed).
+hb_check_so_far()
+{
+	local snap=$T/.hb-snapshot
+	cp "$1" "$snap"
+	[[ -z $(tail -c 1 "$snap") ]] || sed -i '$d' "$snap"
+	hb_check_continuous "$snap"
+}
+
+# Network namespaces: each test makes its own, with unique names, and the
+# EXIT trap deletes them (after killing the VMMs inside) even on failure.
+IT_NETNS=()
+
+it_cleanup_netns()
+{
+	local pid ns
+	for pid in "${VMM_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	for pid in "${VMM_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	for ns in "${IT_NETNS[@]}"; do
+		ip netns delete "$ns" 2>/dev/null ||
+			echo "warning: could not delete network namespace $ns" >&2
+	done
+	it_cleanup
+}
+
+# netns_add NAME: a new network namespace with lo up, deleted on exit.
+# Not being allowed to make one is a failure (these tests run as root).
+netns_add()
+{
+	ip netns add "$1" || fail "ip netns add $1 failed (this test needs root)"
+	IT_NETNS+=("$1")
+	trap it_cleanup_netns EXIT
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
+	ip -n "$1" link set lo up || fail "netns $1: cannot bring lo up"
+}
+
+# vmm_start_ns NS NAME ARGS...: vmm_start with the VMM inside namespace NS
+# (its control socket is a file, reachable from here).
+vmm_start_ns()
+{
+	local ns=$1 name=$2
+	shift 2
+	ip netns exec "$ns" "$VMMCTL" boot --kernel "$GUEST_ELF" --api "$T/$name.sock" \
+		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
+		>"$T/$name.out" 2>"$T/$name.err" &
+	VMM_PID=$!
+	VMM_PIDS+=("$VMM_PID")
+	wait_until 20 "$name control socket" \
+		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
+	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot exited before serving its API"
+}
+
+# vmm_incoming_ns NS NAME SPEC ARGS...: vmm_incoming inside namespace NS.
+vmm_incoming_ns()
+{
+	local ns=$1
+	shift
+	NETNS_EXEC="ip netns exec $ns" vmm_incoming "$@"
+}
+
+# free_port_ns NS: a TCP port nothing listens on in namespace NS.
+free_port_ns()
+{
+	local p
+	for p in $(shuf -i 20000-60000 -n 50); do
+		if ! ip netns exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$p" 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	fail "no free TCP port in $1"
+}
+
+# tcp_send NS HOST PORT: connect from inside namespace NS, write stdin,
+# close. Returns 1 if the connection could not be made; a peer that resets
+# the connection while we write is not an error here.
+tcp_send()
+{
+	local rc=0
+	ip netns exec "$1" bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 99
+		cat >&3 2>/dev/null; exit 0' "$2" "$3" 2>/dev/null || rc=$?
+	((rc != 99))
+}
+
+# link_slow NS RATE: throttle namespace NS's loopback (token bucket, e.g.
+# 400mbit), so that a dirtying guest out-runs its migration; link_fast
+# removes the throttle.
+link_slow()
+{
+	tc -n "$1" qdisc replace dev lo root tbf rate "$2" burst 256kb latency 200ms ||
+		fail "tc: cannot throttle lo in $1"
+}
+
+link_fast()
+{
+	tc -n "$1" qdisc del dev lo root 2>/dev/null || true
+}
+
+# mig_in_precopy SOCK N: that VMM is migrating out, pre-copying, and has
+# completed N rounds (a failed or cancelled earlier one does not count).
+mig_in_precopy()
+{
+	local st
+	st=$("$VMMCTL" status --api "$1" | jq -r '.migration | "\(.state) \(.memory_iteration)"')
+	[[ ${st% *} == precopy ]] && ((${st#* } >= $2))
+}
+
+# guest_verify SOCK WHAT: the guest checks its dirty region now (mailbox
+# request); fail unless it posts verify-ok.
+guest_verify()
+{
+	local v0
+	v0=$(marker_count "$1" verify-ok)
+	"$VMMCTL" guest-request verify --api "$1" >/dev/null
+	wait_until 30 "$2: verify" \
+		'(($(marker_count "'"$1"'" verify-ok) > v0 || $(marker_count "'"$1"'" verify-fail) > 0))'
+	[[ $(marker_count "$1" verify-fail) == 0 ]] || fail "$2: verify failed"
+}
