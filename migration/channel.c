@@ -175,6 +175,23 @@ static int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop,
 	return uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
 }
 
+/* Parse the address and set the channel up: the part both ends share. */
+static int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
+			       const char *spec,
+			       const struct mig_channel_ops *ops, void *opaque,
+			       struct sockaddr_storage *ss, char *err,
+			       size_t errlen)
+{
+	int r = mig_addr_parse(spec, ss, err, errlen);
+
+	if (r)
+		return r;
+	r = mig_channel_init(ch, loop, spec, ops, opaque);
+	if (r)
+		snprintf(err, errlen, "%s: %s", spec, uv_strerror(r));
+	return r;
+}
+
 /* ---- reading ----------------------------------------------------------------
  */
 
@@ -292,13 +309,12 @@ int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
 			void *opaque, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int r = mig_addr_parse(spec, &ss, err, errlen);
+	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
+				    errlen);
 
 	if (r)
 		return r;
-	r = mig_channel_init(ch, loop, spec, ops, opaque);
-	if (!r)
-		r = uv_tcp_init(loop, &ch->tcp);
+	r = uv_tcp_init(loop, &ch->tcp);
 	ch->conn_req.data = ch;
 	if (!r)
 		r = uv_tcp_connect(&ch->conn_req, &ch->tcp,
@@ -340,13 +356,12 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 		       void *opaque, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int r = mig_addr_parse(spec, &ss, err, errlen);
+	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
+				    errlen);
 
 	if (r)
 		return r;
-	r = mig_channel_init(ch, loop, spec, ops, opaque);
-	if (!r)
-		r = uv_tcp_init(loop, &ch->listener);
+	r = uv_tcp_init(loop, &ch->listener);
 	ch->listener.data = ch;
 	if (!r)
 		r = uv_tcp_bind(&ch->listener, (struct sockaddr *)&ss, 0);
