@@ -157,36 +157,44 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 /* ---- pages ----------------------------------------------------------------
  */
 
-static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
-			  const uint8_t **data)
+static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 {
 	for (uint32_t i = 0; i < run->npages; i++) {
 		uint64_t gpa = run->gpa + i * PAGE;
-		void *hva = mem_gpa_to_hva(&d->vm->mem, gpa, PAGE);
+		int r = mig_ram_zero_page(&d->vm->mem, gpa);
 
-		if (!hva) {
-			dest_fail(d, "page at 0x%llx is outside guest RAM",
-				  (unsigned long long)gpa);
-			return -EFAULT;
+		if (r) {
+			dest_fail(d, "zeroing page 0x%llx: %s",
+				  (unsigned long long)gpa,
+				  r == -EFAULT ? "outside guest RAM"
+					       : strerror(-r));
+			return r;
 		}
-		if (run->flags & PROTO_RUN_ZERO) {
-			int r = mig_ram_zero_page(&d->vm->mem, gpa);
-
-			if (r) {
-				dest_fail(d, "zeroing page 0x%llx: %s",
-					  (unsigned long long)gpa,
-					  strerror(-r));
-				return r;
-			}
-			d->st.memory_constant++;
-		} else {
-			memcpy(hva, *data, PAGE);
-			*data += PAGE;
-			d->st.memory_normal++;
-			d->st.memory_normal_bytes += PAGE;
-		}
-		d->st.memory_processed += PAGE;
 	}
+	d->st.memory_constant += run->npages;
+	return 0;
+}
+
+/* One run of a PAGES batch into guest RAM; *data advances past its pages. */
+static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
+			  const uint8_t **data)
+{
+	uint64_t len = (uint64_t)run->npages * PAGE;
+	int r;
+
+	d->st.memory_processed += len;
+	if (run->flags & PROTO_RUN_ZERO)
+		return dest_place_zero(d, run);
+	r = mig_ram_write(&d->vm->mem, run->gpa, *data, len);
+	if (r) {
+		dest_fail(d, "writing %u pages at 0x%llx: %s", run->npages,
+			  (unsigned long long)run->gpa,
+			  r == -EFAULT ? "outside guest RAM" : strerror(-r));
+		return r;
+	}
+	*data += len;
+	d->st.memory_normal += run->npages;
+	d->st.memory_normal_bytes += len;
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -49,6 +50,30 @@ int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
 	}
 	free(vec);
 	return ret;
+}
+
+int mig_ram_write(const struct guest_mem *m, uint64_t gpa, const void *data,
+		  uint64_t len)
+{
+	const struct mem_region *r = mem_find_region(m, gpa);
+	const uint8_t *p = data;
+	off_t off;
+
+	if (!r || gpa + len > r->gpa + r->size)
+		return -EFAULT;
+	off = (off_t)(r->file_off + (gpa - r->gpa));
+	while (len) {
+		ssize_t n = pwrite(m->memfd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
 }
 
 int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa)
