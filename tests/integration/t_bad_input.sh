@@ -39,9 +39,17 @@ expect_error 1 "cannot connect to control socket $T/none.sock" status --api "$T/
 expect_error 2 "requires\|required" status
 expect_error 1 "$T/dir/x/serial" boot --kernel "$GUEST_ELF" --serial "$T/dir/x/serial"
 
+expect_error 1 "--incoming 'tcp:nope': expected tcp:HOST:PORT" boot --incoming tcp:nope --mem 64M
+expect_error 2 "no --kernel or --append" boot --incoming tcp:127.0.0.1:7 --kernel "$GUEST_ELF"
+
 # A second VMM on a live control socket is refused; the first keeps running.
 vmm_start a --append heartbeat
 expect_error 1 "in use" boot --kernel "$GUEST_ELF" --api "$T/a.sock"
+expect_error 1 "'tcp:999.1.1.1:80': expected tcp:HOST:PORT" migrate --api "$T/a.sock" --to tcp:999.1.1.1:80
+expect_error 1 "unknown mode 'warp'" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --mode warp
+expect_error 2 "--downtime-limit 'x' is not a number" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --downtime-limit x
+expect_error 1 "no migration in progress" migrate --api "$T/a.sock" --cancel
+expect_error 2 "--to tcp:HOST:PORT is required" migrate --api "$T/a.sock"
 [[ $(status_get "$T/a.sock" .state) == running ]] || fail "first VMM disturbed"
 ctl stop --api "$T/a.sock" >/dev/null
 echo "ok: every bad input gave one clear line"
