@@ -312,16 +312,23 @@ static bool vcpu_park(struct vcpu *v)
 	return stay;
 }
 
+/* Out of guest mode with a vm_kick_sync() request pending: say so. */
+static void vcpu_ack_kick(struct vcpu *v)
+{
+	if (!atomic_exchange(&v->ack_wanted, false))
+		return;
+	atomic_fetch_add(&v->epoch, 1);
+	pthread_mutex_lock(&v->vm->lock);
+	pthread_cond_broadcast(&v->vm->cond);
+	pthread_mutex_unlock(&v->vm->lock);
+}
+
 /* KVM_RUN returned: tell a vm_kick_sync() caller waiting for us. */
 static void vcpu_left_run(struct vcpu *v)
 {
 	atomic_store(&v->in_run, false);
 	atomic_fetch_add(&v->epoch, 1);
-	if (atomic_exchange(&v->ack_wanted, false)) {
-		pthread_mutex_lock(&v->vm->lock);
-		pthread_cond_broadcast(&v->vm->cond);
-		pthread_mutex_unlock(&v->vm->lock);
-	}
+	vcpu_ack_kick(v);
 }
 
 /* Before KVM_RUN: park if a pause is due. Returns false to end the thread. */
@@ -332,6 +339,12 @@ static bool vcpu_before_run(struct vcpu *v)
 	for (;;) {
 		if (atomic_load(&vm->exit_req))
 			return false;
+		/*
+		 * A kick can land after we cleared immediate_exit for an
+		 * earlier one and be lost; the request itself is not: answer it
+		 * here, out of guest mode, before entering KVM_RUN again.
+		 */
+		vcpu_ack_kick(v);
 		if (!atomic_load(&vm->pause_req))
 			return true;
 		if (v->need_reentry) {
