@@ -145,6 +145,10 @@ static void mig_channel_on_timer(uv_timer_t *t)
 
 	if (idle < MIG_CHANNEL_STALL_MS)
 		return;
+	if (ch->idle_ok && !ch->queued && !ch->flush_close) {
+		mig_channel_progress(ch); /* nothing owed either way */
+		return;
+	}
 	if (ch->flush_close) {
 		mig_channel_close(ch, ch->on_closed);
 		return;
@@ -215,7 +219,10 @@ static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 		ch->rbuf = p;
 		ch->rcap = cap;
 	}
-	*buf = uv_buf_init((char *)ch->rbuf + ch->rlen, ch->rcap - ch->rlen);
+	want = ch->rcap - ch->rlen;
+	if (ch->read_chunk && want > ch->read_chunk)
+		want = ch->read_chunk;
+	*buf = uv_buf_init((char *)ch->rbuf + ch->rlen, want);
 }
 
 /* Hand every complete frame in rbuf to on_frame. */
@@ -326,13 +333,63 @@ int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
 	return r;
 }
 
+static void mig_channel_stop_listener(struct mig_channel *ch)
+{
+	uv_handle_t *h = (uv_handle_t *)&ch->listener;
+
+	ch->listening = false;
+	if (h->loop && !uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void mig_channel_stop_listening(struct mig_channel *ch)
+{
+	mig_channel_stop_listener(ch);
+}
+
+/*
+ * A connection after the first: it becomes ch->next when the owner armed
+ * one, else the listener closes (refusing it, as a single-connection
+ * listener always did).
+ */
+static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
+				    int status)
+{
+	struct mig_channel *nx = ch->next;
+	int r;
+
+	if (!nx || nx->connected || nx->closed) {
+		mig_channel_stop_listener(ch);
+		return;
+	}
+	r = status ? status : uv_tcp_init(nx->loop, &nx->tcp);
+	nx->tcp.data = nx;
+	if (!r)
+		r = uv_accept(server, (uv_stream_t *)&nx->tcp);
+	if (!r)
+		r = mig_channel_start(nx);
+	mig_channel_stop_listener(ch);
+	ch->next = NULL;
+	if (r) {
+		mig_channel_fail(nx, r, "accepting on %s: %s", nx->peer,
+				 uv_strerror(r));
+		return;
+	}
+	uv_timer_start(&nx->timer, mig_channel_on_timer, 1000, 1000);
+	nx->ops->on_connect(nx);
+}
+
 static void mig_channel_on_accept(uv_stream_t *server, int status)
 {
 	struct mig_channel *ch = server->data;
 	int r;
 
-	if (ch->closed || ch->connected)
+	if (ch->closed)
 		return;
+	if (ch->connected) {
+		mig_channel_accept_next(ch, server, status);
+		return;
+	}
 	r = status ? status : uv_tcp_init(ch->loop, &ch->tcp);
 	ch->tcp.data = ch;
 	if (!r)
@@ -344,8 +401,11 @@ static void mig_channel_on_accept(uv_stream_t *server, int status)
 				 uv_strerror(r));
 		return;
 	}
-	/* One migration per listener: stop accepting others. */
-	uv_close((uv_handle_t *)&ch->listener, NULL);
+	/*
+	 * One migration per listener. The listener stays open for one more
+	 * connection (post-copy's urgent one, see mig_channel_listen_next)
+	 * until the owner arms or refuses it (mig_channel_stop_listening).
+	 */
 	/* From now on a silent source is a stall, as on the other side. */
 	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
 	ch->ops->on_connect(ch);
@@ -379,14 +439,35 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 	return 0;
 }
 
+int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
+			    const struct mig_channel_ops *ops, void *opaque)
+{
+	int r;
+
+	if (!ch->listening || ch->next)
+		return -EINVAL;
+	r = mig_channel_init(next, ch->loop, ch->peer, ops, opaque);
+	if (r)
+		return r;
+	/* Waiting for the second connection is not a stall. */
+	uv_timer_stop(&next->timer);
+	ch->next = next;
+	return 0;
+}
+
 /* ---- writing
  * ------------------------------------------------------------------- */
+
+static size_t mig_channel_high(const struct mig_channel *ch)
+{
+	return ch->high ? ch->high : MIG_CHANNEL_HIGH;
+}
 
 static void mig_channel_on_write(uv_write_t *req, int status)
 {
 	struct mig_write *w = req->data;
 	struct mig_channel *ch = w->ch;
-	bool was_high = ch->queued >= MIG_CHANNEL_HIGH / 2;
+	bool was_high = ch->queued >= mig_channel_high(ch) / 2;
 
 	ch->queued -= w->len;
 	if (!status)
@@ -404,7 +485,7 @@ static void mig_channel_on_write(uv_write_t *req, int status)
 		return;
 	}
 	mig_channel_progress(ch);
-	if (was_high && ch->queued < MIG_CHANNEL_HIGH / 2 && !ch->failed &&
+	if (was_high && ch->queued < mig_channel_high(ch) / 2 && !ch->failed &&
 	    !ch->closed && ch->ops->on_drain)
 		ch->ops->on_drain(ch);
 }
@@ -444,7 +525,7 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 bool mig_channel_writable(const struct mig_channel *ch)
 {
 	return !ch->failed && !ch->closed && ch->connected &&
-	       ch->queued < MIG_CHANNEL_HIGH;
+	       ch->queued < mig_channel_high(ch);
 }
 
 void mig_channel_close_after_flush(struct mig_channel *ch,

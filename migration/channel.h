@@ -58,6 +58,16 @@ struct mig_channel {
 	uint64_t last_progress_ms;
 	bool connected, listening, failed, closed, timer_on, flush_close;
 	int pending_closes;
+	struct mig_channel *next; /* listener: takes the next connection */
+	bool idle_ok; /* silence with nothing queued is not a stall */
+	/*
+	 * Latency over throughput (post-copy): read at most read_chunk bytes
+	 * a read (libuv reads up to 32 times a wakeup, so this bounds the
+	 * work one connection does before the loop serves the others), and
+	 * stop producing above high bytes queued. 0: the defaults.
+	 */
+	size_t read_chunk;
+	size_t high;
 	void (*on_closed)(struct mig_channel *ch);
 };
 
@@ -72,6 +82,17 @@ int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
 int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 		       const char *spec, const struct mig_channel_ops *ops,
 		       void *opaque, char *err, size_t errlen);
+
+/*
+ * The listener stays open after the first connection. Arm next (set up
+ * here with ops and opaque; its on_connect follows) to take the next
+ * connection, then the listener closes; or refuse any more with
+ * mig_channel_stop_listening. Unarmed, a second connection closes the
+ * listener unaccepted.
+ */
+int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
+			    const struct mig_channel_ops *ops, void *opaque);
+void mig_channel_stop_listening(struct mig_channel *ch);
 
 /* Queue a whole frame (ownership passes: freed when written). */
 int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);

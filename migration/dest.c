@@ -8,16 +8,30 @@
  *   LISTENING -> RECEIVING (HELLO ok) -> STATE_END: restore -> [VERIFY]
  *   -> READY sent -> GO: vCPUs start, RUNNING sent -> MIG_RUNNING
  *
+ * Post-copy: POSTCOPY(cookie) -> STATE_END: restore, guest RAM registered
+ * with the fault service (FAULT_FETCH) -> the urgent connection shows the
+ * cookie (URGENT_HELLO) -> READY -> GO: vCPUs start, RUNNING; a missing
+ * page a vCPU touches is requested on the urgent connection (PAGE_REQ) and
+ * placed with UFFDIO_COPY when its PAGES arrive, as are the pages pushed
+ * on the main connection -> POSTCOPY_END: once no fetch is outstanding,
+ * the fault service stops (pages never sent are holes, zero on both sides)
+ * -> COMPLETE.
+ *
  * Any failure before GO ends in MIG_FAILED and the caller exits: a VM that
- * was not received whole never runs. Everything runs on the event-loop
- * thread; no vCPU thread exists until GO.
+ * was not received whole never runs. After GO in post-copy a failure is
+ * fatal to the VM (it lacks pages): done() reports MIG_FAILED a second
+ * time. Everything runs on the event-loop thread but dest_fetch(), which
+ * runs on the fault thread and only queues (reqs, under qlock); no vCPU
+ * thread exists until GO.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ept/fault.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
 #include "migration/migration.h"
@@ -27,6 +41,9 @@
 #include "vmm/vmstate.h"
 
 #define PAGE 4096ULL
+
+#define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
+#define DEST_PC_READ_CHUNK (16U << 10)
 
 /* A state section kept until STATE_END. */
 struct dest_blob {
@@ -51,7 +68,26 @@ struct mig_dest {
 	struct proto_digest digest[PROTO_MAX_REGIONS]; /* ours, at STATE_END */
 	int nr_digest;
 	uint64_t go_ns;
+	/* post-copy (loop thread, but the queue) */
+	struct mig_channel uch; /* the urgent connection */
+	uv_async_t async;	/* dest_fetch -> loop: requests queued */
+	bool async_on, postcopy, urgent_seen, urgent_ok, faults_on;
+	bool go_done, pc_end, complete_sent, pc_failed;
+	uint64_t cookie, urgent_cookie;
+	uint64_t nr_discard;
+	struct proto_run *discard;
+	int closing; /* handles still closing (free) */
+	/* Fault thread -> loop thread: gpas to request; guarded by qlock. */
+	pthread_mutex_t qlock;
+	uint64_t req[DEST_REQ_QUEUE];
+	unsigned int req_head, req_len;
 };
+
+/* After GO in post-copy and before COMPLETE: pages still arrive. */
+static bool dest_live(const struct mig_dest *d)
+{
+	return d->postcopy && d->go_done && !d->complete_sent && !d->pc_failed;
+}
 
 const struct mig_stats *mig_dest_stats(const struct mig_dest *d)
 {
@@ -66,14 +102,43 @@ static void dest_end(struct mig_dest *d, enum mig_state state)
 	d->st.state = state;
 	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
 	/* Failed: let the ERROR we queued reach the source, then close. */
-	if (state != MIG_RUNNING)
+	if (state != MIG_RUNNING) {
 		mig_channel_close_after_flush(&d->ch, NULL);
+		if (d->uch.loop)
+			mig_channel_close_after_flush(&d->uch, NULL);
+	}
 	if (d->hooks.done)
 		d->hooks.done(d->hooks.opaque, &d->st);
 }
 
 static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Post-copy broke after GO: the VM lacks pages and cannot go on. Report it
+ * (the caller fails the VM), then let blocked vCPUs go (they read zeroes,
+ * but the VM is being torn down) so that they can be joined.
+ */
+/* Every page is here (or the migration is over): stop demand paging. */
+static void dest_faults_off(struct mig_dest *d)
+{
+	if (d->faults_on)
+		fault_stop(&d->vm->faults);
+	d->faults_on = false;
+	atomic_store(&d->vm->ram_incomplete, false);
+}
+
+static void dest_postcopy_failed(struct mig_dest *d)
+{
+	d->pc_failed = true;
+	d->st.state = MIG_FAILED;
+	mig_channel_close_after_flush(&d->ch, NULL);
+	if (d->uch.loop)
+		mig_channel_close_after_flush(&d->uch, NULL);
+	if (d->hooks.done)
+		d->hooks.done(d->hooks.opaque, &d->st);
+	dest_faults_off(d);
+}
 
 /* Tell the source why (best effort), then give everything up. */
 static void dest_fail(struct mig_dest *d, const char *fmt, ...)
@@ -82,7 +147,7 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (d->ended)
+	if (d->ended && !dest_live(d))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(d->st.error, sizeof(d->st.error), fmt, ap);
@@ -96,10 +161,15 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 			mig_channel_send(&d->ch, f, n);
 		}
 	}
+	if (d->ended) {
+		dest_postcopy_failed(d);
+		return;
+	}
 	dest_end(d, MIG_FAILED);
 }
 
-static void dest_send(struct mig_dest *d, const uint8_t *buf, int n)
+static void dest_send_on(struct mig_dest *d, struct mig_channel *ch,
+			 const uint8_t *buf, int n)
 {
 	uint8_t *f = n > 0 ? malloc(n) : NULL;
 
@@ -108,7 +178,12 @@ static void dest_send(struct mig_dest *d, const uint8_t *buf, int n)
 		return;
 	}
 	memcpy(f, buf, n);
-	mig_channel_send(&d->ch, f, n);
+	mig_channel_send(ch, f, n);
+}
+
+static void dest_send(struct mig_dest *d, const uint8_t *buf, int n)
+{
+	dest_send_on(d, &d->ch, buf, n);
 }
 
 static void dest_send_empty(struct mig_dest *d, enum proto_type t)
@@ -121,6 +196,28 @@ static void dest_send_empty(struct mig_dest *d, enum proto_type t)
 /* ---- handshake ------------------------------------------------------------
  */
 
+static const struct mig_channel_ops dest_urgent_ops;
+
+/* Post-copy agreed: the listener takes one more (urgent) connection. */
+static int dest_urgent_listen(struct mig_dest *d)
+{
+	int r;
+
+	if (!(d->caps & PROTO_CAP_POSTCOPY)) {
+		mig_channel_stop_listening(&d->ch);
+		return 0;
+	}
+	r = mig_channel_listen_next(&d->ch, &d->uch, &dest_urgent_ops, d);
+	if (r) {
+		dest_fail(d, "listening for the urgent connection: %s",
+			  r == -EINVAL ? "the listener is closed"
+				       : uv_strerror(r));
+		return r;
+	}
+	d->uch.idle_ok = true; /* requests come when vCPUs fault */
+	return 0;
+}
+
 static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 {
 	struct proto_hello *remote = malloc(sizeof(*remote));
@@ -130,7 +227,9 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 	int r = -ENOMEM;
 
 	if (remote && local) {
-		mig_hello_local(d->vm, PROTO_CAP_ZSTD | PROTO_CAP_VERIFY,
+		mig_hello_local(d->vm,
+				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
+					PROTO_CAP_POSTCOPY,
 				local);
 		r = proto_hello_decode(p, len, remote, err, sizeof(err));
 		if (!r)
@@ -149,6 +248,8 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 		dest_fail(d, "incompatible VM: %s", err);
 		return;
 	}
+	if (dest_urgent_listen(d))
+		return;
 	d->hello_done = true;
 	d->st.state = MIG_RECEIVING;
 	dest_send(d, buf, proto_hello_ack_encode(buf, sizeof(buf), d->caps));
@@ -198,11 +299,18 @@ static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 	return 0;
 }
 
+static void dest_postcopy_pages(struct mig_dest *d, const uint8_t *p,
+				size_t len);
+
 static void dest_on_pages(struct mig_dest *d, const uint8_t *p, size_t len)
 {
 	const uint8_t *data;
 	char err[256];
 
+	if (d->postcopy) {
+		dest_postcopy_pages(d, p, len);
+		return;
+	}
 	if (!d->hello_done || d->ram_end) {
 		dest_fail(d, "PAGES %s",
 			  d->ram_end ? "after RAM_END" : "before HELLO");
@@ -316,13 +424,17 @@ static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 
 static void dest_maybe_ready(struct mig_dest *d)
 {
-	if (!d->restored)
+	if (!d->restored || d->st.state == MIG_WAIT_READY)
 		return;
+	if (d->postcopy && !d->urgent_ok)
+		return; /* READY also means: the urgent connection is up */
 	if ((d->caps & PROTO_CAP_VERIFY) && !d->verify_done)
 		return; /* the source's digests come after STATE_END */
 	d->st.state = MIG_WAIT_READY;
 	dest_send_empty(d, PROTO_READY);
 }
+
+static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen);
 
 static void dest_on_state_end(struct mig_dest *d)
 {
@@ -336,6 +448,10 @@ static void dest_on_state_end(struct mig_dest *d)
 	d->st.restore_us = vm_now_ns();
 	if (dest_restore(d, err, sizeof(err))) {
 		dest_fail(d, "restoring the VM: %s", err);
+		return;
+	}
+	if (d->postcopy && dest_postcopy_faults(d, err, sizeof(err))) {
+		dest_fail(d, "post-copy: %s", err);
 		return;
 	}
 	d->restored = true;
@@ -408,8 +524,335 @@ static void dest_on_go(struct mig_dest *d)
 		return;
 	}
 	dest_send_empty(d, PROTO_RUNNING);
+	d->go_done = true;
 	dest_end(d, MIG_RUNNING);
 }
+
+/* ---- post-copy --------------------------------------------------------------
+ */
+
+/* Pages the source says are not valid here: drop them (loop thread). */
+static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
+{
+	char err[256];
+	uint32_t nr;
+
+	if (!(d->caps & PROTO_CAP_POSTCOPY) || d->postcopy) {
+		dest_fail(d, "DISCARD out of order");
+		return;
+	}
+	if (!d->discard)
+		d->discard =
+			malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*d->discard));
+	if (!d->discard) {
+		dest_fail(d, "out of memory");
+		return;
+	}
+	if (proto_discard_decode(p, len, d->discard, PROTO_MAX_DISCARD_RUNS,
+				 &nr, err, sizeof(err))) {
+		dest_fail(d, "%s", err);
+		return;
+	}
+	for (uint32_t i = 0; i < nr; i++)
+		if (dest_place_zero(d, &d->discard[i]))
+			return;
+	d->nr_discard += nr;
+}
+
+/* The urgent connection proved it belongs to this migration. */
+static void dest_check_urgent(struct mig_dest *d)
+{
+	if (!d->postcopy || !d->urgent_seen)
+		return;
+	if (d->urgent_cookie != d->cookie) {
+		dest_fail(d, "urgent connection: wrong cookie");
+		return;
+	}
+	d->urgent_ok = true;
+	dest_maybe_ready(d);
+}
+
+static void dest_on_postcopy(struct mig_dest *d, const uint8_t *p, size_t len)
+{
+	uint64_t cookie, nr_runs;
+	char err[256];
+
+	if (!(d->caps & PROTO_CAP_POSTCOPY) || d->postcopy || d->ram_end) {
+		dest_fail(d, "POSTCOPY out of order");
+		return;
+	}
+	if (proto_postcopy_decode(p, len, &cookie, &nr_runs, err,
+				  sizeof(err))) {
+		dest_fail(d, "%s", err);
+		return;
+	}
+	if (nr_runs != d->nr_discard) {
+		dest_fail(d, "POSTCOPY counts %llu discard runs, %llu arrived",
+			  (unsigned long long)nr_runs,
+			  (unsigned long long)d->nr_discard);
+		return;
+	}
+	d->cookie = cookie;
+	d->postcopy = true;
+	d->ram_end = true; /* the state sections follow */
+	/* Pushed pages must not hold up the answers to requests. */
+	d->ch.read_chunk = DEST_PC_READ_CHUNK;
+	dest_check_urgent(d);
+}
+
+/*
+ * The fetch hook: runs ON THE FAULT THREAD and must not block. Queue the
+ * gpa and wake the loop thread; a full queue fails the fetch, which the
+ * fault service retries later.
+ */
+static int dest_fetch(void *opaque, uint64_t gpa)
+{
+	struct mig_dest *d = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&d->qlock);
+	if (d->req_len == DEST_REQ_QUEUE)
+		r = -EAGAIN;
+	else
+		d->req[(d->req_head + d->req_len++) % DEST_REQ_QUEUE] = gpa;
+	pthread_mutex_unlock(&d->qlock);
+	if (!r)
+		uv_async_send(&d->async);
+	return r;
+}
+
+static uint32_t dest_take_reqs(struct mig_dest *d, uint64_t *gpa)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&d->qlock);
+	while (d->req_len && n < PROTO_MAX_PAGE_REQ) {
+		gpa[n++] = d->req[d->req_head];
+		d->req_head = (d->req_head + 1) % DEST_REQ_QUEUE;
+		d->req_len--;
+	}
+	pthread_mutex_unlock(&d->qlock);
+	return n;
+}
+
+static void dest_try_complete(struct mig_dest *d);
+
+/* Loop thread: send the queued requests, up to 64 a PAGE_REQ. */
+static void dest_on_async(uv_async_t *h)
+{
+	struct mig_dest *d = h->data;
+	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME];
+	uint64_t gpa[PROTO_MAX_PAGE_REQ];
+	uint32_t n;
+
+	while ((n = dest_take_reqs(d, gpa))) {
+		if (!dest_live(d))
+			continue; /* complete or failed: nothing to ask */
+		d->st.memory_postcopy_requests += n;
+		dest_send_on(d, &d->uch, buf,
+			     proto_page_req_encode(buf, sizeof(buf), gpa, n));
+	}
+}
+
+/* One page, placed with UFFDIO_COPY / ZEROPAGE unless already there. */
+static int dest_place_one(struct mig_dest *d, uint64_t gpa, const void *data)
+{
+	struct fault_service *fs = &d->vm->faults;
+	uint64_t i;
+
+	if (mem_gpa_to_page(&d->vm->mem, gpa, &i))
+		return -EFAULT;
+	if (bitmap_test(&d->vm->mem.state[MEM_PS_PRESENT], i))
+		return 0;
+	return data ? fault_place_page(fs, gpa, data)
+		    : fault_place_zero(fs, gpa);
+}
+
+static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
+			     const uint8_t **data)
+{
+	bool zero = run->flags & PROTO_RUN_ZERO;
+
+	for (uint32_t k = 0; k < run->npages; k++) {
+		uint64_t gpa = run->gpa + k * PAGE;
+		int r = dest_place_one(d, gpa, zero ? NULL : *data);
+
+		if (r) {
+			dest_fail(d, "placing page 0x%llx: %s",
+				  (unsigned long long)gpa,
+				  r == -EFAULT ? "outside guest RAM"
+					       : strerror(-r));
+			return r;
+		}
+		if (!zero)
+			*data += PAGE;
+	}
+	d->st.memory_processed += (uint64_t)run->npages * PAGE;
+	if (zero)
+		d->st.memory_constant += run->npages;
+	else
+		d->st.memory_normal += run->npages;
+	return 0;
+}
+
+/* PAGES in post-copy, from either connection: the vCPUs run. */
+static void dest_postcopy_pages(struct mig_dest *d, const uint8_t *p,
+				size_t len)
+{
+	const uint8_t *data;
+	char err[256];
+
+	if (!d->go_done) {
+		dest_fail(d, "PAGES before GO in post-copy");
+		return;
+	}
+	if (proto_pages_decode(p, len, d->batch, err, sizeof(err))) {
+		dest_fail(d, "%s", err);
+		return;
+	}
+	data = d->batch->data;
+	for (int i = 0; i < d->batch->nr_runs; i++)
+		if (dest_place_pc_run(d, &d->batch->runs[i], &data))
+			return;
+	dest_try_complete(d);
+}
+
+/*
+ * After POSTCOPY_END every page the source had is placed or on its way in
+ * answer to a request (a pending fetch). When none is pending, every page
+ * not present is a hole on the source too: stop the fault service (blocked
+ * or later accesses read the memfd's zeroes) and say COMPLETE.
+ */
+static void dest_try_complete(struct mig_dest *d)
+{
+	struct fault_stats *st;
+	uint64_t pending;
+
+	if (!d->pc_end || !dest_live(d))
+		return;
+	st = malloc(sizeof(*st));
+	if (!st) {
+		dest_fail(d, "out of memory");
+		return;
+	}
+	fault_get_stats(&d->vm->faults, st);
+	pending = st->pending;
+	free(st);
+	if (pending)
+		return;
+	dest_faults_off(d);
+	d->complete_sent = true;
+	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
+	dest_send_empty(d, PROTO_COMPLETE);
+}
+
+static void dest_on_postcopy_end(struct mig_dest *d)
+{
+	if (!d->postcopy || !d->go_done || d->pc_end) {
+		dest_fail(d, "POSTCOPY_END out of order");
+		return;
+	}
+	d->pc_end = true;
+	dest_try_complete(d);
+}
+
+/* STATE_END in post-copy: every RAM page is fetched on first touch. */
+static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen)
+{
+	struct vm *vm = d->vm;
+	int r = uv_async_init(d->loop, &d->async, dest_on_async);
+
+	if (r) {
+		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
+		return r;
+	}
+	d->async.data = d;
+	d->async_on = true;
+	r = fault_init(&vm->faults, &vm->mem, err, errlen);
+	for (int i = 0; !r && i < vm->mem.nr_regions; i++) {
+		struct fault_range fr = {
+			.gpa = vm->mem.regions[i].gpa,
+			.size = vm->mem.regions[i].size,
+			.resolver = FAULT_FETCH,
+		};
+
+		r = fault_register(&vm->faults, &fr, err, errlen);
+	}
+	if (r)
+		return r;
+	fault_set_hooks(&vm->faults, dest_fetch, NULL, d, 0);
+	r = fault_start(&vm->faults);
+	if (r) {
+		snprintf(err, errlen, "starting the fault thread: %s",
+			 strerror(-r));
+		return r;
+	}
+	d->faults_on = true;
+	atomic_store(&vm->ram_incomplete, true);
+	return 0;
+}
+
+/* ---- the urgent connection (loop thread) ----------------------------------
+ */
+
+static void dest_urgent_hello(struct mig_dest *d, const uint8_t *p, size_t len)
+{
+	char err[256];
+
+	if (proto_urgent_hello_decode(p, len, &d->urgent_cookie, err,
+				      sizeof(err))) {
+		dest_fail(d, "urgent connection: %s", err);
+		return;
+	}
+	d->urgent_seen = true;
+	dest_check_urgent(d); /* or when POSTCOPY arrives */
+}
+
+static void dest_urgent_on_frame(struct mig_channel *ch,
+				 const struct proto_hdr *h, const uint8_t *p)
+{
+	struct mig_dest *d = ch->opaque;
+
+	if (d->ended && !dest_live(d))
+		return;
+	if (!d->urgent_seen) {
+		if (h->type == PROTO_URGENT_HELLO)
+			dest_urgent_hello(d, p, h->len);
+		else
+			dest_fail(d, "urgent connection began with %s",
+				  proto_type_name(h->type));
+		return;
+	}
+	if (h->type == PROTO_PAGES && d->urgent_ok) {
+		dest_postcopy_pages(d, p, h->len);
+		return;
+	}
+	dest_fail(d, "unexpected %s on the urgent connection",
+		  proto_type_name(h->type));
+}
+
+static void dest_urgent_on_error(struct mig_channel *ch, int e, const char *why)
+{
+	struct mig_dest *d = ch->opaque;
+
+	(void)e;
+	if (d->ended && !dest_live(d)) {
+		mig_channel_close(ch, NULL);
+		return;
+	}
+	dest_fail(d, "urgent connection: %s", why);
+}
+
+static void dest_urgent_on_connect(struct mig_channel *ch)
+{
+	(void)ch; /* its first frame must be URGENT_HELLO */
+}
+
+static const struct mig_channel_ops dest_urgent_ops = {
+	.on_frame = dest_urgent_on_frame,
+	.on_error = dest_urgent_on_error,
+	.on_connect = dest_urgent_on_connect,
+};
 
 static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 			  const uint8_t *p)
@@ -418,7 +861,7 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 	char reason[1100], err[256];
 	int code;
 
-	if (d->ended)
+	if (d->ended && !dest_live(d))
 		return;
 	if (h->type != PROTO_HELLO && !d->hello_done) {
 		dest_fail(d, "%s before HELLO", proto_type_name(h->type));
@@ -456,6 +899,15 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 	case PROTO_GO:
 		dest_on_go(d);
 		break;
+	case PROTO_DISCARD:
+		dest_on_discard(d, p, h->len);
+		break;
+	case PROTO_POSTCOPY:
+		dest_on_postcopy(d, p, h->len);
+		break;
+	case PROTO_POSTCOPY_END:
+		dest_on_postcopy_end(d);
+		break;
 	case PROTO_ERROR:
 		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
 				       err, sizeof(err)))
@@ -473,7 +925,7 @@ static void dest_on_error(struct mig_channel *ch, int e, const char *why)
 	struct mig_dest *d = ch->opaque;
 
 	(void)e;
-	if (d->ended) {
+	if (d->ended && !dest_live(d)) {
 		/* Running: the source closing the connection is the end. */
 		mig_channel_close(&d->ch, NULL);
 		return;
@@ -515,6 +967,7 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 		free(d);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&d->qlock, NULL);
 	r = mig_channel_listen(&d->ch, loop, spec, &dest_channel_ops, d, err,
 			       errlen);
 	if (r) {
@@ -533,28 +986,59 @@ static void dest_release(struct mig_dest *d)
 		free(d->dev[i].data);
 	free(d->vmstate.data);
 	free(d->batch);
+	free(d->discard);
+	pthread_mutex_destroy(&d->qlock);
 	free(d);
 }
 
-static void dest_free_cb(struct mig_channel *ch)
+static void dest_closed(struct mig_dest *d)
 {
-	dest_release(ch->opaque);
+	if (--d->closing == 0)
+		dest_release(d);
+}
+
+static void dest_channel_closed(struct mig_channel *ch)
+{
+	dest_closed(ch->opaque);
+}
+
+static void dest_async_closed(uv_handle_t *h)
+{
+	dest_closed(h->data);
+}
+
+/* Every handle must be closed before d goes away. */
+static void dest_free_channel(struct mig_dest *d, struct mig_channel *ch)
+{
+	if (!ch->loop)
+		return;
+	if (!ch->closed) {
+		ch->flush_close = false;
+		d->closing++;
+		mig_channel_close(ch, dest_channel_closed);
+		return;
+	}
+	if (ch->pending_closes) {
+		d->closing++;
+		ch->on_closed = dest_channel_closed;
+	}
 }
 
 void mig_dest_free(struct mig_dest *d)
 {
 	if (!d)
 		return;
-	if (d->ch.loop && !d->ch.closed) {
-		d->ch.flush_close = false;
-		mig_channel_close(&d->ch, dest_free_cb);
-		return;
+	/* The fault thread calls dest_fetch(d): stop it first. */
+	dest_faults_off(d);
+	d->closing = 1; /* held while the handles are looked at */
+	dest_free_channel(d, &d->ch);
+	dest_free_channel(d, &d->uch);
+	if (d->async_on) {
+		d->closing++;
+		uv_close((uv_handle_t *)&d->async, dest_async_closed);
 	}
-	if (d->ch.loop && d->ch.pending_closes) {
-		d->ch.on_closed = dest_free_cb;
-		return;
-	}
-	dest_release(d);
+	if (--d->closing == 0)
+		dest_release(d);
 }
 
 const char *mig_state_name(enum mig_state s)
@@ -565,6 +1049,7 @@ const char *mig_state_name(enum mig_state s)
 		[MIG_PRECOPY] = "precopy",
 		[MIG_STOP_COPY] = "stop-copy",
 		[MIG_WAIT_READY] = "wait-ready",
+		[MIG_POSTCOPY] = "postcopy-active",
 		[MIG_COMPLETED] = "completed",
 		[MIG_FAILED] = "failed",
 		[MIG_CANCELLED] = "cancelled",

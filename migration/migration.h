@@ -14,8 +14,11 @@
  * it whole and resumes it on any failure.
  *
  * Source states: setup -> precopy -> stop-copy -> (ready) -> completed, or
- * failed / cancelled -> the guest runs on. Destination states: listening ->
- * receiving -> (ready) -> running, or failed -> everything discarded.
+ * failed / cancelled -> the guest runs on. Post-copy: setup -> (ready) ->
+ * postcopy (the destination runs, pages pushed and requested) ->
+ * completed; after GO a failure leaves the guest paused here. Destination
+ * states: listening -> receiving -> (ready) -> running, or failed -> everything
+ * discarded.
  */
 #ifndef MIGRATION_MIGRATION_H
 #define MIGRATION_MIGRATION_H
@@ -29,6 +32,7 @@ struct vm;
 
 enum mig_mode {
 	MIG_MODE_PRECOPY,
+	MIG_MODE_POSTCOPY, /* switch at once; pages pushed and fetched */
 };
 
 enum mig_state {
@@ -37,6 +41,7 @@ enum mig_state {
 	MIG_PRECOPY,
 	MIG_STOP_COPY,
 	MIG_WAIT_READY, /* everything sent; destination restoring */
+	MIG_POSTCOPY,	/* destination runs; pages still moving */
 	MIG_COMPLETED,
 	MIG_FAILED,
 	MIG_CANCELLED,
@@ -80,6 +85,8 @@ struct mig_stats {
 	uint64_t compression_bytes; /* bytes saved by zstd */
 	uint64_t wire_bytes;	    /* every byte written to the socket */
 	uint64_t predicted_downtime_us;
+	/* Pages requested by the destination's faults (post-copy). */
+	uint64_t memory_postcopy_requests;
 	bool converged; /* stop-copy chosen because it fit the limit */
 	/* Where the downtime went (source's clock), microseconds: */
 	uint64_t pause_us;	/* vm_pause: every vCPU parked */

@@ -14,6 +14,13 @@
  *   WAIT_READY the destination restores; READY -> GO
  *   COMPLETED  RUNNING received: the destination runs the VM
  *
+ * Post-copy (--mode postcopy), after HELLO_ACK: pause, POSTCOPY(cookie),
+ * the state sections, STATE_END, then the urgent connection (URGENT_HELLO);
+ * READY -> GO -> RUNNING; then POSTCOPY: every resident page is pushed on
+ * the main connection while PAGE_REQs on the urgent one are answered there
+ * at once (the SENT bitmap keeps the push from repeating them);
+ * POSTCOPY_END -> COMPLETE -> COMPLETED.
+ *
  * Until GO is sent, any failure (peer gone, bad frame, refusal, cancel)
  * resumes the guest here as if nothing happened. After GO the destination
  * may be running the VM, so a failure leaves it paused here and says so.
@@ -25,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "ept/dirty.h"
 #include "migration/channel.h"
@@ -36,7 +44,8 @@
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
 
-#define PAGE 4096ULL
+#define PAGE	    4096ULL
+#define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
 
 struct mig_source {
 	struct vm *vm;
@@ -44,6 +53,7 @@ struct mig_source {
 	struct mig_params p;
 	struct mig_hooks hooks;
 	struct mig_channel ch;
+	struct mig_channel uch; /* post-copy: the urgent connection */
 	struct mig_stats st;
 	uint64_t caps;	    /* agreed in the handshake */
 	struct bitmap todo; /* pages to send in this round */
@@ -67,9 +77,30 @@ struct mig_source {
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
 	uint64_t go_ns;
+	/* post-copy */
+	char to[128]; /* p.to points here: the caller's copy goes away */
+	uint64_t cookie;
+	struct bitmap resident;	    /* pages that exist, taken when paused */
+	struct proto_batch *ubatch; /* answers to PAGE_REQ */
+	bool pc_end_sent;	    /* POSTCOPY_END queued */
+	int closing;		    /* channels still closing (free) */
 };
 
+static bool src_postcopy(const struct mig_source *s)
+{
+	return s->p.mode == MIG_MODE_POSTCOPY;
+}
+
+static uint64_t src_caps_offered(const struct mig_source *s)
+{
+	if (src_postcopy(s))
+		return PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY;
+	return PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+}
+
 static void src_pump(struct mig_source *s);
+static void src_postcopy_pushed(struct mig_source *s);
+static void src_postcopy_start(struct mig_source *s);
 
 const struct mig_stats *mig_source_stats(const struct mig_source *s)
 {
@@ -95,6 +126,8 @@ static void src_end(struct mig_source *s, enum mig_state state)
 	s->st.state = state;
 	src_update_elapsed(s);
 	mig_channel_close_after_flush(&s->ch, NULL);
+	if (s->uch.loop)
+		mig_channel_close_after_flush(&s->uch, NULL);
 	if (s->hooks.done)
 		s->hooks.done(s->hooks.opaque, &s->st);
 }
@@ -256,6 +289,11 @@ static bool src_fill_batch(struct mig_source *s)
 
 	for (; i < s->todo.nbits; i = bitmap_next_set(&s->todo, i + 1)) {
 		bitmap_clear(&s->todo, i);
+		/* Post-copy: a page answered on the urgent path is not pushed.
+		 */
+		if (s->st.state == MIG_POSTCOPY &&
+		    bitmap_test_and_set(&s->vm->mem.state[MEM_PS_SENT], i))
+			continue;
 		src_add_page(s, i);
 		if (proto_batch_full(s->batch)) {
 			s->cursor = i + 1;
@@ -476,7 +514,8 @@ static void src_pump(struct mig_source *s)
 {
 	if (s->ended)
 		return;
-	while (s->st.state == MIG_PRECOPY || s->st.state == MIG_STOP_COPY) {
+	while (s->st.state == MIG_PRECOPY || s->st.state == MIG_STOP_COPY ||
+	       (s->st.state == MIG_POSTCOPY && !s->pc_end_sent)) {
 		if (!mig_channel_writable(&s->ch))
 			return; /* on_drain brings us back */
 		if (src_fill_batch(s)) {
@@ -491,6 +530,10 @@ static void src_pump(struct mig_source *s)
 		}
 		if (s->st.state == MIG_STOP_COPY) {
 			src_finish(s);
+			return;
+		}
+		if (s->st.state == MIG_POSTCOPY) {
+			src_postcopy_pushed(s);
 			return;
 		}
 		/* Round queued: SYNC, and continue when it comes back. */
@@ -524,7 +567,7 @@ static void src_on_connect(struct mig_channel *ch)
 	struct mig_source *s = ch->opaque;
 	struct proto_hello *h = malloc(sizeof(*h));
 	uint8_t *f = malloc(PROTO_HDR_SIZE + sizeof(*h) * 2);
-	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	uint64_t caps = src_caps_offered(s);
 	int n = -ENOMEM;
 
 	if (h && f) {
@@ -544,8 +587,7 @@ static void src_on_connect(struct mig_channel *ch)
 static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 {
 	char err[256];
-	uint64_t offered =
-		PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	uint64_t offered = src_caps_offered(s);
 	int r = proto_hello_ack_decode(p, len, &s->caps, err, sizeof(err));
 
 	if (!r && (s->caps & ~offered))
@@ -556,6 +598,13 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 	if (!r && s->p.verify && !(s->caps & PROTO_CAP_VERIFY))
 		r = -EPROTO,
 		snprintf(err, sizeof(err), "the destination cannot --verify");
+	if (!r && src_postcopy(s) && !(s->caps & PROTO_CAP_POSTCOPY))
+		r = -EPROTO,
+		snprintf(err, sizeof(err), "the destination cannot post-copy");
+	if (!r && src_postcopy(s)) {
+		src_postcopy_start(s);
+		return;
+	}
 	if (!r)
 		r = dirty_start(&s->vm->dirty, err, sizeof(err));
 	if (r) {
@@ -636,12 +685,257 @@ static void src_on_running(struct mig_source *s)
 	s->st.downtime_us = (now - s->pause_ns) / 1000;
 	s->st.go_wait_us = (now - s->go_ns) / 1000;
 	s->st.downtime_ms = s->st.downtime_us / 1000;
+	if (src_postcopy(s)) {
+		/* The destination runs: push every page it lacks. */
+		s->st.state = MIG_POSTCOPY;
+		/* Short pump runs: requests are read between them. */
+		s->ch.high = SRC_PC_HIGH;
+		s->cursor = 0;
+		src_start_round(s);
+		src_pump(s);
+		return;
+	}
 	s->st.memory_remaining = 0;
 	if (s->logging)
 		dirty_stop(&s->vm->dirty);
 	s->logging = false;
 	src_end(s, MIG_COMPLETED);
 }
+
+/* ---- post-copy (loop thread) ------------------------------------------------
+ */
+
+static const struct mig_channel_ops src_urgent_ops;
+
+/* The push is done: every resident page is queued on one path or other. */
+static void src_postcopy_pushed(struct mig_source *s)
+{
+	if (src_send_empty(s, PROTO_POSTCOPY_END)) {
+		src_fail(s, MIG_FAILED, "sending POSTCOPY_END failed");
+		return;
+	}
+	s->pc_end_sent = true;
+}
+
+static void src_on_complete(struct mig_source *s)
+{
+	if (s->st.state != MIG_POSTCOPY || !s->pc_end_sent) {
+		src_fail(s, MIG_FAILED, "COMPLETE before POSTCOPY_END");
+		return;
+	}
+	s->st.memory_remaining = 0;
+	src_end(s, MIG_COMPLETED);
+}
+
+static int src_pick_cookie(struct mig_source *s)
+{
+	while (!s->cookie) {
+		ssize_t n = getrandom(&s->cookie, sizeof(s->cookie), 0);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Paused: what is resident now is everything there is to send. */
+static int src_postcopy_scan(struct mig_source *s)
+{
+	int r = bitmap_init(&s->resident, s->vm->mem.nr_pages);
+
+	if (!r)
+		r = mig_ram_resident(&s->vm->mem, &s->resident);
+	if (!r)
+		r = mig_ram_resident(&s->vm->mem, &s->todo);
+	if (r)
+		return r;
+	bitmap_zero(&s->vm->mem.state[MEM_PS_SENT]);
+	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
+	return 0;
+}
+
+/* POSTCOPY (no discard runs: nothing was sent), the state, STATE_END. */
+static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
+{
+	uint8_t buf[PROTO_POSTCOPY_FRAME];
+	int r = src_send_small(
+		s, buf, proto_postcopy_encode(buf, sizeof(buf), s->cookie, 0));
+
+	if (!r)
+		r = src_send_vcpus(s, err, errlen);
+	if (!r)
+		r = src_send_vm_devices(s, err, errlen);
+	if (!r)
+		r = src_send_empty(s, PROTO_STATE_END);
+	if (!r)
+		r = mig_channel_connect(&s->uch, s->loop, s->p.to,
+					&src_urgent_ops, s, err, errlen);
+	/* Requests come when the guest faults: quiet is fine. */
+	s->uch.idle_ok = true;
+	return r;
+}
+
+static void src_postcopy_start(struct mig_source *s)
+{
+	char err[256] = "";
+	uint64_t t0 = vm_now_ns();
+	int r;
+
+	s->st.setup_time_ms = (t0 - s->st.start_ns) / 1000000;
+	r = src_pick_cookie(s);
+	if (r) {
+		src_fail(s, MIG_FAILED, "getrandom: %s", strerror(-r));
+		return;
+	}
+	r = vm_pause(s->vm);
+	if (r) {
+		src_fail(s, MIG_FAILED, "pausing the VM: %s", strerror(-r));
+		return;
+	}
+	s->paused_here = true;
+	s->pause_ns = t0;
+	s->st.pause_us = (vm_now_ns() - t0) / 1000;
+	s->st.state = MIG_STOP_COPY;
+	r = src_postcopy_scan(s);
+	if (r) {
+		src_fail(s, MIG_FAILED, "scanning guest RAM: %s", strerror(-r));
+		return;
+	}
+	r = src_postcopy_send(s, err, sizeof(err));
+	if (r) {
+		src_fail(s, MIG_FAILED, "switching to post-copy: %s",
+			 err[0] ? err : strerror(-r));
+		return;
+	}
+	s->queued_ns = vm_now_ns();
+	s->st.stop_copy_us =
+		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
+	s->st.state = MIG_WAIT_READY;
+}
+
+static int src_send_urgent(struct mig_source *s)
+{
+	uint8_t *f;
+	int n;
+
+	if (!s->ubatch->nr_pages)
+		return 0;
+	f = malloc(s->frame_cap);
+	if (!f)
+		return -ENOMEM;
+	/* Raw: latency matters more than bytes here. */
+	n = proto_pages_encode(f, s->frame_cap, s->ubatch, 0);
+	proto_batch_init(s->ubatch);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	return mig_channel_send(&s->uch, f, n);
+}
+
+/* One requested page; a hole here is sent as a zero page, untouched. */
+static int src_add_urgent(struct mig_source *s, uint64_t gpa)
+{
+	const void *hva = NULL;
+	uint64_t i;
+
+	if (mem_gpa_to_page(&s->vm->mem, gpa, &i))
+		return -EFAULT;
+	if (!bitmap_test_and_set(&s->vm->mem.state[MEM_PS_SENT], i) &&
+	    bitmap_test(&s->resident, i) && s->st.memory_remaining >= PAGE)
+		s->st.memory_remaining -= PAGE;
+	if (bitmap_test(&s->resident, i))
+		hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
+	if (hva && proto_page_is_zero(hva))
+		hva = NULL;
+	proto_batch_add(s->ubatch, gpa, hva);
+	if (hva) {
+		s->st.memory_normal++;
+		s->st.memory_normal_bytes += PAGE;
+	} else {
+		s->st.memory_constant++;
+	}
+	s->st.memory_processed += PAGE;
+	s->st.memory_postcopy_requests++;
+	return proto_batch_full(s->ubatch) ? src_send_urgent(s) : 0;
+}
+
+static void src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len)
+{
+	uint64_t gpa[PROTO_MAX_PAGE_REQ];
+	char err[256];
+	uint32_t nr;
+	int r = 0;
+
+	if (proto_page_req_decode(p, len, gpa, &nr, err, sizeof(err))) {
+		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	proto_batch_init(s->ubatch);
+	for (uint32_t i = 0; !r && i < nr; i++)
+		r = src_add_urgent(s, gpa[i]);
+	if (!r)
+		r = src_send_urgent(s);
+	if (r)
+		src_fail(s, MIG_FAILED, "answering a page request: %s",
+			 r == -EFAULT ? "page outside guest RAM"
+				      : strerror(-r));
+}
+
+static void src_urgent_on_connect(struct mig_channel *ch)
+{
+	struct mig_source *s = ch->opaque;
+	uint8_t buf[PROTO_COOKIE_FRAME];
+	int n = proto_urgent_hello_encode(buf, sizeof(buf), s->cookie);
+	uint8_t *f = n > 0 ? malloc(n) : NULL;
+
+	if (!f) {
+		src_fail(s, MIG_FAILED, "encoding URGENT_HELLO failed");
+		return;
+	}
+	memcpy(f, buf, n);
+	mig_channel_send(ch, f, n);
+}
+
+static void src_urgent_on_frame(struct mig_channel *ch,
+				const struct proto_hdr *h, const uint8_t *p)
+{
+	struct mig_source *s = ch->opaque;
+	char reason[1100], err[256];
+	int code;
+
+	if (s->ended)
+		return;
+	switch (h->type) {
+	case PROTO_PAGE_REQ:
+		src_on_page_req(s, p, h->len);
+		break;
+	case PROTO_ERROR:
+		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
+				       err, sizeof(err)))
+			snprintf(reason, sizeof(reason), "(%s)", err);
+		src_fail(s, MIG_FAILED, "destination refused: %s", reason);
+		break;
+	default:
+		src_fail(s, MIG_FAILED,
+			 "unexpected %s on the urgent connection",
+			 proto_type_name(h->type));
+	}
+}
+
+static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
+{
+	struct mig_source *s = ch->opaque;
+
+	(void)e;
+	src_fail(s, MIG_FAILED, "urgent connection: %s", why);
+}
+
+static const struct mig_channel_ops src_urgent_ops = {
+	.on_frame = src_urgent_on_frame,
+	.on_error = src_urgent_on_error,
+	.on_connect = src_urgent_on_connect,
+};
 
 static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 			 const uint8_t *p)
@@ -665,6 +959,9 @@ static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 		break;
 	case PROTO_SYNC:
 		src_on_sync(s);
+		break;
+	case PROTO_COMPLETE:
+		src_on_complete(s);
 		break;
 	case PROTO_ERROR:
 		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
@@ -705,10 +1002,12 @@ static int src_alloc(struct mig_source *s)
 {
 	s->frame_cap = proto_batch_max_frame();
 	s->batch = malloc(sizeof(*s->batch));
+	s->ubatch = malloc(sizeof(*s->ubatch));
 	s->state_buf = malloc(VMSTATE_BLOB_MAX);
-	if (!s->batch || !s->state_buf)
+	if (!s->batch || !s->ubatch || !s->state_buf)
 		return -ENOMEM;
 	proto_batch_init(s->batch);
+	proto_batch_init(s->ubatch);
 	return bitmap_init(&s->todo, s->vm->mem.nr_pages);
 }
 
@@ -721,9 +1020,16 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 
 	if (!s)
 		return -ENOMEM;
+	if (p->mode == MIG_MODE_POSTCOPY && p->verify) {
+		snprintf(err, errlen, "--verify is not used in post-copy");
+		free(s);
+		return -EINVAL;
+	}
 	s->vm = vm;
 	s->loop = loop;
 	s->p = *p;
+	snprintf(s->to, sizeof(s->to), "%s", p->to);
+	s->p.to = s->to;
 	s->hooks = *hooks;
 	s->st.state = MIG_SETUP;
 	s->st.start_ns = vm_now_ns();
@@ -757,29 +1063,45 @@ int mig_source_cancel(struct mig_source *s)
 static void src_release(struct mig_source *s)
 {
 	bitmap_free(&s->todo);
+	bitmap_free(&s->resident);
 	free(s->batch);
+	free(s->ubatch);
 	free(s->state_buf);
 	free(s);
 }
 
-static void src_free_cb(struct mig_channel *ch)
+static void src_closed_cb(struct mig_channel *ch)
 {
-	src_release(ch->opaque);
+	struct mig_source *s = ch->opaque;
+
+	if (--s->closing == 0)
+		src_release(s);
+}
+
+/* The channel's handles must be closed before s goes away. */
+static void src_free_channel(struct mig_source *s, struct mig_channel *ch)
+{
+	if (!ch->loop)
+		return;
+	if (!ch->closed) {
+		ch->flush_close = false;
+		s->closing++;
+		mig_channel_close(ch, src_closed_cb);
+		return;
+	}
+	if (ch->pending_closes) {
+		s->closing++;
+		ch->on_closed = src_closed_cb;
+	}
 }
 
 void mig_source_free(struct mig_source *s)
 {
 	if (!s)
 		return;
-	/* The channel's handles must be closed before s goes away. */
-	if (s->ch.loop && !s->ch.closed) {
-		s->ch.flush_close = false;
-		mig_channel_close(&s->ch, src_free_cb);
-		return;
-	}
-	if (s->ch.loop && s->ch.pending_closes) {
-		s->ch.on_closed = src_free_cb;
-		return;
-	}
-	src_release(s);
+	s->closing = 1; /* held while both channels are looked at */
+	src_free_channel(s, &s->ch);
+	src_free_channel(s, &s->uch);
+	if (--s->closing == 0)
+		src_release(s);
 }

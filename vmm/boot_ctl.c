@@ -43,6 +43,11 @@ static json_t *boot_vcpus_json(struct vm *vm)
 
 static int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg);
 
+/* The event loop must not touch guest RAM still at the source (vm.h). */
+#define BOOT_RAM_ARRIVING                                                     \
+	"guest RAM is still arriving from the migration source (post-copy): " \
+	"try again shortly"
+
 /* Migration statistics under libvirt's job-stat names (virsh domjobinfo). */
 static json_t *boot_mig_json(const struct mig_stats *st)
 {
@@ -75,6 +80,7 @@ static json_t *boot_mig_json(const struct mig_stats *st)
 	SET("ready_wait_us", st->ready_wait_us);
 	SET("go_wait_us", st->go_wait_us);
 	SET("restore_us", st->restore_us);
+	SET(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS, st->memory_postcopy_requests);
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	if (st->error[0])
@@ -159,7 +165,7 @@ static int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 	struct mig_hooks hooks = boot_mig_src_hooks;
 	struct mig_params p = {
 		.to = m->to,
-		.mode = MIG_MODE_PRECOPY,
+		.mode = m->postcopy ? MIG_MODE_POSTCOPY : MIG_MODE_PRECOPY,
 		.downtime_limit_ms = m->downtime_limit_ms
 					     ? m->downtime_limit_ms
 					     : MIG_DEFAULT_DOWNTIME_MS,
@@ -397,6 +403,8 @@ static int boot_translate(struct boot_app *app, const struct ctl_request *req,
 	if (ret == -EINVAL)
 		return boot_fail(err, CTL_ERR_BAD_ARGS,
 				 "no such vCPU (see vcpus in status)");
+	if (ret == -EAGAIN)
+		return boot_fail(err, CTL_ERR_BAD_STATE, BOOT_RAM_ARRIVING);
 	if (ret)
 		return boot_fail(err, CTL_ERR_INTERNAL, strerror(-ret));
 	ptw_format(&r, req->gva, text, sizeof(text));
@@ -440,6 +448,9 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		return 0;
 	case CTL_CMD_GUEST_REQUEST:
 		r = vm_guest_request(&app->vm, req->guest_req, req->req_arg);
+		if (r == -EAGAIN)
+			return boot_fail(err, CTL_ERR_BAD_STATE,
+					 BOOT_RAM_ARRIVING);
 		if (r < 0)
 			return boot_fail(err, CTL_ERR_INTERNAL,
 					 "boot-info page is not in RAM");

@@ -338,12 +338,17 @@ static int parse_migrate(struct ctl_request *req, struct ctl_error *err)
 	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to))
 		return -EINVAL;
 	if (json_object_get(req->args, "mode") &&
-	    get_string_arg(req, err, "mode", "precopy", &mode))
+	    get_string_arg(req, err, "mode", "precopy or postcopy", &mode))
 		return -EINVAL;
-	if (strcmp(mode, "precopy") != 0)
+	m->postcopy = !strcmp(mode, "postcopy");
+	if (strcmp(mode, "precopy") != 0 && !m->postcopy)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "unknown mode '%s' (expected precopy)",
+				   "unknown mode '%s' (expected precopy or "
+				   "postcopy)",
 				   mode);
+	if (m->postcopy && m->verify)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'verify' is not used in post-copy");
 	return parse_migrate_numbers(req, err);
 }
 

@@ -67,7 +67,8 @@ struct ctl_request {
 		uint64_t max_rounds;	    /* 0: the default */
 		int verify;
 		int cancel;
-	} mig; /* CTL_CMD_MIGRATE */
+		int postcopy; /* "mode": "postcopy" */
+	} mig;		      /* CTL_CMD_MIGRATE */
 };
 
 enum ctl_dirty_action {

@@ -57,6 +57,9 @@ int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r)
 
 	if (cpu < 0 || cpu >= vm->nr_vcpus)
 		return -EINVAL;
+	/* Page tables may not have arrived yet (post-copy): see vm.h. */
+	if (atomic_load(&vm->ram_incomplete))
+		return -EAGAIN;
 	ret = vm_pause(vm);
 	if (ret == 0)
 		paused_here = true;

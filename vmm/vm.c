@@ -497,6 +497,8 @@ int vm_kick_sync(struct vm *vm)
 
 int vm_guest_request(struct vm *vm, int req, uint64_t arg)
 {
+	if (atomic_load(&vm->ram_incomplete))
+		return -EAGAIN;
 	struct boot_info *bi =
 		mem_gpa_to_hva(&vm->mem, GUEST_BOOT_INFO_GPA, sizeof(*bi));
 	uint32_t seq;
@@ -518,7 +520,8 @@ void vm_destroy(struct vm *vm)
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;
 	dirty_destroy(&vm->dirty);
-	if (vm->cfg.mem_lazy)
+	/* Lazy memory, or a post-copy migration that did not complete. */
+	if (vm->cfg.mem_lazy || vm->cfg.incoming)
 		fault_stop(&vm->faults);
 	testdev_destroy(&vm->testdev);
 	serial_destroy(&vm->com1);

@@ -59,7 +59,14 @@ struct vm {
 	int fd;
 	struct guest_mem mem;
 	struct dirty_tracker dirty;
-	struct fault_service faults; /* running when cfg.mem_lazy */
+	struct fault_service faults; /* lazy memory, or post-copy */
+	/*
+	 * Post-copy destination: some guest pages are still at the source
+	 * and arrive only when asked for by the event-loop thread. That
+	 * thread must then not touch guest RAM itself (it would wait on a
+	 * fault only it can resolve): its RAM accessors refuse with -EAGAIN.
+	 */
+	atomic_bool ram_incomplete;
 	uint64_t tsc_khz;
 	uint64_t boot_cr3; /* the identity page tables' PML4 */
 
@@ -127,7 +134,10 @@ int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r);
 
 /* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
-/* Write a host->guest request into the boot-info mailbox. */
+/*
+ * Write a host->guest request into the boot-info mailbox. -EAGAIN while
+ * post-copy pages are still arriving (ram_incomplete).
+ */
 int vm_guest_request(struct vm *vm, int req, uint64_t arg);
 
 const char *vm_state_name(enum vm_state s);
