@@ -402,11 +402,11 @@ static void mig_channel_on_accept(uv_stream_t *server, int status)
 		return;
 	}
 	/*
-	 * One migration per listener. The listener stays open for one more
-	 * connection (post-copy's urgent one, see mig_channel_listen_next)
-	 * until the owner arms or refuses it (mig_channel_stop_listening).
+	 * From now on a silent source is a stall, as on the other side. The
+	 * listener stays open for post-copy's urgent connection until its
+	 * owner arms it (mig_channel_listen_next) or refuses it
+	 * (mig_channel_stop_listening).
 	 */
-	/* From now on a silent source is a stall, as on the other side. */
 	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
 	ch->ops->on_connect(ch);
 }

@@ -461,6 +461,36 @@ static int src_send_verify(struct mig_source *s)
 		proto_verify_encode(buf, sizeof(buf), s->digest, (uint32_t)n));
 }
 
+/*
+ * Stop the guest for the switch-over (stop-copy or post-copy). The guest
+ * stops somewhere inside vm_pause: the downtime counts from its start.
+ * Returns 0, or -1 after failing the migration.
+ */
+static int src_pause(struct mig_source *s)
+{
+	uint64_t t0 = vm_now_ns();
+	int r = vm_pause(s->vm);
+
+	if (r) {
+		src_fail(s, MIG_FAILED, "pausing the VM: %s", strerror(-r));
+		return -1;
+	}
+	s->paused_here = true;
+	s->pause_ns = t0;
+	s->st.pause_us = (vm_now_ns() - t0) / 1000;
+	s->st.state = MIG_STOP_COPY;
+	return 0;
+}
+
+/* Everything of the switch-over is queued: wait for READY. */
+static void src_switch_queued(struct mig_source *s)
+{
+	s->queued_ns = vm_now_ns();
+	s->st.stop_copy_us =
+		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
+	s->st.state = MIG_WAIT_READY;
+}
+
 /* Every page is queued: RAM_END, then the state, then (maybe) VERIFY. */
 static void src_finish(struct mig_source *s)
 {
@@ -480,26 +510,13 @@ static void src_finish(struct mig_source *s)
 			 err[0] ? err : strerror(-r));
 		return;
 	}
-	s->queued_ns = vm_now_ns();
-	s->st.stop_copy_us =
-		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
-	s->st.state = MIG_WAIT_READY;
+	src_switch_queued(s);
 }
 
 static void src_stop_copy(struct mig_source *s)
 {
-	uint64_t t0 = vm_now_ns();
-	int r = vm_pause(s->vm);
-
-	if (r) {
-		src_fail(s, MIG_FAILED, "pausing the VM: %s", strerror(-r));
+	if (src_pause(s))
 		return;
-	}
-	s->paused_here = true;
-	/* The guest stops somewhere inside vm_pause: count from its start. */
-	s->pause_ns = t0;
-	s->st.pause_us = (vm_now_ns() - t0) / 1000;
-	s->st.state = MIG_STOP_COPY;
 	if (src_harvest(s))
 		return;
 	src_take_dirty(s);
@@ -787,15 +804,8 @@ static void src_postcopy_start(struct mig_source *s)
 		src_fail(s, MIG_FAILED, "getrandom: %s", strerror(-r));
 		return;
 	}
-	r = vm_pause(s->vm);
-	if (r) {
-		src_fail(s, MIG_FAILED, "pausing the VM: %s", strerror(-r));
+	if (src_pause(s))
 		return;
-	}
-	s->paused_here = true;
-	s->pause_ns = t0;
-	s->st.pause_us = (vm_now_ns() - t0) / 1000;
-	s->st.state = MIG_STOP_COPY;
 	r = src_postcopy_scan(s);
 	if (r) {
 		src_fail(s, MIG_FAILED, "scanning guest RAM: %s", strerror(-r));
@@ -807,10 +817,7 @@ static void src_postcopy_start(struct mig_source *s)
 			 err[0] ? err : strerror(-r));
 		return;
 	}
-	s->queued_ns = vm_now_ns();
-	s->st.stop_copy_us =
-		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
-	s->st.state = MIG_WAIT_READY;
+	src_switch_queued(s);
 }
 
 static int src_send_urgent(struct mig_source *s)
