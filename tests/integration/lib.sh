@@ -299,3 +299,31 @@ guest_verify()
 		'(($(marker_count "'"$1"'" verify-ok) > v0 || $(marker_count "'"$1"'" verify-fail) > 0))'
 	[[ $(marker_count "$1" verify-fail) == 0 ]] || fail "$2: verify failed"
 }
+
+# mig_check_completed A B SRC_PID DST_PID MIG_JSON: after `vmmctl migrate`
+# from VMM A to VMM B returned: the migration completed, the source exited
+# 0 and removed its socket, the destination runs the guest on (heartbeats,
+# verify ok, no sequence error), stops cleanly, and the two heartbeat logs
+# make one sequence. Sets MIG_BEATS and MIG_GAP_NS.
+mig_check_completed()
+{
+	local ma=$1 mb=$2 msrc=$3 mdst=$4 mjson=$5 mout
+	[[ $(jq -r .state "$mjson") == completed ]] || fail "state: $(cat "$mjson")"
+	vmm_wait "$msrc"
+	[[ $RC == 0 ]] || fail "source exited $RC after a completed migration"
+	[[ ! -e $T/$ma.sock ]] || fail "source left its control socket"
+	MIG_C0=$(status_get "$T/$mb.sock" .heartbeats.count)
+	wait_until 30 "heartbeats on the destination" \
+		'(($(status_get "$T/$mb.sock" .heartbeats.count) >= MIG_C0 + 200))'
+	[[ $(status_get "$T/$mb.sock" .migration.state) == running ]] || fail "destination state"
+	ctl guest-request verify --api "$T/$mb.sock" >/dev/null
+	wait_until 30 "verify-ok" '(($(marker_count "$T/$mb.sock" verify-ok) >= 1))'
+	[[ $(marker_count "$T/$mb.sock" verify-fail) == 0 ]] || fail "verify failed on the destination"
+	[[ $(status_get "$T/$mb.sock" .heartbeats.seq_errors) == 0 ]] ||
+		fail "sequence errors on the destination"
+	ctl stop --api "$T/$mb.sock" >/dev/null
+	vmm_wait "$mdst"
+	[[ $RC == 0 ]] || fail "destination exited $RC"
+	mout=$(hb_check_merged "$T/$ma.hb" "$T/$mb.hb") || fail "heartbeats: $mout"
+	read -r MIG_BEATS MIG_GAP_NS <<<"$mout"
+}

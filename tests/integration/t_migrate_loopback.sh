@@ -17,24 +17,8 @@ migrate_once()
 	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
 	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --verify >"$T/mig$n.json" ||
 		fail "migrate failed: $(cat "$T/mig$n.json")"
-	[[ $(jq -r .state "$T/mig$n.json") == completed ]] || fail "state: $(cat "$T/mig$n.json")"
-	vmm_wait "$src"
-	[[ $RC == 0 ]] || fail "source exited $RC after a completed migration"
-	[[ ! -e $T/a$n.sock ]] || fail "source left its control socket"
-	# The destination runs the guest on.
-	c0=$(status_get "$T/b$n.sock" .heartbeats.count)
-	wait_until 30 "heartbeats on the destination" '(($(status_get "$T/b$n.sock" .heartbeats.count) >= c0 + 200))'
-	[[ $(status_get "$T/b$n.sock" .migration.state) == running ]] || fail "destination state"
-	ctl guest-request verify --api "$T/b$n.sock" >/dev/null
-	wait_until 30 "verify-ok" '(($(marker_count "$T/b$n.sock" verify-ok) >= 1))'
-	[[ $(marker_count "$T/b$n.sock" verify-fail) == 0 ]] || fail "verify failed on the destination"
-	[[ $(status_get "$T/b$n.sock" .heartbeats.seq_errors) == 0 ]] || fail "sequence errors on the destination"
-	ctl stop --api "$T/b$n.sock" >/dev/null
-	vmm_wait "$dst"
-	[[ $RC == 0 ]] || fail "destination exited $RC"
-	out=$(hb_check_merged "$T/a$n.hb" "$T/b$n.hb") || fail "heartbeats: $out"
-	read -r beats gap <<<"$out"
-	echo "ok: $beats heartbeats across the migration, gap $((gap / 1000)) us," \
+	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
+	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$(jq .memory_iteration "$T/mig$n.json") rounds, $(jq .wire_bytes "$T/mig$n.json") bytes"
 }
