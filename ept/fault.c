@@ -931,6 +931,28 @@ int fault_place_zero(struct fault_service *fs, uint64_t gpa)
 	return fault_place(fs, gpa, NULL);
 }
 
+int fault_pending_list(struct fault_service *fs, uint64_t *gpa, int max,
+		       uint64_t *oldest_ns)
+{
+	uint64_t now = fault_now_ns(), oldest = 0;
+	int n = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (int i = 0; i < fs->nr_pending; i++) {
+		const struct fault_pending *p = &fs->pending[i];
+		uint64_t waited = now > p->t0_ns ? now - p->t0_ns : 0;
+
+		if (waited > oldest)
+			oldest = waited;
+		if (gpa && n < max)
+			gpa[n++] = mem_page_to_gpa(fs->mem, p->page);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (oldest_ns)
+		*oldest_ns = oldest;
+	return n;
+}
+
 void fault_get_stats(struct fault_service *fs, struct fault_stats *out)
 {
 	pthread_mutex_lock(&fs->lock);

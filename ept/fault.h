@@ -54,17 +54,17 @@ void fault_hist_add(struct fault_hist *h, uint64_t ns);
 uint64_t fault_hist_percentile(const struct fault_hist *h, double p);
 
 struct fault_class_stats {
-	uint64_t faults;	  /* faults resolved with this resolver */
+	uint64_t faults;	   /* faults resolved with this resolver */
 	struct fault_hist latency; /* fault read -> page placed */
 };
 
 struct fault_stats {
 	struct fault_class_stats cls[FAULT_RESOLVER_MAX];
-	uint64_t eexist;	 /* placement found the page already there */
-	uint64_t dup_faults;	 /* fault for a page already requested */
-	uint64_t stalls;	 /* faults reported as waiting too long */
-	uint64_t pending;	 /* fetches requested, not yet placed */
-	uint64_t errors;	 /* ioctls that failed otherwise */
+	uint64_t eexist;     /* placement found the page already there */
+	uint64_t dup_faults; /* fault for a page already requested */
+	uint64_t stalls;     /* faults reported as waiting too long */
+	uint64_t pending;    /* fetches requested, not yet placed */
+	uint64_t errors;     /* ioctls that failed otherwise */
 };
 
 /* Queue a fetch of the page at gpa. Must not block. Returns 0 or -errno. */
@@ -98,7 +98,8 @@ struct fault_service {
 	pthread_t thread;
 	bool running;
 	int nr_ranges;
-	struct fault_range ranges[FAULT_MAX_RANGES]; /* set before fault_start */
+	struct fault_range
+		ranges[FAULT_MAX_RANGES]; /* set before fault_start */
 	fault_fetch_fn fetch;
 	fault_stall_fn on_stall;
 	void *opaque;
@@ -116,8 +117,8 @@ struct fault_service {
  * UFFD_FEATURE_THREAD_ID so stalls name the vCPU thread). err names the
  * cause (e.g. vm.unprivileged_userfaultfd).
  */
-int fault_init(struct fault_service *fs, const struct guest_mem *mem,
-	       char *err, size_t errlen);
+int fault_init(struct fault_service *fs, const struct guest_mem *mem, char *err,
+	       size_t errlen);
 /* Register [gpa, gpa+size) (page aligned, inside one RAM region). */
 int fault_register(struct fault_service *fs, const struct fault_range *r,
 		   char *err, size_t errlen);
@@ -136,6 +137,12 @@ int fault_place_page(struct fault_service *fs, uint64_t gpa, const void *data);
 int fault_place_zero(struct fault_service *fs, uint64_t gpa);
 
 void fault_get_stats(struct fault_service *fs, struct fault_stats *out);
+/*
+ * The gpas of the fetches still pending (at most max into gpa, which may be
+ * NULL) and how long the oldest has waited. Any thread.
+ */
+int fault_pending_list(struct fault_service *fs, uint64_t *gpa, int max,
+		       uint64_t *oldest_ns);
 const char *fault_resolver_name(enum fault_resolver r);
 
 #endif /* EPT_FAULT_H */
