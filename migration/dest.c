@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
 #define DEST_PC_READ_CHUNK (16U << 10)
+#define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
 
 /* A state section kept until STATE_END. */
 struct dest_blob {
@@ -76,7 +78,12 @@ struct mig_dest {
 	uint64_t cookie, urgent_cookie;
 	uint64_t nr_discard;
 	struct proto_run *discard;
-	int closing; /* handles still closing (free) */
+	int closing;	    /* handles still closing (free) */
+	struct mig_sum sum; /* --verify in post-copy: what we hold */
+	bool sum_on;
+	char spec[128];	     /* our incoming address: listened on again */
+	int pc_closing;	     /* break: channels still closing */
+	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
 	/* Fault thread -> loop thread: gpas to request; guarded by qlock. */
 	pthread_mutex_t qlock;
 	uint64_t req[DEST_REQ_QUEUE];
@@ -89,8 +96,32 @@ static bool dest_live(const struct mig_dest *d)
 	return d->postcopy && d->go_done && !d->complete_sent && !d->pc_failed;
 }
 
-const struct mig_stats *mig_dest_stats(const struct mig_dest *d)
+/* The fault service's view of post-copy, into st. */
+static void dest_fault_stats(struct mig_dest *d)
 {
+	struct fault_stats *fs = malloc(sizeof(*fs));
+	const struct fault_class_stats *c;
+	uint64_t oldest = 0;
+
+	if (!fs)
+		return;
+	fault_get_stats(&d->vm->faults, fs);
+	c = &fs->cls[FAULT_FETCH];
+	d->st.postcopy_faults = c->faults;
+	d->st.fault_wait_p50_us = fault_hist_percentile(&c->latency, 50) / 1000;
+	d->st.fault_wait_p99_us = fault_hist_percentile(&c->latency, 99) / 1000;
+	d->st.fault_wait_max_us = c->latency.max_ns / 1000;
+	d->st.faults_waiting = fs->pending;
+	free(fs);
+	if (d->faults_on)
+		fault_pending_list(&d->vm->faults, NULL, 0, &oldest);
+	d->st.fault_oldest_wait_ms = oldest / 1000000;
+}
+
+const struct mig_stats *mig_dest_stats(struct mig_dest *d)
+{
+	if (d->postcopy && d->go_done)
+		dest_fault_stats(d);
 	return &d->st;
 }
 
@@ -140,6 +171,8 @@ static void dest_postcopy_failed(struct mig_dest *d)
 	dest_faults_off(d);
 }
 
+static void dest_pc_break(struct mig_dest *d);
+
 /* Tell the source why (best effort), then give everything up. */
 static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 {
@@ -162,7 +195,7 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 		}
 	}
 	if (d->ended) {
-		dest_postcopy_failed(d);
+		dest_pc_break(d);
 		return;
 	}
 	dest_end(d, MIG_FAILED);
@@ -428,13 +461,33 @@ static void dest_maybe_ready(struct mig_dest *d)
 		return;
 	if (d->postcopy && !d->urgent_ok)
 		return; /* READY also means: the urgent connection is up */
-	if ((d->caps & PROTO_CAP_VERIFY) && !d->verify_done)
+	if ((d->caps & PROTO_CAP_VERIFY) && !d->postcopy && !d->verify_done)
 		return; /* the source's digests come after STATE_END */
 	d->st.state = MIG_WAIT_READY;
 	dest_send_empty(d, PROTO_READY);
 }
 
 static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen);
+
+/*
+ * --verify in post-copy: sum what we hold at the switch (pre-copy pages the
+ * discard set left alone) before any vCPU runs or any fault is registered;
+ * placed pages are added as they come (dest_place_one).
+ */
+static int dest_postcopy_sum(struct mig_dest *d, char *err, size_t errlen)
+{
+	int r;
+
+	if (!(d->caps & PROTO_CAP_VERIFY))
+		return 0;
+	r = mig_sum_init(&d->sum);
+	d->sum_on = !r;
+	if (!r)
+		r = mig_sum_ram(&d->sum, &d->vm->mem);
+	if (r)
+		snprintf(err, errlen, "hashing guest RAM: %s", strerror(-r));
+	return r;
+}
 
 static void dest_on_state_end(struct mig_dest *d)
 {
@@ -450,6 +503,10 @@ static void dest_on_state_end(struct mig_dest *d)
 		dest_fail(d, "restoring the VM: %s", err);
 		return;
 	}
+	if (d->postcopy && dest_postcopy_sum(d, err, sizeof(err))) {
+		dest_fail(d, "verify: %s", err);
+		return;
+	}
 	if (d->postcopy && dest_postcopy_faults(d, err, sizeof(err))) {
 		dest_fail(d, "post-copy: %s", err);
 		return;
@@ -458,7 +515,7 @@ static void dest_on_state_end(struct mig_dest *d)
 	d->st.restore_us = (vm_now_ns() - d->st.restore_us) / 1000;
 	/* Hash now, while the source hashes its side: not one after the other.
 	 */
-	if (d->caps & PROTO_CAP_VERIFY) {
+	if ((d->caps & PROTO_CAP_VERIFY) && !d->postcopy) {
 		d->nr_digest = mig_ram_digest(&d->vm->mem, d->digest,
 					      PROTO_MAX_REGIONS);
 		if (d->nr_digest < 0) {
@@ -480,7 +537,8 @@ static void dest_on_verify(struct mig_dest *d, const uint8_t *p, size_t len)
 	uint32_t nr;
 	int n;
 
-	if (!d->state_end || !(d->caps & PROTO_CAP_VERIFY) || d->verify_done) {
+	if (!d->state_end || !(d->caps & PROTO_CAP_VERIFY) || d->verify_done ||
+	    d->postcopy) {
 		dest_fail(d, "VERIFY out of order");
 		return;
 	}
@@ -553,11 +611,22 @@ static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
 		dest_fail(d, "%s", err);
 		return;
 	}
-	for (uint32_t i = 0; i < nr; i++)
-		if (dest_place_zero(d, &d->discard[i]))
+	for (uint32_t i = 0; i < nr; i++) {
+		const struct proto_run *run = &d->discard[i];
+		int r = mig_ram_zero_range(&d->vm->mem, run->gpa, run->npages);
+
+		if (r) {
+			dest_fail(d, "discarding %u pages at 0x%llx: %s",
+				  run->npages, (unsigned long long)run->gpa,
+				  r == -EFAULT ? "outside guest RAM"
+					       : strerror(-r));
 			return;
+		}
+	}
 	d->nr_discard += nr;
 }
+
+static void dest_resume_requests(struct mig_dest *d);
 
 /* The urgent connection proved it belongs to this migration. */
 static void dest_check_urgent(struct mig_dest *d)
@@ -569,6 +638,10 @@ static void dest_check_urgent(struct mig_dest *d)
 		return;
 	}
 	d->urgent_ok = true;
+	if (d->go_done) {
+		dest_resume_requests(d);
+		return;
+	}
 	dest_maybe_ready(d);
 }
 
@@ -621,6 +694,19 @@ static int dest_fetch(void *opaque, uint64_t gpa)
 	return r;
 }
 
+/* A vCPU's fault has waited DEST_STALL_MS (fault thread): tell the loop. */
+static void dest_stall(void *opaque, uint64_t gpa, uint64_t waited_ns,
+		       pid_t tid)
+{
+	struct mig_dest *d = opaque;
+
+	(void)gpa;
+	(void)waited_ns;
+	(void)tid;
+	atomic_store(&d->stalled, true);
+	uv_async_send(&d->async);
+}
+
 static uint32_t dest_take_reqs(struct mig_dest *d, uint64_t *gpa)
 {
 	uint32_t n = 0;
@@ -637,6 +723,16 @@ static uint32_t dest_take_reqs(struct mig_dest *d, uint64_t *gpa)
 
 static void dest_try_complete(struct mig_dest *d);
 
+/* --verify: our sum, before COMPLETE (the source compares it). */
+static void dest_send_sum(struct mig_dest *d)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 8 + 48];
+	struct proto_digest dg;
+
+	mig_sum_digest(&d->sum, d->vm->mem.size, &dg);
+	dest_send(d, buf, proto_verify_encode(buf, sizeof(buf), &dg, 1));
+}
+
 /* Loop thread: send the queued requests, up to 64 a PAGE_REQ. */
 static void dest_on_async(uv_async_t *h)
 {
@@ -645,9 +741,16 @@ static void dest_on_async(uv_async_t *h)
 	uint64_t gpa[PROTO_MAX_PAGE_REQ];
 	uint32_t n;
 
+	if (atomic_exchange(&d->stalled, false) && d->hooks.progress)
+		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
 	while ((n = dest_take_reqs(d, gpa))) {
-		if (!dest_live(d))
-			continue; /* complete or failed: nothing to ask */
+		/*
+		 * Complete or failed: nothing to ask. Paused or resuming: the
+		 * request is asked again from the pending list once the urgent
+		 * connection is back (dest_resume_requests).
+		 */
+		if (!dest_live(d) || !d->urgent_ok)
+			continue;
 		d->st.memory_postcopy_requests += n;
 		dest_send_on(d, &d->uch, buf,
 			     proto_page_req_encode(buf, sizeof(buf), gpa, n));
@@ -664,8 +767,11 @@ static int dest_place_one(struct mig_dest *d, uint64_t gpa, const void *data)
 		return -EFAULT;
 	if (bitmap_test(&d->vm->mem.state[MEM_PS_PRESENT], i))
 		return 0;
-	return data ? fault_place_page(fs, gpa, data)
-		    : fault_place_zero(fs, gpa);
+	if (!data)
+		return fault_place_zero(fs, gpa);
+	if (d->sum_on && mig_sum_page(&d->sum, gpa, data))
+		return -EIO;
+	return fault_place_page(fs, gpa, data);
 }
 
 static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
@@ -743,6 +849,8 @@ static void dest_try_complete(struct mig_dest *d)
 	dest_faults_off(d);
 	d->complete_sent = true;
 	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
+	if (d->sum_on)
+		dest_send_sum(d);
 	dest_send_empty(d, PROTO_COMPLETE);
 }
 
@@ -780,7 +888,8 @@ static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen)
 	}
 	if (r)
 		return r;
-	fault_set_hooks(&vm->faults, dest_fetch, NULL, d, 0);
+	fault_set_hooks(&vm->faults, dest_fetch, dest_stall, d,
+			DEST_STALL_MS * 1000000ULL);
 	r = fault_start(&vm->faults);
 	if (r) {
 		snprintf(err, errlen, "starting the fault thread: %s",
@@ -854,6 +963,10 @@ static const struct mig_channel_ops dest_urgent_ops = {
 	.on_connect = dest_urgent_on_connect,
 };
 
+static const struct mig_channel_ops dest_channel_ops;
+static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
+			   const uint8_t *p);
+
 static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 			  const uint8_t *p)
 {
@@ -863,6 +976,10 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 
 	if (d->ended && !dest_live(d))
 		return;
+	if (d->st.state == MIG_POSTCOPY_PAUSED) {
+		dest_on_resume(d, h, p);
+		return;
+	}
 	if (h->type != PROTO_HELLO && !d->hello_done) {
 		dest_fail(d, "%s before HELLO", proto_type_name(h->type));
 		return;
@@ -937,6 +1054,8 @@ static void dest_on_connect(struct mig_channel *ch)
 {
 	struct mig_dest *d = ch->opaque;
 
+	if (d->go_done)
+		return; /* a resume: its first frame must be RESUME */
 	d->st.state = MIG_RECEIVING;
 	d->st.start_ns = vm_now_ns();
 }
@@ -946,6 +1065,185 @@ static const struct mig_channel_ops dest_channel_ops = {
 	.on_error = dest_on_error,
 	.on_connect = dest_on_connect,
 };
+
+/* ---- post-copy recovery (loop thread) ---------------------------------------
+ */
+
+/* Pages not resident here (never arrived, or holes on both sides). */
+static int dest_missing(struct mig_dest *d, struct bitmap *have)
+{
+	int r = bitmap_init(have, d->vm->mem.nr_pages);
+
+	if (!r)
+		r = mig_ram_resident(&d->vm->mem, have);
+	return r;
+}
+
+static uint64_t dest_missing_pages(struct mig_dest *d)
+{
+	struct bitmap have = {0};
+	uint64_t n = 0;
+
+	if (!dest_missing(d, &have))
+		n = have.nbits - bitmap_count(&have);
+	bitmap_free(&have);
+	return n;
+}
+
+static void dest_pc_relisten(struct mig_dest *d)
+{
+	char err[256];
+	int r;
+
+	if (d->pc_failed || d->complete_sent)
+		return;
+	memset(&d->uch, 0, sizeof(d->uch));
+	r = mig_channel_listen(&d->ch, d->loop, d->spec, &dest_channel_ops, d,
+			       err, sizeof(err));
+	if (r)
+		snprintf(d->st.error, sizeof(d->st.error),
+			 "post-copy paused, and cannot listen for the resume: "
+			 "%s",
+			 err);
+}
+
+static void dest_pc_closed(struct mig_channel *ch)
+{
+	struct mig_dest *d = ch->opaque;
+
+	if (--d->pc_closing == 0)
+		dest_pc_relisten(d);
+}
+
+static void dest_pc_close(struct mig_dest *d, struct mig_channel *ch)
+{
+	if (!ch->loop)
+		return;
+	if (!ch->closed) {
+		d->pc_closing++;
+		mig_channel_close_after_flush(ch, dest_pc_closed);
+	} else if (ch->pending_closes) {
+		d->pc_closing++;
+		ch->on_closed = dest_pc_closed;
+	}
+}
+
+/*
+ * A connection broke (or carried something wrong) after GO in post-copy:
+ * keep running - a vCPU touching a missing page waits - close both
+ * connections and listen on our address again for the source's RESUME.
+ */
+static void dest_pc_break(struct mig_dest *d)
+{
+	size_t n = strlen(d->st.error);
+
+	if (d->st.state == MIG_POSTCOPY_PAUSED)
+		return;
+	snprintf(d->st.error + n, sizeof(d->st.error) - n,
+		 "; the VM runs here, faults on missing pages wait for the "
+		 "source's migrate --resume");
+	d->st.state = MIG_POSTCOPY_PAUSED;
+	d->st.postcopy_breaks++;
+	d->urgent_ok = d->urgent_seen = false;
+	d->pc_end = false;
+	d->pc_closing = 1; /* held while both are looked at */
+	dest_pc_close(d, &d->ch);
+	dest_pc_close(d, &d->uch);
+	dest_pc_closed(&d->ch);
+	if (d->hooks.progress)
+		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
+}
+
+/* The pages we lack, as DISCARD runs, then RESUME_ACK. */
+static int dest_send_lacking(struct mig_dest *d)
+{
+	struct proto_run *runs = malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*runs));
+	uint8_t *f = malloc(PROTO_DISCARD_MAX_FRAME);
+	uint8_t buf[PROTO_POSTCOPY_FRAME];
+	struct bitmap have = {0};
+	uint64_t pos = 0, total = 0;
+	uint32_t nr;
+	int r = runs && f ? dest_missing(d, &have) : -ENOMEM;
+
+	while (!r && (nr = mig_ram_runs(&d->vm->mem, &have, false, &pos, runs,
+					PROTO_MAX_DISCARD_RUNS))) {
+		int n = proto_discard_encode(f, PROTO_DISCARD_MAX_FRAME, runs,
+					     nr);
+
+		if (n < 0)
+			r = n;
+		else
+			dest_send(d, f, n);
+		total += nr;
+	}
+	if (!r)
+		dest_send(d, buf,
+			  proto_resume_ack_encode(buf, sizeof(buf), d->cookie,
+						  total));
+	bitmap_free(&have);
+	free(runs);
+	free(f);
+	return r;
+}
+
+/* RESUME: the first frame of a new main connection while paused. */
+static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
+			   const uint8_t *p)
+{
+	uint64_t cookie = 0;
+	char err[256];
+	int r;
+
+	if (h->type != PROTO_RESUME ||
+	    proto_resume_decode(p, h->len, &cookie, err, sizeof(err)) ||
+	    cookie != d->cookie) {
+		/* Not our source: refuse it, keep waiting for ours. */
+		r = proto_error_encode((uint8_t *)err, sizeof(err), EPROTO,
+				       "not the paused post-copy migration");
+		if (r > 0)
+			dest_send(d, (uint8_t *)err, r);
+		d->pc_closing = 1;
+		dest_pc_close(d, &d->ch);
+		dest_pc_closed(&d->ch);
+		return;
+	}
+	r = mig_channel_listen_next(&d->ch, &d->uch, &dest_urgent_ops, d);
+	if (!r)
+		r = dest_send_lacking(d);
+	if (r) {
+		snprintf(d->st.error, sizeof(d->st.error),
+			 "resuming post-copy: %s", strerror(r < 0 ? -r : r));
+		d->st.state = MIG_RUNNING;
+		dest_pc_break(d);
+		return;
+	}
+	d->uch.idle_ok = true;
+	d->st.error[0] = '\0';
+	d->st.state = MIG_RUNNING;
+	if (d->hooks.progress)
+		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
+}
+
+/* The urgent connection is back: ask again for every waiting fault. */
+static void dest_resume_requests(struct mig_dest *d)
+{
+	uint64_t *gpa = malloc(FAULT_MAX_PENDING * sizeof(*gpa));
+	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME];
+	int n = gpa ? fault_pending_list(&d->vm->faults, gpa, FAULT_MAX_PENDING,
+					 NULL)
+		    : 0;
+
+	for (int i = 0; i < n; i += PROTO_MAX_PAGE_REQ) {
+		uint32_t k =
+			n - i < PROTO_MAX_PAGE_REQ ? n - i : PROTO_MAX_PAGE_REQ;
+
+		d->st.memory_postcopy_requests += k;
+		dest_send_on(
+			d, &d->uch, buf,
+			proto_page_req_encode(buf, sizeof(buf), gpa + i, k));
+	}
+	free(gpa);
+}
 
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 		   const char *spec, const struct mig_hooks *hooks, char *err,
@@ -959,6 +1257,7 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	d->vm = vm;
 	d->loop = loop;
 	d->hooks = *hooks;
+	snprintf(d->spec, sizeof(d->spec), "%s", spec);
 	d->st.state = MIG_LISTENING;
 	d->st.start_ns = vm_now_ns();
 	d->st.memory_total = vm->mem.size;
@@ -987,6 +1286,7 @@ static void dest_release(struct mig_dest *d)
 	free(d->vmstate.data);
 	free(d->batch);
 	free(d->discard);
+	mig_sum_free(&d->sum);
 	pthread_mutex_destroy(&d->qlock);
 	free(d);
 }
@@ -1041,24 +1341,22 @@ void mig_dest_free(struct mig_dest *d)
 		dest_release(d);
 }
 
-const char *mig_state_name(enum mig_state s)
+int mig_dest_abort(struct mig_dest *d)
 {
-	static const char *const names[] = {
-		[MIG_NONE] = "none",
-		[MIG_SETUP] = "setup",
-		[MIG_PRECOPY] = "precopy",
-		[MIG_STOP_COPY] = "stop-copy",
-		[MIG_WAIT_READY] = "wait-ready",
-		[MIG_POSTCOPY] = "postcopy-active",
-		[MIG_COMPLETED] = "completed",
-		[MIG_FAILED] = "failed",
-		[MIG_CANCELLED] = "cancelled",
-		[MIG_LISTENING] = "listening",
-		[MIG_RECEIVING] = "receiving",
-		[MIG_RUNNING] = "running",
-	};
+	uint64_t missing;
 
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) && names[s]
-		       ? names[s]
-		       : "unknown";
+	if (!dest_live(d))
+		return -EALREADY;
+	dest_fault_stats(d);
+	missing = dest_missing_pages(d);
+	snprintf(
+		d->st.error, sizeof(d->st.error),
+		"post-copy aborted by the user: %llu pages (%llu MiB) of guest "
+		"RAM had not arrived (%llu faults waiting); the VM cannot run "
+		"without them and stops",
+		(unsigned long long)missing,
+		(unsigned long long)(missing * PAGE >> 20),
+		(unsigned long long)d->st.faults_waiting);
+	dest_postcopy_failed(d);
+	return 0;
 }

@@ -31,8 +31,21 @@
 struct vm;
 
 enum mig_mode {
-	MIG_MODE_PRECOPY,
+	MIG_MODE_HYBRID,  /* pre-copy, then post-copy if it will not converge */
+	MIG_MODE_PRECOPY, /* pre-copy only; forced stop-copy at the budget */
 	MIG_MODE_POSTCOPY, /* switch at once; pages pushed and fetched */
+};
+
+/* Why pre-copy stopped iterating (policy.c). */
+enum mig_reason {
+	MIG_REASON_NONE,
+	MIG_REASON_CONVERGED,	  /* the rest fits the downtime limit */
+	MIG_REASON_RATE,	  /* dirty rate >= achieved bandwidth */
+	MIG_REASON_NOT_SHRINKING, /* rounds stopped shrinking */
+	MIG_REASON_BUDGET_TIME,	  /* --precopy-budget (time) spent */
+	MIG_REASON_BUDGET_BYTES,  /* --precopy-budget (bytes) spent */
+	MIG_REASON_MAX_ROUNDS,	  /* --max-rounds reached */
+	MIG_REASON_POSTCOPY,	  /* --mode postcopy: no pre-copy at all */
 };
 
 enum mig_state {
@@ -40,8 +53,13 @@ enum mig_state {
 	MIG_SETUP,
 	MIG_PRECOPY,
 	MIG_STOP_COPY,
-	MIG_WAIT_READY, /* everything sent; destination restoring */
-	MIG_POSTCOPY,	/* destination runs; pages still moving */
+	MIG_WAIT_READY,	      /* everything sent; destination restoring */
+	MIG_POSTCOPY,	      /* destination runs; pages still moving */
+	MIG_POSTCOPY_PAUSED,  /* post-copy connection broke: waiting for
+			       * migrate --resume (source: VM paused whole;
+			       * destination: runs, faults on missing pages wait)
+			       */
+	MIG_POSTCOPY_RECOVER, /* --resume: reconnecting, RESUME sent */
 	MIG_COMPLETED,
 	MIG_FAILED,
 	MIG_CANCELLED,
@@ -56,6 +74,8 @@ struct mig_params {
 	enum mig_mode mode;
 	uint64_t downtime_limit_ms; /* stop-copy when predicted below */
 	uint32_t max_rounds;	    /* then stop-copy regardless */
+	uint64_t budget_ms;	    /* pre-copy time budget; 0: none */
+	uint64_t budget_bytes;	    /* pre-copy wire-bytes budget; 0: none */
 	bool verify;		    /* SHA-256 of RAM on both sides */
 	int zstd_level;		    /* 0: raw pages */
 };
@@ -87,14 +107,30 @@ struct mig_stats {
 	uint64_t predicted_downtime_us;
 	/* Pages requested by the destination's faults (post-copy). */
 	uint64_t memory_postcopy_requests;
-	bool converged; /* stop-copy chosen because it fit the limit */
+	uint64_t postcopy_breaks; /* connection breaks survived */
+	uint64_t
+		postcopy_lacking; /* pages the destination lacks (last known) */
+	/* Destination, post-copy: its fault service's view. */
+	uint64_t postcopy_faults; /* faults resolved by a fetch */
+	uint64_t fault_wait_p50_us;
+	uint64_t fault_wait_p99_us;
+	uint64_t fault_wait_max_us;
+	uint64_t faults_waiting;       /* vCPU faults waiting right now */
+	uint64_t fault_oldest_wait_ms; /* the longest of them has waited */
+	bool converged;		/* stop-copy chosen because it fit the limit */
+	bool postcopy;		/* the switch went to post-copy */
+	enum mig_reason reason; /* why pre-copy stopped */
+	uint64_t precopy_bytes; /* wire bytes before the switch */
+	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
+	uint64_t postcopy_pushed; /* pages pushed after the switch */
+	uint64_t postcopy_ms;	  /* RUNNING -> COMPLETE */
 	/* Where the downtime went (source's clock), microseconds: */
 	uint64_t pause_us;	/* vm_pause: every vCPU parked */
 	uint64_t stop_copy_us;	/* final harvest, pages and state queued */
 	uint64_t ready_wait_us; /* until READY: destination restored */
 	uint64_t go_wait_us;	/* GO -> RUNNING */
 	uint64_t restore_us;	/* destination: state restore (its clock) */
-	char error[256];
+	char error[512];
 };
 
 struct mig_hooks {
@@ -114,6 +150,21 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 		     char *err, size_t errlen);
 /* Cancel: refused (-EBUSY) once GO was sent; else the guest runs on. */
 int mig_source_cancel(struct mig_source *s);
+/*
+ * Post-copy recovery (state MIG_POSTCOPY_PAUSED): reconnect to `to` (NULL:
+ * the address of the migration) with RESUME and carry on. -EALREADY when
+ * there is nothing to resume; err says why it could not start.
+ */
+int mig_source_resume(struct mig_source *s, const char *to, char *err,
+		      size_t errlen);
+/*
+ * Give a post-copy migration up after GO (paused or not). The VM stays
+ * paused here with the RAM and state of the switch; what is lost (the
+ * guest's run on the destination, the pages it lacks) is written to
+ * st->error and reported through done(MIG_FAILED). -EALREADY when no
+ * post-copy migration is under way.
+ */
+int mig_source_abort(struct mig_source *s);
 const struct mig_stats *mig_source_stats(const struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);
@@ -126,9 +177,18 @@ void mig_source_free(struct mig_source *s);
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 		   const char *spec, const struct mig_hooks *hooks, char *err,
 		   size_t errlen);
-const struct mig_stats *mig_dest_stats(const struct mig_dest *d);
+/* Statistics; in post-copy also the fault service's (hence not const). */
+const struct mig_stats *mig_dest_stats(struct mig_dest *d);
+/*
+ * Give an incoming post-copy migration up after GO: the VM lacks pages and
+ * is failed (done(MIG_FAILED), st->error says how many pages were lost).
+ * -EALREADY when no post-copy migration is under way.
+ */
+int mig_dest_abort(struct mig_dest *d);
 void mig_dest_free(struct mig_dest *d);
 
 const char *mig_state_name(enum mig_state s);
+const char *mig_reason_name(enum mig_reason r);
+const char *mig_mode_name(enum mig_mode m);
 
 #endif /* MIGRATION_MIGRATION_H */

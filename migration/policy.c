@@ -20,13 +20,60 @@ static uint64_t policy_bytes_per_page(const struct mig_stats *st)
 	return st->wire_bytes / pages ? st->wire_bytes / pages : 1;
 }
 
+/* Count rounds that left more than MIG_POLICY_FLAT_PCT of the last one. */
+static void policy_track_shrink(struct mig_policy_state *ps, uint64_t dirty)
+{
+	if (ps->last_dirty &&
+	    dirty * 100 > ps->last_dirty * MIG_POLICY_FLAT_PCT)
+		ps->flat++;
+	else
+		ps->flat = 0;
+	ps->last_dirty = dirty;
+}
+
+/* Cannot converge, or may not go on: why (MIG_REASON_NONE: go on). */
+static enum mig_reason policy_give_up(const struct mig_params *p,
+				      const struct mig_stats *st,
+				      const struct mig_policy_state *ps,
+				      uint64_t dirty_bytes_rate,
+				      uint64_t precopy_ns)
+{
+	/*
+	 * Only hybrid gives up on the evidence alone: it has post-copy to go
+	 * to. Pre-copy mode iterates until converged or a budget is spent,
+	 * as the user asked. Round 0 sends everything once: its rate says
+	 * nothing yet.
+	 */
+	bool hybrid = p->mode == MIG_MODE_HYBRID;
+
+	if (hybrid && st->memory_iteration >= 2 && st->memory_bps &&
+	    dirty_bytes_rate >= st->memory_bps)
+		return MIG_REASON_RATE;
+	if (hybrid && ps->flat >= MIG_POLICY_FLAT_ROUNDS)
+		return MIG_REASON_NOT_SHRINKING;
+	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
+		return MIG_REASON_BUDGET_TIME;
+	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
+		return MIG_REASON_BUDGET_BYTES;
+	if (st->memory_iteration >= p->max_rounds)
+		return MIG_REASON_MAX_ROUNDS;
+	return MIG_REASON_NONE;
+}
+
 void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
-		       uint64_t dirty_pages, struct mig_decision *d)
+		       struct mig_policy_state *ps, uint64_t dirty_pages,
+		       uint64_t precopy_ns, struct mig_decision *d)
 {
 	uint64_t bps = st->memory_bps ? st->memory_bps : MIG_POLICY_DEFAULT_BPS;
-	uint64_t bytes = dirty_pages * policy_bytes_per_page(st);
+	uint64_t bpp = policy_bytes_per_page(st);
+	uint64_t bytes = dirty_pages * bpp;
 
+	policy_track_shrink(ps, dirty_pages);
 	d->predicted_us = bytes * 1000000ULL / bps + MIG_POLICY_FIXED_US;
 	d->converged = d->predicted_us <= p->downtime_limit_ms * 1000ULL;
-	d->stop_copy = d->converged || st->memory_iteration >= p->max_rounds;
+	d->reason = d->converged ? MIG_REASON_CONVERGED
+				 : policy_give_up(p, st, ps,
+						  st->memory_dirty_rate * bpp,
+						  precopy_ns);
+	d->stop = d->reason != MIG_REASON_NONE;
 }

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * policy.h - when pre-copy stops iterating. Pure: statistics in, a decision
- * out. Predicted stop-copy time = dirty pages x wire bytes per page /
- * achieved bandwidth + a fixed cost for the state and the switch-over;
- * stop-copy when that fits the downtime limit, or when the round budget is
- * spent (then it does not converge: the downtime is what it is).
+ * policy.h - when pre-copy stops iterating, and what comes next. Pure:
+ * statistics in, a decision out.
+ *
+ * Predicted stop-copy time = dirty pages x wire bytes per page / achieved
+ * bandwidth + a fixed cost for the state and the switch-over. Stop-copy
+ * when that fits the downtime limit (converged). Otherwise hybrid mode
+ * gives pre-copy up when it cannot converge - the guest dirties memory at
+ * least as fast as the link carries it, or the rounds stopped shrinking -
+ * and switches to post-copy; both modes stop when the time, bytes or round
+ * budget is spent (pre-copy mode then does a forced stop-copy: the
+ * downtime is what it is).
  */
 #ifndef MIGRATION_POLICY_H
 #define MIGRATION_POLICY_H
@@ -18,14 +24,35 @@
 #define MIG_POLICY_FIXED_US 1000
 /* Bandwidth assumed before a round has measured one (bytes/s). */
 #define MIG_POLICY_DEFAULT_BPS (1ULL << 30)
+/*
+ * A round "does not shrink" when it leaves more than this share (in %) of
+ * the previous round's dirty pages; after MIG_POLICY_FLAT_ROUNDS such
+ * rounds in a row pre-copy is given up. With a steady dirty rate R and
+ * bandwidth B each round leaves R/B of the one before, so 80% means
+ * R >= 0.8 B: ten more rounds would only reach 0.8^10 = 11% of today.
+ */
+#define MIG_POLICY_FLAT_PCT    80
+#define MIG_POLICY_FLAT_ROUNDS 2
 
-struct mig_decision {
-	bool stop_copy;
-	bool converged;	       /* it fits the limit */
-	uint64_t predicted_us; /* predicted downtime */
+/* What the source keeps between decisions (policy.c updates it). */
+struct mig_policy_state {
+	uint64_t last_dirty; /* dirty pages after the previous round */
+	uint32_t flat;	     /* rounds in a row that did not shrink */
 };
 
+struct mig_decision {
+	bool stop;	/* stop iterating (see reason) */
+	bool converged; /* it fits the limit */
+	enum mig_reason reason;
+	uint64_t predicted_us; /* predicted stop-copy downtime */
+};
+
+/*
+ * After a round: dirty_pages are what is dirty now, precopy_ns the time
+ * since pre-copy started, st->wire_bytes what crossed so far.
+ */
 void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
-		       uint64_t dirty_pages, struct mig_decision *d);
+		       struct mig_policy_state *ps, uint64_t dirty_pages,
+		       uint64_t precopy_ns, struct mig_decision *d);
 
 #endif /* MIGRATION_POLICY_H */

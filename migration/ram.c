@@ -52,6 +52,17 @@ int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
 	return ret;
 }
 
+bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa)
+{
+	const struct mem_region *r = mem_find_region(m, gpa & ~(PAGE - 1));
+	unsigned char res = 0;
+
+	if (!r ||
+	    mincore(r->hva + ((gpa & ~(PAGE - 1)) - r->gpa), PAGE, &res) < 0)
+		return false;
+	return res & 1;
+}
+
 int mig_ram_write(const struct guest_mem *m, uint64_t gpa, const void *data,
 		  uint64_t len)
 {
@@ -92,6 +103,30 @@ int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa)
 	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(r->file_off + off), PAGE) < 0)
 		return -errno;
+	return 0;
+}
+
+int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa, uint64_t npages)
+{
+	uint64_t len = npages * PAGE;
+
+	if (gpa & (PAGE - 1))
+		return -EFAULT;
+	while (len) {
+		const struct mem_region *r = mem_find_region(m, gpa);
+		uint64_t n;
+
+		if (!r)
+			return -EFAULT;
+		n = r->gpa + r->size - gpa < len ? r->gpa + r->size - gpa : len;
+		if (fallocate(m->memfd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(r->file_off + (gpa - r->gpa)),
+			      (off_t)n) < 0)
+			return -errno;
+		gpa += n;
+		len -= n;
+	}
 	return 0;
 }
 
@@ -154,4 +189,106 @@ out:
 	EVP_MD_CTX_free(ctx);
 	free(vec);
 	return ret;
+}
+
+int mig_sum_init(struct mig_sum *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->ctx = EVP_MD_CTX_new();
+	return s->ctx ? 0 : -ENOMEM;
+}
+
+void mig_sum_free(struct mig_sum *s)
+{
+	EVP_MD_CTX_free(s->ctx);
+	s->ctx = NULL;
+}
+
+int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page)
+{
+	uint8_t md[32], le[8];
+	unsigned int n = 0;
+
+	if (proto_page_is_zero(page))
+		return 0;
+	for (int i = 0; i < 8; i++)
+		le[i] = (uint8_t)(gpa >> (8 * i));
+	if (!EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(s->ctx, le, sizeof(le)) ||
+	    !EVP_DigestUpdate(s->ctx, page, PAGE) ||
+	    !EVP_DigestFinal_ex(s->ctx, md, &n) || n != 32)
+		return -EIO;
+	for (int l = 0; l < 4; l++) {
+		uint64_t v = 0;
+
+		for (int i = 0; i < 8; i++)
+			v |= (uint64_t)md[l * 8 + i] << (8 * i);
+		s->lane[l] += v;
+	}
+	return 0;
+}
+
+static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
+			  unsigned char *vec)
+{
+	for (uint64_t off = 0; off < r->size; off += SCAN_CHUNK) {
+		uint64_t len =
+			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
+		int ret = mig_ram_scan(r, off, len, vec);
+
+		for (uint64_t p = 0; !ret && p < len / PAGE; p++)
+			if (vec[p] & 1)
+				ret = mig_sum_page(s, r->gpa + off + p * PAGE,
+						   r->hva + off + p * PAGE);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int mig_sum_ram(struct mig_sum *s, const struct guest_mem *m)
+{
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	int ret = vec ? 0 : -ENOMEM;
+
+	for (int i = 0; i < m->nr_regions && !ret; i++)
+		ret = mig_sum_region(s, &m->regions[i], vec);
+	free(vec);
+	return ret;
+}
+
+void mig_sum_digest(const struct mig_sum *s, uint64_t size,
+		    struct proto_digest *d)
+{
+	d->gpa = 0;
+	d->size = size;
+	for (int l = 0; l < 4; l++)
+		for (int i = 0; i < 8; i++)
+			d->sha256[l * 8 + i] = (uint8_t)(s->lane[l] >> (8 * i));
+}
+
+uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
+		      bool value, uint64_t *pos, struct proto_run *runs,
+		      uint32_t max)
+{
+	uint32_t nr = 0;
+	uint64_t i;
+
+	for (i = *pos; i < set->nbits; i++) {
+		uint64_t gpa;
+		struct proto_run *last = nr ? &runs[nr - 1] : NULL;
+
+		if (bitmap_test(set, i) != value)
+			continue;
+		gpa = mem_page_to_gpa(m, i);
+		if (last && last->gpa + (uint64_t)last->npages * PAGE == gpa) {
+			last->npages++;
+			continue;
+		}
+		if (nr == max)
+			break;
+		runs[nr++] = (struct proto_run){.gpa = gpa, .npages = 1};
+	}
+	*pos = i;
+	return nr;
 }

@@ -14,6 +14,8 @@
 
 /* Set out's bit for every page of m that is resident (mincore). */
 int mig_ram_resident(const struct guest_mem *m, struct bitmap *out);
+/* Is the page at gpa resident? (false also outside RAM or on error) */
+bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa);
 /*
  * Write len bytes (whole pages) at gpa through the memfd, not the mapping:
  * for pages written whole, the kernel then neither faults them in nor
@@ -24,6 +26,9 @@ int mig_ram_write(const struct guest_mem *m, uint64_t gpa, const void *data,
 		  uint64_t len);
 /* Make the page at gpa read as zero and hold no memory (punch a hole). */
 int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa);
+/* The same for npages from gpa, one hole per region: -EFAULT outside RAM. */
+int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa,
+		       uint64_t npages);
 /*
  * A SHA-256 digest of each region in which zero pages (holes, never
  * touched, and all-zero pages alike) count as a one-byte tag: both sides
@@ -31,5 +36,36 @@ int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa);
  * Returns the number of digests (one per region) or -errno.
  */
 int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max);
+
+/*
+ * Runs of guest-physical pages whose bit in set equals value, starting at
+ * page *pos: at most max runs into runs; *pos advances past what was
+ * taken (set->nbits when done). A run never spans a gap between regions.
+ */
+uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
+		      bool value, uint64_t *pos, struct proto_run *runs,
+		      uint32_t max);
+
+/*
+ * The post-copy digest: over every non-zero page, SHA-256(gpa || page)
+ * read as four 64-bit lanes, summed lane by lane mod 2^64. The sum does not
+ * depend on order, so the destination adds pages as they are placed (and
+ * those it already held at the switch, before its vCPUs ran), while the
+ * source sums its paused RAM: equal sums mean equal images. Zero pages
+ * (holes or all-zero) count as nothing, as in mig_ram_digest.
+ */
+struct mig_sum {
+	uint64_t lane[4];
+	void *ctx; /* EVP_MD_CTX */
+};
+
+int mig_sum_init(struct mig_sum *s);
+void mig_sum_free(struct mig_sum *s);
+int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page);
+/* Add every resident non-zero page of m (only while nothing changes it). */
+int mig_sum_ram(struct mig_sum *s, const struct guest_mem *m);
+/* As a VERIFY entry: gpa 0, size = RAM size, the lanes little-endian. */
+void mig_sum_digest(const struct mig_sum *s, uint64_t size,
+		    struct proto_digest *d);
 
 #endif /* MIGRATION_RAM_H */

@@ -46,6 +46,15 @@
 
 #define PAGE	    4096ULL
 #define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
+/*
+ * Post-copy push: pages a frame. The destination places a frame's pages
+ * in one go on the thread that also places the answers to its faults, so
+ * a frame must be short (32 pages: ~0.2 ms of UFFDIO_COPY here).
+ */
+#define SRC_PC_BATCH 32
+/* Discard at most this many pages in the downtime (~0.6 us each here). */
+#define SRC_DISCARD_REST_MAX 1024
+#define SRC_EARLY_ROUNDS     4
 
 struct mig_source {
 	struct vm *vm;
@@ -80,10 +89,20 @@ struct mig_source {
 	/* post-copy */
 	char to[128]; /* p.to points here: the caller's copy goes away */
 	uint64_t cookie;
-	struct bitmap resident;	    /* pages that exist, taken when paused */
 	struct proto_batch *ubatch; /* answers to PAGE_REQ */
 	bool pc_end_sent;	    /* POSTCOPY_END queued */
-	int closing;		    /* channels still closing (free) */
+	bool pc;		    /* the switch went to post-copy */
+	bool giving_up;		    /* a failure recovery cannot mend */
+	struct bitmap pushset;	    /* post-copy: the pages to push, all */
+	struct bitmap lacking;	    /* recovery: what the destination lacks */
+	uint64_t resume_runs;	    /* recovery: DISCARD runs received */
+	bool early_discard;	    /* hybrid: discard sent, SYNC awaited */
+	uint32_t early_rounds;	    /* early discards after the first */
+	uint64_t discard_runs;	    /* DISCARD runs sent so far */
+	struct mig_policy_state policy;
+	uint64_t precopy_ns; /* pre-copy started (HELLO_ACK) */
+	uint64_t running_ns; /* post-copy: RUNNING arrived */
+	int closing;	     /* channels still closing (free) */
 };
 
 static bool src_postcopy(const struct mig_source *s)
@@ -93,12 +112,19 @@ static bool src_postcopy(const struct mig_source *s)
 
 static uint64_t src_caps_offered(const struct mig_source *s)
 {
-	if (src_postcopy(s))
-		return PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY;
-	return PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+
+	if (s->p.mode != MIG_MODE_PRECOPY)
+		caps |= PROTO_CAP_POSTCOPY;
+	return caps;
 }
 
 static void src_pump(struct mig_source *s);
+static void src_pc_break(struct mig_source *s);
+static void src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len);
+static void src_on_resume_ack(struct mig_source *s, const uint8_t *p,
+			      size_t len);
+static const struct mig_channel_ops src_channel_ops;
 static void src_postcopy_pushed(struct mig_source *s);
 static void src_postcopy_start(struct mig_source *s);
 
@@ -133,6 +159,29 @@ static void src_end(struct mig_source *s, enum mig_state state)
 }
 
 /*
+ * Post-copy after GO: the destination runs the VM but lacks pages that only
+ * we hold, so no failure gives up. Close both connections, keep the VM
+ * paused and whole, and wait for mig_source_resume() (or an abort).
+ */
+static void src_pc_break(struct mig_source *s)
+{
+	size_t n = strlen(s->st.error);
+
+	if (s->st.state == MIG_POSTCOPY_PAUSED)
+		return;
+	snprintf(s->st.error + n, sizeof(s->st.error) - n,
+		 "; the VM stays paused here with every page");
+	s->st.state = MIG_POSTCOPY_PAUSED;
+	s->st.postcopy_breaks++;
+	mig_channel_close(&s->ch, NULL);
+	if (s->uch.loop)
+		mig_channel_close(&s->uch, NULL);
+	src_update_elapsed(s);
+	if (s->hooks.progress)
+		s->hooks.progress(s->hooks.opaque, &s->st);
+}
+
+/*
  * Give up. Before GO the guest has never left: stop logging and resume it.
  * After GO the destination may be running it: keep it paused and say so.
  */
@@ -150,6 +199,10 @@ static void src_fail(struct mig_source *s, enum mig_state state,
 	va_start(ap, fmt);
 	vsnprintf(s->st.error, sizeof(s->st.error), fmt, ap);
 	va_end(ap);
+	if (s->go_sent && s->pc && !s->giving_up) {
+		src_pc_break(s);
+		return;
+	}
 	if (s->go_sent) {
 		size_t n = strlen(s->st.error);
 
@@ -291,11 +344,14 @@ static bool src_fill_batch(struct mig_source *s)
 		bitmap_clear(&s->todo, i);
 		/* Post-copy: a page answered on the urgent path is not pushed.
 		 */
-		if (s->st.state == MIG_POSTCOPY &&
+		if (s->pc &&
 		    bitmap_test_and_set(&s->vm->mem.state[MEM_PS_SENT], i))
 			continue;
 		src_add_page(s, i);
-		if (proto_batch_full(s->batch)) {
+		if (s->pc)
+			s->st.postcopy_pushed++;
+		if (proto_batch_full(s->batch) ||
+		    (s->pc && s->batch->nr_pages >= SRC_PC_BATCH)) {
 			s->cursor = i + 1;
 			return true;
 		}
@@ -344,6 +400,92 @@ static void src_start_round(struct mig_source *s)
 }
 
 static void src_stop_copy(struct mig_source *s);
+static int src_discard_set(struct mig_source *s, const struct bitmap *set);
+static int src_discard_rest(struct mig_source *s);
+
+/*
+ * Hybrid gives pre-copy up. The pages dirty now will be in the discard set
+ * whatever happens next, and dropping them costs the destination ~0.6 us a
+ * page (the kernel frees them): send them now, while the guest still runs,
+ * and pause only when SYNC says the destination has dropped them. The
+ * switch then discards just what was dirtied meanwhile.
+ *
+ * src_discard_early: discard what is dirty and not discarded yet (the
+ * whole of todo the first time); SYNC brings us to src_early_discard_more.
+ * No page may be sent meanwhile (src_pump waits): a page sent after its
+ * discard would stay valid there even if dirtied again.
+ */
+static void src_discard_early(struct mig_source *s)
+{
+	int r = src_discard_rest(s);
+
+	if (!r)
+		r = src_send_empty(s, PROTO_SYNC);
+	if (r) {
+		src_fail(s, MIG_FAILED, "sending the discard set: %s",
+			 strerror(-r));
+		return;
+	}
+	s->early_discard = true;
+	s->sync_wait = true;
+}
+
+/* Pages of todo not discarded yet (not in pushset). */
+static uint64_t src_discard_pending(const struct mig_source *s)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < BITMAP_WORDS(s->todo.nbits); w++)
+		n += __builtin_popcountll(s->todo.words[w] &
+					  ~s->pushset.words[w]);
+	return n;
+}
+
+/*
+ * The early discard is done. What the guest dirtied meanwhile is discarded
+ * at the switch, in the downtime: while that is more than
+ * SRC_DISCARD_REST_MAX pages, discard it early too (the working set soon
+ * is all discarded, so this ends within a round or two).
+ */
+static void src_early_discard_more(struct mig_source *s)
+{
+	if (src_harvest(s))
+		return;
+	src_take_dirty(s);
+	if (src_discard_pending(s) <= SRC_DISCARD_REST_MAX ||
+	    ++s->early_rounds >= SRC_EARLY_ROUNDS) {
+		s->early_discard = false;
+		src_postcopy_start(s);
+		return;
+	}
+	src_discard_early(s);
+}
+
+static int src_urgent_connect(struct mig_source *s, char *err, size_t errlen);
+
+static void src_early_discard(struct mig_source *s)
+{
+	char err[256];
+
+	if (src_urgent_connect(s, err, sizeof(err))) {
+		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	src_discard_early(s);
+}
+
+/* Pre-copy gives up: hybrid switches to post-copy, pre-copy stops anyway. */
+static void src_stop_iterating(struct mig_source *s,
+			       const struct mig_decision *d)
+{
+	s->st.converged = d->converged;
+	s->st.reason = d->reason;
+	s->st.precopy_bytes = s->ch.bytes_out;
+	if (!d->converged && s->p.mode == MIG_MODE_HYBRID)
+		src_early_discard(s);
+	else
+		src_stop_copy(s);
+}
 
 /*
  * A pre-copy round has reached the destination (its SYNC came back):
@@ -366,13 +508,13 @@ static void src_end_round(struct mig_source *s)
 	if (sent && dt)
 		s->st.memory_bps = sent * 1000000000ULL / dt;
 	src_update_elapsed(s);
-	mig_policy_decide(&s->p, &s->st, dirty, &d);
+	mig_policy_decide(&s->p, &s->st, &s->policy, dirty,
+			  vm_now_ns() - s->precopy_ns, &d);
 	s->st.predicted_downtime_us = d.predicted_us;
 	if (s->hooks.progress)
 		s->hooks.progress(s->hooks.opaque, &s->st);
-	if (d.stop_copy) {
-		s->st.converged = d.converged;
-		src_stop_copy(s);
+	if (d.stop) {
+		src_stop_iterating(s, &d);
 		return;
 	}
 	src_start_round(s);
@@ -529,7 +671,8 @@ static void src_stop_copy(struct mig_source *s)
 
 static void src_pump(struct mig_source *s)
 {
-	if (s->ended)
+	/* Early discard: no page may follow the discard set (see there). */
+	if (s->ended || s->early_discard)
 		return;
 	while (s->st.state == MIG_PRECOPY || s->st.state == MIG_STOP_COPY ||
 	       (s->st.state == MIG_POSTCOPY && !s->pc_end_sent)) {
@@ -572,6 +715,10 @@ static void src_on_sync(struct mig_source *s)
 		return;
 	}
 	s->sync_wait = false;
+	if (s->early_discard) {
+		src_early_discard_more(s);
+		return;
+	}
 	src_end_round(s);
 	src_pump(s);
 }
@@ -579,9 +726,16 @@ static void src_on_sync(struct mig_source *s)
 /* ---- channel callbacks
  * ------------------------------------------------------------ */
 
+static void src_resume_connected(struct mig_source *s);
+
 static void src_on_connect(struct mig_channel *ch)
 {
 	struct mig_source *s = ch->opaque;
+
+	if (s->st.state == MIG_POSTCOPY_RECOVER) {
+		src_resume_connected(s);
+		return;
+	}
 	struct proto_hello *h = malloc(sizeof(*h));
 	uint8_t *f = malloc(PROTO_HDR_SIZE + sizeof(*h) * 2);
 	uint64_t caps = src_caps_offered(s);
@@ -618,7 +772,11 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 	if (!r && src_postcopy(s) && !(s->caps & PROTO_CAP_POSTCOPY))
 		r = -EPROTO,
 		snprintf(err, sizeof(err), "the destination cannot post-copy");
+	/* Hybrid with a peer that cannot post-copy: pre-copy only. */
+	if (!(s->caps & PROTO_CAP_POSTCOPY))
+		s->p.mode = MIG_MODE_PRECOPY;
 	if (!r && src_postcopy(s)) {
+		s->st.reason = MIG_REASON_POSTCOPY;
 		src_postcopy_start(s);
 		return;
 	}
@@ -639,6 +797,7 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
 	s->st.setup_time_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
 	s->st.state = MIG_PRECOPY;
+	s->precopy_ns = vm_now_ns();
 	src_start_round(s);
 	src_pump(s);
 }
@@ -652,6 +811,16 @@ static void src_on_verify(struct mig_source *s, const uint8_t *p, size_t len)
 	if (proto_verify_decode(p, len, d, PROTO_MAX_REGIONS, &nr, err,
 				sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	if (s->pc) {
+		/* Post-copy: the destination's sum, compared at COMPLETE. */
+		if (nr != 1 || s->remote_verified || !s->pc_end_sent) {
+			src_fail(s, MIG_FAILED, "VERIFY out of order");
+			return;
+		}
+		s->digest[0] = d[0];
+		s->remote_verified = true;
 		return;
 	}
 	if ((int)nr != s->nr_digest) {
@@ -680,7 +849,7 @@ static void src_on_ready(struct mig_source *s)
 		src_fail(s, MIG_FAILED, "READY before the state was sent");
 		return;
 	}
-	if ((s->caps & PROTO_CAP_VERIFY) && !s->remote_verified) {
+	if ((s->caps & PROTO_CAP_VERIFY) && !s->pc && !s->remote_verified) {
 		src_fail(s, MIG_FAILED,
 			 "verify: READY without the "
 			 "destination's digests");
@@ -702,8 +871,12 @@ static void src_on_running(struct mig_source *s)
 	s->st.downtime_us = (now - s->pause_ns) / 1000;
 	s->st.go_wait_us = (now - s->go_ns) / 1000;
 	s->st.downtime_ms = s->st.downtime_us / 1000;
-	if (src_postcopy(s)) {
+	if (s->logging)
+		dirty_stop(&s->vm->dirty);
+	s->logging = false;
+	if (s->pc) {
 		/* The destination runs: push every page it lacks. */
+		s->running_ns = now;
 		s->st.state = MIG_POSTCOPY;
 		/* Short pump runs: requests are read between them. */
 		s->ch.high = SRC_PC_HIGH;
@@ -713,9 +886,6 @@ static void src_on_running(struct mig_source *s)
 		return;
 	}
 	s->st.memory_remaining = 0;
-	if (s->logging)
-		dirty_stop(&s->vm->dirty);
-	s->logging = false;
 	src_end(s, MIG_COMPLETED);
 }
 
@@ -734,13 +904,54 @@ static void src_postcopy_pushed(struct mig_source *s)
 	s->pc_end_sent = true;
 }
 
+/*
+ * --verify after post-copy: the destination summed every page it holds
+ * (mig_sum); sum the paused RAM here, which is what it should hold.
+ */
+static int src_postcopy_verify(struct mig_source *s)
+{
+	struct proto_digest mine;
+	struct mig_sum sum;
+	int r;
+
+	if (!(s->caps & PROTO_CAP_VERIFY))
+		return 0;
+	if (!s->remote_verified) {
+		src_fail(s, MIG_FAILED,
+			 "verify: COMPLETE without the "
+			 "destination's digest");
+		return -EPROTO;
+	}
+	r = mig_sum_init(&sum);
+	if (!r)
+		r = mig_sum_ram(&sum, &s->vm->mem);
+	mig_sum_digest(&sum, s->vm->mem.size, &mine);
+	mig_sum_free(&sum);
+	if (r) {
+		src_fail(s, MIG_FAILED, "verify: hashing RAM: %s",
+			 strerror(-r));
+		return r;
+	}
+	if (memcmp(mine.sha256, s->digest[0].sha256, 32)) {
+		src_fail(s, MIG_FAILED,
+			 "verify: the destination's RAM differs from the "
+			 "source's after post-copy");
+		return -EIO;
+	}
+	return 0;
+}
+
 static void src_on_complete(struct mig_source *s)
 {
 	if (s->st.state != MIG_POSTCOPY || !s->pc_end_sent) {
 		src_fail(s, MIG_FAILED, "COMPLETE before POSTCOPY_END");
 		return;
 	}
+	s->giving_up = true; /* a mismatch now is final */
+	if (src_postcopy_verify(s))
+		return;
 	s->st.memory_remaining = 0;
+	s->st.postcopy_ms = (vm_now_ns() - s->running_ns) / 1000000;
 	src_end(s, MIG_COMPLETED);
 }
 
@@ -755,28 +966,128 @@ static int src_pick_cookie(struct mig_source *s)
 	return 0;
 }
 
-/* Paused: what is resident now is everything there is to send. */
+/*
+ * Paused: what is resident now is everything the destination may lack.
+ * Pure post-copy pushes all of it; after pre-copy only what was dirtied
+ * since it was sent (the final harvest): the rest is there already.
+ */
 static int src_postcopy_scan(struct mig_source *s)
 {
-	int r = bitmap_init(&s->resident, s->vm->mem.nr_pages);
+	int r = 0;
 
-	if (!r)
-		r = mig_ram_resident(&s->vm->mem, &s->resident);
-	if (!r)
+	if (!s->logging)
 		r = mig_ram_resident(&s->vm->mem, &s->todo);
-	if (r)
-		return r;
+	if (!r && s->logging && !src_harvest(s)) {
+		src_take_dirty(s);
+		s->st.switch_dirty = bitmap_count(&s->todo);
+	}
+	if (r || s->ended)
+		return r ? r : -ECANCELED;
+	/* Logging goes off after RUNNING: a memslot update costs downtime. */
 	bitmap_zero(&s->vm->mem.state[MEM_PS_SENT]);
+	s->cursor = 0;
 	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
-	return 0;
+	return bitmap_init(&s->lacking, s->todo.nbits);
 }
 
-/* POSTCOPY (no discard runs: nothing was sent), the state, STATE_END. */
+/*
+ * The discard set at the switch: what todo holds beyond the pages already
+ * discarded early (pushset); then pushset = todo, every page to push.
+ */
+static int src_discard_rest(struct mig_source *s)
+{
+	struct bitmap rest = {0};
+	uint64_t nw = BITMAP_WORDS(s->todo.nbits);
+	int r = bitmap_init(&rest, s->todo.nbits);
+
+	if (!r && !s->pushset.words)
+		r = bitmap_init(&s->pushset, s->todo.nbits);
+	for (uint64_t w = 0; !r && w < nw; w++) {
+		uint64_t extra = s->todo.words[w] & ~s->pushset.words[w];
+
+		if (extra)
+			bitmap_or_words(&rest, w, &extra, 1);
+	}
+	if (!r)
+		r = src_discard_set(s, &rest);
+	if (!r)
+		bitmap_or_words(&s->pushset, 0, s->todo.words, nw);
+	bitmap_free(&rest);
+	return r;
+}
+
+/* Queue one DISCARD frame of nr runs. */
+static int src_send_discard(struct mig_source *s, const struct proto_run *runs,
+			    uint32_t nr)
+{
+	uint8_t *f = malloc(PROTO_DISCARD_MAX_FRAME);
+	int n;
+
+	if (!f)
+		return -ENOMEM;
+	n = proto_discard_encode(f, PROTO_DISCARD_MAX_FRAME, runs, nr);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	return mig_channel_send(&s->ch, f, n);
+}
+
+/*
+ * The discard set: every page of todo (dirtied after it was sent), as runs
+ * of consecutive guest-physical pages. *nr_runs counts them all.
+ */
+static int src_discard_set(struct mig_source *s, const struct bitmap *set)
+{
+	struct proto_run *runs = malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*runs));
+	uint64_t pos = 0;
+	uint32_t nr;
+	int r = runs ? 0 : -ENOMEM;
+
+	while (!r && (nr = mig_ram_runs(&s->vm->mem, set, true, &pos, runs,
+					PROTO_MAX_DISCARD_RUNS))) {
+		r = src_send_discard(s, runs, nr);
+		s->discard_runs += nr;
+	}
+	free(runs);
+	return r;
+}
+
+/*
+ * The urgent connection; hybrid opens it before pausing (early discard) so
+ * that its handshake is not part of the downtime.
+ */
+static int src_urgent_connect(struct mig_source *s, char *err, size_t errlen)
+{
+	int r = src_pick_cookie(s);
+
+	if (r) {
+		snprintf(err, errlen, "getrandom: %s", strerror(-r));
+		return r;
+	}
+	r = mig_channel_connect(&s->uch, s->loop, s->p.to, &src_urgent_ops, s,
+				err, errlen);
+	/* Requests come when the guest faults: quiet is fine. */
+	s->uch.idle_ok = true;
+	return r;
+}
+
+/* DISCARD*, POSTCOPY, the state, STATE_END; the urgent connection. */
 static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 {
 	uint8_t buf[PROTO_POSTCOPY_FRAME];
-	int r = src_send_small(
-		s, buf, proto_postcopy_encode(buf, sizeof(buf), s->cookie, 0));
+	int r = src_postcopy(s) ? 0 : src_discard_rest(s);
+
+	if (!r && src_postcopy(s))
+		r = bitmap_init(&s->pushset, s->todo.nbits);
+	if (!r && src_postcopy(s))
+		bitmap_or_words(&s->pushset, 0, s->todo.words,
+				BITMAP_WORDS(s->todo.nbits));
+	if (!r)
+		r = src_send_small(s, buf,
+				   proto_postcopy_encode(buf, sizeof(buf),
+							 s->cookie,
+							 s->discard_runs));
 
 	if (!r)
 		r = src_send_vcpus(s, err, errlen);
@@ -784,11 +1095,8 @@ static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 		r = src_send_vm_devices(s, err, errlen);
 	if (!r)
 		r = src_send_empty(s, PROTO_STATE_END);
-	if (!r)
-		r = mig_channel_connect(&s->uch, s->loop, s->p.to,
-					&src_urgent_ops, s, err, errlen);
-	/* Requests come when the guest faults: quiet is fine. */
-	s->uch.idle_ok = true;
+	if (!r && !s->uch.loop)
+		r = src_urgent_connect(s, err, errlen);
 	return r;
 }
 
@@ -798,7 +1106,8 @@ static void src_postcopy_start(struct mig_source *s)
 	uint64_t t0 = vm_now_ns();
 	int r;
 
-	s->st.setup_time_ms = (t0 - s->st.start_ns) / 1000000;
+	if (src_postcopy(s))
+		s->st.setup_time_ms = (t0 - s->st.start_ns) / 1000000;
 	r = src_pick_cookie(s);
 	if (r) {
 		src_fail(s, MIG_FAILED, "getrandom: %s", strerror(-r));
@@ -806,7 +1115,11 @@ static void src_postcopy_start(struct mig_source *s)
 	}
 	if (src_pause(s))
 		return;
+	s->pc = true;
+	s->st.postcopy = true;
 	r = src_postcopy_scan(s);
+	if (r == -ECANCELED)
+		return; /* the final harvest failed the migration */
 	if (r) {
 		src_fail(s, MIG_FAILED, "scanning guest RAM: %s", strerror(-r));
 		return;
@@ -849,9 +1162,10 @@ static int src_add_urgent(struct mig_source *s, uint64_t gpa)
 	if (mem_gpa_to_page(&s->vm->mem, gpa, &i))
 		return -EFAULT;
 	if (!bitmap_test_and_set(&s->vm->mem.state[MEM_PS_SENT], i) &&
-	    bitmap_test(&s->resident, i) && s->st.memory_remaining >= PAGE)
+	    bitmap_test(&s->pushset, i) && s->st.memory_remaining >= PAGE)
 		s->st.memory_remaining -= PAGE;
-	if (bitmap_test(&s->resident, i))
+	/* Paused: residency cannot change. A hole is not read (not faulted). */
+	if (mig_ram_page_resident(&s->vm->mem, gpa))
 		hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
 	if (hva && proto_page_is_zero(hva))
 		hva = NULL;
@@ -944,6 +1258,179 @@ static const struct mig_channel_ops src_urgent_ops = {
 	.on_connect = src_urgent_on_connect,
 };
 
+/* ---- post-copy recovery (loop thread) --------------------------------------
+ */
+
+/* The new main connection is up: RESUME with this migration's cookie. */
+static void src_resume_connected(struct mig_source *s)
+{
+	uint8_t buf[PROTO_COOKIE_FRAME];
+
+	s->resume_runs = 0;
+	bitmap_zero(&s->lacking);
+	if (src_send_small(s, buf,
+			   proto_resume_encode(buf, sizeof(buf), s->cookie)))
+		src_fail(s, MIG_FAILED, "sending RESUME failed");
+}
+
+/* DISCARD after RESUME: runs of pages the destination still lacks. */
+static void src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len)
+{
+	struct proto_run *runs = malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*runs));
+	char err[256];
+	uint32_t nr;
+
+	if (s->st.state != MIG_POSTCOPY_RECOVER || !runs) {
+		free(runs);
+		src_fail(s, MIG_FAILED, "%s",
+			 runs ? "DISCARD out of order" : "out of memory");
+		return;
+	}
+	if (proto_discard_decode(p, len, runs, PROTO_MAX_DISCARD_RUNS, &nr, err,
+				 sizeof(err))) {
+		free(runs);
+		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	for (uint32_t k = 0; k < nr; k++)
+		for (uint64_t j = 0; j < runs[k].npages; j++) {
+			uint64_t i;
+
+			if (!mem_gpa_to_page(&s->vm->mem,
+					     runs[k].gpa + j * PAGE, &i))
+				bitmap_set(&s->lacking, i);
+		}
+	s->resume_runs += nr;
+	free(runs);
+}
+
+/*
+ * The list is complete: push again every page of the push set it names
+ * (whatever was in flight at the break), nothing the destination holds.
+ */
+static void src_resume_lacking(struct mig_source *s)
+{
+	struct bitmap *sent = &s->vm->mem.state[MEM_PS_SENT];
+	uint64_t n = 0;
+
+	bitmap_zero(&s->todo);
+	for (uint64_t i = bitmap_next_set(&s->lacking, 0); i < s->lacking.nbits;
+	     i = bitmap_next_set(&s->lacking, i + 1)) {
+		bitmap_clear(sent, i);
+		if (bitmap_test(&s->pushset, i)) {
+			bitmap_set(&s->todo, i);
+			n++;
+		}
+	}
+	s->st.postcopy_lacking = n;
+	s->st.memory_remaining = n * PAGE;
+	s->cursor = 0;
+}
+
+static void src_on_resume_ack(struct mig_source *s, const uint8_t *p,
+			      size_t len)
+{
+	uint64_t cookie, nr_runs;
+	char err[256];
+	int r;
+
+	if (s->st.state != MIG_POSTCOPY_RECOVER) {
+		src_fail(s, MIG_FAILED, "RESUME_ACK out of order");
+		return;
+	}
+	if (proto_resume_ack_decode(p, len, &cookie, &nr_runs, err,
+				    sizeof(err))) {
+		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	if (cookie != s->cookie || nr_runs != s->resume_runs) {
+		src_fail(s, MIG_FAILED, "RESUME_ACK: %s",
+			 cookie != s->cookie ? "another migration's cookie"
+					     : "the count of runs differs");
+		return;
+	}
+	src_resume_lacking(s);
+	r = mig_channel_connect(&s->uch, s->loop, s->p.to, &src_urgent_ops, s,
+				err, sizeof(err));
+	if (r) {
+		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	s->uch.idle_ok = true;
+	s->st.error[0] = '\0';
+	s->st.state = MIG_POSTCOPY;
+	s->pc_end_sent = false;
+	s->remote_verified = false;
+	s->ch.high = SRC_PC_HIGH;
+	src_start_round(s);
+	src_pump(s);
+	if (s->hooks.progress)
+		s->hooks.progress(s->hooks.opaque, &s->st);
+}
+
+static bool src_channel_idle(const struct mig_channel *ch)
+{
+	return !ch->loop || (ch->closed && !ch->pending_closes);
+}
+
+int mig_source_resume(struct mig_source *s, const char *to, char *err,
+		      size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r;
+
+	if (s->ended || s->st.state != MIG_POSTCOPY_PAUSED) {
+		snprintf(err, errlen, "no post-copy migration is paused");
+		return -EALREADY;
+	}
+	if (!src_channel_idle(&s->ch) || !src_channel_idle(&s->uch)) {
+		snprintf(err, errlen,
+			 "the broken connections are still "
+			 "closing; try again");
+		return -EBUSY;
+	}
+	if (to && (r = mig_addr_parse(to, &ss, err, errlen)))
+		return r;
+	if (to)
+		snprintf(s->to, sizeof(s->to), "%s", to);
+	memset(&s->uch, 0, sizeof(s->uch));
+	r = mig_channel_connect(&s->ch, s->loop, s->p.to, &src_channel_ops, s,
+				err, errlen);
+	if (r)
+		return r;
+	s->st.state = MIG_POSTCOPY_RECOVER;
+	s->st.error[0] = '\0';
+	return 0;
+}
+
+/* What an abort loses, for the error line. */
+static void src_abort_message(struct mig_source *s)
+{
+	uint64_t lacking = s->st.memory_remaining / PAGE;
+	uint64_t secs = s->running_ns
+				? (vm_now_ns() - s->running_ns) / 1000000000ULL
+				: 0;
+
+	snprintf(s->st.error, sizeof(s->st.error),
+		 "post-copy aborted by the user: the destination lacked up to "
+		 "%llu pages (%llu MiB) and cannot run the VM; its run there "
+		 "(%llu s since the switch) is lost. The VM stays paused here "
+		 "as it was at the switch (vmmctl resume once the destination "
+		 "is stopped)",
+		 (unsigned long long)lacking,
+		 (unsigned long long)(lacking * PAGE >> 20),
+		 (unsigned long long)secs);
+}
+
+int mig_source_abort(struct mig_source *s)
+{
+	if (s->ended || !s->pc || !s->go_sent)
+		return -EALREADY;
+	src_abort_message(s);
+	src_end(s, MIG_FAILED);
+	return 0;
+}
+
 static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 			 const uint8_t *p)
 {
@@ -951,7 +1438,15 @@ static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 	char reason[1100], err[256];
 	int code;
 
+	if (s->ended)
+		return;
 	switch (h->type) {
+	case PROTO_DISCARD:
+		src_on_lacking(s, p, h->len);
+		break;
+	case PROTO_RESUME_ACK:
+		src_on_resume_ack(s, p, h->len);
+		break;
 	case PROTO_HELLO_ACK:
 		src_on_hello_ack(s, p, h->len);
 		break;
@@ -1027,11 +1522,6 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 
 	if (!s)
 		return -ENOMEM;
-	if (p->mode == MIG_MODE_POSTCOPY && p->verify) {
-		snprintf(err, errlen, "--verify is not used in post-copy");
-		free(s);
-		return -EINVAL;
-	}
 	s->vm = vm;
 	s->loop = loop;
 	s->p = *p;
@@ -1070,7 +1560,8 @@ int mig_source_cancel(struct mig_source *s)
 static void src_release(struct mig_source *s)
 {
 	bitmap_free(&s->todo);
-	bitmap_free(&s->resident);
+	bitmap_free(&s->pushset);
+	bitmap_free(&s->lacking);
 	free(s->batch);
 	free(s->ubatch);
 	free(s->state_buf);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
       libssl-dev libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
-      gnuplot-nox clang libclang-rt-14-dev)
+      gnuplot-nox clang libclang-rt-14-dev python3)
 
 missing=()
 for p in "${PKGS[@]}"; do

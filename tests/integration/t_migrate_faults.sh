@@ -106,7 +106,7 @@ source_ok()
 vmm_start_ns "$NS" a --mem 128M --cpus 2 --append "dirty --mib 32 --rate 400"
 src=$VMM_PID
 wait_until 30 "dirty running" '(($(status_get "$T/a.sock" .heartbeats.count) >= 300))'
-MIGARGS=(--downtime-limit 1 --max-rounds 100000) # never stop-copy on its own
+MIGARGS=(--mode precopy --downtime-limit 1 --max-rounds 100000) # never stop-copy on its own
 
 # 1. The destination is killed in the middle of a pre-copy round.
 link_slow "$NS" "$SLOW"

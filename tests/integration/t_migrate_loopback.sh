@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live migration over loopback while the guest dirties memory: the
+# Pre-copy live migration over loopback while the guest dirties memory: the
 # destination runs it on, heartbeats continue with no sequence number
 # missing or repeated, verify passes there, and --verify hashes match.
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +15,7 @@ migrate_once()
 	vmm_start "a$n" --mem 128M --cpus 2 "${@:2}" --append "dirty --mib 16 --rate 50"
 	src=$VMM_PID
 	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
-	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --verify >"$T/mig$n.json" ||
+	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode precopy --verify >"$T/mig$n.json" ||
 		fail "migrate failed: $(cat "$T/mig$n.json")"
 	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \

@@ -91,7 +91,7 @@ src=$VMM_PID
 wait_until 30 "dirty running" '(($(status_get "$T/c.sock" .heartbeats.count) >= 300))'
 wait_until 10 "destination listening" '[[ $(status_get "$T/d.sock" .migration.state) == listening ]]'
 timeout 60 "$VMMCTL" migrate --api "$T/c.sock" --to "tcp:$NET.2:$port" \
-	--downtime-limit 1 --max-rounds 100000 >"$T/mig2.json" 2>"$T/mig2.err" &
+	--mode precopy --downtime-limit 1 --max-rounds 100000 >"$T/mig2.json" 2>"$T/mig2.err" &
 mig=$!
 wait_until 30 "pre-copy round 2" 'mig_in_precopy "$T/c.sock" 2'
 ip -n "$NS2" link set vmm-dst down

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Hybrid live migration (the default mode) of a guest that dirties memory
+# faster than pre-copy can converge on: pre-copy rounds, then the switch to
+# post-copy (discard set, state, the destination runs at once), pages
+# pushed and fetched on demand. The migration completes, --verify's sums
+# match, heartbeats continue with no sequence number missing or repeated,
+# and the guest's own verify passes on the destination. Both vCPUs run the
+# dirtying workload, so they fault on missing pages at the same time.
+. "$(dirname "$0")/lib.sh"
+need_kvm
+
+# hybrid_once N REASON GUEST-CMDLINE MIGRATE-FLAGS...
+hybrid_once()
+{
+	local n=$1 want=$2 reason
+	port=$(free_port)
+	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 256M --cpus 2
+	dst=$VMM_PID
+	vmm_start "a$n" --mem 256M --cpus 2 --append "$3"
+	src=$VMM_PID
+	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
+	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --verify "${@:4}" \
+		>"$T/mig$n.json" || fail "migrate failed: $(cat "$T/mig$n.json")"
+	[[ $(jq -r .postcopy "$T/mig$n.json") == true ]] ||
+		fail "pre-copy was not given up: $(cat "$T/mig$n.json")"
+	reason=$(jq -r .switch_reason "$T/mig$n.json")
+	[[ $reason =~ $want ]] || fail "switch reason $reason, expected $want"
+	((($(jq .memory_iteration "$T/mig$n.json")) >= 1)) || fail "no pre-copy round"
+	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
+	echo "ok: switched after $(jq .memory_iteration "$T/mig$n.json") rounds ($reason)," \
+		"$(jq .switch_dirty_pages "$T/mig$n.json") pages discarded," \
+		"$MIG_BEATS heartbeats, gap $((MIG_GAP_NS / 1000)) us," \
+		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
+		"$(jq .memory_postcopy_requests "$T/mig$n.json") pages requested," \
+		"$(jq .wire_bytes "$T/mig$n.json") bytes"
+}
+
+# The guest dirties 64 MiB at 2000 MiB/s: the rounds cannot shrink.
+hybrid_once 1 'dirty-rate-above-bandwidth|rounds-not-shrinking' "dirty --mib 64 --rate 2000"
+# A slower guest, but the pre-copy time budget is spent after round 0.
+hybrid_once 2 'precopy-budget-time' "dirty --mib 64 --rate 200" --precopy-budget 1ms
