@@ -27,6 +27,7 @@ struct boot_app {
 	bool has_tty;
 	const char *incoming;	    /* --incoming tcp:ADDR:PORT */
 	struct mig_source *mig_src; /* the last outgoing migration */
+	enum mig_mode mig_mode;	    /* the mode mig_src was started in */
 	struct mig_dest *mig_dest;  /* the incoming migration */
 };
 

@@ -147,9 +147,9 @@ static int parse_no_args(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
-/* Refuse any member of args not in names (NULL-terminated). */
-static int check_arg_names(struct ctl_request *req, struct ctl_error *err,
-			   const char *const *names)
+/* The first member of args not in names (NULL-terminated), or NULL. */
+static const char *foreign_arg(struct ctl_request *req,
+			       const char *const *names)
 {
 	const char *key;
 	json_t *val;
@@ -161,10 +161,21 @@ static int check_arg_names(struct ctl_request *req, struct ctl_error *err,
 		while (*n && strcmp(*n, key) != 0)
 			n++;
 		if (!*n)
-			return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-					   "unknown argument '%s' for '%s'",
-					   key, ctl_cmd_name(req->cmd));
+			return key;
 	}
+	return NULL;
+}
+
+/* Refuse any member of args not in names (NULL-terminated). */
+static int check_arg_names(struct ctl_request *req, struct ctl_error *err,
+			   const char *const *names)
+{
+	const char *key = foreign_arg(req, names);
+
+	if (key)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "unknown argument '%s' for '%s'", key,
+				   ctl_cmd_name(req->cmd));
 	return 0;
 }
 
@@ -297,59 +308,171 @@ static int get_bool_arg(struct ctl_request *req, struct ctl_error *err,
 	return 0;
 }
 
-static int parse_migrate_numbers(struct ctl_request *req, struct ctl_error *err)
+/* args.name, when present, as a number in min..max; *out untouched if not. */
+static int get_range_arg(struct ctl_request *req, struct ctl_error *err,
+			 const char *name, uint64_t min, uint64_t max,
+			 uint64_t *out)
+{
+	uint64_t v;
+
+	if (!json_object_get(req->args, name))
+		return 0;
+	if (get_u64_arg(req, err, name, &v))
+		return -EINVAL;
+	if (v < min || v > max)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'%s' %llu is out of range (%llu..%llu)",
+				   name, (unsigned long long)v,
+				   (unsigned long long)min,
+				   (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+/* Refuse any member of args not in names: msg says what may go along. */
+static int only_args(struct ctl_request *req, struct ctl_error *err,
+		     const char *const *names, const char *msg)
+{
+	const char *key = foreign_arg(req, names);
+
+	if (key)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS, "%s, got '%s'", msg,
+				   key);
+	return 0;
+}
+
+static const char *const ctl_mig_modes[] = {
+	[CTL_MIG_HYBRID] = "hybrid",
+	[CTL_MIG_PRECOPY] = "precopy",
+	[CTL_MIG_POSTCOPY] = "postcopy",
+};
+
+static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
+{
+	const char *mode;
+
+	req->mig.mode = CTL_MIG_HYBRID;
+	if (!json_object_get(req->args, "mode"))
+		return 0;
+	if (get_string_arg(req, err, "mode", "hybrid, precopy or postcopy",
+			   &mode))
+		return -EINVAL;
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl_mig_modes); i++) {
+		if (strcmp(ctl_mig_modes[i], mode) == 0) {
+			req->mig.mode = (int)i;
+			return 0;
+		}
+	}
+	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+			   "unknown mode '%s' (expected hybrid, precopy or "
+			   "postcopy)",
+			   mode);
+}
+
+/* The pre-copy budgets: in range, and only when there is a pre-copy. */
+static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"precopy_budget_ms",
+					    "precopy_budget_bytes"};
+	struct ctl_migrate *m = &req->mig;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
+		if (m->mode == CTL_MIG_POSTCOPY &&
+		    json_object_get(req->args, names[i]))
+			return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+					   "'%s' is not used with mode "
+					   "postcopy (it has no pre-copy)",
+					   names[i]);
+	if (get_range_arg(req, err, "precopy_budget_ms", 1,
+			  CTL_MIG_BUDGET_MS_MAX, &m->budget_ms) ||
+	    get_range_arg(req, err, "precopy_budget_bytes",
+			  CTL_MIG_BUDGET_BYTES_MIN, CTL_MIG_BUDGET_BYTES_MAX,
+			  &m->budget_bytes))
+		return -EINVAL;
+	return 0;
+}
+
+/* A new migration: "to" and the tuning arguments. */
+static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 {
 	struct ctl_migrate *m = &req->mig;
 
-	m->downtime_limit_ms = 0;
-	m->max_rounds = 0;
-	if (json_object_get(req->args, "downtime_limit_ms") &&
-	    get_u64_arg(req, err, "downtime_limit_ms", &m->downtime_limit_ms))
+	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to) ||
+	    parse_migrate_mode(req, err) ||
+	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
+			  &m->downtime_limit_ms) ||
+	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds))
 		return -EINVAL;
-	if (json_object_get(req->args, "max_rounds") &&
-	    get_u64_arg(req, err, "max_rounds", &m->max_rounds))
+	return parse_migrate_budgets(req, err);
+}
+
+/* "resume": true, with an optional new "to" and nothing else. */
+static int parse_migrate_resume(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"resume", "to", NULL};
+
+	if (only_args(req, err, names, "'resume' takes only 'to'"))
 		return -EINVAL;
-	if (m->downtime_limit_ms > 3600000 || m->max_rounds > 100000)
+	if (json_object_get(req->args, "to"))
+		return get_string_arg(req, err, "to", "tcp:HOST:PORT",
+				      &req->mig.to);
+	return 0;
+}
+
+/* "abort": true loses the guest's run on the destination: confirm it. */
+static int parse_migrate_abort(struct ctl_request *req, struct ctl_error *err,
+			       int confirm)
+{
+	static const char *const names[] = {"abort", "confirm", NULL};
+
+	if (only_args(req, err, names, "'abort' takes only 'confirm'"))
+		return -EINVAL;
+	if (!confirm)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "downtime_limit_ms or max_rounds out of "
-				   "range");
+				   "abort gives up the post-copy migration: "
+				   "the destination lacks pages and the "
+				   "guest's run there is lost; repeat with "
+				   "confirm");
 	return 0;
 }
 
 static int parse_migrate(struct ctl_request *req, struct ctl_error *err)
 {
-	static const char *const names[] = {
-		"to",	  "mode", "downtime_limit_ms", "max_rounds", "verify",
-		"cancel", NULL};
+	static const char *const names[] = {"to",
+					    "mode",
+					    "downtime_limit_ms",
+					    "max_rounds",
+					    "precopy_budget_ms",
+					    "precopy_budget_bytes",
+					    "verify",
+					    "cancel",
+					    "resume",
+					    "abort",
+					    "confirm",
+					    NULL};
+	static const char *const cancel_names[] = {"cancel", NULL};
 	struct ctl_migrate *m = &req->mig;
-	const char *mode = "precopy";
+	int confirm;
 
 	memset(m, 0, sizeof(*m));
 	if (check_arg_names(req, err, names) ||
 	    get_bool_arg(req, err, "cancel", &m->cancel) ||
+	    get_bool_arg(req, err, "resume", &m->resume) ||
+	    get_bool_arg(req, err, "abort", &m->abort) ||
+	    get_bool_arg(req, err, "confirm", &confirm) ||
 	    get_bool_arg(req, err, "verify", &m->verify))
 		return -EINVAL;
+	if (json_object_get(req->args, "confirm") && !m->abort)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'confirm' goes with 'abort'");
 	if (m->cancel)
-		return json_object_size(req->args) == 1
-			       ? 0
-			       : ctl_err_set(err, CTL_ERR_BAD_ARGS,
-					     "'cancel' takes no other "
-					     "arguments");
-	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to))
-		return -EINVAL;
-	if (json_object_get(req->args, "mode") &&
-	    get_string_arg(req, err, "mode", "precopy or postcopy", &mode))
-		return -EINVAL;
-	m->postcopy = !strcmp(mode, "postcopy");
-	if (strcmp(mode, "precopy") != 0 && !m->postcopy)
-		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "unknown mode '%s' (expected precopy or "
-				   "postcopy)",
-				   mode);
-	if (m->postcopy && m->verify)
-		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-				   "'verify' is not used in post-copy");
-	return parse_migrate_numbers(req, err);
+		return only_args(req, err, cancel_names,
+				 "'cancel' takes no other arguments");
+	if (m->resume)
+		return parse_migrate_resume(req, err);
+	if (m->abort)
+		return parse_migrate_abort(req, err, confirm);
+	return parse_migrate_start(req, err);
 }
 
 static json_t *ctl_load(const char *line, size_t len, struct ctl_error *err)

@@ -62,14 +62,30 @@ struct ctl_request {
 	int cpu;	  /* CTL_CMD_TRANSLATE */
 	uint64_t gva;	  /* CTL_CMD_TRANSLATE */
 	struct ctl_migrate {
-		const char *to;		    /* borrowed from root */
+		const char *to;		    /* borrowed; NULL: resume's own */
+		int mode;		    /* enum ctl_mig_mode */
 		uint64_t downtime_limit_ms; /* 0: the default */
 		uint64_t max_rounds;	    /* 0: the default */
+		uint64_t budget_ms;	    /* precopy_budget_ms; 0: none */
+		uint64_t budget_bytes;	    /* precopy_budget_bytes; 0: none */
 		int verify;
 		int cancel;
-		int postcopy; /* "mode": "postcopy" */
-	} mig;		      /* CTL_CMD_MIGRATE */
+		int resume; /* post-copy recovery, optionally to "to" */
+		int abort;  /* give post-copy up (needs "confirm") */
+	} mig;		    /* CTL_CMD_MIGRATE */
 };
+
+/* migrate "mode"; boot_ctl.c maps it onto enum mig_mode. */
+enum ctl_mig_mode {
+	CTL_MIG_HYBRID, /* "hybrid" (default): pre-copy, post-copy if needed */
+	CTL_MIG_PRECOPY,
+	CTL_MIG_POSTCOPY,
+};
+
+/* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */
+#define CTL_MIG_BUDGET_MS_MAX	 3600000ULL
+#define CTL_MIG_BUDGET_BYTES_MIN (1ULL << 20)
+#define CTL_MIG_BUDGET_BYTES_MAX (1ULL << 40)
 
 enum ctl_dirty_action {
 	CTL_DIRTY_START,

@@ -544,6 +544,196 @@ Test(ctl_parse, migrate_args)
 		  CTL_ERR_BAD_ARGS, "non-negative");
 }
 
+/* ---- migrate: modes, budgets, resume, abort ---------------------------- */
+
+#define MIG(args) "{\"cmd\":\"migrate\",\"args\":{" args "}}"
+
+Test(ctl_parse, migrate_mode_defaults_to_hybrid)
+{
+	parse_ok(MIG("\"to\":\"tcp:1.2.3.4:5\""));
+	cr_assert_eq(req.mig.mode, CTL_MIG_HYBRID);
+	cr_assert_eq(req.mig.budget_ms, 0);
+	cr_assert_eq(req.mig.budget_bytes, 0);
+	cr_assert_not(req.mig.resume || req.mig.abort || req.mig.cancel);
+	ctl_request_free(&req);
+}
+
+Test(ctl_parse, migrate_each_mode)
+{
+	static const struct {
+		const char *name;
+		int mode;
+	} modes[] = {
+		{"hybrid", CTL_MIG_HYBRID},
+		{"precopy", CTL_MIG_PRECOPY},
+		{"postcopy", CTL_MIG_POSTCOPY},
+	};
+	char line[128];
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(line, sizeof(line),
+			 MIG("\"to\":\"x\",\"mode\":\"%s\""), modes[i].name);
+		parse_ok(line);
+		cr_assert_eq(req.mig.mode, modes[i].mode, "%s", line);
+		ctl_request_free(&req);
+	}
+}
+
+Test(ctl_parse, migrate_bad_mode)
+{
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"warp\""), CTL_ERR_BAD_ARGS,
+		  "unknown mode 'warp' (expected hybrid, precopy or postcopy)");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"Hybrid\""), CTL_ERR_BAD_ARGS,
+		  "unknown mode 'Hybrid'");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":1"), CTL_ERR_BAD_ARGS,
+		  "'mode' must be a string, got integer");
+}
+
+Test(ctl_parse, migrate_budgets_in_range)
+{
+	parse_ok(MIG("\"to\":\"x\",\"precopy_budget_ms\":1"));
+	cr_assert_eq(req.mig.budget_ms, 1);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"precopy_budget_ms\":3600000"));
+	cr_assert_eq(req.mig.budget_ms, 3600000);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"mode\":\"precopy\","
+		     "\"precopy_budget_bytes\":1048576"));
+	cr_assert_eq(req.mig.budget_bytes, 1048576);
+	cr_assert_eq(req.mig.mode, CTL_MIG_PRECOPY);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"precopy_budget_bytes\":"
+		     "\"1099511627776\",\"precopy_budget_ms\":500"));
+	cr_assert_eq(req.mig.budget_bytes, 1ULL << 40);
+	cr_assert_eq(req.mig.budget_ms, 500);
+	ctl_request_free(&req);
+}
+
+Test(ctl_parse, migrate_budgets_out_of_range)
+{
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":0"), CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_ms' 0 is out of range (1..3600000)");
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":3600001"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_ms' 3600001 is out of range");
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_bytes\":1048575"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_bytes' 1048575 is out of range");
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_bytes\":1099511627777"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_bytes' 1099511627777 is out");
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":-1"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_ms' must be a non-negative");
+	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":\"2s\""),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_ms': '2s' is not a number");
+}
+
+Test(ctl_parse, migrate_budgets_not_with_postcopy)
+{
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"postcopy\","
+		      "\"precopy_budget_ms\":500"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_ms' is not used with mode postcopy");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"postcopy\","
+		      "\"precopy_budget_bytes\":1048576"),
+		  CTL_ERR_BAD_ARGS,
+		  "'precopy_budget_bytes' is not used with mode postcopy");
+}
+
+Test(ctl_parse, migrate_verify_with_every_mode)
+{
+	parse_ok(MIG("\"to\":\"x\",\"mode\":\"postcopy\",\"verify\":true"));
+	cr_assert(req.mig.verify);
+	cr_assert_eq(req.mig.mode, CTL_MIG_POSTCOPY);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"verify\":true"));
+	cr_assert(req.mig.verify);
+	cr_assert_eq(req.mig.mode, CTL_MIG_HYBRID);
+	ctl_request_free(&req);
+}
+
+Test(ctl_parse, migrate_resume)
+{
+	parse_ok(MIG("\"resume\":true"));
+	cr_assert(req.mig.resume);
+	cr_assert_null(req.mig.to);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"resume\":true,\"to\":\"tcp:10.0.0.2:7100\""));
+	cr_assert(req.mig.resume);
+	cr_assert_str_eq(req.mig.to, "tcp:10.0.0.2:7100");
+	ctl_request_free(&req);
+	parse_bad(MIG("\"resume\":\"yes\""), CTL_ERR_BAD_ARGS,
+		  "'resume' must be a boolean, got string");
+	parse_bad(MIG("\"resume\":true,\"to\":7"), CTL_ERR_BAD_ARGS,
+		  "'to' must be a string, got integer");
+}
+
+Test(ctl_parse, migrate_resume_takes_only_to)
+{
+	parse_bad(MIG("\"resume\":true,\"mode\":\"precopy\""), CTL_ERR_BAD_ARGS,
+		  "'resume' takes only 'to', got 'mode'");
+	parse_bad(MIG("\"resume\":true,\"verify\":true"), CTL_ERR_BAD_ARGS,
+		  "'resume' takes only 'to', got 'verify'");
+	parse_bad(MIG("\"resume\":true,\"abort\":true,\"confirm\":true"),
+		  CTL_ERR_BAD_ARGS, "'resume' takes only 'to', got 'abort'");
+	parse_bad(MIG("\"resume\":true,\"cancel\":true"), CTL_ERR_BAD_ARGS,
+		  "'cancel' takes no other arguments");
+}
+
+Test(ctl_parse, migrate_abort_needs_confirm)
+{
+	parse_bad(MIG("\"abort\":true"), CTL_ERR_BAD_ARGS,
+		  "abort gives up the post-copy migration: the destination "
+		  "lacks pages and the guest's run there is lost; repeat "
+		  "with confirm");
+	parse_bad(MIG("\"abort\":true,\"confirm\":false"), CTL_ERR_BAD_ARGS,
+		  "repeat with confirm");
+	parse_bad(MIG("\"abort\":true,\"confirm\":1"), CTL_ERR_BAD_ARGS,
+		  "'confirm' must be a boolean, got integer");
+}
+
+Test(ctl_parse, migrate_abort_with_confirm)
+{
+	parse_ok(MIG("\"abort\":true,\"confirm\":true"));
+	cr_assert(req.mig.abort);
+	cr_assert_not(req.mig.resume || req.mig.cancel);
+	cr_assert_null(req.mig.to);
+	ctl_request_free(&req);
+	parse_bad(MIG("\"abort\":true,\"confirm\":true,\"to\":\"x\""),
+		  CTL_ERR_BAD_ARGS, "'abort' takes only 'confirm', got 'to'");
+}
+
+Test(ctl_parse, migrate_confirm_without_abort)
+{
+	parse_bad(MIG("\"to\":\"x\",\"confirm\":true"), CTL_ERR_BAD_ARGS,
+		  "'confirm' goes with 'abort'");
+	parse_bad(MIG("\"resume\":true,\"confirm\":true"), CTL_ERR_BAD_ARGS,
+		  "'confirm' goes with 'abort'");
+	parse_bad(MIG("\"abort\":false,\"confirm\":true,\"to\":\"x\""),
+		  CTL_ERR_BAD_ARGS, "'confirm' goes with 'abort'");
+}
+
+Test(ctl_parse, migrate_false_flags_start_a_migration)
+{
+	parse_ok(MIG("\"to\":\"x\",\"resume\":false,\"abort\":false,"
+		     "\"cancel\":false"));
+	cr_assert_not(req.mig.resume || req.mig.abort || req.mig.cancel);
+	cr_assert_str_eq(req.mig.to, "x");
+	ctl_request_free(&req);
+	parse_bad(MIG("\"resume\":false"), CTL_ERR_BAD_ARGS, "needs args.to");
+}
+
+Test(ctl_parse, migrate_tuning_names_the_field)
+{
+	parse_bad(MIG("\"to\":\"x\",\"downtime_limit_ms\":3600001"),
+		  CTL_ERR_BAD_ARGS,
+		  "'downtime_limit_ms' 3600001 is out of range");
+	parse_bad(MIG("\"to\":\"x\",\"max_rounds\":100001"), CTL_ERR_BAD_ARGS,
+		  "'max_rounds' 100001 is out of range");
+}
+
 Test(ctl_parse, stats_and_touch_arg)
 {
 	parse_ok("{\"cmd\":\"stats\"}");
