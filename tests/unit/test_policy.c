@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_policy.c - mig_policy_decide(): the predicted downtime, converging,
+ * hybrid giving up (dirty rate, rounds not shrinking), pre-copy mode that
+ * never does, and the time, bytes and round budgets.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "migration/policy.h"
+
+/* 100 000 pages of 4096 bytes per second. */
+#define BPS 409600000ULL
+
+static void setup(struct mig_params *p, struct mig_stats *st,
+		  struct mig_policy_state *ps, enum mig_mode mode)
+{
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	p->downtime_limit_ms = MIG_DEFAULT_DOWNTIME_MS;
+	p->max_rounds = MIG_DEFAULT_MAX_ROUNDS;
+	memset(st, 0, sizeof(*st));
+	st->memory_bps = BPS;
+	st->memory_iteration = 1;
+	memset(ps, 0, sizeof(*ps));
+}
+
+/* Far too many dirty pages to fit 10 ms at BPS: 1 s of transfer. */
+#define MANY 100000ULL
+
+Test(policy, converged_predicted_us)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	/* No data pages yet: 4096 bytes a page; 409600 B at BPS is 1 ms. */
+	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
+	cr_assert_eq(d.predicted_us, 1000 + MIG_POLICY_FIXED_US);
+	cr_assert(d.converged);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+}
+
+Test(policy, predicted_us_uses_data_page_cost)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	/* Compressed to 2048 bytes a page so far: half the time. */
+	st.memory_normal = 100;
+	st.wire_bytes = 100 * 2048;
+	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
+	cr_assert_eq(d.predicted_us, 500 + MIG_POLICY_FIXED_US);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+}
+
+Test(policy, converged_at_the_limit_exactly)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	/* 900 pages: 9000 us + 1000 us fixed = 10 ms, the limit. */
+	mig_policy_decide(&p, &st, &ps, 900, 0, &d);
+	cr_assert_eq(d.predicted_us, 10000);
+	cr_assert(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	mig_policy_decide(&p, &st, &ps, 901, 0, &d);
+	cr_assert_not(d.converged);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+}
+
+Test(policy, nothing_applies_goes_on)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_iteration = 3;
+	st.memory_dirty_rate = 1000;
+	st.wire_bytes = 1 << 20;
+	p.budget_ms = 1000;
+	p.budget_bytes = 1ULL << 30;
+	mig_policy_decide(&p, &st, &ps, MANY, 1000000, &d);
+	cr_assert_not(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+	cr_assert_gt(d.predicted_us, p.downtime_limit_ms * 1000);
+}
+
+Test(policy, hybrid_rate_from_iteration_2)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	/* 100 000 pages/s x 4096 B = BPS: dirtied as fast as sent. */
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_iteration = 2;
+	st.memory_dirty_rate = 100000;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_RATE);
+
+	/* Just below the bandwidth: goes on. */
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_iteration = 2;
+	st.memory_dirty_rate = 99999;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+}
+
+Test(policy, hybrid_rate_not_at_iteration_1)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_iteration = 1;
+	st.memory_dirty_rate = 1000000;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+}
+
+Test(policy, hybrid_not_shrinking)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(ps.flat, 0);
+
+	/* 90% of the last round: the first flat one goes on. */
+	st.memory_iteration = 2;
+	mig_policy_decide(&p, &st, &ps, MANY * 9 / 10, 0, &d);
+	cr_assert_eq(ps.flat, 1);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+
+	/* The second flat round in a row gives pre-copy up. */
+	st.memory_iteration = 3;
+	mig_policy_decide(&p, &st, &ps, MANY * 9 / 10, 0, &d);
+	cr_assert_eq(ps.flat, MIG_POLICY_FLAT_ROUNDS);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_NOT_SHRINKING);
+}
+
+Test(policy, hybrid_shrinking_round_resets)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	mig_policy_decide(&p, &st, &ps, MANY * 2, 0, &d);
+	mig_policy_decide(&p, &st, &ps, MANY * 19 / 10, 0, &d);
+	cr_assert_eq(ps.flat, 1);
+	cr_assert_not(d.stop);
+
+	/* Exactly 80% of the last round shrinks: the count starts over. */
+	mig_policy_decide(&p, &st, &ps, MANY * 19 / 10 * 8 / 10, 0, &d);
+	cr_assert_eq(ps.flat, 0);
+	cr_assert_not(d.stop);
+	cr_assert_eq(ps.last_dirty, MANY * 19 / 10 * 8 / 10);
+
+	/* One flat round after it is not yet enough. */
+	mig_policy_decide(&p, &st, &ps, MANY * 19 / 10 * 8 / 10, 0, &d);
+	cr_assert_eq(ps.flat, 1);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+}
+
+Test(policy, precopy_never_gives_up_on_evidence)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+	int i;
+
+	/* Dirtied ten times faster than sent, rounds flat: goes on. */
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_dirty_rate = 1000000;
+	for (i = 0; i < 5; i++) {
+		st.memory_iteration = 2 + i;
+		mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+		cr_assert_not(d.stop, "round %d", i);
+		cr_assert_eq(d.reason, MIG_REASON_NONE, "round %d", i);
+	}
+	cr_assert_geq(ps.flat, MIG_POLICY_FLAT_ROUNDS);
+
+	/* Converged still stops. */
+	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+}
+
+Test(policy, precopy_stops_at_budgets_and_max_rounds)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_iteration = 3;
+	st.memory_dirty_rate = 1000000;
+	p.budget_ms = 50;
+	mig_policy_decide(&p, &st, &ps, MANY, 50000000ULL, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_BUDGET_TIME);
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_iteration = 3;
+	st.memory_dirty_rate = 1000000;
+	p.budget_bytes = 1 << 20;
+	st.wire_bytes = 1 << 20;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_BUDGET_BYTES);
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_dirty_rate = 1000000;
+	st.memory_iteration = p.max_rounds;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_MAX_ROUNDS);
+}
+
+Test(policy, budget_time)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	p.budget_ms = 100;
+	mig_policy_decide(&p, &st, &ps, MANY, 100000000ULL - 1, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+
+	mig_policy_decide(&p, &st, &ps, MANY / 2, 100000000ULL, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_BUDGET_TIME);
+}
+
+Test(policy, budget_bytes)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	p.budget_bytes = 1ULL << 30;
+	st.wire_bytes = (1ULL << 30) - 1;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+
+	st.wire_bytes = 1ULL << 30;
+	mig_policy_decide(&p, &st, &ps, MANY / 2, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_BUDGET_BYTES);
+}
+
+Test(policy, max_rounds)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	p.max_rounds = 5;
+	st.memory_iteration = 4;
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+
+	st.memory_iteration = 5;
+	mig_policy_decide(&p, &st, &ps, MANY / 2, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_MAX_ROUNDS);
+}
