@@ -522,6 +522,19 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 	return 0;
 }
 
+int mig_channel_send_copy(struct mig_channel *ch, const uint8_t *buf, int n)
+{
+	uint8_t *f;
+
+	if (n <= 0)
+		return n ? n : -EINVAL;
+	f = malloc(n);
+	if (!f)
+		return -ENOMEM;
+	memcpy(f, buf, n);
+	return mig_channel_send(ch, f, n);
+}
+
 bool mig_channel_writable(const struct mig_channel *ch)
 {
 	return !ch->failed && !ch->closed && ch->connected &&

@@ -96,6 +96,12 @@ void mig_channel_stop_listening(struct mig_channel *ch);
 
 /* Queue a whole frame (ownership passes: freed when written). */
 int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);
+/*
+ * Queue a copy of a small frame an encoder wrote into buf: n is the
+ * encoder's result (negative: returned as is). -ENOMEM before anything is
+ * queued; else mig_channel_send's result.
+ */
+int mig_channel_send_copy(struct mig_channel *ch, const uint8_t *buf, int n);
 /* Below the high-water mark: the sender may queue more. */
 bool mig_channel_writable(const struct mig_channel *ch);
 

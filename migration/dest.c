@@ -145,11 +145,6 @@ static void dest_end(struct mig_dest *d, enum mig_state state)
 static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/*
- * Post-copy broke after GO: the VM lacks pages and cannot go on. Report it
- * (the caller fails the VM), then let blocked vCPUs go (they read zeroes,
- * but the VM is being torn down) so that they can be joined.
- */
 /* Every page is here (or the migration is over): stop demand paging. */
 static void dest_faults_off(struct mig_dest *d)
 {
@@ -159,6 +154,11 @@ static void dest_faults_off(struct mig_dest *d)
 	atomic_store(&d->vm->ram_incomplete, false);
 }
 
+/*
+ * An aborted post-copy: the VM lacks pages and cannot go on. Report it (the
+ * caller fails the VM), then let blocked vCPUs go (they read zeroes, but
+ * the VM is being torn down) so that they can be joined.
+ */
 static void dest_postcopy_failed(struct mig_dest *d)
 {
 	d->pc_failed = true;
@@ -186,14 +186,8 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 	vsnprintf(d->st.error, sizeof(d->st.error), fmt, ap);
 	va_end(ap);
 	n = proto_error_encode(buf, sizeof(buf), EPROTO, d->st.error);
-	if (n > 0 && d->ch.connected && !d->ch.failed) {
-		uint8_t *f = malloc(n);
-
-		if (f) {
-			memcpy(f, buf, n);
-			mig_channel_send(&d->ch, f, n);
-		}
-	}
+	if (d->ch.connected && !d->ch.failed)
+		mig_channel_send_copy(&d->ch, buf, n); /* best effort */
 	if (d->ended) {
 		dest_pc_break(d);
 		return;
@@ -204,14 +198,11 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 static void dest_send_on(struct mig_dest *d, struct mig_channel *ch,
 			 const uint8_t *buf, int n)
 {
-	uint8_t *f = n > 0 ? malloc(n) : NULL;
+	int r = mig_channel_send_copy(ch, buf, n);
 
-	if (!f) {
+	/* A failed send reports itself through on_error. */
+	if (n <= 0 || r == -ENOMEM)
 		dest_fail(d, "encoding a reply failed");
-		return;
-	}
-	memcpy(f, buf, n);
-	mig_channel_send(ch, f, n);
 }
 
 static void dest_send(struct mig_dest *d, const uint8_t *buf, int n)
@@ -1069,8 +1060,8 @@ static const struct mig_channel_ops dest_channel_ops = {
 /* ---- post-copy recovery (loop thread) ---------------------------------------
  */
 
-/* Pages not resident here (never arrived, or holes on both sides). */
-static int dest_missing(struct mig_dest *d, struct bitmap *have)
+/* Pages resident here; the others never arrived (or are holes there too). */
+static int dest_resident(struct mig_dest *d, struct bitmap *have)
 {
 	int r = bitmap_init(have, d->vm->mem.nr_pages);
 
@@ -1084,7 +1075,7 @@ static uint64_t dest_missing_pages(struct mig_dest *d)
 	struct bitmap have = {0};
 	uint64_t n = 0;
 
-	if (!dest_missing(d, &have))
+	if (!dest_resident(d, &have))
 		n = have.nbits - bitmap_count(&have);
 	bitmap_free(&have);
 	return n;
@@ -1128,6 +1119,15 @@ static void dest_pc_close(struct mig_dest *d, struct mig_channel *ch)
 	}
 }
 
+/* Close both connections, then listen again for a RESUME. */
+static void dest_pc_reopen(struct mig_dest *d)
+{
+	d->pc_closing = 1; /* held while both are looked at */
+	dest_pc_close(d, &d->ch);
+	dest_pc_close(d, &d->uch);
+	dest_pc_closed(&d->ch);
+}
+
 /*
  * A connection broke (or carried something wrong) after GO in post-copy:
  * keep running - a vCPU touching a missing page waits - close both
@@ -1146,10 +1146,7 @@ static void dest_pc_break(struct mig_dest *d)
 	d->st.postcopy_breaks++;
 	d->urgent_ok = d->urgent_seen = false;
 	d->pc_end = false;
-	d->pc_closing = 1; /* held while both are looked at */
-	dest_pc_close(d, &d->ch);
-	dest_pc_close(d, &d->uch);
-	dest_pc_closed(&d->ch);
+	dest_pc_reopen(d);
 	if (d->hooks.progress)
 		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
 }
@@ -1163,7 +1160,7 @@ static int dest_send_lacking(struct mig_dest *d)
 	struct bitmap have = {0};
 	uint64_t pos = 0, total = 0;
 	uint32_t nr;
-	int r = runs && f ? dest_missing(d, &have) : -ENOMEM;
+	int r = runs && f ? dest_resident(d, &have) : -ENOMEM;
 
 	while (!r && (nr = mig_ram_runs(&d->vm->mem, &have, false, &pos, runs,
 					PROTO_MAX_DISCARD_RUNS))) {
@@ -1198,13 +1195,13 @@ static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 	    proto_resume_decode(p, h->len, &cookie, err, sizeof(err)) ||
 	    cookie != d->cookie) {
 		/* Not our source: refuse it, keep waiting for ours. */
-		r = proto_error_encode((uint8_t *)err, sizeof(err), EPROTO,
-				       "not the paused post-copy migration");
-		if (r > 0)
-			dest_send(d, (uint8_t *)err, r);
-		d->pc_closing = 1;
-		dest_pc_close(d, &d->ch);
-		dest_pc_closed(&d->ch);
+		uint8_t buf[PROTO_HDR_SIZE + 64];
+
+		dest_send(d, buf,
+			  proto_error_encode(buf, sizeof(buf), EPROTO,
+					     "not the paused post-copy "
+					     "migration"));
+		dest_pc_reopen(d);
 		return;
 	}
 	r = mig_channel_listen_next(&d->ch, &d->uch, &dest_urgent_ops, d);

@@ -214,14 +214,11 @@ static void src_fail(struct mig_source *s, enum mig_state state,
 	}
 	if (s->ch.connected && !s->ch.failed) {
 		uint8_t buf[PROTO_HDR_SIZE + 1100];
-		int n = proto_error_encode(buf, sizeof(buf), ECANCELED,
-					   s->st.error);
-		uint8_t *f = n > 0 ? malloc(n) : NULL;
 
-		if (f) {
-			memcpy(f, buf, n);
-			mig_channel_send(&s->ch, f, n);
-		}
+		mig_channel_send_copy(&s->ch, buf,
+				      proto_error_encode(buf, sizeof(buf),
+							 ECANCELED,
+							 s->st.error));
 	}
 	if (s->logging)
 		dirty_stop(&s->vm->dirty);
@@ -235,18 +232,10 @@ static void src_fail(struct mig_source *s, enum mig_state state,
 /* ---- sending
  * ------------------------------------------------------------------ */
 
-/* Encode a small frame into a fresh buffer and queue it. */
+/* Queue a small frame encoded into tmp (n: the encoder's result). */
 static int src_send_small(struct mig_source *s, uint8_t *tmp, int n)
 {
-	uint8_t *f;
-
-	if (n < 0)
-		return n;
-	f = malloc(n);
-	if (!f)
-		return -ENOMEM;
-	memcpy(f, tmp, n);
-	return mig_channel_send(&s->ch, f, n);
+	return mig_channel_send_copy(&s->ch, tmp, n);
 }
 
 static int src_send_empty(struct mig_source *s, enum proto_type t)
@@ -987,7 +976,14 @@ static int src_postcopy_scan(struct mig_source *s)
 	bitmap_zero(&s->vm->mem.state[MEM_PS_SENT]);
 	s->cursor = 0;
 	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
-	return bitmap_init(&s->lacking, s->todo.nbits);
+	return 0;
+}
+
+/* Every page of todo is to be pushed (and, after a break, resent). */
+static void src_push_todo(struct mig_source *s)
+{
+	bitmap_or_words(&s->pushset, 0, s->todo.words,
+			BITMAP_WORDS(s->todo.nbits));
 }
 
 /*
@@ -1000,8 +996,6 @@ static int src_discard_rest(struct mig_source *s)
 	uint64_t nw = BITMAP_WORDS(s->todo.nbits);
 	int r = bitmap_init(&rest, s->todo.nbits);
 
-	if (!r && !s->pushset.words)
-		r = bitmap_init(&s->pushset, s->todo.nbits);
 	for (uint64_t w = 0; !r && w < nw; w++) {
 		uint64_t extra = s->todo.words[w] & ~s->pushset.words[w];
 
@@ -1011,7 +1005,7 @@ static int src_discard_rest(struct mig_source *s)
 	if (!r)
 		r = src_discard_set(s, &rest);
 	if (!r)
-		bitmap_or_words(&s->pushset, 0, s->todo.words, nw);
+		src_push_todo(s);
 	bitmap_free(&rest);
 	return r;
 }
@@ -1076,13 +1070,12 @@ static int src_urgent_connect(struct mig_source *s, char *err, size_t errlen)
 static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 {
 	uint8_t buf[PROTO_POSTCOPY_FRAME];
-	int r = src_postcopy(s) ? 0 : src_discard_rest(s);
+	int r = 0;
 
-	if (!r && src_postcopy(s))
-		r = bitmap_init(&s->pushset, s->todo.nbits);
-	if (!r && src_postcopy(s))
-		bitmap_or_words(&s->pushset, 0, s->todo.words,
-				BITMAP_WORDS(s->todo.nbits));
+	if (src_postcopy(s))
+		src_push_todo(s); /* nothing was sent: nothing to discard */
+	else
+		r = src_discard_rest(s);
 	if (!r)
 		r = src_send_small(s, buf,
 				   proto_postcopy_encode(buf, sizeof(buf),
@@ -1207,23 +1200,32 @@ static void src_urgent_on_connect(struct mig_channel *ch)
 {
 	struct mig_source *s = ch->opaque;
 	uint8_t buf[PROTO_COOKIE_FRAME];
-	int n = proto_urgent_hello_encode(buf, sizeof(buf), s->cookie);
-	uint8_t *f = n > 0 ? malloc(n) : NULL;
+	int r = mig_channel_send_copy(
+		ch, buf,
+		proto_urgent_hello_encode(buf, sizeof(buf), s->cookie));
 
-	if (!f) {
+	/* A failed send reports itself through on_error. */
+	if (r == -ENOMEM || r == -EINVAL)
 		src_fail(s, MIG_FAILED, "encoding URGENT_HELLO failed");
-		return;
-	}
-	memcpy(f, buf, n);
-	mig_channel_send(ch, f, n);
+}
+
+/* ERROR from the destination, on either connection. */
+static void src_on_peer_error(struct mig_source *s, const uint8_t *p,
+			      size_t len)
+{
+	char reason[1100], err[256];
+	int code;
+
+	if (proto_error_decode(p, len, &code, reason, sizeof(reason), err,
+			       sizeof(err)))
+		snprintf(reason, sizeof(reason), "(%s)", err);
+	src_fail(s, MIG_FAILED, "destination refused: %s", reason);
 }
 
 static void src_urgent_on_frame(struct mig_channel *ch,
 				const struct proto_hdr *h, const uint8_t *p)
 {
 	struct mig_source *s = ch->opaque;
-	char reason[1100], err[256];
-	int code;
 
 	if (s->ended)
 		return;
@@ -1232,10 +1234,7 @@ static void src_urgent_on_frame(struct mig_channel *ch,
 		src_on_page_req(s, p, h->len);
 		break;
 	case PROTO_ERROR:
-		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
-				       err, sizeof(err)))
-			snprintf(reason, sizeof(reason), "(%s)", err);
-		src_fail(s, MIG_FAILED, "destination refused: %s", reason);
+		src_on_peer_error(s, p, h->len);
 		break;
 	default:
 		src_fail(s, MIG_FAILED,
@@ -1435,8 +1434,6 @@ static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 			 const uint8_t *p)
 {
 	struct mig_source *s = ch->opaque;
-	char reason[1100], err[256];
-	int code;
 
 	if (s->ended)
 		return;
@@ -1466,10 +1463,7 @@ static void src_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 		src_on_complete(s);
 		break;
 	case PROTO_ERROR:
-		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
-				       err, sizeof(err)))
-			snprintf(reason, sizeof(reason), "(%s)", err);
-		src_fail(s, MIG_FAILED, "destination refused: %s", reason);
+		src_on_peer_error(s, p, h->len);
 		break;
 	default:
 		src_fail(s, MIG_FAILED, "unexpected %s from the destination",
@@ -1510,7 +1504,11 @@ static int src_alloc(struct mig_source *s)
 		return -ENOMEM;
 	proto_batch_init(s->batch);
 	proto_batch_init(s->ubatch);
-	return bitmap_init(&s->todo, s->vm->mem.nr_pages);
+	if (bitmap_init(&s->todo, s->vm->mem.nr_pages) ||
+	    bitmap_init(&s->pushset, s->vm->mem.nr_pages) ||
+	    bitmap_init(&s->lacking, s->vm->mem.nr_pages))
+		return -ENOMEM;
+	return 0;
 }
 
 int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
