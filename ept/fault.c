@@ -851,6 +851,7 @@ int fault_start(struct fault_service *fs)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret)
 		return -ret;
+	pthread_setname_np(fs->thread, "uffd"); /* only a name: unchecked */
 	fs->running = true;
 	return 0;
 }

@@ -124,6 +124,7 @@ void mig_channel_close(struct mig_channel *ch,
 	ch->on_closed = on_closed;
 	ch->pending_closes = 1; /* held until every close is queued */
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->timer);
+	mig_channel_close_one(ch, (uv_handle_t *)&ch->rearm);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->tcp);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->listener);
 	mig_channel_handle_closed((uv_handle_t *)&ch->timer);
@@ -172,7 +173,11 @@ static int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop,
 	r = uv_timer_init(loop, &ch->timer);
 	if (r)
 		return r;
+	r = uv_idle_init(loop, &ch->rearm);
+	if (r)
+		return r;
 	ch->timer.data = ch;
+	ch->rearm.data = ch;
 	ch->tcp.data = ch;
 	ch->listener.data = ch;
 	mig_channel_progress(ch);
@@ -254,6 +259,32 @@ static void mig_channel_parse(struct mig_channel *ch)
 	}
 }
 
+static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* Next turn of the loop after a read_chunk read: read again. */
+static void mig_channel_on_rearm(uv_idle_t *h)
+{
+	struct mig_channel *ch = h->data;
+	int r;
+
+	uv_idle_stop(h);
+	if (ch->closed || ch->failed || ch->flush_close)
+		return;
+	r = uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
+			  mig_channel_on_read);
+	if (r)
+		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
+}
+
+/* After one read_chunk read: let the loop serve the others first. */
+static void mig_channel_yield(struct mig_channel *ch)
+{
+	if (!ch->read_chunk || ch->closed || ch->failed || ch->flush_close)
+		return;
+	uv_read_stop((uv_stream_t *)&ch->tcp);
+	uv_idle_start(&ch->rearm, mig_channel_on_rearm);
+}
+
 static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct mig_channel *ch = s->data;
@@ -277,6 +308,7 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	ch->bytes_in += n;
 	mig_channel_progress(ch);
 	mig_channel_parse(ch);
+	mig_channel_yield(ch);
 }
 
 static int mig_channel_start(struct mig_channel *ch)

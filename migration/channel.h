@@ -46,6 +46,7 @@ struct mig_channel {
 	uv_tcp_t listener;
 	uv_connect_t conn_req;
 	uv_timer_t timer;
+	uv_idle_t rearm; /* read_chunk: reading resumes on the next turn */
 	const struct mig_channel_ops *ops;
 	void *opaque;
 	char peer[64]; /* "tcp:HOST:PORT", for messages */
@@ -62,9 +63,11 @@ struct mig_channel {
 	bool idle_ok; /* silence with nothing queued is not a stall */
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
-	 * a read (libuv reads up to 32 times a wakeup, so this bounds the
-	 * work one connection does before the loop serves the others), and
-	 * stop producing above high bytes queued. 0: the defaults.
+	 * per turn of the loop, and stop producing above high bytes queued.
+	 * libuv would read up to 32 times per wakeup; the channel stops
+	 * reading after one read and resumes from an idle handle, so that a
+	 * connection full of bulk data holds the loop for one chunk before
+	 * the other connections are served. 0: the defaults.
 	 */
 	size_t read_chunk;
 	size_t high;
