@@ -236,7 +236,8 @@ static void mig_channel_parse(struct mig_channel *ch)
 	char err[256];
 	size_t off = 0;
 
-	while (!ch->failed && !ch->closed && ch->rlen - off >= PROTO_HDR_SIZE) {
+	while (!ch->failed && !ch->closed && !ch->detached &&
+	       ch->rlen - off >= PROTO_HDR_SIZE) {
 		struct proto_hdr h;
 		const uint8_t *f = ch->rbuf + off;
 
@@ -251,8 +252,10 @@ static void mig_channel_parse(struct mig_channel *ch)
 			return;
 		}
 		off += PROTO_HDR_SIZE + h.len;
+		ch->parse_off = off;
 		ch->ops->on_frame(ch, &h, f + PROTO_HDR_SIZE);
 	}
+	ch->parse_off = 0;
 	if (ch->rbuf && off) {
 		memmove(ch->rbuf, ch->rbuf + off, ch->rlen - off);
 		ch->rlen -= off;
@@ -268,7 +271,7 @@ static void mig_channel_on_rearm(uv_idle_t *h)
 	int r;
 
 	uv_idle_stop(h);
-	if (ch->closed || ch->failed || ch->flush_close)
+	if (ch->closed || ch->failed || ch->flush_close || ch->detached)
 		return;
 	r = uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
 			  mig_channel_on_read);
@@ -279,7 +282,8 @@ static void mig_channel_on_rearm(uv_idle_t *h)
 /* After one read_chunk read: let the loop serve the others first. */
 static void mig_channel_yield(struct mig_channel *ch)
 {
-	if (!ch->read_chunk || ch->closed || ch->failed || ch->flush_close)
+	if (!ch->read_chunk || ch->closed || ch->failed || ch->flush_close ||
+	    ch->detached)
 		return;
 	uv_read_stop((uv_stream_t *)&ch->tcp);
 	uv_idle_start(&ch->rearm, mig_channel_on_rearm);
@@ -487,6 +491,36 @@ int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
 	return 0;
 }
 
+int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
+		       size_t *len)
+{
+	uv_os_fd_t ufd;
+	size_t n = ch->rlen - ch->parse_off;
+	int r;
+
+	if (!ch->connected || ch->closed || ch->failed || ch->detached)
+		return -ENOTCONN;
+	if (ch->queued)
+		return -EBUSY;
+	r = uv_fileno((uv_handle_t *)&ch->tcp, &ufd);
+	if (r)
+		return r;
+	*leftover = NULL;
+	if (n) {
+		*leftover = malloc(n);
+		if (!*leftover)
+			return -ENOMEM;
+		memcpy(*leftover, ch->rbuf + ch->parse_off, n);
+	}
+	*len = n;
+	*fd = ufd;
+	ch->detached = true;
+	uv_read_stop((uv_stream_t *)&ch->tcp);
+	uv_idle_stop(&ch->rearm);
+	uv_timer_stop(&ch->timer);
+	return 0;
+}
+
 /* ---- writing
  * ------------------------------------------------------------------- */
 
@@ -528,7 +562,7 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 	uv_buf_t buf;
 	int r;
 
-	if (ch->failed || ch->closed || !ch->connected) {
+	if (ch->failed || ch->closed || !ch->connected || ch->detached) {
 		free(frame);
 		return -EPIPE;
 	}

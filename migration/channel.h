@@ -60,7 +60,9 @@ struct mig_channel {
 	bool connected, listening, failed, closed, timer_on, flush_close;
 	int pending_closes;
 	struct mig_channel *next; /* listener: takes the next connection */
-	bool idle_ok; /* silence with nothing queued is not a stall */
+	bool idle_ok;	  /* silence with nothing queued is not a stall */
+	bool detached;	  /* the socket belongs to another thread now */
+	size_t parse_off; /* rbuf bytes consumed by the frame being handled */
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
 	 * per turn of the loop, and stop producing above high bytes queued.
@@ -96,6 +98,18 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
 			    const struct mig_channel_ops *ops, void *opaque);
 void mig_channel_stop_listening(struct mig_channel *ch);
+
+/*
+ * Hand the connected socket to another thread (migration/urgent.h): libuv
+ * stops reading it and its stall timer, and nothing may be queued on it
+ * any more (-EBUSY while a write is pending). Bytes read but not yet
+ * handled are copied to *leftover (malloc'ed, may be NULL with *len 0).
+ * Callable from on_frame (the frames after the current one are not
+ * handed to on_frame any more) or when no callback runs. The channel is
+ * then only closed, after the other thread is done with the socket.
+ */
+int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
+		       size_t *len);
 
 /* Queue a whole frame (ownership passes: freed when written). */
 int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);

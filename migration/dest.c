@@ -37,6 +37,7 @@
 #include "migration/hello.h"
 #include "migration/migration.h"
 #include "migration/ram.h"
+#include "migration/urgent.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -84,10 +85,35 @@ struct mig_dest {
 	char spec[128];	     /* our incoming address: listened on again */
 	int pc_closing;	     /* break: channels still closing */
 	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
-	/* Fault thread -> loop thread: gpas to request; guarded by qlock. */
+	/*
+	 * Fault thread -> urgent thread (or, while there is none, the loop,
+	 * which drops them: dest_resume_requests asks again): gpas to
+	 * request; guarded by qlock, as is urg_on.
+	 */
 	pthread_mutex_t qlock;
 	uint64_t req[DEST_REQ_QUEUE];
 	unsigned int req_head, req_len;
+	bool urg_on;
+	/*
+	 * The urgent connection's thread (urgent.h) sends the requests and
+	 * places the answers. It owns ubatch; counts in the u_* atomics,
+	 * folded into st by the loop (dest_fold_urgent); its end (u_why)
+	 * reaches the loop through async. Pages are placed by both threads:
+	 * whoever sets a page's bit in claimed places it (once), and sum is
+	 * guarded by sum_lock.
+	 */
+	struct mig_urgent urg;
+	struct proto_batch *ubatch;
+	struct bitmap claimed;
+	pthread_mutex_t sum_lock;
+	atomic_uint_fast64_t u_normal, u_zero, u_requests;
+	atomic_bool u_ended, u_resend;
+	char u_why[600];
+};
+
+/* Placed in post-copy: the loop adds these to st, the urgent thread to u_*. */
+struct dest_count {
+	uint64_t normal, zero;
 };
 
 /* After GO in post-copy and before COMPLETE: pages still arrive. */
@@ -118,8 +144,31 @@ static void dest_fault_stats(struct mig_dest *d)
 	d->st.fault_oldest_wait_ms = oldest / 1000000;
 }
 
+/* Loop thread: take the urgent thread's counts into st. */
+static void dest_fold_urgent(struct mig_dest *d)
+{
+	uint64_t normal = atomic_exchange(&d->u_normal, 0);
+	uint64_t zero = atomic_exchange(&d->u_zero, 0);
+
+	d->st.memory_normal += normal;
+	d->st.memory_constant += zero;
+	d->st.memory_processed += (normal + zero) * PAGE;
+	d->st.memory_postcopy_requests += atomic_exchange(&d->u_requests, 0);
+}
+
+/* Loop thread: no more urgent thread (dest_fetch will not wake it). */
+static void dest_urgent_stop(struct mig_dest *d)
+{
+	pthread_mutex_lock(&d->qlock);
+	d->urg_on = false;
+	pthread_mutex_unlock(&d->qlock);
+	mig_urgent_stop(&d->urg);
+	dest_fold_urgent(d);
+}
+
 const struct mig_stats *mig_dest_stats(struct mig_dest *d)
 {
+	dest_fold_urgent(d);
 	if (d->postcopy && d->go_done)
 		dest_fault_stats(d);
 	return &d->st;
@@ -134,6 +183,7 @@ static void dest_end(struct mig_dest *d, enum mig_state state)
 	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
 	/* Failed: let the ERROR we queued reach the source, then close. */
 	if (state != MIG_RUNNING) {
+		dest_urgent_stop(d);
 		mig_channel_close_after_flush(&d->ch, NULL);
 		if (d->uch.loop)
 			mig_channel_close_after_flush(&d->uch, NULL);
@@ -163,6 +213,7 @@ static void dest_postcopy_failed(struct mig_dest *d)
 {
 	d->pc_failed = true;
 	d->st.state = MIG_FAILED;
+	dest_urgent_stop(d);
 	mig_channel_close_after_flush(&d->ch, NULL);
 	if (d->uch.loop)
 		mig_channel_close_after_flush(&d->uch, NULL);
@@ -620,8 +671,12 @@ static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
 static void dest_resume_requests(struct mig_dest *d);
 
 /* The urgent connection proved it belongs to this migration. */
+static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen);
+
 static void dest_check_urgent(struct mig_dest *d)
 {
+	char err[256];
+
 	if (!d->postcopy || !d->urgent_seen)
 		return;
 	if (d->urgent_cookie != d->cookie) {
@@ -629,6 +684,10 @@ static void dest_check_urgent(struct mig_dest *d)
 		return;
 	}
 	d->urgent_ok = true;
+	if (dest_urgent_handover(d, err, sizeof(err))) {
+		dest_fail(d, "urgent connection: %s", err);
+		return;
+	}
 	if (d->go_done) {
 		dest_resume_requests(d);
 		return;
@@ -672,6 +731,7 @@ static void dest_on_postcopy(struct mig_dest *d, const uint8_t *p, size_t len)
 static int dest_fetch(void *opaque, uint64_t gpa)
 {
 	struct mig_dest *d = opaque;
+	bool urg = false;
 	int r = 0;
 
 	pthread_mutex_lock(&d->qlock);
@@ -679,8 +739,13 @@ static int dest_fetch(void *opaque, uint64_t gpa)
 		r = -EAGAIN;
 	else
 		d->req[(d->req_head + d->req_len++) % DEST_REQ_QUEUE] = gpa;
+	/* Under qlock: the thread cannot stop meanwhile. */
+	if (!r && d->urg_on) {
+		mig_urgent_wake(&d->urg);
+		urg = true;
+	}
 	pthread_mutex_unlock(&d->qlock);
-	if (!r)
+	if (!r && !urg)
 		uv_async_send(&d->async);
 	return r;
 }
@@ -724,49 +789,59 @@ static void dest_send_sum(struct mig_dest *d)
 	dest_send(d, buf, proto_verify_encode(buf, sizeof(buf), &dg, 1));
 }
 
-/* Loop thread: send the queued requests, up to 64 a PAGE_REQ. */
+/*
+ * Loop thread: a stalled fault, the urgent thread's end or progress.
+ * Requests queued while there is no urgent thread are dropped: complete,
+ * failed, or paused (asked again from the fault service's pending list
+ * once the urgent connection is back: dest_resume_requests).
+ */
 static void dest_on_async(uv_async_t *h)
 {
 	struct mig_dest *d = h->data;
-	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME];
-	uint64_t gpa[PROTO_MAX_PAGE_REQ];
-	uint32_t n;
 
 	if (atomic_exchange(&d->stalled, false) && d->hooks.progress)
 		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
-	while ((n = dest_take_reqs(d, gpa))) {
-		/*
-		 * Complete or failed: nothing to ask. Paused or resuming: the
-		 * request is asked again from the pending list once the urgent
-		 * connection is back (dest_resume_requests).
-		 */
-		if (!dest_live(d) || !d->urgent_ok)
-			continue;
-		d->st.memory_postcopy_requests += n;
-		dest_send_on(d, &d->uch, buf,
-			     proto_page_req_encode(buf, sizeof(buf), gpa, n));
+	if (atomic_exchange(&d->u_ended, false)) {
+		dest_urgent_stop(d);
+		dest_fail(d, "urgent connection: %s", d->u_why);
+		return;
 	}
+	pthread_mutex_lock(&d->qlock);
+	if (!d->urg_on)
+		d->req_len = 0;
+	pthread_mutex_unlock(&d->qlock);
+	if (d->pc_end)
+		dest_try_complete(d);
 }
 
-/* One page, placed with UFFDIO_COPY / ZEROPAGE unless already there. */
+/*
+ * One page, placed with UFFDIO_COPY / ZEROPAGE unless already there or
+ * being placed by the other thread (loop or urgent thread).
+ */
 static int dest_place_one(struct mig_dest *d, uint64_t gpa, const void *data)
 {
 	struct fault_service *fs = &d->vm->faults;
 	uint64_t i;
+	int r = 0;
 
 	if (mem_gpa_to_page(&d->vm->mem, gpa, &i))
 		return -EFAULT;
-	if (bitmap_test(&d->vm->mem.state[MEM_PS_PRESENT], i))
+	if (bitmap_test(&d->vm->mem.state[MEM_PS_PRESENT], i) ||
+	    bitmap_test_and_set(&d->claimed, i))
 		return 0;
 	if (!data)
 		return fault_place_zero(fs, gpa);
-	if (d->sum_on && mig_sum_page(&d->sum, gpa, data))
-		return -EIO;
-	return fault_place_page(fs, gpa, data);
+	if (d->sum_on) {
+		pthread_mutex_lock(&d->sum_lock);
+		r = mig_sum_page(&d->sum, gpa, data) ? -EIO : 0;
+		pthread_mutex_unlock(&d->sum_lock);
+	}
+	return r ? r : fault_place_page(fs, gpa, data);
 }
 
 static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
-			     const uint8_t **data)
+			     const uint8_t **data, struct dest_count *c,
+			     char *err, size_t errlen)
 {
 	bool zero = run->flags & PROTO_RUN_ZERO;
 
@@ -775,42 +850,57 @@ static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
 		int r = dest_place_one(d, gpa, zero ? NULL : *data);
 
 		if (r) {
-			dest_fail(d, "placing page 0x%llx: %s",
-				  (unsigned long long)gpa,
-				  r == -EFAULT ? "outside guest RAM"
-					       : strerror(-r));
+			snprintf(err, errlen, "placing page 0x%llx: %s",
+				 (unsigned long long)gpa,
+				 r == -EFAULT ? "outside guest RAM"
+					      : strerror(-r));
 			return r;
 		}
 		if (!zero)
 			*data += PAGE;
 	}
-	d->st.memory_processed += (uint64_t)run->npages * PAGE;
 	if (zero)
-		d->st.memory_constant += run->npages;
+		c->zero += run->npages;
 	else
-		d->st.memory_normal += run->npages;
+		c->normal += run->npages;
 	return 0;
 }
 
-/* PAGES in post-copy, from either connection: the vCPUs run. */
+/* A PAGES frame in post-copy, into batch (either thread). */
+static int dest_place_pc_pages(struct mig_dest *d, struct proto_batch *batch,
+			       const uint8_t *p, size_t len,
+			       struct dest_count *c, char *err, size_t errlen)
+{
+	const uint8_t *data;
+	int r;
+
+	if ((r = proto_pages_decode(p, len, batch, err, errlen)))
+		return r;
+	data = batch->data;
+	for (int i = 0; !r && i < batch->nr_runs; i++)
+		r = dest_place_pc_run(d, &batch->runs[i], &data, c, err,
+				      errlen);
+	return r;
+}
+
+/* PAGES in post-copy on the main connection (loop): the vCPUs run. */
 static void dest_postcopy_pages(struct mig_dest *d, const uint8_t *p,
 				size_t len)
 {
-	const uint8_t *data;
+	struct dest_count c = {0};
 	char err[256];
 
 	if (!d->go_done) {
 		dest_fail(d, "PAGES before GO in post-copy");
 		return;
 	}
-	if (proto_pages_decode(p, len, d->batch, err, sizeof(err))) {
+	if (dest_place_pc_pages(d, d->batch, p, len, &c, err, sizeof(err))) {
 		dest_fail(d, "%s", err);
 		return;
 	}
-	data = d->batch->data;
-	for (int i = 0; i < d->batch->nr_runs; i++)
-		if (dest_place_pc_run(d, &d->batch->runs[i], &data))
-			return;
+	d->st.memory_normal += c.normal;
+	d->st.memory_constant += c.zero;
+	d->st.memory_processed += (c.normal + c.zero) * PAGE;
 	dest_try_complete(d);
 }
 
@@ -837,6 +927,7 @@ static void dest_try_complete(struct mig_dest *d)
 	free(st);
 	if (pending)
 		return;
+	dest_urgent_stop(d);
 	dest_faults_off(d);
 	d->complete_sent = true;
 	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
@@ -859,14 +950,12 @@ static void dest_on_postcopy_end(struct mig_dest *d)
 static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen)
 {
 	struct vm *vm = d->vm;
-	int r = uv_async_init(d->loop, &d->async, dest_on_async);
+	int r = bitmap_init(&d->claimed, vm->mem.nr_pages);
 
 	if (r) {
-		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
+		snprintf(err, errlen, "out of memory");
 		return r;
 	}
-	d->async.data = d;
-	d->async_on = true;
 	r = fault_init(&vm->faults, &vm->mem, err, errlen);
 	for (int i = 0; !r && i < vm->mem.nr_regions; i++) {
 		struct fault_range fr = {
@@ -889,6 +978,109 @@ static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen)
 	}
 	d->faults_on = true;
 	atomic_store(&vm->ram_incomplete, true);
+	return 0;
+}
+
+/* ---- the urgent thread (urgent.h): it alone runs these --------------------
+ */
+
+static int dest_urgent_send_reqs(struct mig_dest *d, const uint64_t *gpa,
+				 uint32_t n)
+{
+	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME];
+	int len = proto_page_req_encode(buf, sizeof(buf), gpa, n);
+
+	atomic_fetch_add(&d->u_requests, n);
+	return len < 0 ? len : mig_urgent_send(&d->urg, buf, len);
+}
+
+/* Every fault still waiting (after a resume), then the queue. */
+static int dest_urgent_wake(void *opaque, char *err, size_t errlen)
+{
+	struct mig_dest *d = opaque;
+	uint64_t gpa[PROTO_MAX_PAGE_REQ];
+	uint32_t n;
+	int r = 0;
+
+	if (atomic_exchange(&d->u_resend, false)) {
+		uint64_t *all = malloc(FAULT_MAX_PENDING * sizeof(*all));
+		int k = all ? fault_pending_list(&d->vm->faults, all,
+						 FAULT_MAX_PENDING, NULL)
+			    : -ENOMEM;
+
+		for (int i = 0; i < k && !r; i += PROTO_MAX_PAGE_REQ)
+			r = dest_urgent_send_reqs(d, all + i,
+						  k - i < PROTO_MAX_PAGE_REQ
+							  ? k - i
+							  : PROTO_MAX_PAGE_REQ);
+		free(all);
+		if (k < 0)
+			r = k;
+	}
+	while (!r && (n = dest_take_reqs(d, gpa)))
+		r = dest_urgent_send_reqs(d, gpa, n);
+	if (r)
+		snprintf(err, errlen, "sending page requests: %s",
+			 strerror(-r));
+	return r;
+}
+
+static int dest_urgent_frame(void *opaque, const struct proto_hdr *h,
+			     const uint8_t *p, char *err, size_t errlen)
+{
+	struct mig_dest *d = opaque;
+	struct dest_count c = {0};
+	int r;
+
+	if (h->type != PROTO_PAGES) {
+		snprintf(err, errlen, "unexpected %s on the urgent connection",
+			 proto_type_name(h->type));
+		return -EPROTO;
+	}
+	r = dest_place_pc_pages(d, d->ubatch, p, h->len, &c, err, errlen);
+	atomic_fetch_add(&d->u_normal, c.normal);
+	atomic_fetch_add(&d->u_zero, c.zero);
+	if (!r)
+		uv_async_send(&d->async); /* after POSTCOPY_END: complete? */
+	return r;
+}
+
+static void dest_urgent_end(void *opaque, int code, const char *why)
+{
+	struct mig_dest *d = opaque;
+
+	(void)code;
+	snprintf(d->u_why, sizeof(d->u_why), "%s", why);
+	atomic_store(&d->u_ended, true);
+	uv_async_send(&d->async);
+}
+
+static const struct mig_urgent_ops dest_urgent_thread_ops = {
+	.on_frame = dest_urgent_frame,
+	.on_wake = dest_urgent_wake,
+	.on_end = dest_urgent_end,
+};
+
+/* Loop thread: the urgent socket goes to its own thread. */
+static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
+{
+	uint8_t *left = NULL;
+	size_t len = 0;
+	int fd = -1;
+	int r = mig_channel_detach(&d->uch, &fd, &left, &len);
+
+	if (r) {
+		snprintf(err, errlen, "%s", uv_strerror(r));
+		return r;
+	}
+	r = mig_urgent_start(&d->urg, fd, left, len, NULL, 0, d->uch.peer,
+			     &dest_urgent_thread_ops, d, err, errlen);
+	free(left);
+	if (r)
+		return r;
+	pthread_mutex_lock(&d->qlock);
+	d->urg_on = true;
+	pthread_mutex_unlock(&d->qlock);
 	return 0;
 }
 
@@ -923,10 +1115,7 @@ static void dest_urgent_on_frame(struct mig_channel *ch,
 				  proto_type_name(h->type));
 		return;
 	}
-	if (h->type == PROTO_PAGES && d->urgent_ok) {
-		dest_postcopy_pages(d, p, h->len);
-		return;
-	}
+	/* After URGENT_HELLO the socket is the urgent thread's. */
 	dest_fail(d, "unexpected %s on the urgent connection",
 		  proto_type_name(h->type));
 }
@@ -1122,6 +1311,7 @@ static void dest_pc_close(struct mig_dest *d, struct mig_channel *ch)
 /* Close both connections, then listen again for a RESUME. */
 static void dest_pc_reopen(struct mig_dest *d)
 {
+	dest_urgent_stop(d);
 	d->pc_closing = 1; /* held while both are looked at */
 	dest_pc_close(d, &d->ch);
 	dest_pc_close(d, &d->uch);
@@ -1224,22 +1414,8 @@ static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 /* The urgent connection is back: ask again for every waiting fault. */
 static void dest_resume_requests(struct mig_dest *d)
 {
-	uint64_t *gpa = malloc(FAULT_MAX_PENDING * sizeof(*gpa));
-	uint8_t buf[PROTO_PAGE_REQ_MAX_FRAME];
-	int n = gpa ? fault_pending_list(&d->vm->faults, gpa, FAULT_MAX_PENDING,
-					 NULL)
-		    : 0;
-
-	for (int i = 0; i < n; i += PROTO_MAX_PAGE_REQ) {
-		uint32_t k =
-			n - i < PROTO_MAX_PAGE_REQ ? n - i : PROTO_MAX_PAGE_REQ;
-
-		d->st.memory_postcopy_requests += k;
-		dest_send_on(
-			d, &d->uch, buf,
-			proto_page_req_encode(buf, sizeof(buf), gpa + i, k));
-	}
-	free(gpa);
+	atomic_store(&d->u_resend, true);
+	mig_urgent_wake(&d->urg);
 }
 
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
@@ -1259,11 +1435,23 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	d->st.start_ns = vm_now_ns();
 	d->st.memory_total = vm->mem.size;
 	d->batch = malloc(sizeof(*d->batch));
-	if (!d->batch) {
+	d->ubatch = malloc(sizeof(*d->ubatch));
+	if (!d->batch || !d->ubatch) {
+		free(d->batch);
+		free(d->ubatch);
 		free(d);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&d->qlock, NULL);
+	pthread_mutex_init(&d->sum_lock, NULL);
+	r = uv_async_init(loop, &d->async, dest_on_async);
+	if (r) {
+		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
+		mig_dest_free(d);
+		return r;
+	}
+	d->async.data = d;
+	d->async_on = true;
 	r = mig_channel_listen(&d->ch, loop, spec, &dest_channel_ops, d, err,
 			       errlen);
 	if (r) {
@@ -1282,9 +1470,12 @@ static void dest_release(struct mig_dest *d)
 		free(d->dev[i].data);
 	free(d->vmstate.data);
 	free(d->batch);
+	free(d->ubatch);
 	free(d->discard);
+	bitmap_free(&d->claimed);
 	mig_sum_free(&d->sum);
 	pthread_mutex_destroy(&d->qlock);
+	pthread_mutex_destroy(&d->sum_lock);
 	free(d);
 }
 
@@ -1326,6 +1517,7 @@ void mig_dest_free(struct mig_dest *d)
 	if (!d)
 		return;
 	/* The fault thread calls dest_fetch(d): stop it first. */
+	dest_urgent_stop(d);
 	dest_faults_off(d);
 	d->closing = 1; /* held while the handles are looked at */
 	dest_free_channel(d, &d->ch);

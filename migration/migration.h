@@ -165,7 +165,7 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
  * post-copy migration is under way.
  */
 int mig_source_abort(struct mig_source *s);
-const struct mig_stats *mig_source_stats(const struct mig_source *s);
+const struct mig_stats *mig_source_stats(struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);
 

@@ -40,6 +40,7 @@
 #include "migration/migration.h"
 #include "migration/policy.h"
 #include "migration/ram.h"
+#include "migration/urgent.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -63,6 +64,19 @@ struct mig_source {
 	struct mig_hooks hooks;
 	struct mig_channel ch;
 	struct mig_channel uch; /* post-copy: the urgent connection */
+	/*
+	 * Its thread answers the PAGE_REQs (urgent.h). It owns ubatch and
+	 * ubuf, and counts what it sends in the u_* atomics, which the loop
+	 * folds into st (src_fold_urgent). uasync brings its end (u_why)
+	 * to the loop.
+	 */
+	struct mig_urgent urg;
+	uv_async_t uasync;
+	bool uasync_on;
+	uint8_t *ubuf;
+	atomic_uint_fast64_t u_normal, u_zero, u_unpushed;
+	atomic_bool u_ended;
+	char u_why[600];
 	struct mig_stats st;
 	uint64_t caps;	    /* agreed in the handshake */
 	struct bitmap todo; /* pages to send in this round */
@@ -128,21 +142,53 @@ static const struct mig_channel_ops src_channel_ops;
 static void src_postcopy_pushed(struct mig_source *s);
 static void src_postcopy_start(struct mig_source *s);
 
-const struct mig_stats *mig_source_stats(const struct mig_source *s)
+/* Loop thread: take the urgent thread's counts into st. */
+static void src_fold_urgent(struct mig_source *s)
 {
+	uint64_t normal = atomic_exchange(&s->u_normal, 0);
+	uint64_t zero = atomic_exchange(&s->u_zero, 0);
+	uint64_t unpushed = atomic_exchange(&s->u_unpushed, 0) * PAGE;
+
+	s->st.memory_normal += normal;
+	s->st.memory_normal_bytes += normal * PAGE;
+	s->st.memory_constant += zero;
+	s->st.memory_processed += (normal + zero) * PAGE;
+	s->st.memory_postcopy_requests += normal + zero;
+	s->st.memory_remaining -= unpushed < s->st.memory_remaining
+					  ? unpushed
+					  : s->st.memory_remaining;
+}
+
+const struct mig_stats *mig_source_stats(struct mig_source *s)
+{
+	src_fold_urgent(s);
+	s->st.wire_bytes = s->ch.bytes_out + s->urg.bytes_out;
 	return &s->st;
 }
 
 static void src_update_elapsed(struct mig_source *s)
 {
+	src_fold_urgent(s);
 	s->st.time_elapsed_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
-	s->st.wire_bytes = s->ch.bytes_out;
+	s->st.wire_bytes = s->ch.bytes_out + s->urg.bytes_out;
 	s->st.data_processed = s->st.memory_processed;
 	s->st.data_remaining = s->st.memory_remaining;
 }
 
 /* ---- the end, one way or another -------------------------------------------
  */
+
+/* Stop the urgent thread, then close its connection (after a flush). */
+static void src_urgent_close(struct mig_source *s, bool flush)
+{
+	mig_urgent_stop(&s->urg);
+	if (!s->uch.loop)
+		return;
+	if (flush)
+		mig_channel_close_after_flush(&s->uch, NULL);
+	else
+		mig_channel_close(&s->uch, NULL);
+}
 
 static void src_end(struct mig_source *s, enum mig_state state)
 {
@@ -152,8 +198,7 @@ static void src_end(struct mig_source *s, enum mig_state state)
 	s->st.state = state;
 	src_update_elapsed(s);
 	mig_channel_close_after_flush(&s->ch, NULL);
-	if (s->uch.loop)
-		mig_channel_close_after_flush(&s->uch, NULL);
+	src_urgent_close(s, true);
 	if (s->hooks.done)
 		s->hooks.done(s->hooks.opaque, &s->st);
 }
@@ -174,8 +219,7 @@ static void src_pc_break(struct mig_source *s)
 	s->st.state = MIG_POSTCOPY_PAUSED;
 	s->st.postcopy_breaks++;
 	mig_channel_close(&s->ch, NULL);
-	if (s->uch.loop)
-		mig_channel_close(&s->uch, NULL);
+	src_urgent_close(s, false);
 	src_update_elapsed(s);
 	if (s->hooks.progress)
 		s->hooks.progress(s->hooks.opaque, &s->st);
@@ -1126,27 +1170,26 @@ static void src_postcopy_start(struct mig_source *s)
 	src_switch_queued(s);
 }
 
+/* ---- the urgent thread (urgent.h): it alone runs these --------------------
+ */
+
 static int src_send_urgent(struct mig_source *s)
 {
-	uint8_t *f;
 	int n;
 
 	if (!s->ubatch->nr_pages)
 		return 0;
-	f = malloc(s->frame_cap);
-	if (!f)
-		return -ENOMEM;
 	/* Raw: latency matters more than bytes here. */
-	n = proto_pages_encode(f, s->frame_cap, s->ubatch, 0);
+	n = proto_pages_encode(s->ubuf, s->frame_cap, s->ubatch, 0);
 	proto_batch_init(s->ubatch);
-	if (n < 0) {
-		free(f);
-		return n;
-	}
-	return mig_channel_send(&s->uch, f, n);
+	return n < 0 ? n : mig_urgent_send(&s->urg, s->ubuf, n);
 }
 
-/* One requested page; a hole here is sent as a zero page, untouched. */
+/*
+ * One requested page; a hole here is sent as a zero page, untouched. The
+ * VM is paused: residency and contents cannot change under us, and the
+ * SENT bit is atomic, shared with the loop's push.
+ */
 static int src_add_urgent(struct mig_source *s, uint64_t gpa)
 {
 	const void *hva = NULL;
@@ -1155,35 +1198,28 @@ static int src_add_urgent(struct mig_source *s, uint64_t gpa)
 	if (mem_gpa_to_page(&s->vm->mem, gpa, &i))
 		return -EFAULT;
 	if (!bitmap_test_and_set(&s->vm->mem.state[MEM_PS_SENT], i) &&
-	    bitmap_test(&s->pushset, i) && s->st.memory_remaining >= PAGE)
-		s->st.memory_remaining -= PAGE;
-	/* Paused: residency cannot change. A hole is not read (not faulted). */
+	    bitmap_test(&s->pushset, i))
+		atomic_fetch_add(&s->u_unpushed, 1);
 	if (mig_ram_page_resident(&s->vm->mem, gpa))
 		hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
 	if (hva && proto_page_is_zero(hva))
 		hva = NULL;
 	proto_batch_add(s->ubatch, gpa, hva);
-	if (hva) {
-		s->st.memory_normal++;
-		s->st.memory_normal_bytes += PAGE;
-	} else {
-		s->st.memory_constant++;
-	}
-	s->st.memory_processed += PAGE;
-	s->st.memory_postcopy_requests++;
+	atomic_fetch_add(hva ? &s->u_normal : &s->u_zero, 1);
 	return proto_batch_full(s->ubatch) ? src_send_urgent(s) : 0;
 }
 
-static void src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len)
+static int src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len,
+			   char *err, size_t errlen)
 {
 	uint64_t gpa[PROTO_MAX_PAGE_REQ];
-	char err[256];
+	char why[256];
 	uint32_t nr;
 	int r = 0;
 
-	if (proto_page_req_decode(p, len, gpa, &nr, err, sizeof(err))) {
-		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
-		return;
+	if (proto_page_req_decode(p, len, gpa, &nr, why, sizeof(why))) {
+		snprintf(err, errlen, "urgent connection: %s", why);
+		return -EPROTO;
 	}
 	proto_batch_init(s->ubatch);
 	for (uint32_t i = 0; !r && i < nr; i++)
@@ -1191,22 +1227,88 @@ static void src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len)
 	if (!r)
 		r = src_send_urgent(s);
 	if (r)
-		src_fail(s, MIG_FAILED, "answering a page request: %s",
+		snprintf(err, errlen, "answering a page request: %s",
 			 r == -EFAULT ? "page outside guest RAM"
 				      : strerror(-r));
+	return r;
 }
 
+static int src_urgent_frame(void *opaque, const struct proto_hdr *h,
+			    const uint8_t *p, char *err, size_t errlen)
+{
+	struct mig_source *s = opaque;
+	char reason[400], why[256];
+	int code;
+
+	switch (h->type) {
+	case PROTO_PAGE_REQ:
+		return src_on_page_req(s, p, h->len, err, errlen);
+	case PROTO_ERROR:
+		if (proto_error_decode(p, h->len, &code, reason, sizeof(reason),
+				       why, sizeof(why)))
+			snprintf(reason, sizeof(reason), "(%s)", why);
+		snprintf(err, errlen, "destination refused: %s", reason);
+		return -EPROTO;
+	default:
+		snprintf(err, errlen, "unexpected %s on the urgent connection",
+			 proto_type_name(h->type));
+		return -EPROTO;
+	}
+}
+
+/* The thread ended by itself: tell the loop (src_on_uasync). */
+static void src_urgent_end(void *opaque, int code, const char *why)
+{
+	struct mig_source *s = opaque;
+
+	(void)code;
+	snprintf(s->u_why, sizeof(s->u_why), "%s", why);
+	atomic_store(&s->u_ended, true);
+	uv_async_send(&s->uasync);
+}
+
+static const struct mig_urgent_ops src_urgent_thread_ops = {
+	.on_frame = src_urgent_frame,
+	.on_end = src_urgent_end,
+};
+
+/* Loop thread. */
+static void src_on_uasync(uv_async_t *h)
+{
+	struct mig_source *s = h->data;
+
+	if (!atomic_exchange(&s->u_ended, false) || s->ended)
+		return;
+	mig_urgent_stop(&s->urg);
+	if (!strncmp(s->u_why, "destination refused", 19) ||
+	    !strncmp(s->u_why, "answering", 9))
+		src_fail(s, MIG_FAILED, "%s", s->u_why);
+	else
+		src_fail(s, MIG_FAILED, "urgent connection: %s", s->u_why);
+}
+
+/*
+ * Connected: the socket goes to the urgent thread at once, and its first
+ * frame is URGENT_HELLO, written here before the thread starts.
+ */
 static void src_urgent_on_connect(struct mig_channel *ch)
 {
 	struct mig_source *s = ch->opaque;
-	uint8_t buf[PROTO_COOKIE_FRAME];
-	int r = mig_channel_send_copy(
-		ch, buf,
-		proto_urgent_hello_encode(buf, sizeof(buf), s->cookie));
+	uint8_t buf[PROTO_COOKIE_FRAME], *left = NULL;
+	char err[256] = "";
+	size_t len = 0;
+	int fd = -1, n, r;
 
-	/* A failed send reports itself through on_error. */
-	if (r == -ENOMEM || r == -EINVAL)
-		src_fail(s, MIG_FAILED, "encoding URGENT_HELLO failed");
+	n = proto_urgent_hello_encode(buf, sizeof(buf), s->cookie);
+	r = n < 0 ? n : mig_channel_detach(ch, &fd, &left, &len);
+	free(left); /* the destination says nothing before our hello */
+	if (!r)
+		r = mig_urgent_start(&s->urg, fd, NULL, 0, buf, n, ch->peer,
+				     &src_urgent_thread_ops, s, err,
+				     sizeof(err));
+	if (r)
+		src_fail(s, MIG_FAILED, "urgent connection: %s",
+			 err[0] ? err : strerror(-r));
 }
 
 /* ERROR from the destination, on either connection. */
@@ -1222,25 +1324,13 @@ static void src_on_peer_error(struct mig_source *s, const uint8_t *p,
 	src_fail(s, MIG_FAILED, "destination refused: %s", reason);
 }
 
+/* Nothing is read here: the socket is the urgent thread's once connected. */
 static void src_urgent_on_frame(struct mig_channel *ch,
 				const struct proto_hdr *h, const uint8_t *p)
 {
-	struct mig_source *s = ch->opaque;
-
-	if (s->ended)
-		return;
-	switch (h->type) {
-	case PROTO_PAGE_REQ:
-		src_on_page_req(s, p, h->len);
-		break;
-	case PROTO_ERROR:
-		src_on_peer_error(s, p, h->len);
-		break;
-	default:
-		src_fail(s, MIG_FAILED,
-			 "unexpected %s on the urgent connection",
-			 proto_type_name(h->type));
-	}
+	(void)ch;
+	(void)h;
+	(void)p;
 }
 
 static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
@@ -1405,7 +1495,7 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
 /* What an abort loses, for the error line. */
 static void src_abort_message(struct mig_source *s)
 {
-	uint64_t lacking = s->st.memory_remaining / PAGE;
+	uint64_t lacking = (src_fold_urgent(s), s->st.memory_remaining / PAGE);
 	uint64_t secs = s->running_ns
 				? (vm_now_ns() - s->running_ns) / 1000000000ULL
 				: 0;
@@ -1499,8 +1589,9 @@ static int src_alloc(struct mig_source *s)
 	s->frame_cap = proto_batch_max_frame();
 	s->batch = malloc(sizeof(*s->batch));
 	s->ubatch = malloc(sizeof(*s->ubatch));
+	s->ubuf = malloc(s->frame_cap);
 	s->state_buf = malloc(VMSTATE_BLOB_MAX);
-	if (!s->batch || !s->ubatch || !s->state_buf)
+	if (!s->batch || !s->ubatch || !s->ubuf || !s->state_buf)
 		return -ENOMEM;
 	proto_batch_init(s->batch);
 	proto_batch_init(s->ubatch);
@@ -1535,6 +1626,14 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 		mig_source_free(s);
 		return r;
 	}
+	r = uv_async_init(loop, &s->uasync, src_on_uasync);
+	if (r) {
+		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
+		mig_source_free(s);
+		return r;
+	}
+	s->uasync.data = s;
+	s->uasync_on = true;
 	r = mig_channel_connect(&s->ch, loop, p->to, &src_channel_ops, s, err,
 				errlen);
 	if (r) {
@@ -1562,6 +1661,7 @@ static void src_release(struct mig_source *s)
 	bitmap_free(&s->lacking);
 	free(s->batch);
 	free(s->ubatch);
+	free(s->ubuf);
 	free(s->state_buf);
 	free(s);
 }
@@ -1591,13 +1691,26 @@ static void src_free_channel(struct mig_source *s, struct mig_channel *ch)
 	}
 }
 
+static void src_async_closed(uv_handle_t *h)
+{
+	struct mig_source *s = h->data;
+
+	if (--s->closing == 0)
+		src_release(s);
+}
+
 void mig_source_free(struct mig_source *s)
 {
 	if (!s)
 		return;
+	mig_urgent_stop(&s->urg);
 	s->closing = 1; /* held while both channels are looked at */
 	src_free_channel(s, &s->ch);
 	src_free_channel(s, &s->uch);
+	if (s->uasync_on) {
+		s->closing++;
+		uv_close((uv_handle_t *)&s->uasync, src_async_closed);
+	}
 	if (--s->closing == 0)
 		src_release(s);
 }

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * urgent.c - the urgent connection's thread: poll(), read, parse, hand
+ * frames over; write answers in place. See urgent.h.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migration/urgent.h"
+
+#define URGENT_READ    (64U << 10)
+#define URGENT_POLL_MS 100 /* a send re-checks the stop flag this often */
+
+static bool urgent_stopping(struct mig_urgent *u)
+{
+	return atomic_load(&u->stop);
+}
+
+int mig_urgent_send(struct mig_urgent *u, const uint8_t *frame, size_t len)
+{
+	while (len) {
+		ssize_t n = send(u->fd, frame, len, MSG_NOSIGNAL);
+		struct pollfd pfd = {.fd = u->fd, .events = POLLOUT};
+
+		if (n > 0) {
+			frame += n;
+			len -= (size_t)n;
+			u->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (urgent_stopping(u))
+			return -ECANCELED;
+		if (poll(&pfd, 1, URGENT_POLL_MS) < 0 && errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static int urgent_grow(struct mig_urgent *u, size_t want, char *err,
+		       size_t errlen)
+{
+	size_t cap = u->rcap ? u->rcap : URGENT_READ;
+	uint8_t *p;
+
+	if (want <= u->rcap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	p = realloc(u->rbuf, cap);
+	if (!p) {
+		snprintf(err, errlen, "%s: out of memory", u->peer);
+		return -ENOMEM;
+	}
+	u->rbuf = p;
+	u->rcap = cap;
+	return 0;
+}
+
+/* Every complete frame in rbuf to on_frame. */
+static int urgent_parse(struct mig_urgent *u, char *err, size_t errlen)
+{
+	char why[256];
+	size_t off = 0;
+	int r = 0;
+
+	while (!r && u->rlen - off >= PROTO_HDR_SIZE) {
+		const uint8_t *f = u->rbuf + off;
+		struct proto_hdr h;
+
+		if (proto_hdr_decode(f, &h, why, sizeof(why)) ||
+		    (u->rlen - off >= PROTO_HDR_SIZE + (size_t)h.len &&
+		     proto_frame_check(f, &h, why, sizeof(why)))) {
+			snprintf(err, errlen, "%s: %s", u->peer, why);
+			return -EPROTO;
+		}
+		if (u->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
+			break;
+		off += PROTO_HDR_SIZE + h.len;
+		r = u->ops->on_frame(u->opaque, &h, f + PROTO_HDR_SIZE, err,
+				     errlen);
+	}
+	memmove(u->rbuf, u->rbuf + off, u->rlen - off);
+	u->rlen -= off;
+	return r;
+}
+
+static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
+{
+	ssize_t n;
+	int r = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
+
+	if (r)
+		return r;
+	n = recv(u->fd, u->rbuf + u->rlen, u->rcap - u->rlen, 0);
+	if (n == 0) {
+		snprintf(err, errlen, "%s: connection closed by peer", u->peer);
+		return -ECONNRESET;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", u->peer, strerror(errno));
+		return r;
+	}
+	u->rlen += (size_t)n;
+	u->bytes_in += (uint64_t)n;
+	return urgent_parse(u, err, errlen);
+}
+
+static int urgent_woken(struct mig_urgent *u, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (read(u->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+		snprintf(err, errlen, "%s: eventfd: %s", u->peer,
+			 strerror(errno));
+		return -errno;
+	}
+	if (urgent_stopping(u) || !u->ops->on_wake)
+		return 0;
+	return u->ops->on_wake(u->opaque, err, errlen);
+}
+
+static void *urgent_thread(void *arg)
+{
+	struct mig_urgent *u = arg;
+	char err[512] = "";
+	int r = u->rlen ? urgent_parse(u, err, sizeof(err)) : 0;
+
+	while (!r && !urgent_stopping(u)) {
+		struct pollfd pfd[2] = {
+			{.fd = u->fd, .events = POLLIN},
+			{.fd = u->wake_fd, .events = POLLIN},
+		};
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			snprintf(err, sizeof(err), "%s: poll: %s", u->peer,
+				 strerror(errno));
+			break;
+		}
+		if (pfd[1].revents)
+			r = urgent_woken(u, err, sizeof(err));
+		if (!r && pfd[0].revents && !urgent_stopping(u))
+			r = urgent_read(u, err, sizeof(err));
+	}
+	if (r && !urgent_stopping(u) && u->ops->on_end)
+		u->ops->on_end(u->opaque, r, err[0] ? err : strerror(-r));
+	return NULL;
+}
+
+int mig_urgent_start(struct mig_urgent *u, int fd, const uint8_t *leftover,
+		     size_t len, const uint8_t *first, size_t first_len,
+		     const char *peer, const struct mig_urgent_ops *ops,
+		     void *opaque, char *err, size_t errlen)
+{
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	u->fd = fd;
+	u->ops = ops;
+	u->opaque = opaque;
+	snprintf(u->peer, sizeof(u->peer), "%s", peer);
+	if ((r = urgent_grow(u, len + URGENT_READ, err, errlen)))
+		return r;
+	if (len)
+		memcpy(u->rbuf, leftover, len);
+	u->rlen = len;
+	if (first && (r = mig_urgent_send(u, first, first_len))) {
+		snprintf(err, errlen, "%s: %s", peer, strerror(-r));
+		goto fail;
+	}
+	u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (u->wake_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "urgent thread: eventfd: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	r = -pthread_create(&u->thread, NULL, urgent_thread, u);
+	if (r) {
+		snprintf(err, errlen, "urgent thread: %s", strerror(-r));
+		close(u->wake_fd);
+		goto fail;
+	}
+	pthread_setname_np(u->thread, "mig-urgent"); /* a name only */
+	u->running = true;
+	return 0;
+fail:
+	free(u->rbuf);
+	u->rbuf = NULL;
+	return r;
+}
+
+void mig_urgent_wake(struct mig_urgent *u)
+{
+	uint64_t one = 1;
+
+	/* Can only fail when the counter is full: it is woken anyway. */
+	if (write(u->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "urgent thread: eventfd: %s\n",
+			strerror(errno));
+}
+
+void mig_urgent_stop(struct mig_urgent *u)
+{
+	if (!u->running)
+		return;
+	atomic_store(&u->stop, true);
+	mig_urgent_wake(u);
+	pthread_join(u->thread, NULL);
+	u->running = false;
+	close(u->wake_fd);
+	free(u->rbuf);
+	u->rbuf = NULL;
+	u->rlen = u->rcap = 0;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * urgent.h - the post-copy urgent connection's own thread.
+ *
+ * In post-copy a vCPU waits while its page request crosses the urgent
+ * connection and the answer comes back. On the event-loop thread that round
+ * trip waited behind the bulk work of the same loop (placing or pushing the
+ * background stream) and behind the CPU that work used: p99 of several ms
+ * on two cores. So once the urgent connection is up, its socket is taken
+ * from libuv (mig_channel_detach) and served by a thread of its own, which
+ * the scheduler wakes promptly because it sleeps most of the time. The
+ * thread reads frames, hands each to on_frame, and may be woken with
+ * mig_urgent_wake() to run on_wake (the destination sends the page
+ * requests the fault thread queued).
+ *
+ * Threads: mig_urgent_start/stop run on the event-loop thread; on_frame,
+ * on_wake and on_end run on the urgent thread, which alone reads and
+ * writes the socket until mig_urgent_stop() has joined it. on_end is
+ * called once when the thread ends on its own (EOF, a socket error, a bad
+ * frame, or a callback's error); it must only hand the news to the loop
+ * (uv_async_send), never close anything itself.
+ */
+#ifndef MIGRATION_URGENT_H
+#define MIGRATION_URGENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+struct mig_urgent_ops {
+	/* A checked frame; nonzero ends the thread (why in err). */
+	int (*on_frame)(void *opaque, const struct proto_hdr *h,
+			const uint8_t *p, char *err, size_t errlen);
+	/* mig_urgent_wake() was called; nonzero ends the thread. */
+	int (*on_wake)(void *opaque, char *err, size_t errlen);
+	/* The thread ended by itself: code is -errno, why one line. */
+	void (*on_end)(void *opaque, int code, const char *why);
+};
+
+struct mig_urgent {
+	const struct mig_urgent_ops *ops;
+	void *opaque;
+	char peer[64];
+	int fd;	     /* borrowed from the libuv handle; closed by it */
+	int wake_fd; /* eventfd: work (on_wake) or stop */
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	/* Urgent thread only: the reassembly buffer. */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	uint64_t bytes_in, bytes_out; /* read after stop, or racy stats */
+};
+
+/*
+ * Start serving fd (already detached from libuv) with the bytes libuv had
+ * read but not parsed (leftover, len; copied), after writing the frame
+ * first (first_len bytes; none when NULL) before the thread starts.
+ * 0 or -errno with err set.
+ */
+int mig_urgent_start(struct mig_urgent *u, int fd, const uint8_t *leftover,
+		     size_t len, const uint8_t *first, size_t first_len,
+		     const char *peer, const struct mig_urgent_ops *ops,
+		     void *opaque, char *err, size_t errlen);
+/* Any thread: run on_wake on the urgent thread soon. */
+void mig_urgent_wake(struct mig_urgent *u);
+/*
+ * Urgent thread only: write the whole frame (waiting for the socket as
+ * needed, but giving up when asked to stop). 0 or -errno.
+ */
+int mig_urgent_send(struct mig_urgent *u, const uint8_t *frame, size_t len);
+/* Loop thread: stop and join the thread (no-op when not running). */
+void mig_urgent_stop(struct mig_urgent *u);
+
+#endif /* MIGRATION_URGENT_H */
