@@ -3,12 +3,15 @@
  * devices/ - the emulated devices and the bus that routes guest accesses.
  *
  * This layer owns the port-I/O and MMIO address maps (struct bus), the
- * device models (8250 UART on COM1, the i8042 reset line, the test device)
- * and the console sink they print to. Devices never call into vmm/: they
- * reach the VM through struct dev_host, a small table of callbacks the VMM
- * fills in (raise an interrupt line, request exit, post an event), and they
- * reach guest RAM through ept/. Each device protects its own registers with
- * its own mutex, because every vCPU thread dispatches accesses concurrently.
+ * device models (8250 UART on COM1, the i8042 reset line, the test device,
+ * and pt, a passthrough-style receive device that DMAs packets into guest
+ * buffers from its own thread and quiesces for migration) and the console
+ * sink they print to. Devices never call into vmm/: they reach the VM
+ * through struct dev_host, a small table of callbacks the VMM fills in
+ * (raise an interrupt line, request exit, post an event), and they reach
+ * guest RAM through ept/ (a device that writes guest RAM reports it with
+ * ept_mark_dirty()). Each device protects its own registers with its own
+ * mutex, because every vCPU thread dispatches accesses concurrently.
  */
 #ifndef DEVICES_DEVICES_H
 #define DEVICES_DEVICES_H
@@ -38,5 +41,6 @@ struct dev_host {
 #include "devices/serial.h"
 #include "devices/i8042.h"
 #include "devices/testdev.h"
+#include "devices/pt.h"
 
 #endif /* DEVICES_DEVICES_H */

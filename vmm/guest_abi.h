@@ -136,7 +136,133 @@ enum testdev_marker {
 	MARK_REQ_DONE = 6,	 /* arg: mailbox seq handled */
 	MARK_PF_COUNT = 7,	 /* arg: guest-level #PFs the kernel resolved */
 	MARK_RESULT = 8,	 /* arg: a workload's figure (see its docs) */
+	MARK_PT_PACKETS = 9,	 /* arg: pt-driver packets received, all in order */
+	MARK_PT_SEQ_ERROR = 10,	 /* arg: the packet seq that broke the order */
+	MARK_PT_QUIESCED = 11,	 /* arg: pt-driver quiesce requests handled */
+	MARK_PT_RESUMED = 12,	 /* arg: pt-driver resume requests handled */
 	MARK_MAX
 };
+
+/* ---- the passthrough-style DMA device (devices/pt, --device pt) -------- */
+
+/*
+ * A NIC-like receive device in the second page of the device window. The
+ * guest driver (examples/guests/user/ptdriver.c) hands receive buffers to
+ * the device through a descriptor ring in guest RAM; a host-side traffic
+ * source writes sequence-numbered packets into them by DMA. Protocol and
+ * state diagram: docs/pt-quiesce.md.
+ */
+#define PT_GPA	   (GUEST_DEV_MMIO_BASE + 0x1000ULL)
+#define PT_SIZE	   0x1000ULL
+#define PT_ID	   0x504d4d56U /* "VMMP", read from PT_REG_ID */
+#define PT_GSI	   5	       /* its interrupt line */
+#define PT_RING_MAX 256	       /* descriptors in a ring, at most */
+#define PT_PKT_MIN  64	       /* packet length range, bytes */
+#define PT_PKT_MAX  1024
+#define PT_BUF_MIN  PT_PKT_MAX /* a posted buffer holds any packet */
+
+/*
+ * Registers (offsets into the window; 32-bit accesses, RING is 64-bit):
+ *   ID        r  PT_ID
+ *   STATUS    r  enum pt_status bits
+ *   RING      w  u64: guest-physical address of the ring (struct pt_ring_hdr
+ *                followed by RING_SIZE struct pt_desc, contiguous); only
+ *                while disabled
+ *   RING_SIZE w  descriptors, a power of two from 1 to PT_RING_MAX; only
+ *                while disabled
+ *   ENABLE    w  1: start the queue (the device's head and the driver's tail
+ *                restart at 0). 0: stop it: DMA in progress completes, every
+ *                posted buffer not yet filled is handed back (flags
+ *                PT_DESC_RETURNED) and unpinned; when the write returns
+ *                nothing is pinned and no DMA is in flight. An ENABLE of 1
+ *                while a quiesce is requested or done is ignored.
+ *   TAIL      w  doorbell: the driver has posted descriptors up to this
+ *                free-running index; [head, tail) are now the device's and
+ *                their buffers are pinned until filled or handed back
+ *   IRQ_MASK  rw 1: the device raises no interrupt (poll mode)
+ *   REQ       r  the current host request (enum pt_req)
+ *   REQ_SEQ   r  its sequence number (increments with every request)
+ *   ACK       w  the driver has carried out request REQ_SEQ
+ *
+ * The device also mirrors REQ and REQ_SEQ into the ring header while the
+ * queue is enabled, so that a polling driver sees a request without an
+ * MMIO exit.
+ */
+#define PT_REG_ID	 0x00
+#define PT_REG_STATUS	 0x04
+#define PT_REG_RING	 0x08
+#define PT_REG_RING_SIZE 0x10
+#define PT_REG_ENABLE	 0x14
+#define PT_REG_TAIL	 0x18
+#define PT_REG_IRQ_MASK	 0x1c
+#define PT_REG_REQ	 0x20
+#define PT_REG_REQ_SEQ	 0x24
+#define PT_REG_ACK	 0x28
+
+enum pt_status {
+	PT_STATUS_ENABLED = 1U << 0, /* the queue runs */
+	PT_STATUS_QUIESCE = 1U << 1, /* a quiesce is requested or done */
+};
+
+enum pt_req {
+	PT_REQ_NONE = 0,
+	/*
+	 * Prepare for migration: stop posting buffers, write ENABLE 0 (the
+	 * device finishes DMA in flight and hands back what it did not
+	 * fill), consume every packet that arrived, then ACK.
+	 */
+	PT_REQ_QUIESCE = 1,
+	/*
+	 * The device is back in its reset state (on the destination after a
+	 * migration, or on the source when the migration did not happen):
+	 * program RING and RING_SIZE again, ENABLE 1, post buffers, ACK.
+	 */
+	PT_REQ_RESUME = 2,
+};
+
+/* The ring header: written by the device only. 64 bytes. */
+struct pt_ring_hdr {
+	volatile uint32_t req;	    /* mirror of REQ */
+	volatile uint32_t req_seq;  /* mirror of REQ_SEQ */
+	volatile uint32_t done_idx; /* free-running: descriptors completed */
+	uint32_t pad[13];
+};
+
+enum pt_desc_flags {
+	PT_DESC_DONE = 1U << 0,	    /* filled: pkt_seq and pkt_len are valid */
+	PT_DESC_RETURNED = 1U << 1, /* handed back unfilled (ENABLE 0) */
+};
+
+/*
+ * A receive descriptor, 32 bytes. The driver writes buf_gpa and buf_len
+ * and clears flags before posting it (TAIL); the device writes pkt_seq and
+ * pkt_len, then flags (release), then the header's done_idx. Descriptors
+ * complete in ring order.
+ */
+struct pt_desc {
+	uint64_t buf_gpa;
+	uint32_t buf_len; /* at least PT_BUF_MIN */
+	volatile uint32_t flags;
+	volatile uint64_t pkt_seq; /* 1, 2, 3, ... for the VM's whole life */
+	volatile uint32_t pkt_len;
+	uint32_t pad;
+};
+
+/* Packet seq: its length and its 64-bit words, for sender and checker. */
+static inline uint32_t pt_pkt_len(uint64_t seq)
+{
+	return PT_PKT_MIN +
+	       (uint32_t)((seq * 56) % (PT_PKT_MAX - PT_PKT_MIN + 8)) / 8 * 8;
+}
+
+static inline uint64_t pt_pkt_word(uint64_t seq, uint32_t k)
+{
+	uint64_t x = seq * 0x9e3779b97f4a7c15ULL + k;
+
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 29;
+	return x;
+}
 
 #endif /* VMM_GUEST_ABI_H */
