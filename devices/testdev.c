@@ -292,6 +292,10 @@ const char *testdev_marker_name(unsigned int id)
 		[MARK_REQ_DONE] = "req-done",
 		[MARK_PF_COUNT] = "pf-count",
 		[MARK_RESULT] = "result",
+		[MARK_PT_PACKETS] = "pt-packets",
+		[MARK_PT_SEQ_ERROR] = "pt-seq-error",
+		[MARK_PT_QUIESCED] = "pt-quiesced",
+		[MARK_PT_RESUMED] = "pt-resumed",
 	};
 
 	if (id >= MARK_MAX || !names[id])

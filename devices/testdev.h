@@ -65,7 +65,7 @@ const char *testdev_marker_name(unsigned int id);
  * continues where the source stopped. Not the log file nor timestamps:
  * they belong to the VMM process that takes them.
  */
-#define TESTDEV_STATE_VERSION 1
+#define TESTDEV_STATE_VERSION 2
 
 struct testdev_state {
 	uint64_t heartbeats;

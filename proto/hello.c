@@ -419,17 +419,55 @@ static int hello_cmp_cpuid(const struct proto_hello *l,
 	return 0;
 }
 
-static int hello_cmp_devices(const struct proto_hello *l,
-			     const struct proto_hello *r, char *err,
-			     size_t errlen)
+/* The first device of a that b does not have, or NULL. */
+static const char *hello_extra_device(const struct proto_hello *a,
+				      const struct proto_hello *b)
 {
-	if (r->nr_devices != l->nr_devices) {
+	for (uint32_t i = 0; i < a->nr_devices; i++) {
+		uint32_t j = 0;
+
+		while (j < b->nr_devices &&
+		       strncmp(a->devices[i].name, b->devices[j].name,
+			       PROTO_NAME_MAX))
+			j++;
+		if (j == b->nr_devices)
+			return a->devices[i].name;
+	}
+	return NULL;
+}
+
+/* The device counts differ: name a device only one side has. */
+static int hello_count_differs(const struct proto_hello *l,
+			       const struct proto_hello *r, char *err,
+			       size_t errlen)
+{
+	const char *name = hello_extra_device(r, l);
+	const char *where = "is missing here";
+
+	if (!name) {
+		name = hello_extra_device(l, r);
+		where = "is not on the source";
+	}
+	if (name)
+		proto_errf(err, errlen,
+			   "device count differs: source has %u devices, "
+			   "here %u (%.*s %s)",
+			   r->nr_devices, l->nr_devices, PROTO_NAME_MAX, name,
+			   where);
+	else
 		proto_errf(err, errlen,
 			   "device count differs: source has %u devices, "
 			   "here %u",
 			   r->nr_devices, l->nr_devices);
-		return -EPROTO;
-	}
+	return -EPROTO;
+}
+
+static int hello_cmp_devices(const struct proto_hello *l,
+			     const struct proto_hello *r, char *err,
+			     size_t errlen)
+{
+	if (r->nr_devices != l->nr_devices)
+		return hello_count_differs(l, r, err, errlen);
 	for (uint32_t i = 0; i < r->nr_devices; i++) {
 		const struct proto_device *a = &r->devices[i];
 		const struct proto_device *b = &l->devices[i];

@@ -117,6 +117,7 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	SET("ready_wait_us", st->ready_wait_us);
 	SET("go_wait_us", st->go_wait_us);
 	SET("restore_us", st->restore_us);
+	SET("quiesce_us", st->quiesce_us);
 	SET(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS, st->memory_postcopy_requests);
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
@@ -326,6 +327,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.budget_bytes = m->budget_bytes,
 		.verify = m->verify,
 		.zstd_level = MIG_DEFAULT_ZSTD,
+		.quiesce_timeout_ms = m->quiesce_timeout_ms,
 	};
 	const char *busy = boot_mig_busy(app);
 	char why[256];
@@ -370,13 +372,31 @@ static int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 	return boot_mig_start(app, m, result, err);
 }
 
+/*
+ * status "pt", when the VM has the device. Not while post-copy RAM is
+ * arriving: the device DMAs with its lock held, and a DMA that faults on
+ * a page still at the source waits for this (the loop) thread to fetch
+ * it, so taking the lock here could wait forever.
+ */
+static json_t *boot_pt_status_json(struct vm *vm)
+{
+	struct pt_stats st;
+
+	if (!vm->pt_on)
+		return NULL;
+	if (atomic_load(&vm->ram_incomplete))
+		return ctl_pt_status(NULL, vm->pt.cfg.rate_pps);
+	pt_get_stats(&vm->pt, &st);
+	return ctl_pt_status(&st, vm->pt.cfg.rate_pps);
+}
+
 static json_t *boot_status(struct boot_app *app)
 {
 	struct vm *vm = &app->vm;
 	json_t *mig = boot_mig_status_json(app);
 	struct testdev_stats st;
 	enum vm_state state;
-	json_t *o;
+	json_t *o, *pt;
 
 	testdev_get_stats(&vm->testdev, &st);
 	pthread_mutex_lock(&vm->lock);
@@ -398,6 +418,11 @@ static json_t *boot_status(struct boot_app *app)
 		json_object_set_new(o, "migration", mig);
 	else
 		json_decref(mig);
+	pt = boot_pt_status_json(vm);
+	if (o && pt)
+		json_object_set_new(o, "pt", pt);
+	else
+		json_decref(pt);
 	return o;
 }
 

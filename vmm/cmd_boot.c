@@ -59,10 +59,15 @@ static const char boot_usage[] =
 	"  --dirty-ring ENTRIES  track dirty pages with a per-vCPU dirty ring\n"
 	"                        of ENTRIES (power of two, >= 512) instead of\n"
 	"                        the dirty bitmap\n"
+	"  --device pt[,rate=PPS]\n"
+	"                        add the passthrough-style DMA receive device\n"
+	"                        (at most one); its traffic source makes PPS\n"
+	"                        packets/s, 1..100000 (default 1000)\n"
 	"  --incoming tcp:ADDR:PORT\n"
 	"                        be a migration destination: listen there and\n"
-	"                        run the VM the source sends (same --mem and\n"
-	"                        --cpus as the source; no --kernel)\n"
+	"                        run the VM the source sends (same --mem,\n"
+	"                        --cpus and --device as the source; no\n"
+	"                        --kernel)\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -141,6 +146,67 @@ static int boot_opt_memory(struct boot_opts *o, int c, const char *arg)
 	return -EINVAL;
 }
 
+/* One option of --device pt (len bytes at opt): "rate=PPS". */
+static int boot_pt_option(struct vm_config *cfg, const char *opt, size_t len)
+{
+	char val[24];
+	uint64_t v;
+
+	if (len < 5 || strncmp(opt, "rate=", 5)) {
+		fprintf(stderr,
+			"vmmctl boot: --device pt: unknown option '%.*s' "
+			"(known: rate=PPS)\n",
+			(int)len, opt);
+		return -EINVAL;
+	}
+	opt += 5;
+	len -= 5;
+	if (len < sizeof(val)) {
+		memcpy(val, opt, len);
+		val[len] = '\0';
+	}
+	if (len >= sizeof(val) || boot_parse_u64(val, PT_RATE_MAX, &v) || !v) {
+		fprintf(stderr,
+			"vmmctl boot: --device pt: rate must be 1..%d "
+			"packets/s, got '%.*s'\n",
+			PT_RATE_MAX, (int)len, opt);
+		return -EINVAL;
+	}
+	cfg->pt_cfg.rate_pps = (uint32_t)v;
+	return 0;
+}
+
+/* --device pt[,rate=PPS]: at most one pt device. */
+static int boot_opt_device(struct vm_config *cfg, const char *arg)
+{
+	size_t len = strcspn(arg, ",");
+
+	if (len != 2 || strncmp(arg, "pt", 2)) {
+		fprintf(stderr,
+			"vmmctl boot: --device: unknown device '%.*s' "
+			"(known: pt)\n",
+			(int)len, arg);
+		return -EINVAL;
+	}
+	if (cfg->pt) {
+		fprintf(stderr, "vmmctl boot: --device pt: given twice (a VM "
+				"has at most one pt device)\n");
+		return -EINVAL;
+	}
+	cfg->pt = true;
+	cfg->pt_cfg = (struct pt_config){
+		.rate_pps = PT_RATE_DEFAULT,
+		.gsi = PT_GSI,
+	};
+	for (arg += len; *arg == ','; arg += len) {
+		arg++;
+		len = strcspn(arg, ",");
+		if (boot_pt_option(cfg, arg, len))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 {
 	int r;
@@ -168,6 +234,8 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		o->incoming = arg;
 		o->cfg.incoming = true;
 		return 0;
+	case 'D':
+		return boot_opt_device(&o->cfg, arg);
 	case 'c':
 		if (boot_parse_cpus(arg, &o->cfg.nr_cpus) == 0)
 			return 0;
@@ -210,6 +278,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"fault-stall-ms", required_argument, NULL, 'S'},
 		{"dirty-ring", required_argument, NULL, 'R'},
 		{"incoming", required_argument, NULL, 'I'},
+		{"device", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/pt.h"
 #include "vmm/ctl_proto.h"
 #include "vmm/guest_abi.h"
 
@@ -401,7 +402,9 @@ static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 	    parse_migrate_mode(req, err) ||
 	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
 			  &m->downtime_limit_ms) ||
-	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds))
+	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
+	    get_range_arg(req, err, "quiesce_timeout_ms", 1,
+			  CTL_MIG_QUIESCE_MS_MAX, &m->quiesce_timeout_ms))
 		return -EINVAL;
 	return parse_migrate_budgets(req, err);
 }
@@ -444,6 +447,7 @@ static int parse_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "max_rounds",
 					    "precopy_budget_ms",
 					    "precopy_budget_bytes",
+					    "quiesce_timeout_ms",
 					    "verify",
 					    "cancel",
 					    "resume",
@@ -638,4 +642,35 @@ char *ctl_request_line(const char *cmd, json_t *args, int id)
 {
 	return ctl_dump_line(json_pack("{s:i, s:s, s:o*}", "id", id, "cmd", cmd,
 				       "args", args));
+}
+
+json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps)
+{
+	json_t *o;
+
+	if (!st)
+		return json_pack("{s:I, s:b}", "rate_pps", (json_int_t)rate_pps,
+				 "ram_arriving", 1);
+	o = json_pack("{s:I, s:b, s:s, s:f}", "rate_pps", (json_int_t)rate_pps,
+		      "enabled", st->enabled, "quiesce_state",
+		      pt_quiesce_state_name(st->qstate), "quiesce_ms",
+		      (double)st->quiesce_ns / 1e6);
+	if (!o)
+		return NULL;
+#define SET(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+	SET("ring_size", st->ring_size);
+	SET("pinned", st->pinned);
+	SET("queued", st->queued);
+	SET("next_seq", st->next_seq);
+	SET("delivered", st->delivered);
+	SET("returned", st->returned);
+	SET("irqs", st->irqs);
+	SET("doorbells", st->doorbells);
+	SET("full_waits", st->full_waits);
+	SET("quiesces", st->quiesces);
+	SET("quiesce_acks", st->quiesce_acks);
+	SET("resumes", st->resumes);
+	SET("bad_accesses", st->bad_accesses);
+#undef SET
+	return o;
 }

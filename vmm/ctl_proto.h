@@ -62,12 +62,13 @@ struct ctl_request {
 	int cpu;	  /* CTL_CMD_TRANSLATE */
 	uint64_t gva;	  /* CTL_CMD_TRANSLATE */
 	struct ctl_migrate {
-		const char *to;		    /* borrowed; NULL: resume's own */
-		int mode;		    /* enum ctl_mig_mode */
-		uint64_t downtime_limit_ms; /* 0: the default */
-		uint64_t max_rounds;	    /* 0: the default */
-		uint64_t budget_ms;	    /* precopy_budget_ms; 0: none */
-		uint64_t budget_bytes;	    /* precopy_budget_bytes; 0: none */
+		const char *to;		     /* borrowed; NULL: resume's own */
+		int mode;		     /* enum ctl_mig_mode */
+		uint64_t downtime_limit_ms;  /* 0: the default */
+		uint64_t max_rounds;	     /* 0: the default */
+		uint64_t budget_ms;	     /* precopy_budget_ms; 0: none */
+		uint64_t budget_bytes;	     /* precopy_budget_bytes; 0: none */
+		uint64_t quiesce_timeout_ms; /* 0: the default */
 		int verify;
 		int cancel;
 		int resume; /* post-copy recovery, optionally to "to" */
@@ -86,6 +87,7 @@ enum ctl_mig_mode {
 #define CTL_MIG_BUDGET_MS_MAX	 3600000ULL
 #define CTL_MIG_BUDGET_BYTES_MIN (1ULL << 20)
 #define CTL_MIG_BUDGET_BYTES_MAX (1ULL << 40)
+#define CTL_MIG_QUIESCE_MS_MAX	 600000ULL /* migrate "quiesce_timeout_ms" */
 
 enum ctl_dirty_action {
 	CTL_DIRTY_START,
@@ -123,5 +125,15 @@ char *ctl_event(const char *name, json_t *data);
 
 /* Build a request line for a client (steals args; may be NULL). */
 char *ctl_request_line(const char *cmd, json_t *args, int id);
+
+struct pt_stats;
+
+/*
+ * status "pt": the pt device's counters (devices/pt.h) and its rate, as a
+ * new object (NULL when out of memory). st NULL: the counters cannot be
+ * read now (post-copy RAM still arriving): only rate_pps and
+ * "ram_arriving": true.
+ */
+json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps);
 
 #endif /* VMM_CTL_PROTO_H */

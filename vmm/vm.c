@@ -151,6 +151,12 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 			 vm->cfg.hb_log_path, err, errlen);
 	if (r)
 		return r;
+	if (vm->cfg.pt) {
+		r = pt_init(&vm->pt, &vm->host, &vm->cfg.pt_cfg, err, errlen);
+		if (r)
+			return r;
+		vm->pt_on = true;
+	}
 	r = bus_register(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &vm->com1,
 			 "serial-com1", err, errlen);
 	if (!r)
@@ -160,6 +166,10 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 		r = bus_register(&vm->mmio, TESTDEV_GPA, TESTDEV_SIZE,
 				 &testdev_ops, &vm->testdev, "testdev", err,
 				 errlen);
+	/* The second page of the device window (guest_abi.h). */
+	if (!r && vm->pt_on)
+		r = bus_register(&vm->mmio, PT_GPA, PT_SIZE, &pt_ops, &vm->pt,
+				 "pt0", err, errlen);
 	bus_seal(&vm->pio);
 	bus_seal(&vm->mmio);
 	return r;
@@ -339,6 +349,20 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 	pthread_mutex_lock(&vm->lock);
 	vm->state = VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
+	/*
+	 * The pt device's traffic source before the vCPUs: it only writes
+	 * into buffers the driver posts, so DMA before the guest runs is
+	 * harmless. A migration destination gets here at GO, after its
+	 * devices were loaded.
+	 */
+	if (vm->pt_on) {
+		r = pt_start(&vm->pt, err, errlen);
+		if (r) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			vm_request_exit(vm, 1, "could not start the pt device");
+			return r;
+		}
+	}
 	for (int i = 0; i < vm->nr_vcpus && !r; i++)
 		r = vcpu_start(&vm->vcpus[i]);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -523,6 +547,14 @@ void vm_destroy(struct vm *vm)
 	/* Lazy memory, or a post-copy migration that did not complete. */
 	if (vm->cfg.mem_lazy || vm->cfg.incoming)
 		fault_stop(&vm->faults);
+	/*
+	 * After fault_stop (the device thread may wait on a post-copy fault
+	 * that only the stopped service could resolve; stopping it releases
+	 * the thread), before the RAM the device writes goes away.
+	 */
+	if (vm->pt_on)
+		pt_destroy(&vm->pt);
+	vm->pt_on = false;
 	testdev_destroy(&vm->testdev);
 	serial_destroy(&vm->com1);
 	console_close(&vm->console);

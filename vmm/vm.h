@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "devices/devices.h"
+#include "devices/pt.h"
 #include "ept/dirty.h"
 #include "ept/fault.h"
 #include "ept/mem.h"
@@ -38,6 +39,8 @@ struct vm_config {
 	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
 	bool incoming;		     /* no kernel, no boot: state arrives */
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
+	bool pt;		     /* --device pt: the DMA receive device */
+	struct pt_config pt_cfg;     /* its configuration (rate) */
 };
 
 enum vm_state {
@@ -76,6 +79,8 @@ struct vm {
 	struct serial com1;
 	struct i8042 i8042;
 	struct testdev testdev;
+	struct pt pt; /* "pt0", when cfg.pt */
+	bool pt_on;   /* pt initialised: pt_destroy() it */
 	struct dev_host host;
 
 	int nr_vcpus;

@@ -77,7 +77,9 @@ static const struct vmmctl_cmd vmmctl_cmds[] = {
 		.summary = "show the VM's state and counters",
 		.help = "Print the VM's state (running, paused, stopping), its "
 			"shape, kernel,\n"
-			"heartbeat and marker counters and uptime as JSON.\n",
+			"heartbeat and marker counters and uptime as JSON; "
+			"with --device pt,\n"
+			"the pt device's counters too (\"pt\").\n",
 		.run = run_client,
 	},
 	{
@@ -160,6 +162,10 @@ static const struct vmmctl_cmd vmmctl_cmds[] = {
 			"(500ms, 2s) or after\n"
 			"                         sending so much (256MiB, "
 			"1GiB); not with postcopy\n"
+			"  --quiesce-timeout T    how long a passthrough "
+			"device's driver may take\n"
+			"                         to release its buffers "
+			"(default 1s; 500ms, 2s)\n"
 			"  --verify               compare SHA-256 of guest RAM "
 			"on both sides\n"
 			"  --cancel               cancel the migration in "
@@ -474,7 +480,7 @@ static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
 /* ---- migrate ---------------------------------------------------------- */
 
 struct migrate_opts {
-	const char *api, *to, *mode, *limit, *rounds, *budget;
+	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
 	bool verify, cancel, resume, abort, confirm;
 };
 
@@ -560,11 +566,43 @@ static int migrate_budget(const char *s, json_t *args)
 	return 0;
 }
 
+/* --quiesce-timeout 500ms|2s|N (ms) into args, 1 ms .. 600 s. */
+static int migrate_quiesce(const char *s, json_t *args)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!strcmp(end, "s"))
+		mult = 1000;
+	else if (*end && strcmp(end, "ms"))
+		end = (char *)s;
+	if (errno || end == s || *s < '0' || *s > '9') {
+		fprintf(stderr,
+			"vmmctl migrate: --quiesce-timeout '%s' is not a "
+			"duration (500ms, 2s)\n",
+			s);
+		return -EINVAL;
+	}
+	if (v == 0 || v > CTL_MIG_QUIESCE_MS_MAX / mult) {
+		fprintf(stderr,
+			"vmmctl migrate: --quiesce-timeout '%s' is out of "
+			"range "
+			"(1ms..600s)\n",
+			s);
+		return -EINVAL;
+	}
+	json_object_set_new(args, "quiesce_timeout_ms",
+			    json_integer((json_int_t)(v * mult)));
+	return 0;
+}
+
 /* The one-line reason when the flags do not go together; NULL: they do. */
 static const char *migrate_conflict(const struct migrate_opts *o)
 {
-	bool tuning =
-		o->mode || o->limit || o->rounds || o->verify || o->budget;
+	bool tuning = o->mode || o->limit || o->rounds || o->verify ||
+		      o->budget || o->quiesce;
 
 	if (o->confirm && !o->abort)
 		return "--confirm goes with --abort";
@@ -609,6 +647,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"downtime-limit", required_argument, NULL, 'd'},
 		{"max-rounds", required_argument, NULL, 'r'},
 		{"precopy-budget", required_argument, NULL, 'b'},
+		{"quiesce-timeout", required_argument, NULL, 'q'},
 		{"verify", no_argument, NULL, 'v'},
 		{"cancel", no_argument, NULL, 'c'},
 		{"resume", no_argument, NULL, 'R'},
@@ -642,6 +681,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'b':
 			o->budget = optarg;
+			break;
+		case 'q':
+			o->quiesce = optarg;
 			break;
 		case 'v':
 			o->verify = true;
@@ -691,6 +733,8 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 		json_object_set_new(a, "max_rounds", v);
 	}
 	if (o->budget && migrate_budget(o->budget, a))
+		return -EINVAL;
+	if (o->quiesce && migrate_quiesce(o->quiesce, a))
 		return -EINVAL;
 	return 0;
 }

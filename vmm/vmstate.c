@@ -59,7 +59,7 @@ enum vm_rec {
 /* Device blob, the device's version: both records mandatory. */
 enum dev_rec {
 	DEV_REC_HDR = 1,   /* struct vmstate_hdr: version, id 0 */
-	DEV_REC_STATE = 2, /* struct serial_state, struct testdev_state */
+	DEV_REC_STATE = 2, /* struct serial_state, testdev_state, pt_state */
 	DEV_REC_MAX
 };
 
@@ -981,6 +981,52 @@ static int dev_testdev_load(void *dev, const uint8_t *blob, size_t len,
 	return r ? r : testdev_load(dev, &st, err, errlen);
 }
 
+/* The pt state record plus the blob's header and record framing. */
+_Static_assert(sizeof(struct pt_state) + 64 <= VMSTATE_BLOB_MAX,
+	       "struct pt_state does not fit in a device blob");
+
+/*
+ * pt0: struct pt_state is ~33 KiB, so on the heap. pt_save refuses
+ * (-EBUSY) unless the driver has quiesced the device; the migration code
+ * quiesces first and reports, so the reason is not printed here.
+ */
+static int dev_pt_save(void *dev, struct proto_rec_writer *w)
+{
+	struct pt_state *st = malloc(sizeof(*st));
+	char err[256];
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	r = pt_save(dev, st, err, sizeof(err));
+	if (!r)
+		r = dev_put(w, PT_STATE_VERSION, st, sizeof(*st));
+	free(st);
+	return r;
+}
+
+static int dev_pt_load(void *dev, const uint8_t *blob, size_t len, char *err,
+		       size_t errlen)
+{
+	struct pt_state *st = malloc(sizeof(*st));
+	int r;
+
+	if (!st) {
+		snprintf(err, errlen, "pt0 state: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	r = dev_parse("pt0", PT_STATE_VERSION, blob, len, st, sizeof(*st), err,
+		      errlen);
+	if (!r)
+		r = pt_load(dev, st, err, errlen);
+	free(st);
+	return r;
+}
+
+/*
+ * Both sides list the devices in this order and match them by index (the
+ * HELLO compares the lists by name): optional devices go last.
+ */
 int vm_devices(struct vm *vm, struct vm_device *out, int max)
 {
 	const struct vm_device all[] = {
@@ -988,9 +1034,12 @@ int vm_devices(struct vm *vm, struct vm_device *out, int max)
 		 dev_serial_load, &vm->com1},
 		{"testdev", TESTDEV_STATE_VERSION, dev_testdev_save,
 		 dev_testdev_load, &vm->testdev},
+		{"pt0", PT_STATE_VERSION, dev_pt_save, dev_pt_load, &vm->pt},
 	};
 	int n = (int)(sizeof(all) / sizeof(all[0]));
 
+	if (!vm->pt_on)
+		n--; /* pt0 is last */
 	if (n > max)
 		n = max < 0 ? 0 : max;
 	for (int i = 0; i < n; i++)

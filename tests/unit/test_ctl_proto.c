@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/pt.h"
 #include "vmm/control.h"
 #include "vmm/ctl_proto.h"
 #include "vmm/guest_abi.h"
@@ -456,6 +457,91 @@ Test(ctl_build, request_line_round_trips)
 	}
 }
 
+/* status "pt": every field of struct pt_stats, by name, exactly. */
+Test(ctl_build, pt_status)
+{
+	const struct pt_stats st = {
+		.enabled = true,
+		.qstate = PT_Q_ACKED,
+		.ring_size = 64,
+		.pinned = 3,
+		.queued = 32,
+		.next_seq = 5000000001ULL,
+		.delivered = 4999999968ULL,
+		.returned = 7,
+		.irqs = 11,
+		.doorbells = 12,
+		.full_waits = 13,
+		.quiesces = 2,
+		.quiesce_acks = 1,
+		.quiesce_ns = 1500000,
+		.resumes = 1,
+		.bad_accesses = 4,
+	};
+	json_t *o = ctl_pt_status(&st, 2000), *want;
+	char *line;
+
+	cr_assert_not_null(o);
+	want = json_pack(
+		"{s:I, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		" s:I, s:I, s:I, s:I, s:f, s:I, s:I}",
+		"rate_pps", (json_int_t)2000, "enabled", 1, "quiesce_state",
+		"acked", "ring_size", (json_int_t)64, "pinned", (json_int_t)3,
+		"queued", (json_int_t)32, "next_seq", (json_int_t)5000000001LL,
+		"delivered", (json_int_t)4999999968LL, "returned",
+		(json_int_t)7, "irqs", (json_int_t)11, "doorbells",
+		(json_int_t)12, "full_waits", (json_int_t)13, "quiesces",
+		(json_int_t)2, "quiesce_acks", (json_int_t)1, "quiesce_ms", 1.5,
+		"resumes", (json_int_t)1, "bad_accesses", (json_int_t)4);
+	line = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert(json_equal(o, want), "%s", line);
+	free(line);
+	json_decref(want);
+
+	/* It goes into a reply line like any result. */
+	want = load_line(ctl_reply_ok(NULL, json_pack("{s:o}", "pt", o)));
+	cr_assert_str_eq(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(want, "result"), "pt"),
+			"quiesce_state")),
+		"acked");
+	json_decref(want);
+}
+
+Test(ctl_build, pt_status_names_every_quiesce_state)
+{
+	static const char *const names[] = {"running", "requested", "acked",
+					    "resuming"};
+	struct pt_stats st = {0};
+
+	for (int q = PT_Q_RUNNING; q <= PT_Q_RESUMING; q++) {
+		json_t *o;
+
+		st.qstate = (enum pt_quiesce_state)q;
+		o = ctl_pt_status(&st, 1);
+		cr_assert_str_eq(
+			json_string_value(json_object_get(o, "quiesce_state")),
+			names[q]);
+		cr_assert(json_is_false(json_object_get(o, "enabled")));
+		cr_assert_float_eq(
+			json_real_value(json_object_get(o, "quiesce_ms")), 0.0,
+			1e-12);
+		json_decref(o);
+	}
+}
+
+/* While post-copy RAM arrives the counters are not read: rate only. */
+Test(ctl_build, pt_status_while_ram_arrives)
+{
+	json_t *o = ctl_pt_status(NULL, 1000);
+	json_t *want = json_pack("{s:I, s:b}", "rate_pps", (json_int_t)1000,
+				 "ram_arriving", 1);
+
+	cr_assert(json_equal(o, want));
+	json_decref(want);
+	json_decref(o);
+}
+
 /* ---- stats, dirty-log, translate, guest-request args ------------------ */
 
 static void parse_ok(const char *line)
@@ -611,6 +697,10 @@ Test(ctl_parse, migrate_budgets_in_range)
 
 Test(ctl_parse, migrate_budgets_out_of_range)
 {
+	parse_ok(MIG("\"to\":\"x\",\"quiesce_timeout_ms\":600000"));
+	parse_bad(MIG("\"to\":\"x\",\"quiesce_timeout_ms\":0"),
+		  CTL_ERR_BAD_ARGS,
+		  "'quiesce_timeout_ms' 0 is out of range (1..600000)");
 	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":0"), CTL_ERR_BAD_ARGS,
 		  "'precopy_budget_ms' 0 is out of range (1..3600000)");
 	parse_bad(MIG("\"to\":\"x\",\"precopy_budget_ms\":3600001"),

@@ -787,6 +787,14 @@ Test(hello, compare_reports_each_difference)
 	cmp_local.nr_cpuid = 100;
 	cmp_expect("CPUID leaf 0x80000064.0 of the source is missing here");
 	cmp_remote.nr_devices = 15;
+	cmp_expect("device count differs: source has 15 devices, here 16 "
+		   "(dev-15 virtio is not on the source)");
+	cmp_local.nr_devices = 14;
+	cmp_expect("device count differs: source has 16 devices, here 14 "
+		   "(dev-14 virtio is missing here)");
+	/* Same names on both sides (one twice): no device to name. */
+	cmp_remote.nr_devices = 15;
+	strcpy(cmp_local.devices[15].name, "dev-14 virtio");
 	cmp_expect("device count differs: source has 15 devices, here 16");
 	strcpy(cmp_local.devices[3].name, "virtio-blk");
 	cmp_expect("device 3 differs: source has dev-3 virtio, here "
