@@ -625,6 +625,9 @@ static void dest_on_go(struct mig_dest *d)
 	}
 	dest_send_empty(d, PROTO_RUNNING);
 	d->go_done = true;
+	/* The device came in reset: its driver re-registers on RESUME. */
+	if (d->vm->pt_on)
+		pt_resume(&d->vm->pt);
 	dest_end(d, MIG_RUNNING);
 }
 

@@ -52,6 +52,7 @@ enum mig_state {
 	MIG_NONE,
 	MIG_SETUP,
 	MIG_PRECOPY,
+	MIG_QUIESCE, /* asking device drivers to release their DMA pins */
 	MIG_STOP_COPY,
 	MIG_WAIT_READY,	      /* everything sent; destination restoring */
 	MIG_POSTCOPY,	      /* destination runs; pages still moving */
@@ -72,17 +73,19 @@ enum mig_state {
 struct mig_params {
 	const char *to; /* tcp:HOST:PORT */
 	enum mig_mode mode;
-	uint64_t downtime_limit_ms; /* stop-copy when predicted below */
-	uint32_t max_rounds;	    /* then stop-copy regardless */
-	uint64_t budget_ms;	    /* pre-copy time budget; 0: none */
-	uint64_t budget_bytes;	    /* pre-copy wire-bytes budget; 0: none */
-	bool verify;		    /* SHA-256 of RAM on both sides */
-	int zstd_level;		    /* 0: raw pages */
+	uint64_t downtime_limit_ms;  /* stop-copy when predicted below */
+	uint32_t max_rounds;	     /* then stop-copy regardless */
+	uint64_t budget_ms;	     /* pre-copy time budget; 0: none */
+	uint64_t budget_bytes;	     /* pre-copy wire-bytes budget; 0: none */
+	bool verify;		     /* SHA-256 of RAM on both sides */
+	int zstd_level;		     /* 0: raw pages */
+	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 };
 
 #define MIG_DEFAULT_DOWNTIME_MS 10
 #define MIG_DEFAULT_MAX_ROUNDS	30
 #define MIG_DEFAULT_ZSTD	1
+#define MIG_DEFAULT_QUIESCE_MS	1000
 
 /* Statistics, named after libvirt's VIR_DOMAIN_JOB_* fields. */
 struct mig_stats {
@@ -130,6 +133,8 @@ struct mig_stats {
 	uint64_t ready_wait_us; /* until READY: destination restored */
 	uint64_t go_wait_us;	/* GO -> RUNNING */
 	uint64_t restore_us;	/* destination: state restore (its clock) */
+	/* Passthrough devices: the driver's quiesce (request -> ack), us. */
+	uint64_t quiesce_us;
 	char error[512];
 };
 

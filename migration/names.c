@@ -15,6 +15,7 @@ const char *mig_state_name(enum mig_state s)
 		[MIG_NONE] = "none",
 		[MIG_SETUP] = "setup",
 		[MIG_PRECOPY] = "precopy",
+		[MIG_QUIESCE] = "device-quiesce",
 		[MIG_STOP_COPY] = "stop-copy",
 		[MIG_WAIT_READY] = "wait-ready",
 		[MIG_POSTCOPY] = "postcopy-active",

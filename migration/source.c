@@ -77,6 +77,17 @@ struct mig_source {
 	atomic_uint_fast64_t u_normal, u_zero, u_unpushed;
 	atomic_bool u_ended;
 	char u_why[600];
+	/*
+	 * Passthrough-device quiesce (loop thread, but q_acked, which the
+	 * vCPU thread that wrote the driver's ACK sets before waking
+	 * uasync). q_then is what the quiesce stands in front of: the
+	 * pause for stop-copy, or the switch to post-copy.
+	 */
+	uv_timer_t qtimer;
+	bool qtimer_on;
+	bool q_asked; /* a QUIESCE was posted: resume the device on failure */
+	void (*q_then)(struct mig_source *s);
+	atomic_bool q_acked;
 	struct mig_stats st;
 	uint64_t caps;	    /* agreed in the handshake */
 	struct bitmap todo; /* pages to send in this round */
@@ -196,6 +207,10 @@ static void src_end(struct mig_source *s, enum mig_state state)
 		return;
 	s->ended = true;
 	s->st.state = state;
+	if (s->q_asked)
+		pt_set_ack_hook(&s->vm->pt, NULL, NULL);
+	if (s->qtimer_on)
+		uv_timer_stop(&s->qtimer);
 	src_update_elapsed(s);
 	mig_channel_close_after_flush(&s->ch, NULL);
 	src_urgent_close(s, true);
@@ -233,6 +248,8 @@ static void src_fail(struct mig_source *s, enum mig_state state,
 		     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+static void src_quiesce_cancel(struct mig_source *s);
+
 static void src_fail(struct mig_source *s, enum mig_state state,
 		     const char *fmt, ...)
 {
@@ -267,6 +284,7 @@ static void src_fail(struct mig_source *s, enum mig_state state,
 	if (s->logging)
 		dirty_stop(&s->vm->dirty);
 	s->logging = false;
+	src_quiesce_cancel(s);
 	if (s->paused_here)
 		vm_resume(s->vm);
 	s->paused_here = false;
@@ -394,10 +412,39 @@ static bool src_fill_batch(struct mig_source *s)
 }
 
 /* Move the harvested DIRTY set into todo for the next round. */
+/*
+ * The buffers a passthrough device holds (pinned) may be written by its DMA
+ * at any moment: they count as dirty in every round, the last included.
+ * (A quiesced device holds none: the switch is refused otherwise.)
+ */
+static uint64_t src_take_pinned(struct mig_source *s)
+{
+	struct pt_pin pins[PT_RING_MAX];
+	uint64_t n = 0;
+	int nr;
+
+	if (!s->vm->pt_on)
+		return 0;
+	nr = pt_pinned(&s->vm->pt, pins, PT_RING_MAX);
+	for (int k = 0; k < nr && k < PT_RING_MAX; k++) {
+		uint64_t end = pins[k].gpa + pins[k].len;
+
+		for (uint64_t g = pins[k].gpa & ~(PAGE - 1); g < end;
+		     g += PAGE) {
+			uint64_t i;
+
+			if (!mem_gpa_to_page(&s->vm->mem, g, &i) &&
+			    !bitmap_test_and_set(&s->todo, i))
+				n++;
+		}
+	}
+	return n;
+}
+
 static uint64_t src_take_dirty(struct mig_source *s)
 {
 	struct bitmap *dirty = &s->vm->mem.state[MEM_PS_DIRTY];
-	uint64_t n = 0;
+	uint64_t n = src_take_pinned(s);
 
 	for (uint64_t w = 0; w < BITMAP_WORDS(dirty->nbits); w++) {
 		uint64_t word = bitmap_xchg_word(dirty, w);
@@ -507,6 +554,120 @@ static void src_early_discard(struct mig_source *s)
 	src_discard_early(s);
 }
 
+/* ---- passthrough devices: the quiesce handshake (docs/pt-quiesce.md) -----
+ */
+
+/* On the vCPU thread that wrote the driver's ACK: wake the loop. */
+static void src_pt_acked(void *opaque, enum pt_req req, uint32_t seq)
+{
+	struct mig_source *s = opaque;
+
+	(void)seq;
+	if (req != PT_REQ_QUIESCE)
+		return;
+	atomic_store(&s->q_acked, true);
+	uv_async_send(&s->uasync);
+}
+
+static void src_quiesce_done(struct mig_source *s)
+{
+	void (*then)(struct mig_source * s) = s->q_then;
+	struct pt_stats st;
+
+	uv_timer_stop(&s->qtimer);
+	pt_get_stats(&s->vm->pt, &st);
+	s->st.quiesce_us = st.quiesce_acks ? st.quiesce_ns / 1000 : 0;
+	s->q_then = NULL;
+	s->st.state = MIG_PRECOPY; /* then(s) pauses, or discards early */
+	then(s);
+}
+
+/* Acked (or timed out): the device must hold nothing now. */
+static void src_quiesce_check(struct mig_source *s, bool timed_out)
+{
+	char err[400];
+	int r;
+
+	if (s->ended || s->st.state != MIG_QUIESCE)
+		return;
+	r = pt_quiesce_check(&s->vm->pt, err, sizeof(err));
+	if (!r) {
+		src_quiesce_done(s);
+		return;
+	}
+	if (r == -EAGAIN && !timed_out)
+		return;
+	if (r == -EAGAIN)
+		src_fail(s, MIG_FAILED,
+			 "device pt0: the driver did not acknowledge the "
+			 "quiesce request within %llu ms; the VM keeps running "
+			 "here with the device",
+			 (unsigned long long)s->p.quiesce_timeout_ms);
+	else
+		src_fail(
+			s, MIG_FAILED,
+			"device pt0: %s; the switch-over is refused and the VM "
+			"keeps running here with the device",
+			strncmp(err, "pt: ", 4) ? err : err + 4);
+}
+
+static void src_on_qtimer(uv_timer_t *t)
+{
+	src_quiesce_check(t->data, true);
+}
+
+/*
+ * Before the VM stops here (stop-copy, or the switch to post-copy): ask
+ * the passthrough device's driver to stop DMA and release its buffers, and
+ * go on with then(s) once it has and the device holds nothing. A device
+ * nobody has enabled holds nothing to wait for: the request is still
+ * posted, which keeps the driver from enabling it meanwhile.
+ */
+static void src_quiesce_then(struct mig_source *s,
+			     void (*then)(struct mig_source *s))
+{
+	struct pt_stats st;
+
+	if (!s->vm->pt_on) {
+		then(s);
+		return;
+	}
+	s->q_then = then;
+	s->st.state = MIG_QUIESCE;
+	atomic_store(&s->q_acked, false);
+	pt_set_ack_hook(&s->vm->pt, src_pt_acked, s);
+	s->q_asked = true;
+	pt_quiesce_request(&s->vm->pt);
+	pt_get_stats(&s->vm->pt, &st);
+	if (!st.enabled && !st.pinned) {
+		src_quiesce_done(s);
+		return;
+	}
+	uv_timer_start(&s->qtimer, src_on_qtimer, s->p.quiesce_timeout_ms, 0);
+	if (s->hooks.progress)
+		s->hooks.progress(s->hooks.opaque, &s->st);
+}
+
+/* The migration did not happen: the driver may use the device again. */
+static void src_quiesce_cancel(struct mig_source *s)
+{
+	if (s->qtimer_on)
+		uv_timer_stop(&s->qtimer);
+	if (!s->q_asked)
+		return;
+	s->q_asked = false;
+	pt_set_ack_hook(&s->vm->pt, NULL, NULL);
+	pt_resume(&s->vm->pt);
+}
+
+static void src_stop_precopy(struct mig_source *s)
+{
+	if (!s->st.converged && s->p.mode == MIG_MODE_HYBRID)
+		src_early_discard(s);
+	else
+		src_stop_copy(s);
+}
+
 /* Pre-copy gives up: hybrid switches to post-copy, pre-copy stops anyway. */
 static void src_stop_iterating(struct mig_source *s,
 			       const struct mig_decision *d)
@@ -514,10 +675,7 @@ static void src_stop_iterating(struct mig_source *s,
 	s->st.converged = d->converged;
 	s->st.reason = d->reason;
 	s->st.precopy_bytes = s->ch.bytes_out;
-	if (!d->converged && s->p.mode == MIG_MODE_HYBRID)
-		src_early_discard(s);
-	else
-		src_stop_copy(s);
+	src_quiesce_then(s, src_stop_precopy);
 }
 
 /*
@@ -810,7 +968,7 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		s->p.mode = MIG_MODE_PRECOPY;
 	if (!r && src_postcopy(s)) {
 		s->st.reason = MIG_REASON_POSTCOPY;
-		src_postcopy_start(s);
+		src_quiesce_then(s, src_postcopy_start);
 		return;
 	}
 	if (!r)
@@ -1277,6 +1435,8 @@ static void src_on_uasync(uv_async_t *h)
 {
 	struct mig_source *s = h->data;
 
+	if (atomic_exchange(&s->q_acked, false))
+		src_quiesce_check(s, false);
 	if (!atomic_exchange(&s->u_ended, false) || s->ended)
 		return;
 	mig_urgent_stop(&s->urg);
@@ -1634,6 +1794,16 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 	}
 	s->uasync.data = s;
 	s->uasync_on = true;
+	r = uv_timer_init(loop, &s->qtimer);
+	if (r) {
+		snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(r));
+		mig_source_free(s);
+		return r;
+	}
+	s->qtimer.data = s;
+	s->qtimer_on = true;
+	if (!s->p.quiesce_timeout_ms)
+		s->p.quiesce_timeout_ms = MIG_DEFAULT_QUIESCE_MS;
 	r = mig_channel_connect(&s->ch, loop, p->to, &src_channel_ops, s, err,
 				errlen);
 	if (r) {
@@ -1710,6 +1880,10 @@ void mig_source_free(struct mig_source *s)
 	if (s->uasync_on) {
 		s->closing++;
 		uv_close((uv_handle_t *)&s->uasync, src_async_closed);
+	}
+	if (s->qtimer_on) {
+		s->closing++;
+		uv_close((uv_handle_t *)&s->qtimer, src_async_closed);
 	}
 	if (--s->closing == 0)
 		src_release(s);
