@@ -7,8 +7,10 @@
  * (about 7 us from ring 0, 47 us from ring 3). Each register is written with
  * one instruction of exactly its width, from inline assembly so that the
  * compiler can neither split, merge nor reorder it with the buffer contents
- * it refers to ("memory" clobber). The exit codes this guest uses are here
- * too, so that the VMM's tests and the guest read them in one place.
+ * it refers to ("memory" clobber). mmio_read32() reads a register the same
+ * way (the pt device's, for user/ptdriver.c; also one exit). The exit codes
+ * this guest uses are here too, so that the VMM's tests and the guest read
+ * them in one place.
  */
 #ifndef GUEST_TESTDEV_H
 #define GUEST_TESTDEV_H
@@ -39,6 +41,15 @@ static inline void mmio_write32(uint64_t addr, uint32_t val)
 static inline void mmio_write64(uint64_t addr, uint64_t val)
 {
 	asm volatile("movq %0, (%1)" : : "r"(val), "r"(addr) : "memory");
+}
+
+/* A register read, for devices that have readable registers. */
+static inline uint32_t mmio_read32(uint64_t addr)
+{
+	uint32_t val;
+
+	asm volatile("movl (%1), %0" : "=r"(val) : "r"(addr) : "memory");
+	return val;
 }
 
 static inline void testdev_exit(uint32_t code)

@@ -23,6 +23,7 @@ static const struct workload *const workloads[] = {
 	&wl_pagefault,
 	&wl_touch,
 	&wl_faultlat,
+	&wl_ptdriver,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
