@@ -17,11 +17,12 @@
 
 /* ---- guest-physical layout ------------------------------------------- */
 
-#define GUEST_PAGE_SIZE	     4096ULL
-#define GUEST_BOOT_INFO_GPA  0x1000ULL	   /* one page: struct boot_info */
-#define GUEST_KERNEL_BASE    0x100000ULL   /* ELF images link at or above */
-#define GUEST_MMIO_HOLE_BASE 0xC0000000ULL /* RAM above 3 GiB moves to 4 GiB   \
-					    */
+#define GUEST_PAGE_SIZE	    4096ULL
+#define GUEST_BOOT_INFO_GPA 0x1000ULL	/* one page: struct boot_info */
+#define GUEST_KERNEL_BASE   0x100000ULL /* ELF images link at or above */
+#define GUEST_MMIO_HOLE_BASE                                                   \
+	0xC0000000ULL /* RAM above 3 GiB moves to 4 GiB                        \
+		       */
 #define GUEST_MMIO_HOLE_END 0x100000000ULL
 #define GUEST_MAX_CPUS	    32
 #define GUEST_CMDLINE_MAX   1024
@@ -136,10 +137,10 @@ enum testdev_marker {
 	MARK_REQ_DONE = 6,	 /* arg: mailbox seq handled */
 	MARK_PF_COUNT = 7,	 /* arg: guest-level #PFs the kernel resolved */
 	MARK_RESULT = 8,	 /* arg: a workload's figure (see its docs) */
-	MARK_PT_PACKETS = 9,	 /* arg: pt-driver packets received, all in order */
-	MARK_PT_SEQ_ERROR = 10,	 /* arg: the packet seq that broke the order */
-	MARK_PT_QUIESCED = 11,	 /* arg: pt-driver quiesce requests handled */
-	MARK_PT_RESUMED = 12,	 /* arg: pt-driver resume requests handled */
+	MARK_PT_PACKETS = 9, /* arg: pt-driver packets received, all in order */
+	MARK_PT_SEQ_ERROR = 10, /* arg: the packet seq that broke the order */
+	MARK_PT_QUIESCED = 11,	/* arg: pt-driver quiesce requests handled */
+	MARK_PT_RESUMED = 12,	/* arg: pt-driver resume requests handled */
 	MARK_MAX
 };
 
@@ -152,12 +153,12 @@ enum testdev_marker {
  * source writes sequence-numbered packets into them by DMA. Protocol and
  * state diagram: docs/pt-quiesce.md.
  */
-#define PT_GPA	   (GUEST_DEV_MMIO_BASE + 0x1000ULL)
-#define PT_SIZE	   0x1000ULL
-#define PT_ID	   0x504d4d56U /* "VMMP", read from PT_REG_ID */
-#define PT_GSI	   5	       /* its interrupt line */
-#define PT_RING_MAX 256	       /* descriptors in a ring, at most */
-#define PT_PKT_MIN  64	       /* packet length range, bytes */
+#define PT_GPA	    (GUEST_DEV_MMIO_BASE + 0x1000ULL)
+#define PT_SIZE	    0x1000ULL
+#define PT_ID	    0x504d4d56U /* "VMMP", read from PT_REG_ID */
+#define PT_GSI	    5		/* its interrupt line */
+#define PT_RING_MAX 256		/* descriptors in a ring, at most */
+#define PT_PKT_MIN  64		/* packet length range, bytes */
 #define PT_PKT_MAX  1024
 #define PT_BUF_MIN  PT_PKT_MAX /* a posted buffer holds any packet */
 
@@ -166,8 +167,8 @@ enum testdev_marker {
  *   ID        r  PT_ID
  *   STATUS    r  enum pt_status bits
  *   RING      w  u64: guest-physical address of the ring (struct pt_ring_hdr
- *                followed by RING_SIZE struct pt_desc, contiguous); only
- *                while disabled
+ *                followed by RING_SIZE struct pt_desc, contiguous, 8-byte
+ *                aligned); only while disabled
  *   RING_SIZE w  descriptors, a power of two from 1 to PT_RING_MAX; only
  *                while disabled
  *   ENABLE    w  1: start the queue (the device's head and the driver's tail
@@ -181,7 +182,10 @@ enum testdev_marker {
  *                their buffers are pinned until filled or handed back
  *   IRQ_MASK  rw 1: the device raises no interrupt (poll mode)
  *   REQ       r  the current host request (enum pt_req)
- *   REQ_SEQ   r  its sequence number (increments with every request)
+ *   REQ_SEQ   r  its sequence number (increments with every request; it
+ *                restarts from 0 when the device state is loaded on a
+ *                migration destination, so a driver whose queue is off
+ *                acts on any RESUME whatever its number)
  *   ACK       w  the driver has carried out request REQ_SEQ
  *
  * The device also mirrors REQ and REQ_SEQ into the ring header while the
@@ -224,7 +228,8 @@ enum pt_req {
 struct pt_ring_hdr {
 	volatile uint32_t req;	    /* mirror of REQ */
 	volatile uint32_t req_seq;  /* mirror of REQ_SEQ */
-	volatile uint32_t done_idx; /* free-running: descriptors completed */
+	volatile uint32_t done_idx; /* free-running: completed (DONE or
+				     * RETURNED) descriptors */
 	uint32_t pad[13];
 };
 

@@ -16,8 +16,8 @@
  *
  * The migration handshake: while the queue is enabled the device mirrors
  * its current request into the ring header, so polling it costs nothing;
- * a new req_seq there is then read back from the registers (three exits
- * per request, so that req and seq surely belong together). QUIESCE:
+ * a new req_seq there is confirmed with one read of REQ_SEQ (so that the
+ * header's req and req_seq surely belong together). QUIESCE:
  * stop posting, ENABLE 0 (the device finishes DMA and hands back the
  * buffers it did not fill), consume what arrived, ACK. From then on the
  * header is not written any more, so the driver reads the REQ registers
@@ -358,20 +358,24 @@ static bool ptd_poll_regs(struct ptd *d)
 }
 
 /*
- * While enabled: the header mirror, plain loads, tells that a request has
- * come. The ABI does not say in which order the device writes req and
- * req_seq there, so the request itself is read from the registers, once
- * per new header seq.
+ * While enabled: the header mirror, plain loads, says that a request has
+ * come. The ABI does not promise that a reader sees req and req_seq there
+ * as a pair, so one register read confirms the seq: the device sets the
+ * registers before the mirror, under the lock that the read takes, so if
+ * REQ_SEQ still equals the header's seq, the header's req is that
+ * request's. If not, a newer one is on its way into the header.
  */
 static void ptd_poll_hdr(struct ptd *d)
 {
 	volatile struct pt_ring_hdr *h = d->hdr;
 	uint32_t seq = __atomic_load_n(&h->req_seq, __ATOMIC_ACQUIRE);
+	uint32_t req = h->req;
 
-	if (seq == d->last_seq || seq == d->hdr_seen || h->req == PT_REQ_NONE)
+	if (seq == d->last_seq || seq == d->hdr_seen || req == PT_REQ_NONE)
 		return;
-	if (ptd_poll_regs(d))
-		d->hdr_seen = seq;
+	d->hdr_seen = seq;
+	if (pt_read(PT_REG_REQ_SEQ) == seq)
+		ptd_request(d, req, seq);
 }
 
 static bool ptd_done(struct ptd *d, uint64_t now)
