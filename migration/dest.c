@@ -75,7 +75,9 @@ struct mig_dest {
 	struct mig_channel uch; /* the urgent connection */
 	uv_async_t async;	/* dest_fetch -> loop: requests queued */
 	bool async_on, postcopy, urgent_seen, urgent_ok, faults_on;
-	bool go_done, pc_end, complete_sent, pc_failed;
+	bool go_done, complete_sent, pc_failed;
+	/* POSTCOPY_END came (loop writes; the urgent thread reads it). */
+	atomic_bool pc_end;
 	uint64_t cookie, urgent_cookie;
 	uint64_t nr_discard;
 	struct proto_run *discard;
@@ -144,15 +146,19 @@ static void dest_fault_stats(struct mig_dest *d)
 	d->st.fault_oldest_wait_ms = oldest / 1000000;
 }
 
-/* Loop thread: take the urgent thread's counts into st. */
-static void dest_fold_urgent(struct mig_dest *d)
+/* Loop thread: pages placed in post-copy, into st. */
+static void dest_count_add(struct mig_dest *d, uint64_t normal, uint64_t zero)
 {
-	uint64_t normal = atomic_exchange(&d->u_normal, 0);
-	uint64_t zero = atomic_exchange(&d->u_zero, 0);
-
 	d->st.memory_normal += normal;
 	d->st.memory_constant += zero;
 	d->st.memory_processed += (normal + zero) * PAGE;
+}
+
+/* Loop thread: take the urgent thread's counts into st. */
+static void dest_fold_urgent(struct mig_dest *d)
+{
+	dest_count_add(d, atomic_exchange(&d->u_normal, 0),
+		       atomic_exchange(&d->u_zero, 0));
 	d->st.memory_postcopy_requests += atomic_exchange(&d->u_requests, 0);
 }
 
@@ -901,9 +907,7 @@ static void dest_postcopy_pages(struct mig_dest *d, const uint8_t *p,
 		dest_fail(d, "%s", err);
 		return;
 	}
-	d->st.memory_normal += c.normal;
-	d->st.memory_constant += c.zero;
-	d->st.memory_processed += (c.normal + c.zero) * PAGE;
+	dest_count_add(d, c.normal, c.zero);
 	dest_try_complete(d);
 }
 
@@ -1043,16 +1047,23 @@ static int dest_urgent_frame(void *opaque, const struct proto_hdr *h,
 	r = dest_place_pc_pages(d, d->ubatch, p, h->len, &c, err, errlen);
 	atomic_fetch_add(&d->u_normal, c.normal);
 	atomic_fetch_add(&d->u_zero, c.zero);
-	if (!r)
-		uv_async_send(&d->async); /* after POSTCOPY_END: complete? */
+	/*
+	 * After POSTCOPY_END the last answers may complete the migration: let
+	 * the loop look. (Placing decrements the pending count under the
+	 * fault service's lock before pc_end is read; the loop sets pc_end
+	 * before it reads that count: one of the two sees the other.)
+	 */
+	if (!r && atomic_load(&d->pc_end))
+		uv_async_send(&d->async);
 	return r;
 }
 
-static void dest_urgent_end(void *opaque, int code, const char *why)
+static void dest_urgent_end(void *opaque, int code, const char *why, bool own)
 {
 	struct mig_dest *d = opaque;
 
 	(void)code;
+	(void)own; /* every end is "urgent connection: ..." here */
 	snprintf(d->u_why, sizeof(d->u_why), "%s", why);
 	atomic_store(&d->u_ended, true);
 	uv_async_send(&d->async);

@@ -76,6 +76,7 @@ struct mig_source {
 	uint8_t *ubuf;
 	atomic_uint_fast64_t u_normal, u_zero, u_unpushed;
 	atomic_bool u_ended;
+	bool u_own; /* u_why is the callback's own text (no prefix) */
 	char u_why[600];
 	/*
 	 * Passthrough-device quiesce (loop thread, but q_acked, which the
@@ -411,7 +412,6 @@ static bool src_fill_batch(struct mig_source *s)
 	return s->batch->nr_pages > 0;
 }
 
-/* Move the harvested DIRTY set into todo for the next round. */
 /*
  * The buffers a passthrough device holds (pinned) may be written by its DMA
  * at any moment: they count as dirty in every round, the last included.
@@ -441,6 +441,7 @@ static uint64_t src_take_pinned(struct mig_source *s)
 	return n;
 }
 
+/* Move the harvested DIRTY set into todo for the next round. */
 static uint64_t src_take_dirty(struct mig_source *s)
 {
 	struct bitmap *dirty = &s->vm->mem.state[MEM_PS_DIRTY];
@@ -1415,12 +1416,13 @@ static int src_urgent_frame(void *opaque, const struct proto_hdr *h,
 }
 
 /* The thread ended by itself: tell the loop (src_on_uasync). */
-static void src_urgent_end(void *opaque, int code, const char *why)
+static void src_urgent_end(void *opaque, int code, const char *why, bool own)
 {
 	struct mig_source *s = opaque;
 
 	(void)code;
 	snprintf(s->u_why, sizeof(s->u_why), "%s", why);
+	s->u_own = own;
 	atomic_store(&s->u_ended, true);
 	uv_async_send(&s->uasync);
 }
@@ -1440,11 +1442,8 @@ static void src_on_uasync(uv_async_t *h)
 	if (!atomic_exchange(&s->u_ended, false) || s->ended)
 		return;
 	mig_urgent_stop(&s->urg);
-	if (!strncmp(s->u_why, "destination refused", 19) ||
-	    !strncmp(s->u_why, "answering", 9))
-		src_fail(s, MIG_FAILED, "%s", s->u_why);
-	else
-		src_fail(s, MIG_FAILED, "urgent connection: %s", s->u_why);
+	src_fail(s, MIG_FAILED, "%s%s",
+		 s->u_own ? "" : "urgent connection: ", s->u_why);
 }
 
 /*
@@ -1861,7 +1860,7 @@ static void src_free_channel(struct mig_source *s, struct mig_channel *ch)
 	}
 }
 
-static void src_async_closed(uv_handle_t *h)
+static void src_handle_closed(uv_handle_t *h)
 {
 	struct mig_source *s = h->data;
 
@@ -1879,11 +1878,11 @@ void mig_source_free(struct mig_source *s)
 	src_free_channel(s, &s->uch);
 	if (s->uasync_on) {
 		s->closing++;
-		uv_close((uv_handle_t *)&s->uasync, src_async_closed);
+		uv_close((uv_handle_t *)&s->uasync, src_handle_closed);
 	}
 	if (s->qtimer_on) {
 		s->closing++;
-		uv_close((uv_handle_t *)&s->qtimer, src_async_closed);
+		uv_close((uv_handle_t *)&s->qtimer, src_handle_closed);
 	}
 	if (--s->closing == 0)
 		src_release(s);

@@ -86,6 +86,7 @@ static int urgent_parse(struct mig_urgent *u, char *err, size_t errlen)
 		off += PROTO_HDR_SIZE + h.len;
 		r = u->ops->on_frame(u->opaque, &h, f + PROTO_HDR_SIZE, err,
 				     errlen);
+		u->cb_failed = r != 0;
 	}
 	memmove(u->rbuf, u->rbuf + off, u->rlen - off);
 	u->rlen -= off;
@@ -119,15 +120,18 @@ static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
 static int urgent_woken(struct mig_urgent *u, char *err, size_t errlen)
 {
 	uint64_t v;
+	int r;
 
 	if (read(u->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
-		snprintf(err, errlen, "%s: eventfd: %s", u->peer,
-			 strerror(errno));
-		return -errno;
+		r = -errno;
+		snprintf(err, errlen, "%s: eventfd: %s", u->peer, strerror(-r));
+		return r;
 	}
 	if (urgent_stopping(u) || !u->ops->on_wake)
 		return 0;
-	return u->ops->on_wake(u->opaque, err, errlen);
+	r = u->ops->on_wake(u->opaque, err, errlen);
+	u->cb_failed = r != 0;
+	return r;
 }
 
 static void *urgent_thread(void *arg)
@@ -156,7 +160,8 @@ static void *urgent_thread(void *arg)
 			r = urgent_read(u, err, sizeof(err));
 	}
 	if (r && !urgent_stopping(u) && u->ops->on_end)
-		u->ops->on_end(u->opaque, r, err[0] ? err : strerror(-r));
+		u->ops->on_end(u->opaque, r, err[0] ? err : strerror(-r),
+			       u->cb_failed);
 	return NULL;
 }
 

@@ -37,8 +37,12 @@ struct mig_urgent_ops {
 			const uint8_t *p, char *err, size_t errlen);
 	/* mig_urgent_wake() was called; nonzero ends the thread. */
 	int (*on_wake)(void *opaque, char *err, size_t errlen);
-	/* The thread ended by itself: code is -errno, why one line. */
-	void (*on_end)(void *opaque, int code, const char *why);
+	/*
+	 * The thread ended by itself: code is -errno, why one line. own:
+	 * why is on_frame's or on_wake's own error text; otherwise the
+	 * thread found the fault itself (EOF, a socket error, a bad frame).
+	 */
+	void (*on_end)(void *opaque, int code, const char *why, bool own);
 };
 
 struct mig_urgent {
@@ -53,7 +57,8 @@ struct mig_urgent {
 	/* Urgent thread only: the reassembly buffer. */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
-	uint64_t bytes_in, bytes_out; /* read after stop, or racy stats */
+	bool cb_failed; /* a callback returned the error */
+	atomic_uint_fast64_t bytes_in, bytes_out; /* any thread may read */
 };
 
 /*

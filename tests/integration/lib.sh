@@ -300,6 +300,25 @@ guest_verify()
 	[[ $(marker_count "$1" verify-fail) == 0 ]] || fail "$2: verify failed"
 }
 
+# dest_runs_on B DST_PID WHAT: after a completed migration, destination B
+# runs the guest on (200 more heartbeats, migration state running), its RAM
+# verifies, no heartbeat sequence error; then it stops and exits 0.
+dest_runs_on()
+{
+	local name=$1 pid=$2 what=$3 c0
+	c0=$(status_get "$T/$name.sock" .heartbeats.count)
+	wait_until 30 "$what: heartbeats on the destination" \
+		'(($(status_get "$T/$name.sock" .heartbeats.count) >= c0 + 200))'
+	[[ $(status_get "$T/$name.sock" .migration.state) == running ]] ||
+		fail "$what: destination state"
+	guest_verify "$T/$name.sock" "$what: the destination"
+	[[ $(status_get "$T/$name.sock" .heartbeats.seq_errors) == 0 ]] ||
+		fail "$what: sequence errors on the destination"
+	ctl stop --api "$T/$name.sock" >/dev/null
+	vmm_wait_for "$pid" 15
+	[[ $RC == 0 ]] || fail "$what: destination exited $RC"
+}
+
 # mig_check_completed A B SRC_PID DST_PID MIG_JSON: after `vmmctl migrate`
 # from VMM A to VMM B returned: the migration completed, the source exited
 # 0 and removed its socket, the destination runs the guest on (heartbeats,
@@ -312,18 +331,7 @@ mig_check_completed()
 	vmm_wait "$msrc"
 	[[ $RC == 0 ]] || fail "source exited $RC after a completed migration"
 	[[ ! -e $T/$ma.sock ]] || fail "source left its control socket"
-	MIG_C0=$(status_get "$T/$mb.sock" .heartbeats.count)
-	wait_until 30 "heartbeats on the destination" \
-		'(($(status_get "$T/$mb.sock" .heartbeats.count) >= MIG_C0 + 200))'
-	[[ $(status_get "$T/$mb.sock" .migration.state) == running ]] || fail "destination state"
-	ctl guest-request verify --api "$T/$mb.sock" >/dev/null
-	wait_until 30 "verify-ok" '(($(marker_count "$T/$mb.sock" verify-ok) >= 1))'
-	[[ $(marker_count "$T/$mb.sock" verify-fail) == 0 ]] || fail "verify failed on the destination"
-	[[ $(status_get "$T/$mb.sock" .heartbeats.seq_errors) == 0 ]] ||
-		fail "sequence errors on the destination"
-	ctl stop --api "$T/$mb.sock" >/dev/null
-	vmm_wait "$mdst"
-	[[ $RC == 0 ]] || fail "destination exited $RC"
+	dest_runs_on "$mb" "$mdst" "$mb"
 	mout=$(hb_check_merged "$T/$ma.hb" "$T/$mb.hb") || fail "heartbeats: $mout"
 	read -r MIG_BEATS MIG_GAP_NS <<<"$mout"
 }

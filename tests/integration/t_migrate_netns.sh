@@ -61,17 +61,7 @@ tx=$(($(tx_bytes "$NS1" vmm-src) - tx0))
 ((tx >= wire)) || fail "only $tx bytes left $NS1 over vmm-src, the source wrote $wire"
 
 # The destination runs the guest on.
-c0=$(status_get "$T/b.sock" .heartbeats.count)
-wait_until 30 "heartbeats on the destination" '(($(status_get "$T/b.sock" .heartbeats.count) >= c0 + 200))'
-[[ $(status_get "$T/b.sock" .migration.state) == running ]] || fail "destination state"
-ctl guest-request verify --api "$T/b.sock" >/dev/null
-wait_until 30 "verify on the destination" \
-	'(($(marker_count "$T/b.sock" verify-ok) + $(marker_count "$T/b.sock" verify-fail) >= 1))'
-[[ $(marker_count "$T/b.sock" verify-fail) == 0 ]] || fail "verify failed on the destination"
-[[ $(status_get "$T/b.sock" .heartbeats.seq_errors) == 0 ]] || fail "sequence errors on the destination"
-ctl stop --api "$T/b.sock" >/dev/null
-vmm_wait_for "$dst" 15
-[[ $RC == 0 ]] || fail "destination exited $RC"
+dest_runs_on b "$dst" "$NET.2"
 out=$(hb_check_merged "$T/a.hb" "$T/b.hb") || fail "heartbeats: $out"
 read -r n gap <<<"$out"
 echo "ok: $NET.1 -> $NET.2: $n heartbeats across the migration, gap $((gap / 1000)) us," \
