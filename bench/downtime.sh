@@ -79,7 +79,8 @@
 # rate is measured that many times, round robin; one run's downtime varies
 # by a few ms on two shared cores), QUIET_WAIT_S (60: before each run, wait
 # that long at most for VMMs this script did not start to end), SETTLE_S
-# (1), BUILD_DIR (build: where vmm/vmmctl and examples/guests/guest.elf
+# (1), PUSH_ORDER (empty: the VMM's default; accessed, faults or linear:
+# `vmmctl migrate --push-order` for postcopy and hybrid), BUILD_DIR (build: where vmm/vmmctl and examples/guests/guest.elf
 # are), OUT_DIR (bench/out: where the CSV, JSON and PNG go), KEEP=1 keeps the
 # scratch directory (serial output, heartbeat logs, per run), REPLOT=1
 # migrates nothing: it remakes the summary, the plot and the tables from
@@ -99,6 +100,7 @@ MAX_ROUNDS=${MAX_ROUNDS:-30}
 SETTLE_S=${SETTLE_S:-1}
 REPS=${REPS:-3}
 QUIET_WAIT_S=${QUIET_WAIT_S:-60}
+PUSH_ORDER=${PUSH_ORDER:-}
 OUT=${OUT_DIR:-bench/out}
 
 usage() # EXIT_CODE
@@ -303,7 +305,8 @@ hb_merged()
 # The CSV's columns, in order (the row is built from them by name, below).
 COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_vmm_ms
 	total_time_ms wire_bytes wire_mib ws_mib wire_per_ws rounds converged precopy_bytes
-	switch_dirty_pages postcopy_pushed_pages memory_postcopy_requests postcopy_ms
+	switch_dirty_pages postcopy_pushed_pages push_order push_near_pages push_hot_pages
+	push_walk_us memory_postcopy_requests postcopy_ms
 	postcopy_faults fault_wait_p50_us fault_wait_p99_us fault_wait_max_us progress_pct
 	hb_rate_before_hz hb_rate_postcopy_hz hb hb_seq_jump verify warmup_ms pre_gap_ms post_gap_ms
 	foreign_vmms)
@@ -326,7 +329,9 @@ row_jq='
 	   wire_per_ws: n($j.wire_bytes; 1 / ($b.ws_mib * 1048576)),
 	   rounds: n($j.memory_iteration), converged: w($j.converged),
 	   precopy_bytes: n($j.precopy_bytes), switch_dirty_pages: n($j.switch_dirty_pages),
-	   postcopy_pushed_pages: n($j.postcopy_pushed_pages),
+	   postcopy_pushed_pages: n($j.postcopy_pushed_pages), push_order: w($b.push_order),
+	   push_near_pages: n($j.push_near_pages), push_hot_pages: n($j.push_hot_pages),
+	   push_walk_us: n($j.push_walk_us),
 	   memory_postcopy_requests: n($j.memory_postcopy_requests), postcopy_ms: n($j.postcopy_ms),
 	   postcopy_faults: n($d.postcopy_faults), fault_wait_p50_us: n($d.fault_wait_p50_us),
 	   fault_wait_p99_us: n($d.fault_wait_p99_us), fault_wait_max_us: n($d.fault_wait_max_us),
@@ -374,10 +379,12 @@ run()
 	if prepare; then
 		n0=$(wc -l <"$S.hb")
 		foreign=$(foreign_vmms)
+		local push_args=()
+		[[ -n $PUSH_ORDER && $mode != precopy ]] && push_args=(--push-order "$PUSH_ORDER")
 		# In the background, so that a signal to this script acts at once.
 		timeout 300 "$VMMCTL" migrate --api "$S.sock" --to "tcp:127.0.0.1:$port" \
 			--mode "$mode" --downtime-limit "$DOWNTIME_LIMIT" --max-rounds "$MAX_ROUNDS" \
-			>"$S.mig" 2>"$S.mig-err" &
+			${push_args[@]+"${push_args[@]}"} >"$S.mig" 2>"$S.mig-err" &
 		local mig=$!
 		PIDS+=("$mig")
 		wait "$mig" || rc=$?
@@ -458,10 +465,10 @@ run()
 		--arg ok "$ok" --arg jump "$jump" --arg verify "$verify" --arg dt "$dt_ns" --arg fill "$fill_ms" \
 		--arg pre "$pre_gap" --arg post "$post_gap" --arg foreign "$foreign" \
 		--arg before "$before" --arg during "$during" --arg progress "$progress" \
-		--argjson ws "$MIB" '
+		--arg push "${PUSH_ORDER:-default}" --argjson ws "$MIB" '
 		def num: if . == "NaN" or . == "" then null else tonumber end;
 		($s[0] // {}) + {state: $state, destination: ($d[0] // {}),
-		 bench: {mode: $mode, rate: $rate, rep: $rep, ws_mib: $ws,
+		 bench: {mode: $mode, rate: $rate, rep: $rep, ws_mib: $ws, push_order: (if $mode == "precopy" then null else $push end),
 		         downtime_hb_ms: (if $dt == "NaN" then null else ($dt | tonumber / 1e6 * 1000 | round / 1000) end),
 		         hb: $ok, hb_seq_jump: ($jump | num), verify: $verify, warmup_ms: ($fill | num), pre_gap_ms: ($pre | num),
 		         post_gap_ms: ($post | num), foreign_vmms: ($foreign | num),

@@ -36,12 +36,20 @@ enum mig_mode {
 	MIG_MODE_POSTCOPY, /* switch at once; pages pushed and fetched */
 };
 
+/* The order of the post-copy background push (push.h). */
+enum mig_push_order {
+	MIG_PUSH_ACCESSED, /* faults' neighbours, accessed pages, the rest */
+	MIG_PUSH_FAULTS,   /* faults' neighbours, then the rest */
+	MIG_PUSH_LINEAR,   /* guest-physical order */
+};
+
 /* Why pre-copy stopped iterating (policy.c). */
 enum mig_reason {
 	MIG_REASON_NONE,
 	MIG_REASON_CONVERGED,	  /* the rest fits the downtime limit */
 	MIG_REASON_RATE,	  /* dirty rate >= achieved bandwidth */
 	MIG_REASON_NOT_SHRINKING, /* rounds stopped shrinking */
+	MIG_REASON_SLOW,	  /* would take too many more rounds */
 	MIG_REASON_BUDGET_TIME,	  /* --precopy-budget (time) spent */
 	MIG_REASON_BUDGET_BYTES,  /* --precopy-budget (bytes) spent */
 	MIG_REASON_MAX_ROUNDS,	  /* --max-rounds reached */
@@ -80,6 +88,7 @@ struct mig_params {
 	bool verify;		     /* SHA-256 of RAM on both sides */
 	int zstd_level;		     /* 0: raw pages */
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
+	enum mig_push_order push_order;
 };
 
 #define MIG_DEFAULT_DOWNTIME_MS 10
@@ -126,6 +135,10 @@ struct mig_stats {
 	uint64_t precopy_bytes; /* wire bytes before the switch */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed; /* pages pushed after the switch */
+	uint64_t push_near;	  /* of those: as a fault's neighbours */
+	uint64_t push_hot;	  /* of those: marked accessed */
+	uint64_t push_walk_us;	  /* the page-table walk for push_hot */
+	int push_walk_err;	  /* errno of a failed walk, 0: none */
 	uint64_t postcopy_ms;	  /* RUNNING -> COMPLETE */
 	/* Where the downtime went (source's clock), microseconds: */
 	uint64_t pause_us;	/* vm_pause: every vCPU parked */
@@ -195,5 +208,6 @@ void mig_dest_free(struct mig_dest *d);
 const char *mig_state_name(enum mig_state s);
 const char *mig_reason_name(enum mig_reason r);
 const char *mig_mode_name(enum mig_mode m);
+const char *mig_push_order_name(enum mig_push_order o);
 
 #endif /* MIGRATION_MIGRATION_H */

@@ -43,6 +43,17 @@ const char *mig_mode_name(enum mig_mode m)
 	return NAME(names, m);
 }
 
+const char *mig_push_order_name(enum mig_push_order o)
+{
+	static const char *const names[] = {
+		[MIG_PUSH_ACCESSED] = "accessed",
+		[MIG_PUSH_FAULTS] = "faults",
+		[MIG_PUSH_LINEAR] = "linear",
+	};
+
+	return NAME(names, o);
+}
+
 const char *mig_reason_name(enum mig_reason r)
 {
 	static const char *const names[] = {
@@ -50,6 +61,7 @@ const char *mig_reason_name(enum mig_reason r)
 		[MIG_REASON_CONVERGED] = "converged",
 		[MIG_REASON_RATE] = "dirty-rate-above-bandwidth",
 		[MIG_REASON_NOT_SHRINKING] = "rounds-not-shrinking",
+		[MIG_REASON_SLOW] = "converges-too-slowly",
 		[MIG_REASON_BUDGET_TIME] = "precopy-budget-time",
 		[MIG_REASON_BUDGET_BYTES] = "precopy-budget-bytes",
 		[MIG_REASON_MAX_ROUNDS] = "max-rounds",

@@ -52,6 +52,35 @@ int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
 	return ret;
 }
 
+int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
+			   uint64_t n, struct bitmap *out)
+{
+	unsigned char vec[MIG_RAM_SCAN_PAGES];
+
+	if (n > MIG_RAM_SCAN_PAGES)
+		return -EINVAL;
+	for (int i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		uint64_t rfirst = r->file_off / PAGE;
+		uint64_t lo = first > rfirst ? first : rfirst;
+		uint64_t hi = first + n < rfirst + r->size / PAGE
+				      ? first + n
+				      : rfirst + r->size / PAGE;
+		int ret;
+
+		if (lo >= hi)
+			continue;
+		ret = mig_ram_scan(r, (lo - rfirst) * PAGE, (hi - lo) * PAGE,
+				   vec);
+		if (ret)
+			return ret;
+		for (uint64_t p = 0; p < hi - lo; p++)
+			if (vec[p] & 1)
+				bitmap_set(out, lo + p);
+	}
+	return 0;
+}
+
 bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa)
 {
 	const struct mem_region *r = mem_find_region(m, gpa & ~(PAGE - 1));

@@ -14,6 +14,13 @@
 
 /* Set out's bit for every page of m that is resident (mincore). */
 int mig_ram_resident(const struct guest_mem *m, struct bitmap *out);
+/*
+ * The same for the n page indexes from first (n <= MIG_RAM_SCAN_PAGES;
+ * indexes outside RAM are left alone): one mincore call per region.
+ */
+#define MIG_RAM_SCAN_PAGES 512
+int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
+			   uint64_t n, struct bitmap *out);
 /* Is the page at gpa resident? (false also outside RAM or on error) */
 bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa);
 /*

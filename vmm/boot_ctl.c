@@ -58,6 +58,10 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("precopy_bytes", st->precopy_bytes);
 	SET("switch_dirty_pages", st->switch_dirty);
 	SET("postcopy_pushed_pages", st->postcopy_pushed);
+	SET("push_near_pages", st->push_near);
+	SET("push_hot_pages", st->push_hot);
+	SET("push_walk_us", st->push_walk_us);
+	SET("push_walk_errno", st->push_walk_err);
 	SET("postcopy_ms", st->postcopy_ms);
 	SET("postcopy_breaks", st->postcopy_breaks);
 	SET("postcopy_lacking_pages", st->postcopy_lacking);
@@ -243,6 +247,18 @@ static enum mig_mode boot_mig_mode(int mode)
 	}
 }
 
+static enum mig_push_order boot_mig_push_order(int order)
+{
+	switch (order) {
+	case CTL_PUSH_FAULTS:
+		return MIG_PUSH_FAULTS;
+	case CTL_PUSH_LINEAR:
+		return MIG_PUSH_LINEAR;
+	default:
+		return MIG_PUSH_ACCESSED;
+	}
+}
+
 static int boot_mig_cancel(struct boot_app *app, struct ctl_error *err)
 {
 	int r = app->mig_src ? mig_source_cancel(app->mig_src) : -EALREADY;
@@ -328,6 +344,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.verify = m->verify,
 		.zstd_level = MIG_DEFAULT_ZSTD,
 		.quiesce_timeout_ms = m->quiesce_timeout_ms,
+		.push_order = boot_mig_push_order(m->push_order),
 	};
 	const char *busy = boot_mig_busy(app);
 	char why[256];

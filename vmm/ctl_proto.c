@@ -370,6 +370,39 @@ static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
 			   mode);
 }
 
+static const char *const ctl_push_orders[] = {
+	[CTL_PUSH_ACCESSED] = "accessed",
+	[CTL_PUSH_FAULTS] = "faults",
+	[CTL_PUSH_LINEAR] = "linear",
+};
+
+/* "push_order": the post-copy push order; not with mode precopy. */
+static int parse_migrate_push(struct ctl_request *req, struct ctl_error *err)
+{
+	const char *order;
+
+	req->mig.push_order = CTL_PUSH_ACCESSED;
+	if (!json_object_get(req->args, "push_order"))
+		return 0;
+	if (get_string_arg(req, err, "push_order", "accessed, faults or linear",
+			   &order))
+		return -EINVAL;
+	if (req->mig.mode == CTL_MIG_PRECOPY)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'push_order' is not used with mode "
+				   "precopy (it has no post-copy)");
+	for (unsigned i = 0; i < ARRAY_SIZE(ctl_push_orders); i++) {
+		if (strcmp(ctl_push_orders[i], order) == 0) {
+			req->mig.push_order = (int)i;
+			return 0;
+		}
+	}
+	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+			   "unknown push_order '%s' (expected accessed, "
+			   "faults or linear)",
+			   order);
+}
+
 /* The pre-copy budgets: in range, and only when there is a pre-copy. */
 static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
 {
@@ -399,7 +432,7 @@ static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 	struct ctl_migrate *m = &req->mig;
 
 	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to) ||
-	    parse_migrate_mode(req, err) ||
+	    parse_migrate_mode(req, err) || parse_migrate_push(req, err) ||
 	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
 			  &m->downtime_limit_ms) ||
 	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
@@ -448,6 +481,7 @@ static int parse_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "precopy_budget_ms",
 					    "precopy_budget_bytes",
 					    "quiesce_timeout_ms",
+					    "push_order",
 					    "verify",
 					    "cancel",
 					    "resume",

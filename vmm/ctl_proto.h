@@ -69,6 +69,7 @@ struct ctl_request {
 		uint64_t budget_ms;	     /* precopy_budget_ms; 0: none */
 		uint64_t budget_bytes;	     /* precopy_budget_bytes; 0: none */
 		uint64_t quiesce_timeout_ms; /* 0: the default */
+		int push_order;		     /* enum ctl_push_order */
 		int verify;
 		int cancel;
 		int resume; /* post-copy recovery, optionally to "to" */
@@ -81,6 +82,13 @@ enum ctl_mig_mode {
 	CTL_MIG_HYBRID, /* "hybrid" (default): pre-copy, post-copy if needed */
 	CTL_MIG_PRECOPY,
 	CTL_MIG_POSTCOPY,
+};
+
+/* migrate "push_order"; boot_ctl.c maps it onto enum mig_push_order. */
+enum ctl_push_order {
+	CTL_PUSH_ACCESSED, /* "accessed" (default) */
+	CTL_PUSH_FAULTS,
+	CTL_PUSH_LINEAR,
 };
 
 /* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */

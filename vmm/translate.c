@@ -30,24 +30,35 @@ static unsigned int translate_maxphyaddr(const struct vm *vm)
 	return 36; /* the architectural default without the leaf */
 }
 
+int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx)
+{
+	struct kvm_sregs sr;
+
+	if (cpu < 0 || cpu >= vm->nr_vcpus)
+		return -EINVAL;
+	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	*ctx = (struct ptw_ctx){
+		.read = translate_read,
+		.opaque = &vm->mem,
+		.cr0 = sr.cr0,
+		.cr3 = sr.cr3,
+		.cr4 = sr.cr4,
+		.efer = sr.efer,
+		.maxphyaddr = translate_maxphyaddr(vm),
+	};
+	return 0;
+}
+
 static int translate_walk(struct vm *vm, int cpu, uint64_t gva,
 			  struct ptw_result *r)
 {
-	struct kvm_sregs sr;
-	struct ptw_ctx ctx = {
-		.read = translate_read,
-		.opaque = &vm->mem,
-		.maxphyaddr = translate_maxphyaddr(vm),
-	};
+	struct ptw_ctx ctx;
+	int ret = vm_ptw_ctx(vm, cpu, &ctx);
 
-	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
-		return -errno;
-	ctx.cr0 = sr.cr0;
-	ctx.cr3 = sr.cr3;
-	ctx.cr4 = sr.cr4;
-	ctx.efer = sr.efer;
-	ptw_translate(&ctx, gva, r);
-	return 0;
+	if (!ret)
+		ptw_translate(&ctx, gva, r);
+	return ret;
 }
 
 int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r)

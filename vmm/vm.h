@@ -136,6 +136,12 @@ struct ptw_result;
  * -EINVAL for a bad cpu; the walk's own outcome is in r->status.
  */
 int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r);
+struct ptw_ctx;
+/*
+ * The walker's context for vCPU cpu: its paging registers, reads through
+ * vm->mem. Only while that vCPU is outside KVM_RUN (the VM paused).
+ */
+int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx);
 
 /* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);

@@ -166,6 +166,11 @@ static const struct vmmctl_cmd vmmctl_cmds[] = {
 			"device's driver may take\n"
 			"                         to release its buffers "
 			"(default 1s; 500ms, 2s)\n"
+			"  --push-order O         post-copy push order: "
+			"accessed (default: a fault's\n"
+			"                         neighbours, then pages the "
+			"page tables mark accessed),\n"
+			"                         faults, or linear\n"
 			"  --verify               compare SHA-256 of guest RAM "
 			"on both sides\n"
 			"  --cancel               cancel the migration in "
@@ -481,6 +486,7 @@ static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
 
 struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
+	const char *push;
 	bool verify, cancel, resume, abort, confirm;
 };
 
@@ -602,7 +608,7 @@ static int migrate_quiesce(const char *s, json_t *args)
 static const char *migrate_conflict(const struct migrate_opts *o)
 {
 	bool tuning = o->mode || o->limit || o->rounds || o->verify ||
-		      o->budget || o->quiesce;
+		      o->budget || o->quiesce || o->push;
 
 	if (o->confirm && !o->abort)
 		return "--confirm goes with --abort";
@@ -616,6 +622,8 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 		return "--to tcp:HOST:PORT is required";
 	if (o->budget && o->mode && !strcmp(o->mode, "postcopy"))
 		return "--precopy-budget is not used with --mode postcopy";
+	if (o->push && o->mode && !strcmp(o->mode, "precopy"))
+		return "--push-order is not used with --mode precopy";
 	return NULL;
 }
 
@@ -648,6 +656,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"max-rounds", required_argument, NULL, 'r'},
 		{"precopy-budget", required_argument, NULL, 'b'},
 		{"quiesce-timeout", required_argument, NULL, 'q'},
+		{"push-order", required_argument, NULL, 'p'},
 		{"verify", no_argument, NULL, 'v'},
 		{"cancel", no_argument, NULL, 'c'},
 		{"resume", no_argument, NULL, 'R'},
@@ -685,6 +694,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		case 'q':
 			o->quiesce = optarg;
 			break;
+		case 'p':
+			o->push = optarg;
+			break;
 		case 'v':
 			o->verify = true;
 			break;
@@ -720,6 +732,8 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 
 	if (o->mode)
 		json_object_set_new(a, "mode", json_string(o->mode));
+	if (o->push)
+		json_object_set_new(a, "push_order", json_string(o->push));
 	if (o->verify)
 		json_object_set_new(a, "verify", json_true());
 	if (o->limit) {

@@ -3,30 +3,57 @@
 # the source switches at once, the destination runs the guest while pages
 # are pushed and fetched on demand; heartbeats continue with no sequence
 # number missing or repeated, verify passes there, and the destination's
-# faults were served (memory_postcopy_requests > 0).
+# faults were served (memory_postcopy_requests > 0). Each push order is
+# used once: accessed (the default) pushes pages the page-table walk
+# marked and fault neighbours, faults only neighbours, linear neither.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
-# migrate_once N SOURCE-FLAGS...: one post-copy migration of a dirtying guest.
+# push_check N ORDER: the push went in that order (mig$n.json).
+push_check()
+{
+	local j=$T/mig$1.json near hot
+	near=$(jq .push_near_pages "$j")
+	hot=$(jq .push_hot_pages "$j")
+	case $2 in
+	accessed) ((hot > 0 && $(jq .push_walk_errno "$j") == 0)) ||
+		fail "push order accessed: no page pushed as accessed: $(cat "$j")" ;;
+	faults) ((hot == 0)) || fail "push order faults: $hot pages pushed as accessed" ;;
+	linear) ((hot == 0 && near == 0)) ||
+		fail "push order linear: $near neighbours, $hot accessed pushed first" ;;
+	esac
+	# Neighbours follow faults; a guest that faulted has some in the push.
+	[[ $2 == linear ]] || (($(jq .memory_postcopy_requests "$j") == 0 || near > 0)) ||
+		fail "push order $2: faults, but no neighbour pushed first: $(cat "$j")"
+}
+
+# migrate_once N ORDER SOURCE-FLAGS...: one post-copy migration of a
+# dirtying guest, the push in ORDER.
 migrate_once()
 {
-	local n=$1
+	local n=$1 order=$2
+	shift
 	port=$(free_port)
 	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2
 	dst=$VMM_PID
 	vmm_start "a$n" --mem 128M --cpus 2 "${@:2}" --append "dirty --mib 16 --rate 50"
 	src=$VMM_PID
 	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
-	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode postcopy >"$T/mig$n.json" ||
+	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode postcopy \
+		--push-order "$order" >"$T/mig$n.json" ||
 		fail "migrate failed: $(cat "$T/mig$n.json")"
 	reqs=$(jq .memory_postcopy_requests "$T/mig$n.json")
 	((reqs > 0)) || fail "no post-copy page requests: $(cat "$T/mig$n.json")"
 	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
+	push_check "$n" "$order"
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
-		"$reqs pages requested, $(jq .wire_bytes "$T/mig$n.json") bytes"
+		"$reqs pages requested, $(jq .wire_bytes "$T/mig$n.json") bytes," \
+		"push $order: $(jq .push_near_pages "$T/mig$n.json") neighbours," \
+		"$(jq .push_hot_pages "$T/mig$n.json") accessed first"
 }
 
-migrate_once 1
+migrate_once 1 accessed
 # A lazily populated source (holes answered as zero pages, untouched).
-migrate_once 2 --mem-mode lazy
+migrate_once 2 faults --mem-mode lazy
+migrate_once 3 linear

@@ -1418,3 +1418,27 @@ Test(control, call_reports_early_close_and_garbage)
 	cr_assert_null(reply);
 	cr_assert_not_null(strstr(e, "not a JSON object"), "%s", e);
 }
+
+Test(ctl_parse, migrate_push_order)
+{
+	parse_ok(MIG("\"to\":\"x\""));
+	cr_assert_eq(req.mig.push_order, CTL_PUSH_ACCESSED);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"mode\":\"postcopy\",\"push_order\":"
+		     "\"linear\""));
+	cr_assert_eq(req.mig.push_order, CTL_PUSH_LINEAR);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"push_order\":\"faults\""));
+	cr_assert_eq(req.mig.push_order, CTL_PUSH_FAULTS);
+	ctl_request_free(&req);
+	parse_bad(MIG("\"to\":\"x\",\"push_order\":\"random\""),
+		  CTL_ERR_BAD_ARGS,
+		  "unknown push_order 'random' (expected accessed, faults or "
+		  "linear)");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"precopy\",\"push_order\":"
+		      "\"faults\""),
+		  CTL_ERR_BAD_ARGS,
+		  "'push_order' is not used with mode precopy");
+	parse_bad(MIG("\"to\":\"x\",\"push_order\":3"), CTL_ERR_BAD_ARGS,
+		  "push_order");
+}

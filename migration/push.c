@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * push.c - the order of the post-copy background push (see push.h).
+ */
+#include <errno.h>
+
+#include "ept/mem.h"
+#include "ept/ptwalk.h"
+#include "migration/push.h"
+#include "vmm/vm.h"
+
+#define PAGE	     4096ULL
+#define PTE_ACCESSED 0x20ULL
+
+int mig_push_init(struct mig_push *p, enum mig_push_order order,
+		  uint64_t nr_pages)
+{
+	*p = (struct mig_push){.order = order};
+	atomic_init(&p->head, 0);
+	atomic_init(&p->tail, 0);
+	atomic_init(&p->dropped, 0);
+	if (order != MIG_PUSH_ACCESSED)
+		return 0;
+	return bitmap_init(&p->hot, nr_pages);
+}
+
+void mig_push_free(struct mig_push *p)
+{
+	bitmap_free(&p->hot);
+}
+
+void mig_push_rewind(struct mig_push *p)
+{
+	p->near_next = p->near_end = 0;
+	p->hot_cursor = 0;
+	p->cursor = 0;
+}
+
+void mig_push_hint(struct mig_push *p, uint64_t i)
+{
+	uint_fast32_t head, tail;
+
+	if (p->order == MIG_PUSH_LINEAR)
+		return;
+	head = atomic_load_explicit(&p->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&p->tail, memory_order_acquire);
+	if (head - tail >= MIG_PUSH_HINTS) {
+		atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+		return;
+	}
+	p->ring[head % MIG_PUSH_HINTS] = i;
+	atomic_store_explicit(&p->head, head + 1, memory_order_release);
+}
+
+/* Loop: the oldest hint not followed yet. */
+static bool push_take_hint(struct mig_push *p, uint64_t *i)
+{
+	uint_fast32_t tail =
+		atomic_load_explicit(&p->tail, memory_order_relaxed);
+
+	if (tail == atomic_load_explicit(&p->head, memory_order_acquire))
+		return false;
+	*i = p->ring[tail % MIG_PUSH_HINTS];
+	atomic_store_explicit(&p->tail, tail + 1, memory_order_release);
+	return true;
+}
+
+/* ---- the walk (loop thread, VM paused) -------------------------------------
+ */
+
+struct push_walk {
+	struct mig_push *p;
+	const struct guest_mem *m;
+	const struct bitmap *todo;
+	ptw_read_fn read; /* the vCPU context's own reader */
+	void *ropaque;
+	uint64_t marked;
+};
+
+static void push_mark(struct push_walk *w, uint64_t gpa)
+{
+	uint64_t i;
+
+	if (!mem_gpa_to_page(w->m, gpa & ~(PAGE - 1), &i) &&
+	    bitmap_test(w->todo, i) && !bitmap_test_and_set(&w->p->hot, i))
+		w->marked++;
+}
+
+/* Every table entry the walker reads: its page is a page-table page. */
+static int push_walk_read(void *opaque, uint64_t gpa, uint64_t *val)
+{
+	struct push_walk *w = opaque;
+	int r = w->read(w->ropaque, gpa, val);
+
+	if (!r)
+		push_mark(w, gpa);
+	return r;
+}
+
+static int push_walk_leaf(void *opaque, uint64_t gva, uint64_t gpa,
+			  uint64_t size, uint64_t entry)
+{
+	struct push_walk *w = opaque;
+
+	(void)gva;
+	if (!(entry & PTE_ACCESSED))
+		return 0;
+	for (uint64_t off = 0; off < size; off += PAGE)
+		push_mark(w, gpa + off);
+	return 0;
+}
+
+int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
+		      const struct bitmap *todo)
+{
+	struct push_walk w = {.p = p, .m = &vm->mem, .todo = todo};
+	uint64_t last_cr3 = ~0ULL;
+
+	if (p->order != MIG_PUSH_ACCESSED)
+		return 0;
+	for (int cpu = 0; cpu < vm->nr_vcpus; cpu++) {
+		struct ptw_ctx c;
+		int r = vm_ptw_ctx(vm, cpu, &c);
+
+		if (r)
+			return r;
+		/* vCPUs that share their tables are walked once. */
+		if (c.cr3 == last_cr3)
+			continue;
+		last_cr3 = c.cr3;
+		w.read = c.read;
+		w.ropaque = c.opaque;
+		c.read = push_walk_read;
+		c.opaque = &w;
+		r = ptw_for_each_leaf(&c, push_walk_leaf, &w);
+		/* Paging off or not 4-level: nothing to learn there. */
+		if (r && r != -EINVAL && r != -EOPNOTSUPP)
+			return r;
+	}
+	return (int64_t)w.marked;
+}
+
+/* ---- the order (loop thread) -----------------------------------------------
+ */
+
+/* The rest of the current neighbour run, then the next hint's. */
+static bool push_next_near(struct mig_push *p, struct bitmap *todo,
+			   uint64_t *page)
+{
+	uint64_t f;
+
+	for (;;) {
+		while (p->near_next < p->near_end) {
+			uint64_t i = p->near_next++;
+
+			if (bitmap_test_and_clear(todo, i)) {
+				p->pushed_near++;
+				*page = i;
+				return true;
+			}
+		}
+		if (!push_take_hint(p, &f))
+			return false;
+		p->near_next = f + 1;
+		p->near_end = f + 1 + MIG_PUSH_NEAR < todo->nbits
+				      ? f + 1 + MIG_PUSH_NEAR
+				      : todo->nbits;
+	}
+}
+
+static bool push_next_hot(struct mig_push *p, struct bitmap *todo,
+			  uint64_t *page)
+{
+	if (!p->hot.words)
+		return false;
+	for (uint64_t i = bitmap_next_set(&p->hot, p->hot_cursor);
+	     i < p->hot.nbits; i = bitmap_next_set(&p->hot, i + 1)) {
+		p->hot_cursor = i + 1;
+		if (bitmap_test_and_clear(todo, i)) {
+			p->pushed_hot++;
+			*page = i;
+			return true;
+		}
+	}
+	p->hot_cursor = p->hot.nbits;
+	return false;
+}
+
+bool mig_push_next(struct mig_push *p, struct bitmap *todo, uint64_t *page)
+{
+	uint64_t i;
+
+	if (push_next_near(p, todo, page) || push_next_hot(p, todo, page))
+		return true;
+	i = bitmap_next_set(todo, p->cursor);
+	if (i >= todo->nbits) {
+		p->cursor = todo->nbits;
+		return false;
+	}
+	bitmap_clear(todo, i);
+	p->cursor = i + 1;
+	*page = i;
+	return true;
+}

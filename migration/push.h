@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * push.h - the order of the post-copy background push: which page the
+ * source sends next while the destination's guest runs.
+ *
+ *   linear    guest-physical order over the pages still to push.
+ *   faults    first the pages that follow each page the destination
+ *             faulted on (a fault's neighbours are what a guest that
+ *             walks memory touches next), then linear.
+ *   accessed  faults, then the pages the guest's page tables mark
+ *             accessed - walked from each vCPU's CR3 at the switch, the
+ *             table pages themselves included - then linear.
+ *
+ * Threads: mig_push_hint runs on the source's urgent thread (it answers
+ * the faults); everything else on the event-loop thread. The hints cross
+ * in a single-producer single-consumer ring; a hint that finds it full is
+ * dropped (counted): a hint only changes the order, never what is sent.
+ */
+#ifndef MIGRATION_PUSH_H
+#define MIGRATION_PUSH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ept/bitmap.h"
+#include "migration/migration.h"
+
+struct vm;
+
+#define MIG_PUSH_HINTS 256 /* faults waiting to be followed (power of 2) */
+#define MIG_PUSH_NEAR  32  /* pages pushed after a faulted page */
+
+struct mig_push {
+	enum mig_push_order order;
+	/* urgent thread -> loop: faulted page indexes */
+	uint64_t ring[MIG_PUSH_HINTS];
+	atomic_uint_fast32_t head; /* written by the urgent thread */
+	atomic_uint_fast32_t tail; /* written by the loop */
+	atomic_uint_fast64_t dropped;
+	/* loop thread */
+	uint64_t near_next, near_end; /* the neighbour run being pushed */
+	struct bitmap hot;	      /* accessed: pages the walk marked */
+	uint64_t hot_cursor;
+	uint64_t cursor; /* linear: next page index to look at */
+	uint64_t pushed_near, pushed_hot;
+};
+
+int mig_push_init(struct mig_push *p, enum mig_push_order order,
+		  uint64_t nr_pages);
+void mig_push_free(struct mig_push *p);
+/* Start over (a new push, or the resend after a recovery). */
+void mig_push_rewind(struct mig_push *p);
+/* Urgent thread: the destination faulted on page i. */
+void mig_push_hint(struct mig_push *p, uint64_t i);
+/*
+ * Loop thread, with the VM paused: mark the pages of todo that each
+ * vCPU's page tables map with the accessed bit set, and the table pages.
+ * Returns the number of pages marked, or -errno.
+ */
+int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
+		      const struct bitmap *todo);
+/*
+ * The next page to push: taken out of todo (its bit cleared). false when
+ * todo is empty from the linear cursor on and no priority page is left.
+ */
+bool mig_push_next(struct mig_push *p, struct bitmap *todo, uint64_t *page);
+
+#endif /* MIGRATION_PUSH_H */
