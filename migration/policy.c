@@ -4,6 +4,8 @@
  */
 #include "migration/policy.h"
 
+#include <stdint.h>
+
 #define PAGE 4096ULL
 
 /*
@@ -31,25 +33,53 @@ static void policy_track_shrink(struct mig_policy_state *ps, uint64_t dirty)
 	ps->last_dirty = dirty;
 }
 
+uint32_t mig_policy_rounds_ahead(const struct mig_params *p, uint64_t bps,
+				 uint64_t dirty_bytes,
+				 uint64_t dirty_bytes_rate)
+{
+	uint64_t limit_us = p->downtime_limit_ms * 1000ULL;
+	double fit, left = (double)dirty_bytes, r;
+	uint32_t k = 0;
+
+	if (!bps)
+		return UINT32_MAX;
+	fit = limit_us > MIG_POLICY_FIXED_US
+		      ? (double)(limit_us - MIG_POLICY_FIXED_US) * bps / 1e6
+		      : 0;
+	r = (double)dirty_bytes_rate / (double)bps;
+	if (left <= fit)
+		return 0;
+	if (r >= 1.0)
+		return UINT32_MAX;
+	/* Each round sends what is dirty and leaves r of it. */
+	while (left > fit && k < 64) {
+		left *= r;
+		k++;
+	}
+	return left > fit ? UINT32_MAX : k;
+}
+
 /* Cannot converge, or may not go on: why (MIG_REASON_NONE: go on). */
-static enum mig_reason policy_give_up(const struct mig_params *p,
-				      const struct mig_stats *st,
-				      const struct mig_policy_state *ps,
-				      uint64_t dirty_bytes_rate,
-				      uint64_t precopy_ns)
+static enum mig_reason
+policy_give_up(const struct mig_params *p, const struct mig_stats *st,
+	       const struct mig_policy_state *ps, uint64_t dirty_bytes,
+	       uint64_t dirty_bytes_rate, uint64_t precopy_ns)
 {
 	/*
 	 * Only hybrid gives up on the evidence alone: it has post-copy to go
 	 * to. Pre-copy mode iterates until converged or a budget is spent,
-	 * as the user asked. Round 0 sends everything once: its rate says
-	 * nothing yet.
+	 * as the user asked. From round 0 on, the rate is what the guest
+	 * dirtied while a whole pass went by: enough to judge.
 	 */
-	bool hybrid = p->mode == MIG_MODE_HYBRID;
+	bool hybrid = p->mode == MIG_MODE_HYBRID && st->memory_bps;
 
-	if (hybrid && st->memory_iteration >= 2 && st->memory_bps &&
-	    dirty_bytes_rate >= st->memory_bps)
+	if (hybrid && dirty_bytes_rate >= st->memory_bps)
 		return MIG_REASON_RATE;
-	if (hybrid && ps->flat >= MIG_POLICY_FLAT_ROUNDS)
+	if (hybrid &&
+	    mig_policy_rounds_ahead(p, st->memory_bps, dirty_bytes,
+				    dirty_bytes_rate) > MIG_POLICY_AHEAD_ROUNDS)
+		return MIG_REASON_SLOW;
+	if (p->mode == MIG_MODE_HYBRID && ps->flat >= MIG_POLICY_FLAT_ROUNDS)
 		return MIG_REASON_NOT_SHRINKING;
 	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
 		return MIG_REASON_BUDGET_TIME;
@@ -72,7 +102,7 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 	d->predicted_us = bytes * 1000000ULL / bps + MIG_POLICY_FIXED_US;
 	d->converged = d->predicted_us <= p->downtime_limit_ms * 1000ULL;
 	d->reason = d->converged ? MIG_REASON_CONVERGED
-				 : policy_give_up(p, st, ps,
+				 : policy_give_up(p, st, ps, bytes,
 						  st->memory_dirty_rate * bpp,
 						  precopy_ns);
 	d->stop = d->reason != MIG_REASON_NONE;

@@ -6,11 +6,13 @@
  * Predicted stop-copy time = dirty pages x wire bytes per page / achieved
  * bandwidth + a fixed cost for the state and the switch-over. Stop-copy
  * when that fits the downtime limit (converged). Otherwise hybrid mode
- * gives pre-copy up when it cannot converge - the guest dirties memory at
- * least as fast as the link carries it, or the rounds stopped shrinking -
- * and switches to post-copy; both modes stop when the time, bytes or round
- * budget is spent (pre-copy mode then does a forced stop-copy: the
- * downtime is what it is).
+ * gives pre-copy up when it cannot converge soon - the guest dirties
+ * memory at least as fast as the link carries it, or each round leaves so
+ * much of the last (dirty rate / bandwidth) that more than
+ * MIG_POLICY_AHEAD_ROUNDS further rounds would be needed, or the rounds
+ * stopped shrinking - and switches to post-copy; both modes stop when the
+ * time, bytes or round budget is spent (pre-copy mode then does a forced
+ * stop-copy: the downtime is what it is).
  */
 #ifndef MIGRATION_POLICY_H
 #define MIGRATION_POLICY_H
@@ -33,6 +35,16 @@
  */
 #define MIG_POLICY_FLAT_PCT    80
 #define MIG_POLICY_FLAT_ROUNDS 2
+/*
+ * Hybrid: go on only while convergence is predicted within this many more
+ * rounds. Round k+1 carries what the guest dirtied during round k, a
+ * share r = dirty rate / bandwidth of it, so converging from D dirty bytes
+ * to what the limit lets through (T) takes log(T/D) / log(r) rounds and
+ * resends D r / (1 - r) bytes on the way; post-copy sends D once. With a
+ * 256 MiB working set and a ~9 MB budget, 3 rounds is r <~ 0.33 (dirty
+ * rate up to a third of the bandwidth); docs/migration.md has the figures.
+ */
+#define MIG_POLICY_AHEAD_ROUNDS 3
 
 /* What the source keeps between decisions (policy.c updates it). */
 struct mig_policy_state {
@@ -46,6 +58,11 @@ struct mig_decision {
 	enum mig_reason reason;
 	uint64_t predicted_us; /* predicted stop-copy downtime */
 };
+
+/* Rounds still needed from dirty to fit the limit (UINT32_MAX: never). */
+uint32_t mig_policy_rounds_ahead(const struct mig_params *p, uint64_t bps,
+				 uint64_t dirty_bytes,
+				 uint64_t dirty_bytes_rate);
 
 /*
  * After a round: dirty_pages are what is dirty now, precopy_ns the time

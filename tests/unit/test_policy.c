@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_policy.c - mig_policy_decide(): the predicted downtime, converging,
- * hybrid giving up (dirty rate, rounds not shrinking), pre-copy mode that
+ * hybrid giving up (dirty rate, too many rounds ahead, rounds not
+ * shrinking), pre-copy mode that
  * never does, and the time, bytes and round budgets.
  */
 #include <criterion/criterion.h>
@@ -101,7 +102,7 @@ Test(policy, nothing_applies_goes_on)
 	cr_assert_gt(d.predicted_us, p.downtime_limit_ms * 1000);
 }
 
-Test(policy, hybrid_rate_from_iteration_2)
+Test(policy, hybrid_rate_at_bandwidth)
 {
 	struct mig_params p;
 	struct mig_stats st;
@@ -110,35 +111,68 @@ Test(policy, hybrid_rate_from_iteration_2)
 
 	/* 100 000 pages/s x 4096 B = BPS: dirtied as fast as sent. */
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
-	st.memory_iteration = 2;
 	st.memory_dirty_rate = 100000;
 	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
 	cr_assert(d.stop);
 	cr_assert_not(d.converged);
 	cr_assert_eq(d.reason, MIG_REASON_RATE);
 
-	/* Just below the bandwidth: goes on. */
+	/* Just below the bandwidth: converging, but far too slowly. */
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
-	st.memory_iteration = 2;
 	st.memory_dirty_rate = 99999;
 	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
-	cr_assert_not(d.stop);
-	cr_assert_eq(d.reason, MIG_REASON_NONE);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_SLOW);
 }
 
-Test(policy, hybrid_rate_not_at_iteration_1)
+Test(policy, rounds_ahead)
+{
+	struct mig_params p = {.downtime_limit_ms = 10};
+	/* 9 ms at BPS fit: 3 686 400 bytes. */
+	uint64_t fit = 9 * BPS / 1000;
+
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, fit, BPS / 2), 0);
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, fit + 1, 0), 1);
+	/* Halved each round: 2 x fit needs one round, 2^3 x fit three. */
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, 2 * fit, BPS / 2), 1);
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, 8 * fit, BPS / 2), 3);
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, 8 * fit + 8, BPS / 2), 4);
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, 2 * fit, BPS),
+		     UINT32_MAX);
+	cr_assert_eq(mig_policy_rounds_ahead(&p, 0, 2 * fit, 0), UINT32_MAX);
+	/* A limit below the fixed cost fits nothing. */
+	p.downtime_limit_ms = 0;
+	cr_assert_eq(mig_policy_rounds_ahead(&p, BPS, 1, 0), 1);
+}
+
+Test(policy, hybrid_slow_after_round_0)
 {
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
 	struct mig_decision d;
+	uint64_t fit_pages = 9 * BPS / 1000 / 4096;
 
+	/* Half the bandwidth, 8 x what fits: 3 rounds ahead, goes on. */
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
-	st.memory_iteration = 1;
-	st.memory_dirty_rate = 1000000;
-	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	st.memory_dirty_rate = 50000;
+	mig_policy_decide(&p, &st, &ps, 8 * fit_pages, 0, &d);
 	cr_assert_not(d.stop);
 	cr_assert_eq(d.reason, MIG_REASON_NONE);
+
+	/* 16 x: 4 rounds ahead, more than MIG_POLICY_AHEAD_ROUNDS. */
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_dirty_rate = 50000;
+	mig_policy_decide(&p, &st, &ps, 16 * fit_pages, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_not(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_SLOW);
+
+	/* Pre-copy mode never gives up on it. */
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_dirty_rate = 50000;
+	mig_policy_decide(&p, &st, &ps, 16 * fit_pages, 0, &d);
+	cr_assert_not(d.stop);
 }
 
 Test(policy, hybrid_not_shrinking)
