@@ -1485,9 +1485,16 @@ static void src_urgent_end(void *opaque, int code, const char *why, bool own)
 	uv_async_send(&s->uasync);
 }
 
+/*
+ * Real-time here only: the answers then preempt the loop's push (p99 of
+ * the destination's fault wait 0.2-0.3 ms instead of 1-4 ms, bench).
+ * On the destination it would preempt the vCPUs and slow the guest more
+ * than it speeds the faults (docs/benchmarks.md).
+ */
 static const struct mig_urgent_ops src_urgent_thread_ops = {
 	.on_frame = src_urgent_frame,
 	.on_end = src_urgent_end,
+	.realtime = true,
 };
 
 /* Loop thread. */

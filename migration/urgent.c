@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,11 +135,30 @@ static int urgent_woken(struct mig_urgent *u, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * ops->realtime: SCHED_FIFO at the lowest real-time priority, so that a
+ * request preempts the bulk work of the same process at once. The thread
+ * sleeps in poll() and does little per frame; the kernel's real-time
+ * throttling (sched_rt_runtime_us) bounds it even under a request flood.
+ * Without the privilege (EPERM) it runs at normal priority: only slower.
+ */
+static void urgent_set_realtime(struct mig_urgent *u)
+{
+	struct sched_param sp = {.sched_priority = 1};
+
+	if (u->ops->realtime)
+		u->rt_err =
+			pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+}
+
 static void *urgent_thread(void *arg)
 {
 	struct mig_urgent *u = arg;
 	char err[512] = "";
-	int r = u->rlen ? urgent_parse(u, err, sizeof(err)) : 0;
+	int r;
+
+	urgent_set_realtime(u);
+	r = u->rlen ? urgent_parse(u, err, sizeof(err)) : 0;
 
 	while (!r && !urgent_stopping(u)) {
 		struct pollfd pfd[2] = {

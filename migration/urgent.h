@@ -43,6 +43,8 @@ struct mig_urgent_ops {
 	 * thread found the fault itself (EOF, a socket error, a bad frame).
 	 */
 	void (*on_end)(void *opaque, int code, const char *why, bool own);
+	/* Run the thread SCHED_FIFO when allowed (urgent_set_realtime). */
+	bool realtime;
 };
 
 struct mig_urgent {
@@ -58,6 +60,7 @@ struct mig_urgent {
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	bool cb_failed; /* a callback returned the error */
+	int rt_err;	/* realtime asked: 0 or the errno it failed with */
 	atomic_uint_fast64_t bytes_in, bytes_out; /* any thread may read */
 };
 
