@@ -348,26 +348,36 @@ static const char *const ctl_mig_modes[] = {
 	[CTL_MIG_POSTCOPY] = "postcopy",
 };
 
-static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
+/*
+ * An optional string argument naming one of names[0..n): its index into
+ * *out (left alone when absent). expected lists the names for messages.
+ */
+static int get_enum_arg(struct ctl_request *req, struct ctl_error *err,
+			const char *key, const char *const *names, unsigned n,
+			const char *expected, int *out)
 {
-	const char *mode;
+	const char *v;
 
-	req->mig.mode = CTL_MIG_HYBRID;
-	if (!json_object_get(req->args, "mode"))
+	if (!json_object_get(req->args, key))
 		return 0;
-	if (get_string_arg(req, err, "mode", "hybrid, precopy or postcopy",
-			   &mode))
+	if (get_string_arg(req, err, key, expected, &v))
 		return -EINVAL;
-	for (unsigned i = 0; i < ARRAY_SIZE(ctl_mig_modes); i++) {
-		if (strcmp(ctl_mig_modes[i], mode) == 0) {
-			req->mig.mode = (int)i;
+	for (unsigned i = 0; i < n; i++) {
+		if (strcmp(names[i], v) == 0) {
+			*out = (int)i;
 			return 0;
 		}
 	}
 	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-			   "unknown mode '%s' (expected hybrid, precopy or "
-			   "postcopy)",
-			   mode);
+			   "unknown %s '%s' (expected %s)", key, v, expected);
+}
+
+static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
+{
+	req->mig.mode = CTL_MIG_HYBRID;
+	return get_enum_arg(req, err, "mode", ctl_mig_modes,
+			    ARRAY_SIZE(ctl_mig_modes),
+			    "hybrid, precopy or postcopy", &req->mig.mode);
 }
 
 static const char *const ctl_push_orders[] = {
@@ -379,28 +389,17 @@ static const char *const ctl_push_orders[] = {
 /* "push_order": the post-copy push order; not with mode precopy. */
 static int parse_migrate_push(struct ctl_request *req, struct ctl_error *err)
 {
-	const char *order;
-
 	req->mig.push_order = CTL_PUSH_ACCESSED;
-	if (!json_object_get(req->args, "push_order"))
-		return 0;
-	if (get_string_arg(req, err, "push_order", "accessed, faults or linear",
-			   &order))
+	if (get_enum_arg(req, err, "push_order", ctl_push_orders,
+			 ARRAY_SIZE(ctl_push_orders),
+			 "accessed, faults or linear", &req->mig.push_order))
 		return -EINVAL;
-	if (req->mig.mode == CTL_MIG_PRECOPY)
+	if (req->mig.mode == CTL_MIG_PRECOPY &&
+	    json_object_get(req->args, "push_order"))
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 				   "'push_order' is not used with mode "
 				   "precopy (it has no post-copy)");
-	for (unsigned i = 0; i < ARRAY_SIZE(ctl_push_orders); i++) {
-		if (strcmp(ctl_push_orders[i], order) == 0) {
-			req->mig.push_order = (int)i;
-			return 0;
-		}
-	}
-	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
-			   "unknown push_order '%s' (expected accessed, "
-			   "faults or linear)",
-			   order);
+	return 0;
 }
 
 /* The pre-copy budgets: in range, and only when there is a pre-copy. */
