@@ -463,6 +463,30 @@ static void fault_pending_del(struct fault_service *fs, int i)
 	fs->pending[i] = fs->pending[--fs->nr_pending];
 }
 
+/*
+ * Distinct threads among the pending fetches: each waits on one page, so
+ * this is how many vCPUs wait at once. Counted only while the table is
+ * short (it is, unless the source is gone): the work is quadratic.
+ */
+#define FAULT_WAITERS_SCAN 64
+
+static void fault_count_waiters(struct fault_service *fs)
+{
+	uint64_t n = 0;
+
+	if (fs->nr_pending > FAULT_WAITERS_SCAN)
+		return;
+	for (int i = 0; i < fs->nr_pending; i++) {
+		int j = 0;
+
+		while (j < i && fs->pending[j].tid != fs->pending[i].tid)
+			j++;
+		n += j == i;
+	}
+	if (n > fs->st.max_waiters)
+		fs->st.max_waiters = n;
+}
+
 /* Track page; an existing entry keeps its (earlier) t0. False when full. */
 static bool fault_pending_add(struct fault_service *fs, uint64_t page,
 			      uint64_t t0, pid_t tid)
@@ -476,6 +500,7 @@ static bool fault_pending_add(struct fault_service *fs, uint64_t page,
 		.t0_ns = t0,
 		.tid = tid,
 	};
+	fault_count_waiters(fs);
 	return true;
 }
 

@@ -65,6 +65,8 @@ struct fault_stats {
 	uint64_t stalls;     /* faults reported as waiting too long */
 	uint64_t pending;    /* fetches requested, not yet placed */
 	uint64_t errors;     /* ioctls that failed otherwise */
+	/* The most vCPU threads ever waiting for fetches at the same time. */
+	uint64_t max_waiters;
 };
 
 /* Queue a fetch of the page at gpa. Must not block. Returns 0 or -errno. */

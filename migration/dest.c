@@ -140,6 +140,7 @@ static void dest_fault_stats(struct mig_dest *d)
 	d->st.fault_wait_p99_us = fault_hist_percentile(&c->latency, 99) / 1000;
 	d->st.fault_wait_max_us = c->latency.max_ns / 1000;
 	d->st.faults_waiting = fs->pending;
+	d->st.fault_max_vcpus = fs->max_waiters;
 	free(fs);
 	if (d->faults_on)
 		fault_pending_list(&d->vm->faults, NULL, 0, &oldest);

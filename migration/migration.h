@@ -128,6 +128,7 @@ struct mig_stats {
 	uint64_t fault_wait_p99_us;
 	uint64_t fault_wait_max_us;
 	uint64_t faults_waiting;       /* vCPU faults waiting right now */
+	uint64_t fault_max_vcpus;      /* most vCPUs ever waiting at once */
 	uint64_t fault_oldest_wait_ms; /* the longest of them has waited */
 	bool converged;		/* stop-copy chosen because it fit the limit */
 	bool postcopy;		/* the switch went to post-copy */

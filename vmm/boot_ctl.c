@@ -77,6 +77,7 @@ static void boot_mig_faults_json(json_t *o, const struct mig_stats *st)
 	SET("fault_wait_p99_us", st->fault_wait_p99_us);
 	SET("fault_wait_max_us", st->fault_wait_max_us);
 	SET("faults_waiting", st->faults_waiting);
+	SET("fault_max_vcpus_waiting", st->fault_max_vcpus);
 	SET("fault_oldest_wait_ms", st->fault_oldest_wait_ms);
 #undef SET
 }

@@ -6,6 +6,8 @@
 # faults were served (memory_postcopy_requests > 0). Each push order is
 # used once: accessed (the default) pushes pages the page-table walk
 # marked and fault neighbours, faults only neighbours, linear neither.
+# Last, both vCPUs touch the region (CPU 1 reads what CPU 0 writes:
+# `dirty --readers 1`), and the destination saw two vCPUs waiting at once.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
@@ -36,7 +38,7 @@ migrate_once()
 	port=$(free_port)
 	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2
 	dst=$VMM_PID
-	vmm_start "a$n" --mem 128M --cpus 2 "${@:2}" --append "dirty --mib 16 --rate 50"
+	vmm_start "a$n" --mem 128M --cpus 2 "${@:2}" --append "$WORKLOAD"
 	src=$VMM_PID
 	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
 	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode postcopy \
@@ -44,16 +46,30 @@ migrate_once()
 		fail "migrate failed: $(cat "$T/mig$n.json")"
 	reqs=$(jq .memory_postcopy_requests "$T/mig$n.json")
 	((reqs > 0)) || fail "no post-copy page requests: $(cat "$T/mig$n.json")"
+	waiters=$(status_get "$T/b$n.sock" .migration.fault_max_vcpus_waiting)
 	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
 	push_check "$n" "$order"
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$reqs pages requested, $(jq .wire_bytes "$T/mig$n.json") bytes," \
 		"push $order: $(jq .push_near_pages "$T/mig$n.json") neighbours," \
-		"$(jq .push_hot_pages "$T/mig$n.json") accessed first"
+		"$(jq .push_hot_pages "$T/mig$n.json") accessed first," \
+		"at most $waiters vCPUs waiting at once"
 }
+
+WORKLOAD="dirty --mib 16 --rate 50"
 
 migrate_once 1 accessed
 # A lazily populated source (holes answered as zero pages, untouched).
 migrate_once 2 faults --mem-mode lazy
 migrate_once 3 linear
+# Two vCPUs faulting at once: retried, since it needs their faults to
+# overlap in time (they do within the first milliseconds on every run so
+# far; a miss is reported, not hidden).
+WORKLOAD="dirty --mib 16 --rate 50 --readers 1"
+for try in 4 5 6; do
+	migrate_once "$try" accessed
+	((waiters >= 2)) && break
+	echo "note: run $try saw at most $waiters vCPU waiting at once"
+done
+((waiters >= 2)) || fail "two vCPUs never waited for pages at the same time"

@@ -21,7 +21,7 @@
 #include "user/user.h"
 #include "user/workload.h"
 
-enum { DIRTY_MIB, DIRTY_RATE, DIRTY_MS };
+enum { DIRTY_MIB, DIRTY_RATE, DIRTY_MS, DIRTY_READERS };
 
 #define DIRTY_MAX_MIB	  (1ULL << 20)
 #define DIRTY_MAX_RATE	  (1ULL << 20)
@@ -39,6 +39,7 @@ static const struct wl_flag dirty_flags[] = {
 			.max = DIRTY_MAX_RATE,
 			.required = true},
 	[DIRTY_MS] = {.name = "ms", .min = 0, .max = 1ULL << 32},
+	[DIRTY_READERS] = {.name = "readers", .min = 0, .max = 31},
 	{0},
 };
 
@@ -53,6 +54,13 @@ struct dirty_pace {
 
 static struct dirty_region dirty_region;
 static bool dirty_valid;
+/* What reader CPUs see (reader.c): set once the region is allocated. */
+static const struct dirty_region *dirty_shared_region;
+
+const struct dirty_region *dirty_shared(void)
+{
+	return __atomic_load_n(&dirty_shared_region, __ATOMIC_ACQUIRE);
+}
 
 const struct dirty_region *dirty_current(void)
 {
@@ -110,7 +118,7 @@ static bool dirty_fill(struct dirty_region *r)
 			return false;
 		r->gen[i] = 1;
 		pattern_fill(dirty_page(r, i), i, 1);
-		r->nr_filled = i + 1;
+		__atomic_store_n(&r->nr_filled, i + 1, __ATOMIC_RELEASE);
 	}
 	return true;
 }
@@ -179,6 +187,14 @@ static void dirty_run(const struct wl_call *c)
 	struct dirty_region *r = &dirty_region;
 	uint64_t mib = c->val[DIRTY_MIB];
 
+	if (c->val[DIRTY_READERS] >= guest_nr_cpus()) {
+		console_printf("dirty: --readers %lu needs %lu CPUs, the guest "
+			       "has %u\n",
+			       c->val[DIRTY_READERS], c->val[DIRTY_READERS] + 1,
+			       guest_nr_cpus());
+		guest_exit(GUEST_EXIT_USAGE);
+	}
+	__atomic_store_n(&dirty_shared_region, NULL, __ATOMIC_RELEASE);
 	dirty_valid = false;
 	if (dirty_alloc(r, mib) < 0) {
 		console_printf("dirty: cannot allocate %lu MiB and %lu KiB of "
@@ -189,6 +205,7 @@ static void dirty_run(const struct wl_call *c)
 	console_printf("dirty: %lu MiB at 0x%lx rate %lu MiB/s\n", mib,
 		       (uint64_t)(uintptr_t)r->base, c->val[DIRTY_RATE]);
 	dirty_valid = true;
+	__atomic_store_n(&dirty_shared_region, r, __ATOMIC_RELEASE);
 	if (!dirty_fill(r)) {
 		console_printf("dirty: stopped during the first pass, %lu of "
 			       "%lu pages written\n",

@@ -23,6 +23,8 @@ struct dirty_region {
 
 /* The most recent dirty region, or NULL if no `dirty` has run yet. */
 const struct dirty_region *dirty_current(void);
+/* The same for other CPUs (reader.c): NULL until allocated. Any CPU. */
+const struct dirty_region *dirty_shared(void);
 
 static inline uint64_t *dirty_page(const struct dirty_region *r, uint64_t i)
 {

@@ -4,11 +4,11 @@
  *
  * Each CPU announces itself (a MARK_CPU_UP marker and a console line). CPUs
  * other than 0 then halt through the ud2 system call, so they cost the host
- * nothing; CPU 0 runs the command line's workloads and exits with 0 when
- * they are done. A CPU never returns from here. A workload that needs CPU 0
- * to be the only writer of guest memory (`touch`) first waits until the
- * others have parked in ring 0: a late CPU's first writes would also set
- * accessed/dirty bits in the page tables.
+ * nothing (unless the command line makes them readers: reader.c); CPU 0 runs
+ * the command line's workloads and exits with 0 when they are done. A CPU never
+ * returns from here. A workload that needs CPU 0 to be the only writer of guest
+ * memory (`touch`) first waits until the others have parked in ring 0: a late
+ * CPU's first writes would also set accessed/dirty bits in the page tables.
  */
 #include "lib/testdev.h"
 #include "lib/x86.h"
@@ -22,6 +22,11 @@ void guest_exit(uint32_t code)
 {
 	testdev_exit(code);
 	sys_halt(); /* the VMM stops at the exit; never run on regardless */
+}
+
+uint32_t guest_nr_cpus(void)
+{
+	return main_nr_cpus;
 }
 
 void guest_wait_others_halted(void)
@@ -45,6 +50,8 @@ void user_main(struct boot_info *bi, uint64_t cpu)
 {
 	testdev_marker(MARK_CPU_UP, (uint32_t)cpu);
 	console_printf("cpu %lu up (ring 3)\n", cpu);
+	if (cpu != 0 && cpu <= reader_wanted(bi))
+		reader_run((uint32_t)cpu);
 	if (cpu != 0)
 		sys_halt();
 	main_nr_cpus = bi->nr_cpus;

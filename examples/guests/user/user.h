@@ -65,6 +65,10 @@ static inline uint64_t sys_pf_count(void)
 void guest_exit(uint32_t code) __attribute__((noreturn));
 /* main.c: wait (with heartbeats) until the other CPUs have halted. */
 void guest_wait_others_halted(void);
+uint32_t guest_nr_cpus(void);
+/* reader.c: how many CPUs read for `dirty --readers N`; a reader's loop. */
+uint32_t reader_wanted(const struct boot_info *bi);
+void reader_run(uint32_t cpu) __attribute__((noreturn));
 
 /* console.c: whole lines to the VMM's output, one MMIO exit each. */
 void console_write(const char *s, size_t len);
