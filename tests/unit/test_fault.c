@@ -445,6 +445,34 @@ Test(fault, two_threads_one_page_one_fetch)
 	cr_expect_eq(st.pending, 0);
 }
 
+Test(fault, two_threads_two_pages_count_two_waiters)
+{
+	static struct accessor a, b;
+	static uint8_t buf[PAGE];
+	const uint64_t ga = 4 * MiB + 7 * PAGE, gb = 4 * MiB + 9 * PAGE;
+	struct fault_stats st;
+
+	start_fetch(4 * MiB, MiB, 0);
+	a.n = b.n = 1;
+	a.gpa[0] = ga;
+	b.gpa[0] = gb;
+	accessor_start(&a);
+	cr_assert_eq(q_pop(), ga);
+	fault_get_stats(&fs, &st);
+	cr_expect_eq(st.max_waiters, 1);
+	accessor_start(&b);
+	cr_assert_eq(q_pop(), gb); /* both wait now */
+	fill_pattern(buf, ga, 1);
+	cr_assert_eq(fault_place_page(&fs, ga, buf), 0);
+	fill_pattern(buf, gb, 1);
+	cr_assert_eq(fault_place_page(&fs, gb, buf), 0);
+	accessor_join(&a);
+	accessor_join(&b);
+	fault_get_stats(&fs, &st);
+	cr_expect_eq(st.max_waiters, 2);
+	cr_expect_eq(st.pending, 0);
+}
+
 Test(fault, place_zero_wakes_the_faulter)
 {
 	static struct accessor a;
