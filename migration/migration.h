@@ -136,6 +136,7 @@ struct mig_stats {
 	uint64_t precopy_bytes; /* wire bytes before the switch */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed; /* pages pushed after the switch */
+	uint64_t push_first;	  /* of those: vCPUs' resume pages, first */
 	uint64_t push_near;	  /* of those: as a fault's neighbours */
 	uint64_t push_hot;	  /* of those: marked accessed */
 	uint64_t push_walk_us;	  /* the page-table walk for push_hot */

@@ -3,10 +3,14 @@
  * push.c - the order of the post-copy background push (see push.h).
  */
 #include <errno.h>
+#include <sys/ioctl.h>
+
+#include <linux/kvm.h>
 
 #include "ept/mem.h"
 #include "ept/ptwalk.h"
 #include "migration/push.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define PAGE	     4096ULL
@@ -31,6 +35,7 @@ void mig_push_free(struct mig_push *p)
 
 void mig_push_rewind(struct mig_push *p)
 {
+	p->first_pos = 0;
 	p->near_next = p->near_end = 0;
 	p->hot_cursor = 0;
 	p->cursor = 0;
@@ -137,11 +142,90 @@ int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
 		if (r && r != -EINVAL && r != -EOPNOTSUPP)
 			return r;
 	}
+	p->hot_cursor = 0; /* the push may have looked before the walk */
 	return (int64_t)w.marked;
+}
+
+/* ---- resume pages (loop thread, VM paused) --------------------------------
+ */
+
+static void push_first_add(struct mig_push *p, const struct guest_mem *m,
+			   uint64_t gpa)
+{
+	uint64_t i;
+
+	if (mem_gpa_to_page(m, gpa & ~(PAGE - 1), &i))
+		return;
+	for (int k = 0; k < p->nr_first; k++)
+		if (p->first[k] == i)
+			return;
+	if (p->nr_first < MIG_PUSH_FIRST)
+		p->first[p->nr_first++] = i;
+}
+
+/* The tables the walk for gva read, then the page it maps. */
+static void push_first_gva(struct mig_push *p, const struct guest_mem *m,
+			   const struct ptw_ctx *c, uint64_t gva)
+{
+	struct ptw_result r;
+
+	ptw_translate(c, gva, &r);
+	for (int k = 0; k < r.nr_steps && k < 4; k++)
+		push_first_add(p, m, r.steps[k].table_gpa);
+	if (r.status == PTW_OK || r.status == PTW_NO_PAGING)
+		push_first_add(p, m, r.gpa);
+}
+
+static int push_resume_vcpu(struct mig_push *p, struct vm *vm, int cpu)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sr;
+	struct ptw_ctx c;
+	int r = vm_ptw_ctx(vm, cpu, &c);
+
+	if (r)
+		return r;
+	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	push_first_gva(p, &vm->mem, &c, regs.rip);
+	push_first_gva(p, &vm->mem, &c, regs.rsp);
+	push_first_gva(p, &vm->mem, &c, regs.rsp - 8); /* pushes go down */
+	push_first_gva(p, &vm->mem, &c, sr.gdt.base);
+	push_first_gva(p, &vm->mem, &c, sr.idt.base);
+	push_first_gva(p, &vm->mem, &c, sr.tr.base);
+	return 0;
+}
+
+int mig_push_resume(struct mig_push *p, struct vm *vm)
+{
+	p->nr_first = p->first_pos = 0;
+	for (int cpu = 0; cpu < vm->nr_vcpus; cpu++) {
+		int r = push_resume_vcpu(p, vm, cpu);
+
+		if (r)
+			return r;
+	}
+	return p->nr_first;
 }
 
 /* ---- the order (loop thread) -----------------------------------------------
  */
+
+static bool push_next_first(struct mig_push *p, struct bitmap *todo,
+			    uint64_t *page)
+{
+	while (p->first_pos < p->nr_first) {
+		uint64_t i = p->first[p->first_pos++];
+
+		if (bitmap_test_and_clear(todo, i)) {
+			p->pushed_first++;
+			*page = i;
+			return true;
+		}
+	}
+	return false;
+}
 
 /* The rest of the current neighbour run, then the next hint's. */
 static bool push_next_near(struct mig_push *p, struct bitmap *todo,
@@ -190,7 +274,8 @@ bool mig_push_next(struct mig_push *p, struct bitmap *todo, uint64_t *page)
 {
 	uint64_t i;
 
-	if (push_next_near(p, todo, page) || push_next_hot(p, todo, page))
+	if (push_next_first(p, todo, page) || push_next_near(p, todo, page) ||
+	    push_next_hot(p, todo, page))
 		return true;
 	i = bitmap_next_set(todo, p->cursor);
 	if (i >= todo->nbits) {

@@ -3,6 +3,11 @@
  * push.h - the order of the post-copy background push: which page the
  * source sends next while the destination's guest runs.
  *
+ * Whatever the order, the pages each vCPU needs the moment it resumes go
+ * first: those holding the code at RIP, the stack at RSP, the GDT, IDT and
+ * TSS, and the page-table pages that map them (mig_push_resume), so that
+ * the guest's first steps do not wait a round trip each.
+ *
  *   linear    guest-physical order over the pages still to push.
  *   faults    first the pages that follow each page the destination
  *             faulted on (a fault's neighbours are what a guest that
@@ -30,6 +35,7 @@ struct vm;
 
 #define MIG_PUSH_HINTS 256 /* faults waiting to be followed (power of 2) */
 #define MIG_PUSH_NEAR  32  /* pages pushed after a faulted page */
+#define MIG_PUSH_FIRST 512 /* resume pages at most */
 
 struct mig_push {
 	enum mig_push_order order;
@@ -42,8 +48,10 @@ struct mig_push {
 	uint64_t near_next, near_end; /* the neighbour run being pushed */
 	struct bitmap hot;	      /* accessed: pages the walk marked */
 	uint64_t hot_cursor;
-	uint64_t cursor; /* linear: next page index to look at */
-	uint64_t pushed_near, pushed_hot;
+	uint64_t cursor;		/* linear: next page index to look at */
+	uint64_t first[MIG_PUSH_FIRST]; /* resume pages, in order */
+	int nr_first, first_pos;
+	uint64_t pushed_first, pushed_near, pushed_hot;
 };
 
 int mig_push_init(struct mig_push *p, enum mig_push_order order,
@@ -60,6 +68,11 @@ void mig_push_hint(struct mig_push *p, uint64_t i);
  */
 int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
 		      const struct bitmap *todo);
+/*
+ * Loop thread, with the VM paused: note each vCPU's resume pages (see
+ * above) to go before everything else. Returns how many, or -errno.
+ */
+int mig_push_resume(struct mig_push *p, struct vm *vm);
 /*
  * The next page to push: taken out of todo (its bit cleared). false when
  * todo is empty from the linear cursor on and no priority page is left.

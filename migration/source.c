@@ -447,6 +447,7 @@ static bool src_fill_push(struct mig_source *s)
 		src_add_page(s, i);
 		s->st.postcopy_pushed++;
 	}
+	s->st.push_first = s->push.pushed_first;
 	s->st.push_near = s->push.pushed_near;
 	s->st.push_hot = s->push.pushed_hot;
 	return s->batch->nr_pages > 0;
@@ -1108,7 +1109,16 @@ static void src_push_walk(struct mig_source *s)
 	int64_t r = mig_push_walk(&s->push, s->vm, &s->todo);
 
 	s->st.push_walk_us = (vm_now_ns() - t0) / 1000;
-	s->st.push_walk_err = r < 0 ? (int)-r : 0;
+	if (r < 0)
+		s->st.push_walk_err = (int)-r;
+}
+
+/* The vCPUs' resume pages go first (push.h); a failure only loses that. */
+static void src_push_resume(struct mig_source *s)
+{
+	int r = mig_push_resume(&s->push, s->vm);
+
+	s->st.push_walk_err = r < 0 ? -r : 0;
 }
 
 static void src_on_running(struct mig_source *s)
@@ -1129,9 +1139,11 @@ static void src_on_running(struct mig_source *s)
 		s->ch.high = SRC_PC_HIGH;
 		s->cursor = 0;
 		mig_push_rewind(&s->push);
-		src_push_walk(s);
 		src_start_round(s);
+		/* The first frames carry the resume pages, then walk. */
+		src_push_resume(s);
 		src_pump(s);
+		src_push_walk(s);
 		return;
 	}
 	s->st.memory_remaining = 0;

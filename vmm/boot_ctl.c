@@ -58,6 +58,7 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("precopy_bytes", st->precopy_bytes);
 	SET("switch_dirty_pages", st->switch_dirty);
 	SET("postcopy_pushed_pages", st->postcopy_pushed);
+	SET("push_resume_pages", st->push_first);
 	SET("push_near_pages", st->push_near);
 	SET("push_hot_pages", st->push_hot);
 	SET("push_walk_us", st->push_walk_us);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_push.c - the post-copy push order (migration/push.c): neighbours of
- * faults first, then the pages marked accessed, then guest-physical order;
+ * faults first (after the vCPUs' resume pages), then the pages marked
+ * accessed, then guest-physical order;
  * every page of todo exactly once whatever the order; a full hint ring
  * drops hints, never pages. (mig_push_walk on a live guest's page tables
  * is driven by it.t_migrate_postcopy.)
@@ -135,5 +136,25 @@ Test(push, rewind_starts_over)
 	mig_push_rewind(&push);
 	cr_assert_eq(next(), 3);
 	cr_assert_eq(next(), 10);
+	stop();
+}
+
+Test(push, resume_pages_before_everything)
+{
+	start(MIG_PUSH_ACCESSED);
+	push.first[push.nr_first++] = 600;
+	push.first[push.nr_first++] = 5;
+	push.first[push.nr_first++] = 601;
+	bitmap_clear(&todo, 601); /* the destination holds it already */
+	bitmap_set(&push.hot, 800);
+	mig_push_hint(&push, 100);
+	cr_assert_eq(next(), 600);
+	cr_assert_eq(next(), 5);
+	cr_assert_eq(next(), 101);
+	cr_assert_eq(push.pushed_first, 2);
+	/* A rewind (recovery) offers them again, if still to push. */
+	bitmap_set(&todo, 600);
+	mig_push_rewind(&push);
+	cr_assert_eq(next(), 600);
 	stop();
 }
