@@ -73,6 +73,13 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 	 */
 	bool hybrid = p->mode == MIG_MODE_HYBRID && st->memory_bps;
 
+	/* The user's limits first: when one is spent, that is the reason. */
+	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
+		return MIG_REASON_BUDGET_TIME;
+	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
+		return MIG_REASON_BUDGET_BYTES;
+	if (st->memory_iteration >= p->max_rounds)
+		return MIG_REASON_MAX_ROUNDS;
 	if (hybrid && dirty_bytes_rate >= st->memory_bps)
 		return MIG_REASON_RATE;
 	if (hybrid &&
@@ -81,12 +88,6 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 		return MIG_REASON_SLOW;
 	if (p->mode == MIG_MODE_HYBRID && ps->flat >= MIG_POLICY_FLAT_ROUNDS)
 		return MIG_REASON_NOT_SHRINKING;
-	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
-		return MIG_REASON_BUDGET_TIME;
-	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
-		return MIG_REASON_BUDGET_BYTES;
-	if (st->memory_iteration >= p->max_rounds)
-		return MIG_REASON_MAX_ROUNDS;
 	return MIG_REASON_NONE;
 }
 

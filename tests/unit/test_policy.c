@@ -347,3 +347,18 @@ Test(policy, max_rounds)
 	cr_assert_not(d.converged);
 	cr_assert_eq(d.reason, MIG_REASON_MAX_ROUNDS);
 }
+
+Test(policy, a_spent_budget_is_the_reason_over_the_evidence)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	st.memory_dirty_rate = 100000; /* at the bandwidth */
+	p.budget_ms = 1;
+	mig_policy_decide(&p, &st, &ps, MANY, 2000000, &d);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_BUDGET_TIME);
+}
