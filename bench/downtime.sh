@@ -87,6 +87,8 @@
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../scripts/ports.sh
+. scripts/ports.sh
 BUILD_DIR=${BUILD_DIR:-build}
 VMMCTL=$BUILD_DIR/vmm/vmmctl
 GUEST=$BUILD_DIR/examples/guests/guest.elf
@@ -184,14 +186,7 @@ wait_for()
 # free_port: a TCP port nothing listens on now.
 free_port()
 {
-	local p
-	for p in $(shuf -i 20000-32767 -n 50); do
-		if ! (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo 0
+	port_pick || echo 0
 }
 
 # boot NAME ARGS...: a VMM with its files under $T/NAME.*; sets PID. Returns

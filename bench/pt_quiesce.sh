@@ -22,6 +22,8 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-$SRC/build}
+# shellcheck source=../scripts/ports.sh
+. "$SRC/scripts/ports.sh"
 V=$BUILD/vmm/vmmctl
 G=$BUILD/examples/guests/guest.elf
 OUT=${1:-$SRC/bench/out}
@@ -45,7 +47,8 @@ wait_for() { # SECONDS CONDITION
 }
 
 run_one() { # RATE REP
-	local rate=$1 rep=$2 port=$((7500 + RANDOM % 1000)) d=$W/$1.$2 q dt st delivered ok
+	local rate=$1 rep=$2 port d=$W/$1.$2 q dt st delivered ok
+	port=$(port_pick) || return 1
 	mkdir -p "$d"
 	"$V" boot --incoming "tcp:127.0.0.1:$port" --mem 128M --device "pt,rate=$rate" \
 		--api "$d/b.sock" --serial "$d/b.serial" >"$d/b.out" 2>&1 &

@@ -7,6 +7,9 @@ set -euo pipefail
 : "${VMMCTL:?VMMCTL must point at the vmmctl binary}"
 : "${GUEST_ELF:?GUEST_ELF must point at the test guest image}"
 
+# shellcheck source=../../scripts/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/ports.sh"
+
 T=$(mktemp -d /tmp/vmm-it.XXXXXX)
 VMM_PIDS=()
 
@@ -113,19 +116,9 @@ hb_check_continuous()
 }
 
 # free_port: a TCP port nothing listens on now (for a migration destination).
-# Below Linux's ephemeral range (32768-60999 by default): a port an
-# outgoing connection holds there takes no connection, so it would look
-# free, yet a listener could not bind it.
 free_port()
 {
-	local p
-	for p in $(shuf -i 20000-32767 -n 50); do
-		if ! (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	fail "no free TCP port"
+	port_pick || fail "no free TCP port"
 }
 
 # vmm_incoming NAME SPEC ARGS...: a destination VMM waiting on SPEC.
@@ -248,14 +241,7 @@ vmm_incoming_ns()
 # free_port_ns NS: a TCP port nothing listens on in namespace NS.
 free_port_ns()
 {
-	local p
-	for p in $(shuf -i 20000-32767 -n 50); do
-		if ! ip netns exec "$1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$p" 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	fail "no free TCP port in $1"
+	port_pick ip netns exec "$1" || fail "no free TCP port in $1"
 }
 
 # tcp_send NS HOST PORT: connect from inside namespace NS, write stdin,
