@@ -87,7 +87,7 @@
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=../scripts/ports.sh
+# shellcheck source=scripts/ports.sh
 . scripts/ports.sh
 BUILD_DIR=${BUILD_DIR:-build}
 VMMCTL=$BUILD_DIR/vmm/vmmctl

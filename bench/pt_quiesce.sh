@@ -22,7 +22,7 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-$SRC/build}
-# shellcheck source=../scripts/ports.sh
+# shellcheck source=scripts/ports.sh
 . "$SRC/scripts/ports.sh"
 V=$BUILD/vmm/vmmctl
 G=$BUILD/examples/guests/guest.elf

@@ -7,7 +7,7 @@ set -euo pipefail
 : "${VMMCTL:?VMMCTL must point at the vmmctl binary}"
 : "${GUEST_ELF:?GUEST_ELF must point at the test guest image}"
 
-# shellcheck source=../../scripts/ports.sh
+# shellcheck source=scripts/ports.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/ports.sh"
 
 T=$(mktemp -d /tmp/vmm-it.XXXXXX)
