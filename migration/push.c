@@ -125,7 +125,7 @@ int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
 		return 0;
 	for (int cpu = 0; cpu < vm->nr_vcpus; cpu++) {
 		struct ptw_ctx c;
-		int r = vm_ptw_ctx(vm, cpu, &c);
+		int r = vm_ptw_ctx(vm, cpu, &c, NULL);
 
 		if (r)
 			return r;
@@ -181,12 +181,11 @@ static int push_resume_vcpu(struct mig_push *p, struct vm *vm, int cpu)
 	struct kvm_regs regs;
 	struct kvm_sregs sr;
 	struct ptw_ctx c;
-	int r = vm_ptw_ctx(vm, cpu, &c);
+	int r = vm_ptw_ctx(vm, cpu, &c, &sr);
 
 	if (r)
 		return r;
-	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_REGS, &regs) < 0)
 		return -errno;
 	push_first_gva(p, &vm->mem, &c, regs.rip);
 	push_first_gva(p, &vm->mem, &c, regs.rsp);

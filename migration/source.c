@@ -68,7 +68,7 @@ struct mig_source {
 	/*
 	 * Its thread answers the PAGE_REQs (urgent.h). It owns ubatch and
 	 * ubuf, and counts what it sends in the u_* atomics, which the loop
-	 * folds into st (src_fold_urgent). uasync brings its end (u_why)
+	 * folds into st (src_fold_counts). uasync brings its end (u_why)
 	 * to the loop.
 	 */
 	struct mig_urgent urg;
@@ -93,7 +93,7 @@ struct mig_source {
 	struct mig_stats st;
 	uint64_t caps;	    /* agreed in the handshake */
 	struct bitmap todo; /* pages to send in this round */
-	uint64_t cursor;    /* next page index to look at */
+	uint64_t cursor;    /* pre-copy: next page index to look at */
 	struct proto_batch *batch;
 	size_t frame_cap;
 	uint8_t *state_buf; /* scratch for state blobs */
@@ -163,8 +163,8 @@ static const struct mig_channel_ops src_channel_ops;
 static void src_postcopy_pushed(struct mig_source *s);
 static void src_postcopy_start(struct mig_source *s);
 
-/* Loop thread: take the urgent thread's counts into st. */
-static void src_fold_urgent(struct mig_source *s)
+/* Loop thread: take the urgent thread's and the push's counts into st. */
+static void src_fold_counts(struct mig_source *s)
 {
 	uint64_t normal = atomic_exchange(&s->u_normal, 0);
 	uint64_t zero = atomic_exchange(&s->u_zero, 0);
@@ -178,18 +178,21 @@ static void src_fold_urgent(struct mig_source *s)
 	s->st.memory_remaining -= unpushed < s->st.memory_remaining
 					  ? unpushed
 					  : s->st.memory_remaining;
+	s->st.push_first = s->push.pushed_first;
+	s->st.push_near = s->push.pushed_near;
+	s->st.push_hot = s->push.pushed_hot;
 }
 
 const struct mig_stats *mig_source_stats(struct mig_source *s)
 {
-	src_fold_urgent(s);
+	src_fold_counts(s);
 	s->st.wire_bytes = s->ch.bytes_out + s->urg.bytes_out;
 	return &s->st;
 }
 
 static void src_update_elapsed(struct mig_source *s)
 {
-	src_fold_urgent(s);
+	src_fold_counts(s);
 	s->st.time_elapsed_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
 	s->st.wire_bytes = s->ch.bytes_out + s->urg.bytes_out;
 	s->st.data_processed = s->st.memory_processed;
@@ -447,9 +450,6 @@ static bool src_fill_push(struct mig_source *s)
 		src_add_page(s, i);
 		s->st.postcopy_pushed++;
 	}
-	s->st.push_first = s->push.pushed_first;
-	s->st.push_near = s->push.pushed_near;
-	s->st.push_hot = s->push.pushed_hot;
 	return s->batch->nr_pages > 0;
 }
 
@@ -1137,7 +1137,6 @@ static void src_on_running(struct mig_source *s)
 		s->st.state = MIG_POSTCOPY;
 		/* Short pump runs: requests are read between them. */
 		s->ch.high = SRC_PC_HIGH;
-		s->cursor = 0;
 		mig_push_rewind(&s->push);
 		src_start_round(s);
 		/* The first frames carry the resume pages, then walk. */
@@ -1246,7 +1245,6 @@ static int src_postcopy_scan(struct mig_source *s)
 		return -ECANCELED;
 	/* Logging goes off after RUNNING: a memslot update costs downtime. */
 	bitmap_zero(&s->vm->mem.state[MEM_PS_SENT]);
-	s->cursor = 0;
 	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
 	return 0;
 }
@@ -1649,7 +1647,6 @@ static void src_resume_lacking(struct mig_source *s)
 	}
 	s->st.postcopy_lacking = n;
 	s->st.memory_remaining = n * PAGE;
-	s->cursor = 0;
 	mig_push_rewind(&s->push);
 }
 
@@ -1732,7 +1729,7 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
 /* What an abort loses, for the error line. */
 static void src_abort_message(struct mig_source *s)
 {
-	uint64_t lacking = (src_fold_urgent(s), s->st.memory_remaining / PAGE);
+	uint64_t lacking = (src_fold_counts(s), s->st.memory_remaining / PAGE);
 	uint64_t secs = s->running_ns
 				? (vm_now_ns() - s->running_ns) / 1000000000ULL
 				: 0;

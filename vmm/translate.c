@@ -30,7 +30,8 @@ static unsigned int translate_maxphyaddr(const struct vm *vm)
 	return 36; /* the architectural default without the leaf */
 }
 
-int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx)
+int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx,
+	       struct kvm_sregs *out)
 {
 	struct kvm_sregs sr;
 
@@ -38,6 +39,8 @@ int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx)
 		return -EINVAL;
 	if (ioctl(vm->vcpus[cpu].fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
+	if (out)
+		*out = sr;
 	*ctx = (struct ptw_ctx){
 		.read = translate_read,
 		.opaque = &vm->mem,
@@ -54,7 +57,7 @@ static int translate_walk(struct vm *vm, int cpu, uint64_t gva,
 			  struct ptw_result *r)
 {
 	struct ptw_ctx ctx;
-	int ret = vm_ptw_ctx(vm, cpu, &ctx);
+	int ret = vm_ptw_ctx(vm, cpu, &ctx, NULL);
 
 	if (!ret)
 		ptw_translate(&ctx, gva, r);

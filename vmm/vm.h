@@ -139,9 +139,11 @@ int vm_translate(struct vm *vm, int cpu, uint64_t gva, struct ptw_result *r);
 struct ptw_ctx;
 /*
  * The walker's context for vCPU cpu: its paging registers, reads through
- * vm->mem. Only while that vCPU is outside KVM_RUN (the VM paused).
+ * vm->mem; the special registers read for it into *sr too, unless NULL.
+ * Only while that vCPU is outside KVM_RUN (the VM paused).
  */
-int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx);
+int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx,
+	       struct kvm_sregs *sr);
 
 /* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
