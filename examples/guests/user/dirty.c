@@ -53,18 +53,12 @@ struct dirty_pace {
 };
 
 static struct dirty_region dirty_region;
-static bool dirty_valid;
-/* What reader CPUs see (reader.c): set once the region is allocated. */
-static const struct dirty_region *dirty_shared_region;
-
-const struct dirty_region *dirty_shared(void)
-{
-	return __atomic_load_n(&dirty_shared_region, __ATOMIC_ACQUIRE);
-}
+/* &dirty_region once allocated; other CPUs read it too (reader.c). */
+static const struct dirty_region *dirty_published;
 
 const struct dirty_region *dirty_current(void)
 {
-	return dirty_valid ? &dirty_region : NULL;
+	return __atomic_load_n(&dirty_published, __ATOMIC_ACQUIRE);
 }
 
 static int dirty_alloc(struct dirty_region *r, uint64_t mib)
@@ -194,8 +188,7 @@ static void dirty_run(const struct wl_call *c)
 			       guest_nr_cpus());
 		guest_exit(GUEST_EXIT_USAGE);
 	}
-	__atomic_store_n(&dirty_shared_region, NULL, __ATOMIC_RELEASE);
-	dirty_valid = false;
+	__atomic_store_n(&dirty_published, NULL, __ATOMIC_RELEASE);
 	if (dirty_alloc(r, mib) < 0) {
 		console_printf("dirty: cannot allocate %lu MiB and %lu KiB of "
 			       "generations from free RAM\n",
@@ -204,8 +197,7 @@ static void dirty_run(const struct wl_call *c)
 	}
 	console_printf("dirty: %lu MiB at 0x%lx rate %lu MiB/s\n", mib,
 		       (uint64_t)(uintptr_t)r->base, c->val[DIRTY_RATE]);
-	dirty_valid = true;
-	__atomic_store_n(&dirty_shared_region, r, __ATOMIC_RELEASE);
+	__atomic_store_n(&dirty_published, r, __ATOMIC_RELEASE);
 	if (!dirty_fill(r)) {
 		console_printf("dirty: stopped during the first pass, %lu of "
 			       "%lu pages written\n",

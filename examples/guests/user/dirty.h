@@ -21,10 +21,11 @@ struct dirty_region {
 	uint64_t nr_filled; /* pages written at least once */
 };
 
-/* The most recent dirty region, or NULL if no `dirty` has run yet. */
+/*
+ * The most recent dirty region, or NULL if no `dirty` has run yet (or the
+ * next one is being allocated). Any CPU.
+ */
 const struct dirty_region *dirty_current(void);
-/* The same for other CPUs (reader.c): NULL until allocated. Any CPU. */
-const struct dirty_region *dirty_shared(void);
 
 static inline uint64_t *dirty_page(const struct dirty_region *r, uint64_t i)
 {

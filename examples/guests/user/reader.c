@@ -9,7 +9,7 @@
  * parsed it: reader_wanted() finds "--readers N" in the text (CPU 0 checks
  * the flag properly when `dirty` runs, and exits with a usage error when N
  * is not below the CPU count). A reader then waits for CPU 0 to publish the
- * region (dirty_shared()) and reads one word of a page at a time, in a
+ * region (dirty_current()) and reads one word of a page at a time, in a
  * stride order of its own, forever; it never writes guest memory, so the
  * region still verifies. It spins: a reader costs the host a core. Use
  * one `dirty` per boot with readers: a second one moves the region under
@@ -51,22 +51,21 @@ uint32_t reader_wanted(const struct boot_info *bi)
 
 void reader_run(uint32_t cpu)
 {
-	const struct dirty_region *r;
 	uint64_t pos = cpu * 7919ULL, sum = 0;
 
 	console_printf("cpu %u reads the dirty region\n", cpu);
-	while (!(r = dirty_shared()))
-		x86_pause();
 	for (;;) {
-		uint64_t n = __atomic_load_n(&r->nr_filled, __ATOMIC_ACQUIRE);
+		/* Re-read: a new `dirty` unpublishes it, then replaces it. */
+		const struct dirty_region *r = dirty_current();
+		uint64_t n;
 
+		n = r ? __atomic_load_n(&r->nr_filled, __ATOMIC_ACQUIRE) : 0;
 		if (!n) {
 			x86_pause();
 			continue;
 		}
 		pos = (pos + 4099) % n;
 		sum += *(volatile uint64_t *)dirty_page(r, pos);
-		r = dirty_shared(); /* a new `dirty` replaces it */
 	}
 	(void)sum;
 }
