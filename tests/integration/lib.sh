@@ -64,12 +64,12 @@ wait_until()
 
 # vmm_start NAME ARGS...: boot a VMM in the background with its serial
 # output in $T/NAME.serial, stderr in $T/NAME.err, API socket $T/NAME.sock,
-# heartbeat log $T/NAME.hb. Sets VMM_PID.
+# heartbeat log $T/NAME.hb, run under $NETNS_EXEC when set. Sets VMM_PID.
 vmm_start()
 {
 	local name=$1
 	shift
-	"$VMMCTL" boot --kernel "$GUEST_ELF" --api "$T/$name.sock" \
+	${NETNS_EXEC:-} "$VMMCTL" boot --kernel "$GUEST_ELF" --api "$T/$name.sock" \
 		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
 		>"$T/$name.out" 2>"$T/$name.err" &
 	VMM_PID=$!
@@ -133,8 +133,7 @@ vmm_incoming()
 	VMM_PIDS+=("$VMM_PID")
 	wait_until 20 "$name control socket" \
 		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
-	[[ -S $T/$name.sock ]] ||
-		fail "$name: vmmctl boot --incoming exited early: $(cat "$T/$name.err")"
+	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot --incoming exited early"
 }
 
 # hb_check_merged A B: A's log then B's continue one sequence, no gap and no
@@ -218,16 +217,9 @@ netns_add()
 # (its control socket is a file, reachable from here).
 vmm_start_ns()
 {
-	local ns=$1 name=$2
-	shift 2
-	ip netns exec "$ns" "$VMMCTL" boot --kernel "$GUEST_ELF" --api "$T/$name.sock" \
-		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
-		>"$T/$name.out" 2>"$T/$name.err" &
-	VMM_PID=$!
-	VMM_PIDS+=("$VMM_PID")
-	wait_until 20 "$name control socket" \
-		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
-	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot exited before serving its API"
+	local ns=$1
+	shift
+	NETNS_EXEC="ip netns exec $ns" vmm_start "$@"
 }
 
 # vmm_incoming_ns NS NAME SPEC ARGS...: vmm_incoming inside namespace NS.
