@@ -10,8 +10,8 @@
  * page, the host->guest request mailbox inside it, and the register map of
  * the test device's MMIO window.
  */
-#ifndef VMM_GUEST_ABI_H
-#define VMM_GUEST_ABI_H
+#ifndef COMMON_GUEST_ABI_H
+#define COMMON_GUEST_ABI_H
 
 #include <stdint.h>
 
@@ -270,4 +270,4 @@ static inline uint64_t pt_pkt_word(uint64_t seq, uint32_t k)
 	return x;
 }
 
-#endif /* VMM_GUEST_ABI_H */
+#endif /* COMMON_GUEST_ABI_H */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "devices/bus.h"
 
 void bus_init(struct bus *b, const char *name)
@@ -43,20 +44,6 @@ static uint64_t range_last(const struct bus_range *r)
 static const char *range_name(const struct bus_range *r)
 {
 	return r->name ? r->name : "?";
-}
-
-static void bus_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void bus_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* Index of the first range whose base is greater than addr. */
@@ -108,14 +95,14 @@ static int bus_check(const struct bus *b, int idx, uint64_t base, uint64_t len,
 	uint64_t last = base + (len - 1);
 
 	if (b->sealed) {
-		bus_err(err, errlen,
+		err_set(err, errlen,
 			"%s: '%s' registered after the bus was sealed", b->name,
 			name);
 		return -EBUSY;
 	}
 	/* A range may end at the very top of the space, but not wrap. */
 	if (len == 0 || last < base) {
-		bus_err(err, errlen,
+		err_set(err, errlen,
 			"%s: '%s' has an invalid range (base 0x%" PRIx64
 			" len 0x%" PRIx64 ")",
 			b->name, name, base, len);
@@ -123,7 +110,7 @@ static int bus_check(const struct bus *b, int idx, uint64_t base, uint64_t len,
 	}
 	o = bus_overlap(b, idx, base, last);
 	if (o) {
-		bus_err(err, errlen,
+		err_set(err, errlen,
 			"%s: '%s' [0x%" PRIx64 "-0x%" PRIx64 "] overlaps '%s' "
 			"[0x%" PRIx64 "-0x%" PRIx64 "]",
 			b->name, name, base, last, range_name(o), o->base,
@@ -146,7 +133,7 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len,
 	if (b->nr == b->cap) {
 		ret = bus_grow(b);
 		if (ret) {
-			bus_err(err, errlen, "%s: '%s': %s", b->name,
+			err_set(err, errlen, "%s: '%s': %s", b->name,
 				name ? name : "?", strerror(-ret));
 			return ret;
 		}

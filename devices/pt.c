@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pt.c - the passthrough-style receive device (interface: devices/pt.h,
- * register map and ring layout: vmm/guest_abi.h).
+ * register map and ring layout: common/guest_abi.h).
  *
  * Who owns what:
  *   - host, cfg, thread, thread_on, timer_fd, stop_fd: written by the main
@@ -30,9 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/err.h"
 #include "devices/devices.h"
 
-#define NSEC_PER_SEC  1000000000ULL
 #define PT_TICK_NS    1000000ULL   /* the source's tick: 1 ms */
 #define PT_WARN_NS    NSEC_PER_SEC /* at most one warning a second */
 #define PT_NO_RING    UINT64_MAX   /* ring_gpa before RING is written */
@@ -52,29 +53,6 @@ struct pt_after {
 	uint32_t ack_seq;
 };
 
-static uint64_t pt_now_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static void pt_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void pt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void pt_bad(struct pt *p, struct pt_after *a, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -84,7 +62,7 @@ static void pt_bad(struct pt *p, struct pt_after *a, const char *fmt, ...)
  */
 static void pt_bad(struct pt *p, struct pt_after *a, const char *fmt, ...)
 {
-	uint64_t now = pt_now_ns();
+	uint64_t now = clock_now_ns();
 	va_list ap;
 
 	p->st.bad_accesses++;
@@ -475,7 +453,7 @@ static void pt_ack(struct pt *p, uint32_t v, struct pt_after *a)
 	if (p->req == PT_REQ_QUIESCE) {
 		p->qstate = PT_Q_ACKED;
 		p->st.quiesce_acks++;
-		p->st.quiesce_ns = pt_now_ns() - p->req_ns;
+		p->st.quiesce_ns = clock_now_ns() - p->req_ns;
 	} else {
 		p->qstate = PT_Q_RUNNING;
 	}
@@ -651,7 +629,7 @@ int pt_init(struct pt *p, const struct dev_host *host,
 	p->timer_fd = -1;
 	p->stop_fd = -1;
 	if (!host || !host->mem) {
-		pt_err(err, errlen, "pt: no guest memory to DMA into");
+		err_set(err, errlen, "pt: no guest memory to DMA into");
 		return -EINVAL;
 	}
 	if (!c.rate_pps)
@@ -659,7 +637,7 @@ int pt_init(struct pt *p, const struct dev_host *host,
 	if (!c.gsi)
 		c.gsi = PT_GSI;
 	if (c.rate_pps > PT_RATE_MAX) {
-		pt_err(err, errlen, "pt: rate %" PRIu32 " pps above %d",
+		err_set(err, errlen, "pt: rate %" PRIu32 " pps above %d",
 		       c.rate_pps, PT_RATE_MAX);
 		return -EINVAL;
 	}
@@ -670,7 +648,7 @@ int pt_init(struct pt *p, const struct dev_host *host,
 	p->st.next_seq = 1;
 	ret = -pthread_mutex_init(&p->lock, NULL);
 	if (ret)
-		pt_err(err, errlen, "pt: pthread_mutex_init: %s",
+		err_set(err, errlen, "pt: pthread_mutex_init: %s",
 		       strerror(-ret));
 	return ret;
 }
@@ -709,10 +687,10 @@ static bool pt_thread_wait(struct pt *p)
 static void *pt_thread(void *arg)
 {
 	struct pt *p = arg;
-	uint64_t last = pt_now_ns(), now;
+	uint64_t last = clock_now_ns(), now;
 
 	while (pt_thread_wait(p)) {
-		now = pt_now_ns();
+		now = clock_now_ns();
 		pt_tick(p, now - last);
 		last = now;
 	}
@@ -751,7 +729,7 @@ static int pt_open_fds(struct pt *p, char *err, size_t errlen)
 		}
 	}
 	ret = -errno;
-	pt_err(err, errlen, "pt: %s: %s", what, strerror(-ret));
+	err_set(err, errlen, "pt: %s: %s", what, strerror(-ret));
 	return ret;
 }
 
@@ -760,14 +738,14 @@ int pt_start(struct pt *p, char *err, size_t errlen)
 	int ret;
 
 	if (p->thread_on) {
-		pt_err(err, errlen, "pt: the device thread is already running");
+		err_set(err, errlen, "pt: the device thread is already running");
 		return -EBUSY;
 	}
 	ret = pt_open_fds(p, err, errlen);
 	if (!ret) {
 		ret = -pthread_create(&p->thread, NULL, pt_thread, p);
 		if (ret)
-			pt_err(err, errlen, "pt: pthread_create: %s",
+			err_set(err, errlen, "pt: pthread_create: %s",
 			       strerror(-ret));
 	}
 	if (ret) {
@@ -867,7 +845,7 @@ static uint32_t pt_post_request(struct pt *p, enum pt_req r)
 
 	p->req = r;
 	p->req_seq++;
-	p->req_ns = pt_now_ns();
+	p->req_ns = clock_now_ns();
 	if (p->enabled && hdr)
 		pt_mirror_req(p, hdr);
 	pt_irq(p);
@@ -905,13 +883,13 @@ static int pt_check_acked(struct pt *p, char *err, size_t errlen)
 	uint32_t n = pt_pinned_locked(p, &pin, 1);
 
 	if (p->enabled && !n) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: driver acknowledged the quiesce but left the "
 		       "queue enabled");
 		return -EBUSY;
 	}
 	if (p->enabled) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: driver acknowledged the quiesce but left the queue "
 		       "enabled with %" PRIu32
 		       " buffers pinned; buffer %" PRIu32 " at gpa 0x%" PRIx64
@@ -920,7 +898,7 @@ static int pt_check_acked(struct pt *p, char *err, size_t errlen)
 		return -EBUSY;
 	}
 	if (n) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: buffer %" PRIu32 " at gpa 0x%" PRIx64 " (%" PRIu32
 		       " bytes) is still pinned",
 		       pin.desc, pin.gpa, pin.len);
@@ -938,7 +916,7 @@ int pt_quiesce_check(struct pt *p, char *err, size_t errlen)
 		ret = pt_check_acked(p, err, errlen);
 	} else {
 		ret = -EAGAIN;
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: the driver has not acknowledged a quiesce (%s, "
 		       "REQ_SEQ %" PRIu32 ")",
 		       pt_quiesce_state_name(p->qstate), p->req_seq);
@@ -971,13 +949,13 @@ int pt_save(struct pt *p, struct pt_state *st, char *err, size_t errlen)
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&p->lock);
 	if (p->enabled) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: cannot save: the queue is enabled (%" PRIu32
 		       " buffers pinned); the driver has not quiesced",
 		       p->tail - p->head);
 		ret = -EBUSY;
 	} else if (p->tail != p->head) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt: cannot save: %" PRIu32 " buffers still pinned",
 		       p->tail - p->head);
 		ret = -EBUSY;
@@ -1011,7 +989,7 @@ static int pt_check_pkt(const struct pt_state *st, uint32_t i, char *err,
 	uint64_t want = st->next_seq - st->nr_queued + i;
 
 	if (pkt->seq != want) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt state: queue[%" PRIu32 "].seq %" PRIu64
 		       " should be %" PRIu64
 		       " (the queue holds the last packets made, in order)",
@@ -1019,7 +997,7 @@ static int pt_check_pkt(const struct pt_state *st, uint32_t i, char *err,
 		return -EINVAL;
 	}
 	if (pkt->len != pt_pkt_len(pkt->seq) || pkt->pad) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt state: queue[%" PRIu32 "].len %" PRIu32
 		       " (pad %" PRIu32 ") should be %" PRIu32
 		       " for seq %" PRIu64 " (pad 0)",
@@ -1031,7 +1009,7 @@ static int pt_check_pkt(const struct pt_state *st, uint32_t i, char *err,
 
 		memcpy(&w, &pkt->data[k * 8], sizeof(w));
 		if (w != good) {
-			pt_err(err, errlen,
+			err_set(err, errlen,
 			       "pt state: queue[%" PRIu32 "].data word %" PRIu32
 			       " is not packet %" PRIu64 "'s",
 			       i, k, pkt->seq);
@@ -1044,13 +1022,13 @@ static int pt_check_pkt(const struct pt_state *st, uint32_t i, char *err,
 static int pt_check_state(const struct pt_state *st, char *err, size_t errlen)
 {
 	if (st->nr_queued > PT_QUEUE_MAX) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt state: nr_queued %" PRIu32 " exceeds %d",
 		       st->nr_queued, PT_QUEUE_MAX);
 		return -EINVAL;
 	}
 	if (st->pad || st->irq_mask > 1) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt state: pad %" PRIu32
 		       " (must be 0) or irq_mask %" PRIu32 " (0 or 1) invalid",
 		       st->pad, st->irq_mask);
@@ -1058,7 +1036,7 @@ static int pt_check_state(const struct pt_state *st, char *err, size_t errlen)
 	}
 	if (!st->next_seq || st->delivered >= st->next_seq ||
 	    st->next_seq - 1 - st->delivered != st->nr_queued) {
-		pt_err(err, errlen,
+		err_set(err, errlen,
 		       "pt state: next_seq %" PRIu64
 		       " does not follow delivered %" PRIu64
 		       " + nr_queued %" PRIu32 " (packets start at 1)",

@@ -3,7 +3,7 @@
  * pt.h - a passthrough-style receive device: guest buffers pinned for DMA,
  * a host-side traffic source that writes packets into them, and the
  * paravirtual quiesce handshake that makes such a device migratable.
- * Register map and ring layout: vmm/guest_abi.h; the protocol and its state
+ * Register map and ring layout: common/guest_abi.h; the protocol and its state
  * diagram: docs/pt-quiesce.md.
  *
  * The traffic source is the device's own thread (pt_start): it makes
@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 struct dev_host;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * testdev.c - the test device: exit, heartbeat, markers and console for
- * ring-3 guest code, in one MMIO page (register map in vmm/guest_abi.h).
+ * ring-3 guest code, in one MMIO page (register map in common/guest_abi.h).
  *
  * Accesses arrive on any vCPU thread. t->lock guards the statistics, the
  * heartbeat log and the warning rate limit; the event loop takes it to
@@ -20,22 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "devices/devices.h"
 
-#define NSEC_PER_SEC	   1000000000ULL
 #define TESTDEV_WARN_NS	   NSEC_PER_SEC /* at most one warning a second */
 #define TESTDEV_GPA_MASK   ((1ULL << 48) - 1)
 #define TESTDEV_LEN_SHIFT  48
 #define TESTDEV_MARK_SHIFT 32
-
-static uint64_t testdev_now_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static void testdev_warn(struct testdev *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -43,7 +34,7 @@ static void testdev_warn(struct testdev *t, const char *fmt, ...)
 /* A warning on stderr, at most one per TESTDEV_WARN_NS. */
 static void testdev_warn(struct testdev *t, const char *fmt, ...)
 {
-	uint64_t now = testdev_now_ns(), suppressed;
+	uint64_t now = clock_now_ns(), suppressed;
 	va_list ap;
 
 	pthread_mutex_lock(&t->lock);
@@ -79,7 +70,7 @@ static void testdev_log_error(struct testdev *t, int err)
 
 static void testdev_heartbeat(struct testdev *t, uint32_t seq)
 {
-	uint64_t ns = testdev_now_ns(); /* first: this is the measurement */
+	uint64_t ns = clock_now_ns(); /* first: this is the measurement */
 	struct testdev_stats *st = &t->st;
 
 	pthread_mutex_lock(&t->lock);

@@ -2,7 +2,7 @@
 /*
  * testdev.h - the test device: an MMIO window that ring-3 guest code uses to
  * exit with a code, send heartbeats, post markers and print to the console.
- * Register map: vmm/guest_abi.h.
+ * Register map: common/guest_abi.h.
  *
  * Heartbeats are timestamped with CLOCK_MONOTONIC in the vCPU thread at the
  * moment of the exit and appended to the --heartbeat-log file as
@@ -19,7 +19,7 @@
 
 #include "devices/bus.h"
 #include "devices/console.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 struct dev_host;
 

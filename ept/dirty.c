@@ -14,17 +14,10 @@
 
 #include <linux/kvm.h>
 
+#include "common/page.h"
+#include "common/clock.h"
 #include "ept/dirty.h"
 
-#define PAGE_SHIFT 12
-
-static uint64_t dirty_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 const char *dirty_backend_name(enum dirty_backend b)
 {
@@ -303,7 +296,7 @@ static uint64_t dirty_publish_host(struct dirty_tracker *t)
 int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 		  size_t errlen)
 {
-	uint64_t t0 = dirty_now_ns(), n = 0, host;
+	uint64_t t0 = clock_now_ns(), n = 0, host;
 	int r;
 
 	if (!t->active) {
@@ -324,7 +317,7 @@ int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 	t->st.harvests++;
 	t->st.last_pages = n + host;
 	t->st.pages += n + host;
-	t->st.last_ns = dirty_now_ns() - t0;
+	t->st.last_ns = clock_now_ns() - t0;
 	t->st.total_ns += t->st.last_ns;
 	if (pages)
 		*pages = n + host;

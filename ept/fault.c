@@ -45,10 +45,13 @@
 
 #include <linux/userfaultfd.h>
 
+#include "common/page.h"
+#include "common/clock.h"
+#include "common/err.h"
 #include "ept/fault.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
-#define FAULT_PAGE	   GUEST_PAGE_SIZE
+#define FAULT_PAGE	   PAGE_SIZE
 #define FAULT_MSG_BATCH	   64
 #define FAULT_SCAN_BATCH   64
 #define FAULT_SCAN_MAX_NS  (100 * 1000000ULL) /* scan period ceiling */
@@ -56,25 +59,6 @@
 #define FAULT_NO_T0	   UINT64_MAX /* placement without a fault of ours */
 
 _Static_assert(FAULT_HIST_SUB == 8, "bucket formula assumes 8 sub-buckets");
-
-static uint64_t fault_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void fault_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *fault_resolver_name(enum fault_resolver r)
 {
@@ -185,11 +169,11 @@ static int fault_uffd_open(char *err, size_t errlen)
 		return fd;
 	ret = -errno;
 	if (ret == -EPERM)
-		fault_err(err, errlen,
+		err_set(err, errlen,
 			  "userfaultfd: Operation not permitted (as root, or "
 			  "set vm.unprivileged_userfaultfd=1)");
 	else
-		fault_err(err, errlen, "userfaultfd: %s", strerror(-ret));
+		err_set(err, errlen, "userfaultfd: %s", strerror(-ret));
 	return ret;
 }
 
@@ -221,7 +205,7 @@ static int fault_open(struct fault_service *fs, char *err, size_t errlen)
 		ret = fault_uffd_api(fd, 0);
 	}
 	if (ret) {
-		fault_err(err, errlen, "UFFDIO_API: %s", strerror(-ret));
+		err_set(err, errlen, "UFFDIO_API: %s", strerror(-ret));
 		close(fd);
 		return ret;
 	}
@@ -238,7 +222,7 @@ int fault_init(struct fault_service *fs, const struct guest_mem *mem, char *err,
 	fs->uffd = -1;
 	fs->stop_efd = -1;
 	if (!mem || !mem->base || !mem->state[MEM_PS_PRESENT].words) {
-		fault_err(err, errlen, "fault: guest memory not created");
+		err_set(err, errlen, "fault: guest memory not created");
 		return -EINVAL;
 	}
 	ret = fault_open(fs, err, errlen);
@@ -247,12 +231,12 @@ int fault_init(struct fault_service *fs, const struct guest_mem *mem, char *err,
 	fs->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fs->stop_efd < 0) {
 		ret = -errno;
-		fault_err(err, errlen, "eventfd: %s", strerror(-ret));
+		err_set(err, errlen, "eventfd: %s", strerror(-ret));
 		goto fail;
 	}
 	ret = -pthread_mutex_init(&fs->lock, NULL);
 	if (ret) {
-		fault_err(err, errlen, "pthread_mutex_init: %s",
+		err_set(err, errlen, "pthread_mutex_init: %s",
 			  strerror(-ret));
 		goto fail;
 	}
@@ -284,11 +268,11 @@ static int fault_check_range(const struct fault_service *fs,
 			     size_t errlen)
 {
 	if ((unsigned int)r->resolver >= FAULT_RESOLVER_MAX) {
-		fault_err(err, errlen, "fault: bad resolver %d", r->resolver);
+		err_set(err, errlen, "fault: bad resolver %d", r->resolver);
 		return -EINVAL;
 	}
 	if (!r->size || (r->gpa | r->size) % FAULT_PAGE) {
-		fault_err(err, errlen,
+		err_set(err, errlen,
 			  "fault: range 0x%llx+0x%llx is empty or not page "
 			  "aligned",
 			  (unsigned long long)r->gpa,
@@ -296,7 +280,7 @@ static int fault_check_range(const struct fault_service *fs,
 		return -EINVAL;
 	}
 	if (!mem_gpa_to_hva(fs->mem, r->gpa, r->size)) {
-		fault_err(err, errlen,
+		err_set(err, errlen,
 			  "fault: range 0x%llx+0x%llx is not inside one RAM "
 			  "region",
 			  (unsigned long long)r->gpa,
@@ -304,7 +288,7 @@ static int fault_check_range(const struct fault_service *fs,
 		return -EINVAL;
 	}
 	if (r->resolver == FAULT_FILE && r->file_fd < 0) {
-		fault_err(err, errlen, "fault: file range without a file");
+		err_set(err, errlen, "fault: file range without a file");
 		return -EBADF;
 	}
 	return 0;
@@ -338,12 +322,12 @@ static int fault_uffd_register(struct fault_service *fs,
 	if (ioctl(fs->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		int ret = -errno;
 
-		fault_err(err, errlen, "UFFDIO_REGISTER: %s", strerror(-ret));
+		err_set(err, errlen, "UFFDIO_REGISTER: %s", strerror(-ret));
 		return ret;
 	}
 	if ((reg.ioctls & need) != need) {
 		ioctl(fs->uffd, UFFDIO_UNREGISTER, &reg.range);
-		fault_err(err, errlen,
+		err_set(err, errlen,
 			  "UFFDIO_REGISTER: no UFFDIO_COPY/ZEROPAGE on guest "
 			  "RAM (ioctls 0x%llx)",
 			  (unsigned long long)reg.ioctls);
@@ -358,23 +342,23 @@ int fault_register(struct fault_service *fs, const struct fault_range *r,
 	int ret;
 
 	if (fs->uffd < 0 || !fs->mem) {
-		fault_err(err, errlen, "fault: service not initialised");
+		err_set(err, errlen, "fault: service not initialised");
 		return -EBADF;
 	}
 	if (fs->running) {
-		fault_err(err, errlen, "fault: register before fault_start");
+		err_set(err, errlen, "fault: register before fault_start");
 		return -EBUSY;
 	}
 	ret = fault_check_range(fs, r, err, errlen);
 	if (ret)
 		return ret;
 	if (fs->nr_ranges == FAULT_MAX_RANGES) {
-		fault_err(err, errlen, "fault: more than %d ranges",
+		err_set(err, errlen, "fault: more than %d ranges",
 			  FAULT_MAX_RANGES);
 		return -ENOSPC;
 	}
 	if (fault_overlaps(fs, r)) {
-		fault_err(err, errlen, "fault: range 0x%llx+0x%llx overlaps",
+		err_set(err, errlen, "fault: range 0x%llx+0x%llx overlaps",
 			  (unsigned long long)r->gpa,
 			  (unsigned long long)r->size);
 		return -EEXIST;
@@ -520,7 +504,7 @@ static void fault_settle(struct fault_service *fs, uint64_t page,
 	bitmap_set(&mem->state[MEM_PS_PRESENT], page);
 	pthread_mutex_lock(&fs->lock);
 	bitmap_clear(&mem->state[MEM_PS_REQUESTED], page);
-	now = fault_now_ns();
+	now = clock_now_ns();
 	if (eexist)
 		fs->st.eexist++;
 	i = fs->nr_pending ? fault_pending_find(fs, page) : -1;
@@ -596,7 +580,7 @@ static void fault_wake_present(struct fault_service *fs, uint64_t hva,
 	if (fault_wake(fs, hva))
 		return;
 	pthread_mutex_lock(&fs->lock);
-	fault_account_locked(fs, FAULT_FETCH, fault_now_ns() - t0);
+	fault_account_locked(fs, FAULT_FETCH, clock_now_ns() - t0);
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -677,7 +661,7 @@ static bool fault_drain(struct fault_service *fs, uint8_t *buf)
 
 	for (;;) {
 		ssize_t n = read(fs->uffd, msgs, sizeof(msgs));
-		uint64_t t0 = fault_now_ns();
+		uint64_t t0 = clock_now_ns();
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -710,7 +694,7 @@ static bool fault_retry(struct fault_service *fs, uint64_t page, uint8_t *buf)
 	if (!r)
 		return true;
 	if (r->resolver != FAULT_FETCH)
-		return fault_resolve_local(fs, r, gpa, page, fault_now_ns(), 0,
+		return fault_resolve_local(fs, r, gpa, page, clock_now_ns(), 0,
 					   buf);
 	if (bitmap_test_and_set(&mem->state[MEM_PS_REQUESTED], page))
 		return true;
@@ -748,7 +732,7 @@ static bool fault_scan(struct fault_service *fs, uint8_t *buf)
 {
 	struct guest_mem *mem = (struct guest_mem *)fs->mem;
 	struct fault_todo todo[FAULT_SCAN_BATCH];
-	uint64_t now = fault_now_ns();
+	uint64_t now = clock_now_ns();
 	bool again = false;
 	int i = 0, n = 0;
 
@@ -817,7 +801,7 @@ static int fault_poll(struct fault_service *fs, struct pollfd *pfd, bool retry,
 {
 	uint64_t period = fault_scan_period(fs, retry);
 	uint64_t next = last_scan + period;
-	int n = poll(pfd, 2, fault_poll_timeout(period, next, fault_now_ns()));
+	int n = poll(pfd, 2, fault_poll_timeout(period, next, clock_now_ns()));
 
 	if (n < 0 && errno != EINTR)
 		fault_count_error(fs);
@@ -832,7 +816,7 @@ static void *fault_thread(void *arg)
 		{.fd = fs->uffd, .events = POLLIN},
 		{.fd = fs->stop_efd, .events = POLLIN},
 	};
-	uint64_t last_scan = fault_now_ns(), period, now;
+	uint64_t last_scan = clock_now_ns(), period, now;
 	bool retry = false;
 
 	pthread_setname_np(pthread_self(), "ept-fault");
@@ -847,7 +831,7 @@ static void *fault_thread(void *arg)
 		}
 		if ((pfd[0].revents & POLLIN) && !fault_drain(fs, bounce))
 			retry = true;
-		now = fault_now_ns();
+		now = clock_now_ns();
 		period = fault_scan_period(fs, retry);
 		if (period && now - last_scan >= period) {
 			retry = fault_scan(fs, bounce);
@@ -960,7 +944,7 @@ int fault_place_zero(struct fault_service *fs, uint64_t gpa)
 int fault_pending_list(struct fault_service *fs, uint64_t *gpa, int max,
 		       uint64_t *oldest_ns)
 {
-	uint64_t now = fault_now_ns(), oldest = 0;
+	uint64_t now = clock_now_ns(), oldest = 0;
 	int n = 0;
 
 	pthread_mutex_lock(&fs->lock);

@@ -19,8 +19,9 @@
 
 #include <linux/kvm.h>
 
+#include "common/page.h"
 #include "ept/mem.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 int mem_layout(uint64_t ram_size, struct mem_region *regions, int max)
 {
@@ -28,7 +29,7 @@ int mem_layout(uint64_t ram_size, struct mem_region *regions, int max)
 	int nr = 1;
 
 	if (ram_size < GUEST_MEM_MIN || ram_size > GUEST_MEM_MAX ||
-	    ram_size % GUEST_PAGE_SIZE)
+	    ram_size % PAGE_SIZE)
 		return -EINVAL;
 	if (low > GUEST_MMIO_HOLE_BASE) {
 		low = GUEST_MMIO_HOLE_BASE;
@@ -159,7 +160,7 @@ int mem_create(struct guest_mem *m, uint64_t ram_size)
 	}
 	for (i = 0; i < nr; i++)
 		m->regions[i].hva = m->base + m->regions[i].file_off;
-	m->nr_pages = ram_size / GUEST_PAGE_SIZE;
+	m->nr_pages = ram_size / PAGE_SIZE;
 	ret = mem_states_init(m);
 	if (ret)
 		mem_destroy(m);
@@ -172,13 +173,13 @@ int mem_gpa_to_page(const struct guest_mem *m, uint64_t gpa, uint64_t *page)
 
 	if (!r)
 		return -EFAULT;
-	*page = (r->file_off + (gpa - r->gpa)) / GUEST_PAGE_SIZE;
+	*page = (r->file_off + (gpa - r->gpa)) / PAGE_SIZE;
 	return 0;
 }
 
 uint64_t mem_page_to_gpa(const struct guest_mem *m, uint64_t i)
 {
-	uint64_t off = i * GUEST_PAGE_SIZE;
+	uint64_t off = i * PAGE_SIZE;
 
 	for (int r = 0; r < m->nr_regions; r++) {
 		const struct mem_region *reg = &m->regions[r];
@@ -196,8 +197,8 @@ void ept_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 
 	if (!len || !m->state[MEM_PS_HOST_DIRTY].words)
 		return;
-	for (uint64_t a = gpa & ~(GUEST_PAGE_SIZE - 1); a < end;
-	     a += GUEST_PAGE_SIZE)
+	for (uint64_t a = gpa & ~(PAGE_SIZE - 1); a < end;
+	     a += PAGE_SIZE)
 		if (mem_gpa_to_page(m, a, &page) == 0)
 			bitmap_set((struct bitmap *)&m->state[MEM_PS_HOST_DIRTY],
 				   page);

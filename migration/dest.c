@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/page.h"
+#include "common/clock.h"
 #include "ept/fault.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
@@ -42,7 +44,6 @@
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
 
-#define PAGE 4096ULL
 
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
 #define DEST_PC_READ_CHUNK (16U << 10)
@@ -152,7 +153,7 @@ static void dest_count_add(struct mig_dest *d, uint64_t normal, uint64_t zero)
 {
 	d->st.memory_normal += normal;
 	d->st.memory_constant += zero;
-	d->st.memory_processed += (normal + zero) * PAGE;
+	d->st.memory_processed += (normal + zero) * PAGE_SIZE;
 }
 
 /* Loop thread: take the urgent thread's counts into st. */
@@ -187,7 +188,7 @@ static void dest_end(struct mig_dest *d, enum mig_state state)
 		return;
 	d->ended = true;
 	d->st.state = state;
-	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
+	d->st.time_elapsed_ms = (clock_now_ns() - d->st.start_ns) / 1000000;
 	/* Failed: let the ERROR we queued reach the source, then close. */
 	if (state != MIG_RUNNING) {
 		dest_urgent_stop(d);
@@ -343,7 +344,7 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 {
 	for (uint32_t i = 0; i < run->npages; i++) {
-		uint64_t gpa = run->gpa + i * PAGE;
+		uint64_t gpa = run->gpa + i * PAGE_SIZE;
 		int r = mig_ram_zero_page(&d->vm->mem, gpa);
 
 		if (r) {
@@ -362,7 +363,7 @@ static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 			  const uint8_t **data)
 {
-	uint64_t len = (uint64_t)run->npages * PAGE;
+	uint64_t len = (uint64_t)run->npages * PAGE_SIZE;
 	int r;
 
 	d->st.memory_processed += len;
@@ -551,7 +552,7 @@ static void dest_on_state_end(struct mig_dest *d)
 		return;
 	}
 	d->state_end = true;
-	d->st.restore_us = vm_now_ns();
+	d->st.restore_us = clock_now_ns();
 	if (dest_restore(d, err, sizeof(err))) {
 		dest_fail(d, "restoring the VM: %s", err);
 		return;
@@ -565,7 +566,7 @@ static void dest_on_state_end(struct mig_dest *d)
 		return;
 	}
 	d->restored = true;
-	d->st.restore_us = (vm_now_ns() - d->st.restore_us) / 1000;
+	d->st.restore_us = (clock_now_ns() - d->st.restore_us) / 1000;
 	/* Hash now, while the source hashes its side: not one after the other.
 	 */
 	if ((d->caps & PROTO_CAP_VERIFY) && !d->postcopy) {
@@ -629,7 +630,7 @@ static void dest_on_go(struct mig_dest *d)
 		dest_fail(d, "GO before READY");
 		return;
 	}
-	d->go_ns = vm_now_ns();
+	d->go_ns = clock_now_ns();
 	if (vm_start(d->vm, err, sizeof(err))) {
 		dest_fail(d, "starting the vCPUs: %s", err);
 		return;
@@ -860,7 +861,7 @@ static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
 	bool zero = run->flags & PROTO_RUN_ZERO;
 
 	for (uint32_t k = 0; k < run->npages; k++) {
-		uint64_t gpa = run->gpa + k * PAGE;
+		uint64_t gpa = run->gpa + k * PAGE_SIZE;
 		int r = dest_place_one(d, gpa, zero ? NULL : *data);
 
 		if (r) {
@@ -871,7 +872,7 @@ static int dest_place_pc_run(struct mig_dest *d, const struct proto_run *run,
 			return r;
 		}
 		if (!zero)
-			*data += PAGE;
+			*data += PAGE_SIZE;
 	}
 	if (zero)
 		c->zero += run->npages;
@@ -942,7 +943,7 @@ static void dest_try_complete(struct mig_dest *d)
 	dest_urgent_stop(d);
 	dest_faults_off(d);
 	d->complete_sent = true;
-	d->st.time_elapsed_ms = (vm_now_ns() - d->st.start_ns) / 1000000;
+	d->st.time_elapsed_ms = (clock_now_ns() - d->st.start_ns) / 1000000;
 	if (d->sum_on)
 		dest_send_sum(d);
 	dest_send_empty(d, PROTO_COMPLETE);
@@ -1256,7 +1257,7 @@ static void dest_on_connect(struct mig_channel *ch)
 	if (d->go_done)
 		return; /* a resume: its first frame must be RESUME */
 	d->st.state = MIG_RECEIVING;
-	d->st.start_ns = vm_now_ns();
+	d->st.start_ns = clock_now_ns();
 }
 
 static const struct mig_channel_ops dest_channel_ops = {
@@ -1451,7 +1452,7 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	d->hooks = *hooks;
 	snprintf(d->spec, sizeof(d->spec), "%s", spec);
 	d->st.state = MIG_LISTENING;
-	d->st.start_ns = vm_now_ns();
+	d->st.start_ns = clock_now_ns();
 	d->st.memory_total = vm->mem.size;
 	d->batch = malloc(sizeof(*d->batch));
 	d->ubatch = malloc(sizeof(*d->ubatch));
@@ -1563,7 +1564,7 @@ int mig_dest_abort(struct mig_dest *d)
 		"RAM had not arrived (%llu faults waiting); the VM cannot run "
 		"without them and stops",
 		(unsigned long long)missing,
-		(unsigned long long)(missing * PAGE >> 20),
+		(unsigned long long)(missing * PAGE_SIZE >> 20),
 		(unsigned long long)d->st.faults_waiting);
 	dest_postcopy_failed(d);
 	return 0;

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "common/page.h"
 #include "migration/hello.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -31,7 +32,7 @@ void mig_hello_local(struct vm *vm, uint64_t caps, struct proto_hello *h)
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
 	h->caps = caps;
-	h->page_size = PROTO_PAGE_SIZE;
+	h->page_size = PAGE_SIZE;
 	h->mem_size = vm->mem.size;
 	h->nr_regions = vm->mem.nr_regions;
 	for (int i = 0; i < vm->mem.nr_regions; i++) {

@@ -2,11 +2,11 @@
 /*
  * policy.c - the pre-copy convergence decision (see policy.h).
  */
+#include "common/page.h"
 #include "migration/policy.h"
 
 #include <stdint.h>
 
-#define PAGE 4096ULL
 
 /*
  * Bytes a dirty page will cost on the wire: what data pages have cost so
@@ -18,7 +18,7 @@ static uint64_t policy_bytes_per_page(const struct mig_stats *st)
 	uint64_t pages = st->memory_normal;
 
 	if (!pages || !st->wire_bytes)
-		return PAGE;
+		return PAGE_SIZE;
 	return st->wire_bytes / pages ? st->wire_bytes / pages : 1;
 }
 

@@ -7,13 +7,13 @@
 
 #include <linux/kvm.h>
 
+#include "common/page.h"
 #include "ept/mem.h"
 #include "ept/ptwalk.h"
 #include "migration/push.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define PAGE	     4096ULL
 #define PTE_ACCESSED 0x20ULL
 
 int mig_push_init(struct mig_push *p, enum mig_push_order order,
@@ -86,7 +86,7 @@ static void push_mark(struct push_walk *w, uint64_t gpa)
 {
 	uint64_t i;
 
-	if (!mem_gpa_to_page(w->m, gpa & ~(PAGE - 1), &i) &&
+	if (!mem_gpa_to_page(w->m, gpa & ~(PAGE_SIZE - 1), &i) &&
 	    bitmap_test(w->todo, i) && !bitmap_test_and_set(&w->p->hot, i))
 		w->marked++;
 }
@@ -110,7 +110,7 @@ static int push_walk_leaf(void *opaque, uint64_t gva, uint64_t gpa,
 	(void)gva;
 	if (!(entry & PTE_ACCESSED))
 		return 0;
-	for (uint64_t off = 0; off < size; off += PAGE)
+	for (uint64_t off = 0; off < size; off += PAGE_SIZE)
 		push_mark(w, gpa + off);
 	return 0;
 }
@@ -154,7 +154,7 @@ static void push_first_add(struct mig_push *p, const struct guest_mem *m,
 {
 	uint64_t i;
 
-	if (mem_gpa_to_page(m, gpa & ~(PAGE - 1), &i))
+	if (mem_gpa_to_page(m, gpa & ~(PAGE_SIZE - 1), &i))
 		return;
 	for (int k = 0; k < p->nr_first; k++)
 		if (p->first[k] == i)

@@ -12,9 +12,9 @@
 
 #include <openssl/evp.h>
 
+#include "common/page.h"
 #include "migration/ram.h"
 
-#define PAGE	   4096ULL
 #define SCAN_CHUNK (64ULL << 20) /* mincore vector per call: 16 KiB */
 
 static int mig_ram_scan(const struct mem_region *r, uint64_t off, uint64_t len,
@@ -27,14 +27,14 @@ static int mig_ram_scan(const struct mem_region *r, uint64_t off, uint64_t len,
 
 int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
 {
-	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE_SIZE);
 	int ret = 0;
 
 	if (!vec)
 		return -ENOMEM;
 	for (int i = 0; i < m->nr_regions && !ret; i++) {
 		const struct mem_region *r = &m->regions[i];
-		uint64_t first = r->file_off / PAGE;
+		uint64_t first = r->file_off / PAGE_SIZE;
 
 		for (uint64_t off = 0; off < r->size && !ret;
 		     off += SCAN_CHUNK) {
@@ -43,9 +43,9 @@ int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
 					       : SCAN_CHUNK;
 
 			ret = mig_ram_scan(r, off, len, vec);
-			for (uint64_t p = 0; !ret && p < len / PAGE; p++)
+			for (uint64_t p = 0; !ret && p < len / PAGE_SIZE; p++)
 				if (vec[p] & 1)
-					bitmap_set(out, first + off / PAGE + p);
+					bitmap_set(out, first + off / PAGE_SIZE + p);
 		}
 	}
 	free(vec);
@@ -61,16 +61,16 @@ int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
 		return -EINVAL;
 	for (int i = 0; i < m->nr_regions; i++) {
 		const struct mem_region *r = &m->regions[i];
-		uint64_t rfirst = r->file_off / PAGE;
+		uint64_t rfirst = r->file_off / PAGE_SIZE;
 		uint64_t lo = first > rfirst ? first : rfirst;
-		uint64_t hi = first + n < rfirst + r->size / PAGE
+		uint64_t hi = first + n < rfirst + r->size / PAGE_SIZE
 				      ? first + n
-				      : rfirst + r->size / PAGE;
+				      : rfirst + r->size / PAGE_SIZE;
 		int ret;
 
 		if (lo >= hi)
 			continue;
-		ret = mig_ram_scan(r, (lo - rfirst) * PAGE, (hi - lo) * PAGE,
+		ret = mig_ram_scan(r, (lo - rfirst) * PAGE_SIZE, (hi - lo) * PAGE_SIZE,
 				   vec);
 		if (ret)
 			return ret;
@@ -83,11 +83,11 @@ int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
 
 bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa)
 {
-	const struct mem_region *r = mem_find_region(m, gpa & ~(PAGE - 1));
+	const struct mem_region *r = mem_find_region(m, gpa & ~(PAGE_SIZE - 1));
 	unsigned char res = 0;
 
 	if (!r ||
-	    mincore(r->hva + ((gpa & ~(PAGE - 1)) - r->gpa), PAGE, &res) < 0)
+	    mincore(r->hva + ((gpa & ~(PAGE_SIZE - 1)) - r->gpa), PAGE_SIZE, &res) < 0)
 		return false;
 	return res & 1;
 }
@@ -122,24 +122,24 @@ int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa)
 	unsigned char res = 0;
 	uint64_t off;
 
-	if (!r || (gpa & (PAGE - 1)))
+	if (!r || (gpa & (PAGE_SIZE - 1)))
 		return -EFAULT;
 	off = gpa - r->gpa;
-	if (mincore(r->hva + off, PAGE, &res) < 0)
+	if (mincore(r->hva + off, PAGE_SIZE, &res) < 0)
 		return -errno;
 	if (!(res & 1))
 		return 0; /* already a hole: nothing to do, nothing touched */
 	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(r->file_off + off), PAGE) < 0)
+		      (off_t)(r->file_off + off), PAGE_SIZE) < 0)
 		return -errno;
 	return 0;
 }
 
 int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa, uint64_t npages)
 {
-	uint64_t len = npages * PAGE;
+	uint64_t len = npages * PAGE_SIZE;
 
-	if (gpa & (PAGE - 1))
+	if (gpa & (PAGE_SIZE - 1))
 		return -EFAULT;
 	while (len) {
 		const struct mem_region *r = mem_find_region(m, gpa);
@@ -181,13 +181,13 @@ static int mig_ram_digest_region(const struct mem_region *r, EVP_MD_CTX *ctx,
 
 		if (ret)
 			return ret;
-		for (uint64_t p = 0; p < len / PAGE; p++) {
-			const uint8_t *pg = r->hva + off + p * PAGE;
+		for (uint64_t p = 0; p < len / PAGE_SIZE; p++) {
+			const uint8_t *pg = r->hva + off + p * PAGE_SIZE;
 			bool zero = !(vec[p] & 1) || proto_page_is_zero(pg);
 
 			if (!EVP_DigestUpdate(ctx, zero ? &tag_zero : &tag_data,
 					      1) ||
-			    (!zero && !EVP_DigestUpdate(ctx, pg, PAGE)))
+			    (!zero && !EVP_DigestUpdate(ctx, pg, PAGE_SIZE)))
 				return -EIO;
 		}
 	}
@@ -198,7 +198,7 @@ static int mig_ram_digest_region(const struct mem_region *r, EVP_MD_CTX *ctx,
 
 int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max)
 {
-	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE_SIZE);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int ret = 0, i;
 
@@ -244,7 +244,7 @@ int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page)
 		le[i] = (uint8_t)(gpa >> (8 * i));
 	if (!EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) ||
 	    !EVP_DigestUpdate(s->ctx, le, sizeof(le)) ||
-	    !EVP_DigestUpdate(s->ctx, page, PAGE) ||
+	    !EVP_DigestUpdate(s->ctx, page, PAGE_SIZE) ||
 	    !EVP_DigestFinal_ex(s->ctx, md, &n) || n != 32)
 		return -EIO;
 	for (int l = 0; l < 4; l++) {
@@ -265,10 +265,10 @@ static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
 			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
 		int ret = mig_ram_scan(r, off, len, vec);
 
-		for (uint64_t p = 0; !ret && p < len / PAGE; p++)
+		for (uint64_t p = 0; !ret && p < len / PAGE_SIZE; p++)
 			if (vec[p] & 1)
-				ret = mig_sum_page(s, r->gpa + off + p * PAGE,
-						   r->hva + off + p * PAGE);
+				ret = mig_sum_page(s, r->gpa + off + p * PAGE_SIZE,
+						   r->hva + off + p * PAGE_SIZE);
 		if (ret)
 			return ret;
 	}
@@ -277,7 +277,7 @@ static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
 
 int mig_sum_ram(struct mig_sum *s, const struct guest_mem *m)
 {
-	unsigned char *vec = malloc(SCAN_CHUNK / PAGE);
+	unsigned char *vec = malloc(SCAN_CHUNK / PAGE_SIZE);
 	int ret = vec ? 0 : -ENOMEM;
 
 	for (int i = 0; i < m->nr_regions && !ret; i++)
@@ -310,7 +310,7 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 		if (bitmap_test(set, i) != value)
 			continue;
 		gpa = mem_page_to_gpa(m, i);
-		if (last && last->gpa + (uint64_t)last->npages * PAGE == gpa) {
+		if (last && last->gpa + (uint64_t)last->npages * PAGE_SIZE == gpa) {
 			last->npages++;
 			continue;
 		}

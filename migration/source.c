@@ -34,6 +34,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/page.h"
+#include "common/clock.h"
 #include "ept/dirty.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
@@ -46,7 +48,6 @@
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
 
-#define PAGE	    4096ULL
 #define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
 /*
  * Post-copy push: pages a frame. The destination places a frame's pages
@@ -168,12 +169,12 @@ static void src_fold_counts(struct mig_source *s)
 {
 	uint64_t normal = atomic_exchange(&s->u_normal, 0);
 	uint64_t zero = atomic_exchange(&s->u_zero, 0);
-	uint64_t unpushed = atomic_exchange(&s->u_unpushed, 0) * PAGE;
+	uint64_t unpushed = atomic_exchange(&s->u_unpushed, 0) * PAGE_SIZE;
 
 	s->st.memory_normal += normal;
-	s->st.memory_normal_bytes += normal * PAGE;
+	s->st.memory_normal_bytes += normal * PAGE_SIZE;
 	s->st.memory_constant += zero;
-	s->st.memory_processed += (normal + zero) * PAGE;
+	s->st.memory_processed += (normal + zero) * PAGE_SIZE;
 	s->st.memory_postcopy_requests += normal + zero;
 	s->st.memory_remaining -= unpushed < s->st.memory_remaining
 					  ? unpushed
@@ -193,7 +194,7 @@ const struct mig_stats *mig_source_stats(struct mig_source *s)
 static void src_update_elapsed(struct mig_source *s)
 {
 	src_fold_counts(s);
-	s->st.time_elapsed_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
+	s->st.time_elapsed_ms = (clock_now_ns() - s->st.start_ns) / 1000000;
 	s->st.wire_bytes = s->ch.bytes_out + s->urg.bytes_out;
 	s->st.data_processed = s->st.memory_processed;
 	s->st.data_remaining = s->st.memory_remaining;
@@ -341,7 +342,7 @@ static int src_zstd_level(struct mig_source *s)
 
 static void src_zstd_account(struct mig_source *s, int level, int n)
 {
-	uint64_t raw = (uint64_t)s->batch->nr_data * PAGE;
+	uint64_t raw = (uint64_t)s->batch->nr_data * PAGE_SIZE;
 
 	if (!level || !raw)
 		return;
@@ -383,7 +384,7 @@ static int src_send_batch(struct mig_source *s)
 static void src_add_page(struct mig_source *s, uint64_t i)
 {
 	uint64_t gpa = mem_page_to_gpa(&s->vm->mem, i);
-	const void *hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
+	const void *hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE_SIZE);
 
 	if (proto_page_is_zero(hva)) {
 		proto_batch_add(s->batch, gpa, NULL);
@@ -391,11 +392,11 @@ static void src_add_page(struct mig_source *s, uint64_t i)
 	} else {
 		proto_batch_add(s->batch, gpa, hva);
 		s->st.memory_normal++;
-		s->st.memory_normal_bytes += PAGE;
+		s->st.memory_normal_bytes += PAGE_SIZE;
 	}
-	s->st.memory_processed += PAGE;
-	if (s->st.memory_remaining >= PAGE)
-		s->st.memory_remaining -= PAGE;
+	s->st.memory_processed += PAGE_SIZE;
+	if (s->st.memory_remaining >= PAGE_SIZE)
+		s->st.memory_remaining -= PAGE_SIZE;
 	s->round_pages++;
 }
 
@@ -470,8 +471,8 @@ static uint64_t src_take_pinned(struct mig_source *s)
 	for (int k = 0; k < nr && k < PT_RING_MAX; k++) {
 		uint64_t end = pins[k].gpa + pins[k].len;
 
-		for (uint64_t g = pins[k].gpa & ~(PAGE - 1); g < end;
-		     g += PAGE) {
+		for (uint64_t g = pins[k].gpa & ~(PAGE_SIZE - 1); g < end;
+		     g += PAGE_SIZE) {
 			uint64_t i;
 
 			if (!mem_gpa_to_page(&s->vm->mem, g, &i) &&
@@ -497,7 +498,7 @@ static uint64_t src_take_dirty(struct mig_source *s)
 		}
 	}
 	s->cursor = 0;
-	s->st.memory_remaining = n * PAGE;
+	s->st.memory_remaining = n * PAGE_SIZE;
 	return n;
 }
 
@@ -516,7 +517,7 @@ static int src_harvest(struct mig_source *s)
 
 static void src_start_round(struct mig_source *s)
 {
-	s->round_start_ns = vm_now_ns();
+	s->round_start_ns = clock_now_ns();
 	s->round_bytes = 0;
 	s->round_pages = 0;
 }
@@ -728,7 +729,7 @@ static void src_stop_iterating(struct mig_source *s,
  */
 static void src_end_round(struct mig_source *s)
 {
-	uint64_t dt = vm_now_ns() - s->round_start_ns;
+	uint64_t dt = clock_now_ns() - s->round_start_ns;
 	uint64_t sent = s->round_bytes;
 	uint64_t dirty;
 	struct mig_decision d;
@@ -742,7 +743,7 @@ static void src_end_round(struct mig_source *s)
 		s->st.memory_bps = sent * 1000000000ULL / dt;
 	src_update_elapsed(s);
 	mig_policy_decide(&s->p, &s->st, &s->policy, dirty,
-			  vm_now_ns() - s->precopy_ns, &d);
+			  clock_now_ns() - s->precopy_ns, &d);
 	s->st.predicted_downtime_us = d.predicted_us;
 	if (s->hooks.progress)
 		s->hooks.progress(s->hooks.opaque, &s->st);
@@ -843,7 +844,7 @@ static int src_send_verify(struct mig_source *s)
  */
 static int src_pause(struct mig_source *s)
 {
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = clock_now_ns();
 	int r = vm_pause(s->vm);
 
 	if (r) {
@@ -852,7 +853,7 @@ static int src_pause(struct mig_source *s)
 	}
 	s->paused_here = true;
 	s->pause_ns = t0;
-	s->st.pause_us = (vm_now_ns() - t0) / 1000;
+	s->st.pause_us = (clock_now_ns() - t0) / 1000;
 	s->st.state = MIG_STOP_COPY;
 	return 0;
 }
@@ -860,7 +861,7 @@ static int src_pause(struct mig_source *s)
 /* Everything of the switch-over is queued: wait for READY. */
 static void src_switch_queued(struct mig_source *s)
 {
-	s->queued_ns = vm_now_ns();
+	s->queued_ns = clock_now_ns();
 	s->st.stop_copy_us =
 		(s->queued_ns - s->pause_ns) / 1000 - s->st.pause_us;
 	s->st.state = MIG_WAIT_READY;
@@ -1027,10 +1028,10 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		src_fail(s, MIG_FAILED, "scanning guest RAM: %s", strerror(-r));
 		return;
 	}
-	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
-	s->st.setup_time_ms = (vm_now_ns() - s->st.start_ns) / 1000000;
+	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE_SIZE;
+	s->st.setup_time_ms = (clock_now_ns() - s->st.start_ns) / 1000000;
 	s->st.state = MIG_PRECOPY;
-	s->precopy_ns = vm_now_ns();
+	s->precopy_ns = clock_now_ns();
 	src_start_round(s);
 	src_pump(s);
 }
@@ -1090,7 +1091,7 @@ static void src_on_ready(struct mig_source *s)
 	}
 	/* From here on the destination may run the VM: never resume. */
 	s->go_sent = true;
-	s->go_ns = vm_now_ns();
+	s->go_ns = clock_now_ns();
 	s->st.ready_wait_us = (s->go_ns - s->queued_ns) / 1000;
 	if (src_send_empty(s, PROTO_GO))
 		s->go_sent = false,
@@ -1105,10 +1106,10 @@ static void src_on_ready(struct mig_source *s)
  */
 static void src_push_walk(struct mig_source *s)
 {
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = clock_now_ns();
 	int64_t r = mig_push_walk(&s->push, s->vm, &s->todo);
 
-	s->st.push_walk_us = (vm_now_ns() - t0) / 1000;
+	s->st.push_walk_us = (clock_now_ns() - t0) / 1000;
 	if (r < 0)
 		s->st.push_walk_err = (int)-r;
 }
@@ -1123,7 +1124,7 @@ static void src_push_resume(struct mig_source *s)
 
 static void src_on_running(struct mig_source *s)
 {
-	uint64_t now = vm_now_ns();
+	uint64_t now = clock_now_ns();
 
 	s->st.downtime_us = (now - s->pause_ns) / 1000;
 	s->st.go_wait_us = (now - s->go_ns) / 1000;
@@ -1211,7 +1212,7 @@ static void src_on_complete(struct mig_source *s)
 	if (src_postcopy_verify(s))
 		return;
 	s->st.memory_remaining = 0;
-	s->st.postcopy_ms = (vm_now_ns() - s->running_ns) / 1000000;
+	s->st.postcopy_ms = (clock_now_ns() - s->running_ns) / 1000000;
 	src_end(s, MIG_COMPLETED);
 }
 
@@ -1245,7 +1246,7 @@ static int src_postcopy_scan(struct mig_source *s)
 		return -ECANCELED;
 	/* Logging goes off after RUNNING: a memslot update costs downtime. */
 	bitmap_zero(&s->vm->mem.state[MEM_PS_SENT]);
-	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE;
+	s->st.memory_remaining = bitmap_count(&s->todo) * PAGE_SIZE;
 	return 0;
 }
 
@@ -1366,7 +1367,7 @@ static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 static void src_postcopy_start(struct mig_source *s)
 {
 	char err[256] = "";
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = clock_now_ns();
 	int r;
 
 	if (src_postcopy(s))
@@ -1428,7 +1429,7 @@ static int src_add_urgent(struct mig_source *s, uint64_t gpa)
 		atomic_fetch_add(&s->u_unpushed, 1);
 	mig_push_hint(&s->push, i);
 	if (mig_ram_page_resident(&s->vm->mem, gpa))
-		hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE);
+		hva = mem_gpa_to_hva(&s->vm->mem, gpa, PAGE_SIZE);
 	if (hva && proto_page_is_zero(hva))
 		hva = NULL;
 	proto_batch_add(s->ubatch, gpa, hva);
@@ -1620,7 +1621,7 @@ static void src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len)
 			uint64_t i;
 
 			if (!mem_gpa_to_page(&s->vm->mem,
-					     runs[k].gpa + j * PAGE, &i))
+					     runs[k].gpa + j * PAGE_SIZE, &i))
 				bitmap_set(&s->lacking, i);
 		}
 	s->resume_runs += nr;
@@ -1646,7 +1647,7 @@ static void src_resume_lacking(struct mig_source *s)
 		}
 	}
 	s->st.postcopy_lacking = n;
-	s->st.memory_remaining = n * PAGE;
+	s->st.memory_remaining = n * PAGE_SIZE;
 	mig_push_rewind(&s->push);
 }
 
@@ -1729,9 +1730,9 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
 /* What an abort loses, for the error line. */
 static void src_abort_message(struct mig_source *s)
 {
-	uint64_t lacking = (src_fold_counts(s), s->st.memory_remaining / PAGE);
+	uint64_t lacking = (src_fold_counts(s), s->st.memory_remaining / PAGE_SIZE);
 	uint64_t secs = s->running_ns
-				? (vm_now_ns() - s->running_ns) / 1000000000ULL
+				? (clock_now_ns() - s->running_ns) / 1000000000ULL
 				: 0;
 
 	snprintf(s->st.error, sizeof(s->st.error),
@@ -1741,7 +1742,7 @@ static void src_abort_message(struct mig_source *s)
 		 "as it was at the switch (vmmctl resume once the destination "
 		 "is stopped)",
 		 (unsigned long long)lacking,
-		 (unsigned long long)(lacking * PAGE >> 20),
+		 (unsigned long long)(lacking * PAGE_SIZE >> 20),
 		 (unsigned long long)secs);
 }
 
@@ -1857,7 +1858,7 @@ int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
 	s->p.to = s->to;
 	s->hooks = *hooks;
 	s->st.state = MIG_SETUP;
-	s->st.start_ns = vm_now_ns();
+	s->st.start_ns = clock_now_ns();
 	s->st.memory_total = vm->mem.size;
 	r = src_alloc(s);
 	if (r) {

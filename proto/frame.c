@@ -62,7 +62,7 @@ int proto_hdr_decode(const uint8_t *buf, struct proto_hdr *h, char *err,
 	uint32_t magic = get_le32(buf);
 
 	if (magic != PROTO_MAGIC) {
-		proto_errf(err, errlen, "frame: bad magic 0x%08x", magic);
+		err_set(err, errlen, "frame: bad magic 0x%08x", magic);
 		return -EPROTO;
 	}
 	h->type = get_le16(buf + 4);
@@ -70,15 +70,15 @@ int proto_hdr_decode(const uint8_t *buf, struct proto_hdr *h, char *err,
 	h->len = get_le32(buf + 8);
 	h->crc = get_le32(buf + HDR_CRC_OFF);
 	if (h->type == 0 || h->type >= PROTO_TYPE_MAX) {
-		proto_errf(err, errlen, "frame: unknown type %u", h->type);
+		err_set(err, errlen, "frame: unknown type %u", h->type);
 		return -EPROTO;
 	}
 	if (h->flags) {
-		proto_errf(err, errlen, "frame: flags 0x%x not zero", h->flags);
+		err_set(err, errlen, "frame: flags 0x%x not zero", h->flags);
 		return -EPROTO;
 	}
 	if (h->len > PROTO_MAX_PAYLOAD) {
-		proto_errf(err, errlen, "frame: payload length %u exceeds %u",
+		err_set(err, errlen, "frame: payload length %u exceeds %u",
 			   h->len, PROTO_MAX_PAYLOAD);
 		return -EPROTO;
 	}
@@ -95,7 +95,7 @@ int proto_frame_check(const uint8_t *frame, const struct proto_hdr *h,
 	crc = proto_crc32c(crc, zero, sizeof(zero));
 	crc = proto_crc32c(crc, frame + PROTO_HDR_SIZE, h->len);
 	if (crc != h->crc) {
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "frame: crc mismatch (got 0x%08x, computed 0x%08x)",
 			   h->crc, crc);
 		return -EPROTO;
@@ -107,7 +107,7 @@ int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_hdr *h,
 		       char *err, size_t errlen)
 {
 	if (len < PROTO_HDR_SIZE) {
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "frame: truncated header (%zu of %d bytes)", len,
 			   PROTO_HDR_SIZE);
 		return -EPROTO;
@@ -115,7 +115,7 @@ int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_hdr *h,
 	if (proto_hdr_decode(buf, h, err, errlen))
 		return -EPROTO;
 	if (len - PROTO_HDR_SIZE < h->len) {
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "frame: %s truncated payload (%zu of %u bytes)",
 			   proto_type_name(h->type), len - PROTO_HDR_SIZE,
 			   h->len);

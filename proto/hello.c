@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/page.h"
 #include "proto/wire.h"
 
 #define HELLO_FIXED 28 /* version, caps, page_size, mem_size, nr_regions */
@@ -47,22 +48,22 @@ static int hello_check_counts(const struct proto_hello *h, char *err,
 			      size_t errlen)
 {
 	if (h->nr_regions > PROTO_MAX_REGIONS) {
-		proto_errf(err, errlen, "HELLO: nr_regions %u exceeds %d",
+		err_set(err, errlen, "HELLO: nr_regions %u exceeds %d",
 			   h->nr_regions, PROTO_MAX_REGIONS);
 		return -EPROTO;
 	}
 	if (h->nr_cpuid > PROTO_MAX_CPUID) {
-		proto_errf(err, errlen, "HELLO: nr_cpuid %u exceeds %d",
+		err_set(err, errlen, "HELLO: nr_cpuid %u exceeds %d",
 			   h->nr_cpuid, PROTO_MAX_CPUID);
 		return -EPROTO;
 	}
 	if (h->nr_devices > PROTO_MAX_DEVICES) {
-		proto_errf(err, errlen, "HELLO: nr_devices %u exceeds %d",
+		err_set(err, errlen, "HELLO: nr_devices %u exceeds %d",
 			   h->nr_devices, PROTO_MAX_DEVICES);
 		return -EPROTO;
 	}
 	if (h->nr_vcpus == 0 || h->nr_vcpus > PROTO_MAX_VCPUS) {
-		proto_errf(err, errlen, "HELLO: nr_vcpus %u not in 1..%d",
+		err_set(err, errlen, "HELLO: nr_vcpus %u not in 1..%d",
 			   h->nr_vcpus, PROTO_MAX_VCPUS);
 		return -EPROTO;
 	}
@@ -74,17 +75,17 @@ static int hello_check_region(const struct proto_region *r, uint32_t i,
 {
 	const char *bad = NULL;
 
-	if (r->gpa % PROTO_PAGE_SIZE)
+	if (r->gpa % PAGE_SIZE)
 		bad = "gpa not page-aligned";
 	else if (r->size == 0)
 		bad = "size is zero";
-	else if (r->size % PROTO_PAGE_SIZE)
+	else if (r->size % PAGE_SIZE)
 		bad = "size not page-aligned";
 	else if (r->size - 1 > UINT64_MAX - r->gpa)
 		bad = "end overflows";
 	if (!bad)
 		return 0;
-	proto_errf(err, errlen,
+	err_set(err, errlen,
 		   "HELLO: region %u (gpa 0x%" PRIx64 " size 0x%" PRIx64
 		   "): %s",
 		   i, r->gpa, r->size, bad);
@@ -102,7 +103,7 @@ static int hello_check_leaves(const struct proto_hello *h, char *err,
 			if (h->cpuid[j].function != e->function ||
 			    h->cpuid[j].index != e->index)
 				continue;
-			proto_errf(err, errlen,
+			err_set(err, errlen,
 				   "HELLO: CPUID leaf 0x%x.%u appears twice "
 				   "(entries %u and %u)",
 				   e->function, e->index, j, i);
@@ -124,7 +125,7 @@ int proto_hello_check(const struct proto_hello *h, char *err, size_t errlen)
 		const char *bad = hello_name_bad(h->devices[i].name);
 
 		if (bad) {
-			proto_errf(err, errlen, "HELLO: device %u name %s", i,
+			err_set(err, errlen, "HELLO: device %u name %s", i,
 				   bad);
 			return -EPROTO;
 		}
@@ -340,12 +341,12 @@ static int hello_cmp_memory(const struct proto_hello *l,
 	if (r->mem_size != l->mem_size) {
 		hello_fmt_size(rs, sizeof(rs), r->mem_size);
 		hello_fmt_size(ls, sizeof(ls), l->mem_size);
-		proto_errf(err, errlen, "RAM size differs: source %s, here %s",
+		err_set(err, errlen, "RAM size differs: source %s, here %s",
 			   rs, ls);
 		return -EPROTO;
 	}
 	if (r->nr_regions != l->nr_regions) {
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "RAM layout differs: source has %u regions, here %u",
 			   r->nr_regions, l->nr_regions);
 		return -EPROTO;
@@ -356,7 +357,7 @@ static int hello_cmp_memory(const struct proto_hello *l,
 
 		if (a->gpa == b->gpa && a->size == b->size)
 			continue;
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "RAM region %u differs: source gpa 0x%" PRIx64
 			   " size 0x%" PRIx64 ", here gpa 0x%" PRIx64
 			   " size 0x%" PRIx64,
@@ -387,7 +388,7 @@ static int hello_cmp_leaf(const struct proto_cpuid *r,
 	for (size_t i = 0; i < sizeof(rv) / sizeof(rv[0]); i++) {
 		if (rv[i] == lv[i])
 			continue;
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "CPUID leaf 0x%x.%u %s differ%s: source 0x%08x, "
 			   "here 0x%08x",
 			   r->function, r->index, names[i], i ? "s" : "", rv[i],
@@ -407,7 +408,7 @@ static int hello_cmp_cpuid(const struct proto_hello *l,
 
 		here = hello_find_leaf(l, e->function, e->index);
 		if (!here) {
-			proto_errf(err, errlen,
+			err_set(err, errlen,
 				   "CPUID leaf 0x%x.%u of the source is "
 				   "missing here",
 				   e->function, e->index);
@@ -449,13 +450,13 @@ static int hello_count_differs(const struct proto_hello *l,
 		where = "is not on the source";
 	}
 	if (name)
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "device count differs: source has %u devices, "
 			   "here %u (%.*s %s)",
 			   r->nr_devices, l->nr_devices, PROTO_NAME_MAX, name,
 			   where);
 	else
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "device count differs: source has %u devices, "
 			   "here %u",
 			   r->nr_devices, l->nr_devices);
@@ -473,7 +474,7 @@ static int hello_cmp_devices(const struct proto_hello *l,
 		const struct proto_device *b = &l->devices[i];
 
 		if (strncmp(a->name, b->name, PROTO_NAME_MAX)) {
-			proto_errf(err, errlen,
+			err_set(err, errlen,
 				   "device %u differs: source has %.*s, here "
 				   "%.*s",
 				   i, PROTO_NAME_MAX, a->name, PROTO_NAME_MAX,
@@ -481,7 +482,7 @@ static int hello_cmp_devices(const struct proto_hello *l,
 			return -EPROTO;
 		}
 		if (a->version != b->version) {
-			proto_errf(err, errlen,
+			err_set(err, errlen,
 				   "device %.*s state version differs: source "
 				   "%u, here %u",
 				   PROTO_NAME_MAX, a->name, a->version,
@@ -497,21 +498,21 @@ int proto_hello_compare(const struct proto_hello *local,
 			size_t errlen)
 {
 	if (remote->version != local->version) {
-		proto_errf(err, errlen,
+		err_set(err, errlen,
 			   "protocol version differs: source speaks %u, here "
 			   "%u",
 			   remote->version, local->version);
 		return -EPROTO;
 	}
 	if (remote->page_size != local->page_size) {
-		proto_errf(err, errlen, "page size differs: source %u, here %u",
+		err_set(err, errlen, "page size differs: source %u, here %u",
 			   remote->page_size, local->page_size);
 		return -EPROTO;
 	}
 	if (hello_cmp_memory(local, remote, err, errlen))
 		return -EPROTO;
 	if (remote->nr_vcpus != local->nr_vcpus) {
-		proto_errf(err, errlen, "VM has %u vCPUs here, source has %u",
+		err_set(err, errlen, "VM has %u vCPUs here, source has %u",
 			   local->nr_vcpus, remote->nr_vcpus);
 		return -EPROTO;
 	}

@@ -16,11 +16,12 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "common/page.h"
 #include "proto/wire.h"
 
 #define PAGES_FIXED 12 /* nr_runs, flags, raw length, stored length */
 #define RUN_SIZE    16 /* gpa, npages, flags */
-#define BATCH_BYTES ((size_t)PROTO_MAX_BATCH * PROTO_PAGE_SIZE)
+#define BATCH_BYTES ((size_t)(PROTO_MAX_BATCH * PAGE_SIZE))
 
 _Static_assert(PROTO_HDR_SIZE + PAGES_FIXED + PROTO_MAX_BATCH * RUN_SIZE +
 			       ZSTD_COMPRESSBOUND(BATCH_BYTES) <=
@@ -98,7 +99,7 @@ bool proto_page_is_zero(const void *page)
 {
 	const uint8_t *p = page;
 
-	for (size_t off = 0; off < PROTO_PAGE_SIZE; off += 64) {
+	for (size_t off = 0; off < PAGE_SIZE; off += 64) {
 		uint64_t w[8], acc = 0;
 
 		memcpy(w, p + off, sizeof(w));
@@ -120,7 +121,7 @@ static bool batch_extends(const struct proto_batch *b, uint64_t gpa,
 		return false;
 	r = &b->runs[b->nr_runs - 1];
 	return r->flags == flags &&
-	       gpa - r->gpa == (uint64_t)r->npages * PROTO_PAGE_SIZE &&
+	       gpa - r->gpa == (uint64_t)r->npages * PAGE_SIZE &&
 	       gpa > r->gpa;
 }
 
@@ -130,7 +131,7 @@ int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page)
 
 	if (proto_batch_full(b))
 		return -ENOSPC;
-	if (gpa % PROTO_PAGE_SIZE || gpa > UINT64_MAX - PROTO_PAGE_SIZE + 1)
+	if (gpa % PAGE_SIZE || gpa > UINT64_MAX - PAGE_SIZE + 1)
 		return -EINVAL;
 	if (batch_extends(b, gpa, flags)) {
 		b->runs[b->nr_runs - 1].npages++;
@@ -141,8 +142,8 @@ int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page)
 		b->nr_runs++;
 	}
 	if (page) {
-		memcpy(b->data + (size_t)b->nr_data * PROTO_PAGE_SIZE, page,
-		       PROTO_PAGE_SIZE);
+		memcpy(b->data + (size_t)b->nr_data * PAGE_SIZE, page,
+		       PAGE_SIZE);
 		b->nr_data++;
 	}
 	b->nr_pages++;
@@ -181,8 +182,8 @@ static long pages_compress(uint8_t *dst, size_t room, const uint8_t *raw,
 static bool pages_run_ok(const struct proto_run *r)
 {
 	return r->npages >= 1 && r->npages <= PROTO_MAX_BATCH &&
-	       !(r->flags & ~PROTO_RUN_ZERO) && r->gpa % PROTO_PAGE_SIZE == 0 &&
-	       (uint64_t)r->npages * PROTO_PAGE_SIZE - 1 <= UINT64_MAX - r->gpa;
+	       !(r->flags & ~PROTO_RUN_ZERO) && r->gpa % PAGE_SIZE == 0 &&
+	       (uint64_t)r->npages * PAGE_SIZE - 1 <= UINT64_MAX - r->gpa;
 }
 
 static bool pages_batch_ok(const struct proto_batch *b)
@@ -205,7 +206,7 @@ static bool pages_batch_ok(const struct proto_batch *b)
 int proto_pages_encode(uint8_t *buf, size_t cap, const struct proto_batch *b,
 		       int zstd_level)
 {
-	size_t raw_len = (size_t)b->nr_data * PROTO_PAGE_SIZE;
+	size_t raw_len = (size_t)b->nr_data * PAGE_SIZE;
 	size_t head = PAGES_FIXED + (size_t)b->nr_runs * RUN_SIZE;
 	uint8_t *q = buf + PROTO_HDR_SIZE;
 	uint16_t flags = 0;
@@ -261,11 +262,11 @@ static int pages_get_hdr(struct proto_cur *c, struct pages_hdr *ph)
 	if (ph->nr_runs < 1 || ph->nr_runs > PROTO_MAX_BATCH)
 		return proto_cur_fail(c, "nr_runs %u not in 1..%d", ph->nr_runs,
 				      PROTO_MAX_BATCH);
-	if (ph->raw_len % PROTO_PAGE_SIZE || ph->raw_len > BATCH_BYTES)
+	if (ph->raw_len % PAGE_SIZE || ph->raw_len > BATCH_BYTES)
 		return proto_cur_fail(c,
-				      "raw length %u not a multiple of %d "
+				      "raw length %u not a multiple of %llu "
 				      "up to %zu",
-				      ph->raw_len, PROTO_PAGE_SIZE,
+				      ph->raw_len, PAGE_SIZE,
 				      BATCH_BYTES);
 	return 0;
 }
@@ -285,11 +286,11 @@ static int pages_check_run(struct proto_cur *c, int i,
 				      "run %d: more than %d pages in the "
 				      "batch",
 				      i, PROTO_MAX_BATCH);
-	if (r->gpa % PROTO_PAGE_SIZE)
+	if (r->gpa % PAGE_SIZE)
 		return proto_cur_fail(
 			c, "run %d gpa 0x%" PRIx64 " not page-aligned", i,
 			r->gpa);
-	bytes = (uint64_t)r->npages * PROTO_PAGE_SIZE;
+	bytes = (uint64_t)r->npages * PAGE_SIZE;
 	if (bytes - 1 > UINT64_MAX - r->gpa)
 		return proto_cur_fail(c,
 				      "run %d gpa 0x%" PRIx64 " + %u pages "
@@ -319,7 +320,7 @@ static int pages_get_runs(struct proto_cur *c, const struct pages_hdr *ph,
 		if (!(r->flags & PROTO_RUN_ZERO))
 			data += r->npages;
 	}
-	if ((uint64_t)data * PROTO_PAGE_SIZE != ph->raw_len)
+	if ((uint64_t)data * PAGE_SIZE != ph->raw_len)
 		return proto_cur_fail(c, "%u data pages but raw length %u",
 				      data, ph->raw_len);
 	b->nr_runs = ph->nr_runs;

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/page.h"
 #include "proto/wire.h"
 
 #define DISCARD_FIXED 4			     /* nr_runs */
@@ -43,11 +44,11 @@ static int discard_check_run(struct proto_cur *c, uint32_t i,
 				      r->flags);
 	if (r->npages == 0)
 		return proto_cur_fail(c, "run %u has no pages", i);
-	if (r->gpa % PROTO_PAGE_SIZE)
+	if (r->gpa % PAGE_SIZE)
 		return proto_cur_fail(
 			c, "run %u gpa 0x%" PRIx64 " not page-aligned", i,
 			r->gpa);
-	if ((uint64_t)r->npages * PROTO_PAGE_SIZE - 1 > UINT64_MAX - r->gpa)
+	if ((uint64_t)r->npages * PAGE_SIZE - 1 > UINT64_MAX - r->gpa)
 		return proto_cur_fail(
 			c, "run %u gpa 0x%" PRIx64 " + %u pages overflows", i,
 			r->gpa, r->npages);
@@ -248,7 +249,7 @@ int proto_page_req_encode(uint8_t *buf, size_t cap, const uint64_t *gpa,
 	if (nr < 1 || nr > PROTO_MAX_PAGE_REQ || !gpa)
 		return -EINVAL;
 	for (uint32_t i = 0; i < nr; i++)
-		if (gpa[i] % PROTO_PAGE_SIZE)
+		if (gpa[i] % PAGE_SIZE)
 			return -EINVAL;
 	ret = proto_frame_room(cap, len);
 	if (ret)
@@ -282,7 +283,7 @@ int proto_page_req_decode(const uint8_t *p, size_t len,
 		return -EPROTO;
 	for (uint32_t i = 0; i < n; i++, q += 8) {
 		gpa[i] = get_le64(q);
-		if (gpa[i] % PROTO_PAGE_SIZE)
+		if (gpa[i] % PAGE_SIZE)
 			return proto_cur_fail(
 				&c, "gpa %u 0x%" PRIx64 " not page-aligned", i,
 				gpa[i]);

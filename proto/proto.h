@@ -19,11 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/page.h"
+
 #define PROTO_MAGIC	  0x4d49474dU /* "MGIM" little-endian: 'M''G''I''M' */
 #define PROTO_VERSION	  1
 #define PROTO_HDR_SIZE	  16
 #define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
-#define PROTO_PAGE_SIZE	  4096
 #define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
 
 /* Capabilities (HELLO / HELLO_ACK). */
@@ -219,7 +220,7 @@ struct proto_batch {
 	int nr_pages;
 	int nr_data; /* pages with data */
 	struct proto_run runs[PROTO_MAX_BATCH];
-	uint8_t data[PROTO_MAX_BATCH * PROTO_PAGE_SIZE]; /* raw, in order */
+	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* raw, in order */
 };
 
 void proto_batch_init(struct proto_batch *b);

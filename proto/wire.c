@@ -10,17 +10,6 @@
 
 #include "proto/wire.h"
 
-void proto_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 void proto_cur_init(struct proto_cur *c, const uint8_t *p, size_t len,
 		    const char *what, char *err, size_t errlen)
 {

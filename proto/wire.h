@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "proto/proto.h"
 
 static inline void put_le16(uint8_t *p, uint16_t v)
@@ -70,10 +71,6 @@ static inline uint8_t *proto_put64(uint8_t *q, uint64_t v)
 	put_le64(q, v);
 	return q + 8;
 }
-
-/* err may be NULL (or errlen 0): the caller does not want the reason. */
-void proto_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /*
  * Decoding cursor over one payload. Every failure writes "WHAT: reason"

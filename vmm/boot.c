@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/page.h"
 #include "vmm/boot.h"
 
 #define PTE_P	      0x001ULL
@@ -63,26 +64,26 @@ uint64_t boot_pt_size(const struct guest_mem *m)
 	pages += chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_512G) +
 		 chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_1G) +
 		 chunks(GUEST_DEV_MMIO_BASE, dev_end, SZ_2M);
-	return pages * GUEST_PAGE_SIZE;
+	return pages * PAGE_SIZE;
 }
 
 static uint64_t *pt_hva(struct pt_builder *b, uint64_t gpa)
 {
-	return mem_gpa_to_hva(b->m, gpa, GUEST_PAGE_SIZE);
+	return mem_gpa_to_hva(b->m, gpa, PAGE_SIZE);
 }
 
 static int pt_alloc(struct pt_builder *b, uint64_t *gpa)
 {
 	uint64_t *p;
 
-	if (b->next + GUEST_PAGE_SIZE > b->end)
+	if (b->next + PAGE_SIZE > b->end)
 		return -ENOSPC;
 	p = pt_hva(b, b->next);
 	if (!p)
 		return -EFAULT;
-	memset(p, 0, GUEST_PAGE_SIZE);
+	memset(p, 0, PAGE_SIZE);
 	*gpa = b->next;
-	b->next += GUEST_PAGE_SIZE;
+	b->next += PAGE_SIZE;
 	return 0;
 }
 
@@ -126,7 +127,7 @@ static int pt_map_range(struct pt_builder *b, uint64_t start, uint64_t end,
 	uint64_t pt_gpa;
 	int r;
 
-	for (uint64_t a = start; a < end; a += GUEST_PAGE_SIZE) {
+	for (uint64_t a = start; a < end; a += PAGE_SIZE) {
 		if (!pt || (a & (SZ_2M - 1)) == 0) {
 			r = pt_leaf_table(b, a, &pt_gpa);
 			if (r)
@@ -154,7 +155,7 @@ int boot_build_page_tables(const struct guest_mem *m, uint64_t pt_base)
 
 		/* Guest-physical page 0 stays unmapped. */
 		if (s == 0)
-			s = GUEST_PAGE_SIZE;
+			s = PAGE_SIZE;
 		r = pt_map_range(&b, s, m->regions[i].gpa + m->regions[i].size,
 				 ram);
 	}
@@ -189,8 +190,8 @@ int boot_setup(const struct guest_mem *m, const struct boot_params *p,
 {
 	const struct mem_region *low = &m->regions[0];
 	uint64_t pt_size = boot_pt_size(m);
-	uint64_t pt_base = (low->size - pt_size) & ~(GUEST_PAGE_SIZE - 1);
-	uint64_t free_start = align_up(p->kernel_end, GUEST_PAGE_SIZE);
+	uint64_t pt_base = (low->size - pt_size) & ~(PAGE_SIZE - 1);
+	uint64_t free_start = align_up(p->kernel_end, PAGE_SIZE);
 	struct boot_info *bi;
 	size_t cl = p->cmdline ? strlen(p->cmdline) : 0;
 	int r;

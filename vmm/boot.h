@@ -2,7 +2,7 @@
 /*
  * boot.h - what the VMM writes into guest RAM before the first instruction
  * of a test guest: the identity page tables (4 KiB pages over all RAM, plus
- * the device MMIO window) and the boot-info page (vmm/guest_abi.h).
+ * the device MMIO window) and the boot-info page (common/guest_abi.h).
  * Runs on the main thread while no vCPU exists.
  */
 #ifndef VMM_BOOT_H
@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "ept/mem.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 /* Bytes of page tables needed to identity-map m (4 KiB pages). */
 uint64_t boot_pt_size(const struct guest_mem *m);

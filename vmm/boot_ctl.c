@@ -11,6 +11,8 @@
 /* Only for the VIR_DOMAIN_JOB_* names; nothing of libvirt is linked. */
 #include <libvirt/libvirt.h>
 
+#include "common/page.h"
+#include "common/clock.h"
 #include "ept/ptwalk.h"
 #include "vmm/boot_app.h"
 #include "vmm/vcpu.h"
@@ -112,7 +114,7 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	SET(VIR_DOMAIN_JOB_MEMORY_NORMAL, st->memory_normal);
 	SET(VIR_DOMAIN_JOB_MEMORY_NORMAL_BYTES, st->memory_normal_bytes);
 	SET(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, st->memory_dirty_rate);
-	SET(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096);
+	SET(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, PAGE_SIZE);
 	SET(VIR_DOMAIN_JOB_MEMORY_ITERATION, st->memory_iteration);
 	SET(VIR_DOMAIN_JOB_MEMORY_BPS, st->memory_bps);
 	SET(VIR_DOMAIN_JOB_COMPRESSION_BYTES, st->compression_bytes);
@@ -431,7 +433,7 @@ static json_t *boot_status(struct boot_app *app)
 		boot_markers_json(&st), "vcpu_stats", boot_vcpus_json(vm),
 		"uptime_ms",
 		(json_int_t)(vm->start_ns
-				     ? (vm_now_ns() - vm->start_ns) / 1000000
+				     ? (clock_now_ns() - vm->start_ns) / 1000000
 				     : 0));
 	if (o && mig)
 		json_object_set_new(o, "migration", mig);
@@ -530,7 +532,7 @@ static json_t *boot_dirty_harvest(struct boot_app *app, struct ctl_error *err)
 {
 	struct vm *vm = &app->vm;
 	struct bitmap *dirty = &vm->mem.state[MEM_PS_DIRTY];
-	uint64_t now = vm_now_ns(), pages;
+	uint64_t now = clock_now_ns(), pages;
 	double secs = (now - app->dirty_mark_ns) / 1e9;
 	char why[256];
 
@@ -561,7 +563,7 @@ static int boot_dirty_log(struct boot_app *app, const struct ctl_request *req,
 		if (dirty_start(&vm->dirty, why, sizeof(why)))
 			return boot_fail(err, CTL_ERR_INTERNAL, why);
 		bitmap_zero(&vm->mem.state[MEM_PS_DIRTY]);
-		app->dirty_mark_ns = vm_now_ns();
+		app->dirty_mark_ns = clock_now_ns();
 		*result = boot_dirty_json(vm);
 		return 0;
 	case CTL_DIRTY_HARVEST:
@@ -639,13 +641,13 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		*result = boot_status(app);
 		return 0;
 	case CTL_CMD_PAUSE: {
-		uint64_t t0 = vm_now_ns();
+		uint64_t t0 = clock_now_ns();
 
 		r = vm_pause(&app->vm);
 		if (r)
 			return boot_run_state_err(r, err, "paused");
 		*result = json_pack("{s:I}", "pause_us",
-				    (json_int_t)((vm_now_ns() - t0) / 1000));
+				    (json_int_t)((clock_now_ns() - t0) / 1000));
 		return 0;
 	}
 	case CTL_CMD_RESUME:

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/err.h"
 #include "vmm/control.h"
 
 /* One connection. Owned by the loop thread; freed in its close callback. */
@@ -47,18 +49,6 @@ struct control_write {
 	uv_write_t req;
 	char data[];
 };
-
-static __attribute__((format(printf, 3, 4))) void
-control_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- server: clients ------------------------------------------------- */
 
@@ -369,30 +359,30 @@ static int control_claim_path(const char *path, char *err, size_t errlen)
 		if (errno == ENOENT)
 			return 0;
 		ret = -errno;
-		control_err(err, errlen, "cannot stat control socket %s: %s",
+		err_set(err, errlen, "cannot stat control socket %s: %s",
 			    path, strerror(-ret));
 		return ret;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket %s exists and is not a socket",
 			    path);
 		return -EEXIST;
 	}
 	ret = control_probe(path);
 	if (ret == 1) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket %s is in use by another VMM", path);
 		return -EADDRINUSE;
 	}
 	if (ret < 0) {
-		control_err(err, errlen, "cannot probe control socket %s: %s",
+		err_set(err, errlen, "cannot probe control socket %s: %s",
 			    path, strerror(-ret));
 		return ret;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		ret = -errno;
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "cannot remove stale control socket %s: %s", path,
 			    strerror(-ret));
 		return ret;
@@ -434,13 +424,13 @@ static int control_bind(struct control *c, char *err, size_t errlen)
 
 	umask(old);
 	if (ret < 0) {
-		control_err(err, errlen, "cannot bind control socket %s: %s",
+		err_set(err, errlen, "cannot bind control socket %s: %s",
 			    c->path, uv_strerror(ret));
 		return ret == UV_EADDRINUSE ? -EADDRINUSE : ret;
 	}
 	if (chmod(c->path, 0600) < 0) {
 		ret = -errno;
-		control_err(err, errlen, "cannot chmod control socket %s: %s",
+		err_set(err, errlen, "cannot chmod control socket %s: %s",
 			    c->path, strerror(-ret));
 		unlink(c->path);
 		return ret;
@@ -454,7 +444,7 @@ static int control_listen(struct control *c, char *err, size_t errlen)
 
 	ret = uv_pipe_init(c->loop, &c->server, 0);
 	if (ret < 0) {
-		control_err(err, errlen, "control socket %s: %s", c->path,
+		err_set(err, errlen, "control socket %s: %s", c->path,
 			    uv_strerror(ret));
 		return ret;
 	}
@@ -464,7 +454,7 @@ static int control_listen(struct control *c, char *err, size_t errlen)
 		ret = uv_listen((uv_stream_t *)&c->server, 16,
 				server_connection_cb);
 		if (ret < 0) {
-			control_err(err, errlen,
+			err_set(err, errlen,
 				    "cannot listen on control socket %s: %s",
 				    c->path, uv_strerror(ret));
 			unlink(c->path);
@@ -489,12 +479,12 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 	c->opaque = opaque;
 	ret = -pthread_mutex_init(&c->ev_lock, NULL);
 	if (ret < 0) {
-		control_err(err, errlen, "control socket %s: %s", path,
+		err_set(err, errlen, "control socket %s: %s", path,
 			    strerror(-ret));
 		return ret;
 	}
 	if (sun_fill(&sun, path) < 0 || strlen(path) >= sizeof(c->path)) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket path '%s' is empty or longer than "
 			    "%zu bytes",
 			    path, sizeof(c->path) - 1);
@@ -503,7 +493,7 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 	strcpy(c->path, path);
 	ret = control_ignore_sigpipe();
 	if (ret < 0) {
-		control_err(err, errlen, "control socket %s: sigaction: %s",
+		err_set(err, errlen, "control socket %s: sigaction: %s",
 			    path, strerror(-ret));
 		return ret;
 	}
@@ -512,7 +502,7 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 		return ret;
 	ret = uv_async_init(loop, &c->wake, control_wake_cb);
 	if (ret < 0) {
-		control_err(err, errlen, "control socket %s: %s", path,
+		err_set(err, errlen, "control socket %s: %s", path,
 			    uv_strerror(ret));
 		return ret;
 	}
@@ -593,14 +583,6 @@ void control_stop(struct control *c)
 
 /* ---- client ---------------------------------------------------------- */
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static int call_connect(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
@@ -608,7 +590,7 @@ static int call_connect(const char *path, char *err, size_t errlen)
 
 	ret = sun_fill(&sun, path);
 	if (ret < 0) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket path '%s' is empty or too long",
 			    path);
 		return ret;
@@ -616,13 +598,13 @@ static int call_connect(const char *path, char *err, size_t errlen)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		ret = -errno;
-		control_err(err, errlen, "cannot create a socket: %s",
+		err_set(err, errlen, "cannot create a socket: %s",
 			    strerror(-ret));
 		return ret;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "cannot connect to control socket %s: %s", path,
 			    strerror(-ret));
 		close(fd);
@@ -643,7 +625,7 @@ static int call_send(int fd, const char *path, const char *line, char *err,
 			continue;
 		if (n < 0) {
 			n = -errno;
-			control_err(err, errlen,
+			err_set(err, errlen,
 				    "cannot send to control socket %s: %s",
 				    path, strerror(-n));
 			return n;
@@ -668,12 +650,12 @@ struct call_reader {
 static int call_fill(struct call_reader *r, char *err, size_t errlen)
 {
 	struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
-	long long left = r->deadline - now_ms();
+	long long left = r->deadline - (long long)clock_now_ms();
 	ssize_t n;
 	int ret;
 
 	if (r->len == sizeof(r->buf)) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket %s sent a line over %zu bytes",
 			    r->path, sizeof(r->buf));
 		return -EMSGSIZE;
@@ -683,12 +665,12 @@ static int call_fill(struct call_reader *r, char *err, size_t errlen)
 		return 0;
 	if (ret < 0) {
 		ret = -errno;
-		control_err(err, errlen, "poll on control socket %s: %s",
+		err_set(err, errlen, "poll on control socket %s: %s",
 			    r->path, strerror(-ret));
 		return ret;
 	}
 	if (ret == 0) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "no reply from control socket %s within %d s",
 			    r->path, CONTROL_CALL_TIMEOUT_MS / 1000);
 		return -ETIMEDOUT;
@@ -698,13 +680,13 @@ static int call_fill(struct call_reader *r, char *err, size_t errlen)
 		return 0;
 	if (n < 0) {
 		ret = -errno;
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "cannot read from control socket %s: %s", r->path,
 			    strerror(-ret));
 		return ret;
 	}
 	if (n == 0) {
-		control_err(err, errlen,
+		err_set(err, errlen,
 			    "control socket %s closed the connection before "
 			    "replying",
 			    r->path);
@@ -737,7 +719,7 @@ static int call_scan(struct call_reader *r, json_t **reply, char *err,
 			continue;
 		if (!json_is_object(j)) {
 			json_decref(j);
-			control_err(err, errlen,
+			err_set(err, errlen,
 				    "control socket %s sent a line that is "
 				    "not a JSON object",
 				    r->path);
@@ -753,7 +735,7 @@ static int call_scan(struct call_reader *r, json_t **reply, char *err,
 			int stop = r->on_event(r->opaque, j);
 
 			json_decref(j);
-			r->deadline = now_ms() + CONTROL_WATCH_IDLE_MS;
+			r->deadline = (long long)clock_now_ms() + CONTROL_WATCH_IDLE_MS;
 			if (stop)
 				return 2;
 			continue;
@@ -775,7 +757,7 @@ static int call_run(const char *path, const char *cmd, json_t *args,
 	line = ctl_request_line(cmd, args, 1);
 	r = malloc(sizeof(*r));
 	if (!line || !r) {
-		control_err(err, errlen, "out of memory");
+		err_set(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -787,7 +769,7 @@ static int call_run(const char *path, const char *cmd, json_t *args,
 	ret = call_send(fd, path, line, err, errlen);
 	r->fd = fd;
 	r->path = path;
-	r->deadline = now_ms() + CONTROL_CALL_TIMEOUT_MS;
+	r->deadline = (long long)clock_now_ms() + CONTROL_CALL_TIMEOUT_MS;
 	r->len = 0;
 	r->on_event = on_event;
 	r->opaque = opaque;

@@ -16,7 +16,7 @@
 
 #include "devices/pt.h"
 #include "vmm/ctl_proto.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 struct ctl_cmd_desc {
 	const char *name;

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 #include "vmm/loader.h"
 
 typedef unsigned long long ull;

@@ -89,7 +89,7 @@ static void vcpu_flat_segment(struct kvm_segment *s, uint16_t sel, bool code)
 	s->db = !code;
 }
 
-/* Long mode with the VMM's identity page tables, as vmm/guest_abi.h says. */
+/* Long mode with the VMM's identity page tables, as common/guest_abi.h says. */
 static int vcpu_set_long_mode(struct vcpu *v, uint64_t cr3)
 {
 	struct kvm_sregs sr;

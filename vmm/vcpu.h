@@ -46,7 +46,7 @@ struct vcpu {
 /* Create the vCPU (fd and kvm_run mapping). */
 int vcpu_create(struct vcpu *v, struct vm *vm, int id, char *err,
 		size_t errlen);
-/* Put a new vCPU in 64-bit mode at entry, per vmm/guest_abi.h. */
+/* Put a new vCPU in 64-bit mode at entry, per common/guest_abi.h. */
 int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen);
 int vcpu_start(struct vcpu *v);
 /* Make the thread leave KVM_RUN soon (any thread). */

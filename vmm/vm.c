@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "vmm/boot.h"
 #include "vmm/loader.h"
 #include "vmm/vcpu.h"
@@ -25,14 +26,6 @@
 /* Inside the MMIO hole, above the device window: used by KVM on VMX. */
 #define VM_TSS_ADDR	     0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
-
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 const char *vm_state_name(enum vm_state s)
 {
@@ -345,7 +338,7 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGVCPU_KICK);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	vm->start_ns = vm_now_ns();
+	vm->start_ns = clock_now_ns();
 	pthread_mutex_lock(&vm->lock);
 	vm->state = VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);

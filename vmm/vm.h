@@ -154,6 +154,5 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 int vm_guest_request(struct vm *vm, int req, uint64_t arg);
 
 const char *vm_state_name(enum vm_state s);
-uint64_t vm_now_ns(void);
 
 #endif /* VMM_VM_H */

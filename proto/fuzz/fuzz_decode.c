@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/page.h"
 #include "proto/fuzz/fuzz.h"
 #include "proto/proto.h"
 
@@ -55,7 +56,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!out)
 		abort();
 	local.version = PROTO_VERSION;
-	local.page_size = PROTO_PAGE_SIZE;
+	local.page_size = PAGE_SIZE;
 	local.mem_size = 1ULL << 30;
 	local.nr_regions = 1;
 	local.regions[0].size = 1ULL << 30;
@@ -113,7 +114,7 @@ static void fuzz_pages(const uint8_t *p, size_t len)
 	fuzz_assert(memcmp(batch2.runs, batch.runs,
 			   batch.nr_runs * sizeof(batch.runs[0])) == 0);
 	fuzz_assert(memcmp(batch2.data, batch.data,
-			   (size_t)batch.nr_data * PROTO_PAGE_SIZE) == 0);
+			   (size_t)batch.nr_data * PAGE_SIZE) == 0);
 }
 
 static void fuzz_state(const uint8_t *p, size_t len)
@@ -175,8 +176,8 @@ static void fuzz_discard(const uint8_t *p, size_t len)
 	fuzz_assert(nr >= 1 && nr <= PROTO_MAX_DISCARD_RUNS);
 	for (uint32_t i = 0; i < nr; i++) {
 		fuzz_assert(runs[i].npages && !runs[i].flags);
-		fuzz_assert(runs[i].gpa % PROTO_PAGE_SIZE == 0);
-		fuzz_assert((uint64_t)runs[i].npages * PROTO_PAGE_SIZE - 1 <=
+		fuzz_assert(runs[i].gpa % PAGE_SIZE == 0);
+		fuzz_assert((uint64_t)runs[i].npages * PAGE_SIZE - 1 <=
 			    UINT64_MAX - runs[i].gpa);
 	}
 	same_payload(
@@ -244,7 +245,7 @@ static void fuzz_page_req(const uint8_t *p, size_t len)
 	}
 	fuzz_assert(nr >= 1 && nr <= PROTO_MAX_PAGE_REQ);
 	for (uint32_t i = 0; i < nr; i++)
-		fuzz_assert(gpa[i] % PROTO_PAGE_SIZE == 0);
+		fuzz_assert(gpa[i] % PAGE_SIZE == 0);
 	same_payload(
 		proto_page_req_encode(out, PROTO_PAGE_REQ_MAX_FRAME, gpa, nr),
 		p, len);

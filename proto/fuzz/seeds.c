@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/page.h"
 #include "proto/fuzz/fuzz.h"
 #include "proto/proto.h"
 
@@ -42,7 +43,7 @@ static void seed_hello_fill(struct proto_hello *h, int n)
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
 	h->caps = PROTO_CAP_ALL;
-	h->page_size = PROTO_PAGE_SIZE;
+	h->page_size = PAGE_SIZE;
 	h->mem_size = 1ULL << 30;
 	h->nr_regions = n < PROTO_MAX_REGIONS ? n : PROTO_MAX_REGIONS;
 	for (uint32_t i = 0; i < h->nr_regions; i++) {
@@ -84,7 +85,7 @@ static int seed_hellos(const char *dir, uint8_t *buf, size_t cap)
 static int seed_pages(const char *dir, uint8_t *buf, size_t cap)
 {
 	static struct proto_batch b;
-	static uint8_t page[PROTO_PAGE_SIZE];
+	static uint8_t page[PAGE_SIZE];
 	int ret;
 
 	proto_batch_init(&b);

@@ -4,7 +4,7 @@
  *
  * The guest runs the `touch --mib N` workload; for each round the host
  * posts GUEST_REQ_TOUCH with a seed, the guest writes exactly the pages
- * touch_page_selected(seed, i) of its region (vmm/guest_abi.h) and
+ * touch_page_selected(seed, i) of its region (common/guest_abi.h) and
  * acknowledges, and the host harvests. Inside the region the harvested set
  * must equal the written set exactly; outside it, only pages the guest
  * cannot avoid writing (its own image with stacks and .bss, and the

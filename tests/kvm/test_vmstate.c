@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -194,10 +195,10 @@ static struct testdev_stats tvm_stats(struct tvm *t)
 /* Poll the test device until it has seen n heartbeats (WAIT_S at most). */
 static void tvm_wait_heartbeats(struct tvm *t, uint64_t n)
 {
-	uint64_t deadline = vm_now_ns() + WAIT_S * 1000000000ULL;
+	uint64_t deadline = clock_now_ns() + WAIT_S * 1000000000ULL;
 	struct testdev_stats st = tvm_stats(t);
 
-	while (st.heartbeats < n && !t->exited && vm_now_ns() < deadline) {
+	while (st.heartbeats < n && !t->exited && clock_now_ns() < deadline) {
 		usleep(5000);
 		st = tvm_stats(t);
 	}

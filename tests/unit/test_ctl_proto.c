@@ -26,7 +26,7 @@
 #include "devices/pt.h"
 #include "vmm/control.h"
 #include "vmm/ctl_proto.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 /* line must be one '\n'-terminated JSON object; returns it parsed. */
 static json_t *load_line(char *line)

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "ept/mem.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 #include "vmm/loader.h"
 
 #define SEG_FILESZ 0x800

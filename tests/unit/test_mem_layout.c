@@ -19,7 +19,7 @@
 #include <linux/kvm.h>
 
 #include "ept/mem.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "common/page.h"
 #include "proto/crc32c.h"
 #include "proto/proto.h"
 
@@ -447,12 +448,12 @@ static void hello_fill(struct proto_hello *h, bool full)
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
 	h->caps = PROTO_CAP_ZSTD | PROTO_CAP_VERIFY;
-	h->page_size = PROTO_PAGE_SIZE;
+	h->page_size = PAGE_SIZE;
 	h->mem_size = 6ULL << 30;
 	h->nr_regions = full ? PROTO_MAX_REGIONS : 2;
 	for (uint32_t i = 0; i < h->nr_regions; i++) {
 		h->regions[i].gpa = (uint64_t)i << 32;
-		h->regions[i].size = (3ULL << 30) - i * PROTO_PAGE_SIZE;
+		h->regions[i].size = (3ULL << 30) - i * PAGE_SIZE;
 	}
 	h->nr_vcpus = 4;
 	h->nr_cpuid = full ? PROTO_MAX_CPUID : 3;
@@ -762,7 +763,7 @@ Test(hello, compare_reports_each_difference)
 	cmp_expect("RAM size differs: source 6 GiB, here 12345 bytes");
 	cmp_remote.nr_regions = 7;
 	cmp_expect("RAM layout differs: source has 7 regions, here 8");
-	cmp_remote.regions[3].size += PROTO_PAGE_SIZE;
+	cmp_remote.regions[3].size += PAGE_SIZE;
 	cmp_expect("RAM region 3 differs: source gpa 0x300000000 size "
 		   "0xbfffe000, here gpa 0x300000000 size 0xbfffd000");
 	cmp_local.nr_vcpus = 2;
@@ -846,10 +847,10 @@ Test(hello, ack_round_trip_and_unknown_caps)
 
 static uint8_t *page_of(uint8_t seed)
 {
-	static uint8_t pages[4][PROTO_PAGE_SIZE];
+	static uint8_t pages[4][PAGE_SIZE];
 	uint8_t *p = pages[seed % 4];
 
-	for (int i = 0; i < PROTO_PAGE_SIZE; i++)
+	for (int i = 0; i < (int)PAGE_SIZE; i++)
 		p[i] = (uint8_t)(seed + i / 64);
 	return p;
 }
@@ -894,11 +895,11 @@ Test(pages, builder_forms_runs)
 	run_is(b, 3, 0xa000, 1, 0);
 	run_is(b, 4, 0x9000, 1, 0);
 	run_is(b, 5, 0xb000, 1, PROTO_RUN_ZERO);
-	cr_assert_eq(memcmp(b->data + 3 * PROTO_PAGE_SIZE, page_of(4),
-			    PROTO_PAGE_SIZE),
+	cr_assert_eq(memcmp(b->data + 3 * PAGE_SIZE, page_of(4),
+			    PAGE_SIZE),
 		     0);
-	cr_assert_eq(memcmp(b->data + 5 * PROTO_PAGE_SIZE, page_of(6),
-			    PROTO_PAGE_SIZE),
+	cr_assert_eq(memcmp(b->data + 5 * PAGE_SIZE, page_of(6),
+			    PAGE_SIZE),
 		     0);
 	free(b);
 }
@@ -927,15 +928,15 @@ Test(pages, builder_limits)
 
 Test(pages, page_is_zero)
 {
-	static uint8_t page[PROTO_PAGE_SIZE];
+	static uint8_t page[PAGE_SIZE];
 
 	cr_assert(proto_page_is_zero(page));
-	for (int i = 0; i < PROTO_PAGE_SIZE; i += 509) {
+	for (int i = 0; i < (int)PAGE_SIZE; i += 509) {
 		page[i] = 1;
 		cr_assert_not(proto_page_is_zero(page), "byte %d", i);
 		page[i] = 0;
 	}
-	page[PROTO_PAGE_SIZE - 1] = 0x80;
+	page[PAGE_SIZE - 1] = 0x80;
 	cr_assert_not(proto_page_is_zero(page));
 }
 
@@ -969,7 +970,7 @@ static int pages_round_trip(const struct proto_batch *b, int level, uint8_t *f,
 	cr_assert_eq(
 		memcmp(out->runs, b->runs, b->nr_runs * sizeof(b->runs[0])), 0);
 	cr_assert_eq(memcmp(out->data, b->data,
-			    (size_t)b->nr_data * PROTO_PAGE_SIZE),
+			    (size_t)b->nr_data * PAGE_SIZE),
 		     0);
 	return n;
 }
@@ -988,7 +989,7 @@ Test(pages, round_trip_mixed_raw_and_zstd)
 	batch_mixed(b);
 	raw = pages_round_trip(b, 0, f, out);
 	cr_assert_eq(pages_flags(f), 0);
-	cr_assert_eq(raw, PROTO_HDR_SIZE + 12 + 6 * 16 + 6 * PROTO_PAGE_SIZE);
+	cr_assert_eq(raw, PROTO_HDR_SIZE + 12 + 6 * 16 + 6 * PAGE_SIZE);
 	check_truncations(PROTO_PAGES, f, raw);
 	z = pages_round_trip(b, 1, f, out);
 	cr_assert_eq(pages_flags(f), PROTO_PAGES_ZSTD);
@@ -1005,7 +1006,7 @@ Test(pages, random_data_stays_raw)
 {
 	struct proto_batch *b = batch_new(), *out = batch_new();
 	uint8_t *f = frame_buf();
-	static uint8_t page[PROTO_PAGE_SIZE];
+	static uint8_t page[PAGE_SIZE];
 	int n;
 
 	for (int i = 0; i < PROTO_MAX_BATCH; i++) {
@@ -1017,7 +1018,7 @@ Test(pages, random_data_stays_raw)
 	cr_assert_eq(pages_flags(f), 0);
 	cr_assert_eq((size_t)n,
 		     PROTO_HDR_SIZE + 12 + 16 +
-			     (size_t)PROTO_MAX_BATCH * PROTO_PAGE_SIZE);
+			     (size_t)PROTO_MAX_BATCH * PAGE_SIZE);
 	cr_assert_leq((size_t)n, proto_batch_max_frame());
 	free(f);
 	free(out);
@@ -1085,7 +1086,7 @@ Test(pages, max_frame)
 	cr_assert_eq(
 		proto_batch_max_frame(),
 		PROTO_HDR_SIZE + 12 + PROTO_MAX_BATCH * 16 +
-			ZSTD_compressBound(PROTO_MAX_BATCH * PROTO_PAGE_SIZE));
+			ZSTD_compressBound(PROTO_MAX_BATCH * PAGE_SIZE));
 	cr_assert_leq(proto_batch_max_frame(),
 		      PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD);
 }
@@ -1134,7 +1135,7 @@ static void pages_bad(const uint8_t *p, size_t len, const char *msg)
 	free(b);
 }
 
-static uint8_t hand[3 * PROTO_PAGE_SIZE + 4096];
+static uint8_t hand[3 * PAGE_SIZE + 4096];
 
 Test(pages, decoder_validates_header_and_runs)
 {
@@ -1217,11 +1218,11 @@ Test(pages, decoder_checks_data_lengths)
 /* Compress n bytes of page_of() data into z; returns the size. */
 static size_t zstd_of(uint8_t *z, size_t cap, size_t n)
 {
-	static uint8_t src[3 * PROTO_PAGE_SIZE];
+	static uint8_t src[3 * PAGE_SIZE];
 	size_t zn;
 
-	for (size_t i = 0; i < n; i += PROTO_PAGE_SIZE)
-		memcpy(src + i, page_of((uint8_t)i), PROTO_PAGE_SIZE);
+	for (size_t i = 0; i < n; i += PAGE_SIZE)
+		memcpy(src + i, page_of((uint8_t)i), PAGE_SIZE);
 	zn = ZSTD_compress(z, cap, src, n, 1);
 	cr_assert_not(ZSTD_isError(zn));
 	return zn;
@@ -1693,7 +1694,7 @@ Test(postcopy, discard_round_trip)
 		{0x100000000ULL, 0xffffffffU, 0},
 		{0x5000, 3, 0}, /* out of order and overlapping: allowed */
 		{0x4000, 2, 0},
-		{UINT64_MAX - PROTO_PAGE_SIZE + 1, 1, 0}, /* the last page */
+		{UINT64_MAX - PAGE_SIZE + 1, 1, 0}, /* the last page */
 		{0xfffff00000000000ULL, 0xffffffffU, 0},
 	};
 	const uint32_t nin = sizeof(in) / sizeof(in[0]);
@@ -1743,7 +1744,7 @@ Test(postcopy, discard_full_frame)
 
 	cr_assert(in && out && buf);
 	for (uint32_t i = 0; i <= PROTO_MAX_DISCARD_RUNS; i++) {
-		in[i].gpa = (uint64_t)i * 2 * PROTO_PAGE_SIZE;
+		in[i].gpa = (uint64_t)i * 2 * PAGE_SIZE;
 		in[i].npages = 1 + i % 7;
 	}
 	n = proto_discard_encode(buf, cap, in, PROTO_MAX_DISCARD_RUNS);
@@ -1829,7 +1830,7 @@ Test(postcopy, discard_decoder_validates_runs)
 	pc_bad(PROTO_DISCARD, p, len, "DISCARD: run 1 has no pages");
 	r[1].npages = 4;
 	/* a run that wraps past 2^64 */
-	r[0].gpa = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	r[0].gpa = UINT64_MAX - PAGE_SIZE + 1;
 	r[0].npages = 2;
 	len = discard_hand(p, 3, r, 3);
 	pc_bad(PROTO_DISCARD, p, len,
@@ -1886,7 +1887,7 @@ Test(postcopy, discard_encoder_refuses_invalid_input)
 	r[1].flags = PROTO_RUN_ZERO;
 	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
 	r[1].flags = 0;
-	r[1].gpa = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	r[1].gpa = UINT64_MAX - PAGE_SIZE + 1;
 	r[1].npages = 2;
 	cr_assert_eq(proto_discard_encode(buf, sizeof(buf), r, 2), -EINVAL);
 	r[1].npages = 1;
@@ -2025,9 +2026,9 @@ Test(postcopy, page_req_round_trip)
 	int n;
 
 	for (int i = 0; i < PROTO_MAX_PAGE_REQ; i++)
-		in[i] = (rnd() & ~(uint64_t)(PROTO_PAGE_SIZE - 1));
+		in[i] = (rnd() & ~(uint64_t)(PAGE_SIZE - 1));
 	in[0] = 0;
-	in[1] = UINT64_MAX - PROTO_PAGE_SIZE + 1;
+	in[1] = UINT64_MAX - PAGE_SIZE + 1;
 	in[2] = in[3]; /* the same page twice: allowed */
 	for (uint32_t k = 1; k <= PROTO_MAX_PAGE_REQ; k++) {
 		n = proto_page_req_encode(buf, sizeof(buf), in, k);

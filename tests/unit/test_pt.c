@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "devices/devices.h"
 
 #define MiB	 (1ULL << 20)
@@ -760,18 +761,10 @@ Test(pt, load_rejects_corrupt_state)
 /* ---- the device thread ------------------------------------------------------
  */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 Test(pt, thread_delivers_at_rate)
 {
 	const struct timespec poll_gap = {.tv_nsec = 200000};
-	uint64_t deadline = now_ns() + GUARD_S * 1000000000ULL;
+	uint64_t deadline = clock_now_ns() + GUARD_S * 1000000000ULL;
 	struct drv v;
 
 	pt_destroy(&p);
@@ -782,7 +775,7 @@ Test(pt, thread_delivers_at_rate)
 	drv_post(&v, PT_RING_MAX);
 	/* Consume and repost as a driver would, until 1000 packets came. */
 	while (v.next_seq <= 1000) {
-		cr_assert_lt(now_ns(), deadline, "only %lu packets",
+		cr_assert_lt(clock_now_ns(), deadline, "only %lu packets",
 			     (unsigned long)v.next_seq - 1);
 		if (!drv_consume(&v)) {
 			nanosleep(&poll_gap, NULL); /* a poll interval */

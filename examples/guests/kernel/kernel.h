@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "kernel/layout.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 #define TRAP_UD 6
 #define TRAP_PF 14

@@ -3,7 +3,7 @@
  * layout.h - constants of the guest kernel shared by C and assembly.
  *
  * Only #defines live here, because start.S includes this file too (the ABI
- * header vmm/guest_abi.h has structs and cannot be included from assembly).
+ * header common/guest_abi.h has structs and cannot be included from assembly).
  * The GDT is laid out the way SYSCALL/SYSRET would want it even though we do
  * not use them: kernel code, kernel data, user data, user code, then the TSS.
  * Every CPU has its own GDT, so the TSS selector is the same on all of them.

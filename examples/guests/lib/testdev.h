@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 #define GUEST_EXIT_OK	  0
 #define GUEST_EXIT_USAGE  2  /* bad command line, or nothing to verify */

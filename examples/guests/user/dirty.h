@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 struct dirty_region {
 	uint64_t *base; /* nr_pages pages, page aligned */

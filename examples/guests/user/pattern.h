@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 #define PATTERN_WORDS (GUEST_PAGE_SIZE / 8)
 #define PATTERN_STEP  0x9e3779b97f4a7c15ULL

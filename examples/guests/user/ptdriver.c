@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ptdriver.c - the `pt-driver [--ms T] [--ring N] [--bug B]` workload: a
- * poll-mode driver for the passthrough-style receive device (vmm/guest_abi.h,
+ * poll-mode driver for the passthrough-style receive device (common/guest_abi.h,
  * "the passthrough-style DMA device"; the VMM side is devices/pt.c).
  *
  * It takes a descriptor ring (64-byte header + N descriptors) and N receive

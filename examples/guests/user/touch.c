@@ -9,7 +9,7 @@
  * MARK_RESULT with the region's first page number (GPA >> 12) and only
  * ticks. A GUEST_REQ_TOUCH request with arg = seed is one round: one 8-byte
  * store, word 0 = TOUCH_WORD(seed, i), into every page i of the region for
- * which touch_page_selected(seed, i) (vmm/guest_abi.h), nothing else in the
+ * which touch_page_selected(seed, i) (common/guest_abi.h), nothing else in the
  * region, and mailbox.result = the pages written. Besides those pages, a
  * round writes guest RAM only where tick() and the ack must (README.md):
  * the image's .data/.bss (tick and touch state, the ring-3 stack) and the

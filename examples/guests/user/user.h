@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "lib/syscall_nr.h"
-#include "vmm/guest_abi.h"
+#include "common/guest_abi.h"
 
 /* Pages between two calls of tick() in loops over a region. */
 #define TICK_PAGES 4
