@@ -93,8 +93,8 @@ struct boot_info {
 	uint32_t pad0;
 	uint64_t ram_size; /* bytes of RAM, holes excluded */
 	uint64_t tsc_khz;  /* guest TSC frequency */
-	uint64_t pt_base;  /* the identity page tables the VMM built */
-	uint64_t pt_size;
+	uint64_t pgt_base;  /* the identity page tables the VMM built */
+	uint64_t pgt_size;
 	uint64_t kernel_end; /* end of the highest loaded segment */
 	uint64_t dev_mmio_base;
 	uint32_t nr_ranges;

@@ -1,5 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * ept/ - guest physical memory and second-level faults. This layer owns
+ * guest RAM (one memfd mapped MAP_SHARED, cut into regions around the MMIO
+ * hole below 4 GiB, exposed as KVM memslots), translation between
+ * guest-physical addresses and host pointers, the per-page state bitmaps,
+ * dirty tracking (dirty.h), the userfaultfd fault service (fault.h) and the
+ * guest page-table walker (ptwalk.h). It knows nothing of devices, the VM
+ * core or migration: it is handed a VM file descriptor and works on memory
+ * alone.
+ *
  * mem.h - guest RAM: a memfd, its host mapping, and the regions it is cut in.
  *
  * Ownership: a struct guest_mem is built by the main thread before any vCPU

@@ -32,7 +32,7 @@
 #define SZ_512G (1ULL << 39)
 
 /* Page-table pages are handed out from [next, end) by a bump allocator. */
-struct pt_builder {
+struct pgt_builder {
 	const struct guest_mem *m;
 	uint64_t pml4;
 	uint64_t next;
@@ -49,7 +49,7 @@ static uint64_t chunks(uint64_t start, uint64_t end, uint64_t size)
 	return align_up(end, size) / size - start / size;
 }
 
-uint64_t boot_pt_size(const struct guest_mem *m)
+uint64_t boot_pgt_size(const struct guest_mem *m)
 {
 	uint64_t pages = 1; /* PML4 */
 	uint64_t dev_end = GUEST_DEV_MMIO_BASE + GUEST_DEV_MMIO_SIZE;
@@ -67,18 +67,18 @@ uint64_t boot_pt_size(const struct guest_mem *m)
 	return pages * PAGE_SIZE;
 }
 
-static uint64_t *pt_hva(struct pt_builder *b, uint64_t gpa)
+static uint64_t *pgt_hva(struct pgt_builder *b, uint64_t gpa)
 {
 	return mem_gpa_to_hva(b->m, gpa, PAGE_SIZE);
 }
 
-static int pt_alloc(struct pt_builder *b, uint64_t *gpa)
+static int pgt_alloc(struct pgt_builder *b, uint64_t *gpa)
 {
 	uint64_t *p;
 
 	if (b->next + PAGE_SIZE > b->end)
 		return -ENOSPC;
-	p = pt_hva(b, b->next);
+	p = pgt_hva(b, b->next);
 	if (!p)
 		return -EFAULT;
 	memset(p, 0, PAGE_SIZE);
@@ -88,17 +88,17 @@ static int pt_alloc(struct pt_builder *b, uint64_t *gpa)
 }
 
 /* The next-level table behind entry idx of table, allocated on demand. */
-static int pt_next(struct pt_builder *b, uint64_t table, unsigned int idx,
+static int pgt_next(struct pgt_builder *b, uint64_t table, unsigned int idx,
 		   uint64_t *next)
 {
-	uint64_t *t = pt_hva(b, table);
+	uint64_t *t = pgt_hva(b, table);
 	int r;
 
 	if (t[idx] & PTE_P) {
 		*next = t[idx] & PTE_ADDR_MASK;
 		return 0;
 	}
-	r = pt_alloc(b, next);
+	r = pgt_alloc(b, next);
 	if (r)
 		return r;
 	t[idx] = *next | PTE_P | PTE_W | PTE_U;
@@ -106,73 +106,73 @@ static int pt_next(struct pt_builder *b, uint64_t table, unsigned int idx,
 }
 
 /* The last-level table (PT) that maps va. */
-static int pt_leaf_table(struct pt_builder *b, uint64_t va, uint64_t *pt)
+static int pgt_leaf_table(struct pgt_builder *b, uint64_t va, uint64_t *pgt)
 {
 	uint64_t pdpt, pd;
 	int r;
 
-	r = pt_next(b, b->pml4, (va >> 39) & 511, &pdpt);
+	r = pgt_next(b, b->pml4, (va >> 39) & 511, &pdpt);
 	if (!r)
-		r = pt_next(b, pdpt, (va >> 30) & 511, &pd);
+		r = pgt_next(b, pdpt, (va >> 30) & 511, &pd);
 	if (!r)
-		r = pt_next(b, pd, (va >> 21) & 511, pt);
+		r = pgt_next(b, pd, (va >> 21) & 511, pgt);
 	return r;
 }
 
 /* Identity-map [start, end) with 4 KiB pages and the given flags. */
-static int pt_map_range(struct pt_builder *b, uint64_t start, uint64_t end,
+static int pgt_map_range(struct pgt_builder *b, uint64_t start, uint64_t end,
 			uint64_t flags)
 {
-	uint64_t *pt = NULL;
-	uint64_t pt_gpa;
+	uint64_t *pgt = NULL;
+	uint64_t pgt_gpa;
 	int r;
 
 	for (uint64_t a = start; a < end; a += PAGE_SIZE) {
-		if (!pt || (a & (SZ_2M - 1)) == 0) {
-			r = pt_leaf_table(b, a, &pt_gpa);
+		if (!pgt || (a & (SZ_2M - 1)) == 0) {
+			r = pgt_leaf_table(b, a, &pgt_gpa);
 			if (r)
 				return r;
-			pt = pt_hva(b, pt_gpa);
+			pgt = pgt_hva(b, pgt_gpa);
 		}
-		pt[(a >> 12) & 511] = a | flags;
+		pgt[(a >> 12) & 511] = a | flags;
 	}
 	return 0;
 }
 
-int boot_build_page_tables(const struct guest_mem *m, uint64_t pt_base)
+int boot_build_page_tables(const struct guest_mem *m, uint64_t pgt_base)
 {
-	struct pt_builder b = {
+	struct pgt_builder b = {
 		.m = m,
-		.next = pt_base,
-		.end = pt_base + boot_pt_size(m),
+		.next = pgt_base,
+		.end = pgt_base + boot_pgt_size(m),
 	};
 	uint64_t ram = PTE_P | PTE_W | PTE_U;
 	int r;
 
-	r = pt_alloc(&b, &b.pml4);
+	r = pgt_alloc(&b, &b.pml4);
 	for (int i = 0; !r && i < m->nr_regions; i++) {
 		uint64_t s = m->regions[i].gpa;
 
 		/* Guest-physical page 0 stays unmapped. */
 		if (s == 0)
 			s = PAGE_SIZE;
-		r = pt_map_range(&b, s, m->regions[i].gpa + m->regions[i].size,
+		r = pgt_map_range(&b, s, m->regions[i].gpa + m->regions[i].size,
 				 ram);
 	}
 	if (!r)
-		r = pt_map_range(&b, GUEST_DEV_MMIO_BASE,
+		r = pgt_map_range(&b, GUEST_DEV_MMIO_BASE,
 				 GUEST_DEV_MMIO_BASE + GUEST_DEV_MMIO_SIZE,
 				 ram | PTE_PWT | PTE_PCD);
 	return r;
 }
 
 static void boot_fill_ranges(struct boot_info *bi, const struct guest_mem *m,
-			     uint64_t free_start, uint64_t pt_base)
+			     uint64_t free_start, uint64_t pgt_base)
 {
 	bi->nr_ranges = 0;
-	if (free_start < pt_base) {
+	if (free_start < pgt_base) {
 		bi->free[0].start = free_start;
-		bi->free[0].end = pt_base;
+		bi->free[0].end = pgt_base;
 		bi->nr_ranges = 1;
 	}
 	for (int i = 1; i < m->nr_regions; i++) {
@@ -185,12 +185,12 @@ static void boot_fill_ranges(struct boot_info *bi, const struct guest_mem *m,
 	}
 }
 
-int boot_setup(const struct guest_mem *m, const struct boot_params *p,
+int boot_write_guest(const struct guest_mem *m, const struct boot_params *p,
 	       char *err, size_t errlen)
 {
 	const struct mem_region *low = &m->regions[0];
-	uint64_t pt_size = boot_pt_size(m);
-	uint64_t pt_base = (low->size - pt_size) & ~(PAGE_SIZE - 1);
+	uint64_t pgt_size = boot_pgt_size(m);
+	uint64_t pgt_base = (low->size - pgt_size) & ~(PAGE_SIZE - 1);
 	uint64_t free_start = align_up(p->kernel_end, PAGE_SIZE);
 	struct boot_info *bi;
 	size_t cl = p->cmdline ? strlen(p->cmdline) : 0;
@@ -202,16 +202,16 @@ int boot_setup(const struct guest_mem *m, const struct boot_params *p,
 			 GUEST_CMDLINE_MAX - 1);
 		return -E2BIG;
 	}
-	if (pt_size >= low->size || pt_base < free_start) {
+	if (pgt_size >= low->size || pgt_base < free_start) {
 		snprintf(err, errlen,
 			 "guest RAM too small: kernel ends at 0x%llx and page "
 			 "tables need %llu KiB below 0x%llx",
 			 (unsigned long long)p->kernel_end,
-			 (unsigned long long)(pt_size >> 10),
+			 (unsigned long long)(pgt_size >> 10),
 			 (unsigned long long)low->size);
 		return -ENOSPC;
 	}
-	r = boot_build_page_tables(m, pt_base);
+	r = boot_build_page_tables(m, pgt_base);
 	if (r) {
 		snprintf(err, errlen, "building page tables: %s", strerror(-r));
 		return r;
@@ -227,11 +227,11 @@ int boot_setup(const struct guest_mem *m, const struct boot_params *p,
 	bi->nr_cpus = p->nr_cpus;
 	bi->ram_size = m->size;
 	bi->tsc_khz = p->tsc_khz;
-	bi->pt_base = pt_base;
-	bi->pt_size = pt_size;
+	bi->pgt_base = pgt_base;
+	bi->pgt_size = pgt_size;
 	bi->kernel_end = p->kernel_end;
 	bi->dev_mmio_base = GUEST_DEV_MMIO_BASE;
-	boot_fill_ranges(bi, m, free_start, pt_base);
+	boot_fill_ranges(bi, m, free_start, pgt_base);
 	if (cl)
 		memcpy(bi->cmdline, p->cmdline, cl);
 	return 0;

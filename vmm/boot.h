@@ -15,13 +15,13 @@
 #include "common/guest_abi.h"
 
 /* Bytes of page tables needed to identity-map m (4 KiB pages). */
-uint64_t boot_pt_size(const struct guest_mem *m);
+uint64_t boot_pgt_size(const struct guest_mem *m);
 
 /*
- * Build the page tables at pt_base (page aligned, inside RAM). Returns 0 or
+ * Build the page tables at pgt_base (page aligned, inside RAM). Returns 0 or
  * -ENOSPC when they do not fit.
  */
-int boot_build_page_tables(const struct guest_mem *m, uint64_t pt_base);
+int boot_build_page_tables(const struct guest_mem *m, uint64_t pgt_base);
 
 struct boot_params {
 	uint64_t kernel_end;
@@ -34,7 +34,7 @@ struct boot_params {
  * Place the page tables at the top of low RAM, build them and write the
  * boot-info page. Returns 0 or -errno with err saying what did not fit.
  */
-int boot_setup(const struct guest_mem *m, const struct boot_params *p,
+int boot_write_guest(const struct guest_mem *m, const struct boot_params *p,
 	       char *err, size_t errlen);
 
 #endif /* VMM_BOOT_H */

@@ -206,12 +206,12 @@ static int vm_boot(struct vm *vm, const struct elf_image *img, char *err,
 		.cmdline = vm->cfg.append,
 	};
 	const struct boot_info *bi;
-	int r = boot_setup(&vm->mem, &bp, err, errlen);
+	int r = boot_write_guest(&vm->mem, &bp, err, errlen);
 
 	if (r)
 		return r;
 	bi = mem_gpa_to_hva(&vm->mem, GUEST_BOOT_INFO_GPA, sizeof(*bi));
-	vm->boot_cr3 = bi->pt_base;
+	vm->boot_cr3 = bi->pgt_base;
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		r = vcpu_boot_setup(&vm->vcpus[i], img->entry, err, errlen);
 		if (r)

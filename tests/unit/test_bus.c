@@ -295,11 +295,22 @@ Test(bus, i8042_reset_and_status)
 	cr_assert_null(bus_find(&b, I8042_COMMAND_PORT + 1));
 }
 
+/*
+ * Without a host (nothing to reset) the reset command is dropped, and the
+ * controller still reads as idle: status 0 (no output, input buffer empty)
+ * on the command port, 0 on the data port, so a polling guest moves on.
+ */
 Test(bus, i8042_without_host)
 {
 	struct i8042 k;
-	uint8_t v = I8042_CMD_RESET;
+	uint8_t v = I8042_CMD_RESET, status = 0xff, data = 0xff;
 
 	i8042_init(&k, NULL);
+	cr_assert_null(k.host);
 	i8042_ops.write(&k, I8042_COMMAND_PORT - I8042_DATA_PORT, &v, 1);
+	i8042_ops.read(&k, I8042_COMMAND_PORT - I8042_DATA_PORT, &status, 1);
+	i8042_ops.read(&k, 0, &data, 1);
+	cr_assert_eq(status, 0, "status after reset without host: 0x%x",
+		     status);
+	cr_assert_eq(data, 0, "data port: 0x%x", data);
 }

@@ -61,7 +61,7 @@ void mem_init(const struct boot_info *bi)
 	mem.used[0] =
 		(struct mem_span){0, GUEST_BOOT_INFO_GPA + GUEST_PAGE_SIZE};
 	mem.used[1] = (struct mem_span){GUEST_KERNEL_BASE, bi->kernel_end};
-	mem.used[2] = (struct mem_span){bi->pt_base, bi->pt_base + bi->pt_size};
+	mem.used[2] = (struct mem_span){bi->pgt_base, bi->pgt_base + bi->pgt_size};
 	mem.used[3] =
 		(struct mem_span){GUEST_MMIO_HOLE_BASE, GUEST_MMIO_HOLE_END};
 	mem_reset();
