@@ -351,7 +351,7 @@ prepare()
 	# sets the dirty bit of the region's last PTE exactly when the fill is
 	# over. Poll it with `translate` (it pauses the VM for a moment, which
 	# only matters here, before the measurement). The timeout allows
-	# kvm-notes.md's ~45 us per first-touched page, twice over.
+	# docs/kvm-host.md's ~45 us per first-touched page, twice over.
 	local t0 base last
 	t0=$(now_ms)
 	wait_for 20 "the dirty workload" "grep -q '^dirty:' $S.serial" || { state=fill-timeout; return 1; }

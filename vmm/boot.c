@@ -4,7 +4,7 @@
  *
  * Guests start in 64-bit mode, so paging must already be on: the VMM writes
  * a 4-level identity map with 4 KiB pages (2 MiB pages would make the dirty
- * log over-report, kvm-notes.md) at host memcpy speed, instead of letting
+ * log over-report, docs/kvm-host.md) at host memcpy speed, instead of letting
  * emulated ring-0 guest code spend seconds on it. Layout of low RAM:
  *
  *   0x0000  not mapped (catches NULL dereferences)

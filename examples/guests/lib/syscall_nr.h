@@ -3,7 +3,7 @@
  * syscall_nr.h - the numbers of the guest's "system calls".
  *
  * Neither `int` nor `syscall` gets from ring 3 to ring 0 on the nested KVM
- * we run on (kvm-notes.md), but exceptions do. A system call is therefore a
+ * we run on (docs/kvm-host.md), but exceptions do. A system call is therefore a
  * deliberate `ud2` executed in ring 3 with SYS_MAGIC + number in RAX; the
  * ring-0 #UD handler recognises it by all three: CPL 3, the magic in RAX and
  * the ud2 opcode at RIP. Arguments go in RDI, RSI, RDX, RCX (the order of
