@@ -17,24 +17,20 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
+#include "tests/kvm/kvmtest.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
 
-#define MEM_SIZE (64ULL << 20)
-#define NR_CPUS	 2
+#define NR_CPUS	 KVMTEST_NR_CPUS
 #define MAX_VMS	 4
 #define MAX_DEVS 4
-#define WAIT_S	 10
 
 /* Record tags the tests aim at: enum vcpu_rec, vm_rec, dev_rec (vmstate.c). */
 #define TAG_HDR		  1
@@ -47,19 +43,6 @@
 #define TAG_VM_PIT2	  5
 #define TAG_VM_CLOCK	  6
 #define TAG_DEV_STATE	  2
-
-/* One VM of a test; its vCPU threads post markers (guarded by lock). */
-struct tvm {
-	struct vm vm;
-	bool created;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	uint64_t markers[MARK_MAX];
-	uint32_t done_seq;
-	bool exited;
-	char serial[64];
-	char hblog[64];
-};
 
 /* A paused VM's state: one blob per vCPU, the VM blob, one per device. */
 struct saved {
@@ -81,178 +64,11 @@ struct saved {
 static struct tvm vms[MAX_VMS];
 static struct saved sv;
 
-/* ---- one VM ------------------------------------------------------------- */
-
-static void tvm_event(void *opaque, const char *name, uint64_t id, uint64_t arg)
-{
-	struct tvm *t = opaque;
-
-	if (strcmp(name, "marker") || id >= MARK_MAX)
-		return;
-	pthread_mutex_lock(&t->lock);
-	t->markers[id]++;
-	if (id == MARK_REQ_DONE)
-		t->done_seq = (uint32_t)arg;
-	pthread_cond_broadcast(&t->cond);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static void tvm_exit(void *opaque)
-{
-	struct tvm *t = opaque;
-
-	pthread_mutex_lock(&t->lock);
-	t->exited = true;
-	pthread_cond_broadcast(&t->cond);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static void tvm_dump_serial(const struct tvm *t)
-{
-	char line[256];
-	FILE *f = fopen(t->serial, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		fprintf(stderr, "guest: %s", line);
-	if (f)
-		fclose(f);
-}
-
-static void tvm_tmpfile(char *path, size_t len, const char *what)
-{
-	int fd;
-
-	snprintf(path, len, "/tmp/vmm-vmstate-%s-XXXXXX", what);
-	fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	close(fd);
-}
-
-/* Create t's VM: a booted guest running append, or an incoming one. */
-static void tvm_create(struct tvm *t, const char *append)
-{
-	struct vm_config cfg = {
-		.kernel = getenv("GUEST_ELF"),
-		.append = append,
-		.mem_size = MEM_SIZE,
-		.nr_cpus = NR_CPUS,
-		.dirty_backend = DIRTY_BITMAP,
-		.incoming = append == NULL,
-	};
-	char err[512];
-
-	if (access("/dev/kvm", R_OK | W_OK))
-		cr_skip_test("SKIP: /dev/kvm is absent on this machine");
-	cr_assert(cfg.kernel, "GUEST_ELF must name the test guest image");
-	memset(t, 0, sizeof(*t));
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
-	tvm_tmpfile(t->serial, sizeof(t->serial), "serial");
-	tvm_tmpfile(t->hblog, sizeof(t->hblog), "hb");
-	cfg.serial_path = t->serial;
-	cfg.hb_log_path = t->hblog;
-	cr_assert_eq(vcpu_signals_init(), 0);
-	cr_assert_eq(vm_create(&t->vm, &cfg, err, sizeof(err)), 0, "%s", err);
-	t->created = true;
-	t->vm.on_event = tvm_event;
-	t->vm.on_exit = tvm_exit;
-	t->vm.cb_opaque = t;
-}
-
-static void tvm_start(struct tvm *t)
-{
-	char err[256];
-
-	cr_assert_eq(vm_start(&t->vm, err, sizeof(err)), 0, "%s", err);
-}
-
-static void tvm_destroy(struct tvm *t)
-{
-	if (!t->created)
-		return;
-	vm_request_exit(&t->vm, 0, "test done");
-	vm_join(&t->vm);
-	vm_destroy(&t->vm);
-	unlink(t->serial);
-	unlink(t->hblog);
-	t->created = false;
-}
-
+/* ---- VMs --------------------------------------------------------------- */
 static void teardown(void)
 {
 	for (int i = 0; i < MAX_VMS; i++)
 		tvm_destroy(&vms[i]);
-}
-
-static struct testdev_stats tvm_stats(struct tvm *t)
-{
-	struct testdev_stats st;
-
-	testdev_get_stats(&t->vm.testdev, &st);
-	return st;
-}
-
-/* Poll the test device until it has seen n heartbeats (WAIT_S at most). */
-static void tvm_wait_heartbeats(struct tvm *t, uint64_t n)
-{
-	uint64_t deadline = clock_now_ns() + WAIT_S * 1000000000ULL;
-	struct testdev_stats st = tvm_stats(t);
-
-	while (st.heartbeats < n && !t->exited && clock_now_ns() < deadline) {
-		usleep(5000);
-		st = tvm_stats(t);
-	}
-	if (st.heartbeats < n)
-		tvm_dump_serial(t);
-	cr_assert_geq(st.heartbeats, n, "heartbeats: saw %llu, want %llu%s",
-		      (unsigned long long)st.heartbeats, (unsigned long long)n,
-		      t->exited ? " (the VM exited)" : "");
-}
-
-/* Post a mailbox request and wait until the guest has done it. */
-static void tvm_request(struct tvm *t, int req)
-{
-	int seq = vm_guest_request(&t->vm, req, 0);
-	struct timespec dl;
-	int r = 0;
-
-	cr_assert_gt(seq, 0);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += WAIT_S;
-	pthread_mutex_lock(&t->lock);
-	while (t->done_seq < (uint32_t)seq && !t->exited && r == 0)
-		r = pthread_cond_timedwait(&t->cond, &t->lock, &dl);
-	pthread_mutex_unlock(&t->lock);
-	if (t->done_seq < (uint32_t)seq)
-		tvm_dump_serial(t);
-	cr_assert_geq(t->done_seq, (uint32_t)seq, "request %d not done%s", req,
-		      t->exited ? " (the VM exited)" : "");
-}
-
-/* The guest checks every page of its dirty region: all must be right. */
-static void tvm_verify(struct tvm *t)
-{
-	tvm_request(t, GUEST_REQ_VERIFY);
-	if (t->markers[MARK_VERIFY_OK] != 1)
-		tvm_dump_serial(t);
-	cr_assert_eq(t->markers[MARK_VERIFY_FAIL], 0, "guest verify failed");
-	cr_assert_eq(t->markers[MARK_VERIFY_OK], 1, "no verify-ok marker");
-}
-
-/* The first heartbeat this VM's test device logged. */
-static uint32_t tvm_first_logged_seq(struct tvm *t)
-{
-	unsigned long long ns;
-	unsigned int seq = 0;
-	FILE *f;
-
-	testdev_flush(&t->vm.testdev);
-	f = fopen(t->hblog, "r");
-	cr_assert(f, "heartbeat log %s", t->hblog);
-	cr_assert_eq(fscanf(f, "%u %llu", &seq, &ns), 2,
-		     "no heartbeat in the log");
-	fclose(f);
-	return seq;
 }
 
 static void vcpu_get(struct vcpu *v, unsigned long ioc, void *arg)
@@ -464,20 +280,6 @@ static void migrate(struct tvm *src, struct tvm *dst)
 	tvm_start(dst);
 }
 
-/* After a migration: the heartbeat goes on from exactly where it was. */
-static void check_continues(struct tvm *t, const struct testdev_stats *before)
-{
-	struct testdev_stats st;
-
-	tvm_wait_heartbeats(t, before->heartbeats + 100);
-	st = tvm_stats(t);
-	cr_assert_eq(tvm_first_logged_seq(t), before->last_seq + 1,
-		     "first heartbeat after the migration");
-	cr_assert_eq(st.seq_errors, 0, "%llu heartbeat sequence errors",
-		     (unsigned long long)st.seq_errors);
-	cr_assert_gt(st.last_seq, before->last_seq);
-}
-
 /* CPU 0 runs (MMIO exits); the AP is in the run state and at the RIP it had. */
 static void check_vcpus(struct tvm *t, const struct saved *s)
 {
@@ -518,7 +320,7 @@ Test(vmstate, migrate_dirty_guest_in_mmio_traffic)
 	cr_log_info("saved at heartbeat %u: vcpu blobs %zu/%zu bytes, vm %zu",
 		    before.last_seq, sv.vcpu_len[0], sv.vcpu_len[1],
 		    sv.arch_len);
-	check_continues(&vms[1], &before);
+	tvm_check_continues(&vms[1], &before);
 	tvm_verify(&vms[1]);
 	check_vcpus(&vms[1], &sv);
 }
@@ -534,7 +336,7 @@ Test(vmstate, migrate_three_times_in_a_row)
 		migrate(&vms[i - 1], &vms[i]);
 		if (i == 1)
 			first = sv.hb;
-		check_continues(&vms[i], &sv.hb);
+		tvm_check_continues(&vms[i], &sv.hb);
 	}
 	/* Each hop waited for at least 100 more on its new VM. */
 	cr_assert_geq(tvm_stats(&vms[MAX_VMS - 1]).heartbeats,

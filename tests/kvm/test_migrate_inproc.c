@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_migrate_inproc.c - live migration between two VMs of one process,
+ * over a loopback TCP connection, through the public API of migration/
+ * driven by one libuv loop on the test thread: no vmmctl, no shell.
+ *
+ * VM A boots the test guest with the `dirty` workload on two vCPUs; VM B
+ * is created incoming, with KVM dirty logging on (so that its log holds
+ * exactly what B's own guest writes after GO: received pages and
+ * UFFDIO_COPY placements are host writes, which KVM never logs). One test
+ * per mode migrates A to B with --verify and then checks:
+ *  - the source reports completed and the destination runs (in post-copy
+ *    its RAM is complete too); the source stays paused;
+ *  - RAM: B is paused, its dirty log harvested, and every page B's guest
+ *    did not write equals A's (paused with its RAM as of the switch) byte
+ *    for byte; those pages must be most of RAM and include most of the
+ *    workload's, so that the comparison cannot pass by comparing nothing;
+ *  - the guest goes on on B: its first heartbeat is A's last + 1 with no
+ *    sequence error, and the guest's own verify of its region passes.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <uv.h>
+
+#include "common/clock.h"
+#include "common/page.h"
+#include "migration/migration.h"
+#include "tests/kvm/kvmtest.h"
+
+#define WORKLOAD_MIB	  8
+#define WORKLOAD	  "dirty --mib 8 --rate 50"
+#define WARMUP_HEARTBEATS 300 /* ~300 ms: the first pass is long done */
+#define MIG_TIMEOUT_MS	  30000
+/* Ports below the ephemeral range (scripts/ports.sh), from a random one. */
+#define PORT_LO	   20000
+#define PORT_HI	   32767
+#define PORT_TRIES 100
+
+/* One migration A -> B: everything here belongs to the test (loop) thread. */
+struct inproc {
+	struct tvm a, b;
+	uv_loop_t loop;
+	bool loop_on;
+	uv_timer_t timer;
+	bool timer_on, timed_out;
+	struct mig_source *src;
+	struct mig_dest *dst;
+	bool src_done, dst_done;
+	struct mig_stats src_st, dst_st; /* as done() reported them */
+	char to[64];
+};
+
+static struct inproc m;
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void src_done(void *opaque, const struct mig_stats *st)
+{
+	(void)opaque;
+	m.src_done = true;
+	m.src_st = *st;
+}
+
+static void dst_done(void *opaque, const struct mig_stats *st)
+{
+	(void)opaque;
+	m.dst_done = true;
+	m.dst_st = *st;
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	(void)t;
+	m.timed_out = true;
+}
+
+/* Over: both sides reported, or either failed. */
+static bool mig_over(void)
+{
+	if (m.src_done && m.src_st.state != MIG_COMPLETED)
+		return true;
+	if (m.dst_done && m.dst_st.state != MIG_RUNNING)
+		return true;
+	return m.src_done && m.dst_done;
+}
+
+static void loop_init(void)
+{
+	cr_assert_eq(uv_loop_init(&m.loop), 0);
+	m.loop_on = true;
+	cr_assert_eq(uv_timer_init(&m.loop, &m.timer), 0);
+	m.timer_on = true;
+}
+
+/* Release the migration objects and close the loop (after both done). */
+static void loop_fini(void)
+{
+	if (!m.loop_on)
+		return;
+	mig_source_free(m.src);
+	mig_dest_free(m.dst);
+	m.src = NULL;
+	m.dst = NULL;
+	if (m.timer_on)
+		uv_close((uv_handle_t *)&m.timer, NULL);
+	m.timer_on = false;
+	uv_run(&m.loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&m.loop), 0, "a handle is still open");
+	m.loop_on = false;
+}
+
+/*
+ * A migration that has not ended has threads working on both VMs: leave
+ * everything to the end of this test's process. Otherwise free it all.
+ */
+static void teardown(void)
+{
+	if ((m.src || m.dst) && !mig_over())
+		return;
+	loop_fini();
+	tvm_destroy(&m.b);
+	tvm_destroy(&m.a);
+}
+
+/* ---- the migration ------------------------------------------------------ */
+
+/* B listens on the first free port from a random one (PORT_LO-PORT_HI). */
+static void dest_listen(void)
+{
+	const struct mig_hooks hooks = {.done = dst_done};
+	unsigned int seed = 0;
+	char spec[64], err[512] = "";
+	int r = -EADDRINUSE;
+
+	cr_assert_eq(getrandom(&seed, sizeof(seed), 0), sizeof(seed));
+	for (int i = 0; i < PORT_TRIES && r == -EADDRINUSE; i++) {
+		int port = PORT_LO + (seed + i) % (PORT_HI - PORT_LO + 1);
+
+		snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%d", port);
+		r = mig_dest_start(&m.dst, &m.b.vm, &m.loop, spec, &hooks, err,
+				   sizeof(err));
+	}
+	cr_assert_eq(r, 0, "the destination cannot listen: %s", err);
+	snprintf(m.to, sizeof(m.to), "%s", spec);
+}
+
+static void migrate(const struct mig_params *p)
+{
+	const struct mig_hooks hooks = {.done = src_done};
+	char err[512] = "";
+
+	cr_assert_eq(mig_source_start(&m.src, &m.a.vm, &m.loop, p, &hooks, err,
+				      sizeof(err)),
+		     0, "mig_source_start: %s", err);
+	cr_assert_eq(uv_timer_start(&m.timer, on_timeout, MIG_TIMEOUT_MS, 0),
+		     0);
+	while (!mig_over() && !m.timed_out)
+		uv_run(&m.loop, UV_RUN_ONCE);
+	cr_assert(!m.timed_out, "no end after %d ms: source %s, destination %s",
+		  MIG_TIMEOUT_MS,
+		  mig_state_name(mig_source_stats(m.src)->state),
+		  mig_state_name(mig_dest_stats(m.dst)->state));
+	uv_timer_stop(&m.timer);
+	cr_assert_eq(m.src_st.state, MIG_COMPLETED, "source: %s: %s",
+		     mig_state_name(m.src_st.state), m.src_st.error);
+	cr_assert_eq(m.dst_st.state, MIG_RUNNING, "destination: %s: %s",
+		     mig_state_name(m.dst_st.state), m.dst_st.error);
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+/* Pages of B's RAM compared with A's, and what was left out. */
+struct ram_cmp {
+	uint64_t compared; /* not written by B's guest: compared with A's */
+	uint64_t data;	   /* of those, pages not all zero */
+	uint64_t written;  /* in B's dirty log: left out */
+	uint64_t differ;   /* compared and different */
+	uint64_t first_gpa, first_off;
+};
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE_SIZE];
+
+	return !memcmp(p, zero, PAGE_SIZE);
+}
+
+/* The first byte at which two differing pages differ. */
+static uint64_t page_diff_at(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t off = 0;
+
+	while (off < PAGE_SIZE && a[off] == b[off])
+		off++;
+	return off;
+}
+
+/* Page by page through the memfd mappings; skip what B's guest wrote. */
+static struct ram_cmp ram_compare(const struct guest_mem *a,
+				  const struct guest_mem *b)
+{
+	const struct bitmap *wrote = &b->state[MEM_PS_DIRTY];
+	struct ram_cmp c = {0};
+
+	cr_assert_eq(a->nr_pages, b->nr_pages);
+	for (uint64_t i = 0; i < b->nr_pages; i++) {
+		const uint8_t *pa = a->base + i * PAGE_SIZE;
+		const uint8_t *pb = b->base + i * PAGE_SIZE;
+
+		if (bitmap_test(wrote, i)) {
+			c.written++;
+			continue;
+		}
+		c.compared++;
+		if (memcmp(pa, pb, PAGE_SIZE)) {
+			if (!c.differ++) {
+				c.first_gpa = mem_page_to_gpa(b, i);
+				c.first_off = page_diff_at(pa, pb);
+			}
+			continue;
+		}
+		if (!page_is_zero(pa))
+			c.data++;
+	}
+	return c;
+}
+
+/*
+ * B paused: what its guest wrote since GO is in its dirty log; everything
+ * else must be A's RAM at the switch, byte for byte. Not vacuously: nine
+ * tenths of RAM at least are compared, and a quarter of the workload's
+ * pages at least hold data (in post-copy B's guest rewrites about half of
+ * its region while the rest is pushed: ~100 ms at 50 MiB/s).
+ */
+static void check_ram(void)
+{
+	const struct guest_mem *a = &m.a.vm.mem, *b = &m.b.vm.mem;
+	const uint64_t workload = WORKLOAD_MIB * (1ULL << 20) / PAGE_SIZE;
+	uint64_t t0, logged = 0;
+	struct ram_cmp c;
+	char err[256];
+
+	cr_assert_eq(vm_pause(&m.b.vm), 0, "pausing the destination");
+	cr_assert_eq(dirty_harvest(&m.b.vm.dirty, &logged, err, sizeof(err)), 0,
+		     "%s", err);
+	/* The premise: nothing but B's guest is in the log. */
+	cr_assert_eq(m.b.vm.dirty.st.host_pages, 0,
+		     "host writes in the destination's dirty log");
+	t0 = clock_now_ns();
+	c = ram_compare(a, b);
+	cr_log_info("RAM: %llu pages compared (%llu with data) in %llu ms, "
+		    "%llu written by the guest on B since GO (%llu logged)",
+		    (unsigned long long)c.compared, (unsigned long long)c.data,
+		    (unsigned long long)(clock_now_ns() - t0) / 1000000,
+		    (unsigned long long)c.written, (unsigned long long)logged);
+	cr_assert_eq(c.differ, 0,
+		     "%llu pages the guest did not write differ between "
+		     "source and destination; the first at GPA 0x%llx "
+		     "(byte 0x%llx)",
+		     (unsigned long long)c.differ,
+		     (unsigned long long)c.first_gpa,
+		     (unsigned long long)c.first_off);
+	cr_assert_eq(c.written, logged);
+	cr_assert_geq(c.compared, b->nr_pages * 9 / 10,
+		      "only %llu of %llu pages compared",
+		      (unsigned long long)c.compared,
+		      (unsigned long long)b->nr_pages);
+	cr_assert_geq(c.data, workload / 4,
+		      "only %llu pages with data compared (workload: %llu)",
+		      (unsigned long long)c.data, (unsigned long long)workload);
+	cr_assert_eq(dirty_stop(&m.b.vm.dirty), 0);
+	cr_assert_eq(vm_resume(&m.b.vm), 0, "resuming the destination");
+}
+
+static void log_stats(enum mig_mode mode, const struct mig_stats *s)
+{
+	cr_log_info("%s: %s in %llu ms, downtime %llu us, %llu rounds (%s), "
+		    "%llu pages normal + %llu zero, %llu wire bytes, "
+		    "post-copy %s (%llu ms, %llu requests, %llu pushed)",
+		    mig_mode_name(mode), mig_state_name(s->state),
+		    (unsigned long long)s->time_elapsed_ms,
+		    (unsigned long long)s->downtime_us,
+		    (unsigned long long)s->memory_iteration,
+		    mig_reason_name(s->reason),
+		    (unsigned long long)s->memory_normal,
+		    (unsigned long long)s->memory_constant,
+		    (unsigned long long)s->wire_bytes,
+		    s->postcopy ? "yes" : "no",
+		    (unsigned long long)s->postcopy_ms,
+		    (unsigned long long)s->memory_postcopy_requests,
+		    (unsigned long long)s->postcopy_pushed);
+}
+
+/*
+ * Boot A, create B, migrate with p (to: filled in here), then every check.
+ * postcopy: whether the switch must have gone to post-copy.
+ */
+static void run(struct mig_params *p, bool postcopy)
+{
+	struct testdev_stats at_switch;
+	char err[256];
+
+	loop_init();
+	tvm_create(&m.a, WORKLOAD);
+	tvm_start(&m.a);
+	tvm_wait_heartbeats(&m.a, WARMUP_HEARTBEATS);
+	tvm_create(&m.b, NULL);
+	cr_assert_eq(dirty_start(&m.b.vm.dirty, err, sizeof(err)), 0, "%s",
+		     err);
+	dest_listen();
+	p->to = m.to;
+	p->verify = true;
+	migrate(p);
+	log_stats(p->mode, &m.src_st);
+	cr_assert_eq(m.src_st.postcopy, postcopy, "the switch went to %s",
+		     m.src_st.postcopy ? "post-copy" : "stop-copy");
+	/* The source keeps the VM whole and paused; B has all its RAM. */
+	cr_assert_eq(m.a.vm.state, VM_PAUSED, "source VM %s",
+		     vm_state_name(m.a.vm.state));
+	cr_assert(!atomic_load(&m.b.vm.ram_incomplete),
+		  "the destination still lacks pages");
+	check_ram();
+	at_switch = tvm_stats(&m.a);
+	tvm_check_continues(&m.b, &at_switch);
+	tvm_verify(&m.b);
+}
+
+static struct mig_params params(enum mig_mode mode)
+{
+	return (struct mig_params){
+		.mode = mode,
+		.downtime_limit_ms = MIG_DEFAULT_DOWNTIME_MS,
+		.max_rounds = MIG_DEFAULT_MAX_ROUNDS,
+		.zstd_level = MIG_DEFAULT_ZSTD,
+		.push_order = MIG_PUSH_ACCESSED,
+	};
+}
+
+TestSuite(migrate_inproc, .fini = teardown, .timeout = 120);
+
+Test(migrate_inproc, precopy)
+{
+	struct mig_params p = params(MIG_MODE_PRECOPY);
+
+	run(&p, false);
+}
+
+Test(migrate_inproc, postcopy)
+{
+	struct mig_params p = params(MIG_MODE_POSTCOPY);
+
+	run(&p, true);
+}
+
+/*
+ * A 1 ms downtime limit is all fixed cost (policy.h): no dirty page fits,
+ * so hybrid gives up pre-copy after round 0 and switches to post-copy.
+ */
+Test(migrate_inproc, hybrid)
+{
+	struct mig_params p = params(MIG_MODE_HYBRID);
+
+	p.downtime_limit_ms = 1;
+	run(&p, true);
+}
