@@ -93,7 +93,7 @@ Test(acpi, rsdp_found_where_kut_looks)
 	cr_assert_eq(acpi_write(&gm, &c, &l, err, sizeof(err)), 0, "%s", err);
 	r = find_rsdp();
 	cr_assert_not_null(r);
-	cr_expect_eq((uint8_t *)r - gm.base, l.rsdp);
+	cr_expect_eq((uint64_t)((uint8_t *)r - gm.base), l.rsdp);
 	cr_expect_eq(sum(r, 20), 0, "RSDP checksum");
 	cr_expect_eq(sum(r, 36), 0, "RSDP extended checksum");
 	cr_expect_eq(r->revision, 2);
