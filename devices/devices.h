@@ -37,6 +37,7 @@ struct dev_host {
 };
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 #include "devices/console.h"
 #include "devices/serial.h"
 #include "devices/i8042.h"
