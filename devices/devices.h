@@ -5,8 +5,11 @@
  * This layer owns the port-I/O and MMIO address maps (struct bus), the
  * device models (8250 UART on COM1, the i8042 reset line, the test device,
  * and pt, a passthrough-style receive device that DMAs packets into guest
- * buffers from its own thread and quiesces for migration) and the console
- * sink they print to. Devices never call into vmm/: they reach the VM
+ * buffers from its own thread and quiesces for migration), the console
+ * sink they print to, and the table of a VM's devices (dev.h: each
+ * migratable device offers a struct dev_ops - state, thread, quiesce
+ * handshake - and registers its instance; the VM core and migration go
+ * through the table, never a device type). Devices never call into vmm/: they reach the VM
  * through struct dev_host, a small table of callbacks the VMM fills in
  * (raise an interrupt line, request exit, post an event), and they reach
  * guest RAM through ept/ (a device that writes guest RAM reports it with
@@ -37,6 +40,7 @@ struct dev_host {
 };
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 #include "devices/console.h"
 #include "devices/serial.h"
 #include "devices/i8042.h"

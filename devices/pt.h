@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 #include "common/guest_abi.h"
 
 struct dev_host;
@@ -108,10 +109,16 @@ struct pt {
 	uint32_t q_head, q_len;
 	uint64_t warn_ns;	  /* time of the last rate-limited warning */
 	uint64_t warn_suppressed; /* warnings not printed since then */
-	struct pt_stats st; /* counters; next_seq and delivered are state */
+	struct pt_stats st;  /* counters; next_seq and delivered are state */
+	dev_ack_fn q_ack_fn; /* the dev_ops quiesce-ack notification */
+	void *q_ack_opaque;
 };
 
 extern const struct bus_ops pt_ops;
+/* The device table's view (pt_dev.c): state, thread, quiesce handshake. */
+extern const struct dev_ops pt_dev_ops;
+/* Type "pt": builds an instance from a struct pt_config, maps it at PT_GPA. */
+extern const struct dev_type pt_dev_type;
 
 /* Registers nothing: the caller maps pt_ops at PT_GPA. 0 or -errno. */
 int pt_init(struct pt *p, const struct dev_host *host,

@@ -362,3 +362,27 @@ int serial_load(struct serial *s, const struct serial_state *st, char *err,
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
+
+/* ---- the device table's view --------------------------------------------- */
+
+static int serial_dev_save(void *dev, void *state, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	serial_save(dev, state);
+	return 0;
+}
+
+static int serial_dev_load(void *dev, const void *state, char *err,
+			   size_t errlen)
+{
+	return serial_load(dev, state, err, errlen);
+}
+
+const struct dev_ops serial_dev_ops = {
+	.type = "serial",
+	.version = SERIAL_STATE_VERSION,
+	.state_size = sizeof(struct serial_state),
+	.save = serial_dev_save,
+	.load = serial_dev_load,
+};

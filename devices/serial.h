@@ -15,6 +15,7 @@
 
 #include "devices/bus.h"
 #include "devices/console.h"
+#include "devices/dev.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ	 4
@@ -68,5 +69,8 @@ void serial_save(struct serial *s, struct serial_state *st);
  */
 int serial_load(struct serial *s, const struct serial_state *st, char *err,
 		size_t errlen);
+
+/* The device table's view: struct serial_state, no thread, no DMA. */
+extern const struct dev_ops serial_dev_ops;
 
 #endif /* DEVICES_SERIAL_H */

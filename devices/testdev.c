@@ -329,3 +329,27 @@ int testdev_load(struct testdev *t, const struct testdev_state *st, char *err,
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
+
+/* ---- the device table's view --------------------------------------------- */
+
+static int testdev_dev_save(void *dev, void *state, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	testdev_save(dev, state);
+	return 0;
+}
+
+static int testdev_dev_load(void *dev, const void *state, char *err,
+			    size_t errlen)
+{
+	return testdev_load(dev, state, err, errlen);
+}
+
+const struct dev_ops testdev_dev_ops = {
+	.type = "testdev",
+	.version = TESTDEV_STATE_VERSION,
+	.state_size = sizeof(struct testdev_state),
+	.save = testdev_dev_save,
+	.load = testdev_dev_load,
+};

@@ -19,6 +19,7 @@
 
 #include "devices/bus.h"
 #include "devices/console.h"
+#include "devices/dev.h"
 #include "common/guest_abi.h"
 
 struct dev_host;
@@ -79,5 +80,8 @@ struct testdev_state {
 void testdev_save(struct testdev *t, struct testdev_state *st);
 int testdev_load(struct testdev *t, const struct testdev_state *st, char *err,
 		 size_t errlen);
+
+/* The device table's view: struct testdev_state, no thread, no DMA. */
+extern const struct dev_ops testdev_dev_ops;
 
 #endif /* DEVICES_TESTDEV_H */

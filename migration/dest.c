@@ -40,9 +40,9 @@
 #include "migration/migration.h"
 #include "migration/ram.h"
 #include "migration/urgent.h"
+#include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
-#include "vmm/vmstate.h"
 
 
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
@@ -457,51 +457,44 @@ static void dest_on_state(struct mig_dest *d, const uint8_t *p, size_t len)
 	b->version = s.version;
 }
 
-static int dest_restore_devices(struct mig_dest *d, char *err, size_t errlen)
+/* The blobs that arrived, as the snapshot of the machine. */
+static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
+			 char *err, size_t errlen)
 {
-	struct vm_device devs[PROTO_MAX_DEVICES];
-	int nr = vm_devices(d->vm, devs, PROTO_MAX_DEVICES);
-
-	for (int i = 0; i < nr; i++) {
-		int r;
-
-		if (!d->dev[i].data) {
-			snprintf(err, errlen, "no state for device %s",
-				 devs[i].name);
-			return -EPROTO;
-		}
-		r = devs[i].load(devs[i].dev, d->dev[i].data, d->dev[i].len,
-				 err, errlen);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-/*
- * Restore order: devices (plain data), then every vCPU (vcpu_state_load
- * obeys the per-vCPU ordering rules), then the VM-wide state last, so that
- * KVM_SET_CLOCK is the final step before the vCPUs run.
- */
-static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
-{
-	int r = dest_restore_devices(d, err, errlen);
+	char name[32];
+	int r = 0;
 
 	for (int i = 0; !r && i < d->vm->nr_vcpus; i++) {
-		if (!d->vcpu[i].data) {
-			snprintf(err, errlen, "no state for vCPU %d", i);
-			return -EPROTO;
-		}
-		r = vcpu_state_load(&d->vm->vcpus[i], d->vcpu[i].data,
-				    d->vcpu[i].len, err, errlen);
+		snprintf(name, sizeof(name), "vcpu%d", i);
+		if (d->vcpu[i].data)
+			r = vm_snapshot_add(snap, VM_SNAP_VCPU, i, name,
+					    d->vcpu[i].version, d->vcpu[i].data,
+					    d->vcpu[i].len, err, errlen);
 	}
-	if (!r && !d->vmstate.data) {
-		snprintf(err, errlen, "no VM state (irqchip, PIT, clock)");
-		return -EPROTO;
-	}
+	if (!r && d->vmstate.data)
+		r = vm_snapshot_add(snap, VM_SNAP_VM, 0, "vm",
+				    d->vmstate.version, d->vmstate.data,
+				    d->vmstate.len, err, errlen);
+	for (int i = 0; !r && i < d->nr_devs && vm_dev_at(d->vm, i); i++)
+		if (d->dev[i].data)
+			r = vm_snapshot_add(snap, VM_SNAP_DEVICE, i,
+					    vm_dev_at(d->vm, i)->name,
+					    d->dev[i].version, d->dev[i].data,
+					    d->dev[i].len, err, errlen);
+	return r;
+}
+
+/* vm_snapshot_apply restores in the order KVM requires (snapshot.c). */
+static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
+{
+	struct vm_snapshot snap;
+	int r;
+
+	vm_snapshot_init(&snap);
+	r = dest_snapshot(d, &snap, err, errlen);
 	if (!r)
-		r = vm_arch_state_load(d->vm, d->vmstate.data, d->vmstate.len,
-				       err, errlen);
+		r = vm_snapshot_apply(d->vm, &snap, err, errlen);
+	vm_snapshot_free(&snap);
 	return r;
 }
 
@@ -637,9 +630,8 @@ static void dest_on_go(struct mig_dest *d)
 	}
 	dest_send_empty(d, PROTO_RUNNING);
 	d->go_done = true;
-	/* The device came in reset: its driver re-registers on RESUME. */
-	if (d->vm->pt_on)
-		pt_resume(&d->vm->pt);
+	/* The devices came in reset: a DMA driver re-registers on RESUME. */
+	vm_devs_resume(d->vm);
 	dest_end(d, MIG_RUNNING);
 }
 

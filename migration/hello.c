@@ -3,12 +3,12 @@
  * hello.c - describe the local VM for the handshake: RAM layout, vCPUs,
  * the CPUID KVM offers (what both VMs' vCPUs are built from), devices.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/page.h"
 #include "migration/hello.h"
 #include "vmm/vm.h"
-#include "vmm/vmstate.h"
 
 /*
  * KVM_GET_SUPPORTED_CPUID passes through the APIC id of whichever host CPU
@@ -26,8 +26,8 @@ static void mig_hello_normalise(struct proto_cpuid *c)
 void mig_hello_local(struct vm *vm, uint64_t caps, struct proto_hello *h)
 {
 	const struct kvm_cpuid2 *c = vm->kvm.cpuid;
-	struct vm_device devs[PROTO_MAX_DEVICES];
-	int nr = vm_devices(vm, devs, PROTO_MAX_DEVICES);
+	const struct dev *d;
+	int nr = 0;
 
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
@@ -49,9 +49,9 @@ void mig_hello_local(struct vm *vm, uint64_t caps, struct proto_hello *h)
 		mig_hello_normalise(&h->cpuid[i]);
 		h->nr_cpuid++;
 	}
-	for (int i = 0; i < nr; i++) {
-		strncpy(h->devices[i].name, devs[i].name, PROTO_NAME_MAX - 1);
-		h->devices[i].version = devs[i].version;
+	for (; nr < PROTO_MAX_DEVICES && (d = vm_dev_at(vm, nr)); nr++) {
+		snprintf(h->devices[nr].name, PROTO_NAME_MAX, "%s", d->name);
+		h->devices[nr].version = d->ops->version;
 	}
 	h->nr_devices = nr;
 }

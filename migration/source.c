@@ -45,8 +45,8 @@
 #include "migration/ram.h"
 #include "migration/urgent.h"
 #include "vmm/vcpu.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
-#include "vmm/vmstate.h"
 
 #define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
 /*
@@ -97,7 +97,7 @@ struct mig_source {
 	uint64_t cursor;    /* pre-copy: next page index to look at */
 	struct proto_batch *batch;
 	size_t frame_cap;
-	uint8_t *state_buf; /* scratch for state blobs */
+	uint64_t pinned_new; /* src_take_pinned: pages it added to todo */
 	struct proto_digest digest[PROTO_MAX_REGIONS];
 	int nr_digest;
 	bool remote_verified;
@@ -222,7 +222,7 @@ static void src_end(struct mig_source *s, enum mig_state state)
 	s->ended = true;
 	s->st.state = state;
 	if (s->q_asked)
-		pt_set_ack_hook(&s->vm->pt, NULL, NULL);
+		vm_devs_set_ack_hook(s->vm, NULL, NULL);
 	if (s->qtimer_on)
 		uv_timer_stop(&s->qtimer);
 	src_update_elapsed(s);
@@ -454,6 +454,21 @@ static bool src_fill_push(struct mig_source *s)
 	return s->batch->nr_pages > 0;
 }
 
+/* One pinned buffer: its pages go into todo, counted in s->pinned_new. */
+static void src_take_pin(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct mig_source *s = opaque;
+	uint64_t end = gpa + len;
+
+	for (uint64_t g = gpa & ~(PAGE_SIZE - 1); g < end; g += PAGE_SIZE) {
+		uint64_t i;
+
+		if (!mem_gpa_to_page(&s->vm->mem, g, &i) &&
+		    !bitmap_test_and_set(&s->todo, i))
+			s->pinned_new++;
+	}
+}
+
 /*
  * The buffers a passthrough device holds (pinned) may be written by its DMA
  * at any moment: they count as dirty in every round, the last included.
@@ -461,26 +476,9 @@ static bool src_fill_push(struct mig_source *s)
  */
 static uint64_t src_take_pinned(struct mig_source *s)
 {
-	struct pt_pin pins[PT_RING_MAX];
-	uint64_t n = 0;
-	int nr;
-
-	if (!s->vm->pt_on)
-		return 0;
-	nr = pt_pinned(&s->vm->pt, pins, PT_RING_MAX);
-	for (int k = 0; k < nr && k < PT_RING_MAX; k++) {
-		uint64_t end = pins[k].gpa + pins[k].len;
-
-		for (uint64_t g = pins[k].gpa & ~(PAGE_SIZE - 1); g < end;
-		     g += PAGE_SIZE) {
-			uint64_t i;
-
-			if (!mem_gpa_to_page(&s->vm->mem, g, &i) &&
-			    !bitmap_test_and_set(&s->todo, i))
-				n++;
-		}
-	}
-	return n;
+	s->pinned_new = 0;
+	vm_devs_pinned(s->vm, src_take_pin, s);
+	return s->pinned_new;
 }
 
 /* Move the harvested DIRTY set into todo for the next round. */
@@ -600,14 +598,11 @@ static void src_early_discard(struct mig_source *s)
 /* ---- passthrough devices: the quiesce handshake (docs/pt-quiesce.md) -----
  */
 
-/* On the vCPU thread that wrote the driver's ACK: wake the loop. */
-static void src_pt_acked(void *opaque, enum pt_req req, uint32_t seq)
+/* On the vCPU thread that wrote a driver's quiesce ACK: wake the loop. */
+static void src_dev_acked(void *opaque)
 {
 	struct mig_source *s = opaque;
 
-	(void)seq;
-	if (req != PT_REQ_QUIESCE)
-		return;
 	atomic_store(&s->q_acked, true);
 	uv_async_send(&s->uasync);
 }
@@ -615,11 +610,9 @@ static void src_pt_acked(void *opaque, enum pt_req req, uint32_t seq)
 static void src_quiesce_done(struct mig_source *s)
 {
 	void (*then)(struct mig_source * s) = s->q_then;
-	struct pt_stats st;
 
 	uv_timer_stop(&s->qtimer);
-	pt_get_stats(&s->vm->pt, &st);
-	s->st.quiesce_us = st.quiesce_acks ? st.quiesce_ns / 1000 : 0;
+	s->st.quiesce_us = vm_devs_quiesce_ns(s->vm) / 1000;
 	s->q_then = NULL;
 	s->st.state = MIG_PRECOPY; /* then(s) pauses, or discards early */
 	then(s);
@@ -633,25 +626,23 @@ static void src_quiesce_check(struct mig_source *s, bool timed_out)
 
 	if (s->ended || s->st.state != MIG_QUIESCE)
 		return;
-	r = pt_quiesce_check(&s->vm->pt, err, sizeof(err));
-	if (!r) {
+	r = vm_devs_quiesce_poll(s->vm, err, sizeof(err));
+	if (r > 0) {
 		src_quiesce_done(s);
 		return;
 	}
-	if (r == -EAGAIN && !timed_out)
+	if (r == 0 && !timed_out)
 		return;
-	if (r == -EAGAIN)
+	if (r == 0)
 		src_fail(s, MIG_FAILED,
-			 "device pt0: the driver did not acknowledge the "
-			 "quiesce request within %llu ms; the VM keeps running "
-			 "here with the device",
-			 (unsigned long long)s->p.quiesce_timeout_ms);
+			 "%s within %llu ms; the VM keeps running here with "
+			 "the device",
+			 err, (unsigned long long)s->p.quiesce_timeout_ms);
 	else
-		src_fail(
-			s, MIG_FAILED,
-			"device pt0: %s; the switch-over is refused and the VM "
-			"keeps running here with the device",
-			strncmp(err, "pt: ", 4) ? err : err + 4);
+		src_fail(s, MIG_FAILED,
+			 "%s; the switch-over is refused and the VM keeps "
+			 "running here with the device",
+			 err);
 }
 
 static void src_on_qtimer(uv_timer_t *t)
@@ -669,20 +660,16 @@ static void src_on_qtimer(uv_timer_t *t)
 static void src_quiesce_then(struct mig_source *s,
 			     void (*then)(struct mig_source *s))
 {
-	struct pt_stats st;
-
-	if (!s->vm->pt_on) {
+	if (!vm_devs_nr_quiesce(s->vm)) {
 		then(s);
 		return;
 	}
 	s->q_then = then;
 	s->st.state = MIG_QUIESCE;
 	atomic_store(&s->q_acked, false);
-	pt_set_ack_hook(&s->vm->pt, src_pt_acked, s);
+	vm_devs_set_ack_hook(s->vm, src_dev_acked, s);
 	s->q_asked = true;
-	pt_quiesce_request(&s->vm->pt);
-	pt_get_stats(&s->vm->pt, &st);
-	if (!st.enabled && !st.pinned) {
+	if (!vm_devs_quiesce_request(s->vm)) {
 		src_quiesce_done(s);
 		return;
 	}
@@ -699,8 +686,8 @@ static void src_quiesce_cancel(struct mig_source *s)
 	if (!s->q_asked)
 		return;
 	s->q_asked = false;
-	pt_set_ack_hook(&s->vm->pt, NULL, NULL);
-	pt_resume(&s->vm->pt);
+	vm_devs_set_ack_hook(s->vm, NULL, NULL);
+	vm_devs_resume(s->vm);
 }
 
 static void src_stop_precopy(struct mig_source *s)
@@ -758,18 +745,18 @@ static void src_end_round(struct mig_source *s)
  * ------------------------------------------------------- */
 
 static int src_send_state(struct mig_source *s, uint16_t kind, uint16_t ver,
-			  uint32_t id, const struct proto_rec_writer *w)
+			  uint32_t id, const uint8_t *blob, size_t len)
 {
 	struct proto_state st = {.kind = kind,
 				 .version = ver,
 				 .id = id,
-				 .len = (uint32_t)w->len,
-				 .blob = w->buf};
-	size_t cap = PROTO_HDR_SIZE + 16 + w->len;
+				 .len = (uint32_t)len,
+				 .blob = blob};
+	size_t cap = PROTO_HDR_SIZE + 16 + len;
 	uint8_t *f;
 	int n;
 
-	if (w->overflow)
+	if (len > UINT32_MAX)
 		return -E2BIG;
 	f = malloc(cap);
 	if (!f)
@@ -782,45 +769,26 @@ static int src_send_state(struct mig_source *s, uint16_t kind, uint16_t ver,
 	return mig_channel_send(&s->ch, f, n);
 }
 
-static int src_send_vcpus(struct mig_source *s, char *err, size_t errlen)
+/* The paused VM's state: every vCPU, the VM, every device, in that order. */
+static int src_send_snapshot(struct mig_source *s, char *err, size_t errlen)
 {
-	struct proto_rec_writer w;
+	static const uint16_t kinds[] = {
+		[VM_SNAP_VCPU] = PROTO_STATE_VCPU,
+		[VM_SNAP_VM] = PROTO_STATE_VM,
+		[VM_SNAP_DEVICE] = PROTO_STATE_DEVICE,
+	};
+	struct vm_snapshot snap;
 	int r;
 
-	for (int i = 0; i < s->vm->nr_vcpus; i++) {
-		proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
-		r = vcpu_state_save(&s->vm->vcpus[i], &w, err, errlen);
-		if (!r)
-			r = src_send_state(s, PROTO_STATE_VCPU,
-					   VMSTATE_VCPU_VERSION, i, &w);
-		if (r)
-			return r;
-	}
-	return 0;
-}
+	vm_snapshot_init(&snap);
+	r = vm_snapshot_take(s->vm, &snap, err, errlen);
+	for (int i = 0; !r && i < snap.nr; i++) {
+		const struct vm_snap_section *sec = &snap.sec[i];
 
-static int src_send_vm_devices(struct mig_source *s, char *err, size_t errlen)
-{
-	struct vm_device devs[PROTO_MAX_DEVICES];
-	int nr = vm_devices(s->vm, devs, PROTO_MAX_DEVICES);
-	struct proto_rec_writer w;
-	int r;
-
-	proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
-	r = vm_arch_state_save(s->vm, &w, err, errlen);
-	if (!r)
-		r = src_send_state(s, PROTO_STATE_VM, VMSTATE_VM_VERSION, 0,
-				   &w);
-	for (int i = 0; !r && i < nr; i++) {
-		proto_rec_writer_init(&w, s->state_buf, VMSTATE_BLOB_MAX);
-		r = devs[i].save(devs[i].dev, &w);
-		if (!r)
-			r = src_send_state(s, PROTO_STATE_DEVICE,
-					   devs[i].version, i, &w);
-		else
-			snprintf(err, errlen, "saving device %s: %s",
-				 devs[i].name, strerror(-r));
+		r = src_send_state(s, kinds[sec->kind], sec->version, sec->id,
+				   sec->data, sec->len);
 	}
+	vm_snapshot_free(&snap);
 	return r;
 }
 
@@ -874,9 +842,7 @@ static void src_finish(struct mig_source *s)
 	int r = src_send_empty(s, PROTO_RAM_END);
 
 	if (!r)
-		r = src_send_vcpus(s, err, sizeof(err));
-	if (!r)
-		r = src_send_vm_devices(s, err, sizeof(err));
+		r = src_send_snapshot(s, err, sizeof(err));
 	if (!r)
 		r = src_send_empty(s, PROTO_STATE_END);
 	if (!r && (s->caps & PROTO_CAP_VERIFY))
@@ -1354,9 +1320,7 @@ static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 							 s->discard_runs));
 
 	if (!r)
-		r = src_send_vcpus(s, err, errlen);
-	if (!r)
-		r = src_send_vm_devices(s, err, errlen);
+		r = src_send_snapshot(s, err, errlen);
 	if (!r)
 		r = src_send_empty(s, PROTO_STATE_END);
 	if (!r && !s->uch.loop)
@@ -1825,8 +1789,7 @@ static int src_alloc(struct mig_source *s)
 	s->batch = malloc(sizeof(*s->batch));
 	s->ubatch = malloc(sizeof(*s->ubatch));
 	s->ubuf = malloc(s->frame_cap);
-	s->state_buf = malloc(VMSTATE_BLOB_MAX);
-	if (!s->batch || !s->ubatch || !s->ubuf || !s->state_buf)
+	if (!s->batch || !s->ubatch || !s->ubuf)
 		return -ENOMEM;
 	proto_batch_init(s->batch);
 	proto_batch_init(s->ubatch);
@@ -1915,7 +1878,6 @@ static void src_release(struct mig_source *s)
 	free(s->batch);
 	free(s->ubatch);
 	free(s->ubuf);
-	free(s->state_buf);
 	free(s);
 }
 

@@ -401,14 +401,15 @@ static int boot_migrate(struct boot_app *app, const struct ctl_request *req,
  */
 static json_t *boot_pt_status_json(struct vm *vm)
 {
+	struct pt *pt = vm_dev_find(vm, "pt0");
 	struct pt_stats st;
 
-	if (!vm->pt_on)
+	if (!pt)
 		return NULL;
 	if (atomic_load(&vm->ram_incomplete))
-		return ctl_pt_status(NULL, vm->pt.cfg.rate_pps);
-	pt_get_stats(&vm->pt, &st);
-	return ctl_pt_status(&st, vm->pt.cfg.rate_pps);
+		return ctl_pt_status(NULL, pt->cfg.rate_pps);
+	pt_get_stats(pt, &st);
+	return ctl_pt_status(&st, pt->cfg.rate_pps);
 }
 
 static json_t *boot_status(struct boot_app *app)

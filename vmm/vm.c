@@ -118,6 +118,30 @@ static int vm_create_memory(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * The optional devices the configuration asks for: devices/ builds each
+ * from its spec, maps it and adds it to the table (after the embedded
+ * ones, in this order).
+ */
+static int vm_create_optional(struct vm *vm, char *err, size_t errlen)
+{
+	const struct dev_env env = {
+		.host = &vm->host,
+		.pio = &vm->pio,
+		.mmio = &vm->mmio,
+	};
+	const struct dev_spec specs[] = {
+		{"pt", "pt0", &vm->cfg.pt_cfg},
+	};
+	const bool wanted[] = {vm->cfg.pt};
+	int r = 0;
+
+	for (size_t i = 0; !r && i < sizeof(specs) / sizeof(specs[0]); i++)
+		if (wanted[i])
+			r = dev_create(&vm->devs, &specs[i], &env, err, errlen);
+	return r;
+}
+
 static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 {
 	int r;
@@ -142,16 +166,13 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 	i8042_init(&vm->i8042, &vm->host);
 	r = testdev_init(&vm->testdev, &vm->host, &vm->console,
 			 vm->cfg.hb_log_path, err, errlen);
-	if (r)
-		return r;
-	if (vm->cfg.pt) {
-		r = pt_init(&vm->pt, &vm->host, &vm->cfg.pt_cfg, err, errlen);
-		if (r)
-			return r;
-		vm->pt_on = true;
-	}
-	r = bus_register(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &vm->com1,
-			 "serial-com1", err, errlen);
+	if (!r)
+		r = vm_devs_register(vm, err, errlen);
+	if (!r)
+		r = vm_create_optional(vm, err, errlen);
+	if (!r)
+		r = bus_register(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops,
+				 &vm->com1, "serial-com1", err, errlen);
 	if (!r)
 		r = bus_register(&vm->pio, I8042_DATA_PORT, 5, &i8042_ops,
 				 &vm->i8042, "i8042", err, errlen);
@@ -159,10 +180,6 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 		r = bus_register(&vm->mmio, TESTDEV_GPA, TESTDEV_SIZE,
 				 &testdev_ops, &vm->testdev, "testdev", err,
 				 errlen);
-	/* The second page of the device window (guest_abi.h). */
-	if (!r && vm->pt_on)
-		r = bus_register(&vm->mmio, PT_GPA, PT_SIZE, &pt_ops, &vm->pt,
-				 "pt0", err, errlen);
 	bus_seal(&vm->pio);
 	bus_seal(&vm->mmio);
 	return r;
@@ -328,6 +345,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
 
 int vm_start(struct vm *vm, char *err, size_t errlen)
 {
+	const struct dev *failed = NULL;
 	sigset_t block, old;
 	int r = 0;
 
@@ -343,18 +361,17 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 	vm->state = VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	/*
-	 * The pt device's traffic source before the vCPUs: it only writes
-	 * into buffers the driver posts, so DMA before the guest runs is
-	 * harmless. A migration destination gets here at GO, after its
-	 * devices were loaded.
+	 * The devices' own threads (pt's traffic source) before the vCPUs: a
+	 * DMA device only writes into buffers the driver posts, so DMA before
+	 * the guest runs is harmless. A migration destination gets here at
+	 * GO, after its devices were loaded.
 	 */
-	if (vm->pt_on) {
-		r = pt_start(&vm->pt, err, errlen);
-		if (r) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			vm_request_exit(vm, 1, "could not start the pt device");
-			return r;
-		}
+	r = dev_table_start(&vm->devs, &failed, err, errlen);
+	if (r) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		vm_request_exit(vm, 1, "could not start the %s device",
+				failed->ops->type);
+		return r;
 	}
 	for (int i = 0; i < vm->nr_vcpus && !r; i++)
 		r = vcpu_start(&vm->vcpus[i]);
@@ -541,13 +558,11 @@ void vm_destroy(struct vm *vm)
 	if (vm->cfg.mem_lazy || vm->cfg.incoming)
 		fault_stop(&vm->faults);
 	/*
-	 * After fault_stop (the device thread may wait on a post-copy fault
+	 * After fault_stop (a device thread may wait on a post-copy fault
 	 * that only the stopped service could resolve; stopping it releases
-	 * the thread), before the RAM the device writes goes away.
+	 * the thread), before the RAM a DMA device writes goes away.
 	 */
-	if (vm->pt_on)
-		pt_destroy(&vm->pt);
-	vm->pt_on = false;
+	dev_table_destroy(&vm->devs);
 	testdev_destroy(&vm->testdev);
 	serial_destroy(&vm->com1);
 	console_close(&vm->console);

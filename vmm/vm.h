@@ -39,8 +39,9 @@ struct vm_config {
 	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
 	bool incoming;		     /* no kernel, no boot: state arrives */
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
-	bool pt;		     /* --device pt: the DMA receive device */
-	struct pt_config pt_cfg;     /* its configuration (rate) */
+	/* The optional devices (vm_create_devices hands them to devices/). */
+	bool pt;		 /* --device pt: the DMA receive device */
+	struct pt_config pt_cfg; /* its configuration (rate) */
 };
 
 enum vm_state {
@@ -79,8 +80,13 @@ struct vm {
 	struct serial com1;
 	struct i8042 i8042;
 	struct testdev testdev;
-	struct pt pt; /* "pt0", when cfg.pt */
-	bool pt_on;   /* pt initialised: pt_destroy() it */
+	/*
+	 * Every migratable device, in the order both sides of a migration
+	 * list them: com1 and testdev (embedded above), then the optional
+	 * devices the table owns. Migration and the VM core reach them
+	 * through the vm_devs_* calls below, never by type.
+	 */
+	struct dev_table devs;
 	struct dev_host host;
 
 	int nr_vcpus;
@@ -154,5 +160,37 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 int vm_guest_request(struct vm *vm, int req, uint64_t arg);
 
 const char *vm_state_name(enum vm_state s);
+
+/*
+ * The VM's devices (vm_devs.c), over vm->devs. The quiesce, resume,
+ * pinned and ack calls run on the event-loop thread; see devices/dev.h.
+ */
+/* Register com1 and testdev (initialised by the caller), first, in order. */
+int vm_devs_register(struct vm *vm, char *err, size_t errlen);
+/* The i-th device, or NULL past the last: for (i = 0; (d = ...); i++). */
+const struct dev *vm_dev_at(const struct vm *vm, int i);
+/* The device named name ("pt0"), its own struct (struct pt *), or NULL. */
+void *vm_dev_find(struct vm *vm, const char *name);
+/* How many devices have the quiesce handshake (0: nothing to quiesce). */
+int vm_devs_nr_quiesce(struct vm *vm);
+/* Ask every DMA device to quiesce; returns how many must still ack. */
+int vm_devs_quiesce_request(struct vm *vm);
+/*
+ * 1: every device is quiesced; 0: one has not acknowledged yet (err says
+ * "device pt0: the driver did not acknowledge the quiesce request");
+ * <0: one acknowledged but still holds a buffer (err says which).
+ */
+int vm_devs_quiesce_poll(struct vm *vm, char *err, size_t errlen);
+/* The longest request -> acknowledgement of the last quiesce, ns. */
+uint64_t vm_devs_quiesce_ns(struct vm *vm);
+/* The quiesce is over: every DMA device's driver may use it again. */
+void vm_devs_resume(struct vm *vm);
+/* fn(opaque, gpa, len) for every guest buffer a device holds for DMA. */
+void vm_devs_pinned(struct vm *vm, dev_pin_fn fn, void *opaque);
+/*
+ * fn(opaque) on the vCPU thread that wrote a driver's quiesce ack; fn
+ * NULL clears it.
+ */
+void vm_devs_set_ack_hook(struct vm *vm, dev_ack_fn fn, void *opaque);
 
 #endif /* VMM_VM_H */

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmstate.h - save and restore the state of a paused VM: every vCPU, the
- * VM-wide KVM state (irqchip, PIT, clock) and each device, as blobs of
- * proto records (proto/proto.h: {tag, len, bytes}) that migration carries
- * in STATE frames.
+ * vmstate.h - save and restore the KVM state of a paused VM: each vCPU
+ * (vcpu_state.c) and the VM-wide state (irqchip, PIT, clock:
+ * vm_arch_state.c), as blobs of proto records (proto/proto.h: {tag, len,
+ * bytes}). snapshot.h gathers them, with the device blobs, into the
+ * machine's state.
  *
  * Save only with every vCPU stopped (vm_pause), which also guarantees that
  * a pending PIO/MMIO exit was completed by one more KVM_RUN with
  * immediate_exit. The KVM ordering rules are written as comments above the
- * code that obeys them in vmstate.c. Runs on the thread that paused the VM.
+ * code that obeys them. Runs on the thread that paused the VM.
  */
 #ifndef VMM_VMSTATE_H
 #define VMM_VMSTATE_H
@@ -24,7 +25,7 @@ struct vcpu;
 #define VMSTATE_VCPU_VERSION 1
 #define VMSTATE_VM_VERSION   1
 
-/* Largest blob any save below produces (XSAVE, LAPIC, MSRs...). */
+/* Largest blob any save produces (XSAVE, LAPIC, MSRs, device state). */
 #define VMSTATE_BLOB_MAX (64 * 1024)
 
 int vcpu_state_save(struct vcpu *v, struct proto_rec_writer *w, char *err,
@@ -37,18 +38,5 @@ int vm_arch_state_save(struct vm *vm, struct proto_rec_writer *w, char *err,
 		       size_t errlen);
 int vm_arch_state_load(struct vm *vm, const uint8_t *blob, size_t len,
 		       char *err, size_t errlen);
-
-/* One migratable device of a VM, in a fixed order both sides agree on. */
-struct vm_device {
-	const char *name;
-	uint32_t version; /* of its state blob */
-	int (*save)(void *dev, struct proto_rec_writer *w);
-	int (*load)(void *dev, const uint8_t *blob, size_t len, char *err,
-		    size_t errlen);
-	void *dev;
-};
-
-/* Fill out[] with the VM's devices; returns how many (<= max). */
-int vm_devices(struct vm *vm, struct vm_device *out, int max);
 
 #endif /* VMM_VMSTATE_H */

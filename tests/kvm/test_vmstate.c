@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_vmstate.c - vCPU, VM and device state save/restore (vmm/vmstate.h)
- * on real KVM guests, in one process. The main test boots VM A with the
- * `dirty` workload on two vCPUs, lets it send a few hundred heartbeats
- * (each an MMIO exit, so a pause lands in the middle of MMIO traffic),
- * pauses it, saves every vCPU, the irqchip/PIT/clock and the devices,
- * creates an incoming VM B of the same shape, copies RAM, destroys A and
+ * test_vmstate.c - vCPU, VM and device state save/restore (vmm/vmstate.h,
+ * vmm/snapshot.h) on real KVM guests, in one process. The main test boots
+ * VM A with the `dirty` workload on two vCPUs, lets it send a few hundred
+ * heartbeats (each an MMIO exit, so a pause lands in the middle of MMIO
+ * traffic), pauses it, saves every vCPU, the irqchip/PIT/clock and the
+ * devices, creates an incoming VM B of the same shape, copies RAM, destroys A and
  * restores into B. B must go on exactly where A stopped: its first
  * heartbeat is A's last + 1, no sequence error, the guest's own check of
  * every dirty page passes, and the halted AP is still halted where it was.
@@ -13,7 +13,7 @@
  * (after giving every record state a new VM lacks, and a clock a day
  * ahead), which must give the same state back; feed corrupt blobs to every
  * loader (each must be refused with a clear reason, before any ioctl); and
- * round-trip the device blobs without KVM.
+ * round-trip the device blobs, and refuse incomplete snapshots, without KVM.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -23,7 +23,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "tests/kvm/kvmtest.h"
+#include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -32,7 +34,10 @@
 #define MAX_VMS	 4
 #define MAX_DEVS 4
 
-/* Record tags the tests aim at: enum vcpu_rec, vm_rec, dev_rec (vmstate.c). */
+/*
+ * Record tags the tests aim at: enum vcpu_rec (vcpu_state.c), vm_rec
+ * (vm_arch_state.c), dev_rec (snapshot.c).
+ */
 #define TAG_HDR		  1
 #define TAG_VCPU_REGS	  3
 #define TAG_VCPU_CPUID	  9
@@ -51,7 +56,8 @@ struct saved {
 	uint8_t arch[VMSTATE_BLOB_MAX];
 	size_t arch_len;
 	int nr_devs;
-	struct vm_device devs[MAX_DEVS];
+	char dev_name[MAX_DEVS][DEV_NAME_MAX];
+	uint32_t dev_version[MAX_DEVS];
 	uint8_t dev[MAX_DEVS][VMSTATE_BLOB_MAX];
 	size_t dev_len[MAX_DEVS];
 	struct testdev_stats hb;
@@ -156,9 +162,38 @@ static uint64_t vm_clock(struct vm *vm)
 
 /* ---- save, copy, load -------------------------------------------------- */
 
+/* One section of a snapshot into the arrays of s. */
+static void state_keep(struct saved *s, const struct vm_snap_section *sec)
+{
+	uint8_t *to;
+
+	cr_assert_leq(sec->len, VMSTATE_BLOB_MAX, "%s", sec->name);
+	switch (sec->kind) {
+	case VM_SNAP_VCPU:
+		cr_assert_lt(sec->id, NR_CPUS);
+		to = s->vcpu[sec->id];
+		s->vcpu_len[sec->id] = sec->len;
+		break;
+	case VM_SNAP_VM:
+		to = s->arch;
+		s->arch_len = sec->len;
+		break;
+	default:
+		cr_assert_eq(sec->id, (uint32_t)s->nr_devs, "%s", sec->name);
+		cr_assert_lt(s->nr_devs, MAX_DEVS);
+		to = s->dev[s->nr_devs];
+		s->dev_len[s->nr_devs] = sec->len;
+		snprintf(s->dev_name[s->nr_devs], DEV_NAME_MAX, "%s",
+			 sec->name);
+		s->dev_version[s->nr_devs++] = sec->version;
+		break;
+	}
+	memcpy(to, sec->data, sec->len);
+}
+
 static void state_save(struct tvm *t, struct saved *s)
 {
-	struct proto_rec_writer w;
+	struct vm_snapshot snap;
 	char err[256];
 
 	s->hb = tvm_stats(t);
@@ -167,22 +202,15 @@ static void state_save(struct tvm *t, struct saved *s)
 
 		vcpu_get(v, KVM_GET_REGS, &s->regs[i]);
 		vcpu_get(v, KVM_GET_MP_STATE, &s->mp[i]);
-		proto_rec_writer_init(&w, s->vcpu[i], VMSTATE_BLOB_MAX);
-		cr_assert_eq(vcpu_state_save(v, &w, err, sizeof(err)), 0, "%s",
-			     err);
-		s->vcpu_len[i] = w.len;
 	}
-	proto_rec_writer_init(&w, s->arch, VMSTATE_BLOB_MAX);
-	cr_assert_eq(vm_arch_state_save(&t->vm, &w, err, sizeof(err)), 0, "%s",
+	vm_snapshot_init(&snap);
+	cr_assert_eq(vm_snapshot_take(&t->vm, &snap, err, sizeof(err)), 0, "%s",
 		     err);
-	s->arch_len = w.len;
-	s->nr_devs = vm_devices(&t->vm, s->devs, MAX_DEVS);
-	for (int i = 0; i < s->nr_devs; i++) {
-		proto_rec_writer_init(&w, s->dev[i], VMSTATE_BLOB_MAX);
-		cr_assert_eq(s->devs[i].save(s->devs[i].dev, &w), 0, "%s",
-			     s->devs[i].name);
-		s->dev_len[i] = w.len;
-	}
+	cr_assert_eq(snap.nr, NR_CPUS + 1 + t->vm.devs.nr);
+	s->nr_devs = 0;
+	for (int i = 0; i < snap.nr; i++)
+		state_keep(s, &snap.sec[i]);
+	vm_snapshot_free(&snap);
 	for (int i = 0; i < NR_CPUS; i++)
 		s->tsc[i] = vcpu_tsc(&t->vm.vcpus[i]);
 	s->clock = vm_clock(&t->vm);
@@ -202,27 +230,43 @@ static void ram_copy(struct tvm *dst, struct tvm *src)
 	}
 }
 
+static void snap_add(struct vm_snapshot *snap, enum vm_snap_kind kind,
+		     uint32_t id, const char *name, uint32_t version,
+		     const uint8_t *blob, size_t len)
+{
+	char err[256];
+
+	cr_assert_eq(vm_snapshot_add(snap, kind, id, name, version, blob, len,
+				     err, sizeof(err)),
+		     0, "%s", err);
+}
+
 static void state_load(struct tvm *t, const struct saved *s)
 {
-	struct vm_device devs[MAX_DEVS];
-	char err[256];
-	int n = vm_devices(&t->vm, devs, MAX_DEVS);
+	struct vm_snapshot snap;
+	const struct dev *d;
+	char err[256], name[16];
 
-	cr_assert_eq(n, s->nr_devs);
-	for (int i = 0; i < n; i++) {
-		cr_assert_str_eq(devs[i].name, s->devs[i].name);
-		cr_assert_eq(devs[i].version, s->devs[i].version);
-		cr_assert_eq(devs[i].load(devs[i].dev, s->dev[i], s->dev_len[i],
-					  err, sizeof(err)),
-			     0, "%s", err);
+	vm_snapshot_init(&snap);
+	for (int i = 0; i < s->nr_devs; i++) {
+		d = vm_dev_at(&t->vm, i);
+		cr_assert_not_null(d);
+		cr_assert_str_eq(d->name, s->dev_name[i]);
+		cr_assert_eq(d->ops->version, s->dev_version[i]);
+		snap_add(&snap, VM_SNAP_DEVICE, i, d->name, d->ops->version,
+			 s->dev[i], s->dev_len[i]);
 	}
-	cr_assert_eq(vm_arch_state_load(&t->vm, s->arch, s->arch_len, err,
-					sizeof(err)),
-		     0, "%s", err);
-	for (int i = 0; i < NR_CPUS; i++)
-		cr_assert_eq(vcpu_state_load(&t->vm.vcpus[i], s->vcpu[i],
-					     s->vcpu_len[i], err, sizeof(err)),
-			     0, "%s", err);
+	cr_assert_null(vm_dev_at(&t->vm, s->nr_devs));
+	snap_add(&snap, VM_SNAP_VM, 0, "vm", VMSTATE_VM_VERSION, s->arch,
+		 s->arch_len);
+	for (int i = 0; i < NR_CPUS; i++) {
+		snprintf(name, sizeof(name), "vcpu%d", i);
+		snap_add(&snap, VM_SNAP_VCPU, i, name, VMSTATE_VCPU_VERSION,
+			 s->vcpu[i], s->vcpu_len[i]);
+	}
+	cr_assert_eq(vm_snapshot_apply(&t->vm, &snap, err, sizeof(err)), 0,
+		     "%s", err);
+	vm_snapshot_free(&snap);
 }
 
 static bool near(uint64_t a, uint64_t b, uint64_t tol)
@@ -738,6 +782,8 @@ static void devs_init(void)
 		cr_assert_eq(testdev_init(&dvm[i].testdev, NULL, NULL, NULL,
 					  err, sizeof(err)),
 			     0, "%s", err);
+		cr_assert_eq(vm_devs_register(&dvm[i], err, sizeof(err)), 0,
+			     "%s", err);
 	}
 	nr_irq_levels = 0;
 }
@@ -788,38 +834,45 @@ static void devs_dirty(void)
 			  sizeof(mark));
 }
 
+/* The VM has exactly two devices. */
+static void two_devices(const struct vm *vm)
+{
+	cr_assert_not_null(vm_dev_at(vm, 0));
+	cr_assert_not_null(vm_dev_at(vm, 1));
+	cr_assert_null(vm_dev_at(vm, 2));
+}
+
 static size_t dev_blob(int i, uint8_t *buf)
 {
-	struct vm_device d[MAX_DEVS];
 	struct proto_rec_writer w;
+	char err[256];
 
-	cr_assert_eq(vm_devices(&dvm[0], d, MAX_DEVS), 2);
+	two_devices(&dvm[0]);
 	proto_rec_writer_init(&w, buf, VMSTATE_BLOB_MAX);
-	cr_assert_eq(d[i].save(d[i].dev, &w), 0);
+	cr_assert_eq(
+		vm_dev_state_save(vm_dev_at(&dvm[0], i), &w, err, sizeof(err)),
+		0, "%s", err);
 	return w.len;
 }
 
 static int dev_load(int i, const uint8_t *blob, size_t len, char *err,
 		    size_t errlen)
 {
-	struct vm_device d[MAX_DEVS];
-
-	cr_assert_eq(vm_devices(&dvm[1], d, MAX_DEVS), 2);
-	return d[i].load(d[i].dev, blob, len, err, errlen);
+	two_devices(&dvm[1]);
+	return vm_dev_state_load(vm_dev_at(&dvm[1], i), blob, len, err, errlen);
 }
 
 Test(vmstate, devices_round_trip, .init = devs_init, .fini = devs_fini)
 {
-	struct vm_device d[MAX_DEVS];
 	struct serial_state a, b;
 	struct testdev_stats ta, tb;
 	char err[256], got[6] = "";
 	size_t n;
 
-	cr_assert_eq(vm_devices(&dvm[0], d, MAX_DEVS), 2);
-	cr_assert_str_eq(d[0].name, "serial-com1");
-	cr_assert_str_eq(d[1].name, "testdev");
-	cr_assert_eq(vm_devices(&dvm[0], d, 1), 1);
+	two_devices(&dvm[0]);
+	cr_assert_str_eq(vm_dev_at(&dvm[0], 0)->name, "serial-com1");
+	cr_assert_str_eq(vm_dev_at(&dvm[0], 1)->name, "testdev");
+	cr_assert_null(vm_dev_at(&dvm[0], -1));
 	devs_dirty();
 	for (int i = 0; i < 2; i++) {
 		n = dev_blob(i, sv.dev[i]);
@@ -902,4 +955,37 @@ Test(vmstate, corrupt_device_blobs_are_refused, .init = devs_init,
 	testdev_get_stats(&dvm[1].testdev, &ts2);
 	cr_assert_eq(ts2.heartbeats, 0);
 	cr_assert_eq(nr_irq_levels, 0);
+}
+
+/*
+ * A snapshot must hold every device of the VM and nothing else: both are
+ * refused before any device is loaded.
+ */
+Test(vmstate, incomplete_snapshots_are_refused, .init = devs_init,
+     .fini = devs_fini)
+{
+	struct vm_snapshot snap;
+	struct serial_state st;
+	char err[256] = "";
+	size_t n;
+
+	devs_dirty();
+	n = dev_blob(0, sv.dev[0]);
+	vm_snapshot_init(&snap);
+	snap_add(&snap, VM_SNAP_DEVICE, 0, "serial-com1", SERIAL_STATE_VERSION,
+		 sv.dev[0], n);
+	cr_assert_eq(vm_snapshot_apply(&dvm[1], &snap, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "no state for device testdev"), "%s", err);
+	snap_add(&snap, VM_SNAP_DEVICE, 2, "bogus", 1, sv.dev[0], n);
+	cr_assert_eq(vm_snapshot_apply(&dvm[1], &snap, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "device bogus, which this VM lacks"), "%s", err);
+	cr_assert_not_null(vm_snapshot_find(&snap, VM_SNAP_DEVICE, "bogus"));
+	cr_assert_null(vm_snapshot_find(&snap, VM_SNAP_VCPU, "bogus"));
+	vm_snapshot_free(&snap);
+	cr_assert_eq(snap.nr, 0);
+	/* Both were refused before com1 was loaded. */
+	serial_save(&dvm[1].com1, &st);
+	cr_assert_eq(st.rx_len, 0);
 }

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dev.h - what every migratable device offers (struct dev_ops) and the
+ * table of a VM's device instances (struct dev_table), in the order both
+ * sides of a migration list them.
+ *
+ * A device file defines its ops and registers each instance: a device the
+ * VM embeds with dev_table_add(), a device the configuration asks for is
+ * created by its constructor (dev_create(), by type name), which adopts it
+ * into the table. The VM core and migration drive every device through
+ * the table, never by its type: a second DMA-capable device needs only
+ * its ops here.
+ *
+ * State: a device saves into and loads from one fixed-layout struct of
+ * ops->state_size bytes (version ops->version); the VM core frames it
+ * into a blob. The quiesce handshake (docs/pt-quiesce.md) is for devices
+ * that write guest RAM on their own (DMA): they must stop, and release
+ * every buffer, before the VM's state is saved.
+ *
+ * Threads: the table is built on the main thread before the vCPUs start
+ * and read-only afterwards; the quiesce, resume, pinned and state calls
+ * run on the event-loop thread (which also owns each entry's quiesced
+ * flag). The quiesce-ack notification runs on the vCPU thread that wrote
+ * the driver's acknowledgement.
+ */
+#ifndef DEVICES_DEV_H
+#define DEVICES_DEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bus;
+struct dev_host;
+
+#define DEV_TABLE_MAX 16
+#define DEV_NAME_MAX  32
+#define DEV_STATE_MAX (48 * 1024) /* ops->state_size, at most */
+
+/* A guest buffer a device holds for DMA. */
+typedef void (*dev_pin_fn)(void *opaque, uint64_t gpa, uint64_t len);
+/* A device's driver acknowledged a quiesce request. */
+typedef void (*dev_ack_fn)(void *opaque);
+
+struct dev_ops {
+	const char *type;    /* "serial", "pt": for messages */
+	uint32_t version;    /* of the state struct */
+	uint32_t state_size; /* bytes save() writes and load() reads */
+	/* 0 or -errno with err set (a DMA device refuses unless quiesced). */
+	int (*save)(void *dev, void *state, char *err, size_t errlen);
+	int (*load)(void *dev, const void *state, char *err, size_t errlen);
+
+	/* Optional: a device with a thread of its own (vm_start). */
+	int (*start)(void *dev, char *err, size_t errlen);
+	/* Adopted instances only: stop and free everything but *dev. */
+	void (*destroy)(void *dev);
+
+	/*
+	 * Optional, all or none: the quiesce handshake of a DMA device.
+	 * quiesce_request posts the request; true when the device holds
+	 * nothing and does no DMA already (nothing to wait for).
+	 * quiesce_poll: 0 once quiesced, -EAGAIN while the driver has not
+	 * acknowledged, another -errno (err says why) when it acknowledged
+	 * but still holds a buffer. quiesce_ns: request -> acknowledgement
+	 * of the last acknowledged quiesce, 0 if none. resume ends the
+	 * quiesce (the migration did not happen, or the state was loaded).
+	 * pinned calls fn for every buffer the device holds; set_ack sets
+	 * (or clears, fn NULL) the acknowledgement notification.
+	 */
+	bool (*quiesce_request)(void *dev);
+	int (*quiesce_poll)(void *dev, char *err, size_t errlen);
+	uint64_t (*quiesce_ns)(void *dev);
+	void (*resume)(void *dev);
+	void (*pinned)(void *dev, dev_pin_fn fn, void *opaque);
+	void (*set_ack)(void *dev, dev_ack_fn fn, void *opaque);
+};
+
+/* One device instance of the VM. */
+struct dev {
+	char name[DEV_NAME_MAX]; /* "serial-com1", "pt0": unique */
+	const struct dev_ops *ops;
+	void *dev;
+	bool owned;    /* adopted: the table destroys and frees it */
+	bool quiesced; /* the loop thread saw it quiesced (see above) */
+};
+
+struct dev_table {
+	int nr;
+	struct dev dev[DEV_TABLE_MAX];
+};
+
+/* What a device constructor may need of the machine. */
+struct dev_env {
+	const struct dev_host *host;
+	struct bus *pio, *mmio;
+};
+
+/* An optional device the VM is built with: its type and configuration. */
+struct dev_spec {
+	const char *type; /* "pt" */
+	const char *name; /* its instance name, "pt0" */
+	const void *cfg;  /* the type's configuration (struct pt_config) */
+};
+
+/* A device type the configuration may ask for: its constructor. */
+struct dev_type {
+	const char *type;
+	int (*create)(struct dev_table *t, const struct dev_spec *spec,
+		      const struct dev_env *env, char *err, size_t errlen);
+};
+
+void dev_table_init(struct dev_table *t);
+/*
+ * Register dev (borrowed: its owner destroys it) under name, last in the
+ * table. -EEXIST for a name already there, -ENOSPC when full, err set.
+ */
+int dev_table_add(struct dev_table *t, const char *name,
+		  const struct dev_ops *ops, void *dev, char *err,
+		  size_t errlen);
+/* The same for a device a constructor malloc()ed: the table owns it. */
+int dev_table_adopt(struct dev_table *t, const char *name,
+		    const struct dev_ops *ops, void *dev, char *err,
+		    size_t errlen);
+/* Destroy and free the adopted devices, last registered first. */
+void dev_table_destroy(struct dev_table *t);
+/* The entry named name, or NULL. */
+struct dev *dev_table_find(struct dev_table *t, const char *name);
+
+/* Build the device spec asks for (by type) into t. 0 or -errno, err. */
+int dev_create(struct dev_table *t, const struct dev_spec *spec,
+	       const struct dev_env *env, char *err, size_t errlen);
+
+/*
+ * Start every device that has a thread, in table order; on failure *failed
+ * is the device that did not start.
+ */
+int dev_table_start(struct dev_table *t, const struct dev **failed, char *err,
+		    size_t errlen);
+
+/* How many devices have the quiesce handshake. */
+int dev_table_nr_quiesce(const struct dev_table *t);
+/* Post a quiesce request to each; returns how many must still ack. */
+int dev_table_quiesce_request(struct dev_table *t);
+/*
+ * 1 once every device is quiesced; 0 while one has not acknowledged (err
+ * names the first: "device pt0: the driver did not acknowledge the
+ * quiesce request"); -errno when one acknowledged but still holds a
+ * buffer (err: "device pt0: buffer 3 at gpa ... is still pinned").
+ */
+int dev_table_quiesce_poll(struct dev_table *t, char *err, size_t errlen);
+/* The longest request -> acknowledgement of the devices, ns. */
+uint64_t dev_table_quiesce_ns(const struct dev_table *t);
+/* End the quiesce of every device (the driver uses it again). */
+void dev_table_resume(struct dev_table *t);
+/* fn for each buffer any device holds for DMA. */
+void dev_table_pinned(const struct dev_table *t, dev_pin_fn fn, void *opaque);
+/* Set (fn NULL: clear) every device's quiesce-ack notification. */
+void dev_table_set_ack(struct dev_table *t, dev_ack_fn fn, void *opaque);
+
+#endif /* DEVICES_DEV_H */

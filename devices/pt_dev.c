@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pt_dev.c - the pt device as the device table sees it (devices/dev.h):
+ * its constructor, which builds an instance from a struct pt_config and
+ * maps it at PT_GPA, and its dev_ops over pt.h (state, thread, and the
+ * quiesce handshake of docs/pt-quiesce.md).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "devices/devices.h"
+
+_Static_assert(PT_RING_MAX <= 256, "pt_dev_pinned keeps the pins on the stack");
+_Static_assert(sizeof(struct pt_state) <= DEV_STATE_MAX, "struct pt_state");
+
+static int pt_dev_save(void *dev, void *state, char *err, size_t errlen)
+{
+	return pt_save(dev, state, err, errlen);
+}
+
+static int pt_dev_load(void *dev, const void *state, char *err, size_t errlen)
+{
+	return pt_load(dev, state, err, errlen);
+}
+
+static int pt_dev_start(void *dev, char *err, size_t errlen)
+{
+	return pt_start(dev, err, errlen);
+}
+
+static void pt_dev_destroy(void *dev)
+{
+	pt_destroy(dev);
+}
+
+/* Nothing to wait for when no queue is enabled and no buffer is held. */
+static bool pt_dev_quiesce_request(void *dev)
+{
+	struct pt_stats st;
+
+	pt_quiesce_request(dev);
+	pt_get_stats(dev, &st);
+	return !st.enabled && !st.pinned;
+}
+
+static int pt_dev_quiesce_poll(void *dev, char *err, size_t errlen)
+{
+	return pt_quiesce_check(dev, err, errlen);
+}
+
+static uint64_t pt_dev_quiesce_ns(void *dev)
+{
+	struct pt_stats st;
+
+	pt_get_stats(dev, &st);
+	return st.quiesce_acks ? st.quiesce_ns : 0;
+}
+
+static void pt_dev_resume(void *dev)
+{
+	pt_resume(dev);
+}
+
+static void pt_dev_pinned(void *dev, dev_pin_fn fn, void *opaque)
+{
+	struct pt_pin pins[PT_RING_MAX];
+	int nr = pt_pinned(dev, pins, PT_RING_MAX);
+
+	for (int k = 0; k < nr && k < PT_RING_MAX; k++)
+		fn(opaque, pins[k].gpa, pins[k].len);
+}
+
+/* The ack hook (vCPU thread, without p->lock): a QUIESCE ack notifies. */
+static void pt_dev_acked(void *opaque, enum pt_req req, uint32_t seq)
+{
+	struct pt *p = opaque;
+	dev_ack_fn fn;
+	void *arg;
+
+	(void)seq;
+	if (req != PT_REQ_QUIESCE)
+		return;
+	pthread_mutex_lock(&p->lock);
+	fn = p->q_ack_fn;
+	arg = p->q_ack_opaque;
+	pthread_mutex_unlock(&p->lock);
+	if (fn)
+		fn(arg);
+}
+
+static void pt_dev_set_ack(void *dev, dev_ack_fn fn, void *opaque)
+{
+	struct pt *p = dev;
+
+	pthread_mutex_lock(&p->lock);
+	p->q_ack_fn = fn;
+	p->q_ack_opaque = opaque;
+	pthread_mutex_unlock(&p->lock);
+	pt_set_ack_hook(p, fn ? pt_dev_acked : NULL, fn ? p : NULL);
+}
+
+const struct dev_ops pt_dev_ops = {
+	.type = "pt",
+	.version = PT_STATE_VERSION,
+	.state_size = sizeof(struct pt_state),
+	.save = pt_dev_save,
+	.load = pt_dev_load,
+	.start = pt_dev_start,
+	.destroy = pt_dev_destroy,
+	.quiesce_request = pt_dev_quiesce_request,
+	.quiesce_poll = pt_dev_quiesce_poll,
+	.quiesce_ns = pt_dev_quiesce_ns,
+	.resume = pt_dev_resume,
+	.pinned = pt_dev_pinned,
+	.set_ack = pt_dev_set_ack,
+};
+
+/* spec->cfg: a struct pt_config, or NULL for the defaults. */
+static int pt_dev_create(struct dev_table *t, const struct dev_spec *spec,
+			 const struct dev_env *env, char *err, size_t errlen)
+{
+	struct pt *p = malloc(sizeof(*p));
+	int r;
+
+	if (!p) {
+		err_set(err, errlen, "device %s: %s", spec->name,
+			strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	r = pt_init(p, env->host, spec->cfg, err, errlen);
+	if (r) {
+		free(p);
+		return r;
+	}
+	r = dev_table_adopt(t, spec->name, &pt_dev_ops, p, err, errlen);
+	if (r) {
+		pt_destroy(p);
+		free(p);
+		return r;
+	}
+	/* The second page of the device window (guest_abi.h). */
+	return bus_register(env->mmio, PT_GPA, PT_SIZE, &pt_ops, p,
+			    dev_table_find(t, spec->name)->name, err, errlen);
+}
+
+const struct dev_type pt_dev_type = {
+	.type = "pt",
+	.create = pt_dev_create,
+};
