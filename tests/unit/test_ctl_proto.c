@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "devices/pt.h"
-#include "vmm/control.h"
-#include "vmm/ctl_proto.h"
+#include "vmm/ctl/control.h"
+#include "vmm/ctl/ctl_proto.h"
 #include "common/guest_abi.h"
 
 /* line must be one '\n'-terminated JSON object; returns it parsed. */

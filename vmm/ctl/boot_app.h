@@ -3,14 +3,14 @@
  * boot_app.h - the state of a `vmmctl boot` process, shared by cmd_boot.c
  * (life cycle, event loop) and boot_ctl.c (control-command handlers).
  */
-#ifndef VMM_BOOT_APP_H
-#define VMM_BOOT_APP_H
+#ifndef VMM_CTL_BOOT_APP_H
+#define VMM_CTL_BOOT_APP_H
 
 #include <stdbool.h>
 #include <uv.h>
 
 #include "migration/migration.h"
-#include "vmm/control.h"
+#include "vmm/ctl/control.h"
 #include "vmm/vm.h"
 
 /* Everything below is owned by the event-loop thread. */
@@ -39,4 +39,4 @@ extern const struct mig_hooks boot_mig_dest_hooks;
 int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		struct ctl_error *err);
 
-#endif /* VMM_BOOT_APP_H */
+#endif /* VMM_CTL_BOOT_APP_H */

@@ -8,13 +8,13 @@
  * control_post_event(), which any thread (a vCPU, say) may call: it queues
  * the event under a mutex and wakes the loop with a uv_async.
  */
-#ifndef VMM_CONTROL_H
-#define VMM_CONTROL_H
+#ifndef VMM_CTL_CONTROL_H
+#define VMM_CTL_CONTROL_H
 
 #include <pthread.h>
 #include <uv.h>
 
-#include "vmm/ctl_proto.h"
+#include "vmm/ctl/ctl_proto.h"
 
 /*
  * Called on the loop thread for every valid request. Returns 0 and sets
@@ -92,4 +92,4 @@ int control_call_watch(const char *path, const char *cmd, json_t *args,
 		       json_t **reply, control_event_fn on_event, void *opaque,
 		       char *err, size_t errlen);
 
-#endif /* VMM_CONTROL_H */
+#endif /* VMM_CTL_CONTROL_H */

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "devices/pt.h"
-#include "vmm/ctl_proto.h"
+#include "vmm/ctl/ctl_proto.h"
 #include "common/guest_abi.h"
 
 struct ctl_cmd_desc {

@@ -25,7 +25,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
-#include "vmm/control.h"
+#include "vmm/ctl/control.h"
 
 /* One connection. Owned by the loop thread; freed in its close callback. */
 struct control_client {

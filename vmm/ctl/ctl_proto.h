@@ -11,8 +11,8 @@
  *
  * JSON is parsed and produced with jansson; nothing here is hand-rolled.
  */
-#ifndef VMM_CTL_PROTO_H
-#define VMM_CTL_PROTO_H
+#ifndef VMM_CTL_CTL_PROTO_H
+#define VMM_CTL_CTL_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -144,4 +144,4 @@ struct pt_stats;
  */
 json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps);
 
-#endif /* VMM_CTL_PROTO_H */
+#endif /* VMM_CTL_CTL_PROTO_H */

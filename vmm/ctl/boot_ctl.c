@@ -14,7 +14,7 @@
 #include "common/page.h"
 #include "common/clock.h"
 #include "ept/ptwalk.h"
-#include "vmm/boot_app.h"
+#include "vmm/ctl/boot_app.h"
 #include "vmm/vcpu.h"
 
 static json_t *boot_markers_json(const struct testdev_stats *st)

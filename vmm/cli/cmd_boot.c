@@ -19,9 +19,9 @@
 
 #include <uv.h>
 
-#include "vmm/boot_app.h"
-#include "vmm/cmd.h"
-#include "vmm/control.h"
+#include "vmm/ctl/boot_app.h"
+#include "vmm/cli/cli.h"
+#include "vmm/ctl/control.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/cmd.h"
-#include "vmm/control.h"
-#include "vmm/ctl_proto.h"
+#include "vmm/cli/cli.h"
+#include "vmm/ctl/control.h"
+#include "vmm/ctl/ctl_proto.h"
 
 #define EXIT_USAGE 2
 
