@@ -620,9 +620,10 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 		return "--abort takes only --confirm";
 	if (!o->cancel && !o->resume && !o->abort && !o->to)
 		return "--to tcp:HOST:PORT is required";
-	if (o->budget && o->mode && !strcmp(o->mode, "postcopy"))
+	if (o->budget && o->mode &&
+	    mig_mode_parse(o->mode) == MIG_MODE_POSTCOPY)
 		return "--precopy-budget is not used with --mode postcopy";
-	if (o->push && o->mode && !strcmp(o->mode, "precopy"))
+	if (o->push && o->mode && mig_mode_parse(o->mode) == MIG_MODE_PRECOPY)
 		return "--push-order is not used with --mode precopy";
 	return NULL;
 }

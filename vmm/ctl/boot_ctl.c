@@ -239,30 +239,6 @@ static const char *boot_mig_busy(struct boot_app *app)
 	return NULL;
 }
 
-static enum mig_mode boot_mig_mode(int mode)
-{
-	switch (mode) {
-	case CTL_MIG_PRECOPY:
-		return MIG_MODE_PRECOPY;
-	case CTL_MIG_POSTCOPY:
-		return MIG_MODE_POSTCOPY;
-	default:
-		return MIG_MODE_HYBRID;
-	}
-}
-
-static enum mig_push_order boot_mig_push_order(int order)
-{
-	switch (order) {
-	case CTL_PUSH_FAULTS:
-		return MIG_PUSH_FAULTS;
-	case CTL_PUSH_LINEAR:
-		return MIG_PUSH_LINEAR;
-	default:
-		return MIG_PUSH_ACCESSED;
-	}
-}
-
 static int boot_mig_cancel(struct boot_app *app, struct ctl_error *err)
 {
 	int r = app->mig_src ? mig_source_cancel(app->mig_src) : -EALREADY;
@@ -337,7 +313,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 	struct mig_hooks hooks = boot_mig_src_hooks;
 	struct mig_params p = {
 		.to = m->to,
-		.mode = boot_mig_mode(m->mode),
+		.mode = m->mode,
 		.downtime_limit_ms = m->downtime_limit_ms
 					     ? m->downtime_limit_ms
 					     : MIG_DEFAULT_DOWNTIME_MS,
@@ -348,7 +324,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.verify = m->verify,
 		.zstd_level = MIG_DEFAULT_ZSTD,
 		.quiesce_timeout_ms = m->quiesce_timeout_ms,
-		.push_order = boot_mig_push_order(m->push_order),
+		.push_order = m->push_order,
 	};
 	const char *busy = boot_mig_busy(app);
 	char why[256];

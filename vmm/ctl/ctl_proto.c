@@ -342,31 +342,26 @@ static int only_args(struct ctl_request *req, struct ctl_error *err,
 	return 0;
 }
 
-static const char *const ctl_mig_modes[] = {
-	[CTL_MIG_HYBRID] = "hybrid",
-	[CTL_MIG_PRECOPY] = "precopy",
-	[CTL_MIG_POSTCOPY] = "postcopy",
-};
-
 /*
- * An optional string argument naming one of names[0..n): its index into
- * *out (left alone when absent). expected lists the names for messages.
+ * An optional string argument that parse (migration/names.c) turns into
+ * an enum value: into *out (left alone when absent). expected lists the
+ * names for messages.
  */
 static int get_enum_arg(struct ctl_request *req, struct ctl_error *err,
-			const char *key, const char *const *names, unsigned n,
+			const char *key, int (*parse)(const char *name),
 			const char *expected, int *out)
 {
 	const char *v;
+	int i;
 
 	if (!json_object_get(req->args, key))
 		return 0;
 	if (get_string_arg(req, err, key, expected, &v))
 		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
-		if (strcmp(names[i], v) == 0) {
-			*out = (int)i;
-			return 0;
-		}
+	i = parse(v);
+	if (i >= 0) {
+		*out = i;
+		return 0;
 	}
 	return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 			   "unknown %s '%s' (expected %s)", key, v, expected);
@@ -374,27 +369,25 @@ static int get_enum_arg(struct ctl_request *req, struct ctl_error *err,
 
 static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
 {
-	req->mig.mode = CTL_MIG_HYBRID;
-	return get_enum_arg(req, err, "mode", ctl_mig_modes,
-			    ARRAY_SIZE(ctl_mig_modes),
-			    "hybrid, precopy or postcopy", &req->mig.mode);
-}
+	int mode = MIG_MODE_HYBRID;
 
-static const char *const ctl_push_orders[] = {
-	[CTL_PUSH_ACCESSED] = "accessed",
-	[CTL_PUSH_FAULTS] = "faults",
-	[CTL_PUSH_LINEAR] = "linear",
-};
+	if (get_enum_arg(req, err, "mode", mig_mode_parse,
+			 "hybrid, precopy or postcopy", &mode))
+		return -EINVAL;
+	req->mig.mode = mode;
+	return 0;
+}
 
 /* "push_order": the post-copy push order; not with mode precopy. */
 static int parse_migrate_push(struct ctl_request *req, struct ctl_error *err)
 {
-	req->mig.push_order = CTL_PUSH_ACCESSED;
-	if (get_enum_arg(req, err, "push_order", ctl_push_orders,
-			 ARRAY_SIZE(ctl_push_orders),
-			 "accessed, faults or linear", &req->mig.push_order))
+	int order = MIG_PUSH_ACCESSED;
+
+	if (get_enum_arg(req, err, "push_order", mig_push_order_parse,
+			 "accessed, faults or linear", &order))
 		return -EINVAL;
-	if (req->mig.mode == CTL_MIG_PRECOPY &&
+	req->mig.push_order = order;
+	if (req->mig.mode == MIG_MODE_PRECOPY &&
 	    json_object_get(req->args, "push_order"))
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 				   "'push_order' is not used with mode "
@@ -410,7 +403,7 @@ static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
 	struct ctl_migrate *m = &req->mig;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
-		if (m->mode == CTL_MIG_POSTCOPY &&
+		if (m->mode == MIG_MODE_POSTCOPY &&
 		    json_object_get(req->args, names[i]))
 			return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 					   "'%s' is not used with mode "
