@@ -39,4 +39,19 @@ extern const struct mig_hooks boot_mig_dest_hooks;
 int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		struct ctl_error *err);
 
+/* Inside vmm/ctl/: what boot_ctl.c and boot_mig.c share. */
+
+/* The event loop must not touch guest RAM still at the source (vm.h). */
+#define BOOT_RAM_ARRIVING                                                      \
+	"guest RAM is still arriving from the migration source (post-copy): "  \
+	"try again shortly"
+
+/* Fill err with code and msg; returns -1 (the handler's failure). */
+int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg);
+/* The migrate command (boot_mig.c). */
+int boot_migrate(struct boot_app *app, const struct ctl_request *req,
+		 json_t **result, struct ctl_error *err);
+/* status "migration": the outgoing migration's, else the incoming one's. */
+json_t *boot_mig_status_json(struct boot_app *app);
+
 #endif /* VMM_CTL_BOOT_APP_H */

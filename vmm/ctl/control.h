@@ -70,10 +70,14 @@ void control_post_event(struct control *c, const char *name, json_t *data);
  */
 void control_stop(struct control *c);
 
+/* Fill sun for path: -ENAMETOOLONG when path is empty or does not fit. */
+struct sockaddr_un;
+int control_sun_fill(struct sockaddr_un *sun, const char *path);
+
 /*
- * Client side (vmmctl status|pause|...): connect to path, send one request,
- * wait for its reply (skipping event lines), return it in *reply (new
- * reference) with 0; or -errno with err naming the socket and the cause.
+ * Client side (control_call.c; vmmctl status|pause|...): connect to path, send
+ * one request, wait for its reply (skipping event lines), return it in *reply
+ * (new reference) with 0; or -errno with err naming the socket and the cause.
  * Blocking; plain sockets, no libuv.
  */
 int control_call(const char *path, const char *cmd, json_t *args,
