@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * boot_app.h - the state of a `vmmctl boot` process, shared by cmd_boot.c
- * (life cycle, event loop) and boot_ctl.c (control-command handlers).
+ * boot_app.h - the state of a `vmmctl boot` process, shared by
+ * vmm/cli/cmd_boot.c (life cycle, event loop) and the control-command
+ * handlers here (boot_ctl.c, boot_mig.c).
  */
 #ifndef VMM_CTL_BOOT_APP_H
 #define VMM_CTL_BOOT_APP_H
