@@ -207,9 +207,12 @@ const struct mig_stats *mig_dest_stats(struct mig_dest *d);
 int mig_dest_abort(struct mig_dest *d);
 void mig_dest_free(struct mig_dest *d);
 
+/* Names (names.c): "unknown" for a value out of range. */
 const char *mig_state_name(enum mig_state s);
 const char *mig_reason_name(enum mig_reason r);
 const char *mig_mode_name(enum mig_mode m);
-const char *mig_push_order_name(enum mig_push_order o);
+/* Parse a name: its enum mig_mode / enum mig_push_order, or -1. */
+int mig_mode_parse(const char *name);
+int mig_push_order_parse(const char *name);
 
 #endif /* MIGRATION_MIGRATION_H */

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmm/ - the virtual machine: /dev/kvm, the VM and its vCPU threads, the
- * boot loader for test guests, pause/resume, and the control plane (the
- * JSON control socket and the vmmctl client).
+ * vmm/ - the VM core: /dev/kvm, the VM and its vCPU threads, the boot
+ * loader for test guests, pause/resume, GVA->GPA walks of a live vCPU and
+ * the machine state save/restore.
  *
  * It owns the KVM file descriptors and the threads. It builds on ept/ for
  * guest RAM and on devices/ for the bus and device models, which it wires to
- * KVM through struct dev_host. Threads: one per vCPU (blocked in KVM_RUN)
- * and the event-loop thread (libuv: control socket, timers, signals), which
+ * KVM through struct dev_host. It knows nothing of migration/ or of the
+ * control plane above it (vmm/ctl/, vmm/cli/): it reports through the
+ * on_exit/on_event callbacks its owner sets. Threads: one per vCPU (blocked
+ * in KVM_RUN) and the owner's thread (the event loop in vmmctl boot), which
  * is the thread that creates, pauses, resumes and destroys the VM.
  */
 #ifndef VMM_VMM_H

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "devices/pt.h"
-#include "vmm/control.h"
-#include "vmm/ctl_proto.h"
+#include "vmm/ctl/control.h"
+#include "vmm/ctl/ctl_proto.h"
 #include "common/guest_abi.h"
 
 /* line must be one '\n'-terminated JSON object; returns it parsed. */
@@ -637,7 +637,7 @@ Test(ctl_parse, migrate_args)
 Test(ctl_parse, migrate_mode_defaults_to_hybrid)
 {
 	parse_ok(MIG("\"to\":\"tcp:1.2.3.4:5\""));
-	cr_assert_eq(req.mig.mode, CTL_MIG_HYBRID);
+	cr_assert_eq(req.mig.mode, MIG_MODE_HYBRID);
 	cr_assert_eq(req.mig.budget_ms, 0);
 	cr_assert_eq(req.mig.budget_bytes, 0);
 	cr_assert_not(req.mig.resume || req.mig.abort || req.mig.cancel);
@@ -648,11 +648,11 @@ Test(ctl_parse, migrate_each_mode)
 {
 	static const struct {
 		const char *name;
-		int mode;
+		enum mig_mode mode;
 	} modes[] = {
-		{"hybrid", CTL_MIG_HYBRID},
-		{"precopy", CTL_MIG_PRECOPY},
-		{"postcopy", CTL_MIG_POSTCOPY},
+		{"hybrid", MIG_MODE_HYBRID},
+		{"precopy", MIG_MODE_PRECOPY},
+		{"postcopy", MIG_MODE_POSTCOPY},
 	};
 	char line[128];
 
@@ -686,7 +686,7 @@ Test(ctl_parse, migrate_budgets_in_range)
 	parse_ok(MIG("\"to\":\"x\",\"mode\":\"precopy\","
 		     "\"precopy_budget_bytes\":1048576"));
 	cr_assert_eq(req.mig.budget_bytes, 1048576);
-	cr_assert_eq(req.mig.mode, CTL_MIG_PRECOPY);
+	cr_assert_eq(req.mig.mode, MIG_MODE_PRECOPY);
 	ctl_request_free(&req);
 	parse_ok(MIG("\"to\":\"x\",\"precopy_budget_bytes\":"
 		     "\"1099511627776\",\"precopy_budget_ms\":500"));
@@ -736,11 +736,11 @@ Test(ctl_parse, migrate_verify_with_every_mode)
 {
 	parse_ok(MIG("\"to\":\"x\",\"mode\":\"postcopy\",\"verify\":true"));
 	cr_assert(req.mig.verify);
-	cr_assert_eq(req.mig.mode, CTL_MIG_POSTCOPY);
+	cr_assert_eq(req.mig.mode, MIG_MODE_POSTCOPY);
 	ctl_request_free(&req);
 	parse_ok(MIG("\"to\":\"x\",\"verify\":true"));
 	cr_assert(req.mig.verify);
-	cr_assert_eq(req.mig.mode, CTL_MIG_HYBRID);
+	cr_assert_eq(req.mig.mode, MIG_MODE_HYBRID);
 	ctl_request_free(&req);
 }
 
@@ -1422,14 +1422,14 @@ Test(control, call_reports_early_close_and_garbage)
 Test(ctl_parse, migrate_push_order)
 {
 	parse_ok(MIG("\"to\":\"x\""));
-	cr_assert_eq(req.mig.push_order, CTL_PUSH_ACCESSED);
+	cr_assert_eq(req.mig.push_order, MIG_PUSH_ACCESSED);
 	ctl_request_free(&req);
 	parse_ok(MIG("\"to\":\"x\",\"mode\":\"postcopy\",\"push_order\":"
 		     "\"linear\""));
-	cr_assert_eq(req.mig.push_order, CTL_PUSH_LINEAR);
+	cr_assert_eq(req.mig.push_order, MIG_PUSH_LINEAR);
 	ctl_request_free(&req);
 	parse_ok(MIG("\"to\":\"x\",\"push_order\":\"faults\""));
-	cr_assert_eq(req.mig.push_order, CTL_PUSH_FAULTS);
+	cr_assert_eq(req.mig.push_order, MIG_PUSH_FAULTS);
 	ctl_request_free(&req);
 	parse_bad(MIG("\"to\":\"x\",\"push_order\":\"random\""),
 		  CTL_ERR_BAD_ARGS,

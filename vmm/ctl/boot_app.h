@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * boot_app.h - the state of a `vmmctl boot` process, shared by cmd_boot.c
- * (life cycle, event loop) and boot_ctl.c (control-command handlers).
+ * boot_app.h - the state of a `vmmctl boot` process, shared by
+ * vmm/cli/cmd_boot.c (life cycle, event loop) and the control-command
+ * handlers here (boot_ctl.c, boot_mig.c).
  */
-#ifndef VMM_BOOT_APP_H
-#define VMM_BOOT_APP_H
+#ifndef VMM_CTL_BOOT_APP_H
+#define VMM_CTL_BOOT_APP_H
 
 #include <stdbool.h>
 #include <uv.h>
 
 #include "migration/migration.h"
-#include "vmm/control.h"
+#include "vmm/ctl/control.h"
 #include "vmm/vm.h"
 
 /* Everything below is owned by the event-loop thread. */
@@ -39,4 +40,19 @@ extern const struct mig_hooks boot_mig_dest_hooks;
 int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		struct ctl_error *err);
 
-#endif /* VMM_BOOT_APP_H */
+/* Inside vmm/ctl/: what boot_ctl.c and boot_mig.c share. */
+
+/* The event loop must not touch guest RAM still at the source (vm.h). */
+#define BOOT_RAM_ARRIVING                                                      \
+	"guest RAM is still arriving from the migration source (post-copy): "  \
+	"try again shortly"
+
+/* Fill err with code and msg; returns -1 (the handler's failure). */
+int boot_fail(struct ctl_error *err, enum ctl_err code, const char *msg);
+/* The migrate command (boot_mig.c). */
+int boot_migrate(struct boot_app *app, const struct ctl_request *req,
+		 json_t **result, struct ctl_error *err);
+/* status "migration": the outgoing migration's, else the incoming one's. */
+json_t *boot_mig_status_json(struct boot_app *app);
+
+#endif /* VMM_CTL_BOOT_APP_H */

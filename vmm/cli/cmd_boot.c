@@ -19,9 +19,9 @@
 
 #include <uv.h>
 
-#include "vmm/boot_app.h"
-#include "vmm/cmd.h"
-#include "vmm/control.h"
+#include "vmm/ctl/boot_app.h"
+#include "vmm/cli/cli.h"
+#include "vmm/ctl/control.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -519,7 +519,7 @@ static void boot_walk_close(uv_handle_t *h, void *arg)
 	boot_close_handle(h);
 }
 
-int cmd_boot(int argc, char **argv)
+static int boot_run(const struct vmmctl_cmd *cmd, int argc, char **argv)
 {
 	static struct boot_app app; /* big (struct vm) and loop-owned */
 	struct boot_opts o;
@@ -559,3 +559,10 @@ int cmd_boot(int argc, char **argv)
 	vm_destroy(&app.vm);
 	return r;
 }
+
+const struct vmmctl_cmd vmmctl_boot = {
+	.name = "boot",
+	.usage = "--kernel FILE [options]",
+	.summary = "run a VM; this process is the VMM",
+	.run = boot_run,
+};

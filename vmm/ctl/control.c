@@ -1,31 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
- * control.c - the control socket. Server side: a libuv pipe server bound to
- * a UNIX socket (created 0600 under a tight umask, stale files replaced, a
+ * control.c - the control socket's server: a libuv pipe server bound to a
+ * UNIX socket (created 0600 under a tight umask, stale files replaced, a
  * live owner refused); each client's bytes are split into lines, every line
  * is parsed by ctl_proto and answered with one reply line from the VMM's
  * handler. Events posted from any thread are queued under ev_lock and
  * written to every client by the loop after a uv_async wake-up. All client
- * state belongs to the loop thread; only the event queue is shared. Client
- * side: control_call(), a blocking request/reply over a plain socket, for
- * vmmctl.
+ * state belongs to the loop thread; only the event queue is shared. The
+ * client side is control_call.c.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "common/err.h"
-#include "vmm/control.h"
+#include "vmm/ctl/control.h"
 
 /* One connection. Owned by the loop thread; freed in its close callback. */
 struct control_client {
@@ -315,7 +310,7 @@ void control_post_event(struct control *c, const char *name, json_t *data)
 
 /* ---- server: start and stop ------------------------------------------ */
 
-static int sun_fill(struct sockaddr_un *sun, const char *path)
+int control_sun_fill(struct sockaddr_un *sun, const char *path)
 {
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
@@ -331,7 +326,7 @@ static int control_probe(const char *path)
 	struct sockaddr_un sun;
 	int fd, ret;
 
-	ret = sun_fill(&sun, path);
+	ret = control_sun_fill(&sun, path);
 	if (ret < 0)
 		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -359,32 +354,31 @@ static int control_claim_path(const char *path, char *err, size_t errlen)
 		if (errno == ENOENT)
 			return 0;
 		ret = -errno;
-		err_set(err, errlen, "cannot stat control socket %s: %s",
-			    path, strerror(-ret));
+		err_set(err, errlen, "cannot stat control socket %s: %s", path,
+			strerror(-ret));
 		return ret;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
 		err_set(err, errlen,
-			    "control socket %s exists and is not a socket",
-			    path);
+			"control socket %s exists and is not a socket", path);
 		return -EEXIST;
 	}
 	ret = control_probe(path);
 	if (ret == 1) {
 		err_set(err, errlen,
-			    "control socket %s is in use by another VMM", path);
+			"control socket %s is in use by another VMM", path);
 		return -EADDRINUSE;
 	}
 	if (ret < 0) {
-		err_set(err, errlen, "cannot probe control socket %s: %s",
-			    path, strerror(-ret));
+		err_set(err, errlen, "cannot probe control socket %s: %s", path,
+			strerror(-ret));
 		return ret;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		ret = -errno;
 		err_set(err, errlen,
-			    "cannot remove stale control socket %s: %s", path,
-			    strerror(-ret));
+			"cannot remove stale control socket %s: %s", path,
+			strerror(-ret));
 		return ret;
 	}
 	return 0;
@@ -425,13 +419,13 @@ static int control_bind(struct control *c, char *err, size_t errlen)
 	umask(old);
 	if (ret < 0) {
 		err_set(err, errlen, "cannot bind control socket %s: %s",
-			    c->path, uv_strerror(ret));
+			c->path, uv_strerror(ret));
 		return ret == UV_EADDRINUSE ? -EADDRINUSE : ret;
 	}
 	if (chmod(c->path, 0600) < 0) {
 		ret = -errno;
 		err_set(err, errlen, "cannot chmod control socket %s: %s",
-			    c->path, strerror(-ret));
+			c->path, strerror(-ret));
 		unlink(c->path);
 		return ret;
 	}
@@ -445,7 +439,7 @@ static int control_listen(struct control *c, char *err, size_t errlen)
 	ret = uv_pipe_init(c->loop, &c->server, 0);
 	if (ret < 0) {
 		err_set(err, errlen, "control socket %s: %s", c->path,
-			    uv_strerror(ret));
+			uv_strerror(ret));
 		return ret;
 	}
 	c->server.data = c;
@@ -455,8 +449,8 @@ static int control_listen(struct control *c, char *err, size_t errlen)
 				server_connection_cb);
 		if (ret < 0) {
 			err_set(err, errlen,
-				    "cannot listen on control socket %s: %s",
-				    c->path, uv_strerror(ret));
+				"cannot listen on control socket %s: %s",
+				c->path, uv_strerror(ret));
 			unlink(c->path);
 		}
 	}
@@ -480,21 +474,22 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 	ret = -pthread_mutex_init(&c->ev_lock, NULL);
 	if (ret < 0) {
 		err_set(err, errlen, "control socket %s: %s", path,
-			    strerror(-ret));
+			strerror(-ret));
 		return ret;
 	}
-	if (sun_fill(&sun, path) < 0 || strlen(path) >= sizeof(c->path)) {
+	if (control_sun_fill(&sun, path) < 0 ||
+	    strlen(path) >= sizeof(c->path)) {
 		err_set(err, errlen,
-			    "control socket path '%s' is empty or longer than "
-			    "%zu bytes",
-			    path, sizeof(c->path) - 1);
+			"control socket path '%s' is empty or longer than "
+			"%zu bytes",
+			path, sizeof(c->path) - 1);
 		return -ENAMETOOLONG;
 	}
 	strcpy(c->path, path);
 	ret = control_ignore_sigpipe();
 	if (ret < 0) {
-		err_set(err, errlen, "control socket %s: sigaction: %s",
-			    path, strerror(-ret));
+		err_set(err, errlen, "control socket %s: sigaction: %s", path,
+			strerror(-ret));
 		return ret;
 	}
 	ret = control_claim_path(path, err, errlen);
@@ -503,7 +498,7 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 	ret = uv_async_init(loop, &c->wake, control_wake_cb);
 	if (ret < 0) {
 		err_set(err, errlen, "control socket %s: %s", path,
-			    uv_strerror(ret));
+			uv_strerror(ret));
 		return ret;
 	}
 	c->wake.data = c;
@@ -579,224 +574,4 @@ void control_stop(struct control *c)
 		c->lingering = 2;
 		control_linger_cb(&c->linger);
 	}
-}
-
-/* ---- client ---------------------------------------------------------- */
-
-static int call_connect(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sun;
-	int fd, ret;
-
-	ret = sun_fill(&sun, path);
-	if (ret < 0) {
-		err_set(err, errlen,
-			    "control socket path '%s' is empty or too long",
-			    path);
-		return ret;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		ret = -errno;
-		err_set(err, errlen, "cannot create a socket: %s",
-			    strerror(-ret));
-		return ret;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		ret = -errno;
-		err_set(err, errlen,
-			    "cannot connect to control socket %s: %s", path,
-			    strerror(-ret));
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-static int call_send(int fd, const char *path, const char *line, char *err,
-		     size_t errlen)
-{
-	size_t off = 0, len = strlen(line);
-	ssize_t n;
-
-	while (off < len) {
-		n = send(fd, line + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			n = -errno;
-			err_set(err, errlen,
-				    "cannot send to control socket %s: %s",
-				    path, strerror(-n));
-			return n;
-		}
-		off += n;
-	}
-	return 0;
-}
-
-/* Buffered line reader over the socket, bounded by a deadline. */
-struct call_reader {
-	int fd;
-	const char *path;
-	control_event_fn on_event; /* control_call_watch */
-	void *opaque;
-	long long deadline;
-	size_t len;
-	char buf[CTL_LINE_MAX * 4]; /* replies may exceed request size */
-};
-
-/* Wait for and read more bytes: 0, or -errno with err filled. */
-static int call_fill(struct call_reader *r, char *err, size_t errlen)
-{
-	struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
-	long long left = r->deadline - (long long)clock_now_ms();
-	ssize_t n;
-	int ret;
-
-	if (r->len == sizeof(r->buf)) {
-		err_set(err, errlen,
-			    "control socket %s sent a line over %zu bytes",
-			    r->path, sizeof(r->buf));
-		return -EMSGSIZE;
-	}
-	ret = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-	if (ret < 0 && errno == EINTR)
-		return 0;
-	if (ret < 0) {
-		ret = -errno;
-		err_set(err, errlen, "poll on control socket %s: %s",
-			    r->path, strerror(-ret));
-		return ret;
-	}
-	if (ret == 0) {
-		err_set(err, errlen,
-			    "no reply from control socket %s within %d s",
-			    r->path, CONTROL_CALL_TIMEOUT_MS / 1000);
-		return -ETIMEDOUT;
-	}
-	n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
-	if (n < 0 && errno == EINTR)
-		return 0;
-	if (n < 0) {
-		ret = -errno;
-		err_set(err, errlen,
-			    "cannot read from control socket %s: %s", r->path,
-			    strerror(-ret));
-		return ret;
-	}
-	if (n == 0) {
-		err_set(err, errlen,
-			    "control socket %s closed the connection before "
-			    "replying",
-			    r->path);
-		return -ECONNRESET;
-	}
-	r->len += n;
-	return 0;
-}
-
-/*
- * Look at the complete lines in r->buf: return 1 with *reply set at the
- * first reply, 0 when more bytes are needed, -EPROTO for a bad line. Event
- * lines go to r->on_event when set (it returns 1 to end the call: then 2
- * is returned), and are dropped otherwise.
- */
-static int call_scan(struct call_reader *r, json_t **reply, char *err,
-		     size_t errlen)
-{
-	json_error_t jerr;
-	json_t *j;
-	char *nl;
-
-	while ((nl = memchr(r->buf, '\n', r->len))) {
-		size_t n = nl - r->buf;
-
-		j = n ? json_loadb(r->buf, n, 0, &jerr) : NULL;
-		memmove(r->buf, nl + 1, r->len - n - 1);
-		r->len -= n + 1;
-		if (!n)
-			continue;
-		if (!json_is_object(j)) {
-			json_decref(j);
-			err_set(err, errlen,
-				    "control socket %s sent a line that is "
-				    "not a JSON object",
-				    r->path);
-			return -EPROTO;
-		}
-		if (!*reply && json_object_get(j, "ok")) {
-			*reply = j;
-			if (!r->on_event)
-				return 1;
-			continue;
-		}
-		if (*reply && r->on_event) {
-			int stop = r->on_event(r->opaque, j);
-
-			json_decref(j);
-			r->deadline = (long long)clock_now_ms() + CONTROL_WATCH_IDLE_MS;
-			if (stop)
-				return 2;
-			continue;
-		}
-		json_decref(j); /* an event before the reply: not ours */
-	}
-	return 0;
-}
-
-static int call_run(const char *path, const char *cmd, json_t *args,
-		    json_t **reply, control_event_fn on_event, void *opaque,
-		    char *err, size_t errlen)
-{
-	struct call_reader *r;
-	char *line;
-	int fd, ret;
-
-	*reply = NULL;
-	line = ctl_request_line(cmd, args, 1);
-	r = malloc(sizeof(*r));
-	if (!line || !r) {
-		err_set(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	fd = call_connect(path, err, errlen);
-	if (fd < 0) {
-		ret = fd;
-		goto out;
-	}
-	ret = call_send(fd, path, line, err, errlen);
-	r->fd = fd;
-	r->path = path;
-	r->deadline = (long long)clock_now_ms() + CONTROL_CALL_TIMEOUT_MS;
-	r->len = 0;
-	r->on_event = on_event;
-	r->opaque = opaque;
-	while (ret == 0 && (ret = call_scan(r, reply, err, errlen)) == 0) {
-		/* A refused request ends the call: no events to follow. */
-		if (*reply && !json_is_true(json_object_get(*reply, "ok")))
-			break;
-		ret = call_fill(r, err, errlen);
-	}
-	if (ret > 0)
-		ret = 0;
-	close(fd);
-out:
-	free(line);
-	free(r);
-	return ret;
-}
-
-int control_call(const char *path, const char *cmd, json_t *args,
-		 json_t **reply, char *err, size_t errlen)
-{
-	return call_run(path, cmd, args, reply, NULL, NULL, err, errlen);
-}
-
-int control_call_watch(const char *path, const char *cmd, json_t *args,
-		       json_t **reply, control_event_fn on_event, void *opaque,
-		       char *err, size_t errlen)
-{
-	return call_run(path, cmd, args, reply, on_event, opaque, err, errlen);
 }

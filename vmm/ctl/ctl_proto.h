@@ -11,12 +11,14 @@
  *
  * JSON is parsed and produced with jansson; nothing here is hand-rolled.
  */
-#ifndef VMM_CTL_PROTO_H
-#define VMM_CTL_PROTO_H
+#ifndef VMM_CTL_CTL_PROTO_H
+#define VMM_CTL_CTL_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "migration/migration.h"
 
 #define CTL_LINE_MAX 65536 /* longest request line accepted */
 
@@ -63,32 +65,18 @@ struct ctl_request {
 	uint64_t gva;	  /* CTL_CMD_TRANSLATE */
 	struct ctl_migrate {
 		const char *to;		     /* borrowed; NULL: resume's own */
-		int mode;		     /* enum ctl_mig_mode */
+		enum mig_mode mode;	     /* default: hybrid */
 		uint64_t downtime_limit_ms;  /* 0: the default */
 		uint64_t max_rounds;	     /* 0: the default */
 		uint64_t budget_ms;	     /* precopy_budget_ms; 0: none */
 		uint64_t budget_bytes;	     /* precopy_budget_bytes; 0: none */
 		uint64_t quiesce_timeout_ms; /* 0: the default */
-		int push_order;		     /* enum ctl_push_order */
+		enum mig_push_order push_order; /* default: accessed */
 		int verify;
 		int cancel;
 		int resume; /* post-copy recovery, optionally to "to" */
 		int abort;  /* give post-copy up (needs "confirm") */
 	} mig;		    /* CTL_CMD_MIGRATE */
-};
-
-/* migrate "mode"; boot_ctl.c maps it onto enum mig_mode. */
-enum ctl_mig_mode {
-	CTL_MIG_HYBRID, /* "hybrid" (default): pre-copy, post-copy if needed */
-	CTL_MIG_PRECOPY,
-	CTL_MIG_POSTCOPY,
-};
-
-/* migrate "push_order"; boot_ctl.c maps it onto enum mig_push_order. */
-enum ctl_push_order {
-	CTL_PUSH_ACCESSED, /* "accessed" (default) */
-	CTL_PUSH_FAULTS,
-	CTL_PUSH_LINEAR,
 };
 
 /* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */
@@ -144,4 +132,4 @@ struct pt_stats;
  */
 json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps);
 
-#endif /* VMM_CTL_PROTO_H */
+#endif /* VMM_CTL_CTL_PROTO_H */

@@ -8,13 +8,13 @@
  * control_post_event(), which any thread (a vCPU, say) may call: it queues
  * the event under a mutex and wakes the loop with a uv_async.
  */
-#ifndef VMM_CONTROL_H
-#define VMM_CONTROL_H
+#ifndef VMM_CTL_CONTROL_H
+#define VMM_CTL_CONTROL_H
 
 #include <pthread.h>
 #include <uv.h>
 
-#include "vmm/ctl_proto.h"
+#include "vmm/ctl/ctl_proto.h"
 
 /*
  * Called on the loop thread for every valid request. Returns 0 and sets
@@ -70,10 +70,14 @@ void control_post_event(struct control *c, const char *name, json_t *data);
  */
 void control_stop(struct control *c);
 
+/* Fill sun for path: -ENAMETOOLONG when path is empty or does not fit. */
+struct sockaddr_un;
+int control_sun_fill(struct sockaddr_un *sun, const char *path);
+
 /*
- * Client side (vmmctl status|pause|...): connect to path, send one request,
- * wait for its reply (skipping event lines), return it in *reply (new
- * reference) with 0; or -errno with err naming the socket and the cause.
+ * Client side (control_call.c; vmmctl status|pause|...): connect to path, send
+ * one request, wait for its reply (skipping event lines), return it in *reply
+ * (new reference) with 0; or -errno with err naming the socket and the cause.
  * Blocking; plain sockets, no libuv.
  */
 int control_call(const char *path, const char *cmd, json_t *args,
@@ -92,4 +96,4 @@ int control_call_watch(const char *path, const char *cmd, json_t *args,
 		       json_t **reply, control_event_fn on_event, void *opaque,
 		       char *err, size_t errlen);
 
-#endif /* VMM_CONTROL_H */
+#endif /* VMM_CTL_CONTROL_H */
