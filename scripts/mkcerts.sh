@@ -90,7 +90,8 @@ if [[ -n $cadir ]]; then
 else
 	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
 		-nodes -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
-		-days "$days" -subj "/CN=vmm migration CA $(hostname -s)" \
+		-days "$days" \
+		-subj "/CN=vmm migration CA $(hostname -s) $(openssl rand -hex 4)" \
 		-addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>"$tmp/log" || {
 		cat "$tmp/log" >&2
