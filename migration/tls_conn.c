@@ -104,22 +104,35 @@ int tls_conn_new(struct tls_conn **out, struct tls_ctx *ctx, int fd,
 }
 
 /*
- * Before OpenSSL reads anything: a TLS peer's first record is a handshake
+ * Before OpenSSL has read a byte: a TLS peer's first record is a handshake
  * (or, refusing us, an alert). Anything else is a peer that does not speak
  * TLS; a server answers it with a fatal unexpected_message alert, in the
- * clear, which a plaintext client recognises (tls_looks_like_record).
+ * clear, which a plaintext client recognises (tls_looks_like_record). A
+ * server waits here for that first byte (it has nothing to send before);
+ * EOF and socket errors are left to OpenSSL to report.
  */
 static int tls_conn_sniff(struct tls_conn *c, char *err, size_t errlen)
 {
 	static const uint8_t alert[] = {TLS_REC_ALERT, 3, 3, 0, 2, 2, 10};
+	bool server = c->ctx->role == TLS_SERVER;
 	uint8_t b;
+	ssize_t n;
 
-	if (c->sniffed || recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
-		return 0; /* nothing yet; EOF and errors: OpenSSL says */
+	if (c->sniffed || BIO_number_read(SSL_get_rbio(c->ssl))) {
+		c->sniffed = true;
+		return 0;
+	}
+	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && server && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->want_read = true;
+		return -EAGAIN;
+	}
+	if (n != 1)
+		return 0;
 	c->sniffed = true;
 	if (b == TLS_REC_HANDSHAKE || b == TLS_REC_ALERT)
 		return 0;
-	if (c->ctx->role == TLS_SERVER) /* best effort: it is dropped next */
+	if (server) /* best effort: the connection is dropped next */
 		(void)send(c->fd, alert, sizeof(alert),
 			   MSG_NOSIGNAL | MSG_DONTWAIT);
 	err_set(err, errlen,

@@ -304,12 +304,18 @@ struct end {
 	char err[ERRLEN];
 };
 
-static void end_open(struct end *e)
+static void end_new(struct end *e)
 {
 	int r = tls_conn_new(&e->c, e->ctx, e->fd, e->host, e->err,
 			     sizeof(e->err));
 
 	cr_assert_eq(r, 0, "%s", e->err);
+}
+
+static void end_open(struct end *e)
+{
+	if (!e->c)
+		end_new(e);
 	e->hs = handshake(e->c, e->err);
 	if (!e->hs)
 		cr_assert_eq(tls_conn_binding(e->c, "vmm test", e->binding), 0);
@@ -351,6 +357,10 @@ static void session_start(struct session *s, struct tls_ctx *cl,
 	tcp_pair(s->fds);
 	s->cl = (struct end){.ctx = cl, .fd = s->fds[0], .host = host};
 	s->sv = (struct end){.ctx = sv, .fd = s->fds[1], .bytes = bytes};
+	/* A server called before the client sent a byte waits for it. */
+	end_new(&s->sv);
+	cr_assert_eq(tls_conn_handshake(s->sv.c, s->sv.err, ERRLEN), -EAGAIN);
+	cr_assert(s->sv.c->want_read);
 	cr_assert_eq(pthread_create(&s->t, NULL, server_main, &s->sv), 0);
 	end_open(&s->cl);
 }
