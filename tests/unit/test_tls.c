@@ -2,7 +2,9 @@
 /*
  * test_tls.c - the TLS engine (migration/tls*.c) over real TCP loopback
  * connections, one end on a thread, each driven by poll() on the want
- * flags: a mutual handshake and data both ways, channel bindings, every
+ * flags (and once by a libuv uv_poll_t on a socket a uv_tcp_t accepted, as
+ * migration/channel.c will): a mutual handshake and data both ways, channel
+ * bindings, every
  * refusal giving its line on the side that detects it (unknown CA, expired,
  * not yet valid, host mismatch, --tls-authz, a plaintext peer either way),
  * and the loading errors of a --tls-dir. Certificates come from
@@ -29,6 +31,8 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+
+#include <uv.h>
 
 #include "common/clock.h"
 #include "migration/tls.h"
@@ -517,6 +521,155 @@ Test(tls, authz_admits_a_listed_cn_or_san)
 		tls_ctx_free(sv);
 	}
 	tls_ctx_free(cl);
+}
+
+/*
+ * The destination's side as migration/channel.c would drive it: libuv
+ * accepts on a uv_tcp_t (never reading or writing through it), then a
+ * uv_poll_t on the same socket follows the want flags.
+ */
+struct uv_server {
+	uv_tcp_t listener, tcp;
+	uv_poll_t poll;
+	struct tls_ctx *ctx;
+	struct tls_conn *c;
+	int state; /* 0 handshake, 1 read, 2 write back, 3 done */
+	size_t len, got, sent;
+	int r;
+	char err[ERRLEN];
+};
+
+/* One step of the server: 0, or -EAGAIN (wait for the want flags). */
+static int uv_server_step(struct uv_server *u)
+{
+	static uint8_t buf[1 << 16];
+	size_t n =
+		u->len - u->sent < sizeof(buf) ? u->len - u->sent : sizeof(buf);
+	ssize_t k;
+
+	if (u->state == 0) {
+		k = tls_conn_handshake(u->c, u->err, ERRLEN);
+		u->state += !k;
+		return (int)k;
+	}
+	if (u->state == 1) {
+		k = tls_conn_read(u->c, buf, sizeof(buf), u->err, ERRLEN);
+		if (k <= 0)
+			return k ? (int)k : -ECONNRESET;
+		for (ssize_t i = 0; i < k; i++)
+			if (buf[i] != pattern(u->got + i, 1))
+				return -EBADMSG;
+		u->got += (size_t)k;
+		u->state += u->got == u->len;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf[i] = pattern(u->sent + i, 2);
+	k = tls_conn_write(u->c, buf, n, u->err, ERRLEN);
+	if (k < 0)
+		return (int)k;
+	u->sent += (size_t)k;
+	u->state += u->sent == u->len;
+	return 0;
+}
+
+static void uv_server_on_poll(uv_poll_t *p, int status, int events)
+{
+	struct uv_server *u = p->data;
+	int r = status;
+
+	(void)events;
+	while (!r && u->state < 3)
+		r = uv_server_step(u);
+	if (r == -EAGAIN) {
+		uv_poll_start(p,
+			      (u->c->want_read ? UV_READABLE : 0) |
+				      (u->c->want_write ? UV_WRITABLE : 0),
+			      uv_server_on_poll);
+		return;
+	}
+	u->r = r;
+	uv_close((uv_handle_t *)p, NULL); /* before the socket's handle */
+	uv_close((uv_handle_t *)&u->tcp, NULL);
+}
+
+static void uv_server_on_accept(uv_stream_t *l, int status)
+{
+	struct uv_server *u = l->data;
+	uv_os_fd_t fd;
+
+	cr_assert_eq(status, 0);
+	cr_assert_eq(uv_tcp_init(l->loop, &u->tcp), 0);
+	cr_assert_eq(uv_accept(l, (uv_stream_t *)&u->tcp), 0);
+	cr_assert_eq(uv_fileno((uv_handle_t *)&u->tcp, &fd), 0);
+	cr_assert_eq(tls_conn_new(&u->c, u->ctx, fd, NULL, u->err, ERRLEN), 0);
+	cr_assert_eq(uv_poll_init_socket(l->loop, &u->poll, fd), 0);
+	u->poll.data = u;
+	uv_poll_start(&u->poll, UV_READABLE, uv_server_on_poll);
+	uv_close((uv_handle_t *)l, NULL);
+}
+
+struct uv_client {
+	struct end e;
+	int port;
+	size_t len;
+};
+
+static void *uv_client_main(void *arg)
+{
+	struct uv_client *k = arg;
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(k->port)};
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	k->e.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(k->e.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	nonblock(k->e.fd);
+	end_open(&k->e);
+	if (!k->e.hs)
+		k->e.io = write_all(k->e.c, k->len, 1, k->e.err);
+	if (!k->e.hs && !k->e.io)
+		k->e.io = read_all(k->e.c, k->len, 2, k->e.err);
+	return NULL;
+}
+
+Test(tls, libuv_poll_drives_a_server_on_an_accepted_uv_tcp)
+{
+	struct uv_server u = {.ctx = ctx_of("dst", TLS_SERVER, NULL),
+			      .len = 3U << 20};
+	struct uv_client k = {.len = u.len};
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int alen = sizeof(a);
+	uv_loop_t loop;
+	pthread_t t;
+
+	k.e = (struct end){.ctx = ctx_of("src", TLS_CLIENT, NULL),
+			   .host = "localhost"};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(uv_tcp_init(&loop, &u.listener), 0);
+	u.listener.data = &u;
+	cr_assert_eq(uv_tcp_bind(&u.listener, (struct sockaddr *)&a, 0), 0);
+	cr_assert_eq(
+		uv_listen((uv_stream_t *)&u.listener, 1, uv_server_on_accept),
+		0);
+	cr_assert_eq(
+		uv_tcp_getsockname(&u.listener, (struct sockaddr *)&a, &alen),
+		0);
+	k.port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&t, NULL, uv_client_main, &k), 0);
+	cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(u.r, 0, "%s", u.err);
+	cr_assert_eq(k.e.hs, 0, "%s", k.e.err);
+	cr_assert_eq(k.e.io, 0, "%s", k.e.err);
+	assert_has(tls_conn_peer(u.c), "CN=src1");
+	cr_assert_eq(uv_loop_close(&loop), 0);
+	tls_conn_free(u.c);
+	tls_conn_free(k.e.c);
+	close(k.e.fd);
+	tls_ctx_free(u.ctx);
+	tls_ctx_free(k.e.ctx);
 }
 
 /* ---- refusals, each on the side that detects it ------------------------ */
