@@ -4,12 +4,11 @@
  * connections, one end on a thread, each driven by poll() on the want
  * flags (and once by a libuv uv_poll_t on a socket a uv_tcp_t accepted, as
  * migration/channel.c will): a mutual handshake and data both ways, channel
- * bindings, every
- * refusal giving its line on the side that detects it (unknown CA, expired,
- * not yet valid, host mismatch, --tls-authz, a plaintext peer either way),
- * and the loading errors of a --tls-dir. Certificates come from
- * scripts/mkcerts.sh, run once before the tests; the expired and
- * not-yet-valid ones are signed here with the same CA.
+ * bindings, every refusal giving its line on the side that detects it
+ * (unknown CA, expired, not yet valid, host mismatch, --tls-authz, a
+ * plaintext peer either way), and the loading errors of a --tls-dir.
+ * Certificates come from scripts/mkcerts.sh, run once before the tests;
+ * the expired and not-yet-valid ones are signed here with the same CA.
  */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
