@@ -220,8 +220,8 @@ static int tls_conn_fail_ssl(struct tls_conn *c, const char *what, char *err,
 static int tls_conn_fail(struct tls_conn *c, int ret, const char *what,
 			 char *err, size_t errlen)
 {
+	int e = errno; /* before anything else may change it */
 	int se = SSL_get_error(c->ssl, ret);
-	int e = errno;
 	int r;
 
 	switch (se) {
