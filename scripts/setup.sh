@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
-      libssl-dev libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
+      libssl-dev openssl libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
       gnuplot-nox clang libclang-rt-14-dev python3)
 
 missing=()
