@@ -35,6 +35,7 @@
 #include "common/page.h"
 #include "common/clock.h"
 #include "ept/fault.h"
+#include "ept/ram_io.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
 #include "migration/migration.h"
@@ -345,7 +346,7 @@ static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 {
 	for (uint32_t i = 0; i < run->npages; i++) {
 		uint64_t gpa = run->gpa + i * PAGE_SIZE;
-		int r = mig_ram_zero_page(&d->vm->mem, gpa);
+		int r = mem_punch_page(&d->vm->mem, gpa);
 
 		if (r) {
 			dest_fail(d, "zeroing page 0x%llx: %s",
@@ -369,7 +370,7 @@ static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 	d->st.memory_processed += len;
 	if (run->flags & PROTO_RUN_ZERO)
 		return dest_place_zero(d, run);
-	r = mig_ram_write(&d->vm->mem, run->gpa, *data, len);
+	r = mem_pwrite(&d->vm->mem, run->gpa, *data, len);
 	if (r) {
 		dest_fail(d, "writing %u pages at 0x%llx: %s", run->npages,
 			  (unsigned long long)run->gpa,
@@ -670,7 +671,7 @@ static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
 	}
 	for (uint32_t i = 0; i < nr; i++) {
 		const struct proto_run *run = &d->discard[i];
-		int r = mig_ram_zero_range(&d->vm->mem, run->gpa, run->npages);
+		int r = mem_punch_range(&d->vm->mem, run->gpa, run->npages);
 
 		if (r) {
 			dest_fail(d, "discarding %u pages at 0x%llx: %s",
@@ -1275,7 +1276,7 @@ static int dest_resident(struct mig_dest *d, struct bitmap *have)
 	int r = bitmap_init(have, d->vm->mem.nr_pages);
 
 	if (!r)
-		r = mig_ram_resident(&d->vm->mem, have);
+		r = mem_resident(&d->vm->mem, have);
 	return r;
 }
 
