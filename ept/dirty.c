@@ -362,6 +362,27 @@ int dirty_stop(struct dirty_tracker *t)
 	return r;
 }
 
+uint64_t dirty_take(struct dirty_tracker *t, struct bitmap *out)
+{
+	struct bitmap *dirty = &t->mem->state[MEM_PS_DIRTY];
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < BITMAP_WORDS(dirty->nbits); w++) {
+		uint64_t word = bitmap_xchg_word(dirty, w);
+
+		if (word) {
+			bitmap_or_words(out, w, &word, 1);
+			n += __builtin_popcountll(word);
+		}
+	}
+	return n;
+}
+
+void dirty_forget(struct dirty_tracker *t)
+{
+	bitmap_zero(&t->mem->state[MEM_PS_DIRTY]);
+}
+
 void dirty_destroy(struct dirty_tracker *t)
 {
 	size_t len = (size_t)t->ring_entries * sizeof(struct kvm_dirty_gfn);

@@ -100,6 +100,16 @@ int dirty_stop(struct dirty_tracker *t);
 int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 		  size_t errlen);
 
+/*
+ * Hand the published dirty set to its consumer: every page of the DIRTY
+ * bitmap is moved into out (ORed in) and cleared here, a word at a time
+ * and atomically, so a harvest publishing meanwhile loses nothing: its
+ * pages are in this take or the next. Returns the number of pages moved
+ * (the bits taken). Controlling thread.
+ */
+uint64_t dirty_take(struct dirty_tracker *t, struct bitmap *out);
+/* Drop what is published (after dirty_start: the consumer starts over). */
+void dirty_forget(struct dirty_tracker *t);
 /* vCPU thread, on KVM_EXIT_DIRTY_RING_FULL. */
 int dirty_ring_full(struct dirty_tracker *t, int idx);
 

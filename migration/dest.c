@@ -20,11 +20,16 @@
  * Any failure before GO ends in MIG_FAILED and the caller exits: a VM that
  * was not received whole never runs. After GO in post-copy a failure is
  * fatal to the VM (it lacks pages): done() reports MIG_FAILED a second
- * time. Everything runs on the event-loop thread but dest_fetch(), which
- * runs on the fault thread and only queues (reqs, under qlock); no vCPU
- * thread exists until GO.
+ * time. The state changes only in dest_set_state, by the table of
+ * states.c, and every frame of the main connection is checked against it
+ * first; what both sides share (channels, the urgent thread's plumbing,
+ * statistics, hooks, freeing) is session.c's. Everything runs on the
+ * event-loop thread but dest_fetch(), which runs on the fault thread and
+ * only queues (reqs, under qlock), and the urgent thread's callbacks; no
+ * vCPU thread exists until GO.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -35,89 +40,42 @@
 #include "common/page.h"
 #include "common/clock.h"
 #include "ept/fault.h"
+#include "ept/ram_io.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
 #include "migration/migration.h"
 #include "migration/ram.h"
+#include "migration/dest.h"
+#include "migration/states.h"
 #include "migration/urgent.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
+_Static_assert(offsetof(struct mig_dest, ss) == 0,
+	       "the session is the destination's first member");
 
-#define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
-#define DEST_PC_READ_CHUNK (16U << 10)
-#define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
+static void dest_end(struct mig_dest *d, enum mig_state state);
 
-/* A state section kept until STATE_END. */
-struct dest_blob {
-	uint8_t *data;
-	uint32_t len;
-	uint16_t version;
-};
+/*
+ * The one way the state changes: by the table (states.c). A move the table
+ * does not allow is a bug here; it fails the migration rather than
+ * happening silently.
+ */
+static bool dest_set_state(struct mig_dest *d, enum mig_state to)
+{
+	enum mig_state from = d->ss.st.state;
 
-struct mig_dest {
-	struct vm *vm;
-	uv_loop_t *loop;
-	struct mig_hooks hooks;
-	struct mig_channel ch;
-	struct mig_stats st;
-	uint64_t caps;
-	bool hello_done, ram_end, state_end, restored, verify_done, ended;
-	struct proto_batch *batch;
-	struct dest_blob vcpu[GUEST_MAX_CPUS];
-	struct dest_blob vmstate;
-	struct dest_blob dev[PROTO_MAX_DEVICES];
-	int nr_devs;
-	struct proto_digest digest[PROTO_MAX_REGIONS]; /* ours, at STATE_END */
-	int nr_digest;
-	uint64_t go_ns;
-	/* post-copy (loop thread, but the queue) */
-	struct mig_channel uch; /* the urgent connection */
-	uv_async_t async;	/* dest_fetch -> loop: requests queued */
-	bool async_on, postcopy, urgent_seen, urgent_ok, faults_on;
-	bool go_done, complete_sent, pc_failed;
-	/* POSTCOPY_END came (loop writes; the urgent thread reads it). */
-	atomic_bool pc_end;
-	uint64_t cookie, urgent_cookie;
-	uint64_t nr_discard;
-	struct proto_run *discard;
-	int closing;	    /* handles still closing (free) */
-	struct mig_sum sum; /* --verify in post-copy: what we hold */
-	bool sum_on;
-	char spec[128];	     /* our incoming address: listened on again */
-	int pc_closing;	     /* break: channels still closing */
-	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
-	/*
-	 * Fault thread -> urgent thread (or, while there is none, the loop,
-	 * which drops them: dest_resume_requests asks again): gpas to
-	 * request; guarded by qlock, as is urg_on.
-	 */
-	pthread_mutex_t qlock;
-	uint64_t req[DEST_REQ_QUEUE];
-	unsigned int req_head, req_len;
-	bool urg_on;
-	/*
-	 * The urgent connection's thread (urgent.h) sends the requests and
-	 * places the answers. It owns ubatch; counts in the u_* atomics,
-	 * folded into st by the loop (dest_fold_urgent); its end (u_why)
-	 * reaches the loop through async. Pages are placed by both threads:
-	 * whoever sets a page's bit in claimed places it (once), and sum is
-	 * guarded by sum_lock.
-	 */
-	struct mig_urgent urg;
-	struct proto_batch *ubatch;
-	struct bitmap claimed;
-	pthread_mutex_t sum_lock;
-	atomic_uint_fast64_t u_normal, u_zero, u_requests;
-	atomic_bool u_ended, u_resend;
-	char u_why[600];
-};
-
-/* Placed in post-copy: the loop adds these to st, the urgent thread to u_*. */
-struct dest_count {
-	uint64_t normal, zero;
-};
+	if (mig_state_move_ok(MIG_SIDE_DEST, from, to)) {
+		d->ss.st.state = to;
+		return true;
+	}
+	snprintf(d->ss.st.error, sizeof(d->ss.st.error),
+		 "internal error: state %s may not move to %s",
+		 mig_state_name(from), mig_state_name(to));
+	dest_end(d, MIG_FAILED);
+	return false;
+}
 
 /* After GO in post-copy and before COMPLETE: pages still arrive. */
 static bool dest_live(const struct mig_dest *d)
@@ -134,26 +92,28 @@ static void dest_fault_stats(struct mig_dest *d)
 
 	if (!fs)
 		return;
-	fault_get_stats(&d->vm->faults, fs);
+	fault_get_stats(&d->ss.vm->faults, fs);
 	c = &fs->cls[FAULT_FETCH];
-	d->st.postcopy_faults = c->faults;
-	d->st.fault_wait_p50_us = fault_hist_percentile(&c->latency, 50) / 1000;
-	d->st.fault_wait_p99_us = fault_hist_percentile(&c->latency, 99) / 1000;
-	d->st.fault_wait_max_us = c->latency.max_ns / 1000;
-	d->st.faults_waiting = fs->pending;
-	d->st.fault_max_vcpus = fs->max_waiters;
+	d->ss.st.postcopy_faults = c->faults;
+	d->ss.st.fault_wait_p50_us =
+		fault_hist_percentile(&c->latency, 50) / 1000;
+	d->ss.st.fault_wait_p99_us =
+		fault_hist_percentile(&c->latency, 99) / 1000;
+	d->ss.st.fault_wait_max_us = c->latency.max_ns / 1000;
+	d->ss.st.faults_waiting = fs->pending;
+	d->ss.st.fault_max_vcpus = fs->max_waiters;
 	free(fs);
 	if (d->faults_on)
-		fault_pending_list(&d->vm->faults, NULL, 0, &oldest);
-	d->st.fault_oldest_wait_ms = oldest / 1000000;
+		fault_pending_list(&d->ss.vm->faults, NULL, 0, &oldest);
+	d->ss.st.fault_oldest_wait_ms = oldest / 1000000;
 }
 
 /* Loop thread: pages placed in post-copy, into st. */
 static void dest_count_add(struct mig_dest *d, uint64_t normal, uint64_t zero)
 {
-	d->st.memory_normal += normal;
-	d->st.memory_constant += zero;
-	d->st.memory_processed += (normal + zero) * PAGE_SIZE;
+	d->ss.st.memory_normal += normal;
+	d->ss.st.memory_constant += zero;
+	d->ss.st.memory_processed += (normal + zero) * PAGE_SIZE;
 }
 
 /* Loop thread: take the urgent thread's counts into st. */
@@ -161,7 +121,7 @@ static void dest_fold_urgent(struct mig_dest *d)
 {
 	dest_count_add(d, atomic_exchange(&d->u_normal, 0),
 		       atomic_exchange(&d->u_zero, 0));
-	d->st.memory_postcopy_requests += atomic_exchange(&d->u_requests, 0);
+	d->ss.st.memory_postcopy_requests += atomic_exchange(&d->u_requests, 0);
 }
 
 /* Loop thread: no more urgent thread (dest_fetch will not wake it). */
@@ -170,7 +130,7 @@ static void dest_urgent_stop(struct mig_dest *d)
 	pthread_mutex_lock(&d->qlock);
 	d->urg_on = false;
 	pthread_mutex_unlock(&d->qlock);
-	mig_urgent_stop(&d->urg);
+	mig_urgent_stop(&d->ss.urg);
 	dest_fold_urgent(d);
 }
 
@@ -179,25 +139,23 @@ const struct mig_stats *mig_dest_stats(struct mig_dest *d)
 	dest_fold_urgent(d);
 	if (d->postcopy && d->go_done)
 		dest_fault_stats(d);
-	return &d->st;
+	return &d->ss.st;
 }
 
 static void dest_end(struct mig_dest *d, enum mig_state state)
 {
-	if (d->ended)
+	if (d->ss.ended)
 		return;
-	d->ended = true;
-	d->st.state = state;
-	d->st.time_elapsed_ms = (clock_now_ns() - d->st.start_ns) / 1000000;
+	d->ss.ended = true;
+	d->ss.st.state = state; /* terminal, or RUNNING (dest_on_go) */
+	d->ss.st.time_elapsed_ms =
+		(clock_now_ns() - d->ss.st.start_ns) / 1000000;
 	/* Failed: let the ERROR we queued reach the source, then close. */
 	if (state != MIG_RUNNING) {
 		dest_urgent_stop(d);
-		mig_channel_close_after_flush(&d->ch, NULL);
-		if (d->uch.loop)
-			mig_channel_close_after_flush(&d->uch, NULL);
+		mig_session_close_channels(&d->ss);
 	}
-	if (d->hooks.done)
-		d->hooks.done(d->hooks.opaque, &d->st);
+	mig_session_done(&d->ss);
 }
 
 static void dest_fail(struct mig_dest *d, const char *fmt, ...)
@@ -207,9 +165,9 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 static void dest_faults_off(struct mig_dest *d)
 {
 	if (d->faults_on)
-		fault_stop(&d->vm->faults);
+		fault_stop(&d->ss.vm->faults);
 	d->faults_on = false;
-	atomic_store(&d->vm->ram_incomplete, false);
+	atomic_store(&d->ss.vm->ram_incomplete, false);
 }
 
 /*
@@ -220,13 +178,11 @@ static void dest_faults_off(struct mig_dest *d)
 static void dest_postcopy_failed(struct mig_dest *d)
 {
 	d->pc_failed = true;
-	d->st.state = MIG_FAILED;
+	if (!dest_set_state(d, MIG_FAILED))
+		return;
 	dest_urgent_stop(d);
-	mig_channel_close_after_flush(&d->ch, NULL);
-	if (d->uch.loop)
-		mig_channel_close_after_flush(&d->uch, NULL);
-	if (d->hooks.done)
-		d->hooks.done(d->hooks.opaque, &d->st);
+	mig_session_close_channels(&d->ss);
+	mig_session_done(&d->ss);
 	dest_faults_off(d);
 }
 
@@ -239,15 +195,15 @@ static void dest_fail(struct mig_dest *d, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (d->ended && !dest_live(d))
+	if (d->ss.ended && !dest_live(d))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(d->st.error, sizeof(d->st.error), fmt, ap);
+	vsnprintf(d->ss.st.error, sizeof(d->ss.st.error), fmt, ap);
 	va_end(ap);
-	n = proto_error_encode(buf, sizeof(buf), EPROTO, d->st.error);
-	if (d->ch.connected && !d->ch.failed)
-		mig_channel_send_copy(&d->ch, buf, n); /* best effort */
-	if (d->ended) {
+	n = proto_error_encode(buf, sizeof(buf), EPROTO, d->ss.st.error);
+	if (d->ss.ch.connected && !d->ss.ch.failed)
+		mig_channel_send_copy(&d->ss.ch, buf, n); /* best effort */
+	if (d->ss.ended) {
 		dest_pc_break(d);
 		return;
 	}
@@ -266,7 +222,7 @@ static void dest_send_on(struct mig_dest *d, struct mig_channel *ch,
 
 static void dest_send(struct mig_dest *d, const uint8_t *buf, int n)
 {
-	dest_send_on(d, &d->ch, buf, n);
+	dest_send_on(d, &d->ss.ch, buf, n);
 }
 
 static void dest_send_empty(struct mig_dest *d, enum proto_type t)
@@ -286,18 +242,18 @@ static int dest_urgent_listen(struct mig_dest *d)
 {
 	int r;
 
-	if (!(d->caps & PROTO_CAP_POSTCOPY)) {
-		mig_channel_stop_listening(&d->ch);
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY)) {
+		mig_channel_stop_listening(&d->ss.ch);
 		return 0;
 	}
-	r = mig_channel_listen_next(&d->ch, &d->uch, &dest_urgent_ops, d);
+	r = mig_channel_listen_next(&d->ss.ch, &d->ss.uch, &dest_urgent_ops, d);
 	if (r) {
 		dest_fail(d, "listening for the urgent connection: %s",
 			  r == -EINVAL ? "the listener is closed"
 				       : uv_strerror(r));
 		return r;
 	}
-	d->uch.idle_ok = true; /* requests come when vCPUs fault */
+	d->ss.uch.idle_ok = true; /* requests come when vCPUs fault */
 	return 0;
 }
 
@@ -310,7 +266,7 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 	int r = -ENOMEM;
 
 	if (remote && local) {
-		mig_hello_local(d->vm,
+		mig_hello_local(d->ss.vm,
 				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
 					PROTO_CAP_POSTCOPY,
 				local);
@@ -322,7 +278,7 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 		snprintf(err, sizeof(err), "out of memory");
 	}
 	if (!r) {
-		d->caps = remote->caps & local->caps;
+		d->ss.caps = remote->caps & local->caps;
 		d->nr_devs = (int)local->nr_devices;
 	}
 	free(remote);
@@ -334,8 +290,7 @@ static void dest_on_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 	if (dest_urgent_listen(d))
 		return;
 	d->hello_done = true;
-	d->st.state = MIG_RECEIVING;
-	dest_send(d, buf, proto_hello_ack_encode(buf, sizeof(buf), d->caps));
+	dest_send(d, buf, proto_hello_ack_encode(buf, sizeof(buf), d->ss.caps));
 }
 
 /* ---- pages ----------------------------------------------------------------
@@ -345,7 +300,7 @@ static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 {
 	for (uint32_t i = 0; i < run->npages; i++) {
 		uint64_t gpa = run->gpa + i * PAGE_SIZE;
-		int r = mig_ram_zero_page(&d->vm->mem, gpa);
+		int r = mem_punch_page(&d->ss.vm->mem, gpa);
 
 		if (r) {
 			dest_fail(d, "zeroing page 0x%llx: %s",
@@ -355,7 +310,7 @@ static int dest_place_zero(struct mig_dest *d, const struct proto_run *run)
 			return r;
 		}
 	}
-	d->st.memory_constant += run->npages;
+	d->ss.st.memory_constant += run->npages;
 	return 0;
 }
 
@@ -366,10 +321,10 @@ static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 	uint64_t len = (uint64_t)run->npages * PAGE_SIZE;
 	int r;
 
-	d->st.memory_processed += len;
+	d->ss.st.memory_processed += len;
 	if (run->flags & PROTO_RUN_ZERO)
 		return dest_place_zero(d, run);
-	r = mig_ram_write(&d->vm->mem, run->gpa, *data, len);
+	r = mem_pwrite(&d->ss.vm->mem, run->gpa, *data, len);
 	if (r) {
 		dest_fail(d, "writing %u pages at 0x%llx: %s", run->npages,
 			  (unsigned long long)run->gpa,
@@ -377,8 +332,8 @@ static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 		return r;
 	}
 	*data += len;
-	d->st.memory_normal += run->npages;
-	d->st.memory_normal_bytes += len;
+	d->ss.st.memory_normal += run->npages;
+	d->ss.st.memory_normal_bytes += len;
 	return 0;
 }
 
@@ -417,8 +372,8 @@ static struct dest_blob *dest_slot(struct mig_dest *d,
 {
 	switch (s->kind) {
 	case PROTO_STATE_VCPU:
-		return s->id < (uint32_t)d->vm->nr_vcpus ? &d->vcpu[s->id]
-							 : NULL;
+		return s->id < (uint32_t)d->ss.vm->nr_vcpus ? &d->vcpu[s->id]
+							    : NULL;
 	case PROTO_STATE_VM:
 		return s->id == 0 ? &d->vmstate : NULL;
 	case PROTO_STATE_DEVICE:
@@ -464,7 +419,7 @@ static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
 	char name[32];
 	int r = 0;
 
-	for (int i = 0; !r && i < d->vm->nr_vcpus; i++) {
+	for (int i = 0; !r && i < d->ss.vm->nr_vcpus; i++) {
 		snprintf(name, sizeof(name), "vcpu%d", i);
 		if (d->vcpu[i].data)
 			r = vm_snapshot_add(snap, VM_SNAP_VCPU, i, name,
@@ -475,10 +430,10 @@ static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
 		r = vm_snapshot_add(snap, VM_SNAP_VM, 0, "vm",
 				    d->vmstate.version, d->vmstate.data,
 				    d->vmstate.len, err, errlen);
-	for (int i = 0; !r && i < d->nr_devs && vm_dev_at(d->vm, i); i++)
+	for (int i = 0; !r && i < d->nr_devs && vm_dev_at(d->ss.vm, i); i++)
 		if (d->dev[i].data)
 			r = vm_snapshot_add(snap, VM_SNAP_DEVICE, i,
-					    vm_dev_at(d->vm, i)->name,
+					    vm_dev_at(d->ss.vm, i)->name,
 					    d->dev[i].version, d->dev[i].data,
 					    d->dev[i].len, err, errlen);
 	return r;
@@ -493,21 +448,21 @@ static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 	vm_snapshot_init(&snap);
 	r = dest_snapshot(d, &snap, err, errlen);
 	if (!r)
-		r = vm_snapshot_apply(d->vm, &snap, err, errlen);
+		r = vm_snapshot_apply(d->ss.vm, &snap, err, errlen);
 	vm_snapshot_free(&snap);
 	return r;
 }
 
 static void dest_maybe_ready(struct mig_dest *d)
 {
-	if (!d->restored || d->st.state == MIG_WAIT_READY)
+	if (!d->restored || d->ss.st.state == MIG_WAIT_READY)
 		return;
 	if (d->postcopy && !d->urgent_ok)
 		return; /* READY also means: the urgent connection is up */
-	if ((d->caps & PROTO_CAP_VERIFY) && !d->postcopy && !d->verify_done)
+	if ((d->ss.caps & PROTO_CAP_VERIFY) && !d->postcopy && !d->verify_done)
 		return; /* the source's digests come after STATE_END */
-	d->st.state = MIG_WAIT_READY;
-	dest_send_empty(d, PROTO_READY);
+	if (dest_set_state(d, MIG_WAIT_READY))
+		dest_send_empty(d, PROTO_READY);
 }
 
 static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen);
@@ -521,7 +476,7 @@ static int dest_postcopy_sum(struct mig_dest *d, char *err, size_t errlen)
 {
 	int r;
 
-	if (!(d->caps & PROTO_CAP_VERIFY))
+	if (!(d->ss.caps & PROTO_CAP_VERIFY))
 		return 0;
 	r = mig_sum_init(&d->sum);
 	d->sum_on = !r;
@@ -529,8 +484,8 @@ static int dest_postcopy_sum(struct mig_dest *d, char *err, size_t errlen)
 	 * RAM arrived fresh (all holes): without a pre-copy page there is
 	 * nothing to add, and the scan would cost ~10 ms a GiB of downtime.
 	 */
-	if (!r && d->st.memory_normal)
-		r = mig_sum_ram(&d->sum, &d->vm->mem);
+	if (!r && d->ss.st.memory_normal)
+		r = mig_sum_ram(&d->sum, &d->ss.vm->mem);
 	if (r)
 		snprintf(err, errlen, "hashing guest RAM: %s", strerror(-r));
 	return r;
@@ -545,7 +500,7 @@ static void dest_on_state_end(struct mig_dest *d)
 		return;
 	}
 	d->state_end = true;
-	d->st.restore_us = clock_now_ns();
+	d->ss.st.restore_us = clock_now_ns();
 	if (dest_restore(d, err, sizeof(err))) {
 		dest_fail(d, "restoring the VM: %s", err);
 		return;
@@ -559,11 +514,11 @@ static void dest_on_state_end(struct mig_dest *d)
 		return;
 	}
 	d->restored = true;
-	d->st.restore_us = (clock_now_ns() - d->st.restore_us) / 1000;
+	d->ss.st.restore_us = (clock_now_ns() - d->ss.st.restore_us) / 1000;
 	/* Hash now, while the source hashes its side: not one after the other.
 	 */
-	if ((d->caps & PROTO_CAP_VERIFY) && !d->postcopy) {
-		d->nr_digest = mig_ram_digest(&d->vm->mem, d->digest,
+	if ((d->ss.caps & PROTO_CAP_VERIFY) && !d->postcopy) {
+		d->nr_digest = mig_ram_digest(&d->ss.vm->mem, d->digest,
 					      PROTO_MAX_REGIONS);
 		if (d->nr_digest < 0) {
 			dest_fail(d, "verify: cannot hash guest RAM here: %s",
@@ -584,8 +539,8 @@ static void dest_on_verify(struct mig_dest *d, const uint8_t *p, size_t len)
 	uint32_t nr;
 	int n;
 
-	if (!d->state_end || !(d->caps & PROTO_CAP_VERIFY) || d->verify_done ||
-	    d->postcopy) {
+	if (!d->state_end || !(d->ss.caps & PROTO_CAP_VERIFY) ||
+	    d->verify_done || d->postcopy) {
 		dest_fail(d, "VERIFY out of order");
 		return;
 	}
@@ -619,19 +574,19 @@ static void dest_on_go(struct mig_dest *d)
 {
 	char err[256];
 
-	if (d->st.state != MIG_WAIT_READY) {
+	if (d->ss.st.state != MIG_WAIT_READY) {
 		dest_fail(d, "GO before READY");
 		return;
 	}
 	d->go_ns = clock_now_ns();
-	if (vm_start(d->vm, err, sizeof(err))) {
+	if (vm_start(d->ss.vm, err, sizeof(err))) {
 		dest_fail(d, "starting the vCPUs: %s", err);
 		return;
 	}
 	dest_send_empty(d, PROTO_RUNNING);
 	d->go_done = true;
 	/* The devices came in reset: a DMA driver re-registers on RESUME. */
-	vm_devs_resume(d->vm);
+	vm_devs_resume(d->ss.vm);
 	dest_end(d, MIG_RUNNING);
 }
 
@@ -644,7 +599,7 @@ static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
 	char err[256];
 	uint32_t nr;
 
-	if (!(d->caps & PROTO_CAP_POSTCOPY) || d->postcopy) {
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY) || d->postcopy) {
 		dest_fail(d, "DISCARD out of order");
 		return;
 	}
@@ -662,7 +617,7 @@ static void dest_on_discard(struct mig_dest *d, const uint8_t *p, size_t len)
 	}
 	for (uint32_t i = 0; i < nr; i++) {
 		const struct proto_run *run = &d->discard[i];
-		int r = mig_ram_zero_range(&d->vm->mem, run->gpa, run->npages);
+		int r = mem_punch_range(&d->ss.vm->mem, run->gpa, run->npages);
 
 		if (r) {
 			dest_fail(d, "discarding %u pages at 0x%llx: %s",
@@ -686,7 +641,7 @@ static void dest_check_urgent(struct mig_dest *d)
 
 	if (!d->postcopy || !d->urgent_seen)
 		return;
-	if (d->urgent_cookie != d->cookie) {
+	if (d->urgent_cookie != d->ss.cookie) {
 		dest_fail(d, "urgent connection: wrong cookie");
 		return;
 	}
@@ -707,7 +662,7 @@ static void dest_on_postcopy(struct mig_dest *d, const uint8_t *p, size_t len)
 	uint64_t cookie, nr_runs;
 	char err[256];
 
-	if (!(d->caps & PROTO_CAP_POSTCOPY) || d->postcopy || d->ram_end) {
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY) || d->postcopy || d->ram_end) {
 		dest_fail(d, "POSTCOPY out of order");
 		return;
 	}
@@ -722,11 +677,11 @@ static void dest_on_postcopy(struct mig_dest *d, const uint8_t *p, size_t len)
 			  (unsigned long long)d->nr_discard);
 		return;
 	}
-	d->cookie = cookie;
+	d->ss.cookie = cookie;
 	d->postcopy = true;
 	d->ram_end = true; /* the state sections follow */
 	/* Pushed pages must not hold up the answers to requests. */
-	d->ch.read_chunk = DEST_PC_READ_CHUNK;
+	d->ss.ch.read_chunk = DEST_PC_READ_CHUNK;
 	dest_check_urgent(d);
 }
 
@@ -748,12 +703,12 @@ static int dest_fetch(void *opaque, uint64_t gpa)
 		d->req[(d->req_head + d->req_len++) % DEST_REQ_QUEUE] = gpa;
 	/* Under qlock: the thread cannot stop meanwhile. */
 	if (!r && d->urg_on) {
-		mig_urgent_wake(&d->urg);
+		mig_urgent_wake(&d->ss.urg);
 		urg = true;
 	}
 	pthread_mutex_unlock(&d->qlock);
 	if (!r && !urg)
-		uv_async_send(&d->async);
+		uv_async_send(&d->ss.async);
 	return r;
 }
 
@@ -767,7 +722,7 @@ static void dest_stall(void *opaque, uint64_t gpa, uint64_t waited_ns,
 	(void)waited_ns;
 	(void)tid;
 	atomic_store(&d->stalled, true);
-	uv_async_send(&d->async);
+	uv_async_send(&d->ss.async);
 }
 
 static uint32_t dest_take_reqs(struct mig_dest *d, uint64_t *gpa)
@@ -792,7 +747,7 @@ static void dest_send_sum(struct mig_dest *d)
 	uint8_t buf[PROTO_HDR_SIZE + 8 + 48];
 	struct proto_digest dg;
 
-	mig_sum_digest(&d->sum, d->vm->mem.size, &dg);
+	mig_sum_digest(&d->sum, d->ss.vm->mem.size, &dg);
 	dest_send(d, buf, proto_verify_encode(buf, sizeof(buf), &dg, 1));
 }
 
@@ -806,11 +761,11 @@ static void dest_on_async(uv_async_t *h)
 {
 	struct mig_dest *d = h->data;
 
-	if (atomic_exchange(&d->stalled, false) && d->hooks.progress)
-		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
-	if (atomic_exchange(&d->u_ended, false)) {
+	if (atomic_exchange(&d->stalled, false) && d->ss.hooks.progress)
+		d->ss.hooks.progress(d->ss.hooks.opaque, mig_dest_stats(d));
+	if (mig_session_urgent_ended(&d->ss)) {
 		dest_urgent_stop(d);
-		dest_fail(d, "urgent connection: %s", d->u_why);
+		dest_fail(d, "urgent connection: %s", d->ss.u_why);
 		return;
 	}
 	pthread_mutex_lock(&d->qlock);
@@ -827,13 +782,13 @@ static void dest_on_async(uv_async_t *h)
  */
 static int dest_place_one(struct mig_dest *d, uint64_t gpa, const void *data)
 {
-	struct fault_service *fs = &d->vm->faults;
+	struct fault_service *fs = &d->ss.vm->faults;
 	uint64_t i;
 	int r = 0;
 
-	if (mem_gpa_to_page(&d->vm->mem, gpa, &i))
+	if (mem_gpa_to_page(&d->ss.vm->mem, gpa, &i))
 		return -EFAULT;
-	if (bitmap_test(&d->vm->mem.state[MEM_PS_PRESENT], i) ||
+	if (bitmap_test(&d->ss.vm->mem.state[MEM_PS_PRESENT], i) ||
 	    bitmap_test_and_set(&d->claimed, i))
 		return 0;
 	if (!data)
@@ -927,7 +882,7 @@ static void dest_try_complete(struct mig_dest *d)
 		dest_fail(d, "out of memory");
 		return;
 	}
-	fault_get_stats(&d->vm->faults, st);
+	fault_get_stats(&d->ss.vm->faults, st);
 	pending = st->pending;
 	free(st);
 	if (pending)
@@ -935,7 +890,8 @@ static void dest_try_complete(struct mig_dest *d)
 	dest_urgent_stop(d);
 	dest_faults_off(d);
 	d->complete_sent = true;
-	d->st.time_elapsed_ms = (clock_now_ns() - d->st.start_ns) / 1000000;
+	d->ss.st.time_elapsed_ms =
+		(clock_now_ns() - d->ss.st.start_ns) / 1000000;
 	if (d->sum_on)
 		dest_send_sum(d);
 	dest_send_empty(d, PROTO_COMPLETE);
@@ -954,7 +910,7 @@ static void dest_on_postcopy_end(struct mig_dest *d)
 /* STATE_END in post-copy: every RAM page is fetched on first touch. */
 static int dest_postcopy_faults(struct mig_dest *d, char *err, size_t errlen)
 {
-	struct vm *vm = d->vm;
+	struct vm *vm = d->ss.vm;
 	int r = bitmap_init(&d->claimed, vm->mem.nr_pages);
 
 	if (r) {
@@ -996,7 +952,7 @@ static int dest_urgent_send_reqs(struct mig_dest *d, const uint64_t *gpa,
 	int len = proto_page_req_encode(buf, sizeof(buf), gpa, n);
 
 	atomic_fetch_add(&d->u_requests, n);
-	return len < 0 ? len : mig_urgent_send(&d->urg, buf, len);
+	return len < 0 ? len : mig_urgent_send(&d->ss.urg, buf, len);
 }
 
 /* Every fault still waiting (after a resume), then the queue. */
@@ -1009,7 +965,7 @@ static int dest_urgent_wake(void *opaque, char *err, size_t errlen)
 
 	if (atomic_exchange(&d->u_resend, false)) {
 		uint64_t *all = malloc(FAULT_MAX_PENDING * sizeof(*all));
-		int k = all ? fault_pending_list(&d->vm->faults, all,
+		int k = all ? fault_pending_list(&d->ss.vm->faults, all,
 						 FAULT_MAX_PENDING, NULL)
 			    : -ENOMEM;
 
@@ -1052,7 +1008,7 @@ static int dest_urgent_frame(void *opaque, const struct proto_hdr *h,
 	 * before it reads that count: one of the two sees the other.)
 	 */
 	if (!r && atomic_load(&d->pc_end))
-		uv_async_send(&d->async);
+		uv_async_send(&d->ss.async);
 	return r;
 }
 
@@ -1062,9 +1018,7 @@ static void dest_urgent_end(void *opaque, int code, const char *why, bool own)
 
 	(void)code;
 	(void)own; /* every end is "urgent connection: ..." here */
-	snprintf(d->u_why, sizeof(d->u_why), "%s", why);
-	atomic_store(&d->u_ended, true);
-	uv_async_send(&d->async);
+	mig_session_urgent_end(&d->ss, why, own);
 }
 
 static const struct mig_urgent_ops dest_urgent_thread_ops = {
@@ -1079,13 +1033,13 @@ static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
 	uint8_t *left = NULL;
 	size_t len = 0;
 	int fd = -1;
-	int r = mig_channel_detach(&d->uch, &fd, &left, &len);
+	int r = mig_channel_detach(&d->ss.uch, &fd, &left, &len);
 
 	if (r) {
 		snprintf(err, errlen, "%s", uv_strerror(r));
 		return r;
 	}
-	r = mig_urgent_start(&d->urg, fd, left, len, NULL, 0, d->uch.peer,
+	r = mig_urgent_start(&d->ss.urg, fd, left, len, NULL, 0, d->ss.uch.peer,
 			     &dest_urgent_thread_ops, d, err, errlen);
 	free(left);
 	if (r)
@@ -1117,7 +1071,7 @@ static void dest_urgent_on_frame(struct mig_channel *ch,
 {
 	struct mig_dest *d = ch->opaque;
 
-	if (d->ended && !dest_live(d))
+	if (d->ss.ended && !dest_live(d))
 		return;
 	if (!d->urgent_seen) {
 		if (h->type == PROTO_URGENT_HELLO)
@@ -1137,7 +1091,7 @@ static void dest_urgent_on_error(struct mig_channel *ch, int e, const char *why)
 	struct mig_dest *d = ch->opaque;
 
 	(void)e;
-	if (d->ended && !dest_live(d)) {
+	if (d->ss.ended && !dest_live(d)) {
 		mig_channel_close(ch, NULL);
 		return;
 	}
@@ -1166,10 +1120,15 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 	char reason[1100], err[256];
 	int code;
 
-	if (d->ended && !dest_live(d))
+	if (d->ss.ended && !dest_live(d))
 		return;
-	if (d->st.state == MIG_POSTCOPY_PAUSED) {
+	if (d->ss.st.state == MIG_POSTCOPY_PAUSED) {
 		dest_on_resume(d, h, p);
+		return;
+	}
+	if (mig_state_check_frame(MIG_SIDE_DEST, d->ss.st.state, h->type, err,
+				  sizeof(err))) {
+		dest_fail(d, "%s", err);
 		return;
 	}
 	if (h->type != PROTO_HELLO && !d->hello_done) {
@@ -1234,9 +1193,9 @@ static void dest_on_error(struct mig_channel *ch, int e, const char *why)
 	struct mig_dest *d = ch->opaque;
 
 	(void)e;
-	if (d->ended && !dest_live(d)) {
+	if (d->ss.ended && !dest_live(d)) {
 		/* Running: the source closing the connection is the end. */
-		mig_channel_close(&d->ch, NULL);
+		mig_channel_close(&d->ss.ch, NULL);
 		return;
 	}
 	dest_fail(d, "%s", why);
@@ -1248,8 +1207,8 @@ static void dest_on_connect(struct mig_channel *ch)
 
 	if (d->go_done)
 		return; /* a resume: its first frame must be RESUME */
-	d->st.state = MIG_RECEIVING;
-	d->st.start_ns = clock_now_ns();
+	dest_set_state(d, MIG_RECEIVING);
+	d->ss.st.start_ns = clock_now_ns();
 }
 
 static const struct mig_channel_ops dest_channel_ops = {
@@ -1264,10 +1223,10 @@ static const struct mig_channel_ops dest_channel_ops = {
 /* Pages resident here; the others never arrived (or are holes there too). */
 static int dest_resident(struct mig_dest *d, struct bitmap *have)
 {
-	int r = bitmap_init(have, d->vm->mem.nr_pages);
+	int r = bitmap_init(have, d->ss.vm->mem.nr_pages);
 
 	if (!r)
-		r = mig_ram_resident(&d->vm->mem, have);
+		r = mem_resident(&d->ss.vm->mem, have);
 	return r;
 }
 
@@ -1289,11 +1248,11 @@ static void dest_pc_relisten(struct mig_dest *d)
 
 	if (d->pc_failed || d->complete_sent)
 		return;
-	memset(&d->uch, 0, sizeof(d->uch));
-	r = mig_channel_listen(&d->ch, d->loop, d->spec, &dest_channel_ops, d,
-			       err, sizeof(err));
+	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
+	r = mig_channel_listen(&d->ss.ch, d->ss.loop, d->spec,
+			       &dest_channel_ops, d, err, sizeof(err));
 	if (r)
-		snprintf(d->st.error, sizeof(d->st.error),
+		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
 			 "post-copy paused, and cannot listen for the resume: "
 			 "%s",
 			 err);
@@ -1325,9 +1284,9 @@ static void dest_pc_reopen(struct mig_dest *d)
 {
 	dest_urgent_stop(d);
 	d->pc_closing = 1; /* held while both are looked at */
-	dest_pc_close(d, &d->ch);
-	dest_pc_close(d, &d->uch);
-	dest_pc_closed(&d->ch);
+	dest_pc_close(d, &d->ss.ch);
+	dest_pc_close(d, &d->ss.uch);
+	dest_pc_closed(&d->ss.ch);
 }
 
 /*
@@ -1337,20 +1296,21 @@ static void dest_pc_reopen(struct mig_dest *d)
  */
 static void dest_pc_break(struct mig_dest *d)
 {
-	size_t n = strlen(d->st.error);
+	size_t n = strlen(d->ss.st.error);
 
-	if (d->st.state == MIG_POSTCOPY_PAUSED)
+	if (d->ss.st.state == MIG_POSTCOPY_PAUSED)
 		return;
-	snprintf(d->st.error + n, sizeof(d->st.error) - n,
+	snprintf(d->ss.st.error + n, sizeof(d->ss.st.error) - n,
 		 "; the VM runs here, faults on missing pages wait for the "
 		 "source's migrate --resume");
-	d->st.state = MIG_POSTCOPY_PAUSED;
-	d->st.postcopy_breaks++;
+	if (!dest_set_state(d, MIG_POSTCOPY_PAUSED))
+		return;
+	d->ss.st.postcopy_breaks++;
 	d->urgent_ok = d->urgent_seen = false;
 	d->pc_end = false;
 	dest_pc_reopen(d);
-	if (d->hooks.progress)
-		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
+	if (d->ss.hooks.progress)
+		d->ss.hooks.progress(d->ss.hooks.opaque, mig_dest_stats(d));
 }
 
 /* The pages we lack, as DISCARD runs, then RESUME_ACK. */
@@ -1364,8 +1324,8 @@ static int dest_send_lacking(struct mig_dest *d)
 	uint32_t nr;
 	int r = runs && f ? dest_resident(d, &have) : -ENOMEM;
 
-	while (!r && (nr = mig_ram_runs(&d->vm->mem, &have, false, &pos, runs,
-					PROTO_MAX_DISCARD_RUNS))) {
+	while (!r && (nr = mig_ram_runs(&d->ss.vm->mem, &have, false, &pos,
+					runs, PROTO_MAX_DISCARD_RUNS))) {
 		int n = proto_discard_encode(f, PROTO_DISCARD_MAX_FRAME, runs,
 					     nr);
 
@@ -1377,8 +1337,8 @@ static int dest_send_lacking(struct mig_dest *d)
 	}
 	if (!r)
 		dest_send(d, buf,
-			  proto_resume_ack_encode(buf, sizeof(buf), d->cookie,
-						  total));
+			  proto_resume_ack_encode(buf, sizeof(buf),
+						  d->ss.cookie, total));
 	bitmap_free(&have);
 	free(runs);
 	free(f);
@@ -1393,9 +1353,9 @@ static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 	char err[256];
 	int r;
 
-	if (h->type != PROTO_RESUME ||
+	if (!mig_state_frame_ok(MIG_SIDE_DEST, d->ss.st.state, h->type) ||
 	    proto_resume_decode(p, h->len, &cookie, err, sizeof(err)) ||
-	    cookie != d->cookie) {
+	    cookie != d->ss.cookie) {
 		/* Not our source: refuse it, keep waiting for ours. */
 		uint8_t buf[PROTO_HDR_SIZE + 64];
 
@@ -1406,28 +1366,28 @@ static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 		dest_pc_reopen(d);
 		return;
 	}
-	r = mig_channel_listen_next(&d->ch, &d->uch, &dest_urgent_ops, d);
+	r = mig_channel_listen_next(&d->ss.ch, &d->ss.uch, &dest_urgent_ops, d);
 	if (!r)
 		r = dest_send_lacking(d);
 	if (r) {
-		snprintf(d->st.error, sizeof(d->st.error),
+		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
 			 "resuming post-copy: %s", strerror(r < 0 ? -r : r));
-		d->st.state = MIG_RUNNING;
+		dest_set_state(d, MIG_RUNNING);
 		dest_pc_break(d);
 		return;
 	}
-	d->uch.idle_ok = true;
-	d->st.error[0] = '\0';
-	d->st.state = MIG_RUNNING;
-	if (d->hooks.progress)
-		d->hooks.progress(d->hooks.opaque, mig_dest_stats(d));
+	d->ss.uch.idle_ok = true;
+	d->ss.st.error[0] = '\0';
+	dest_set_state(d, MIG_RUNNING);
+	if (d->ss.hooks.progress)
+		d->ss.hooks.progress(d->ss.hooks.opaque, mig_dest_stats(d));
 }
 
 /* The urgent connection is back: ask again for every waiting fault. */
 static void dest_resume_requests(struct mig_dest *d)
 {
 	atomic_store(&d->u_resend, true);
-	mig_urgent_wake(&d->urg);
+	mig_urgent_wake(&d->ss.urg);
 }
 
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
@@ -1439,13 +1399,7 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 
 	if (!d)
 		return -ENOMEM;
-	d->vm = vm;
-	d->loop = loop;
-	d->hooks = *hooks;
 	snprintf(d->spec, sizeof(d->spec), "%s", spec);
-	d->st.state = MIG_LISTENING;
-	d->st.start_ns = clock_now_ns();
-	d->st.memory_total = vm->mem.size;
 	d->batch = malloc(sizeof(*d->batch));
 	d->ubatch = malloc(sizeof(*d->ubatch));
 	if (!d->batch || !d->ubatch) {
@@ -1456,16 +1410,11 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	}
 	pthread_mutex_init(&d->qlock, NULL);
 	pthread_mutex_init(&d->sum_lock, NULL);
-	r = uv_async_init(loop, &d->async, dest_on_async);
-	if (r) {
-		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
-		mig_dest_free(d);
-		return r;
-	}
-	d->async.data = d;
-	d->async_on = true;
-	r = mig_channel_listen(&d->ch, loop, spec, &dest_channel_ops, d, err,
-			       errlen);
+	r = mig_session_init(&d->ss, vm, loop, hooks, MIG_LISTENING,
+			     dest_on_async, d, err, errlen);
+	if (!r)
+		r = mig_channel_listen(&d->ss.ch, loop, spec, &dest_channel_ops,
+				       d, err, errlen);
 	if (r) {
 		mig_dest_free(d);
 		return r;
@@ -1474,8 +1423,10 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	return 0;
 }
 
-static void dest_release(struct mig_dest *d)
+static void dest_release(struct mig_session *ss)
 {
+	struct mig_dest *d = (struct mig_dest *)ss;
+
 	for (int i = 0; i < GUEST_MAX_CPUS; i++)
 		free(d->vcpu[i].data);
 	for (int i = 0; i < PROTO_MAX_DEVICES; i++)
@@ -1491,39 +1442,6 @@ static void dest_release(struct mig_dest *d)
 	free(d);
 }
 
-static void dest_closed(struct mig_dest *d)
-{
-	if (--d->closing == 0)
-		dest_release(d);
-}
-
-static void dest_channel_closed(struct mig_channel *ch)
-{
-	dest_closed(ch->opaque);
-}
-
-static void dest_async_closed(uv_handle_t *h)
-{
-	dest_closed(h->data);
-}
-
-/* Every handle must be closed before d goes away. */
-static void dest_free_channel(struct mig_dest *d, struct mig_channel *ch)
-{
-	if (!ch->loop)
-		return;
-	if (!ch->closed) {
-		ch->flush_close = false;
-		d->closing++;
-		mig_channel_close(ch, dest_channel_closed);
-		return;
-	}
-	if (ch->pending_closes) {
-		d->closing++;
-		ch->on_closed = dest_channel_closed;
-	}
-}
-
 void mig_dest_free(struct mig_dest *d)
 {
 	if (!d)
@@ -1531,15 +1449,7 @@ void mig_dest_free(struct mig_dest *d)
 	/* The fault thread calls dest_fetch(d): stop it first. */
 	dest_urgent_stop(d);
 	dest_faults_off(d);
-	d->closing = 1; /* held while the handles are looked at */
-	dest_free_channel(d, &d->ch);
-	dest_free_channel(d, &d->uch);
-	if (d->async_on) {
-		d->closing++;
-		uv_close((uv_handle_t *)&d->async, dest_async_closed);
-	}
-	if (--d->closing == 0)
-		dest_release(d);
+	mig_session_free(&d->ss, NULL, dest_release);
 }
 
 int mig_dest_abort(struct mig_dest *d)
@@ -1551,13 +1461,13 @@ int mig_dest_abort(struct mig_dest *d)
 	dest_fault_stats(d);
 	missing = dest_missing_pages(d);
 	snprintf(
-		d->st.error, sizeof(d->st.error),
+		d->ss.st.error, sizeof(d->ss.st.error),
 		"post-copy aborted by the user: %llu pages (%llu MiB) of guest "
 		"RAM had not arrived (%llu faults waiting); the VM cannot run "
 		"without them and stops",
 		(unsigned long long)missing,
 		(unsigned long long)(missing * PAGE_SIZE >> 20),
-		(unsigned long long)d->st.faults_waiting);
+		(unsigned long long)d->ss.st.faults_waiting);
 	dest_postcopy_failed(d);
 	return 0;
 }

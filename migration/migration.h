@@ -8,8 +8,14 @@
  * or `vmmctl boot --incoming` (destination) starts it until the destination
  * runs the VM or the attempt is abandoned. It uses proto/ for every byte on
  * the wire, ept/ for guest RAM and dirty tracking, and vmm/ for pausing,
- * resuming and saving/restoring the VM. Everything runs on the event-loop
- * thread (libuv): sockets, timers, the pre-copy pump. The one rule above
+ * resuming and saving/restoring the VM. Each side is a state machine
+ * (source.c, dest.c: the only places state changes, by the one table of
+ * states.c) over a shared session (session.h) and phase modules
+ * (src_precopy/src_switch/src_postcopy/src_verify on the source). The
+ * state, sockets, timers and the pre-copy pump belong to the event-loop
+ * thread (libuv); in post-copy the urgent thread on each side answers or
+ * sends page requests and the destination's fault thread queues fetches,
+ * both only through atomics, locks and a uv_async. The one rule above
  * all: until the destination has confirmed it runs the VM, the source keeps
  * it whole and resumes it on any failure.
  *

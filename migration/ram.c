@@ -1,163 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ram.c - resident-page scans, zero pages as holes, RAM digests.
+ * ram.c - RAM digests for --verify and the runs of a page set; the
+ * guest-RAM primitives they stand on are ept/ram_io.h's.
  */
 #include <errno.h>
 #include <stdbool.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "common/page.h"
+#include "ept/ram_io.h"
 #include "migration/ram.h"
 
 #define SCAN_CHUNK (64ULL << 20) /* mincore vector per call: 16 KiB */
-
-static int mig_ram_scan(const struct mem_region *r, uint64_t off, uint64_t len,
-			unsigned char *vec)
-{
-	if (mincore(r->hva + off, len, vec) < 0)
-		return -errno;
-	return 0;
-}
-
-int mig_ram_resident(const struct guest_mem *m, struct bitmap *out)
-{
-	unsigned char *vec = malloc(SCAN_CHUNK / PAGE_SIZE);
-	int ret = 0;
-
-	if (!vec)
-		return -ENOMEM;
-	for (int i = 0; i < m->nr_regions && !ret; i++) {
-		const struct mem_region *r = &m->regions[i];
-		uint64_t first = r->file_off / PAGE_SIZE;
-
-		for (uint64_t off = 0; off < r->size && !ret;
-		     off += SCAN_CHUNK) {
-			uint64_t len = r->size - off < SCAN_CHUNK
-					       ? r->size - off
-					       : SCAN_CHUNK;
-
-			ret = mig_ram_scan(r, off, len, vec);
-			for (uint64_t p = 0; !ret && p < len / PAGE_SIZE; p++)
-				if (vec[p] & 1)
-					bitmap_set(out, first + off / PAGE_SIZE + p);
-		}
-	}
-	free(vec);
-	return ret;
-}
-
-int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
-			   uint64_t n, struct bitmap *out)
-{
-	unsigned char vec[MIG_RAM_SCAN_PAGES];
-
-	if (n > MIG_RAM_SCAN_PAGES)
-		return -EINVAL;
-	for (int i = 0; i < m->nr_regions; i++) {
-		const struct mem_region *r = &m->regions[i];
-		uint64_t rfirst = r->file_off / PAGE_SIZE;
-		uint64_t lo = first > rfirst ? first : rfirst;
-		uint64_t hi = first + n < rfirst + r->size / PAGE_SIZE
-				      ? first + n
-				      : rfirst + r->size / PAGE_SIZE;
-		int ret;
-
-		if (lo >= hi)
-			continue;
-		ret = mig_ram_scan(r, (lo - rfirst) * PAGE_SIZE, (hi - lo) * PAGE_SIZE,
-				   vec);
-		if (ret)
-			return ret;
-		for (uint64_t p = 0; p < hi - lo; p++)
-			if (vec[p] & 1)
-				bitmap_set(out, lo + p);
-	}
-	return 0;
-}
-
-bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa)
-{
-	const struct mem_region *r = mem_find_region(m, gpa & ~(PAGE_SIZE - 1));
-	unsigned char res = 0;
-
-	if (!r ||
-	    mincore(r->hva + ((gpa & ~(PAGE_SIZE - 1)) - r->gpa), PAGE_SIZE, &res) < 0)
-		return false;
-	return res & 1;
-}
-
-int mig_ram_write(const struct guest_mem *m, uint64_t gpa, const void *data,
-		  uint64_t len)
-{
-	const struct mem_region *r = mem_find_region(m, gpa);
-	const uint8_t *p = data;
-	off_t off;
-
-	if (!r || gpa + len > r->gpa + r->size)
-		return -EFAULT;
-	off = (off_t)(r->file_off + (gpa - r->gpa));
-	while (len) {
-		ssize_t n = pwrite(m->memfd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa)
-{
-	const struct mem_region *r = mem_find_region(m, gpa);
-	unsigned char res = 0;
-	uint64_t off;
-
-	if (!r || (gpa & (PAGE_SIZE - 1)))
-		return -EFAULT;
-	off = gpa - r->gpa;
-	if (mincore(r->hva + off, PAGE_SIZE, &res) < 0)
-		return -errno;
-	if (!(res & 1))
-		return 0; /* already a hole: nothing to do, nothing touched */
-	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(r->file_off + off), PAGE_SIZE) < 0)
-		return -errno;
-	return 0;
-}
-
-int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa, uint64_t npages)
-{
-	uint64_t len = npages * PAGE_SIZE;
-
-	if (gpa & (PAGE_SIZE - 1))
-		return -EFAULT;
-	while (len) {
-		const struct mem_region *r = mem_find_region(m, gpa);
-		uint64_t n;
-
-		if (!r)
-			return -EFAULT;
-		n = r->gpa + r->size - gpa < len ? r->gpa + r->size - gpa : len;
-		if (fallocate(m->memfd,
-			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)(r->file_off + (gpa - r->gpa)),
-			      (off_t)n) < 0)
-			return -errno;
-		gpa += n;
-		len -= n;
-	}
-	return 0;
-}
 
 /*
  * The digest of a region is SHA-256 over, for each page in order, the tag
@@ -177,7 +35,7 @@ static int mig_ram_digest_region(const struct mem_region *r, EVP_MD_CTX *ctx,
 	for (uint64_t off = 0; off < r->size; off += SCAN_CHUNK) {
 		uint64_t len =
 			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
-		int ret = mig_ram_scan(r, off, len, vec);
+		int ret = mem_region_residency(r, off, len, vec);
 
 		if (ret)
 			return ret;
@@ -263,7 +121,7 @@ static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
 	for (uint64_t off = 0; off < r->size; off += SCAN_CHUNK) {
 		uint64_t len =
 			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
-		int ret = mig_ram_scan(r, off, len, vec);
+		int ret = mem_region_residency(r, off, len, vec);
 
 		for (uint64_t p = 0; !ret && p < len / PAGE_SIZE; p++)
 			if (vec[p] & 1)
@@ -320,4 +178,19 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 	}
 	*pos = i;
 	return nr;
+}
+
+int mig_ram_digests_differ(const struct proto_digest *a,
+			   const struct proto_digest *b, uint32_t nr,
+			   char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < nr; i++)
+		if (memcmp(a[i].sha256, b[i].sha256, 32)) {
+			snprintf(err, errlen,
+				 "verify: SHA-256 of RAM region at 0x%llx "
+				 "differs between source and destination",
+				 (unsigned long long)a[i].gpa);
+			return -EIO;
+		}
+	return 0;
 }

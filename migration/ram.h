@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ram.h - guest RAM as migration sees it: which pages exist at all
- * (resident in the memfd: a never-touched page is a hole and reads as zero,
- * so it never needs to cross the wire), zero pages placed as holes on the
- * destination, and SHA-256 digests of each region for --verify.
- * Called on the event-loop thread.
+ * ram.h - guest RAM as migration compares and describes it: SHA-256
+ * digests of each region and the order-free sum of post-copy for --verify,
+ * and the runs of guest-physical pages a DISCARD carries. Which pages are
+ * resident, memfd writes and holes are ept/'s (ept/ram_io.h). Called on
+ * the event-loop thread, mig_sum_page also on the destination's urgent
+ * thread (under the caller's lock).
  */
 #ifndef MIGRATION_RAM_H
 #define MIGRATION_RAM_H
@@ -12,30 +13,6 @@
 #include "ept/mem.h"
 #include "proto/proto.h"
 
-/* Set out's bit for every page of m that is resident (mincore). */
-int mig_ram_resident(const struct guest_mem *m, struct bitmap *out);
-/*
- * The same for the n page indexes from first (n <= MIG_RAM_SCAN_PAGES;
- * indexes outside RAM are left alone): one mincore call per region.
- */
-#define MIG_RAM_SCAN_PAGES 512
-int mig_ram_resident_range(const struct guest_mem *m, uint64_t first,
-			   uint64_t n, struct bitmap *out);
-/* Is the page at gpa resident? (false also outside RAM or on error) */
-bool mig_ram_page_resident(const struct guest_mem *m, uint64_t gpa);
-/*
- * Write len bytes (whole pages) at gpa through the memfd, not the mapping:
- * for pages written whole, the kernel then neither faults them in nor
- * zeroes them first (~2.6 GB/s here against ~1 GB/s through the mapping).
- * Only while no vCPU runs: pre-copy on the destination.
- */
-int mig_ram_write(const struct guest_mem *m, uint64_t gpa, const void *data,
-		  uint64_t len);
-/* Make the page at gpa read as zero and hold no memory (punch a hole). */
-int mig_ram_zero_page(const struct guest_mem *m, uint64_t gpa);
-/* The same for npages from gpa, one hole per region: -EFAULT outside RAM. */
-int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa,
-		       uint64_t npages);
 /*
  * A SHA-256 digest of each region in which zero pages (holes, never
  * touched, and all-zero pages alike) count as a one-byte tag: both sides
@@ -43,6 +20,10 @@ int mig_ram_zero_range(const struct guest_mem *m, uint64_t gpa,
  * Returns the number of digests (one per region) or -errno.
  */
 int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max);
+/* 0 when the nr digests of a and b agree, else -EIO with err naming one. */
+int mig_ram_digests_differ(const struct proto_digest *a,
+			   const struct proto_digest *b, uint32_t nr,
+			   char *err, size_t errlen);
 
 /*
  * Runs of guest-physical pages whose bit in set equals value, starting at

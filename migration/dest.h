@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dest.h - the migration destination's pieces, shared by dest.c (the state
+ * machine: the one place its state changes) and its phase modules, which
+ * do one phase's work each and report what happened (0, or -errno with
+ * the reason in st.error through dest_fail) without moving the state:
+ *
+ *   dest_recv.c      HELLO, pages, state sections, DISCARD, POSTCOPY
+ *   dest_switch.c    restore, --verify digests, the conditions of READY
+ *   dest_postcopy.c  fault fetch, the urgent thread, placement, completion
+ *   dest_recover.c   a break: listen again, RESUME, the pages it lacks
+ *
+ * Threads: every field is the event-loop thread's except where noted.
+ */
+#ifndef MIGRATION_DEST_H
+#define MIGRATION_DEST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/guest_abi.h"
+#include "ept/fault.h"
+#include "migration/ram.h"
+#include "migration/session.h"
+
+#define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
+#define DEST_PC_READ_CHUNK (16U << 10)
+#define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
+
+/* A state section kept until STATE_END. */
+struct dest_blob {
+	uint8_t *data;
+	uint32_t len;
+	uint16_t version;
+};
+
+struct mig_dest {
+	struct mig_session ss; /* first: channels' and async's opaque */
+	bool hello_done, ram_end, state_end, restored, verify_done;
+	struct proto_batch *batch;
+	struct dest_blob vcpu[GUEST_MAX_CPUS];
+	struct dest_blob vmstate;
+	struct dest_blob dev[PROTO_MAX_DEVICES];
+	int nr_devs;
+	struct proto_digest digest[PROTO_MAX_REGIONS]; /* ours, at STATE_END */
+	int nr_digest;
+	uint64_t go_ns;
+	/* post-copy (loop thread, but the queue) */
+	bool postcopy, urgent_seen, urgent_ok, faults_on;
+	bool go_done, complete_sent, pc_failed;
+	/* POSTCOPY_END came (loop writes; the urgent thread reads it). */
+	atomic_bool pc_end;
+	uint64_t urgent_cookie;
+	uint64_t nr_discard;
+	struct proto_run *discard;
+	struct mig_sum sum; /* --verify in post-copy: what we hold */
+	bool sum_on;
+	char spec[128];	     /* our incoming address: listened on again */
+	int pc_closing;	     /* break: channels still closing */
+	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
+	/*
+	 * Fault thread -> urgent thread (or, while there is none, the loop,
+	 * which drops them: dest_resume_requests asks again): gpas to
+	 * request; guarded by qlock, as is urg_on.
+	 */
+	pthread_mutex_t qlock;
+	uint64_t req[DEST_REQ_QUEUE];
+	unsigned int req_head, req_len;
+	bool urg_on;
+	/*
+	 * The urgent connection's thread (urgent.h) sends the requests and
+	 * places the answers. It owns ubatch; counts in the u_* atomics,
+	 * folded into st by the loop (dest_fold_urgent); its end (u_why)
+	 * reaches the loop through async. Pages are placed by both threads:
+	 * whoever sets a page's bit in claimed places it (once), and sum is
+	 * guarded by sum_lock.
+	 */
+	struct proto_batch *ubatch;
+	struct bitmap claimed;
+	pthread_mutex_t sum_lock;
+	atomic_uint_fast64_t u_normal, u_zero, u_requests;
+	atomic_bool u_resend;
+};
+
+/* Placed in post-copy: the loop adds these to st, the urgent thread to u_*. */
+struct dest_count {
+	uint64_t normal, zero;
+};
+
+#endif /* MIGRATION_DEST_H */

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - the part both sides share (session.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "migration/session.h"
+#include "vmm/vm.h"
+
+int mig_session_init(struct mig_session *ss, struct vm *vm, uv_loop_t *loop,
+		     const struct mig_hooks *hooks, enum mig_state first,
+		     uv_async_cb on_async, void *owner, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	ss->vm = vm;
+	ss->loop = loop;
+	ss->hooks = *hooks;
+	ss->st.state = first;
+	ss->st.start_ns = clock_now_ns();
+	ss->st.memory_total = vm->mem.size;
+	r = uv_async_init(loop, &ss->async, on_async);
+	if (r) {
+		snprintf(err, errlen, "uv_async_init: %s", uv_strerror(r));
+		return r;
+	}
+	ss->async.data = owner;
+	ss->async_on = true;
+	return 0;
+}
+
+void mig_session_elapsed(struct mig_session *ss)
+{
+	ss->st.time_elapsed_ms = (clock_now_ns() - ss->st.start_ns) / 1000000;
+}
+
+void mig_session_progress(struct mig_session *ss)
+{
+	if (ss->hooks.progress)
+		ss->hooks.progress(ss->hooks.opaque, &ss->st);
+}
+
+void mig_session_done(struct mig_session *ss)
+{
+	if (ss->hooks.done)
+		ss->hooks.done(ss->hooks.opaque, &ss->st);
+}
+
+int mig_session_send_empty(struct mig_session *ss, enum proto_type t)
+{
+	uint8_t buf[PROTO_HDR_SIZE];
+
+	return mig_channel_send_copy(&ss->ch, buf,
+				     proto_empty_encode(buf, sizeof(buf), t));
+}
+
+void mig_session_send_error(struct mig_session *ss, int code)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 1100];
+
+	if (ss->ch.connected && !ss->ch.failed)
+		mig_channel_send_copy(&ss->ch, buf,
+				      proto_error_encode(buf, sizeof(buf), code,
+							 ss->st.error));
+}
+
+void mig_session_error_reason(const uint8_t *p, size_t len, char *reason,
+			      size_t rlen)
+{
+	char why[256];
+	int code;
+
+	if (proto_error_decode(p, len, &code, reason, rlen, why, sizeof(why)))
+		snprintf(reason, rlen, "(%s)", why);
+}
+
+void mig_session_close_channels(struct mig_session *ss)
+{
+	mig_urgent_stop(&ss->urg);
+	mig_channel_close_after_flush(&ss->ch, NULL);
+	if (ss->uch.loop)
+		mig_channel_close_after_flush(&ss->uch, NULL);
+}
+
+bool mig_session_channel_idle(const struct mig_channel *ch)
+{
+	return !ch->loop || (ch->closed && !ch->pending_closes);
+}
+
+void mig_session_urgent_end(struct mig_session *ss, const char *why, bool own)
+{
+	snprintf(ss->u_why, sizeof(ss->u_why), "%s", why);
+	ss->u_own = own;
+	atomic_store(&ss->u_ended, true);
+	uv_async_send(&ss->async);
+}
+
+bool mig_session_urgent_ended(struct mig_session *ss)
+{
+	return atomic_exchange(&ss->u_ended, false);
+}
+
+static void mig_session_closed(struct mig_session *ss)
+{
+	if (--ss->closing == 0)
+		ss->release(ss);
+}
+
+static void mig_session_channel_closed(struct mig_channel *ch)
+{
+	mig_session_closed(ch->opaque);
+}
+
+static void mig_session_handle_closed(uv_handle_t *h)
+{
+	mig_session_closed(h->data);
+}
+
+/* The channel's handles must be closed before ss goes away. */
+static void mig_session_free_channel(struct mig_session *ss,
+				     struct mig_channel *ch)
+{
+	if (!ch->loop)
+		return;
+	if (!ch->closed) {
+		ch->flush_close = false;
+		ss->closing++;
+		mig_channel_close(ch, mig_session_channel_closed);
+		return;
+	}
+	if (ch->pending_closes) {
+		ss->closing++;
+		ch->on_closed = mig_session_channel_closed;
+	}
+}
+
+static void mig_session_close_handle(struct mig_session *ss, uv_handle_t *h)
+{
+	ss->closing++;
+	h->data = ss;
+	uv_close(h, mig_session_handle_closed);
+}
+
+void mig_session_free(struct mig_session *ss, uv_handle_t *extra,
+		      void (*release)(struct mig_session *ss))
+{
+	mig_urgent_stop(&ss->urg);
+	ss->release = release;
+	ss->closing = 1; /* held while the handles are looked at */
+	mig_session_free_channel(ss, &ss->ch);
+	mig_session_free_channel(ss, &ss->uch);
+	if (ss->async_on)
+		mig_session_close_handle(ss, (uv_handle_t *)&ss->async);
+	if (extra)
+		mig_session_close_handle(ss, extra);
+	mig_session_closed(ss);
+}

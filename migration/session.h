@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.h - what both sides of a migration hold alike: the VM, the loop,
+ * the main connection, the urgent connection and its thread, the wakeup
+ * from other threads, the statistics and hooks, and the bookkeeping that
+ * frees it all once libuv has let go of every handle.
+ *
+ * struct mig_source and struct mig_dest embed one (first member, `ss`).
+ * Threads: everything is the event-loop thread's but the urgent thread's
+ * end report (u_ended, u_why, u_own: written by mig_session_urgent_end on
+ * the urgent thread before it wakes the loop through `async`, read by the
+ * loop after the atomic u_ended says so) and `urg`, which urgent.h
+ * describes.
+ */
+#ifndef MIGRATION_SESSION_H
+#define MIGRATION_SESSION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "migration/channel.h"
+#include "migration/migration.h"
+#include "migration/urgent.h"
+
+struct mig_session {
+	struct vm *vm;
+	uv_loop_t *loop;
+	struct mig_hooks hooks;
+	struct mig_stats st;
+	uint64_t caps;		/* agreed in the handshake */
+	uint64_t cookie;	/* post-copy: names this migration */
+	bool ended;		/* done() reported the end */
+	struct mig_channel ch;	/* the main connection */
+	struct mig_channel uch; /* post-copy: the urgent connection */
+	struct mig_urgent urg;	/* its thread, once the socket is handed over */
+	uv_async_t async;	/* other threads -> loop */
+	bool async_on;
+	/* The urgent thread's end, for the loop (mig_session_urgent_end). */
+	atomic_bool u_ended;
+	bool u_own; /* u_why is the callback's own text (no prefix) */
+	char u_why[600];
+	/* Freeing: handles still closing, then release(ss). */
+	int closing;
+	void (*release)(struct mig_session *ss);
+};
+
+/*
+ * Fill in ss (zeroed by the caller) in state `first` and start the async
+ * handle (on_async, its data = owner). 0 or a libuv error with err set.
+ */
+int mig_session_init(struct mig_session *ss, struct vm *vm, uv_loop_t *loop,
+		     const struct mig_hooks *hooks, enum mig_state first,
+		     uv_async_cb on_async, void *owner, char *err,
+		     size_t errlen);
+/* time_elapsed_ms, now. */
+void mig_session_elapsed(struct mig_session *ss);
+/* The hooks, with st (progress may be NULL). */
+void mig_session_progress(struct mig_session *ss);
+void mig_session_done(struct mig_session *ss);
+/* Queue an empty frame of type t on the main connection. */
+int mig_session_send_empty(struct mig_session *ss, enum proto_type t);
+/* Best effort: ERROR(code, st.error) to the peer while it can be sent. */
+void mig_session_send_error(struct mig_session *ss, int code);
+/* The reason an ERROR frame carries (or why it could not be read). */
+void mig_session_error_reason(const uint8_t *p, size_t len, char *reason,
+			      size_t rlen);
+/* Stop the urgent thread, then close both connections after a flush. */
+void mig_session_close_channels(struct mig_session *ss);
+/* Nothing of ch is open or closing (it may be set up again). */
+bool mig_session_channel_idle(const struct mig_channel *ch);
+/* urgent.h's on_end for both sides: record why and wake the loop. */
+void mig_session_urgent_end(struct mig_session *ss, const char *why, bool own);
+/* Loop: did the urgent thread end by itself? (once per end) */
+bool mig_session_urgent_ended(struct mig_session *ss);
+/*
+ * Free: close every handle (both channels, async, and `extra` when not
+ * NULL), then call release(ss) once libuv has let go of the last.
+ */
+void mig_session_free(struct mig_session *ss, uv_handle_t *extra,
+		      void (*release)(struct mig_session *ss));
+
+#endif /* MIGRATION_SESSION_H */

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source.h - the migration source's pieces, shared by source.c (the state
+ * machine: the one place its state changes) and its phase modules, which
+ * do the work of one phase each and return what happened (0, -errno with
+ * err set, or a phase's outcome) instead of moving the state themselves:
+ *
+ *   src_precopy.c   rounds, batches, the harvest, zstd, the page pump
+ *   src_switch.c    device quiesce, pause, stop-copy, state sections,
+ *                   the discard set, the switch to post-copy
+ *   src_postcopy.c  the push, the urgent thread's answers, recovery
+ *   src_verify.c    --verify digests and sums
+ *
+ * Threads: every field is the event-loop thread's except where noted.
+ */
+#ifndef MIGRATION_SOURCE_H
+#define MIGRATION_SOURCE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migration/policy.h"
+#include "migration/push.h"
+#include "migration/session.h"
+
+#define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
+/*
+ * Post-copy push: pages a frame. The destination places a frame's pages
+ * in one go on the thread that also places the answers to its faults, so
+ * a frame must be short (32 pages: ~0.2 ms of UFFDIO_COPY here).
+ */
+#define SRC_PC_BATCH 32
+/* Discard at most this many pages in the downtime (~0.6 us each here). */
+#define SRC_DISCARD_REST_MAX 1024
+#define SRC_EARLY_ROUNDS     4
+
+struct mig_source {
+	struct mig_session ss; /* first: channels' and async's opaque */
+	struct mig_params p;
+	char to[128]; /* p.to points here: the caller's copy goes away */
+	/*
+	 * The urgent thread answers the PAGE_REQs (src_postcopy.c). It owns
+	 * ubatch and ubuf, and counts what it sends in the u_* atomics,
+	 * which the loop folds into st (src_fold_counts).
+	 */
+	struct proto_batch *ubatch;
+	uint8_t *ubuf;
+	atomic_uint_fast64_t u_normal, u_zero, u_unpushed;
+	/*
+	 * Passthrough-device quiesce (src_switch.c; loop thread, but
+	 * q_acked, which the vCPU thread that wrote the driver's ACK sets
+	 * before waking the async). q_then is what the quiesce stands in
+	 * front of: the pause for stop-copy, or the switch to post-copy.
+	 */
+	uv_timer_t qtimer;
+	bool qtimer_on;
+	bool q_asked; /* a QUIESCE was posted: resume the device on failure */
+	void (*q_then)(struct mig_source *s);
+	atomic_bool q_acked;
+	/* pre-copy (src_precopy.c) */
+	struct bitmap todo; /* pages to send in this round */
+	uint64_t cursor;    /* pre-copy: next page index to look at */
+	struct proto_batch *batch;
+	size_t frame_cap;
+	uint64_t round_start_ns;
+	uint64_t round_bytes; /* frame bytes queued in this round */
+	uint64_t round_pages;
+	bool sync_wait;	      /* round queued, SYNC sent, not echoed yet */
+	uint32_t zstd_skip;   /* batches to send raw before trying again */
+	uint32_t zstd_misses; /* consecutive batches zstd did not shrink */
+	struct mig_policy_state policy;
+	uint64_t precopy_ns; /* pre-copy started (HELLO_ACK) */
+	bool logging;	     /* we turned dirty logging on */
+	/* the switch (src_switch.c) */
+	uint64_t pinned_new; /* src_devs_take_pinned: pages it added */
+	bool paused_here;   /* we paused the VM */
+	bool go_sent;
+	uint64_t pause_ns;
+	uint64_t queued_ns; /* everything of stop-copy queued */
+	uint64_t go_ns;
+	bool early_discard;    /* hybrid: discard sent, SYNC awaited */
+	uint32_t early_rounds; /* early discards after the first */
+	uint64_t discard_runs; /* DISCARD runs sent so far */
+	/* post-copy (src_postcopy.c) */
+	bool pc;	       /* the switch went to post-copy */
+	bool pc_end_sent;      /* POSTCOPY_END queued */
+	bool giving_up;	       /* a failure recovery cannot mend */
+	struct bitmap pushset; /* the pages to push, all */
+	struct mig_push push;  /* in which order */
+	/*
+	 * Pure post-copy pushes what is resident, found lazily, a chunk of
+	 * MEM_SCAN_PAGES at a time (scanned: chunk done): a scan of all RAM
+	 * in the downtime costs ~9 ms a GiB (mincore on the memfd).
+	 */
+	bool lazy_resident;
+	struct bitmap resident, scanned;
+	struct bitmap lacking; /* recovery: what the destination lacks */
+	uint64_t resume_runs;  /* recovery: DISCARD runs received */
+	uint64_t running_ns;   /* RUNNING arrived */
+	/* --verify (src_verify.c) */
+	struct proto_digest digest[PROTO_MAX_REGIONS];
+	int nr_digest;
+	bool remote_verified;
+};
+
+/* What the pump found when it stopped (src_pages_pump). */
+enum src_pump_end {
+	SRC_PUMP_WAIT,	/* the channel is full, or a SYNC is awaited */
+	SRC_PUMP_ROUND, /* pre-copy: the round is queued, SYNC sent */
+	SRC_PUMP_EMPTY, /* stop-copy or post-copy: every page is queued */
+};
+
+/* source.c */
+extern const struct mig_channel_ops src_urgent_ops;
+bool src_postcopy(const struct mig_source *s);
+void src_fail(struct mig_source *s, enum mig_state state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void src_pump(struct mig_source *s);
+void src_fold_counts(struct mig_source *s);
+
+/* src_precopy.c */
+int src_send_small(struct mig_source *s, uint8_t *tmp, int n);
+void src_add_page(struct mig_source *s, uint64_t i);
+int src_send_batch(struct mig_source *s);
+uint64_t src_take_dirty(struct mig_source *s);
+int src_harvest(struct mig_source *s, char *err, size_t errlen);
+void src_start_round(struct mig_source *s);
+int src_precopy_begin(struct mig_source *s, char *err, size_t errlen);
+void src_precopy_end(struct mig_source *s);
+int src_end_round(struct mig_source *s, struct mig_decision *d, char *err,
+		  size_t errlen);
+int src_pages_pump(struct mig_source *s, char *err, size_t errlen);
+
+/* src_switch.c */
+bool src_devs_quiesce_needed(struct mig_source *s);
+bool src_devs_quiesce_request(struct mig_source *s);
+int src_devs_quiesce_check(struct mig_source *s, char *err, size_t errlen);
+void src_devs_quiesce_cancel(struct mig_source *s);
+void src_devs_release(struct mig_source *s);
+uint64_t src_devs_take_pinned(struct mig_source *s);
+int src_pause(struct mig_source *s, char *err, size_t errlen);
+void src_switch_queued(struct mig_source *s);
+int src_send_finish(struct mig_source *s, char *err, size_t errlen);
+int src_discard_early(struct mig_source *s);
+uint64_t src_discard_pending(const struct mig_source *s);
+int src_postcopy_prepare(struct mig_source *s, char *err, size_t errlen);
+int src_postcopy_switch(struct mig_source *s, char *err, size_t errlen);
+int src_urgent_connect(struct mig_source *s, char *err, size_t errlen);
+
+/* src_postcopy.c */
+bool src_fill_push(struct mig_source *s);
+void src_postcopy_push_start(struct mig_source *s);
+void src_push_walk(struct mig_source *s);
+int src_urgent_handover(struct mig_source *s, char *err, size_t errlen);
+int src_resume_send(struct mig_source *s);
+int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
+		   char *err, size_t errlen);
+int src_on_resume_ack_check(struct mig_source *s, const uint8_t *p, size_t len,
+			    char *err, size_t errlen);
+
+/* src_verify.c */
+int src_send_verify(struct mig_source *s);
+int src_on_verify(struct mig_source *s, const uint8_t *p, size_t len, char *err,
+		  size_t errlen);
+int src_postcopy_verify(struct mig_source *s, char *err, size_t errlen);
+
+#endif /* MIGRATION_SOURCE_H */

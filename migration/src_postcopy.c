@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src_postcopy.c - the source after the switch to post-copy: the push of
+ * every page the destination may lack (in the order of push.h), the
+ * urgent thread's answers to its page requests, and recovery after a
+ * break (the pages it still lacks, pushed again).
+ *
+ * Threads: the src_urgent_* functions below the marker run on the urgent
+ * thread (urgent.h) alone; they touch ubatch, ubuf, the u_* atomics, the
+ * atomic SENT bits and the push's hint ring, and read the paused RAM.
+ * Everything else runs on the loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/page.h"
+#include "ept/ram_io.h"
+#include "migration/source.h"
+#include "migration/states.h"
+#include "vmm/vm.h"
+
+/*
+ * Pure post-copy: is page i resident (the VM is paused: it stays so)? A
+ * chunk that cannot be scanned counts as resident: its holes are then
+ * sent as zero pages, which is only a few bytes more.
+ */
+static bool src_push_resident(struct mig_source *s, uint64_t i)
+{
+	uint64_t first = i / MEM_SCAN_PAGES * MEM_SCAN_PAGES;
+	uint64_t n = s->resident.nbits - first < MEM_SCAN_PAGES
+			     ? s->resident.nbits - first
+			     : MEM_SCAN_PAGES;
+
+	if (!s->lazy_resident)
+		return true;
+	if (!bitmap_test_and_set(&s->scanned, i / MEM_SCAN_PAGES) &&
+	    mem_resident_range(&s->ss.vm->mem, first, n, &s->resident))
+		bitmap_set_range(&s->resident, first, n);
+	return bitmap_test(&s->resident, i);
+}
+
+/* One short batch of the push, in the push order (push.h). */
+bool src_fill_push(struct mig_source *s)
+{
+	struct bitmap *sent = &s->ss.vm->mem.state[MEM_PS_SENT];
+	uint64_t i;
+
+	while (s->batch->nr_pages < SRC_PC_BATCH &&
+	       mig_push_next(&s->push, &s->todo, &i)) {
+		/* A page answered on the urgent path is not pushed. */
+		if (!src_push_resident(s, i) || bitmap_test_and_set(sent, i))
+			continue;
+		src_add_page(s, i);
+		s->ss.st.postcopy_pushed++;
+	}
+	return s->batch->nr_pages > 0;
+}
+
+/*
+ * The destination runs: push every page it lacks. Short pump runs (the
+ * requests are read between them); the vCPUs' resume pages go first
+ * (push.h), and a failure to find them only loses that.
+ */
+void src_postcopy_push_start(struct mig_source *s)
+{
+	int r;
+
+	s->ss.ch.high = SRC_PC_HIGH;
+	mig_push_rewind(&s->push);
+	src_start_round(s);
+	r = mig_push_resume(&s->push, s->ss.vm);
+	s->ss.st.push_walk_err = r < 0 ? -r : 0;
+}
+
+/*
+ * The accessed pages come first in the push (push.h): walk the paused
+ * VM's page tables now, after the downtime, while the urgent thread
+ * already answers faults. A failed walk only loses the preference: the
+ * push goes on in fault and guest-physical order.
+ */
+void src_push_walk(struct mig_source *s)
+{
+	uint64_t t0 = clock_now_ns();
+	int64_t r = mig_push_walk(&s->push, s->ss.vm, &s->todo);
+
+	s->ss.st.push_walk_us = (clock_now_ns() - t0) / 1000;
+	if (r < 0)
+		s->ss.st.push_walk_err = (int)-r;
+}
+
+/* ---- the urgent thread (urgent.h): it alone runs these ------------------ */
+
+static int src_send_urgent(struct mig_source *s)
+{
+	int n;
+
+	if (!s->ubatch->nr_pages)
+		return 0;
+	/* Raw: latency matters more than bytes here. */
+	n = proto_pages_encode(s->ubuf, s->frame_cap, s->ubatch, 0);
+	proto_batch_init(s->ubatch);
+	return n < 0 ? n : mig_urgent_send(&s->ss.urg, s->ubuf, n);
+}
+
+/*
+ * One requested page; a hole here is sent as a zero page, untouched. The
+ * VM is paused: residency and contents cannot change under us, and the
+ * SENT bit is atomic, shared with the loop's push.
+ */
+static int src_add_urgent(struct mig_source *s, uint64_t gpa)
+{
+	struct guest_mem *mem = &s->ss.vm->mem;
+	const void *hva = NULL;
+	uint64_t i;
+
+	if (mem_gpa_to_page(mem, gpa, &i))
+		return -EFAULT;
+	if (!bitmap_test_and_set(&mem->state[MEM_PS_SENT], i) &&
+	    bitmap_test(&s->pushset, i))
+		atomic_fetch_add(&s->u_unpushed, 1);
+	mig_push_hint(&s->push, i);
+	if (mem_page_resident(mem, gpa))
+		hva = mem_gpa_to_hva(mem, gpa, PAGE_SIZE);
+	if (hva && proto_page_is_zero(hva))
+		hva = NULL;
+	proto_batch_add(s->ubatch, gpa, hva);
+	atomic_fetch_add(hva ? &s->u_normal : &s->u_zero, 1);
+	return proto_batch_full(s->ubatch) ? src_send_urgent(s) : 0;
+}
+
+static int src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len,
+			   char *err, size_t errlen)
+{
+	uint64_t gpa[PROTO_MAX_PAGE_REQ];
+	char why[256];
+	uint32_t nr;
+	int r = 0;
+
+	if (proto_page_req_decode(p, len, gpa, &nr, why, sizeof(why))) {
+		snprintf(err, errlen, "urgent connection: %s", why);
+		return -EPROTO;
+	}
+	proto_batch_init(s->ubatch);
+	for (uint32_t i = 0; !r && i < nr; i++)
+		r = src_add_urgent(s, gpa[i]);
+	if (!r)
+		r = src_send_urgent(s);
+	if (r)
+		snprintf(err, errlen, "answering a page request: %s",
+			 r == -EFAULT ? "page outside guest RAM"
+				      : strerror(-r));
+	return r;
+}
+
+static int src_urgent_frame(void *opaque, const struct proto_hdr *h,
+			    const uint8_t *p, char *err, size_t errlen)
+{
+	struct mig_source *s = opaque;
+	char reason[400];
+
+	if (!mig_urgent_frame_ok(MIG_SIDE_SOURCE, h->type)) {
+		snprintf(err, errlen, "unexpected %s on the urgent connection",
+			 proto_type_name(h->type));
+		return -EPROTO;
+	}
+	if (h->type == PROTO_PAGE_REQ)
+		return src_on_page_req(s, p, h->len, err, errlen);
+	mig_session_error_reason(p, h->len, reason, sizeof(reason));
+	snprintf(err, errlen, "destination refused: %s", reason);
+	return -EPROTO;
+}
+
+/* The thread ended by itself: tell the loop (source.c's async). */
+static void src_urgent_end(void *opaque, int code, const char *why, bool own)
+{
+	struct mig_source *s = opaque;
+
+	(void)code;
+	mig_session_urgent_end(&s->ss, why, own);
+}
+
+/*
+ * Real-time here only: the answers then preempt the loop's push (p99 of
+ * the destination's fault wait 0.2-0.3 ms instead of 1-4 ms, bench).
+ * On the destination it would preempt the vCPUs and slow the guest more
+ * than it speeds the faults (docs/benchmarks.md).
+ */
+static const struct mig_urgent_ops src_urgent_thread_ops = {
+	.on_frame = src_urgent_frame,
+	.on_end = src_urgent_end,
+	.realtime = true,
+};
+
+/* ---- back on the loop thread -------------------------------------------- */
+
+/*
+ * The urgent connection is up: the socket goes to the urgent thread at
+ * once, and its first frame is URGENT_HELLO, written before it starts.
+ */
+int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
+{
+	uint8_t buf[PROTO_COOKIE_FRAME], *left = NULL;
+	size_t len = 0;
+	int fd = -1, n, r;
+
+	n = proto_urgent_hello_encode(buf, sizeof(buf), s->ss.cookie);
+	r = n < 0 ? n : mig_channel_detach(&s->ss.uch, &fd, &left, &len);
+	free(left); /* the destination says nothing before our hello */
+	if (!r)
+		r = mig_urgent_start(&s->ss.urg, fd, NULL, 0, buf, n,
+				     s->ss.uch.peer, &src_urgent_thread_ops, s,
+				     err, errlen);
+	if (r && !err[0])
+		snprintf(err, errlen, "%s", strerror(-r));
+	return r;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+/* The new main connection is up: RESUME with this migration's cookie. */
+int src_resume_send(struct mig_source *s)
+{
+	uint8_t buf[PROTO_COOKIE_FRAME];
+
+	s->resume_runs = 0;
+	bitmap_zero(&s->lacking);
+	return src_send_small(
+		s, buf, proto_resume_encode(buf, sizeof(buf), s->ss.cookie));
+}
+
+/* DISCARD after RESUME: runs of pages the destination still lacks. */
+int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
+		   char *err, size_t errlen)
+{
+	struct proto_run *runs = malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*runs));
+	uint32_t nr;
+	int r;
+
+	if (!runs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = proto_discard_decode(p, len, runs, PROTO_MAX_DISCARD_RUNS, &nr, err,
+				 errlen);
+	for (uint32_t k = 0; !r && k < nr; k++)
+		for (uint64_t j = 0; j < runs[k].npages; j++) {
+			uint64_t i;
+
+			if (!mem_gpa_to_page(&s->ss.vm->mem,
+					     runs[k].gpa + j * PAGE_SIZE, &i))
+				bitmap_set(&s->lacking, i);
+		}
+	if (!r)
+		s->resume_runs += nr;
+	free(runs);
+	return r;
+}
+
+/*
+ * The list is complete: push again every page of the push set it names
+ * (whatever was in flight at the break), nothing the destination holds.
+ */
+static void src_resume_lacking(struct mig_source *s)
+{
+	struct bitmap *sent = &s->ss.vm->mem.state[MEM_PS_SENT];
+	uint64_t n = 0;
+
+	bitmap_zero(&s->todo);
+	for (uint64_t i = bitmap_next_set(&s->lacking, 0); i < s->lacking.nbits;
+	     i = bitmap_next_set(&s->lacking, i + 1)) {
+		bitmap_clear(sent, i);
+		if (bitmap_test(&s->pushset, i)) {
+			bitmap_set(&s->todo, i);
+			n++;
+		}
+	}
+	s->ss.st.postcopy_lacking = n;
+	s->ss.st.memory_remaining = n * PAGE_SIZE;
+	mig_push_rewind(&s->push);
+}
+
+/*
+ * RESUME_ACK: the destination knows us and has listed what it lacks. Set
+ * the push up again and reconnect the urgent connection.
+ */
+int src_on_resume_ack_check(struct mig_source *s, const uint8_t *p, size_t len,
+			    char *err, size_t errlen)
+{
+	uint64_t cookie, nr_runs;
+	char why[256];
+	int r;
+
+	if (proto_resume_ack_decode(p, len, &cookie, &nr_runs, err, errlen))
+		return -EPROTO;
+	if (cookie != s->ss.cookie || nr_runs != s->resume_runs) {
+		snprintf(err, errlen, "RESUME_ACK: %s",
+			 cookie != s->ss.cookie ? "another migration's cookie"
+						: "the count of runs differs");
+		return -EPROTO;
+	}
+	src_resume_lacking(s);
+	r = src_urgent_connect(s, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "urgent connection: %s", why);
+		return r;
+	}
+	s->pc_end_sent = false;
+	s->remote_verified = false;
+	s->ss.ch.high = SRC_PC_HIGH;
+	src_start_round(s);
+	return 0;
+}

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src_precopy.c - the source's pre-copy phase: round 0 sends every
+ * resident page, round n the pages dirtied during round n-1; each round
+ * ends with a SYNC the destination echoes, then the harvest and the
+ * policy's verdict (src_end_round). The page pump (src_pages_pump) also
+ * carries stop-copy's last pages and post-copy's push. Zero pages travel
+ * as a flag; zstd is tried where it pays. Loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/page.h"
+#include "ept/dirty.h"
+#include "ept/ram_io.h"
+#include "migration/source.h"
+#include "vmm/vm.h"
+
+/* Queue a small frame encoded into tmp (n: the encoder's result). */
+int src_send_small(struct mig_source *s, uint8_t *tmp, int n)
+{
+	return mig_channel_send_copy(&s->ss.ch, tmp, n);
+}
+
+/*
+ * Compress only where it pays: a batch zstd does not shrink by 1/8 is a
+ * miss; after a few misses in a row, send raw for a while (doubling up to
+ * 64 batches) before trying again. Random-looking guest data then costs
+ * nothing, and compressible data is found again within a few batches.
+ */
+#define SRC_ZSTD_MISSES 4
+
+static int src_zstd_level(struct mig_source *s)
+{
+	if (!s->p.zstd_level || !(s->ss.caps & PROTO_CAP_ZSTD))
+		return 0;
+	if (s->zstd_skip) {
+		s->zstd_skip--;
+		return 0;
+	}
+	return s->p.zstd_level;
+}
+
+static void src_zstd_account(struct mig_source *s, int level, int n)
+{
+	uint64_t raw = (uint64_t)s->batch->nr_data * PAGE_SIZE;
+
+	if (!level || !raw)
+		return;
+	if (raw > (uint64_t)n)
+		s->ss.st.compression_bytes += raw - n;
+	if ((uint64_t)n + raw / 8 < raw) {
+		s->zstd_misses = 0;
+		return;
+	}
+	if (++s->zstd_misses >= SRC_ZSTD_MISSES)
+		s->zstd_skip = 1U << (s->zstd_misses - SRC_ZSTD_MISSES < 6
+					      ? s->zstd_misses - SRC_ZSTD_MISSES
+					      : 6);
+}
+
+int src_send_batch(struct mig_source *s)
+{
+	int level = src_zstd_level(s);
+	uint8_t *f;
+	int n;
+
+	if (!s->batch->nr_pages)
+		return 0;
+	f = malloc(s->frame_cap);
+	if (!f)
+		return -ENOMEM;
+	n = proto_pages_encode(f, s->frame_cap, s->batch, level);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	src_zstd_account(s, level, n);
+	proto_batch_init(s->batch);
+	s->round_bytes += n;
+	return mig_channel_send(&s->ss.ch, f, n);
+}
+
+/* Add page i (a bit of todo) to the batch: zero pages as a flag. */
+void src_add_page(struct mig_source *s, uint64_t i)
+{
+	struct mig_stats *st = &s->ss.st;
+	uint64_t gpa = mem_page_to_gpa(&s->ss.vm->mem, i);
+	const void *hva = mem_gpa_to_hva(&s->ss.vm->mem, gpa, PAGE_SIZE);
+
+	if (proto_page_is_zero(hva)) {
+		proto_batch_add(s->batch, gpa, NULL);
+		st->memory_constant++;
+	} else {
+		proto_batch_add(s->batch, gpa, hva);
+		st->memory_normal++;
+		st->memory_normal_bytes += PAGE_SIZE;
+	}
+	st->memory_processed += PAGE_SIZE;
+	if (st->memory_remaining >= PAGE_SIZE)
+		st->memory_remaining -= PAGE_SIZE;
+	s->round_pages++;
+}
+
+/* Fill one batch from todo. Returns false when the round has no pages left. */
+static bool src_fill_batch(struct mig_source *s)
+{
+	uint64_t i = bitmap_next_set(&s->todo, s->cursor);
+
+	for (; i < s->todo.nbits; i = bitmap_next_set(&s->todo, i + 1)) {
+		bitmap_clear(&s->todo, i);
+		src_add_page(s, i);
+		if (proto_batch_full(s->batch)) {
+			s->cursor = i + 1;
+			return true;
+		}
+	}
+	s->cursor = s->todo.nbits;
+	return s->batch->nr_pages > 0;
+}
+
+/* Move the harvested dirty set (and the device's pins) into todo. */
+uint64_t src_take_dirty(struct mig_source *s)
+{
+	uint64_t n = src_devs_take_pinned(s);
+
+	n += dirty_take(&s->ss.vm->dirty, &s->todo);
+	s->cursor = 0;
+	s->ss.st.memory_remaining = n * PAGE_SIZE;
+	return n;
+}
+
+int src_harvest(struct mig_source *s, char *err, size_t errlen)
+{
+	return dirty_harvest(&s->ss.vm->dirty, NULL, err, errlen);
+}
+
+void src_start_round(struct mig_source *s)
+{
+	s->round_start_ns = clock_now_ns();
+	s->round_bytes = 0;
+	s->round_pages = 0;
+}
+
+/* HELLO_ACK agreed on pre-copy: logging on, round 0 is every page that is. */
+int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
+{
+	int r = dirty_start(&s->ss.vm->dirty, err, errlen);
+
+	if (r)
+		return r;
+	s->logging = true;
+	dirty_forget(&s->ss.vm->dirty);
+	/* Holes are zero over there too. */
+	r = mem_resident(&s->ss.vm->mem, &s->todo);
+	if (r) {
+		snprintf(err, errlen, "scanning guest RAM: %s", strerror(-r));
+		return r;
+	}
+	s->ss.st.memory_remaining = bitmap_count(&s->todo) * PAGE_SIZE;
+	s->ss.st.setup_time_ms = (clock_now_ns() - s->ss.st.start_ns) / 1000000;
+	s->precopy_ns = clock_now_ns();
+	src_start_round(s);
+	return 0;
+}
+
+/* Dirty logging off (no more rounds, or the migration is over). */
+void src_precopy_end(struct mig_source *s)
+{
+	if (s->logging)
+		dirty_stop(&s->ss.vm->dirty);
+	s->logging = false;
+}
+
+/*
+ * A pre-copy round has reached the destination (its SYNC came back):
+ * measure the dirty rate and the end-to-end bandwidth, and ask the policy
+ * (into d) whether to go on. Nothing of this round is in flight any more,
+ * so stop-copy will send only what is dirty now.
+ */
+int src_end_round(struct mig_source *s, struct mig_decision *d, char *err,
+		  size_t errlen)
+{
+	struct mig_stats *st = &s->ss.st;
+	uint64_t dt = clock_now_ns() - s->round_start_ns;
+	uint64_t sent = s->round_bytes;
+	uint64_t dirty;
+	int r = src_harvest(s, err, errlen);
+
+	if (r)
+		return r;
+	dirty = src_take_dirty(s);
+	st->memory_iteration++;
+	st->memory_dirty_rate = dt ? dirty * 1000000000ULL / dt : 0;
+	if (sent && dt)
+		st->memory_bps = sent * 1000000000ULL / dt;
+	mig_policy_decide(&s->p, st, &s->policy, dirty,
+			  clock_now_ns() - s->precopy_ns, d);
+	st->predicted_downtime_us = d->predicted_us;
+	return 0;
+}
+
+/*
+ * Queue pages while the channel is below its high-water mark (on_drain
+ * brings the caller back): pre-copy's round, stop-copy's rest, or
+ * post-copy's push. Returns how it stopped, or -errno with err set.
+ */
+int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
+{
+	enum mig_state *state = &s->ss.st.state;
+
+	while (*state == MIG_PRECOPY || *state == MIG_STOP_COPY ||
+	       (*state == MIG_POSTCOPY && !s->pc_end_sent)) {
+		if (!mig_channel_writable(&s->ss.ch))
+			return SRC_PUMP_WAIT;
+		if (s->pc ? src_fill_push(s) : src_fill_batch(s)) {
+			int r = src_send_batch(s);
+
+			if (r) {
+				snprintf(err, errlen, "sending pages: %s",
+					 strerror(-r));
+				return r;
+			}
+			continue;
+		}
+		if (*state != MIG_PRECOPY)
+			return SRC_PUMP_EMPTY;
+		/* Round queued: SYNC, and continue when it comes back. */
+		if (s->sync_wait)
+			return SRC_PUMP_WAIT;
+		if (mig_session_send_empty(&s->ss, PROTO_SYNC)) {
+			snprintf(err, errlen, "sending SYNC failed");
+			return -EIO;
+		}
+		s->sync_wait = true;
+		return SRC_PUMP_ROUND;
+	}
+	return SRC_PUMP_WAIT;
+}
