@@ -14,16 +14,9 @@
 #include "user/workload.h"
 
 static const struct workload *const workloads[] = {
-	&wl_heartbeat,
-	&wl_dirty,
-	&wl_verify,
-	&wl_exit,
-	&wl_reset,
-	&wl_corrupt,
-	&wl_pagefault,
-	&wl_touch,
-	&wl_faultlat,
-	&wl_ptdriver,
+	&wl_heartbeat, &wl_dirty,    &wl_verify,    &wl_exit,
+	&wl_reset,     &wl_corrupt,  &wl_pagefault, &wl_touch,
+	&wl_faultlat,  &wl_ptdriver, &wl_ptloop,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
