@@ -14,9 +14,18 @@
 #include "user/workload.h"
 
 static const struct workload *const workloads[] = {
-	&wl_heartbeat, &wl_dirty,    &wl_verify,    &wl_exit,
-	&wl_reset,     &wl_corrupt,  &wl_pagefault, &wl_touch,
-	&wl_faultlat,  &wl_ptdriver, &wl_ptloop,
+	&wl_heartbeat,
+	&wl_dirty,
+	&wl_verify,
+	&wl_exit,
+	&wl_reset,
+	&wl_corrupt,
+	&wl_pagefault,
+	&wl_touch,
+	&wl_faultlat,
+	&wl_ptdriver,
+	&wl_ptloop,
+	&wl_spew,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

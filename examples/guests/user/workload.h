@@ -46,7 +46,7 @@ struct wl_seq {
 
 extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit,
 	wl_reset, wl_corrupt, wl_pagefault, wl_touch, wl_faultlat, wl_ptdriver,
-	wl_ptloop;
+	wl_ptloop, wl_spew;
 
 /* workload.c */
 const struct workload *workload_find(const char *name);
