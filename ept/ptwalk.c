@@ -10,16 +10,21 @@
  * PTW_BAD_TABLE: its step is still recorded (table address and index) with
  * entry 0, so ptw_format can say which address was not RAM. With paging off
  * the result is GVA == GPA, a 4 KiB "page" with every right. Page tables may
- * point back at themselves (a recursive PML4 slot is legal x86): the walk
- * is bounded by the four levels, never by following pointers.
+ * point back at themselves (a recursive PML4 slot is legal x86): a
+ * translation is bounded by the four levels, never by following pointers,
+ * and the leaf enumeration reads each table page once, within a budget of
+ * pages and time (its only state is a set of the tables it has read, freed
+ * before it returns).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "ept/ptwalk.h"
 
 #define PTW_BITS(hi, lo) ((~0ULL >> (63 - (hi))) & (~0ULL << (lo)))
@@ -355,66 +360,248 @@ int ptw_format(const struct ptw_result *r, uint64_t gva, char *buf, size_t len)
 	return b.pos > INT_MAX ? INT_MAX : (int)b.pos;
 }
 
+/* ---- leaf enumeration ------------------------------------------------------
+ */
+
+/*
+ * The table pages a walk has read: open addressing with linear probing,
+ * keys gpa | 1 (a table at GPA 0 is legal; 0 marks an empty slot), grown
+ * to keep at most half the slots full. Its size is bounded by the table
+ * budget.
+ */
+struct ptw_seen {
+	uint64_t *slot;
+	size_t cap; /* a power of two, or 0 before the first insert */
+	size_t n;
+};
+
+#define PTW_SEEN_MIN 256
+
+static size_t ptw_seen_pos(const struct ptw_seen *s, uint64_t key)
+{
+	uint64_t h = (key >> 12) * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 32) & (s->cap - 1);
+}
+
+static bool ptw_seen_has(const struct ptw_seen *s, uint64_t gpa)
+{
+	uint64_t key = gpa | 1;
+
+	if (!s->cap)
+		return false;
+	for (size_t i = ptw_seen_pos(s, key);; i = (i + 1) & (s->cap - 1)) {
+		if (s->slot[i] == key)
+			return true;
+		if (!s->slot[i])
+			return false;
+	}
+}
+
+static void ptw_seen_put(struct ptw_seen *s, uint64_t key)
+{
+	size_t i = ptw_seen_pos(s, key);
+
+	while (s->slot[i])
+		i = (i + 1) & (s->cap - 1);
+	s->slot[i] = key;
+	s->n++;
+}
+
+static int ptw_seen_grow(struct ptw_seen *s)
+{
+	struct ptw_seen g = {.cap = s->cap ? s->cap * 2 : PTW_SEEN_MIN};
+
+	g.slot = calloc(g.cap, sizeof(*g.slot));
+	if (!g.slot)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i])
+			ptw_seen_put(&g, s->slot[i]);
+	free(s->slot);
+	*s = g;
+	return 0;
+}
+
+/* Add a table not in the set yet. 0 or -ENOMEM. */
+static int ptw_seen_add(struct ptw_seen *s, uint64_t gpa)
+{
+	if ((s->n + 1) * 2 > s->cap && ptw_seen_grow(s))
+		return -ENOMEM;
+	ptw_seen_put(s, gpa | 1);
+	return 0;
+}
+
+/* Leaves between two looks at the clock (fn's own cost counts too). */
+#define PTW_CLOCK_EVERY 64
+
 struct ptw_iter {
 	const struct ptw_ctx *c;
 	ptw_leaf_fn fn;
 	void *opaque;
+	struct ptw_seen seen;
+	uint64_t path[5]; /* path[level]: the table being read there */
+	uint64_t max_tables, start_ns, max_ns;
+	bool halted; /* a budget ran out: unwind, returning 0 */
+	struct ptw_walk_report rep;
 };
 
-static int ptw_visit_table(const struct ptw_iter *it, int level, uint64_t table,
+#define PTW_NO_TABLE (~0ULL) /* never a (page-aligned) table address */
+
+/* Returned up the recursion when a budget ran out (never fn's own 0). */
+#define PTW_HALT 1
+
+static int ptw_halt(struct ptw_iter *it, enum ptw_stop why)
+{
+	it->rep.stop = why;
+	it->halted = true;
+	return PTW_HALT;
+}
+
+static bool ptw_out_of_time(const struct ptw_iter *it)
+{
+	return clock_now_ns() - it->start_ns >= it->max_ns;
+}
+
+enum ptw_admit { PTW_SKIP, PTW_READ, PTW_OUT };
+
+/*
+ * Whether to read table at level: PTW_READ, PTW_SKIP (read before: counted)
+ * or PTW_OUT (a budget ran out: it->halted is set).
+ */
+static enum ptw_admit ptw_admit(struct ptw_iter *it, int level, uint64_t table)
+{
+	if (ptw_seen_has(&it->seen, table)) {
+		it->rep.revisits++;
+		for (int l = level + 1; l <= 4; l++)
+			if (it->path[l] == table) {
+				it->rep.cycles++;
+				break;
+			}
+		return PTW_SKIP;
+	}
+	if (it->rep.tables >= it->max_tables)
+		ptw_halt(it, PTW_STOP_TABLES);
+	else if (ptw_out_of_time(it))
+		ptw_halt(it, PTW_STOP_TIME);
+	else if (ptw_seen_add(&it->seen, table))
+		ptw_halt(it, PTW_STOP_NOMEM);
+	if (it->halted)
+		return PTW_OUT;
+	it->rep.tables++;
+	it->path[level] = table;
+	return PTW_READ;
+}
+
+static int ptw_visit_table(struct ptw_iter *it, int level, uint64_t table,
 			   uint64_t base);
 
-static int ptw_visit_entry(const struct ptw_iter *it, int level, uint64_t gva,
+static int ptw_visit_leaf(struct ptw_iter *it, int level, uint64_t gva,
+			  uint64_t e)
+{
+	uint64_t size = ptw_level_size(level);
+	int ret;
+
+	it->rep.leaves++;
+	ret = it->fn(it->opaque, ptw_canonicalize(gva),
+		     e & ptw_addr_mask(it->c) & ~(size - 1), size, e);
+	if (ret) {
+		it->rep.stop = PTW_STOP_CALLBACK;
+		return ret;
+	}
+	if (it->rep.leaves % PTW_CLOCK_EVERY == 0 && ptw_out_of_time(it))
+		return ptw_halt(it, PTW_STOP_TIME);
+	return 0;
+}
+
+static int ptw_visit_entry(struct ptw_iter *it, int level, uint64_t gva,
 			   uint64_t e)
 {
-	uint64_t mask = ptw_addr_mask(it->c);
-	uint64_t size = ptw_level_size(level);
-
 	if (!(e & PTE_P) || ptw_reserved(it->c, level, e))
 		return 0;
 	if (ptw_is_leaf(level, e))
-		return it->fn(it->opaque, ptw_canonicalize(gva),
-			      e & mask & ~(size - 1), size, e);
-	return ptw_visit_table(it, level - 1, e & mask, gva);
+		return ptw_visit_leaf(it, level, gva, e);
+	return ptw_visit_table(it, level - 1, e & ptw_addr_mask(it->c), gva);
 }
 
 /* base: the GVA bits above this level. A table that is not RAM is skipped. */
-static int ptw_visit_table(const struct ptw_iter *it, int level, uint64_t table,
+static int ptw_visit_table(struct ptw_iter *it, int level, uint64_t table,
 			   uint64_t base)
 {
+	enum ptw_admit a = ptw_admit(it, level, table);
+	int ret;
+
+	if (a != PTW_READ)
+		return a == PTW_OUT ? PTW_HALT : 0;
 	for (unsigned int i = 0; i < PTW_ENTRIES; i++) {
 		uint64_t gva = base | ((uint64_t)i << ptw_shift(level));
 		uint64_t e = 0;
-		int ret;
 
 		if (it->c->read(it->c->opaque, table + (uint64_t)i * 8, &e))
-			return 0;
+			break;
 		ret = ptw_visit_entry(it, level, gva, e);
 		if (ret)
 			return ret;
 	}
+	it->path[level] = PTW_NO_TABLE;
 	return 0;
 }
 
 /*
- * Depth-first, in GVA order (the high half comes after the low half). The
- * recursion is at most four deep, whatever the tables point at, but the
- * work is up to 512^4 reads and callbacks when every entry is present (for
- * example a PML4 whose every slot points back at itself): use it on sane
- * tables, or have fn stop early. Besides fn's own value, returns -EINVAL
- * with paging off and -EOPNOTSUPP when not in 4-level long mode.
+ * Depth-first, in GVA order (the high half comes after the low half),
+ * recursing at most four deep. The work is bounded by the budgets: at most
+ * max_tables x 512 reads and calls of fn, and the clock is read before
+ * each new table and every PTW_CLOCK_EVERY leaves, so a walk overruns
+ * max_ns by at most that many calls of fn.
  */
-int ptw_for_each_leaf(const struct ptw_ctx *c, ptw_leaf_fn fn, void *opaque)
+int ptw_walk_leaves(const struct ptw_ctx *c, const struct ptw_walk_limits *lim,
+		    ptw_leaf_fn fn, void *opaque, struct ptw_walk_report *rep)
 {
 	struct ptw_iter it = {.c = c, .fn = fn, .opaque = opaque};
+	int ret;
 
+	it.max_tables =
+		lim && lim->max_tables ? lim->max_tables : PTW_WALK_MAX_TABLES;
+	it.max_ns = lim && lim->max_ns ? lim->max_ns : PTW_WALK_MAX_NS;
+	for (int l = 0; l <= 4; l++)
+		it.path[l] = PTW_NO_TABLE;
+	it.start_ns = clock_now_ns();
 	switch (ptw_check_mode(c)) {
 	case PTW_OK:
+		ret = ptw_visit_table(&it, 4, c->cr3 & ptw_addr_mask(c), 0);
 		break;
 	case PTW_NO_PAGING:
-		return -EINVAL;
+		ret = -EINVAL;
+		break;
 	default:
-		return -EOPNOTSUPP;
+		ret = -EOPNOTSUPP;
+		break;
 	}
-	return ptw_visit_table(&it, 4, c->cr3 & ptw_addr_mask(c), 0);
+	free(it.seen.slot);
+	it.rep.ns = clock_now_ns() - it.start_ns;
+	if (rep)
+		*rep = it.rep;
+	if (it.halted)
+		return it.rep.stop == PTW_STOP_NOMEM ? -ENOMEM : 0;
+	return ret;
+}
+
+int ptw_for_each_leaf(const struct ptw_ctx *c, ptw_leaf_fn fn, void *opaque)
+{
+	return ptw_walk_leaves(c, NULL, fn, opaque, NULL);
+}
+
+const char *ptw_stop_name(enum ptw_stop s)
+{
+	static const char *const names[] = {
+		[PTW_STOP_DONE] = "done",
+		[PTW_STOP_CALLBACK] = "callback",
+		[PTW_STOP_TABLES] = "table-budget",
+		[PTW_STOP_TIME] = "time-budget",
+		[PTW_STOP_NOMEM] = "out-of-memory",
+	};
+
+	if ((unsigned int)s >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[s];
 }

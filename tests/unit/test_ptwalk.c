@@ -8,7 +8,9 @@
  * each page size, the high half, the mode and canonical-address checks, a
  * stop at every level, each reserved-bit rule, tables outside RAM, the
  * effective rights, a recursive PML4 slot, ptw_format's truncation, the leaf
- * enumerator and a seeded fuzz of random entries and addresses.
+ * enumerator (each table read once through recursive slots, cycles and
+ * shared sub-tables; its table and time budgets) and a seeded fuzz of
+ * random entries and addresses.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "ept/ptwalk.h"
 
 #define KiB (1ULL << 10)
@@ -669,6 +672,15 @@ Test(ptwalk, format_truncates)
 	cr_expect_eq(buf[n + 1], 'X');
 }
 
+/* xorshift64*: deterministic, so a failure reproduces. */
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
 struct leaf {
 	uint64_t gva, gpa, size, entry;
 };
@@ -678,6 +690,7 @@ struct leaves {
 	int n;
 	int stop_at; /* return 42 on this call (1-based); 0: never */
 	bool ordered;
+	uint64_t last; /* the previous leaf's GVA (v keeps the first 64) */
 };
 
 static int collect(void *opaque, uint64_t gva, uint64_t gpa, uint64_t size,
@@ -685,8 +698,9 @@ static int collect(void *opaque, uint64_t gva, uint64_t gpa, uint64_t size,
 {
 	struct leaves *l = opaque;
 
-	if (l->n && gva <= l->v[l->n - 1].gva)
+	if (l->n && gva <= l->last)
 		l->ordered = false;
+	l->last = gva;
 	if (l->n < 64)
 		l->v[l->n] = (struct leaf){gva, gpa, size, entry};
 	l->n++;
@@ -797,43 +811,221 @@ Test(ptwalk, for_each_leaf_modes)
 }
 
 /*
- * One low 4 KiB mapping plus a recursive PML4[511]: the PML4 is seen again
- * as a PDPT, a PD and a PT. Counting leaves per (table, level): the PML4 as
- * a PT has 2 (slots 0 and 511), as a PD 1 + 2, as a PDPT 1 + 3, as the PML4
- * 1 + 4 = 5. The walk terminates, stays ordered, and its last leaf is the
- * PML4 itself at the top 4 KiB of the address space.
+ * One low 4 KiB mapping plus a recursive PML4[511]: the PML4 is read once,
+ * the link back to it is counted as a cycle and not followed, so the only
+ * leaf is the mapping (the walk once saw the PML4 again as a PDPT, a PD
+ * and a PT: 5 leaves, and 512^4 reads with every slot recursive).
  */
 Test(ptwalk, for_each_leaf_recursive)
 {
 	struct ptw_ctx c = ctx();
 	struct leaves l = {.ordered = true};
-	struct leaf *last;
+	struct ptw_walk_report rep;
 
 	map(0x1000, 0x5000, 1, PT_P);
 	ram_set(F.pml4 + 511 * 8, F.pml4 | PT_P | PT_RW);
-	cr_expect_eq(ptw_for_each_leaf(&c, collect, &l), 0);
-	cr_expect(l.ordered);
-	cr_expect_eq(l.n, 5);
-	cr_assert_leq(l.n, 64);
-	last = &l.v[l.n - 1];
-	cr_expect_eq(last->gva, 0xfffffffffffff000ULL);
-	cr_expect_eq(last->gpa, F.pml4);
-	cr_expect_eq(last->size, 4 * KiB);
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	cr_expect_eq(l.n, 1);
 	cr_expect_eq(l.v[0].gva, 0x1000);
-	for (int i = 0; i < l.n && i < 64; i++) {
-		struct ptw_result r = walk_ok(&c, l.v[i].gva);
-
-		cr_expect_eq(r.gpa, l.v[i].gpa);
-	}
+	cr_expect_eq(l.v[0].gpa, 0x5000);
+	cr_expect_eq(rep.tables, 4);
+	cr_expect_eq(rep.revisits, 1);
+	cr_expect_eq(rep.cycles, 1);
+	cr_expect_eq(rep.leaves, 1);
+	cr_expect_eq(F.reads, 4 * 512);
 }
 
-/* xorshift64*: deterministic, so a failure reproduces. */
-static uint64_t rnd(uint64_t *s)
+/* Every PML4 slot points back at the PML4: one table, 512 cycles. */
+Test(ptwalk, for_each_leaf_all_slots_recursive)
 {
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dULL;
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true};
+	struct ptw_walk_report rep;
+
+	for (int i = 0; i < 512; i++)
+		ram_set(F.pml4 + i * 8, F.pml4 | PT_TBL);
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	cr_expect_eq(l.n, 0);
+	cr_expect_eq(rep.tables, 1);
+	cr_expect_eq(rep.revisits, 512);
+	cr_expect_eq(rep.cycles, 512);
+	cr_expect_eq(F.reads, 512);
+}
+
+/*
+ * A cycle at every level that has tables: PML4[1] -> PML4, PDPT[1] ->
+ * PML4, PDPT[2] -> PDPT, PD[1] -> PML4, PD[2] -> PDPT, PD[3] -> PD. A PT
+ * entry is a leaf whatever it points at: PT[1] maps the PD page.
+ */
+Test(ptwalk, for_each_leaf_cycle_every_level)
+{
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true};
+	struct ptw_walk_report rep;
+	uint64_t pdpt, pd, pt;
+
+	map(0x0, 0x5000, 1, PT_P);
+	pdpt = ram_get(F.pml4) & ADDR_MASK;
+	pd = ram_get(pdpt) & ADDR_MASK;
+	pt = ram_get(pd) & ADDR_MASK;
+	ram_set(F.pml4 + 1 * 8, F.pml4 | PT_TBL);
+	ram_set(pdpt + 1 * 8, F.pml4 | PT_TBL);
+	ram_set(pdpt + 2 * 8, pdpt | PT_TBL);
+	ram_set(pd + 1 * 8, F.pml4 | PT_TBL);
+	ram_set(pd + 2 * 8, pdpt | PT_TBL);
+	ram_set(pd + 3 * 8, pd | PT_TBL);
+	ram_set(pt + 1 * 8, pd | PT_P);
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	cr_expect_eq(rep.tables, 4);
+	cr_expect_eq(rep.revisits, 6);
+	cr_expect_eq(rep.cycles, 6);
+	cr_assert_eq(l.n, 2);
+	cr_expect(l.ordered);
+	cr_expect_eq(l.v[0].gpa, 0x5000);
+	cr_expect_eq(l.v[1].gva, 0x1000);
+	cr_expect_eq(l.v[1].gpa, pd);
+	cr_expect_eq(F.reads, 4 * 512);
+}
+
+/*
+ * One PDPT whose 512 entries all point at one PD whose 512 entries all
+ * point at one PT of 512 leaves: 2^27 leaves when every path is followed
+ * (seconds, and 512^4 with the PML4 doing the same). Each table is read
+ * once: 4 x 512 reads, the PT's 512 leaves once, under GVA 0.
+ */
+Test(ptwalk, for_each_leaf_shared_subtree)
+{
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true};
+	struct ptw_walk_report rep;
+	uint64_t pdpt = table_alloc(), pd = table_alloc(), pt = table_alloc();
+	uint64_t t0;
+
+	ram_set(F.pml4, pdpt | PT_TBL);
+	for (int i = 0; i < 512; i++) {
+		ram_set(pdpt + i * 8, pd | PT_TBL);
+		ram_set(pd + i * 8, pt | PT_TBL);
+		ram_set(pt + i * 8, (0x200000 + i * 4 * KiB) | PT_P | PT_A);
+	}
+	t0 = clock_now_ns();
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, collect, &l, &rep), 0);
+	cr_expect_lt(clock_now_ns() - t0, 100 * 1000 * 1000ULL);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	cr_expect_eq(rep.tables, 4);
+	cr_expect_eq(rep.revisits, 2 * 511);
+	cr_expect_eq(rep.cycles, 0);
+	cr_expect_eq(rep.leaves, 512);
+	cr_expect_eq(l.n, 512);
+	cr_expect(l.ordered);
+	cr_expect_eq(l.v[63].gva, 63 * 4 * KiB);
+	cr_expect_eq(l.v[63].gpa, 0x200000 + 63 * 4 * KiB);
+	cr_expect_eq(F.reads, 4 * 512);
+}
+
+/* The table budget: the leaves found before it ran out stay reported. */
+Test(ptwalk, for_each_leaf_table_budget)
+{
+	struct ptw_walk_limits lim = {.max_tables = 4};
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true};
+	struct ptw_walk_report rep;
+
+	build_five();
+	/* PML4, PDPT, PD, PT: the two 4 KiB leaves; the 2 MiB one needs a
+	 * fifth table (the PD under PDPT[1]). */
+	cr_expect_eq(ptw_walk_leaves(&c, &lim, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_TABLES);
+	cr_expect_eq(rep.tables, 4);
+	cr_assert_eq(l.n, 2);
+	cr_expect_eq(l.v[1].gva, 0x402000);
+	cr_expect_str_eq(ptw_stop_name(rep.stop), "table-budget");
+
+	/* Enough for all: the same five as without a budget. */
+	lim.max_tables = 9;
+	l = (struct leaves){.ordered = true};
+	cr_expect_eq(ptw_walk_leaves(&c, &lim, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	expect_five(&l);
+}
+
+/* A time budget of 1 ns runs out before the second table. */
+Test(ptwalk, for_each_leaf_time_budget)
+{
+	struct ptw_walk_limits lim = {.max_ns = 1};
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true};
+	struct ptw_walk_report rep;
+
+	build_five();
+	cr_expect_eq(ptw_walk_leaves(&c, &lim, collect, &l, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_TIME);
+	cr_expect_leq(rep.tables, 1);
+	cr_expect_eq(l.n, 0);
+	cr_expect_str_eq(ptw_stop_name(rep.stop), "time-budget");
+}
+
+/* fn stopping the walk is reported as such, and its value returned. */
+Test(ptwalk, for_each_leaf_report_callback)
+{
+	struct ptw_ctx c = ctx();
+	struct leaves l = {.ordered = true, .stop_at = 3};
+	struct ptw_walk_report rep;
+
+	build_five();
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, collect, &l, &rep), 42);
+	cr_expect_eq(rep.stop, PTW_STOP_CALLBACK);
+	cr_expect_eq(rep.leaves, 3);
+	cr_expect_str_eq(ptw_stop_name(rep.stop), "callback");
+	cr_expect_str_eq(ptw_stop_name((enum ptw_stop)99), "unknown");
+}
+
+/*
+ * A normal tree of 1000 scattered 4 KiB mappings (tables shared only as a
+ * tree shares them): every mapping is a leaf, in GVA order, each once, and
+ * more tables than the visited set's first size.
+ */
+struct scatter {
+	uint64_t prev, n, bad;
+};
+
+static int scatter_leaf(void *opaque, uint64_t gva, uint64_t gpa, uint64_t size,
+			uint64_t entry)
+{
+	struct scatter *s = opaque;
+
+	if ((s->n && gva <= s->prev) || size != 4 * KiB ||
+	    gpa != ((gva >> 12) & 0xfff) * 4 * KiB)
+		s->bad++;
+	s->prev = gva;
+	s->n++;
+	return 0;
+}
+
+Test(ptwalk, for_each_leaf_normal_tree)
+{
+	struct ptw_ctx c = ctx();
+	struct ptw_walk_report rep;
+	struct scatter s = {0};
+	uint64_t seed = 42, mapped = 0;
+
+	for (int i = 0; i < 1000; i++) {
+		uint64_t gva = (rnd(&seed) & 0x00007ffffffff000ULL);
+
+		if (ram_get(entry_addr(gva, 1)) & PT_P)
+			continue;
+		map(gva, ((gva >> 12) & 0xfff) * 4 * KiB, 1, PT_P);
+		mapped++;
+	}
+	cr_expect_eq(ptw_walk_leaves(&c, NULL, scatter_leaf, &s, &rep), 0);
+	cr_expect_eq(rep.stop, PTW_STOP_DONE);
+	cr_expect_eq(s.n, mapped);
+	cr_expect_eq(s.bad, 0);
+	cr_expect_eq(rep.revisits, 0);
+	cr_expect_eq(rep.tables, (F.next - TABLE_BASE) / (4 * KiB));
+	cr_expect_gt(rep.tables, 256);
 }
 
 #define FUZZ_TABLES 8

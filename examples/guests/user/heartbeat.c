@@ -18,23 +18,29 @@ static const struct wl_flag heartbeat_flags[] = {
 	{0},
 };
 
-static void heartbeat_run(const struct wl_call *c)
+void heartbeat_spin(bool timed, uint64_t ms)
 {
-	bool timed = c->given[HB_MS];
 	uint64_t now = x86_rdtsc();
-	uint64_t end = now + tick_ms_to_tsc(c->val[HB_MS]);
+	uint64_t end = now + tick_ms_to_tsc(ms);
 
-	if (timed)
-		console_printf("heartbeat: every 1 ms for %lu ms\n",
-			       c->val[HB_MS]);
-	else
-		console_printf("heartbeat: every 1 ms until stopped\n");
 	for (;;) {
 		now = x86_rdtsc();
 		if (tick_at(now) || (timed && now >= end))
 			break;
 		x86_pause();
 	}
+}
+
+static void heartbeat_run(const struct wl_call *c)
+{
+	bool timed = c->given[HB_MS];
+
+	if (timed)
+		console_printf("heartbeat: every 1 ms for %lu ms\n",
+			       c->val[HB_MS]);
+	else
+		console_printf("heartbeat: every 1 ms until stopped\n");
+	heartbeat_spin(timed, c->val[HB_MS]);
 }
 
 const struct workload wl_heartbeat = {

@@ -97,6 +97,9 @@ void mem_reset(void);
 void *mem_alloc(uint64_t bytes);
 void *mem_alloc_fresh(uint64_t bytes);
 
+/* heartbeat.c: tick until STOP_WORKLOAD or, when timed, ms of TSC time. */
+void heartbeat_spin(bool timed, uint64_t ms);
+
 /* verify.c: check the current dirty region; exits 2 or 3 unless ok. */
 void verify_current(void);
 

@@ -24,6 +24,8 @@ static const struct workload *const workloads[] = {
 	&wl_touch,
 	&wl_faultlat,
 	&wl_ptdriver,
+	&wl_ptloop,
+	&wl_spew,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

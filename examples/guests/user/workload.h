@@ -45,7 +45,8 @@ struct wl_seq {
 };
 
 extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit,
-	wl_reset, wl_corrupt, wl_pagefault, wl_touch, wl_faultlat, wl_ptdriver;
+	wl_reset, wl_corrupt, wl_pagefault, wl_touch, wl_faultlat, wl_ptdriver,
+	wl_ptloop, wl_spew;
 
 /* workload.c */
 const struct workload *workload_find(const char *name);
