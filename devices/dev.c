@@ -17,6 +17,15 @@ static const struct dev_type *const dev_types[] = {
 	&pt_dev_type,
 };
 
+void dev_status_add(struct dev_status *st, const char *key,
+		    enum dev_field_kind kind, uint64_t u, const char *str)
+{
+	if (st->nr >= DEV_STATUS_MAX)
+		return;
+	st->f[st->nr++] = (struct dev_field){
+		.key = key, .kind = kind, .u = u, .s = str};
+}
+
 void dev_table_init(struct dev_table *t)
 {
 	memset(t, 0, sizeof(*t));

@@ -42,6 +42,28 @@ typedef void (*dev_pin_fn)(void *opaque, uint64_t gpa, uint64_t len);
 /* A device's driver acknowledged a quiesce request. */
 typedef void (*dev_ack_fn)(void *opaque);
 
+/*
+ * A device's status for people and tools (`vmmctl status`): named fields
+ * the control plane renders without knowing the device.
+ */
+#define DEV_STATUS_MAX 24
+enum dev_field_kind { DEV_FIELD_U64, DEV_FIELD_BOOL, DEV_FIELD_STR, DEV_FIELD_MS };
+struct dev_field {
+	const char *key; /* static storage */
+	enum dev_field_kind kind;
+	uint64_t u;	   /* U64, BOOL (0/1), MS (nanoseconds) */
+	const char *s;	   /* STR: static storage */
+};
+struct dev_status {
+	const char *section; /* the key of this status in `status`: "pt" */
+	int nr;
+	struct dev_field f[DEV_STATUS_MAX];
+};
+
+/* Append a field to st (dropped when full: DEV_STATUS_MAX is ample). */
+void dev_status_add(struct dev_status *st, const char *key,
+		    enum dev_field_kind kind, uint64_t u, const char *s);
+
 struct dev_ops {
 	const char *type;    /* "serial", "pt": for messages */
 	uint32_t version;    /* of the state struct */
@@ -73,6 +95,14 @@ struct dev_ops {
 	void (*resume)(void *dev);
 	void (*pinned)(void *dev, dev_pin_fn fn, void *opaque);
 	void (*set_ack)(void *dev, dev_ack_fn fn, void *opaque);
+	/*
+	 * Optional: fill st (section and fields; loop thread). ram_arriving:
+	 * post-copy pages are still at the source, so a device that writes
+	 * guest RAM under its lock must not take that lock now (its DMA may
+	 * wait on a fault only the caller's thread resolves): report only
+	 * what needs no lock.
+	 */
+	void (*status)(void *dev, bool ram_arriving, struct dev_status *st);
 };
 
 /* One device instance of the VM. */

@@ -192,4 +192,13 @@ int pt_load(struct pt *p, const struct pt_state *st, char *err, size_t errlen);
 
 const char *pt_quiesce_state_name(enum pt_quiesce_state s);
 
+struct dev_status;
+/*
+ * status "pt" (pt_dev.c): st's counters and the rate as named fields; st
+ * NULL (post-copy RAM still arriving: the counters need the lock) gives
+ * the rate and "ram_arriving" only.
+ */
+void pt_status_fill(const struct pt_stats *st, uint32_t rate_pps,
+		    struct dev_status *o);
+
 #endif /* DEVICES_PT_H */

@@ -72,6 +72,47 @@ static void pt_dev_pinned(void *dev, dev_pin_fn fn, void *opaque)
 		fn(opaque, pins[k].gpa, pins[k].len);
 }
 
+void pt_status_fill(const struct pt_stats *st, uint32_t rate_pps,
+		    struct dev_status *o)
+{
+	o->section = "pt";
+	dev_status_add(o, "rate_pps", DEV_FIELD_U64, rate_pps, NULL);
+	if (!st) {
+		dev_status_add(o, "ram_arriving", DEV_FIELD_BOOL, 1, NULL);
+		return;
+	}
+	dev_status_add(o, "enabled", DEV_FIELD_BOOL, st->enabled, NULL);
+	dev_status_add(o, "quiesce_state", DEV_FIELD_STR, 0,
+		       pt_quiesce_state_name(st->qstate));
+	dev_status_add(o, "quiesce_ms", DEV_FIELD_MS, st->quiesce_ns, NULL);
+#define PT_U64(k) dev_status_add(o, #k, DEV_FIELD_U64, st->k, NULL)
+	PT_U64(ring_size);
+	PT_U64(pinned);
+	PT_U64(queued);
+	PT_U64(next_seq);
+	PT_U64(delivered);
+	PT_U64(returned);
+	PT_U64(irqs);
+	PT_U64(doorbells);
+	PT_U64(full_waits);
+	PT_U64(quiesces);
+	PT_U64(quiesce_acks);
+	PT_U64(resumes);
+	PT_U64(bad_accesses);
+#undef PT_U64
+}
+
+/* The counters need the device's lock: not while post-copy RAM arrives. */
+static void pt_dev_status(void *dev, bool ram_arriving, struct dev_status *o)
+{
+	struct pt *p = dev;
+	struct pt_stats st;
+
+	if (!ram_arriving)
+		pt_get_stats(p, &st);
+	pt_status_fill(ram_arriving ? NULL : &st, p->cfg.rate_pps, o);
+}
+
 /* The ack hook (vCPU thread, without p->lock): a QUIESCE ack notifies. */
 static void pt_dev_acked(void *opaque, enum pt_req req, uint32_t seq)
 {
@@ -115,6 +156,7 @@ const struct dev_ops pt_dev_ops = {
 	.resume = pt_dev_resume,
 	.pinned = pt_dev_pinned,
 	.set_ack = pt_dev_set_ack,
+	.status = pt_dev_status,
 };
 
 /* spec->cfg: a struct pt_config, or NULL for the defaults. */

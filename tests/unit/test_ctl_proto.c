@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/dev.h"
 #include "devices/pt.h"
 #include "vmm/ctl/control.h"
 #include "vmm/ctl/ctl_proto.h"
@@ -457,6 +458,16 @@ Test(ctl_build, request_line_round_trips)
 	}
 }
 
+/* The pt device's status as the control plane renders it. */
+static json_t *pt_json(const struct pt_stats *st, uint32_t rate_pps)
+{
+	struct dev_status ds = {0};
+
+	pt_status_fill(st, rate_pps, &ds);
+	cr_assert_str_eq(ds.section, "pt");
+	return ctl_dev_status(&ds);
+}
+
 /* status "pt": every field of struct pt_stats, by name, exactly. */
 Test(ctl_build, pt_status)
 {
@@ -478,7 +489,7 @@ Test(ctl_build, pt_status)
 		.resumes = 1,
 		.bad_accesses = 4,
 	};
-	json_t *o = ctl_pt_status(&st, 2000), *want;
+	json_t *o = pt_json(&st, 2000), *want;
 	char *line;
 
 	cr_assert_not_null(o);
@@ -518,7 +529,7 @@ Test(ctl_build, pt_status_names_every_quiesce_state)
 		json_t *o;
 
 		st.qstate = (enum pt_quiesce_state)q;
-		o = ctl_pt_status(&st, 1);
+		o = pt_json(&st, 1);
 		cr_assert_str_eq(
 			json_string_value(json_object_get(o, "quiesce_state")),
 			names[q]);
@@ -533,7 +544,7 @@ Test(ctl_build, pt_status_names_every_quiesce_state)
 /* While post-copy RAM arrives the counters are not read: rate only. */
 Test(ctl_build, pt_status_while_ram_arrives)
 {
-	json_t *o = ctl_pt_status(NULL, 1000);
+	json_t *o = pt_json(NULL, 1000);
 	json_t *want = json_pack("{s:I, s:b}", "rate_pps", (json_int_t)1000,
 				 "ram_arriving", 1);
 

@@ -41,22 +41,28 @@ static json_t *boot_vcpus_json(struct vm *vm)
 }
 
 /*
- * status "pt", when the VM has the device. Not while post-copy RAM is
- * arriving: the device DMAs with its lock held, and a DMA that faults on
- * a page still at the source waits for this (the loop) thread to fetch
- * it, so taking the lock here could wait forever.
+ * Each device's status under its own key (devices/dev.h). While post-copy
+ * RAM arrives a device that DMAs under its lock reports only what needs no
+ * lock: a DMA that faults on a page still at the source waits for this
+ * (the loop) thread to fetch it, so taking that lock here could wait for
+ * ever.
  */
-static json_t *boot_pt_status_json(struct vm *vm)
+static void boot_devs_status(struct vm *vm, json_t *o)
 {
-	struct pt *pt = vm_dev_find(vm, "pt0");
-	struct pt_stats st;
+	bool arriving = atomic_load(&vm->ram_incomplete);
+	const struct dev *d;
 
-	if (!pt)
-		return NULL;
-	if (atomic_load(&vm->ram_incomplete))
-		return ctl_pt_status(NULL, pt->cfg.rate_pps);
-	pt_get_stats(pt, &st);
-	return ctl_pt_status(&st, pt->cfg.rate_pps);
+	for (int i = 0; (d = vm_dev_at(vm, i)); i++) {
+		struct dev_status st = {0};
+		json_t *j;
+
+		if (!d->ops->status)
+			continue;
+		d->ops->status(d->dev, arriving, &st);
+		j = st.section ? ctl_dev_status(&st) : NULL;
+		if (j)
+			json_object_set_new(o, st.section, j);
+	}
 }
 
 static json_t *boot_status(struct boot_app *app)
@@ -65,7 +71,7 @@ static json_t *boot_status(struct boot_app *app)
 	json_t *mig = boot_mig_status_json(app);
 	struct testdev_stats st;
 	enum vm_state state;
-	json_t *o, *pt;
+	json_t *o;
 
 	testdev_get_stats(&vm->testdev, &st);
 	pthread_mutex_lock(&vm->lock);
@@ -87,11 +93,8 @@ static json_t *boot_status(struct boot_app *app)
 		json_object_set_new(o, "migration", mig);
 	else
 		json_decref(mig);
-	pt = boot_pt_status_json(vm);
-	if (o && pt)
-		json_object_set_new(o, "pt", pt);
-	else
-		json_decref(pt);
+	if (o)
+		boot_devs_status(vm, o);
 	return o;
 }
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "common/guest_abi.h"
-#include "devices/pt.h"
+#include "devices/dev.h"
 #include "vmm/ctl/ctl_args.h"
 
 struct ctl_cmd_desc {
@@ -292,33 +292,31 @@ char *ctl_request_line(const char *cmd, json_t *args, int id)
 				       "args", args));
 }
 
-json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps)
+json_t *ctl_dev_status(const struct dev_status *st)
 {
-	json_t *o;
+	json_t *o = json_object(), *v;
 
-	if (!st)
-		return json_pack("{s:I, s:b}", "rate_pps", (json_int_t)rate_pps,
-				 "ram_arriving", 1);
-	o = json_pack("{s:I, s:b, s:s, s:f}", "rate_pps", (json_int_t)rate_pps,
-		      "enabled", st->enabled, "quiesce_state",
-		      pt_quiesce_state_name(st->qstate), "quiesce_ms",
-		      (double)st->quiesce_ns / 1e6);
-	if (!o)
-		return NULL;
-#define SET(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
-	SET("ring_size", st->ring_size);
-	SET("pinned", st->pinned);
-	SET("queued", st->queued);
-	SET("next_seq", st->next_seq);
-	SET("delivered", st->delivered);
-	SET("returned", st->returned);
-	SET("irqs", st->irqs);
-	SET("doorbells", st->doorbells);
-	SET("full_waits", st->full_waits);
-	SET("quiesces", st->quiesces);
-	SET("quiesce_acks", st->quiesce_acks);
-	SET("resumes", st->resumes);
-	SET("bad_accesses", st->bad_accesses);
-#undef SET
+	for (int i = 0; o && i < st->nr; i++) {
+		const struct dev_field *f = &st->f[i];
+
+		switch (f->kind) {
+		case DEV_FIELD_BOOL:
+			v = json_boolean(f->u);
+			break;
+		case DEV_FIELD_STR:
+			v = json_string(f->s ? f->s : "");
+			break;
+		case DEV_FIELD_MS:
+			v = json_real((double)f->u / 1e6);
+			break;
+		default:
+			v = json_integer((json_int_t)f->u);
+			break;
+		}
+		if (json_object_set_new(o, f->key, v)) {
+			json_decref(o);
+			return NULL;
+		}
+	}
 	return o;
 }

@@ -122,14 +122,13 @@ char *ctl_event(const char *name, json_t *data);
 /* Build a request line for a client (steals args; may be NULL). */
 char *ctl_request_line(const char *cmd, json_t *args, int id);
 
-struct pt_stats;
+struct dev_status;
 
 /*
- * status "pt": the pt device's counters (devices/pt.h) and its rate, as a
- * new object (NULL when out of memory). st NULL: the counters cannot be
- * read now (post-copy RAM still arriving): only rate_pps and
- * "ram_arriving": true.
+ * A device's status (devices/dev.h) as a new object, its fields in order
+ * (NULL when out of memory). The control plane never names a device: the
+ * key it goes under in `status` is st->section.
  */
-json_t *ctl_pt_status(const struct pt_stats *st, uint32_t rate_pps);
+json_t *ctl_dev_status(const struct dev_status *st);
 
 #endif /* VMM_CTL_CTL_PROTO_H */
