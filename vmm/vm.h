@@ -1,5 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * vmm/ - the VM core: /dev/kvm, the VM and its vCPU threads, the loaders,
+ * pause/resume, GVA->GPA walks of a live vCPU, the VM's device table and
+ * the machine state (struct vm_snapshot). It owns the KVM file descriptors
+ * and the threads. It builds on ept/ for guest RAM and on devices/ for the
+ * bus and device models, which it wires to KVM through struct dev_host. It
+ * knows nothing of migration/ or of the control plane above it (vmm/ctl/,
+ * vmm/cli/): it reports through the on_exit/on_event callbacks its owner
+ * sets. Threads: one per vCPU (blocked in KVM_RUN) and the owner's thread
+ * (the event loop in vmmctl boot), which creates, pauses, resumes and
+ * destroys the VM.
+ *
  * vm.h - one virtual machine: its KVM fd, guest RAM, devices, vCPUs and the
  * run control that pauses, resumes and stops them.
  *
