@@ -66,3 +66,9 @@ int debug_exit_load(struct debug_exit *d, const struct debug_exit_state *st,
 	}
 	return 0;
 }
+
+/* ---- the device table's view --------------------------------------------- */
+
+DEV_OPS_STATE(debug_exit_dev_ops, "debug_exit", DEBUG_EXIT_STATE_VERSION,
+	      struct debug_exit, struct debug_exit_state, debug_exit_save,
+	      debug_exit_load);

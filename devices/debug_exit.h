@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 
 #define DEBUG_EXIT_PORT	    0xf4
 #define DEBUG_EXIT_PORT_LEN 4
@@ -55,5 +56,8 @@ struct debug_exit_state {
 void debug_exit_save(const struct debug_exit *d, struct debug_exit_state *st);
 int debug_exit_load(struct debug_exit *d, const struct debug_exit_state *st,
 		    char *err, size_t errlen);
+
+/* The device table's view: its state struct, no thread, no DMA. */
+extern const struct dev_ops debug_exit_dev_ops;
 
 #endif /* DEVICES_DEBUG_EXIT_H */

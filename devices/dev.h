@@ -105,6 +105,34 @@ struct dev_ops {
 	void (*status)(void *dev, bool ram_arriving, struct dev_status *st);
 };
 
+/*
+ * Define `const struct dev_ops var` for a device with no thread and no DMA
+ * whose save cannot fail: void savefn(dtype *, stype *) and
+ * int loadfn(dtype *, const stype *, char *err, size_t errlen).
+ */
+#define DEV_OPS_STATE(var, typestr, ver, dtype, stype, savefn, loadfn)         \
+	static int var##_save(void *dev, void *state, char *err,               \
+			      size_t errlen)                                   \
+	{                                                                      \
+		(void)err;                                                     \
+		(void)errlen;                                                  \
+		savefn((dtype *)dev, (stype *)state);                          \
+		return 0;                                                      \
+	}                                                                      \
+	static int var##_load(void *dev, const void *state, char *err,         \
+			      size_t errlen)                                   \
+	{                                                                      \
+		return loadfn((dtype *)dev, (const stype *)state, err,         \
+			      errlen);                                         \
+	}                                                                      \
+	const struct dev_ops var = {                                           \
+		.type = typestr,                                               \
+		.version = ver,                                                \
+		.state_size = sizeof(stype),                                   \
+		.save = var##_save,                                            \
+		.load = var##_load,                                            \
+	}
+
 /* One device instance of the VM. */
 struct dev {
 	char name[DEV_NAME_MAX]; /* "serial-com1", "pt0": unique */

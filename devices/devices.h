@@ -9,10 +9,10 @@
  * sink they print to, and the table of a VM's devices (dev.h: each
  * migratable device offers a struct dev_ops - state, thread, quiesce
  * handshake - and registers its instance; the VM core and migration go
- * through the table, never a device type). Devices never call into vmm/: they reach the VM
- * through struct dev_host, a small table of callbacks the VMM fills in
- * (raise an interrupt line, request exit, post an event), and they reach
- * guest RAM through ept/ (a device that writes guest RAM reports it with
+ * through the table, never a device type). Devices never call into vmm/: they
+ * reach the VM through struct dev_host, a small table of callbacks the VMM
+ * fills in (raise an interrupt line, request exit, post an event), and they
+ * reach guest RAM through ept/ (a device that writes guest RAM reports it with
  * ept_mark_dirty()). Each device protects its own registers with its own
  * mutex, because every vCPU thread dispatches accesses concurrently.
  */
@@ -36,6 +36,8 @@ struct dev_host {
 	/* An asynchronous event for control-socket clients ("marker", ...). */
 	void (*event)(void *opaque, const char *name, uint64_t id,
 		      uint64_t arg);
+	/* The guest put the machine to sleep (ACPI S3); may be NULL. */
+	void (*sleep)(void *opaque);
 	const struct guest_mem *mem;
 };
 
@@ -46,5 +48,10 @@ struct dev_host {
 #include "devices/i8042.h"
 #include "devices/testdev.h"
 #include "devices/pt.h"
+#include "devices/fw_cfg.h"
+#include "devices/pm_timer.h"
+#include "devices/debug_exit.h"
+#include "devices/acpi_pm.h"
+#include "devices/rtc.h"
 
 #endif /* DEVICES_DEVICES_H */

@@ -125,3 +125,8 @@ int fw_cfg_load(struct fw_cfg *f, const struct fw_cfg_state *st, char *err,
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
+
+/* ---- the device table's view --------------------------------------------- */
+
+DEV_OPS_STATE(fw_cfg_dev_ops, "fw_cfg", FW_CFG_STATE_VERSION, struct fw_cfg,
+	      struct fw_cfg_state, fw_cfg_save, fw_cfg_load);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 
 #define FW_CFG_PORT	0x510
 #define FW_CFG_PORT_LEN 2 /* 0x510 selector, 0x511 data */
@@ -79,5 +80,8 @@ void fw_cfg_save(struct fw_cfg *f, struct fw_cfg_state *st);
 /* -EINVAL (err set) when off lies past the selected item's end. */
 int fw_cfg_load(struct fw_cfg *f, const struct fw_cfg_state *st, char *err,
 		size_t errlen);
+
+/* The device table's view: its state struct, no thread, no DMA. */
+extern const struct dev_ops fw_cfg_dev_ops;
 
 #endif /* DEVICES_FW_CFG_H */

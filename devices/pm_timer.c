@@ -89,3 +89,9 @@ int pm_timer_load(struct pm_timer *t, const struct pm_timer_state *st,
 	pm_timer_set(t, st->count);
 	return 0;
 }
+
+/* ---- the device table's view --------------------------------------------- */
+
+DEV_OPS_STATE(pm_timer_dev_ops, "pm_timer", PM_TIMER_STATE_VERSION,
+	      struct pm_timer, struct pm_timer_state, pm_timer_save,
+	      pm_timer_load);

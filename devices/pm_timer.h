@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "devices/dev.h"
 
 #define PM_TIMER_HZ	  3579545ULL
 #define PM_TIMER_PORT_LEN 4
@@ -52,5 +53,8 @@ struct pm_timer_state {
 void pm_timer_save(const struct pm_timer *t, struct pm_timer_state *st);
 int pm_timer_load(struct pm_timer *t, const struct pm_timer_state *st,
 		  char *err, size_t errlen);
+
+/* The device table's view: its state struct, no thread, no DMA. */
+extern const struct dev_ops pm_timer_dev_ops;
 
 #endif /* DEVICES_PM_TIMER_H */

@@ -373,30 +373,29 @@ static int elf_read_all(int fd, size_t size, uint8_t **out)
 }
 
 /* Refuse what cannot be a guest image before reading it. */
-static int elf_check_stat(const char *path, const struct stat *st, char *err,
-			  size_t errlen)
+static int elf_check_stat(const char *what, const char *path,
+			  const struct stat *st, char *err, size_t errlen)
 {
 	if (S_ISDIR(st->st_mode))
-		return elf_err(err, errlen, -EISDIR,
-			       "kernel %s: is a directory", path);
+		return elf_err(err, errlen, -EISDIR, "%s %s: is a directory",
+			       what, path);
 	if (!S_ISREG(st->st_mode))
 		return elf_err(err, errlen, -EINVAL,
-			       "kernel %s: not a regular file", path);
+			       "%s %s: not a regular file", what, path);
 	if (st->st_size == 0)
-		return elf_err(err, errlen, -ENOEXEC, "kernel %s: empty file",
+		return elf_err(err, errlen, -ENOEXEC, "%s %s: empty file", what,
 			       path);
 	if ((uint64_t)st->st_size > ELF_MAX_FILE)
 		return elf_err(err, errlen, -EFBIG,
-			       "kernel %s: file too large (%lld bytes, at "
+			       "%s %s: file too large (%lld bytes, at "
 			       "most %llu MiB)",
-			       path, (long long)st->st_size,
+			       what, path, (long long)st->st_size,
 			       ELF_MAX_FILE >> 20);
 	return 0;
 }
 
-/* Open path and read it whole into a new buffer (*buf, *len). */
-static int elf_slurp(const char *path, uint8_t **buf, size_t *len, char *err,
-		     size_t errlen)
+int loader_read_file(const char *what, const char *path, uint8_t **buf,
+		     size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd, ret;
@@ -406,14 +405,14 @@ static int elf_slurp(const char *path, uint8_t **buf, size_t *len, char *err,
 		ret = -errno;
 		if (fd >= 0)
 			close(fd);
-		return elf_err(err, errlen, ret, "kernel %s: %s", path,
+		return elf_err(err, errlen, ret, "%s %s: %s", what, path,
 			       strerror(-ret));
 	}
-	ret = elf_check_stat(path, &st, err, errlen);
+	ret = elf_check_stat(what, path, &st, err, errlen);
 	if (ret == 0) {
 		ret = elf_read_all(fd, (size_t)st.st_size, buf);
 		if (ret < 0)
-			elf_err(err, errlen, ret, "kernel %s: read: %s", path,
+			elf_err(err, errlen, ret, "%s %s: read: %s", what, path,
 				ret == -EIO ? "file shrank while reading it"
 					    : strerror(-ret));
 	}
@@ -430,7 +429,7 @@ int elf_load_file(const char *path, const struct guest_mem *m,
 	size_t len = 0;
 	int ret;
 
-	ret = elf_slurp(path, &buf, &len, err, errlen);
+	ret = loader_read_file("kernel", path, &buf, &len, err, errlen);
 	if (ret < 0)
 		return ret;
 	ret = elf_parse(buf, len, img, why, sizeof(why));

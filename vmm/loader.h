@@ -56,6 +56,13 @@ int elf_parse(const void *buf, size_t len, struct elf_image *img, char *err,
 int elf_load(const struct elf_image *img, const void *buf,
 	     const struct guest_mem *m, char *err, size_t errlen);
 
+/*
+ * Read the regular file path whole into a new buffer (*buf, *len; free()
+ * it). err says "<what> <path>: <cause>" (what: "kernel", "initrd").
+ */
+int loader_read_file(const char *what, const char *path, uint8_t **buf,
+		     size_t *len, char *err, size_t errlen);
+
 /* Read path, parse and load it. err names the file and the cause. */
 int elf_load_file(const char *path, const struct guest_mem *m,
 		  struct elf_image *img, char *err, size_t errlen);

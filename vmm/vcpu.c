@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/entry32.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -162,6 +163,101 @@ int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen)
 		snprintf(err, errlen, "vcpu%d: %s: %s", v->id, step,
 			 strerror(-r));
 	return r;
+}
+
+static int vcpu_set_mp_state(struct vcpu *v, __u32 state)
+{
+	struct kvm_mp_state mp = {.mp_state = state};
+
+	if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Special and general registers from an entry32 state function. */
+static int vcpu_set_state(struct vcpu *v, struct kvm_sregs *sr,
+			  struct kvm_regs *regs, const char **step)
+{
+	*step = "KVM_SET_SREGS";
+	if (ioctl(v->fd, KVM_SET_SREGS, sr) < 0)
+		return -errno;
+	*step = "KVM_SET_REGS";
+	if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vcpu_entry32(struct vcpu *v, uint32_t entry, uint32_t info,
+			const char **step)
+{
+	struct kvm_sregs sr;
+	struct kvm_regs regs;
+	int r;
+
+	*step = "KVM_SET_CPUID2";
+	r = vcpu_set_cpuid(v);
+	if (r)
+		return r;
+	*step = "KVM_GET_SREGS";
+	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	if (v->id == 0)
+		entry32_multiboot(&sr, &regs, entry, info);
+	else
+		entry32_reset(&sr, &regs);
+	r = vcpu_set_state(v, &sr, &regs, step);
+	if (r)
+		return r;
+	*step = "KVM_SET_MP_STATE";
+	return vcpu_set_mp_state(v, v->id ? KVM_MP_STATE_INIT_RECEIVED
+					  : KVM_MP_STATE_RUNNABLE);
+}
+
+int vcpu_boot_entry32(struct vcpu *v, uint32_t entry, uint32_t info, char *err,
+		      size_t errlen)
+{
+	const char *step = "";
+	int r = vcpu_entry32(v, entry, info, &step);
+
+	if (r)
+		snprintf(err, errlen, "vcpu%d: %s: %s", v->id, step,
+			 strerror(-r));
+	return r;
+}
+
+/* The RESET/INIT state, then rip/cs as the caller wants; mp_state. */
+static int vcpu_reset(struct vcpu *v, bool wake, uint32_t vector)
+{
+	struct kvm_sregs sr;
+	struct kvm_regs regs;
+	const char *step;
+	int r;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	entry32_reset(&sr, &regs);
+	if (wake) {
+		/* ACPI: the waking vector is a real-mode CS:IP, (v >> 4):(v &
+		 * 0xf). */
+		sr.cs.selector = (uint16_t)(vector >> 4);
+		sr.cs.base = vector & ~0xfULL;
+		regs.rip = vector & 0xf;
+	}
+	r = vcpu_set_state(v, &sr, &regs, &step);
+	if (!r)
+		r = vcpu_set_mp_state(v, wake ? KVM_MP_STATE_RUNNABLE
+					      : KVM_MP_STATE_INIT_RECEIVED);
+	return r;
+}
+
+int vcpu_reset_wait_sipi(struct vcpu *v)
+{
+	return vcpu_reset(v, false, 0);
+}
+
+int vcpu_wake_real_mode(struct vcpu *v, uint32_t vector)
+{
+	return vcpu_reset(v, true, vector);
 }
 
 int vcpu_create(struct vcpu *v, struct vm *vm, int id, char *err, size_t errlen)
@@ -345,6 +441,17 @@ static bool vcpu_before_run(struct vcpu *v)
 		 * here, out of guest mode, before entering KVM_RUN again.
 		 */
 		vcpu_ack_kick(v);
+		if (vm_sleep_pending(v)) {
+			if (v->need_reentry) {
+				/* Finish the SLP_EN write first. */
+				__atomic_store_n(&v->run->immediate_exit, 1,
+						 __ATOMIC_SEQ_CST);
+				return true;
+			}
+			if (vm_sleep_vcpu(v))
+				return false;
+			continue;
+		}
 		if (!atomic_load(&vm->pause_req))
 			return true;
 		if (v->need_reentry) {

@@ -41,6 +41,7 @@ struct vcpu {
 	atomic_uint_fast64_t epoch; /* KVM_RUN returns so far */
 	atomic_bool ack_wanted;	    /* a kicker waits on vm->cond */
 	struct vcpu_stats st;	    /* written by the vCPU thread only */
+	unsigned int sleep_seen;    /* vm->sleep_seq carried out (own thread) */
 };
 
 /* Create the vCPU (fd and kvm_run mapping). */
@@ -48,6 +49,16 @@ int vcpu_create(struct vcpu *v, struct vm *vm, int id, char *err,
 		size_t errlen);
 /* Put a new vCPU in 64-bit mode at entry, per common/guest_abi.h. */
 int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen);
+/*
+ * A Multiboot guest: vCPU 0 at entry in 32-bit protected mode (EBX =
+ * info), the others in the INIT state waiting for a Startup IPI.
+ */
+int vcpu_boot_entry32(struct vcpu *v, uint32_t entry, uint32_t info, char *err,
+		      size_t errlen);
+/* ACPI S3, on the vCPU's own thread: wait for SIPI again... */
+int vcpu_reset_wait_sipi(struct vcpu *v);
+/* ...or (the BSP) wake in real mode at the FACS waking vector. */
+int vcpu_wake_real_mode(struct vcpu *v, uint32_t vector);
 int vcpu_start(struct vcpu *v);
 /* Make the thread leave KVM_RUN soon (any thread). */
 void vcpu_kick(struct vcpu *v);

@@ -169,6 +169,8 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 	if (!r)
 		r = vm_devs_register(vm, err, errlen);
 	if (!r)
+		r = vm_machine_devices(vm, err, errlen);
+	if (!r)
 		r = vm_create_optional(vm, err, errlen);
 	if (!r)
 		r = bus_register(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops,
@@ -300,7 +302,7 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 	if (!r)
 		r = vm_create_devices(vm, err, errlen);
 	if (!r && !vm->cfg.incoming)
-		r = elf_load_file(vm->cfg.kernel, &vm->mem, &img, err, errlen);
+		r = vm_load_kernel(vm, &img, err, errlen);
 	/* The dirty ring must be enabled before any vCPU exists. */
 	if (!r)
 		r = dirty_init(&vm->dirty, vm->cfg.dirty_backend, vm->fd,
@@ -312,7 +314,8 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		r = vm_create_vcpus(vm, err, errlen);
 	/* An incoming VM gets its RAM and vCPU state from a migration. */
 	if (!r && !vm->cfg.incoming)
-		r = vm_boot(vm, &img, err, errlen);
+		r = vm->multiboot ? vm_boot_multiboot(vm, err, errlen)
+				  : vm_boot(vm, &img, err, errlen);
 	if (!r && vm->cfg.mem_lazy && !vm->cfg.incoming)
 		r = vm_lazy_memory(vm, err, errlen);
 	return r;
@@ -533,6 +536,8 @@ int vm_guest_request(struct vm *vm, int req, uint64_t arg)
 {
 	if (atomic_load(&vm->ram_incomplete))
 		return -EAGAIN;
+	if (vm->multiboot)
+		return -ENOTSUP; /* no boot-info mailbox: not our guest */
 	struct boot_info *bi =
 		mem_gpa_to_hva(&vm->mem, GUEST_BOOT_INFO_GPA, sizeof(*bi));
 	uint32_t seq;
@@ -563,6 +568,7 @@ void vm_destroy(struct vm *vm)
 	 * the thread), before the RAM a DMA device writes goes away.
 	 */
 	dev_table_destroy(&vm->devs);
+	vm_machine_destroy(vm);
 	testdev_destroy(&vm->testdev);
 	serial_destroy(&vm->com1);
 	console_close(&vm->console);

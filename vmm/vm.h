@@ -33,7 +33,9 @@
 #include "ept/dirty.h"
 #include "ept/fault.h"
 #include "ept/mem.h"
+#include "vmm/acpi.h"
 #include "vmm/kvm.h"
+#include "vmm/multiboot.h"
 
 struct vcpu;
 
@@ -51,6 +53,8 @@ struct vm_config {
 	bool incoming;		     /* no kernel, no boot: state arrives */
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
 	/* The optional devices (vm_create_devices hands them to devices/). */
+	const char *initrd;	 /* Multiboot module file, may be NULL */
+	bool debug_exit;	 /* --device debug-exit: isa-debug-exit */
 	bool pt;		 /* --device pt: the DMA receive device */
 	struct pt_config pt_cfg; /* its configuration (rate) */
 };
@@ -99,6 +103,23 @@ struct vm {
 	 */
 	struct dev_table devs;
 	struct dev_host host;
+	/*
+	 * The PC platform (vm_machine.c), in every VM so that both sides of
+	 * a migration have them: fw_cfg, the ACPI PM block and timer, the
+	 * RTC, and isa-debug-exit when cfg.debug_exit.
+	 */
+	struct fw_cfg fw_cfg;
+	struct pm_timer pm_timer;
+	struct acpi_pm acpi_pm;
+	struct rtc rtc;
+	struct debug_exit debug_exit;
+	bool machine_init;
+	/* A Multiboot guest: where it entered, where its ACPI tables are. */
+	bool multiboot;
+	struct multiboot_entry mb;
+	struct acpi_layout acpi;
+	/* ACPI S3 requests so far; each vCPU compares its sleep_seen. */
+	atomic_uint sleep_seq;
 
 	int nr_vcpus;
 	struct vcpu *vcpus;
@@ -171,6 +192,31 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 int vm_guest_request(struct vm *vm, int req, uint64_t arg);
 
 const char *vm_state_name(enum vm_state s);
+
+struct elf_image;
+/*
+ * The PC platform (vm_machine.c). vm_machine_devices: build and register
+ * fw_cfg, acpi_pm, pm_timer, rtc (and debug_exit if configured), after
+ * vm_devs_register. vm_load_kernel: load cfg.kernel, a Multiboot image
+ * (with cfg.initrd as its module and ACPI tables; vm->multiboot set) or
+ * our ELF64 guest (into *img). vm_boot_multiboot: the BSP at the
+ * Multiboot entry, the APs waiting for INIT/SIPI.
+ */
+int vm_machine_devices(struct vm *vm, char *err, size_t errlen);
+void vm_machine_destroy(struct vm *vm);
+int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
+		   size_t errlen);
+int vm_boot_multiboot(struct vm *vm, char *err, size_t errlen);
+/*
+ * ACPI S3, on each vCPU thread out of KVM_RUN: pending once the guest
+ * asked to sleep and this vCPU has not gone to sleep since. An AP resets
+ * to wait for SIPI; the BSP waits for the wake-up (the RTC alarm, when
+ * PM1_EN.RTC_EN and the alarm are on; else the VM's exit) and restarts in
+ * real mode at the FACS waking vector. A VM paused while its BSP sleeps
+ * does not park it (vm_pause times out). 0, or <0 when the vCPU must stop.
+ */
+bool vm_sleep_pending(const struct vcpu *v);
+int vm_sleep_vcpu(struct vcpu *v);
 
 /*
  * The VM's devices (vm_devs.c), over vm->devs. The quiesce, resume,

@@ -42,8 +42,10 @@ static const char boot_usage[] =
 	"Exits with the guest's exit code (0 after `vmmctl stop`,\n"
 	"128+N after signal N, 1 when the VMM fails, 2 on bad usage).\n"
 	"\n"
-	"  --kernel FILE         static ELF64 test guest to boot (required)\n"
+	"  --kernel FILE         guest to boot (required): our static ELF64\n"
+	"                        test guest, or a Multiboot v1 image\n"
 	"  --append CMDLINE      guest command line, e.g. \"heartbeat\"\n"
+	"  --initrd FILE         Multiboot: FILE is the one module\n"
 	"  --mem SIZE            guest RAM, 16M..64G (default 256M; a plain\n"
 	"                        number is MiB)\n"
 	"  --cpus N              number of vCPUs, 1..32 (default 1)\n"
@@ -63,6 +65,9 @@ static const char boot_usage[] =
 	"                        add the passthrough-style DMA receive device\n"
 	"                        (at most one); its traffic source makes PPS\n"
 	"                        packets/s, 1..100000 (default 1000)\n"
+	"  --device debug-exit   add isa-debug-exit at port 0xf4: a guest\n"
+	"                        write of CODE ends the VMM with status\n"
+	"                        (CODE << 1) | 1, as QEMU's\n"
 	"  --incoming tcp:ADDR:PORT\n"
 	"                        be a migration destination: listen there and\n"
 	"                        run the VM the source sends (same --mem,\n"
@@ -176,15 +181,19 @@ static int boot_pt_option(struct vm_config *cfg, const char *opt, size_t len)
 	return 0;
 }
 
-/* --device pt[,rate=PPS]: at most one pt device. */
+/* --device debug-exit, or --device pt[,rate=PPS]: at most one pt device. */
 static int boot_opt_device(struct vm_config *cfg, const char *arg)
 {
 	size_t len = strcspn(arg, ",");
 
+	if (!strcmp(arg, "debug-exit")) {
+		cfg->debug_exit = true;
+		return 0;
+	}
 	if (len != 2 || strncmp(arg, "pt", 2)) {
 		fprintf(stderr,
 			"vmmctl boot: --device: unknown device '%.*s' "
-			"(known: pt)\n",
+			"(known: pt, debug-exit)\n",
 			(int)len, arg);
 		return -EINVAL;
 	}
@@ -217,6 +226,9 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		return 0;
 	case 'a':
 		o->cfg.append = arg;
+		return 0;
+	case 'i':
+		o->cfg.initrd = arg;
 		return 0;
 	case 's':
 		o->cfg.serial_path = arg;
@@ -268,6 +280,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"append", required_argument, NULL, 'a'},
+		{"initrd", required_argument, NULL, 'i'},
 		{"mem", required_argument, NULL, 'm'},
 		{"cpus", required_argument, NULL, 'c'},
 		{"api", required_argument, NULL, 'A'},
@@ -314,9 +327,10 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 			argv[optind]);
 		return -EINVAL;
 	}
-	if (o->incoming && (o->cfg.kernel || o->cfg.append)) {
+	if (o->incoming && (o->cfg.kernel || o->cfg.append || o->cfg.initrd)) {
 		fprintf(stderr, "vmmctl boot: --incoming takes the guest from "
-				"the source: no --kernel or --append\n");
+				"the source: no --kernel or --append (nor "
+				"--initrd)\n");
 		return -EINVAL;
 	}
 	if (!o->cfg.kernel && !o->incoming) {
