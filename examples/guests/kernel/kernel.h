@@ -43,7 +43,7 @@ void kernel_main(struct boot_info *bi, uint64_t cpu) __attribute__((noreturn));
 /*
  * End the guest with code: through the test device, or when it is absent
  * (BOOT_INFO_F_NO_TESTDEV) with a UART line and a write to the
- * isa-debug-exit port (QEMU and vmmctl exit with (code << 1) | 1).
+ * isa-debug-exit port 0xf4 (QEMU exits with (code << 1) | 1).
  */
 void kernel_exit(uint32_t code) __attribute__((noreturn));
 

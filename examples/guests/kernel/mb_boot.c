@@ -13,9 +13,9 @@
  * here at ring-0 emulator speed, a few us per entry, and timed: the
  * console line "mb_boot: ..." gives the TSC cycles from _start32 to each
  * step. It takes the TSC frequency from kvmclock (KVM's own scale), else
-measures it against the PIT (channel 2, 10 ms runs), asks
- * fw_cfg how many CPUs the machine has (only this one runs: there is no
- * AP start-up in this guest, so nr_cpus is 1), and probes the test device;
+ * measures it against the PIT (channel 2, 10 ms runs), asks fw_cfg how
+ * many CPUs the machine has (only this one runs: there is no AP start-up
+ * in this guest, so nr_cpus is 1), and probes the test device;
  * without it BOOT_INFO_F_NO_TESTDEV sends the console to the UART and the
  * heartbeat to the heartbeat page only. Anything it cannot work with is a
  * line on the UART and a parked CPU: there is no one else to tell.
