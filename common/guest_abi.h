@@ -7,8 +7,9 @@
  * <stdint.h> and plain structs with fixed-width fields. It defines the
  * guest-physical layout the VMM builds before the first instruction runs
  * (boot-info page, identity page tables, kernel load address), the boot-info
- * page, the host->guest request mailbox inside it, and the register map of
- * the test device's MMIO window.
+ * page, the host->guest request mailbox inside it, the heartbeat page the
+ * guest writes for host tools, and the register map of the test device's
+ * MMIO window.
  */
 #ifndef COMMON_GUEST_ABI_H
 #define COMMON_GUEST_ABI_H
@@ -19,6 +20,7 @@
 
 #define GUEST_PAGE_SIZE	    4096ULL
 #define GUEST_BOOT_INFO_GPA 0x1000ULL	/* one page: struct boot_info */
+#define GUEST_HB_PAGE_GPA   0x2000ULL	/* one page: struct guest_hb_page */
 #define GUEST_KERNEL_BASE   0x100000ULL /* ELF images link at or above */
 #define GUEST_MMIO_HOLE_BASE                                                   \
 	0xC0000000ULL /* RAM above 3 GiB moves to 4 GiB                        \
@@ -40,6 +42,15 @@
 
 #define BOOT_INFO_MAGIC	  0x424d4d56U /* "VMMB" */
 #define BOOT_INFO_VERSION 1
+
+/*
+ * boot_info.flags. A VMM writes 0. The guest's own Multiboot entry
+ * (examples/guests/kernel/start32.S), which fills the page itself when
+ * another loader started it, sets BOOT_INFO_F_MULTIBOOT, and
+ * BOOT_INFO_F_NO_TESTDEV when nothing answers at TESTDEV_GPA.
+ */
+#define BOOT_INFO_F_MULTIBOOT  (1U << 0)
+#define BOOT_INFO_F_NO_TESTDEV (1U << 1)
 
 /* A range of guest RAM that no loaded segment or page table uses. */
 struct boot_mem_range {
@@ -90,10 +101,10 @@ struct boot_info {
 	uint32_t magic;
 	uint32_t version;
 	uint32_t nr_cpus;
-	uint32_t pad0;
+	uint32_t flags;	   /* BOOT_INFO_F_*, 0 from a VMM */
 	uint64_t ram_size; /* bytes of RAM, holes excluded */
 	uint64_t tsc_khz;  /* guest TSC frequency */
-	uint64_t pgt_base;  /* the identity page tables the VMM built */
+	uint64_t pgt_base; /* the identity page tables the VMM built */
 	uint64_t pgt_size;
 	uint64_t kernel_end; /* end of the highest loaded segment */
 	uint64_t dev_mmio_base;
@@ -102,6 +113,29 @@ struct boot_info {
 	struct boot_mem_range free[GUEST_MAX_RANGES];
 	struct boot_mailbox mailbox;
 	char cmdline[GUEST_CMDLINE_MAX]; /* NUL-terminated */
+};
+
+/* ---- the heartbeat page ---------------------------------------------- */
+
+/*
+ * The heartbeat's second channel, for VMMs without our test device: at
+ * every heartbeat the guest also writes its number and TSC here, at
+ * GUEST_HB_PAGE_GPA, so that a host process that maps the guest's RAM
+ * (a file-backed memory backend; examples/tools/hbread.c) can follow it
+ * without an exit. A seqlock keeps seq and tsc a pair: the writer makes
+ * lock odd, writes seq and tsc, makes lock even again (each store a
+ * release). A reader loads lock (acquire), then seq and tsc, then lock
+ * again after an acquire fence; it retries while lock is odd or changed.
+ * magic and tsc_khz are written once, before the first beat.
+ */
+#define GUEST_HB_MAGIC 0x54414542484d4d56ULL /* "VMMHBEAT" */
+
+struct guest_hb_page {
+	uint64_t magic;		/* GUEST_HB_MAGIC once the guest ticks */
+	uint64_t tsc_khz;	/* the guest's TSC frequency, 0: unknown */
+	volatile uint64_t lock; /* seqlock: odd while seq/tsc change */
+	volatile uint64_t seq;	/* heartbeat number: 1, 2, 3, ... */
+	volatile uint64_t tsc;	/* guest TSC when beat seq was sent */
 };
 
 /* ---- the test device ---------------------------------------------------- */

@@ -157,12 +157,13 @@ static const struct boot_info *harness_boot_info(void)
 			      sizeof(struct boot_info));
 }
 
-/* Pages the guest writes whatever it does: its image and boot info. */
+/* Pages the guest writes whatever it does: image, boot info, heartbeat. */
 static bool harness_unavoidable(uint64_t gpa)
 {
 	const struct boot_info *bi = harness_boot_info();
 
-	if (gpa >> 12 == GUEST_BOOT_INFO_GPA >> 12)
+	if (gpa >> 12 == GUEST_BOOT_INFO_GPA >> 12 ||
+	    gpa >> 12 == GUEST_HB_PAGE_GPA >> 12)
 		return true;
 	return gpa >= GUEST_KERNEL_BASE && gpa < bi->kernel_end;
 }

@@ -40,6 +40,15 @@ void user_enter(uint64_t rip, uint64_t rsp, uint64_t arg0, uint64_t arg1)
 /* main.c */
 extern uint8_t kstack[KERNEL_MAX_CPUS][KSTACK_SIZE];
 void kernel_main(struct boot_info *bi, uint64_t cpu) __attribute__((noreturn));
+/*
+ * End the guest with code: through the test device, or when it is absent
+ * (BOOT_INFO_F_NO_TESTDEV) with a UART line and a write to the
+ * isa-debug-exit port 0xf4 (QEMU exits with (code << 1) | 1).
+ */
+void kernel_exit(uint32_t code) __attribute__((noreturn));
+
+/* mb_boot.c (guest-mb.elf only): called by _start32, returns boot info. */
+struct boot_info *mb_boot(uint32_t info);
 
 /* gdt.c: this CPU's GDT with its TSS, loaded, segments reloaded, ltr. */
 void gdt_init(unsigned int cpu);

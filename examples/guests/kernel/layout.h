@@ -32,4 +32,12 @@
 
 #define RFLAGS_FIXED 0x2 /* bit 1 is always set; IF stays clear */
 
+/* Page-table entry bits (no ULL: start32.S uses them too). */
+#define PTE_P	0x001
+#define PTE_W	0x002
+#define PTE_U	0x004
+#define PTE_PWT 0x008
+#define PTE_PCD 0x010
+#define PTE_PS	0x080 /* a 2 MiB page, in a page directory */
+
 #endif /* GUEST_KERNEL_LAYOUT_H */

@@ -3,7 +3,8 @@
  * main.c - ring-0 main: the shortest path from the VMM's entry to ring 3.
  *
  * Every CPU runs kernel_main() on its own ring-0 stack (start.S): its own
- * GDT/TSS and IDT, a check of the boot-info page, then iretq into
+ * GDT/TSS and IDT, a check of the boot-info page (CPU 0 also notes
+ * whether the test device is there, for kernel_exit), then iretq into
  * user_main() on its own 64 KiB ring-3 stack. Nothing else happens in ring
  * 0, because every ring-0 instruction is emulated by the host (about 350 ns
  * each); ring 0 is re-entered only through exceptions (trap.c).
@@ -20,6 +21,22 @@ uint8_t kstack[KERNEL_MAX_CPUS][KSTACK_SIZE] __attribute__((aligned(16)));
 static uint8_t ustack[KERNEL_MAX_CPUS][USTACK_SIZE]
 	__attribute__((aligned(16)));
 
+#define DEBUG_EXIT_PORT 0xf4
+
+/* Set by CPU 0 before ring 3 runs; read-only afterwards. */
+static bool kernel_no_testdev;
+
+void kernel_exit(uint32_t code)
+{
+	if (!kernel_no_testdev) {
+		testdev_exit(code);
+	} else {
+		uart_printf("guest: exit %u\n", code);
+		x86_outb(DEBUG_EXIT_PORT, (uint8_t)code);
+	}
+	x86_park();
+}
+
 /* CPU 0 reports a foreign boot-info page; every CPU then stops. */
 static void kernel_check_boot_info(const struct boot_info *bi, unsigned int cpu)
 {
@@ -31,7 +48,7 @@ static void kernel_check_boot_info(const struct boot_info *bi, unsigned int cpu)
 			    (const void *)bi, bi->magic, bi->version,
 			    BOOT_INFO_MAGIC, BOOT_INFO_VERSION);
 		testdev_marker(MARK_GUEST_PANIC, GUEST_PANIC_BOOT_INFO);
-		testdev_exit(GUEST_EXIT_PANIC);
+		kernel_exit(GUEST_EXIT_PANIC);
 	}
 	x86_park();
 }
@@ -48,6 +65,8 @@ void kernel_main(struct boot_info *bi, uint64_t cpu)
 	gdt_init(cpu);
 	idt_init(cpu);
 	kernel_check_boot_info(bi, cpu);
+	if (cpu == 0)
+		kernel_no_testdev = bi->flags & BOOT_INFO_F_NO_TESTDEV;
 	user_enter((uint64_t)(uintptr_t)user_main, usp, (uint64_t)(uintptr_t)bi,
 		   cpu);
 }

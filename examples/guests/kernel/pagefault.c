@@ -24,9 +24,6 @@
 #include "lib/syscall_nr.h"
 #include "lib/x86.h"
 
-#define PTE_P	      0x001ULL
-#define PTE_W	      0x002ULL
-#define PTE_U	      0x004ULL
 #define PTE_ADDR_MASK 0x000ffffffffff000ULL
 
 #define PF_ERR_P 0x1 /* the page was present: a protection fault */
@@ -76,14 +73,6 @@ uint64_t pagefault_count(void)
 	return pf.faults;
 }
 
-/* One `rep stosq`: 512 iterations of the emulator, not 4096 of stosb. */
-static void pf_clear(uint64_t page)
-{
-	uint64_t n = GUEST_PAGE_SIZE / 8;
-
-	asm volatile("rep stosq" : "+D"(page), "+c"(n) : "a"(0ULL) : "memory");
-}
-
 /* The next pool page, or 0 when the pool is used up. */
 static uint64_t pf_take(void)
 {
@@ -108,7 +97,7 @@ static const char *pf_map(uint64_t va)
 			p = pf_take();
 			if (!p)
 				return "pool used up";
-			pf_clear(p);
+			x86_clear_page(p);
 			*e = p | PTE_P | PTE_W | PTE_U;
 		}
 		t = (uint64_t *)(*e & PTE_ADDR_MASK);

@@ -8,9 +8,11 @@
  * interrupts off: the host blocks the vCPU in hlt, so idle CPUs cost no
  * host time. SYS_RESET does the port I/O that ring 3 cannot: it asks the
  * i8042 to reset the machine, then parks in case the reset never comes.
- * The calls that return (SYS_HALTED; SYS_PF_POOL and SYS_PF_COUNT are in
- * kernel/pagefault.c) set f->rax to their result, advance f->rip past the
- * ud2 and return true.
+ * SYS_CONSOLE and SYS_EXIT are ring 3's UART and exit where there is no
+ * test device (a Multiboot boot under another VMM).
+ * The calls that return (SYS_HALTED, SYS_CONSOLE; SYS_PF_POOL and
+ * SYS_PF_COUNT are in kernel/pagefault.c) set f->rax to their result, advance
+ * f->rip past the ud2 and return true.
  */
 #include "kernel/kernel.h"
 #include "lib/syscall_nr.h"
@@ -60,6 +62,13 @@ bool syscall_handle(struct trap_frame *f)
 			f, pagefault_set_pool(f->rdi, f->rsi, f->rdx, f->rcx));
 	case SYS_PF_COUNT:
 		return syscall_return(f, pagefault_count());
+	case SYS_CONSOLE:
+		if (f->rsi > SYS_CONSOLE_MAX)
+			return syscall_return(f, SYS_EINVAL);
+		uart_write((const char *)f->rdi, f->rsi);
+		return syscall_return(f, 0);
+	case SYS_EXIT:
+		kernel_exit((uint32_t)f->rdi);
 	}
 	return false;
 }

@@ -6,8 +6,8 @@
  * full register frame. #UD may be a system call (syscall.c) and #PF has its
  * own handler (pagefault.c); both may fix the frame up and return, which
  * resumes the faulting code. Everything else is a panic: one line on the
- * UART, a MARK_GUEST_PANIC marker with the vector, exit code 99 to the test
- * device, and the CPU parks in case the VMM lets it run on.
+ * UART, a MARK_GUEST_PANIC marker with the vector, exit code 99 through
+ * kernel_exit(), and the CPU parks in case the VMM lets it run on.
  */
 #include "kernel/kernel.h"
 #include "lib/testdev.h"
@@ -29,8 +29,7 @@ void trap_panic(const struct trap_frame *f)
 		    "cpu %d\n",
 		    f->vector, f->error, f->rip, x86_read_cr2(), trap_cpu(f));
 	testdev_marker(MARK_GUEST_PANIC, (uint32_t)f->vector);
-	testdev_exit(GUEST_EXIT_PANIC);
-	x86_park();
+	kernel_exit(GUEST_EXIT_PANIC);
 }
 
 void trap_dispatch(struct trap_frame *f)

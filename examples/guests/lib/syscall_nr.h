@@ -35,6 +35,17 @@
 #define SYS_PF_COUNT 3 /* returns the #PFs resolved since SYS_PF_POOL */
 #define SYS_HALTED   4 /* returns how many CPUs have parked by SYS_HALT */
 
+/*
+ * For a guest without the test device (BOOT_INFO_F_NO_TESTDEV), where ring
+ * 3 has no way to the host of its own: SYS_CONSOLE(buf, len) writes len
+ * bytes (at most SYS_CONSOLE_MAX) at buf to the UART and returns 0, or
+ * SYS_EINVAL; SYS_EXIT(code) ends the guest through kernel_exit() and
+ * never returns.
+ */
+#define SYS_CONSOLE	5
+#define SYS_EXIT	6
+#define SYS_CONSOLE_MAX 4096
+
 #define SYS_EINVAL	  ((uint64_t)-1) /* the result of bad arguments */
 #define SYS_PF_REGION_MIN (1ULL << 39)	 /* PML4 slot 1 and above */
 #define SYS_PF_REGION_END (1ULL << 47)	 /* the end of the lower half */

@@ -17,9 +17,17 @@
 #define MAIN_HALT_WAIT_MS 10000
 
 static uint32_t main_nr_cpus;
+static bool main_no_testdev; /* written only where CPU 0 runs alone */
+
+bool guest_testdev(void)
+{
+	return !main_no_testdev;
+}
 
 void guest_exit(uint32_t code)
 {
+	if (main_no_testdev)
+		sys_exit(code);
 	testdev_exit(code);
 	sys_halt(); /* the VMM stops at the exit; never run on regardless */
 }
@@ -48,6 +56,8 @@ void guest_wait_others_halted(void)
 
 void user_main(struct boot_info *bi, uint64_t cpu)
 {
+	if (bi->flags & BOOT_INFO_F_NO_TESTDEV)
+		main_no_testdev = true;
 	testdev_marker(MARK_CPU_UP, (uint32_t)cpu);
 	console_printf("cpu %lu up (ring 3)\n", cpu);
 	if (cpu != 0 && cpu <= reader_wanted(bi))

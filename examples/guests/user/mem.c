@@ -6,9 +6,9 @@
  * loaded image nor the page tables use. Each range has a cursor; an
  * allocation takes the first range with room, page aligned. As a guard
  * against a wrong free list, a candidate block is also moved past anything
- * the guest knows is in use (page 0, the boot-info page, the image, the
- * page tables, the MMIO hole). mem_reset() gives everything back: a
- * workload that sets up a new region reuses the memory of the last one,
+ * the guest knows is in use (page 0, the boot-info and heartbeat pages,
+ * the image, the page tables, the MMIO hole). mem_reset() gives everything
+ * back: a workload that sets up a new region reuses the memory of the last one,
  * which is already faulted in on the host.
  *
  * Some workloads need RAM that nobody has touched yet (the first access is
@@ -36,6 +36,9 @@ static struct {
 
 #define MEM_USED (sizeof(mem.used) / sizeof(mem.used[0]))
 
+_Static_assert(GUEST_BOOT_INFO_GPA < GUEST_HB_PAGE_GPA,
+	       "used[0] covers both low pages");
+
 static uint64_t mem_align(uint64_t v)
 {
 	return (v + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1);
@@ -58,8 +61,7 @@ void mem_init(const struct boot_info *bi)
 		mem.high[i] = mem_align(bi->free[i].start);
 		mem.top[i] = mem_align_down(bi->free[i].end);
 	}
-	mem.used[0] =
-		(struct mem_span){0, GUEST_BOOT_INFO_GPA + GUEST_PAGE_SIZE};
+	mem.used[0] = (struct mem_span){0, GUEST_HB_PAGE_GPA + GUEST_PAGE_SIZE};
 	mem.used[1] = (struct mem_span){GUEST_KERNEL_BASE, bi->kernel_end};
 	mem.used[2] = (struct mem_span){bi->pgt_base, bi->pgt_base + bi->pgt_size};
 	mem.used[3] =

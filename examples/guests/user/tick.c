@@ -6,7 +6,10 @@
  * millisecond of TSC time: the next one is due 1 ms after the previous one
  * was sent, so beats never bunch up, and after a long gap (the VM was
  * paused) exactly one goes out. The VMM timestamps each one to measure
- * downtime, so a number is never skipped or repeated.
+ * downtime, so a number is never skipped or repeated. Each beat also goes,
+ * with its TSC, into the heartbeat page (struct guest_hb_page at
+ * GUEST_HB_PAGE_GPA, under its seqlock) first: a host process that maps
+ * guest RAM reads it there, the only channel when there is no test device.
  * It then polls the host's mailbox in the boot-info page: a new seq means a
  * request (verify the dirty region, stop the current workload, write the
  * page set of a touch round), which is carried out before its result is
@@ -31,7 +34,10 @@ static struct {
 	uint32_t mb_done; /* last mailbox seq handled */
 	bool stop;	  /* STOP_WORKLOAD received for this workload */
 	uint64_t (*touch)(uint64_t arg); /* GUEST_REQ_TOUCH, or NULL */
+	bool testdev;			 /* MMIO heartbeats too */
 } tk;
+
+#define TICK_HB ((struct guest_hb_page *)GUEST_HB_PAGE_GPA)
 
 void tick_init(struct boot_info *bi)
 {
@@ -44,6 +50,13 @@ void tick_init(struct boot_info *bi)
 		tk.period = TICK_DEFAULT_KHZ;
 	}
 	tk.mb_done = __atomic_load_n(&bi->mailbox.ack, __ATOMIC_ACQUIRE);
+	tk.testdev = guest_testdev();
+	/* RAM under another VMM's firmware need not be zero: start clean. */
+	TICK_HB->lock = 0;
+	TICK_HB->seq = 0;
+	TICK_HB->tsc = 0;
+	TICK_HB->tsc_khz = bi->tsc_khz;
+	__atomic_store_n(&TICK_HB->magic, GUEST_HB_MAGIC, __ATOMIC_RELEASE);
 }
 
 uint64_t tick_ms_to_tsc(uint64_t ms)
@@ -78,12 +91,26 @@ void tick_workload_begin(void)
 	tk.stop = false;
 }
 
+/* One seqlock write section; the page's lock is ours alone (CPU 0). */
+static void tick_hb_page(uint64_t seq, uint64_t tsc)
+{
+	struct guest_hb_page *hb = TICK_HB;
+	uint64_t lock = hb->lock;
+
+	__atomic_store_n(&hb->lock, lock + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&hb->tsc, tsc, __ATOMIC_RELEASE);
+	__atomic_store_n(&hb->seq, seq, __ATOMIC_RELEASE);
+	__atomic_store_n(&hb->lock, lock + 2, __ATOMIC_RELEASE);
+}
+
 static void tick_heartbeat_at(uint64_t now)
 {
 	/* Not due yet; a TSC that went backwards (next too far ahead) is. */
 	if (now < tk.next && tk.next - now <= tk.period)
 		return;
-	testdev_heartbeat(++tk.seq);
+	tick_hb_page(++tk.seq, now);
+	if (tk.testdev)
+		testdev_heartbeat(tk.seq);
 	tk.next = now + tk.period;
 }
 
