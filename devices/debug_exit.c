@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -72,3 +73,37 @@ int debug_exit_load(struct debug_exit *d, const struct debug_exit_state *st,
 DEV_OPS_STATE(debug_exit_dev_ops, "debug_exit", DEBUG_EXIT_STATE_VERSION,
 	      struct debug_exit, struct debug_exit_state, debug_exit_save,
 	      debug_exit_load);
+
+/* An instance the table owns, on the PIO bus at DEBUG_EXIT_PORT. */
+static int debug_exit_create(struct dev_table *t, const struct dev_spec *spec,
+			     const struct dev_env *env, char *err,
+			     size_t errlen)
+{
+	struct debug_exit *d = malloc(sizeof(*d));
+	int r;
+
+	if (!d) {
+		err_set(err, errlen, "device %s: %s", spec->name,
+			strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	debug_exit_init(d, env->host, DEBUG_EXIT_PORT);
+	r = dev_table_adopt(t, spec->name, &debug_exit_dev_ops, d, err, errlen);
+	if (r) {
+		free(d);
+		return r;
+	}
+	return bus_register(env->pio, DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_LEN,
+			    &debug_exit_ops, d, dev_table_find(t, spec->name)->name,
+			    err, errlen);
+}
+
+const struct dev_type debug_exit_dev_type = {
+	.type = "debug-exit",
+	.usage = "debug-exit",
+	.help = "isa-debug-exit at port 0xf4: a guest write of CODE\n"
+		"                        ends the VMM with status (CODE << 1) | 1,\n"
+		"                        as QEMU's",
+	.instance = "debug_exit",
+	.create = debug_exit_create,
+};

@@ -60,4 +60,7 @@ int debug_exit_load(struct debug_exit *d, const struct debug_exit_state *st,
 /* The device table's view: its state struct, no thread, no DMA. */
 extern const struct dev_ops debug_exit_dev_ops;
 
+/* Type "debug-exit" (`--device debug-exit`): an instance at DEBUG_EXIT_PORT. */
+extern const struct dev_type debug_exit_dev_type;
+
 #endif /* DEVICES_DEBUG_EXIT_H */

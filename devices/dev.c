@@ -6,16 +6,98 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "devices/debug_exit.h"
 #include "devices/dev.h"
 #include "devices/pt.h"
 
 /* The device types a configuration may ask for. */
+/* The types `--device` may name, in the order help lists them. */
 static const struct dev_type *const dev_types[] = {
 	&pt_dev_type,
+	&debug_exit_dev_type,
 };
+
+#define NR_DEV_TYPES (sizeof(dev_types) / sizeof(dev_types[0]))
+
+static const struct dev_type *dev_type_find(const char *type, size_t len)
+{
+	for (size_t i = 0; i < NR_DEV_TYPES; i++)
+		if (strlen(dev_types[i]->type) == len &&
+		    !strncmp(dev_types[i]->type, type, len))
+			return dev_types[i];
+	return NULL;
+}
+
+const char *dev_types_usage(void)
+{
+	static char buf[256];
+
+	if (!buf[0])
+		for (size_t i = 0; i < NR_DEV_TYPES; i++)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+				 "%s%s", i ? ", " : "", dev_types[i]->usage);
+	return buf;
+}
+
+const char *dev_types_help(void)
+{
+	static char buf[1024];
+	size_t n = 0;
+
+	if (buf[0])
+		return buf;
+	n += snprintf(buf, sizeof(buf), "\ndevices (--device SPEC):\n");
+	for (size_t i = 0; i < NR_DEV_TYPES && n < sizeof(buf); i++)
+		n += snprintf(buf + n, sizeof(buf) - n, "  %-22s%s\n",
+			      dev_types[i]->usage, dev_types[i]->help);
+	return buf;
+}
+
+int dev_request_parse(const char *arg, const struct dev_request *earlier,
+		      int nr, struct dev_request *out, char *err,
+		      size_t errlen)
+{
+	size_t len = strcspn(arg, ",");
+	const struct dev_type *t = dev_type_find(arg, len);
+
+	if (!t) {
+		err_set(err, errlen, "unknown device '%.*s' (known: %s)",
+			(int)len, arg, dev_types_usage());
+		return -EINVAL;
+	}
+	for (int i = 0; i < nr; i++)
+		if (earlier[i].type == t) {
+			err_set(err, errlen,
+				"%s: given twice (a VM has at most one)",
+				t->type);
+			return -EINVAL;
+		}
+	if (nr >= DEV_REQUEST_MAX) {
+		err_set(err, errlen, "more than %d devices", DEV_REQUEST_MAX);
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	out->type = t;
+	return t->parse ? t->parse(arg[len] ? arg + len + 1 : "", out->cfg,
+				   err, errlen)
+			: 0;
+}
+
+int dev_request_create(struct dev_table *t, const struct dev_request *req,
+		       const struct dev_env *env, char *err, size_t errlen)
+{
+	const struct dev_spec spec = {
+		.type = req->type->type,
+		.name = req->type->instance,
+		.cfg = req->cfg,
+	};
+
+	return req->type->create(t, &spec, env, err, errlen);
+}
 
 void dev_status_add(struct dev_status *st, const char *key,
 		    enum dev_field_kind kind, uint64_t u, const char *str)
@@ -105,9 +187,11 @@ struct dev *dev_table_find(struct dev_table *t, const char *name)
 int dev_create(struct dev_table *t, const struct dev_spec *spec,
 	       const struct dev_env *env, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(dev_types) / sizeof(dev_types[0]); i++)
-		if (!strcmp(dev_types[i]->type, spec->type))
-			return dev_types[i]->create(t, spec, env, err, errlen);
+	const struct dev_type *type =
+		dev_type_find(spec->type, strlen(spec->type));
+
+	if (type)
+		return type->create(t, spec, env, err, errlen);
 	err_set(err, errlen, "device %s: no device type %s", spec->name,
 		spec->type);
 	return -EINVAL;

@@ -160,12 +160,47 @@ struct dev_spec {
 	const void *cfg;  /* the type's configuration (struct pt_config) */
 };
 
-/* A device type the configuration may ask for: its constructor. */
+/* A device type the configuration may ask for: `--device TYPE[,OPTS]`. */
 struct dev_type {
-	const char *type;
+	const char *type;     /* "pt": what --device names */
+	const char *usage;    /* "pt[,rate=PPS]": for help and errors */
+	const char *help;     /* what it is, for `vmmctl boot --help` */
+	const char *instance; /* its instance's name in the table: "pt0" */
+	size_t cfg_size;      /* the parsed configuration, <= DEV_CFG_MAX */
+	/*
+	 * Parse OPTS (what follows "TYPE,", "" when nothing does) into cfg,
+	 * which comes zeroed. 0, or -EINVAL with err naming the option.
+	 */
+	int (*parse)(const char *opts, void *cfg, char *err, size_t errlen);
 	int (*create)(struct dev_table *t, const struct dev_spec *spec,
 		      const struct dev_env *env, char *err, size_t errlen);
 };
+
+#define DEV_CFG_MAX	 64
+#define DEV_REQUEST_MAX	 8
+
+/* One device the user asked for, parsed (the VM core builds it). */
+struct dev_request {
+	const struct dev_type *type;
+	_Alignas(8) uint8_t cfg[DEV_CFG_MAX];
+};
+
+/*
+ * Parse one `--device TYPE[,OPTS]` into out; earlier[0..nr) are the ones
+ * already asked for (a VM has at most one instance of a type). 0, or
+ * -EINVAL with err saying what is wrong ("unknown device 'x' (known:
+ * ...)", "given twice", the type's own complaint).
+ */
+int dev_request_parse(const char *arg, const struct dev_request *earlier,
+		      int nr, struct dev_request *out, char *err,
+		      size_t errlen);
+/* "pt[,rate=PPS], debug-exit": every type's usage, for errors. */
+const char *dev_types_usage(void);
+/* A help paragraph listing every type with its usage and help. */
+const char *dev_types_help(void);
+/* Build what req asks for into t. 0 or -errno, err. */
+int dev_request_create(struct dev_table *t, const struct dev_request *req,
+		       const struct dev_env *env, char *err, size_t errlen);
 
 void dev_table_init(struct dev_table *t);
 /*

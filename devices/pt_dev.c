@@ -187,7 +187,48 @@ static int pt_dev_create(struct dev_table *t, const struct dev_spec *spec,
 			    dev_table_find(t, spec->name)->name, err, errlen);
 }
 
+/* "rate=PPS" (1..PT_RATE_MAX), comma-separated; none: the defaults. */
+static int pt_dev_parse(const char *opts, void *cfg, char *err, size_t errlen)
+{
+	struct pt_config *c = cfg;
+	char *end;
+
+	*c = (struct pt_config){.rate_pps = PT_RATE_DEFAULT, .gsi = PT_GSI};
+	while (*opts) {
+		size_t len = strcspn(opts, ",");
+		unsigned long long v;
+
+		if (len < 5 || strncmp(opts, "rate=", 5)) {
+			err_set(err, errlen,
+				"pt: unknown option '%.*s' (known: rate=PPS)",
+				(int)len, opts);
+			return -EINVAL;
+		}
+		errno = 0;
+		v = strtoull(opts + 5, &end, 10);
+		if (errno || end != opts + len || end == opts + 5 || !v ||
+		    v > PT_RATE_MAX) {
+			err_set(err, errlen,
+				"pt: rate must be 1..%d packets/s, got '%.*s'",
+				PT_RATE_MAX, (int)(len - 5), opts + 5);
+			return -EINVAL;
+		}
+		c->rate_pps = (uint32_t)v;
+		opts += len + (opts[len] == ',');
+	}
+	return 0;
+}
+
+_Static_assert(sizeof(struct pt_config) <= DEV_CFG_MAX, "struct pt_config");
+
 const struct dev_type pt_dev_type = {
 	.type = "pt",
+	.usage = "pt[,rate=PPS]",
+	.help = "the passthrough-style DMA receive device; its traffic\n"
+		"                        source makes PPS packets/s, 1..100000\n"
+		"                        (default 1000)",
+	.instance = "pt0",
+	.cfg_size = sizeof(struct pt_config),
+	.parse = pt_dev_parse,
 	.create = pt_dev_create,
 };

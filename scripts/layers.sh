@@ -4,8 +4,8 @@
 # floor or a lower one. Floors, bottom to top:
 #
 #   0 common/  1 proto/  2 ept/  3 devices/  4 vmm/ (the VM core)
-#   5 migration/  6 vmm/ctl/  7 vmm/cli/  8 tests/, bench/ (may include
-#   anything below them)
+#   5 migration/  6 vmm/ctl/  7 vmm/cli/  8 tests/, bench/, examples/tools/
+#   (host tools; may include anything below them)
 #
 # Test guests (examples/guests/) are freestanding: of the project's files
 # they may include only common/guest_abi.h; their own headers (lib/, user/,
@@ -28,6 +28,7 @@ floor_of() {
 	migration/*) echo "5 migration/" ;;
 	tests/*) echo "8 tests/" ;;
 	bench/*) echo "8 bench/" ;;
+	examples/tools/*) echo "8 examples/tools/" ;;
 	*) return 1 ;;
 	esac
 }

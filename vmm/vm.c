@@ -130,15 +130,11 @@ static int vm_create_optional(struct vm *vm, char *err, size_t errlen)
 		.pio = &vm->pio,
 		.mmio = &vm->mmio,
 	};
-	const struct dev_spec specs[] = {
-		{"pt", "pt0", &vm->cfg.pt_cfg},
-	};
-	const bool wanted[] = {vm->cfg.pt};
 	int r = 0;
 
-	for (size_t i = 0; !r && i < sizeof(specs) / sizeof(specs[0]); i++)
-		if (wanted[i])
-			r = dev_create(&vm->devs, &specs[i], &env, err, errlen);
+	for (int i = 0; !r && i < vm->cfg.nr_devices; i++)
+		r = dev_request_create(&vm->devs, &vm->cfg.devices[i], &env,
+				       err, errlen);
 	return r;
 }
 

@@ -29,7 +29,6 @@
 #include <stdint.h>
 
 #include "devices/devices.h"
-#include "devices/pt.h"
 #include "ept/dirty.h"
 #include "ept/fault.h"
 #include "ept/mem.h"
@@ -52,11 +51,10 @@ struct vm_config {
 	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
 	bool incoming;		     /* no kernel, no boot: state arrives */
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
-	/* The optional devices (vm_create_devices hands them to devices/). */
-	const char *initrd;	 /* Multiboot module file, may be NULL */
-	bool debug_exit;	 /* --device debug-exit: isa-debug-exit */
-	bool pt;		 /* --device pt: the DMA receive device */
-	struct pt_config pt_cfg; /* its configuration (rate) */
+	const char *initrd; /* Multiboot module file, may be NULL */
+	/* The optional devices (--device), built in this order by devices/. */
+	struct dev_request devices[DEV_REQUEST_MAX];
+	int nr_devices;
 };
 
 enum vm_state {
@@ -106,13 +104,12 @@ struct vm {
 	/*
 	 * The PC platform (vm_machine.c), in every VM so that both sides of
 	 * a migration have them: fw_cfg, the ACPI PM block and timer, the
-	 * RTC, and isa-debug-exit when cfg.debug_exit.
+	 * and RTC.
 	 */
 	struct fw_cfg fw_cfg;
 	struct pm_timer pm_timer;
 	struct acpi_pm acpi_pm;
 	struct rtc rtc;
-	struct debug_exit debug_exit;
 	bool machine_init;
 	/* A Multiboot guest: where it entered, where its ACPI tables are. */
 	bool multiboot;
@@ -196,7 +193,7 @@ const char *vm_state_name(enum vm_state s);
 struct elf_image;
 /*
  * The PC platform (vm_machine.c). vm_machine_devices: build and register
- * fw_cfg, acpi_pm, pm_timer, rtc (and debug_exit if configured), after
+ * fw_cfg, acpi_pm, pm_timer, rtc, after
  * vm_devs_register. vm_load_kernel: load cfg.kernel, a Multiboot image
  * (with cfg.initrd as its module and ACPI tables; vm->multiboot set) or
  * our ELF64 guest (into *img). vm_boot_multiboot: the BSP at the
@@ -226,7 +223,7 @@ int vm_sleep_vcpu(struct vcpu *v);
 int vm_devs_register(struct vm *vm, char *err, size_t errlen);
 /* The i-th device, or NULL past the last: for (i = 0; (d = ...); i++). */
 const struct dev *vm_dev_at(const struct vm *vm, int i);
-/* The device named name ("pt0"), its own struct (struct pt *), or NULL. */
+/* The device named name, its own struct, or NULL. */
 void *vm_dev_find(struct vm *vm, const char *name);
 /* How many devices have the quiesce handshake (0: nothing to quiesce). */
 int vm_devs_nr_quiesce(struct vm *vm);

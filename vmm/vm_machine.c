@@ -50,7 +50,6 @@ static int vm_machine_init(struct vm *vm, char *err, size_t errlen)
 		r = rtc_init(&vm->rtc);
 	if (r)
 		err_set(err, errlen, "acpi_pm, rtc: %s", strerror(-r));
-	debug_exit_init(&vm->debug_exit, &vm->host, DEBUG_EXIT_PORT);
 	return r;
 }
 
@@ -62,19 +61,15 @@ int vm_machine_devices(struct vm *vm, char *err, size_t errlen)
 		const struct bus_ops *bus;
 		const struct dev_ops *ops;
 		void *dev;
-		bool on;
 	} devs[] = {
 		{"fw_cfg", FW_CFG_PORT, FW_CFG_PORT_LEN, &fw_cfg_ops,
-		 &fw_cfg_dev_ops, &vm->fw_cfg, true},
+		 &fw_cfg_dev_ops, &vm->fw_cfg},
 		{"acpi_pm", ACPI_PM_PORT, ACPI_PM_PORT_LEN, &acpi_pm_ops,
-		 &acpi_pm_dev_ops, &vm->acpi_pm, true},
+		 &acpi_pm_dev_ops, &vm->acpi_pm},
 		{"pm_timer", ACPI_PM_BASE + ACPI_PM_TMR_OFF, PM_TIMER_PORT_LEN,
-		 &pm_timer_ops, &pm_timer_dev_ops, &vm->pm_timer, true},
+		 &pm_timer_ops, &pm_timer_dev_ops, &vm->pm_timer},
 		{"rtc", RTC_PORT, RTC_PORT_LEN, &rtc_ops, &rtc_dev_ops,
-		 &vm->rtc, true},
-		{"debug_exit", DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_LEN,
-		 &debug_exit_ops, &debug_exit_dev_ops, &vm->debug_exit,
-		 vm->cfg.debug_exit},
+		 &vm->rtc},
 	};
 	int r;
 
@@ -84,8 +79,6 @@ int vm_machine_devices(struct vm *vm, char *err, size_t errlen)
 		return r;
 	vm->machine_init = true;
 	for (size_t i = 0; !r && i < sizeof(devs) / sizeof(devs[0]); i++) {
-		if (!devs[i].on)
-			continue;
 		r = bus_register(&vm->pio, devs[i].port, devs[i].len,
 				 devs[i].bus, devs[i].dev, devs[i].name, err,
 				 errlen);

@@ -61,13 +61,8 @@ static const char boot_usage[] =
 	"  --dirty-ring ENTRIES  track dirty pages with a per-vCPU dirty ring\n"
 	"                        of ENTRIES (power of two, >= 512) instead of\n"
 	"                        the dirty bitmap\n"
-	"  --device pt[,rate=PPS]\n"
-	"                        add the passthrough-style DMA receive device\n"
-	"                        (at most one); its traffic source makes PPS\n"
-	"                        packets/s, 1..100000 (default 1000)\n"
-	"  --device debug-exit   add isa-debug-exit at port 0xf4: a guest\n"
-	"                        write of CODE ends the VMM with status\n"
-	"                        (CODE << 1) | 1, as QEMU's\n"
+	"  --device SPEC         add a device (at most one of each type; the\n"
+	"                        devices/ layer lists them below)\n"
 	"  --incoming tcp:ADDR:PORT\n"
 	"                        be a migration destination: listen there and\n"
 	"                        run the VM the source sends (same --mem,\n"
@@ -152,67 +147,18 @@ static int boot_opt_memory(struct boot_opts *o, int c, const char *arg)
 }
 
 /* One option of --device pt (len bytes at opt): "rate=PPS". */
-static int boot_pt_option(struct vm_config *cfg, const char *opt, size_t len)
-{
-	char val[24];
-	uint64_t v;
-
-	if (len < 5 || strncmp(opt, "rate=", 5)) {
-		fprintf(stderr,
-			"vmmctl boot: --device pt: unknown option '%.*s' "
-			"(known: rate=PPS)\n",
-			(int)len, opt);
-		return -EINVAL;
-	}
-	opt += 5;
-	len -= 5;
-	if (len < sizeof(val)) {
-		memcpy(val, opt, len);
-		val[len] = '\0';
-	}
-	if (len >= sizeof(val) || boot_parse_u64(val, PT_RATE_MAX, &v) || !v) {
-		fprintf(stderr,
-			"vmmctl boot: --device pt: rate must be 1..%d "
-			"packets/s, got '%.*s'\n",
-			PT_RATE_MAX, (int)len, opt);
-		return -EINVAL;
-	}
-	cfg->pt_cfg.rate_pps = (uint32_t)v;
-	return 0;
-}
-
-/* --device debug-exit, or --device pt[,rate=PPS]: at most one pt device. */
+/* --device SPEC: parsed by the device layer, which knows the types. */
 static int boot_opt_device(struct vm_config *cfg, const char *arg)
 {
-	size_t len = strcspn(arg, ",");
+	char err[256];
 
-	if (!strcmp(arg, "debug-exit")) {
-		cfg->debug_exit = true;
-		return 0;
-	}
-	if (len != 2 || strncmp(arg, "pt", 2)) {
-		fprintf(stderr,
-			"vmmctl boot: --device: unknown device '%.*s' "
-			"(known: pt, debug-exit)\n",
-			(int)len, arg);
+	if (dev_request_parse(arg, cfg->devices, cfg->nr_devices,
+			      &cfg->devices[cfg->nr_devices], err,
+			      sizeof(err))) {
+		fprintf(stderr, "vmmctl boot: --device: %s\n", err);
 		return -EINVAL;
 	}
-	if (cfg->pt) {
-		fprintf(stderr, "vmmctl boot: --device pt: given twice (a VM "
-				"has at most one pt device)\n");
-		return -EINVAL;
-	}
-	cfg->pt = true;
-	cfg->pt_cfg = (struct pt_config){
-		.rate_pps = PT_RATE_DEFAULT,
-		.gsi = PT_GSI,
-	};
-	for (arg += len; *arg == ','; arg += len) {
-		arg++;
-		len = strcspn(arg, ",");
-		if (boot_pt_option(cfg, arg, len))
-			return -EINVAL;
-	}
+	cfg->nr_devices++;
 	return 0;
 }
 
@@ -306,6 +252,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(boot_usage, stdout);
+			fputs(dev_types_help(), stdout);
 			return 1;
 		}
 		if (c == '?' || c == ':') {
