@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dest.h - the migration destination's pieces, shared by dest.c (the state
- * machine: the one place its state changes) and its phase modules, which
- * do one phase's work each and report what happened (0, or -errno with
- * the reason in st.error through dest_fail) without moving the state:
+ * machine: the one place its state changes, the frame dispatch, the
+ * failures and the entry points) and its phase modules, which do one
+ * phase's work each and report what happened - 0, or -errno with one line
+ * in err - without moving the state or failing the migration themselves:
  *
  *   dest_recv.c      HELLO, pages, state sections, DISCARD, POSTCOPY
- *   dest_switch.c    restore, --verify digests, the conditions of READY
- *   dest_postcopy.c  fault fetch, the urgent thread, placement, completion
- *   dest_recover.c   a break: listen again, RESUME, the pages it lacks
+ *   dest_switch.c    restore, --verify digests, the conditions of READY, GO
+ *   dest_postcopy.c  fault fetch queue, the urgent thread, placement,
+ *                    completion
+ *   dest_recover.c   a break: close, listen again, RESUME, the pages lacking
  *
- * Threads: every field is the event-loop thread's except where noted.
+ * Threads: every field is the event-loop thread's except where noted; the
+ * functions below run on the loop unless they say otherwise.
  */
 #ifndef MIGRATION_DEST_H
 #define MIGRATION_DEST_H
@@ -88,5 +91,68 @@ struct mig_dest {
 struct dest_count {
 	uint64_t normal, zero;
 };
+
+/* dest.c: the channels' callbacks (dest_recover.c listens again). */
+extern const struct mig_channel_ops dest_channel_ops;
+extern const struct mig_channel_ops dest_urgent_ops;
+
+/* dest_recv.c */
+/* Queue a reply on ch (n: the encoder's result); -ENOMEM/-EINVAL, err. */
+int dest_reply_on(struct mig_channel *ch, const uint8_t *buf, int n, char *err,
+		  size_t errlen);
+int dest_reply(struct mig_dest *d, const uint8_t *buf, int n, char *err,
+	       size_t errlen);
+int dest_reply_empty(struct mig_dest *d, enum proto_type t, char *err,
+		     size_t errlen);
+int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
+		      char *err, size_t errlen);
+int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen);
+
+/* dest_switch.c */
+int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen);
+bool dest_switch_ready(const struct mig_dest *d);
+int dest_switch_verify(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen);
+int dest_switch_go(struct mig_dest *d, char *err, size_t errlen);
+
+/* dest_postcopy.c */
+bool dest_live(const struct mig_dest *d);
+void dest_fault_stats(struct mig_dest *d);
+void dest_fold_urgent(struct mig_dest *d);
+void dest_urgent_stop(struct mig_dest *d);
+void dest_faults_off(struct mig_dest *d);
+int dest_pc_sum(struct mig_dest *d, char *err, size_t errlen);
+int dest_pc_faults_on(struct mig_dest *d, char *err, size_t errlen);
+int dest_pc_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		  size_t errlen);
+int dest_pc_try_complete(struct mig_dest *d, char *err, size_t errlen);
+int dest_urgent_hello(struct mig_dest *d, const uint8_t *p, size_t len,
+		      char *err, size_t errlen);
+int dest_urgent_check(struct mig_dest *d, char *err, size_t errlen);
+void dest_resume_requests(struct mig_dest *d);
+/* Drop the requests queued while no urgent thread runs. */
+void dest_drop_requests(struct mig_dest *d);
+
+/* dest_recover.c */
+/* What a connection that comes while post-copy is paused turned out to be. */
+enum dest_resume {
+	DEST_RESUME_OK,	    /* our source: LACKING and RESUME_ACK sent */
+	DEST_RESUME_REFUSE, /* not our source: refused, listening again */
+	DEST_RESUME_FAILED, /* ours, but the answer failed (err) */
+};
+void dest_recover_break(struct mig_dest *d);
+void dest_recover_reopen(struct mig_dest *d);
+enum dest_resume dest_recover_resume(struct mig_dest *d,
+				     const struct proto_hdr *h,
+				     const uint8_t *p, char *err,
+				     size_t errlen);
+void dest_recover_abort_message(struct mig_dest *d);
 
 #endif /* MIGRATION_DEST_H */

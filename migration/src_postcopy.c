@@ -173,15 +173,6 @@ static int src_urgent_frame(void *opaque, const struct proto_hdr *h,
 	return -EPROTO;
 }
 
-/* The thread ended by itself: tell the loop (source.c's async). */
-static void src_urgent_end(void *opaque, int code, const char *why, bool own)
-{
-	struct mig_source *s = opaque;
-
-	(void)code;
-	mig_session_urgent_end(&s->ss, why, own);
-}
-
 /*
  * Real-time here only: the answers then preempt the loop's push (p99 of
  * the destination's fault wait 0.2-0.3 ms instead of 1-4 ms, bench).
@@ -190,7 +181,7 @@ static void src_urgent_end(void *opaque, int code, const char *why, bool own)
  */
 static const struct mig_urgent_ops src_urgent_thread_ops = {
 	.on_frame = src_urgent_frame,
-	.on_end = src_urgent_end,
+	.on_end = mig_session_urgent_on_end, /* source.c's async */
 	.realtime = true,
 };
 
