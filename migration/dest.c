@@ -166,14 +166,61 @@ static void dest_check_urgent(struct mig_dest *d)
 		dest_maybe_ready(d);
 }
 
+/*
+ * Waiting for a source - the first, or ours again after a break - the
+ * main connection is not one yet: it failed or sent no frame, or its first
+ * frame was not HELLO (RESUME).
+ */
+static bool dest_awaits_source(const struct mig_dest *d)
+{
+	return (d->ss.st.state == MIG_RECEIVING && !d->hello_done) ||
+	       d->ss.st.state == MIG_POSTCOPY_PAUSED;
+}
+
+/*
+ * A connection that is not our source (a port scan, garbage, silence):
+ * say so, close it, and once it is closed listen again; the migration
+ * waits on as it did.
+ */
+static void dest_drop_stray(struct mig_dest *d, const char *why)
+{
+	d->strays++;
+	fprintf(stderr,
+		"vmm: incoming migration: dropped a connection from %s that is "
+		"not the source (%s); still listening\n",
+		d->spec, why);
+	if (d->first_timer_on)
+		uv_timer_stop(&d->first_timer);
+	if (d->ss.st.state == MIG_RECEIVING &&
+	    !dest_set_state(d, MIG_LISTENING))
+		return;
+	dest_recover_reopen(d);
+}
+
+static void dest_on_first_timer(uv_timer_t *t)
+{
+	struct mig_dest *d = t->data;
+
+	if (dest_awaits_source(d) && d->ss.ch.connected && !d->ss.ch.closed)
+		dest_drop_stray(d, "no frame within 3 s");
+}
+
 /* RESUME while paused: our source comes back, or a stranger is refused. */
 static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 			   const uint8_t *p)
 {
 	char err[300];
 
+	if (d->first_timer_on)
+		uv_timer_stop(&d->first_timer);
 	switch (dest_recover_resume(d, h, p, err, sizeof(err))) {
 	case DEST_RESUME_REFUSE:
+		d->strays++;
+		fprintf(stderr,
+			"vmm: incoming migration: dropped a connection from %s "
+			"that is not the source (its first frame was %s, not "
+			"our RESUME); still listening\n",
+			d->spec, proto_type_name(h->type));
 		return;
 	case DEST_RESUME_FAILED:
 		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
@@ -292,10 +339,13 @@ static void dest_on_frame(struct mig_channel *ch, const struct proto_hdr *h,
 	r = mig_state_check_frame(MIG_SIDE_DEST, d->ss.st.state, h->type, err,
 				  sizeof(err));
 	if (!r && h->type != PROTO_HELLO && !d->hello_done) {
-		snprintf(err, sizeof(err), "%s before HELLO",
+		snprintf(err, sizeof(err), "its first frame was %s, not HELLO",
 			 proto_type_name(h->type));
-		r = -EPROTO;
+		dest_drop_stray(d, err);
+		return;
 	}
+	if (h->type == PROTO_HELLO && d->first_timer_on)
+		uv_timer_stop(&d->first_timer);
 	if (!r)
 		r = dest_dispatch(d, h, p, err, sizeof(err));
 	if (r)
@@ -314,6 +364,10 @@ static void dest_on_error(struct mig_channel *ch, int e, const char *why)
 		mig_channel_close(&d->ss.ch, NULL);
 		return;
 	}
+	if (dest_awaits_source(d)) {
+		dest_drop_stray(d, why);
+		return;
+	}
 	dest_fail(d, "%s", why);
 }
 
@@ -321,6 +375,9 @@ static void dest_on_connect(struct mig_channel *ch)
 {
 	struct mig_dest *d = ch->opaque;
 
+	if (d->first_timer_on)
+		uv_timer_start(&d->first_timer, dest_on_first_timer,
+			       DEST_FIRST_FRAME_MS, 0);
 	if (d->go_done)
 		return; /* a resume: its first frame must be RESUME */
 	dest_set_state(d, MIG_RECEIVING);
@@ -410,6 +467,19 @@ const struct mig_stats *mig_dest_stats(struct mig_dest *d)
 	return &d->ss.st;
 }
 
+static int dest_timer_init(struct mig_dest *d, char *err, size_t errlen)
+{
+	int r = uv_timer_init(d->ss.loop, &d->first_timer);
+
+	if (r) {
+		snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(r));
+		return r;
+	}
+	d->first_timer.data = d;
+	d->first_timer_on = true;
+	return 0;
+}
+
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 		   const char *spec, const struct mig_hooks *hooks, char *err,
 		   size_t errlen)
@@ -432,6 +502,8 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	pthread_mutex_init(&d->sum_lock, NULL);
 	r = mig_session_init(&d->ss, vm, loop, hooks, MIG_LISTENING,
 			     dest_on_async, d, err, errlen);
+	if (!r)
+		r = dest_timer_init(d, err, errlen);
 	if (!r)
 		r = mig_channel_listen(&d->ss.ch, loop, spec, &dest_channel_ops,
 				       d, err, errlen);
@@ -469,7 +541,10 @@ void mig_dest_free(struct mig_dest *d)
 	/* The fault thread calls dest_fetch(d): stop it first. */
 	dest_urgent_stop(d);
 	dest_faults_off(d);
-	mig_session_free(&d->ss, NULL, dest_release);
+	mig_session_free(&d->ss,
+			 d->first_timer_on ? (uv_handle_t *)&d->first_timer
+					   : NULL,
+			 dest_release);
 }
 
 int mig_dest_abort(struct mig_dest *d)

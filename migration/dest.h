@@ -31,6 +31,8 @@
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
 #define DEST_PC_READ_CHUNK (16U << 10)
 #define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
+/* A connection that sends no first frame this long is not a source. */
+#define DEST_FIRST_FRAME_MS 3000
 
 /* A state section kept until STATE_END. */
 struct dest_blob {
@@ -60,7 +62,11 @@ struct mig_dest {
 	struct proto_run *discard;
 	struct mig_sum sum; /* --verify in post-copy: what we hold */
 	bool sum_on;
-	char spec[128];	     /* our incoming address: listened on again */
+	char spec[128]; /* our incoming address: listened on again */
+	/* A new main connection's first frame is due (dest_on_first_timer). */
+	uv_timer_t first_timer;
+	bool first_timer_on;
+	uint64_t strays;     /* connections dropped that were not the source */
 	int pc_closing;	     /* break: channels still closing */
 	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
 	/*
@@ -85,6 +91,8 @@ struct mig_dest {
 	pthread_mutex_t sum_lock;
 	atomic_uint_fast64_t u_normal, u_zero, u_requests;
 	atomic_bool u_resend;
+	/* The fault service is up: PAGES may be placed (loop -> urgent). */
+	atomic_bool placing;
 };
 
 /* Placed in post-copy: the loop adds these to st, the urgent thread to u_*. */

@@ -193,6 +193,7 @@ int dest_pc_faults_on(struct mig_dest *d, char *err, size_t errlen)
 	}
 	d->faults_on = true;
 	atomic_store(&vm->ram_incomplete, true);
+	atomic_store(&d->placing, true);
 	return 0;
 }
 
@@ -397,6 +398,13 @@ static int dest_urgent_frame(void *opaque, const struct proto_hdr *h,
 	if (!mig_urgent_frame_ok(MIG_SIDE_DEST, h->type)) {
 		snprintf(err, errlen, "unexpected %s on the urgent connection",
 			 proto_type_name(h->type));
+		return -EPROTO;
+	}
+	/* The urgent connection may come before the state: nothing to fill. */
+	if (!atomic_load(&d->placing)) {
+		snprintf(err, errlen,
+			 "PAGES on the urgent connection before the state is "
+			 "complete");
 		return -EPROTO;
 	}
 	r = dest_place_pc_pages(d, d->ubatch, p, h->len, &c, err, errlen);

@@ -472,6 +472,14 @@ static void src_on_running(struct mig_source *s)
 	uint64_t now = clock_now_ns();
 	struct mig_stats *st = &s->ss.st;
 
+	/* The table lets RUNNING into WAIT_READY; only GO makes it true. */
+	if (!s->go_sent) {
+		src_fail(s, MIG_FAILED,
+			 "frame RUNNING before GO: the destination cannot be "
+			 "running the VM; it stays here");
+		return;
+	}
+
 	st->downtime_us = (now - s->pause_ns) / 1000;
 	st->go_wait_us = (now - s->go_ns) / 1000;
 	st->downtime_ms = st->downtime_us / 1000;

@@ -99,6 +99,7 @@ struct mig_source {
 	struct bitmap resident, scanned;
 	struct bitmap lacking; /* recovery: what the destination lacks */
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
+	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
 	/* --verify (src_verify.c) */
 	struct proto_digest digest[PROTO_MAX_REGIONS];
