@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dest.h - the migration destination's pieces, shared by dest.c (the state
- * machine: the one place its state changes) and its phase modules, which
- * do one phase's work each and report what happened (0, or -errno with
- * the reason in st.error through dest_fail) without moving the state:
+ * machine: the one place its state changes, the frame dispatch, the
+ * failures and the entry points) and its phase modules, which do one
+ * phase's work each and report what happened - 0, or -errno with one line
+ * in err - without moving the state or failing the migration themselves:
  *
  *   dest_recv.c      HELLO, pages, state sections, DISCARD, POSTCOPY
- *   dest_switch.c    restore, --verify digests, the conditions of READY
- *   dest_postcopy.c  fault fetch, the urgent thread, placement, completion
- *   dest_recover.c   a break: listen again, RESUME, the pages it lacks
+ *   dest_switch.c    restore, --verify digests, the conditions of READY, GO
+ *   dest_postcopy.c  fault fetch queue, the urgent thread, placement,
+ *                    completion
+ *   dest_recover.c   a break: close, listen again, RESUME, the pages lacking
  *
- * Threads: every field is the event-loop thread's except where noted.
+ * Threads: every field is the event-loop thread's except where noted; the
+ * functions below run on the loop unless they say otherwise.
  */
 #ifndef MIGRATION_DEST_H
 #define MIGRATION_DEST_H
@@ -28,6 +31,8 @@
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
 #define DEST_PC_READ_CHUNK (16U << 10)
 #define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
+/* A connection that sends no first frame this long is not a source. */
+#define DEST_FIRST_FRAME_MS 3000
 
 /* A state section kept until STATE_END. */
 struct dest_blob {
@@ -57,7 +62,11 @@ struct mig_dest {
 	struct proto_run *discard;
 	struct mig_sum sum; /* --verify in post-copy: what we hold */
 	bool sum_on;
-	char spec[128];	     /* our incoming address: listened on again */
+	char spec[128]; /* our incoming address: listened on again */
+	/* A new main connection's first frame is due (dest_on_first_timer). */
+	uv_timer_t first_timer;
+	bool first_timer_on;
+	uint64_t strays;     /* connections dropped that were not the source */
 	int pc_closing;	     /* break: channels still closing */
 	atomic_bool stalled; /* fault thread -> loop: a fault waits long */
 	/*
@@ -82,11 +91,76 @@ struct mig_dest {
 	pthread_mutex_t sum_lock;
 	atomic_uint_fast64_t u_normal, u_zero, u_requests;
 	atomic_bool u_resend;
+	/* The fault service is up: PAGES may be placed (loop -> urgent). */
+	atomic_bool placing;
 };
 
 /* Placed in post-copy: the loop adds these to st, the urgent thread to u_*. */
 struct dest_count {
 	uint64_t normal, zero;
 };
+
+/* dest.c: the channels' callbacks (dest_recover.c listens again). */
+extern const struct mig_channel_ops dest_channel_ops;
+extern const struct mig_channel_ops dest_urgent_ops;
+
+/* dest_recv.c */
+/* Queue a reply on ch (n: the encoder's result); -ENOMEM/-EINVAL, err. */
+int dest_reply_on(struct mig_channel *ch, const uint8_t *buf, int n, char *err,
+		  size_t errlen);
+int dest_reply(struct mig_dest *d, const uint8_t *buf, int n, char *err,
+	       size_t errlen);
+int dest_reply_empty(struct mig_dest *d, enum proto_type t, char *err,
+		     size_t errlen);
+int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen);
+int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
+		      char *err, size_t errlen);
+int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen);
+
+/* dest_switch.c */
+int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen);
+bool dest_switch_ready(const struct mig_dest *d);
+int dest_switch_verify(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen);
+int dest_switch_go(struct mig_dest *d, char *err, size_t errlen);
+
+/* dest_postcopy.c */
+bool dest_live(const struct mig_dest *d);
+void dest_fault_stats(struct mig_dest *d);
+void dest_fold_urgent(struct mig_dest *d);
+void dest_urgent_stop(struct mig_dest *d);
+void dest_faults_off(struct mig_dest *d);
+int dest_pc_sum(struct mig_dest *d, char *err, size_t errlen);
+int dest_pc_faults_on(struct mig_dest *d, char *err, size_t errlen);
+int dest_pc_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		  size_t errlen);
+int dest_pc_try_complete(struct mig_dest *d, char *err, size_t errlen);
+int dest_urgent_hello(struct mig_dest *d, const uint8_t *p, size_t len,
+		      char *err, size_t errlen);
+int dest_urgent_check(struct mig_dest *d, char *err, size_t errlen);
+void dest_resume_requests(struct mig_dest *d);
+/* Drop the requests queued while no urgent thread runs. */
+void dest_drop_requests(struct mig_dest *d);
+
+/* dest_recover.c */
+/* What a connection that comes while post-copy is paused turned out to be. */
+enum dest_resume {
+	DEST_RESUME_OK,	    /* our source: LACKING and RESUME_ACK sent */
+	DEST_RESUME_REFUSE, /* not our source: refused, listening again */
+	DEST_RESUME_FAILED, /* ours, but the answer failed (err) */
+};
+void dest_recover_break(struct mig_dest *d);
+void dest_recover_reopen(struct mig_dest *d);
+enum dest_resume dest_recover_resume(struct mig_dest *d,
+				     const struct proto_hdr *h,
+				     const uint8_t *p, char *err,
+				     size_t errlen);
+void dest_recover_abort_message(struct mig_dest *d);
 
 #endif /* MIGRATION_DEST_H */

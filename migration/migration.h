@@ -10,8 +10,10 @@
  * the wire, ept/ for guest RAM and dirty tracking, and vmm/ for pausing,
  * resuming and saving/restoring the VM. Each side is a state machine
  * (source.c, dest.c: the only places state changes, by the one table of
- * states.c) over a shared session (session.h) and phase modules
- * (src_precopy/src_switch/src_postcopy/src_verify on the source). The
+ * states.c) over a shared session (session.h) and phase modules that
+ * return an outcome and never move the state (src_precopy, src_switch,
+ * src_postcopy, src_verify on the source; dest_recv, dest_switch,
+ * dest_postcopy, dest_recover on the destination). The
  * state, sockets, timers and the pre-copy pump belong to the event-loop
  * thread (libuv); in post-copy the urgent thread on each side answers or
  * sends page requests and the destination's fault thread queues fetches,
@@ -22,9 +24,11 @@
  * Source states: setup -> precopy -> stop-copy -> (ready) -> completed, or
  * failed / cancelled -> the guest runs on. Post-copy: setup -> (ready) ->
  * postcopy (the destination runs, pages pushed and requested) ->
- * completed; after GO a failure leaves the guest paused here. Destination
- * states: listening -> receiving -> (ready) -> running, or failed -> everything
- * discarded.
+ * completed; after GO a failure leaves the guest paused here
+ * (postcopy-paused) until migrate --resume. Destination states: listening
+ * -> receiving -> (ready) -> running, or failed -> everything discarded;
+ * in post-copy a break after GO -> postcopy-paused (the VM runs, faults on
+ * missing pages wait) -> running again on the source's RESUME.
  */
 #ifndef MIGRATION_MIGRATION_H
 #define MIGRATION_MIGRATION_H

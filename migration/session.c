@@ -33,6 +33,21 @@ int mig_session_init(struct mig_session *ss, struct vm *vm, uv_loop_t *loop,
 	return 0;
 }
 
+bool mig_session_set_state(struct mig_session *ss, enum mig_side side,
+			   enum mig_state to)
+{
+	enum mig_state from = ss->st.state;
+
+	if (mig_state_move_ok(side, from, to)) {
+		ss->st.state = to;
+		return true;
+	}
+	snprintf(ss->st.error, sizeof(ss->st.error),
+		 "internal error: state %s may not move to %s",
+		 mig_state_name(from), mig_state_name(to));
+	return false;
+}
+
 void mig_session_elapsed(struct mig_session *ss)
 {
 	ss->st.time_elapsed_ms = (clock_now_ns() - ss->st.start_ns) / 1000000;
@@ -97,6 +112,13 @@ void mig_session_urgent_end(struct mig_session *ss, const char *why, bool own)
 	ss->u_own = own;
 	atomic_store(&ss->u_ended, true);
 	uv_async_send(&ss->async);
+}
+
+void mig_session_urgent_on_end(void *opaque, int code, const char *why,
+			       bool own)
+{
+	(void)code;
+	mig_session_urgent_end(opaque, why, own);
 }
 
 bool mig_session_urgent_ended(struct mig_session *ss)

@@ -23,6 +23,7 @@
 
 #include "migration/channel.h"
 #include "migration/migration.h"
+#include "migration/states.h"
 #include "migration/urgent.h"
 
 struct mig_session {
@@ -55,6 +56,14 @@ int mig_session_init(struct mig_session *ss, struct vm *vm, uv_loop_t *loop,
 		     const struct mig_hooks *hooks, enum mig_state first,
 		     uv_async_cb on_async, void *owner, char *err,
 		     size_t errlen);
+/*
+ * The one way either side's state changes: by the table (states.c). A move
+ * the table does not allow is a bug in the caller: false, with
+ * "internal error: state X may not move to Y" in st.error (the caller then
+ * fails the migration rather than let it happen silently).
+ */
+bool mig_session_set_state(struct mig_session *ss, enum mig_side side,
+			   enum mig_state to);
 /* time_elapsed_ms, now. */
 void mig_session_elapsed(struct mig_session *ss);
 /* The hooks, with st (progress may be NULL). */
@@ -73,6 +82,12 @@ void mig_session_close_channels(struct mig_session *ss);
 bool mig_session_channel_idle(const struct mig_channel *ch);
 /* urgent.h's on_end for both sides: record why and wake the loop. */
 void mig_session_urgent_end(struct mig_session *ss, const char *why, bool own);
+/*
+ * The same as urgent.h's on_end of either side (urgent thread): opaque is
+ * the side's struct, whose first member is the session.
+ */
+void mig_session_urgent_on_end(void *opaque, int code, const char *why,
+			       bool own);
 /* Loop: did the urgent thread end by itself? (once per end) */
 bool mig_session_urgent_ended(struct mig_session *ss);
 /*

@@ -6,7 +6,8 @@
  * way or another, and the entry points of migration.h. The work of each
  * phase is in src_precopy.c, src_switch.c, src_postcopy.c and
  * src_verify.c (source.h), which report what happened and leave the
- * moving to this file.
+ * moving to this file; src_api.c builds and frees it and keeps its
+ * statistics.
  *
  *   SETUP      connect, HELLO -> HELLO_ACK, dirty logging on
  *   PRECOPY    rounds until the policy (policy.c) stops them
@@ -51,8 +52,6 @@
 _Static_assert(offsetof(struct mig_source, ss) == 0,
 	       "the session is the source's first member");
 
-static const struct mig_channel_ops src_channel_ops;
-
 bool src_postcopy(const struct mig_source *s)
 {
 	return s->p.mode == MIG_MODE_POSTCOPY;
@@ -67,64 +66,15 @@ static uint64_t src_caps_offered(const struct mig_source *s)
 	return caps;
 }
 
-/* ---- statistics ---------------------------------------------------------- */
-
-/* Take the urgent thread's and the push's counts into st. */
-void src_fold_counts(struct mig_source *s)
-{
-	struct mig_stats *st = &s->ss.st;
-	uint64_t normal = atomic_exchange(&s->u_normal, 0);
-	uint64_t zero = atomic_exchange(&s->u_zero, 0);
-	uint64_t unpushed = atomic_exchange(&s->u_unpushed, 0) * PAGE_SIZE;
-
-	st->memory_normal += normal;
-	st->memory_normal_bytes += normal * PAGE_SIZE;
-	st->memory_constant += zero;
-	st->memory_processed += (normal + zero) * PAGE_SIZE;
-	st->memory_postcopy_requests += normal + zero;
-	st->memory_remaining -= unpushed < st->memory_remaining
-					? unpushed
-					: st->memory_remaining;
-	st->push_first = s->push.pushed_first;
-	st->push_near = s->push.pushed_near;
-	st->push_hot = s->push.pushed_hot;
-}
-
-const struct mig_stats *mig_source_stats(struct mig_source *s)
-{
-	src_fold_counts(s);
-	s->ss.st.wire_bytes = s->ss.ch.bytes_out + s->ss.urg.bytes_out;
-	return &s->ss.st;
-}
-
-static void src_update_elapsed(struct mig_source *s)
-{
-	mig_source_stats(s);
-	mig_session_elapsed(&s->ss);
-	s->ss.st.data_processed = s->ss.st.memory_processed;
-	s->ss.st.data_remaining = s->ss.st.memory_remaining;
-}
-
 /* ---- the state ----------------------------------------------------------- */
 
 static void src_end(struct mig_source *s, enum mig_state state);
 
-/*
- * The one way the state changes: by the table (states.c). A move the table
- * does not allow is a bug here; it fails the migration rather than
- * happening silently.
- */
+/* The one way the state changes (session.c: by the table of states.c). */
 static bool src_set_state(struct mig_source *s, enum mig_state to)
 {
-	enum mig_state from = s->ss.st.state;
-
-	if (mig_state_move_ok(MIG_SIDE_SOURCE, from, to)) {
-		s->ss.st.state = to;
+	if (mig_session_set_state(&s->ss, MIG_SIDE_SOURCE, to))
 		return true;
-	}
-	snprintf(s->ss.st.error, sizeof(s->ss.st.error),
-		 "internal error: state %s may not move to %s",
-		 mig_state_name(from), mig_state_name(to));
 	src_end(s, MIG_FAILED);
 	return false;
 }
@@ -522,6 +472,14 @@ static void src_on_running(struct mig_source *s)
 	uint64_t now = clock_now_ns();
 	struct mig_stats *st = &s->ss.st;
 
+	/* The table lets RUNNING into WAIT_READY; only GO makes it true. */
+	if (!s->go_sent) {
+		src_fail(s, MIG_FAILED,
+			 "frame RUNNING before GO: the destination cannot be "
+			 "running the VM; it stays here");
+		return;
+	}
+
 	st->downtime_us = (now - s->pause_ns) / 1000;
 	st->go_wait_us = (now - s->go_ns) / 1000;
 	st->downtime_ms = st->downtime_us / 1000;
@@ -635,7 +593,7 @@ static void src_on_drain(struct mig_channel *ch)
 	src_pump(ch->opaque);
 }
 
-static const struct mig_channel_ops src_channel_ops = {
+const struct mig_channel_ops src_channel_ops = {
 	.on_frame = src_on_frame,
 	.on_error = src_on_error,
 	.on_drain = src_on_drain,
@@ -675,7 +633,7 @@ const struct mig_channel_ops src_urgent_ops = {
 };
 
 /* Another thread woke the loop: the device's ACK, the urgent thread's end. */
-static void src_on_async(uv_async_t *h)
+void src_on_async(uv_async_t *h)
 {
 	struct mig_source *s = h->data;
 
@@ -720,105 +678,12 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
 	return 0;
 }
 
-/* What an abort loses, for the error line. */
-static void src_abort_message(struct mig_source *s)
-{
-	uint64_t lacking;
-	uint64_t secs =
-		s->running_ns ? (clock_now_ns() - s->running_ns) / 1000000000ULL
-			      : 0;
-
-	src_fold_counts(s);
-	lacking = s->ss.st.memory_remaining / PAGE_SIZE;
-	snprintf(s->ss.st.error, sizeof(s->ss.st.error),
-		 "post-copy aborted by the user: the destination lacked up to "
-		 "%llu pages (%llu MiB) and cannot run the VM; its run there "
-		 "(%llu s since the switch) is lost. The VM stays paused here "
-		 "as it was at the switch (vmmctl resume once the destination "
-		 "is stopped)",
-		 (unsigned long long)lacking,
-		 (unsigned long long)(lacking * PAGE_SIZE >> 20),
-		 (unsigned long long)secs);
-}
-
 int mig_source_abort(struct mig_source *s)
 {
 	if (s->ss.ended || !s->pc || !s->go_sent)
 		return -EALREADY;
 	src_abort_message(s);
 	src_end(s, MIG_FAILED);
-	return 0;
-}
-
-static int src_alloc(struct mig_source *s)
-{
-	uint64_t nr_pages = s->ss.vm->mem.nr_pages;
-
-	s->frame_cap = proto_batch_max_frame();
-	s->batch = malloc(sizeof(*s->batch));
-	s->ubatch = malloc(sizeof(*s->ubatch));
-	s->ubuf = malloc(s->frame_cap);
-	if (!s->batch || !s->ubatch || !s->ubuf)
-		return -ENOMEM;
-	proto_batch_init(s->batch);
-	proto_batch_init(s->ubatch);
-	if (bitmap_init(&s->todo, nr_pages) ||
-	    bitmap_init(&s->pushset, nr_pages) ||
-	    bitmap_init(&s->lacking, nr_pages) ||
-	    bitmap_init(&s->resident, nr_pages) ||
-	    bitmap_init(&s->scanned,
-			BITMAP_WORDS(nr_pages) / (MEM_SCAN_PAGES / 64) + 1) ||
-	    mig_push_init(&s->push, s->p.push_order, nr_pages))
-		return -ENOMEM;
-	return 0;
-}
-
-static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
-		    const struct mig_params *p, const struct mig_hooks *hooks,
-		    char *err, size_t errlen)
-{
-	int r;
-
-	s->p = *p;
-	snprintf(s->to, sizeof(s->to), "%s", p->to);
-	s->p.to = s->to;
-	if (!s->p.quiesce_timeout_ms)
-		s->p.quiesce_timeout_ms = MIG_DEFAULT_QUIESCE_MS;
-	r = mig_session_init(&s->ss, vm, loop, hooks, MIG_SETUP, src_on_async,
-			     s, err, errlen);
-	if (r)
-		return r;
-	r = src_alloc(s);
-	if (r) {
-		snprintf(err, errlen, "out of memory");
-		return r;
-	}
-	r = uv_timer_init(loop, &s->qtimer);
-	if (r) {
-		snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(r));
-		return r;
-	}
-	s->qtimer.data = s;
-	s->qtimer_on = true;
-	return mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops,
-				   s, err, errlen);
-}
-
-int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
-		     const struct mig_params *p, const struct mig_hooks *hooks,
-		     char *err, size_t errlen)
-{
-	struct mig_source *s = calloc(1, sizeof(*s));
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	r = src_init(s, vm, loop, p, hooks, err, errlen);
-	if (r) {
-		mig_source_free(s);
-		return r;
-	}
-	*out = s;
 	return 0;
 }
 
@@ -830,29 +695,4 @@ int mig_source_cancel(struct mig_source *s)
 		return -EBUSY;
 	src_fail(s, MIG_CANCELLED, "cancelled by the user");
 	return 0;
-}
-
-static void src_release(struct mig_session *ss)
-{
-	struct mig_source *s = (struct mig_source *)ss;
-
-	bitmap_free(&s->todo);
-	bitmap_free(&s->pushset);
-	bitmap_free(&s->lacking);
-	mig_push_free(&s->push);
-	bitmap_free(&s->resident);
-	bitmap_free(&s->scanned);
-	free(s->batch);
-	free(s->ubatch);
-	free(s->ubuf);
-	free(s);
-}
-
-void mig_source_free(struct mig_source *s)
-{
-	if (!s)
-		return;
-	mig_session_free(&s->ss,
-			 s->qtimer_on ? (uv_handle_t *)&s->qtimer : NULL,
-			 src_release);
 }

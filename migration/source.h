@@ -10,6 +10,7 @@
  *                   the discard set, the switch to post-copy
  *   src_postcopy.c  the push, the urgent thread's answers, recovery
  *   src_verify.c    --verify digests and sums
+ *   src_api.c       construction, freeing, statistics
  *
  * Threads: every field is the event-loop thread's except where noted.
  */
@@ -98,6 +99,7 @@ struct mig_source {
 	struct bitmap resident, scanned;
 	struct bitmap lacking; /* recovery: what the destination lacks */
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
+	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
 	/* --verify (src_verify.c) */
 	struct proto_digest digest[PROTO_MAX_REGIONS];
@@ -113,12 +115,18 @@ enum src_pump_end {
 };
 
 /* source.c */
+extern const struct mig_channel_ops src_channel_ops;
 extern const struct mig_channel_ops src_urgent_ops;
+void src_on_async(uv_async_t *h);
 bool src_postcopy(const struct mig_source *s);
 void src_fail(struct mig_source *s, enum mig_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void src_pump(struct mig_source *s);
+
+/* src_api.c */
 void src_fold_counts(struct mig_source *s);
+void src_update_elapsed(struct mig_source *s);
+void src_abort_message(struct mig_source *s);
 
 /* src_precopy.c */
 int src_send_small(struct mig_source *s, uint8_t *tmp, int n);

@@ -173,15 +173,6 @@ static int src_urgent_frame(void *opaque, const struct proto_hdr *h,
 	return -EPROTO;
 }
 
-/* The thread ended by itself: tell the loop (source.c's async). */
-static void src_urgent_end(void *opaque, int code, const char *why, bool own)
-{
-	struct mig_source *s = opaque;
-
-	(void)code;
-	mig_session_urgent_end(&s->ss, why, own);
-}
-
 /*
  * Real-time here only: the answers then preempt the loop's push (p99 of
  * the destination's fault wait 0.2-0.3 ms instead of 1-4 ms, bench).
@@ -190,7 +181,7 @@ static void src_urgent_end(void *opaque, int code, const char *why, bool own)
  */
 static const struct mig_urgent_ops src_urgent_thread_ops = {
 	.on_frame = src_urgent_frame,
-	.on_end = src_urgent_end,
+	.on_end = mig_session_urgent_on_end, /* source.c's async */
 	.realtime = true,
 };
 
@@ -226,12 +217,45 @@ int src_resume_send(struct mig_source *s)
 	uint8_t buf[PROTO_COOKIE_FRAME];
 
 	s->resume_runs = 0;
+	s->lacking_next = 0;
 	bitmap_zero(&s->lacking);
 	return src_send_small(
 		s, buf, proto_resume_encode(buf, sizeof(buf), s->ss.cookie));
 }
 
 /* DISCARD after RESUME: runs of pages the destination still lacks. */
+/*
+ * A run the destination lacks, marked in lacking. The runs come from the
+ * peer: each must lie in one RAM region and start past the previous one
+ * (lacking_next), so that all the list makes us loop over is guest RAM,
+ * once.
+ */
+static int src_lacking_run(struct mig_source *s, const struct proto_run *run,
+			   char *err, size_t errlen)
+{
+	const struct guest_mem *m = &s->ss.vm->mem;
+	uint64_t len = (uint64_t)run->npages * PAGE_SIZE, i;
+
+	for (int k = 0; k < m->nr_regions; k++) {
+		const struct mem_region *rg = &m->regions[k];
+
+		if (run->gpa < rg->gpa || run->gpa - rg->gpa >= rg->size ||
+		    len > rg->size - (run->gpa - rg->gpa) ||
+		    run->gpa < s->lacking_next)
+			continue;
+		mem_gpa_to_page(m, run->gpa, &i);
+		for (uint64_t j = 0; j < run->npages; j++)
+			bitmap_set(&s->lacking, i + j);
+		s->lacking_next = run->gpa + len;
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "DISCARD run of %u pages at 0x%llx: outside guest RAM or out "
+		 "of order",
+		 run->npages, (unsigned long long)run->gpa);
+	return -EPROTO;
+}
+
 int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen)
 {
@@ -246,13 +270,7 @@ int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 	r = proto_discard_decode(p, len, runs, PROTO_MAX_DISCARD_RUNS, &nr, err,
 				 errlen);
 	for (uint32_t k = 0; !r && k < nr; k++)
-		for (uint64_t j = 0; j < runs[k].npages; j++) {
-			uint64_t i;
-
-			if (!mem_gpa_to_page(&s->ss.vm->mem,
-					     runs[k].gpa + j * PAGE_SIZE, &i))
-				bitmap_set(&s->lacking, i);
-		}
+		r = src_lacking_run(s, &runs[k], err, errlen);
 	if (!r)
 		s->resume_runs += nr;
 	free(runs);

@@ -29,7 +29,10 @@
  *
  *   state            moves to                          accepts
  *   LISTENING        RECEIVING (connected)             -
- *   RECEIVING        WAIT_READY (READY sent)           HELLO, PAGES, RAM_END,
+ *   RECEIVING        WAIT_READY (READY sent),          HELLO, PAGES, RAM_END,
+ *                    LISTENING (a stray: a connection
+ *                    that failed or sent no HELLO
+ *                    first is dropped)
  *                                                      SYNC, STATE, STATE_END,
  *                                                      VERIFY, DISCARD,
  *                                                      POSTCOPY, ERROR
@@ -86,7 +89,7 @@ static const struct mig_state_rule src_rules[MIG_RUNNING + 1] = {
 
 static const struct mig_state_rule dest_rules[MIG_RUNNING + 1] = {
 	[MIG_LISTENING] = {S(MIG_RECEIVING) | S(MIG_FAILED), 0},
-	[MIG_RECEIVING] = {S(MIG_WAIT_READY) | S(MIG_FAILED),
+	[MIG_RECEIVING] = {S(MIG_WAIT_READY) | S(MIG_LISTENING) | S(MIG_FAILED),
 			   F(HELLO) | F(PAGES) | F(RAM_END) | F(SYNC) |
 				   F(STATE) | F(STATE_END) | F(VERIFY) |
 				   F(DISCARD) | F(POSTCOPY) | F(ERROR)},

@@ -65,6 +65,22 @@ static void boot_devs_status(struct vm *vm, json_t *o)
 	}
 }
 
+/*
+ * An incoming post-copy: how many vCPUs wait on pages that have not come;
+ * while its connections are broken the VM runs but is not whole, and the
+ * state says so rather than "running".
+ */
+static void boot_status_waiting(json_t *o, json_t *mig, enum vm_state state)
+{
+	const char *ms = json_string_value(json_object_get(mig, "state"));
+	json_t *w = json_object_get(mig, "faults_waiting");
+
+	if (w)
+		json_object_set(o, "waiting_vcpus", w);
+	if (ms && !strcmp(ms, "postcopy-paused") && state == VM_RUNNING)
+		json_object_set_new(o, "state", json_string(ms));
+}
+
 static json_t *boot_status(struct boot_app *app)
 {
 	struct vm *vm = &app->vm;
@@ -89,6 +105,8 @@ static json_t *boot_status(struct boot_app *app)
 		(json_int_t)(vm->start_ns
 				     ? (clock_now_ns() - vm->start_ns) / 1000000
 				     : 0));
+	if (o && mig)
+		boot_status_waiting(o, mig, state);
 	if (o && mig)
 		json_object_set_new(o, "migration", mig);
 	else

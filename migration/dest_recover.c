@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dest_recover.c - post-copy recovery on the destination (dest.h): after a
+ * break (dest.c moved the state to POSTCOPY_PAUSED) both connections close
+ * and, once libuv has let go of them, the destination listens on its
+ * address again; the first frame of a new connection must be the RESUME
+ * of our migration, answered with the pages we lack (DISCARD runs) and
+ * RESUME_ACK; anything else is refused and the wait goes on. Meanwhile the
+ * VM runs and a vCPU touching a missing page waits. Event-loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/page.h"
+#include "ept/ram_io.h"
+#include "migration/dest.h"
+#include "vmm/vm.h"
+
+/* Pages resident here; the others never arrived (or are holes there too). */
+static int dest_resident(struct mig_dest *d, struct bitmap *have)
+{
+	int r = bitmap_init(have, d->ss.vm->mem.nr_pages);
+
+	if (!r)
+		r = mem_resident(&d->ss.vm->mem, have);
+	return r;
+}
+
+static uint64_t dest_missing_pages(struct mig_dest *d)
+{
+	struct bitmap have = {0};
+	uint64_t n = 0;
+
+	if (!dest_resident(d, &have))
+		n = have.nbits - bitmap_count(&have);
+	bitmap_free(&have);
+	return n;
+}
+
+static void dest_relisten(struct mig_dest *d)
+{
+	char err[256];
+	int r;
+
+	if (d->pc_failed || d->complete_sent)
+		return;
+	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
+	r = mig_channel_listen(&d->ss.ch, d->ss.loop, d->spec,
+			       &dest_channel_ops, d, err, sizeof(err));
+	if (r)
+		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
+			 "post-copy paused, and cannot listen for the resume: "
+			 "%s",
+			 err);
+}
+
+static void dest_reopen_closed(struct mig_channel *ch)
+{
+	struct mig_dest *d = ch->opaque;
+
+	if (--d->pc_closing == 0)
+		dest_relisten(d);
+}
+
+static void dest_reopen_close(struct mig_dest *d, struct mig_channel *ch)
+{
+	if (!ch->loop)
+		return;
+	if (!ch->closed) {
+		d->pc_closing++;
+		mig_channel_close_after_flush(ch, dest_reopen_closed);
+	} else if (ch->pending_closes) {
+		d->pc_closing++;
+		ch->on_closed = dest_reopen_closed;
+	}
+}
+
+/* Close both connections, then listen again for a RESUME. */
+void dest_recover_reopen(struct mig_dest *d)
+{
+	dest_urgent_stop(d);
+	d->pc_closing = 1; /* held while both are looked at */
+	dest_reopen_close(d, &d->ss.ch);
+	dest_reopen_close(d, &d->ss.uch);
+	dest_reopen_closed(&d->ss.ch);
+}
+
+/* The state is POSTCOPY_PAUSED now: forget both connections, wait anew. */
+void dest_recover_break(struct mig_dest *d)
+{
+	d->ss.st.postcopy_breaks++;
+	d->urgent_ok = d->urgent_seen = false;
+	d->pc_end = false;
+	dest_recover_reopen(d);
+}
+
+/* The pages we lack, as DISCARD runs, then RESUME_ACK. */
+static int dest_send_lacking(struct mig_dest *d, char *err, size_t errlen)
+{
+	struct proto_run *runs = malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*runs));
+	uint8_t *f = malloc(PROTO_DISCARD_MAX_FRAME);
+	uint8_t buf[PROTO_POSTCOPY_FRAME];
+	struct bitmap have = {0};
+	uint64_t pos = 0, total = 0;
+	uint32_t nr;
+	int r = runs && f ? dest_resident(d, &have) : -ENOMEM;
+
+	if (r)
+		snprintf(err, errlen, "%s", strerror(-r));
+	while (!r && (nr = mig_ram_runs(&d->ss.vm->mem, &have, false, &pos,
+					runs, PROTO_MAX_DISCARD_RUNS))) {
+		r = dest_reply(d, f,
+			       proto_discard_encode(f, PROTO_DISCARD_MAX_FRAME,
+						    runs, nr),
+			       err, errlen);
+		total += nr;
+	}
+	if (!r)
+		r = dest_reply(d, buf,
+			       proto_resume_ack_encode(buf, sizeof(buf),
+						       d->ss.cookie, total),
+			       err, errlen);
+	bitmap_free(&have);
+	free(runs);
+	free(f);
+	return r;
+}
+
+/* RESUME: the first frame of a new main connection while paused. */
+enum dest_resume dest_recover_resume(struct mig_dest *d,
+				     const struct proto_hdr *h,
+				     const uint8_t *p, char *err, size_t errlen)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 64];
+	uint64_t cookie = 0;
+	char why[256];
+	int r;
+
+	if (!mig_state_frame_ok(MIG_SIDE_DEST, d->ss.st.state, h->type) ||
+	    proto_resume_decode(p, h->len, &cookie, why, sizeof(why)) ||
+	    cookie != d->ss.cookie) {
+		/* Not our source: refuse it, keep waiting for ours. */
+		dest_reply(d, buf,
+			   proto_error_encode(buf, sizeof(buf), EPROTO,
+					      "not the paused post-copy "
+					      "migration"),
+			   why, sizeof(why));
+		dest_recover_reopen(d);
+		return DEST_RESUME_REFUSE;
+	}
+	r = mig_channel_listen_next(&d->ss.ch, &d->ss.uch, &dest_urgent_ops, d);
+	if (r)
+		snprintf(err, errlen, "%s", strerror(-r));
+	else
+		r = dest_send_lacking(d, err, errlen);
+	if (r)
+		return DEST_RESUME_FAILED;
+	d->ss.uch.idle_ok = true;
+	return DEST_RESUME_OK;
+}
+
+/* What an abort loses, for the error line. */
+void dest_recover_abort_message(struct mig_dest *d)
+{
+	uint64_t missing;
+
+	dest_fault_stats(d);
+	missing = dest_missing_pages(d);
+	snprintf(
+		d->ss.st.error, sizeof(d->ss.st.error),
+		"post-copy aborted by the user: %llu pages (%llu MiB) of guest "
+		"RAM had not arrived (%llu faults waiting); the VM cannot run "
+		"without them and stops",
+		(unsigned long long)missing,
+		(unsigned long long)(missing * PAGE_SIZE >> 20),
+		(unsigned long long)d->ss.st.faults_waiting);
+}

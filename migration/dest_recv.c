@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dest_recv.c - the destination receives (dest.h): the source's HELLO
+ * checked against this VM, pre-copy pages into guest RAM (zero pages stay
+ * holes), the state sections kept until STATE_END, the discard set and the
+ * POSTCOPY frame; and the replies every phase queues. Event-loop thread;
+ * each function returns 0 or -errno with one line in err, and dest.c acts
+ * on it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/page.h"
+#include "ept/ram_io.h"
+#include "migration/dest.h"
+#include "migration/hello.h"
+#include "vmm/vm.h"
+
+int dest_reply_on(struct mig_channel *ch, const uint8_t *buf, int n, char *err,
+		  size_t errlen)
+{
+	int r = mig_channel_send_copy(ch, buf, n);
+
+	/* A failed send reports itself through on_error. */
+	if (n > 0 && r != -ENOMEM)
+		return 0;
+	snprintf(err, errlen, "encoding a reply failed");
+	return n <= 0 ? -EINVAL : -ENOMEM;
+}
+
+int dest_reply(struct mig_dest *d, const uint8_t *buf, int n, char *err,
+	       size_t errlen)
+{
+	return dest_reply_on(&d->ss.ch, buf, n, err, errlen);
+}
+
+int dest_reply_empty(struct mig_dest *d, enum proto_type t, char *err,
+		     size_t errlen)
+{
+	uint8_t buf[PROTO_HDR_SIZE];
+
+	return dest_reply(d, buf, proto_empty_encode(buf, sizeof(buf), t), err,
+			  errlen);
+}
+
+/* ---- handshake ----------------------------------------------------------- */
+
+/* Post-copy agreed: the listener takes one more (urgent) connection. */
+static int dest_urgent_listen(struct mig_dest *d, char *err, size_t errlen)
+{
+	int r;
+
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY)) {
+		mig_channel_stop_listening(&d->ss.ch);
+		return 0;
+	}
+	r = mig_channel_listen_next(&d->ss.ch, &d->ss.uch, &dest_urgent_ops, d);
+	if (r) {
+		snprintf(err, errlen, "listening for the urgent connection: %s",
+			 r == -EINVAL ? "the listener is closed"
+				      : uv_strerror(r));
+		return r;
+	}
+	d->ss.uch.idle_ok = true; /* requests come when vCPUs fault */
+	return 0;
+}
+
+/* The source's HELLO against ours: the capabilities both have, or why not. */
+static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
+			    char *err, size_t errlen)
+{
+	struct proto_hello *remote = malloc(sizeof(*remote));
+	struct proto_hello *local = malloc(sizeof(*local));
+	char why[256];
+	int r = -ENOMEM;
+
+	if (remote && local) {
+		mig_hello_local(d->ss.vm,
+				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
+					PROTO_CAP_POSTCOPY,
+				local);
+		r = proto_hello_decode(p, len, remote, why, sizeof(why));
+		if (!r)
+			r = proto_hello_compare(local, remote, why,
+						sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "out of memory");
+	}
+	if (!r) {
+		d->ss.caps = remote->caps & local->caps;
+		d->nr_devs = (int)local->nr_devices;
+	} else {
+		snprintf(err, errlen, "incompatible VM: %s", why);
+	}
+	free(remote);
+	free(local);
+	return r;
+}
+
+int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 16];
+	int r;
+
+	if (d->hello_done) {
+		snprintf(err, errlen, "HELLO twice");
+		return -EPROTO;
+	}
+	r = dest_hello_check(d, p, len, err, errlen);
+	if (!r)
+		r = dest_urgent_listen(d, err, errlen);
+	if (r)
+		return r;
+	d->hello_done = true;
+	return dest_reply(d, buf,
+			  proto_hello_ack_encode(buf, sizeof(buf), d->ss.caps),
+			  err, errlen);
+}
+
+/* ---- pages --------------------------------------------------------------- */
+
+static int dest_place_zero(struct mig_dest *d, const struct proto_run *run,
+			   char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < run->npages; i++) {
+		uint64_t gpa = run->gpa + i * PAGE_SIZE;
+		int r = mem_punch_page(&d->ss.vm->mem, gpa);
+
+		if (r) {
+			snprintf(err, errlen, "zeroing page 0x%llx: %s",
+				 (unsigned long long)gpa,
+				 r == -EFAULT ? "outside guest RAM"
+					      : strerror(-r));
+			return r;
+		}
+	}
+	d->ss.st.memory_constant += run->npages;
+	return 0;
+}
+
+/* One run of a PAGES batch into guest RAM; *data advances past its pages. */
+static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
+			  const uint8_t **data, char *err, size_t errlen)
+{
+	uint64_t len = (uint64_t)run->npages * PAGE_SIZE;
+	int r;
+
+	d->ss.st.memory_processed += len;
+	if (run->flags & PROTO_RUN_ZERO)
+		return dest_place_zero(d, run, err, errlen);
+	r = mem_pwrite(&d->ss.vm->mem, run->gpa, *data, len);
+	if (r) {
+		snprintf(err, errlen, "writing %u pages at 0x%llx: %s",
+			 run->npages, (unsigned long long)run->gpa,
+			 r == -EFAULT ? "outside guest RAM" : strerror(-r));
+		return r;
+	}
+	*data += len;
+	d->ss.st.memory_normal += run->npages;
+	d->ss.st.memory_normal_bytes += len;
+	return 0;
+}
+
+/* PAGES in pre-copy or stop-copy (post-copy's are dest_pc_pages). */
+int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen)
+{
+	const uint8_t *data;
+	int r;
+
+	if (d->ram_end) {
+		snprintf(err, errlen, "PAGES after RAM_END");
+		return -EPROTO;
+	}
+	r = proto_pages_decode(p, len, d->batch, err, errlen);
+	data = d->batch->data;
+	for (int i = 0; !r && i < d->batch->nr_runs; i++)
+		r = dest_place_run(d, &d->batch->runs[i], &data, err, errlen);
+	return r;
+}
+
+/* ---- state --------------------------------------------------------------- */
+
+static struct dest_blob *dest_slot(struct mig_dest *d,
+				   const struct proto_state *s)
+{
+	switch (s->kind) {
+	case PROTO_STATE_VCPU:
+		return s->id < (uint32_t)d->ss.vm->nr_vcpus ? &d->vcpu[s->id]
+							    : NULL;
+	case PROTO_STATE_VM:
+		return s->id == 0 ? &d->vmstate : NULL;
+	case PROTO_STATE_DEVICE:
+		return s->id < (uint32_t)d->nr_devs ? &d->dev[s->id] : NULL;
+	}
+	return NULL;
+}
+
+int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
+		    size_t errlen)
+{
+	struct proto_state s;
+	struct dest_blob *b;
+	int r;
+
+	if (!d->ram_end || d->state_end) {
+		snprintf(err, errlen, "STATE out of order");
+		return -EPROTO;
+	}
+	r = proto_state_decode(p, len, &s, err, errlen);
+	if (r)
+		return r;
+	b = dest_slot(d, &s);
+	if (!b || b->data) {
+		snprintf(err, errlen, "STATE kind %u id %u: %s", s.kind, s.id,
+			 b ? "sent twice" : "no such vCPU or device here");
+		return -EPROTO;
+	}
+	b->data = malloc(s.len ? s.len : 1);
+	if (!b->data) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(b->data, s.blob, s.len);
+	b->len = s.len;
+	b->version = s.version;
+	return 0;
+}
+
+/* ---- the way to post-copy ------------------------------------------------ */
+
+/* Pages the source says are not valid here: drop them. */
+int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
+		      char *err, size_t errlen)
+{
+	uint32_t nr;
+	int r;
+
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY) || d->postcopy) {
+		snprintf(err, errlen, "DISCARD out of order");
+		return -EPROTO;
+	}
+	if (!d->discard)
+		d->discard =
+			malloc(PROTO_MAX_DISCARD_RUNS * sizeof(*d->discard));
+	if (!d->discard) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = proto_discard_decode(p, len, d->discard, PROTO_MAX_DISCARD_RUNS,
+				 &nr, err, errlen);
+	for (uint32_t i = 0; !r && i < nr; i++) {
+		const struct proto_run *run = &d->discard[i];
+
+		r = mem_punch_range(&d->ss.vm->mem, run->gpa, run->npages);
+		if (r)
+			snprintf(err, errlen,
+				 "discarding %u pages at 0x%llx: %s",
+				 run->npages, (unsigned long long)run->gpa,
+				 r == -EFAULT ? "outside guest RAM"
+					      : strerror(-r));
+	}
+	if (!r)
+		d->nr_discard += nr;
+	return r;
+}
+
+/* POSTCOPY: the switch went to post-copy; the state sections follow. */
+int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen)
+{
+	uint64_t cookie, nr_runs;
+	int r;
+
+	if (!(d->ss.caps & PROTO_CAP_POSTCOPY) || d->postcopy || d->ram_end) {
+		snprintf(err, errlen, "POSTCOPY out of order");
+		return -EPROTO;
+	}
+	r = proto_postcopy_decode(p, len, &cookie, &nr_runs, err, errlen);
+	if (r)
+		return r;
+	if (nr_runs != d->nr_discard) {
+		snprintf(err, errlen,
+			 "POSTCOPY counts %llu discard runs, %llu arrived",
+			 (unsigned long long)nr_runs,
+			 (unsigned long long)d->nr_discard);
+		return -EPROTO;
+	}
+	d->ss.cookie = cookie;
+	d->postcopy = true;
+	d->ram_end = true;
+	/* Pushed pages must not hold up the answers to requests. */
+	d->ss.ch.read_chunk = DEST_PC_READ_CHUNK;
+	return 0;
+}

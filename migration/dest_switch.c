@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dest_switch.c - the destination's side of the switch-over (dest.h):
+ * STATE_END restores the machine from the sections that arrived (in KVM's
+ * order, vm_snapshot_apply), sets post-copy's fault service up, hashes
+ * guest RAM for --verify; the source's digests are compared and ours sent
+ * back; dest_switch_ready says when READY may go; GO starts the vCPUs.
+ * Event-loop thread; no vCPU thread exists before dest_switch_go. Each
+ * function returns 0 or -errno with one line in err; dest.c moves the
+ * state.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "migration/dest.h"
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
+
+/* The blobs that arrived, as the snapshot of the machine. */
+static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
+			 char *err, size_t errlen)
+{
+	char name[32];
+	int r = 0;
+
+	for (int i = 0; !r && i < d->ss.vm->nr_vcpus; i++) {
+		snprintf(name, sizeof(name), "vcpu%d", i);
+		if (d->vcpu[i].data)
+			r = vm_snapshot_add(snap, VM_SNAP_VCPU, i, name,
+					    d->vcpu[i].version, d->vcpu[i].data,
+					    d->vcpu[i].len, err, errlen);
+	}
+	if (!r && d->vmstate.data)
+		r = vm_snapshot_add(snap, VM_SNAP_VM, 0, "vm",
+				    d->vmstate.version, d->vmstate.data,
+				    d->vmstate.len, err, errlen);
+	for (int i = 0; !r && i < d->nr_devs && vm_dev_at(d->ss.vm, i); i++)
+		if (d->dev[i].data)
+			r = vm_snapshot_add(snap, VM_SNAP_DEVICE, i,
+					    vm_dev_at(d->ss.vm, i)->name,
+					    d->dev[i].version, d->dev[i].data,
+					    d->dev[i].len, err, errlen);
+	return r;
+}
+
+/* vm_snapshot_apply restores in the order KVM requires (snapshot.c). */
+static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
+{
+	struct vm_snapshot snap;
+	char why[256];
+	int r;
+
+	vm_snapshot_init(&snap);
+	r = dest_snapshot(d, &snap, why, sizeof(why));
+	if (!r)
+		r = vm_snapshot_apply(d->ss.vm, &snap, why, sizeof(why));
+	vm_snapshot_free(&snap);
+	if (r)
+		snprintf(err, errlen, "restoring the VM: %s", why);
+	return r;
+}
+
+/* Post-copy: the sum for --verify, then every page fetched on first touch. */
+static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (dest_pc_sum(d, why, sizeof(why))) {
+		snprintf(err, errlen, "verify: %s", why);
+		return -EIO;
+	}
+	if (dest_pc_faults_on(d, why, sizeof(why))) {
+		snprintf(err, errlen, "post-copy: %s", why);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* STATE_END: restore; hash now, while the source hashes its side. */
+int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
+{
+	uint64_t t0 = clock_now_ns();
+	int r;
+
+	if (!d->ram_end || d->state_end) {
+		snprintf(err, errlen, "STATE_END out of order");
+		return -EPROTO;
+	}
+	d->state_end = true;
+	r = dest_restore(d, err, errlen);
+	if (!r && d->postcopy)
+		r = dest_restore_postcopy(d, err, errlen);
+	if (r)
+		return r;
+	d->restored = true;
+	d->ss.st.restore_us = (clock_now_ns() - t0) / 1000;
+	if (!(d->ss.caps & PROTO_CAP_VERIFY) || d->postcopy)
+		return 0;
+	d->nr_digest =
+		mig_ram_digest(&d->ss.vm->mem, d->digest, PROTO_MAX_REGIONS);
+	if (d->nr_digest >= 0)
+		return 0;
+	snprintf(err, errlen, "verify: cannot hash guest RAM here: %s",
+		 strerror(-d->nr_digest));
+	return d->nr_digest;
+}
+
+/* May READY go? (The caller knows it has not gone yet.) */
+bool dest_switch_ready(const struct mig_dest *d)
+{
+	if (!d->restored)
+		return false;
+	if (d->postcopy && !d->urgent_ok)
+		return false; /* READY also means: the urgent connection is up
+			       */
+	/* The source's digests come after STATE_END. */
+	return !(d->ss.caps & PROTO_CAP_VERIFY) || d->postcopy ||
+	       d->verify_done;
+}
+
+/* The source's digests: compare with ours, then send ours back. */
+int dest_switch_verify(struct mig_dest *d, const uint8_t *p, size_t len,
+		       char *err, size_t errlen)
+{
+	struct proto_digest remote[PROTO_MAX_REGIONS];
+	const struct proto_digest *local = d->digest;
+	uint8_t buf[PROTO_HDR_SIZE + 8 + PROTO_MAX_REGIONS * 48];
+	uint32_t nr;
+	int r;
+
+	if (!d->state_end || !(d->ss.caps & PROTO_CAP_VERIFY) ||
+	    d->verify_done || d->postcopy) {
+		snprintf(err, errlen, "VERIFY out of order");
+		return -EPROTO;
+	}
+	r = proto_verify_decode(p, len, remote, PROTO_MAX_REGIONS, &nr, err,
+				errlen);
+	if (r)
+		return r;
+	if ((uint32_t)d->nr_digest != nr) {
+		snprintf(err, errlen,
+			 "verify: the source hashed %u regions, here %d", nr,
+			 d->nr_digest);
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		if (memcmp(remote[i].sha256, local[i].sha256, 32)) {
+			snprintf(err, errlen,
+				 "verify: SHA-256 of RAM region at 0x%llx "
+				 "differs between source and destination",
+				 (unsigned long long)local[i].gpa);
+			return -EIO;
+		}
+	}
+	d->verify_done = true;
+	return dest_reply(d, buf,
+			  proto_verify_encode(buf, sizeof(buf), local, nr), err,
+			  errlen);
+}
+
+/* GO: the source has let go; run the VM and say so. */
+int dest_switch_go(struct mig_dest *d, char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	d->go_ns = clock_now_ns();
+	r = vm_start(d->ss.vm, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "starting the vCPUs: %s", why);
+		return r;
+	}
+	r = dest_reply_empty(d, PROTO_RUNNING, err, errlen);
+	d->go_done = true;
+	/* The devices came in reset: a DMA driver re-registers on RESUME. */
+	vm_devs_resume(d->ss.vm);
+	return r;
+}

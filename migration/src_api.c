@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src_api.c - the source's life cycle and bookkeeping around the state
+ * machine of source.c: construction (buffers, bitmaps, the quiesce timer,
+ * the first connection) and freeing, the statistics (the urgent thread's
+ * and the push's counts folded into st), and what an abort loses. Nothing
+ * here changes the state. Event-loop thread; the u_* atomics it folds are
+ * written by the urgent thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/page.h"
+#include "ept/ram_io.h"
+#include "migration/source.h"
+#include "vmm/vm.h"
+
+/* Take the urgent thread's and the push's counts into st. */
+void src_fold_counts(struct mig_source *s)
+{
+	struct mig_stats *st = &s->ss.st;
+	uint64_t normal = atomic_exchange(&s->u_normal, 0);
+	uint64_t zero = atomic_exchange(&s->u_zero, 0);
+	uint64_t unpushed = atomic_exchange(&s->u_unpushed, 0) * PAGE_SIZE;
+
+	st->memory_normal += normal;
+	st->memory_normal_bytes += normal * PAGE_SIZE;
+	st->memory_constant += zero;
+	st->memory_processed += (normal + zero) * PAGE_SIZE;
+	st->memory_postcopy_requests += normal + zero;
+	st->memory_remaining -= unpushed < st->memory_remaining
+					? unpushed
+					: st->memory_remaining;
+	st->push_first = s->push.pushed_first;
+	st->push_near = s->push.pushed_near;
+	st->push_hot = s->push.pushed_hot;
+}
+
+const struct mig_stats *mig_source_stats(struct mig_source *s)
+{
+	src_fold_counts(s);
+	s->ss.st.wire_bytes = s->ss.ch.bytes_out + s->ss.urg.bytes_out;
+	return &s->ss.st;
+}
+
+void src_update_elapsed(struct mig_source *s)
+{
+	mig_source_stats(s);
+	mig_session_elapsed(&s->ss);
+	s->ss.st.data_processed = s->ss.st.memory_processed;
+	s->ss.st.data_remaining = s->ss.st.memory_remaining;
+}
+
+/* What an abort loses, for the error line. */
+void src_abort_message(struct mig_source *s)
+{
+	uint64_t lacking;
+	uint64_t secs =
+		s->running_ns ? (clock_now_ns() - s->running_ns) / 1000000000ULL
+			      : 0;
+
+	src_fold_counts(s);
+	lacking = s->ss.st.memory_remaining / PAGE_SIZE;
+	snprintf(s->ss.st.error, sizeof(s->ss.st.error),
+		 "post-copy aborted by the user: the destination lacked up to "
+		 "%llu pages (%llu MiB) and cannot run the VM; its run there "
+		 "(%llu s since the switch) is lost. The VM stays paused here "
+		 "as it was at the switch (vmmctl resume once the destination "
+		 "is stopped)",
+		 (unsigned long long)lacking,
+		 (unsigned long long)(lacking * PAGE_SIZE >> 20),
+		 (unsigned long long)secs);
+}
+
+static int src_alloc(struct mig_source *s)
+{
+	uint64_t nr_pages = s->ss.vm->mem.nr_pages;
+
+	s->frame_cap = proto_batch_max_frame();
+	s->batch = malloc(sizeof(*s->batch));
+	s->ubatch = malloc(sizeof(*s->ubatch));
+	s->ubuf = malloc(s->frame_cap);
+	if (!s->batch || !s->ubatch || !s->ubuf)
+		return -ENOMEM;
+	proto_batch_init(s->batch);
+	proto_batch_init(s->ubatch);
+	if (bitmap_init(&s->todo, nr_pages) ||
+	    bitmap_init(&s->pushset, nr_pages) ||
+	    bitmap_init(&s->lacking, nr_pages) ||
+	    bitmap_init(&s->resident, nr_pages) ||
+	    bitmap_init(&s->scanned,
+			BITMAP_WORDS(nr_pages) / (MEM_SCAN_PAGES / 64) + 1) ||
+	    mig_push_init(&s->push, s->p.push_order, nr_pages))
+		return -ENOMEM;
+	return 0;
+}
+
+static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
+		    const struct mig_params *p, const struct mig_hooks *hooks,
+		    char *err, size_t errlen)
+{
+	int r;
+
+	s->p = *p;
+	snprintf(s->to, sizeof(s->to), "%s", p->to);
+	s->p.to = s->to;
+	if (!s->p.quiesce_timeout_ms)
+		s->p.quiesce_timeout_ms = MIG_DEFAULT_QUIESCE_MS;
+	r = mig_session_init(&s->ss, vm, loop, hooks, MIG_SETUP, src_on_async,
+			     s, err, errlen);
+	if (r)
+		return r;
+	r = src_alloc(s);
+	if (r) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = uv_timer_init(loop, &s->qtimer);
+	if (r) {
+		snprintf(err, errlen, "uv_timer_init: %s", uv_strerror(r));
+		return r;
+	}
+	s->qtimer.data = s;
+	s->qtimer_on = true;
+	return mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops,
+				   s, err, errlen);
+}
+
+int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,
+		     const struct mig_params *p, const struct mig_hooks *hooks,
+		     char *err, size_t errlen)
+{
+	struct mig_source *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = src_init(s, vm, loop, p, hooks, err, errlen);
+	if (r) {
+		mig_source_free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+static void src_release(struct mig_session *ss)
+{
+	struct mig_source *s = (struct mig_source *)ss;
+
+	bitmap_free(&s->todo);
+	bitmap_free(&s->pushset);
+	bitmap_free(&s->lacking);
+	mig_push_free(&s->push);
+	bitmap_free(&s->resident);
+	bitmap_free(&s->scanned);
+	free(s->batch);
+	free(s->ubatch);
+	free(s->ubuf);
+	free(s);
+}
+
+void mig_source_free(struct mig_source *s)
+{
+	if (!s)
+		return;
+	mig_session_free(&s->ss,
+			 s->qtimer_on ? (uv_handle_t *)&s->qtimer : NULL,
+			 src_release);
+}
