@@ -191,6 +191,12 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
  * post-copy migration is under way.
  */
 int mig_source_abort(struct mig_source *s);
+/*
+ * True from GO until the migration ends: the destination may run the VM
+ * (and, in post-copy, lacks pages only this side holds), so stopping or
+ * resuming the VM here would lose it or run it twice (vmm/ctl refuses).
+ */
+bool mig_source_after_go(const struct mig_source *s);
 const struct mig_stats *mig_source_stats(struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);

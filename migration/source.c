@@ -741,6 +741,11 @@ static void src_abort_message(struct mig_source *s)
 		 (unsigned long long)secs);
 }
 
+bool mig_source_after_go(const struct mig_source *s)
+{
+	return s->go_sent && !s->ss.ended;
+}
+
 int mig_source_abort(struct mig_source *s)
 {
 	if (s->ss.ended || !s->pc || !s->go_sent)

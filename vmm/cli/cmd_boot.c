@@ -395,6 +395,8 @@ static void boot_on_signal(uv_signal_t *h, int signum)
 {
 	struct boot_app *app = h->data;
 
+	if (boot_guard_hold_signal(app, signum))
+		return; /* until the migration ends (boot_guard.c) */
 	vm_request_exit(&app->vm, 128 + signum, "received %s",
 			strsignal(signum));
 }
@@ -405,6 +407,8 @@ static void boot_on_flush(uv_timer_t *h)
 
 	testdev_flush(&app->vm.testdev);
 	console_flush(&app->vm.console);
+	/* A destination's post-copy ends without a hook: check each tick. */
+	boot_guard_release(app);
 }
 
 static void boot_tty_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)

@@ -118,6 +118,25 @@ static int boot_run_state_err(int r, struct ctl_error *err, const char *verb)
 			 msg);
 }
 
+/*
+ * resume, before GO (boot_guard.c refused it after): a VM the migration
+ * paused (stop-copy, or post-copy before GO) would run while its final
+ * state goes to the destination, so cancel the migration first; its
+ * cancel resumes the guest.
+ */
+static int boot_resume(struct boot_app *app, struct ctl_error *err)
+{
+	bool cancelled = false;
+	int r;
+
+	if (app->mig_src && app->vm.state == VM_PAUSED)
+		cancelled = mig_source_cancel(app->mig_src) == 0;
+	r = vm_resume(&app->vm);
+	if (r == -EALREADY && cancelled)
+		return 0;
+	return r ? boot_run_state_err(r, err, "running") : 0;
+}
+
 static json_t *boot_hist_json(const struct fault_class_stats *c)
 {
 	const struct fault_hist *h = &c->latency;
@@ -299,9 +318,12 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		return 0;
 	}
 	case CTL_CMD_RESUME:
-		r = vm_resume(&app->vm);
-		return r ? boot_run_state_err(r, err, "running") : 0;
+		if (boot_guard_refuse(app, "resume", err))
+			return -1;
+		return boot_resume(app, err);
 	case CTL_CMD_STOP:
+		if (boot_guard_refuse(app, "stop", err))
+			return -1;
 		vm_request_exit(&app->vm, 0, "stopped by the control API");
 		return 0;
 	case CTL_CMD_GUEST_REQUEST:

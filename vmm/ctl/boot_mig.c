@@ -154,6 +154,7 @@ static void boot_src_done(void *opaque, const struct mig_stats *st)
 		       st->state == MIG_CANCELLED ? "migration-cancelled"
 						  : "migration-failed",
 		       st, false);
+	boot_guard_release(app); /* a signal held through the migration */
 }
 
 /* The destination: running means ours now; failed means nothing ran. */
