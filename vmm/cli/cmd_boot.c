@@ -344,16 +344,15 @@ static void boot_on_event(void *opaque, const char *name, uint64_t id,
 	if (!app->has_ctl)
 		return;
 	if (!strcmp(name, "fault-stalled"))
-		control_post_event(&app->ctl, name,
-				   json_pack("{s:I, s:I}", "gpa",
-					     (json_int_t)id, "waited_ns",
-					     (json_int_t)arg));
+		boot_guest_event(app, name,
+				 json_pack("{s:I, s:I}", "gpa", (json_int_t)id,
+					   "waited_ns", (json_int_t)arg));
 	else
-		control_post_event(&app->ctl, name,
-				   json_pack("{s:s, s:I, s:I}", "name",
-					     testdev_marker_name((unsigned)id),
-					     "id", (json_int_t)id, "arg",
-					     (json_int_t)arg));
+		boot_guest_event(app, name,
+				 json_pack("{s:s, s:I, s:I}", "name",
+					   testdev_marker_name((unsigned)id),
+					   "id", (json_int_t)id, "arg",
+					   (json_int_t)arg));
 }
 
 static void boot_close_handle(uv_handle_t *h)

@@ -7,7 +7,9 @@
 #ifndef VMM_CTL_BOOT_APP_H
 #define VMM_CTL_BOOT_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "migration/migration.h"
@@ -31,7 +33,14 @@ struct boot_app {
 	enum mig_mode mig_mode;	    /* the mode mig_src was started in */
 	struct mig_dest *mig_dest;  /* the incoming migration */
 	int held_signal; /* SIGTERM/SIGINT held by boot_guard.c, 0: none */
+	/* Guest-driven events (boot_guest_event): any vCPU thread, atomics. */
+	_Atomic uint64_t gev_second;	/* the second being counted */
+	_Atomic uint64_t gev_in_second; /* events posted in it */
+	_Atomic uint64_t gev_dropped;	/* over BOOT_GUEST_EVENTS_PER_S */
 };
+
+/* Guest-driven events (markers, stalls) posted per second, at most. */
+#define BOOT_GUEST_EVENTS_PER_S 1000
 
 /* Migration hooks (boot_ctl.c): events, and what an ending means. */
 extern const struct mig_hooks boot_mig_src_hooks;
@@ -51,6 +60,14 @@ bool boot_mig_guard(struct boot_app *app, char *why, size_t wlen, char *out,
 bool boot_guard_hold_signal(struct boot_app *app, int signum);
 /* Act on a held signal once the guard allows it (a migration ended). */
 void boot_guard_release(struct boot_app *app);
+
+/*
+ * Any thread: post a guest-driven event (a marker, a fault stall), unless
+ * this second's BOOT_GUEST_EVENTS_PER_S are spent: then it is dropped and
+ * counted (status "events"). Counters the event reports (status markers)
+ * are kept by the device and stay exact.
+ */
+void boot_guest_event(struct boot_app *app, const char *name, json_t *data);
 
 /* Inside vmm/ctl/: what boot_ctl.c and boot_mig.c share. */
 

@@ -59,6 +59,34 @@ static json_t *boot_pt_status_json(struct vm *vm)
 	return ctl_pt_status(&st, pt->cfg.rate_pps);
 }
 
+void boot_guest_event(struct boot_app *app, const char *name, json_t *data)
+{
+	uint64_t now = clock_now_ns() / 1000000000ULL;
+	uint64_t was = atomic_load(&app->gev_second);
+
+	if (was != now &&
+	    atomic_compare_exchange_strong(&app->gev_second, &was, now))
+		atomic_store(&app->gev_in_second, 0);
+	if (atomic_fetch_add(&app->gev_in_second, 1) >=
+	    BOOT_GUEST_EVENTS_PER_S) {
+		atomic_fetch_add(&app->gev_dropped, 1);
+		json_decref(data);
+		return;
+	}
+	control_post_event(&app->ctl, name, data);
+}
+
+/* status/stats "events": what was not sent, and why. */
+static json_t *boot_events_json(struct boot_app *app)
+{
+	return json_pack("{s:I, s:I, s:i, s:i}", "dropped_rate",
+			 (json_int_t)atomic_load(&app->gev_dropped),
+			 "dropped_queue",
+			 (json_int_t)control_events_dropped(&app->ctl),
+			 "guest_rate_limit_per_s", BOOT_GUEST_EVENTS_PER_S,
+			 "queue_max", CONTROL_EVQ_MAX);
+}
+
 static json_t *boot_status(struct boot_app *app)
 {
 	struct vm *vm = &app->vm;
@@ -87,6 +115,8 @@ static json_t *boot_status(struct boot_app *app)
 		json_object_set_new(o, "migration", mig);
 	else
 		json_decref(mig);
+	if (o)
+		json_object_set_new(o, "events", boot_events_json(app));
 	pt = boot_pt_status_json(vm);
 	if (o && pt)
 		json_object_set_new(o, "pt", pt);
@@ -184,10 +214,10 @@ static json_t *boot_dirty_json(struct vm *vm)
 
 static json_t *boot_stats(struct boot_app *app)
 {
-	return json_pack("{s:o, s:o, s:o}", "vcpu_stats",
-			 boot_vcpus_json(&app->vm), "dirty_log",
-			 boot_dirty_json(&app->vm), "faults",
-			 boot_faults_json(&app->vm));
+	return json_pack(
+		"{s:o, s:o, s:o, s:o}", "vcpu_stats", boot_vcpus_json(&app->vm),
+		"dirty_log", boot_dirty_json(&app->vm), "faults",
+		boot_faults_json(&app->vm), "events", boot_events_json(app));
 }
 
 /*
