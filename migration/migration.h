@@ -145,13 +145,19 @@ struct mig_stats {
 	enum mig_reason reason; /* why pre-copy stopped */
 	uint64_t precopy_bytes; /* wire bytes before the switch */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
-	uint64_t postcopy_pushed; /* pages pushed after the switch */
-	uint64_t push_first;	  /* of those: vCPUs' resume pages, first */
-	uint64_t push_near;	  /* of those: as a fault's neighbours */
-	uint64_t push_hot;	  /* of those: marked accessed */
-	uint64_t push_walk_us;	  /* the page-table walk for push_hot */
-	int push_walk_err;	  /* errno of a failed walk, 0: none */
-	uint64_t postcopy_ms;	  /* RUNNING -> COMPLETE */
+	uint64_t postcopy_pushed;    /* pages pushed after the switch */
+	uint64_t push_first;	     /* of those: vCPUs' resume pages, first */
+	uint64_t push_near;	     /* of those: as a fault's neighbours */
+	uint64_t push_hot;	     /* of those: marked accessed */
+	uint64_t push_walk_us;	     /* the page-table walk for push_hot */
+	uint64_t push_walk_wall_us;  /* its thread's start -> join (loop) */
+	uint64_t push_walk_tables;   /* distinct table pages read */
+	uint64_t push_walk_revisits; /* links to tables read, not followed */
+	uint64_t push_walk_cycles;   /* of those: back to the path */
+	uint64_t push_walk_leaves;   /* leaf mappings seen */
+	int push_walk_stop;	     /* enum ptw_stop: why the walk ended */
+	int push_walk_err;	     /* errno of a failed walk, 0: none */
+	uint64_t postcopy_ms;	     /* RUNNING -> COMPLETE */
 	/* Where the downtime went (source's clock), microseconds: */
 	uint64_t pause_us;	/* vm_pause: every vCPU parked */
 	uint64_t stop_copy_us;	/* final harvest, pages and state queued */
@@ -195,6 +201,12 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
  * post-copy migration is under way.
  */
 int mig_source_abort(struct mig_source *s);
+/*
+ * True from GO until the migration ends: the destination may run the VM
+ * (and, in post-copy, lacks pages only this side holds), so stopping or
+ * resuming the VM here would lose it or run it twice (vmm/ctl refuses).
+ */
+bool mig_source_after_go(const struct mig_source *s);
 const struct mig_stats *mig_source_stats(struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);

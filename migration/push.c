@@ -7,6 +7,7 @@
 
 #include <linux/kvm.h>
 
+#include "common/clock.h"
 #include "common/page.h"
 #include "ept/mem.h"
 #include "ept/ptwalk.h"
@@ -30,6 +31,8 @@ int mig_push_init(struct mig_push *p, enum mig_push_order order,
 
 void mig_push_free(struct mig_push *p)
 {
+	atomic_store(&p->wk.stop, true);
+	mig_push_walk_end(p);
 	bitmap_free(&p->hot);
 }
 
@@ -70,80 +73,139 @@ static bool push_take_hint(struct mig_push *p, uint64_t *i)
 	return true;
 }
 
-/* ---- the walk (loop thread, VM paused) -------------------------------------
+/* ---- the walk (its own thread; VM paused) ---------------------------------
+ *
+ * mig_push_walk_start (loop) reads each vCPU's paging registers and starts
+ * a short-lived thread that walks the tables from them. Until the loop
+ * joins it (mig_push_walk_end, or mig_push_free), the thread alone writes
+ * p->hot and p->wk's results, and reads guest RAM, which does not change:
+ * the source's VM stays paused through post-copy. The push takes nothing
+ * from p->hot before hot_ready, set by the loop after the join.
  */
 
-struct push_walk {
-	struct mig_push *p;
-	const struct guest_mem *m;
-	const struct bitmap *todo;
-	ptw_read_fn read; /* the vCPU context's own reader */
-	void *ropaque;
-	uint64_t marked;
-};
-
-static void push_mark(struct push_walk *w, uint64_t gpa)
+static void push_mark(struct mig_push *p, const struct guest_mem *m,
+		      uint64_t gpa)
 {
 	uint64_t i;
 
-	if (!mem_gpa_to_page(w->m, gpa & ~(PAGE_SIZE - 1), &i) &&
-	    bitmap_test(w->todo, i) && !bitmap_test_and_set(&w->p->hot, i))
-		w->marked++;
+	if (!mem_gpa_to_page(m, gpa & ~(PAGE_SIZE - 1), &i) &&
+	    !bitmap_test_and_set(&p->hot, i))
+		p->wk.marked++;
 }
 
 /* Every table entry the walker reads: its page is a page-table page. */
 static int push_walk_read(void *opaque, uint64_t gpa, uint64_t *val)
 {
-	struct push_walk *w = opaque;
-	int r = w->read(w->ropaque, gpa, val);
+	struct mig_push *p = opaque;
+	int r = p->wk.read(p->wk.ropaque, gpa, val);
 
 	if (!r)
-		push_mark(w, gpa);
+		push_mark(p, p->wk.mem, gpa);
 	return r;
 }
 
 static int push_walk_leaf(void *opaque, uint64_t gva, uint64_t gpa,
 			  uint64_t size, uint64_t entry)
 {
-	struct push_walk *w = opaque;
+	struct mig_push *p = opaque;
 
 	(void)gva;
+	if (atomic_load(&p->wk.stop))
+		return 1;
 	if (!(entry & PTE_ACCESSED))
 		return 0;
 	for (uint64_t off = 0; off < size; off += PAGE_SIZE)
-		push_mark(w, gpa + off);
+		push_mark(p, p->wk.mem, gpa + off);
 	return 0;
 }
 
-int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
-		      const struct bitmap *todo)
+static void push_walk_sum(struct ptw_walk_report *t,
+			  const struct ptw_walk_report *r)
 {
-	struct push_walk w = {.p = p, .m = &vm->mem, .todo = todo};
+	t->tables += r->tables;
+	t->revisits += r->revisits;
+	t->cycles += r->cycles;
+	t->leaves += r->leaves;
+	t->ns += r->ns;
+	if (r->stop != PTW_STOP_DONE)
+		t->stop = r->stop; /* the last budget that ran out */
+}
+
+static void *push_walk_thread(void *arg)
+{
+	struct mig_push *p = arg;
+	struct mig_push_walker *wk = &p->wk;
+
+	for (int k = 0; k < wk->nr_ctx && !atomic_load(&wk->stop); k++) {
+		struct ptw_ctx c = wk->ctx[k];
+		struct ptw_walk_report rep = {0};
+		int r;
+
+		wk->read = c.read;
+		wk->ropaque = c.opaque;
+		c.read = push_walk_read;
+		c.opaque = p;
+		r = ptw_walk_leaves(&c, NULL, push_walk_leaf, p, &rep);
+		push_walk_sum(&wk->rep, &rep);
+		/* Paging off or not 4-level: nothing to learn there. */
+		if (r < 0 && r != -EINVAL && r != -EOPNOTSUPP) {
+			wk->err = -r;
+			break;
+		}
+	}
+	atomic_store(&wk->done, true);
+	wk->wake(wk->wake_opaque);
+	return NULL;
+}
+
+int mig_push_walk_start(struct mig_push *p, struct vm *vm, void (*wake)(void *),
+			void *opaque)
+{
+	struct mig_push_walker *wk = &p->wk;
 	uint64_t last_cr3 = ~0ULL;
+	int r;
 
-	if (p->order != MIG_PUSH_ACCESSED)
+	if (p->order != MIG_PUSH_ACCESSED || wk->started)
 		return 0;
-	for (int cpu = 0; cpu < vm->nr_vcpus; cpu++) {
+	wk->mem = &vm->mem;
+	wk->wake = wake;
+	wk->wake_opaque = opaque;
+	for (int cpu = 0; cpu < vm->nr_vcpus && cpu < GUEST_MAX_CPUS; cpu++) {
 		struct ptw_ctx c;
-		int r = vm_ptw_ctx(vm, cpu, &c, NULL);
 
+		r = vm_ptw_ctx(vm, cpu, &c, NULL);
 		if (r)
 			return r;
 		/* vCPUs that share their tables are walked once. */
-		if (c.cr3 == last_cr3)
-			continue;
+		if (c.cr3 != last_cr3)
+			wk->ctx[wk->nr_ctx++] = c;
 		last_cr3 = c.cr3;
-		w.read = c.read;
-		w.ropaque = c.opaque;
-		c.read = push_walk_read;
-		c.opaque = &w;
-		r = ptw_for_each_leaf(&c, push_walk_leaf, &w);
-		/* Paging off or not 4-level: nothing to learn there. */
-		if (r && r != -EINVAL && r != -EOPNOTSUPP)
-			return r;
 	}
+	wk->t0 = clock_now_ns();
+	r = -pthread_create(&wk->thread, NULL, push_walk_thread, p);
+	if (r)
+		return r;
+	wk->started = true;
+	return 0;
+}
+
+bool mig_push_walk_done(struct mig_push *p)
+{
+	return p->wk.started && !p->wk.joined && atomic_load(&p->wk.done);
+}
+
+int64_t mig_push_walk_end(struct mig_push *p)
+{
+	struct mig_push_walker *wk = &p->wk;
+
+	if (!wk->started || wk->joined)
+		return 0;
+	pthread_join(wk->thread, NULL);
+	wk->joined = true;
+	wk->wall_ns = clock_now_ns() - wk->t0;
 	p->hot_cursor = 0; /* the push may have looked before the walk */
-	return (int64_t)w.marked;
+	p->hot_ready = true;
+	return wk->err ? -wk->err : (int64_t)wk->marked;
 }
 
 /* ---- resume pages (loop thread, VM paused) --------------------------------
@@ -254,7 +316,7 @@ static bool push_next_near(struct mig_push *p, struct bitmap *todo,
 static bool push_next_hot(struct mig_push *p, struct bitmap *todo,
 			  uint64_t *page)
 {
-	if (!p->hot.words)
+	if (!p->hot.words || !p->hot_ready)
 		return false;
 	for (uint64_t i = bitmap_next_set(&p->hot, p->hot_cursor);
 	     i < p->hot.nbits; i = bitmap_next_set(&p->hot, i + 1)) {

@@ -17,18 +17,23 @@
  *             table pages themselves included - then linear.
  *
  * Threads: mig_push_hint runs on the source's urgent thread (it answers
- * the faults); everything else on the event-loop thread. The hints cross
+ * the faults); the page-table walk of the accessed order on a thread of
+ * its own (mig_push_walk_start: it owns p->hot until the loop joins it);
+ * everything else on the event-loop thread. The hints cross
  * in a single-producer single-consumer ring; a hint that finds it full is
  * dropped (counted): a hint only changes the order, never what is sent.
  */
 #ifndef MIGRATION_PUSH_H
 #define MIGRATION_PUSH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/guest_abi.h"
 #include "ept/bitmap.h"
+#include "ept/ptwalk.h"
 #include "migration/migration.h"
 
 struct vm;
@@ -36,6 +41,27 @@ struct vm;
 #define MIG_PUSH_HINTS 256 /* faults waiting to be followed (power of 2) */
 #define MIG_PUSH_NEAR  32  /* pages pushed after a faulted page */
 #define MIG_PUSH_FIRST 512 /* resume pages at most */
+
+/* The page-table walk of the accessed order, on its own thread (push.c). */
+struct mig_push_walker {
+	/* loop thread, before the thread starts and after the join */
+	bool started, joined;
+	pthread_t thread;
+	struct ptw_ctx ctx[GUEST_MAX_CPUS]; /* one per distinct CR3 */
+	int nr_ctx;
+	const struct guest_mem *mem;
+	void (*wake)(void *opaque); /* called by the thread when done */
+	void *wake_opaque;
+	uint64_t t0, wall_ns; /* start -> join, loop's clock */
+	atomic_bool stop;     /* loop -> thread: give up now */
+	atomic_bool done;     /* thread -> loop: results final */
+	/* the thread's, until the join */
+	ptw_read_fn read;
+	void *ropaque;
+	uint64_t marked;
+	int err;
+	struct ptw_walk_report rep; /* summed over the CR3s */
+};
 
 struct mig_push {
 	enum mig_push_order order;
@@ -46,8 +72,11 @@ struct mig_push {
 	atomic_uint_fast64_t dropped;
 	/* loop thread */
 	uint64_t near_next, near_end; /* the neighbour run being pushed */
-	struct bitmap hot;	      /* accessed: pages the walk marked */
+	struct bitmap hot; /* accessed: pages the walk marked (the walker's
+			    * until hot_ready) */
+	bool hot_ready;	   /* the walk joined: the push may use hot */
 	uint64_t hot_cursor;
+	struct mig_push_walker wk;
 	uint64_t cursor;		/* linear: next page index to look at */
 	uint64_t first[MIG_PUSH_FIRST]; /* resume pages, in order */
 	int nr_first, first_pos;
@@ -62,16 +91,27 @@ void mig_push_rewind(struct mig_push *p);
 /* Urgent thread: the destination faulted on page i. */
 void mig_push_hint(struct mig_push *p, uint64_t i);
 /*
- * Loop thread, with the VM paused: mark the pages of todo that each
- * vCPU's page tables map with the accessed bit set, and the table pages.
- * Returns the number of pages marked, or -errno.
+ * Loop thread, with the VM paused (it stays paused until the walk ends):
+ * start a thread that walks each vCPU's page tables and marks the pages
+ * they map with the accessed bit set, and the table pages, in p->hot; it
+ * calls wake(opaque) when done. 0 (also when the order needs no walk) or
+ * -errno.
  */
-int64_t mig_push_walk(struct mig_push *p, struct vm *vm,
-		      const struct bitmap *todo);
+int mig_push_walk_start(struct mig_push *p, struct vm *vm, void (*wake)(void *),
+			void *opaque);
+/* Loop: the walk has finished; mig_push_walk_end will not block. */
+bool mig_push_walk_done(struct mig_push *p);
 /*
- * Loop thread, with the VM paused: note each vCPU's resume pages (see
- * above) to go before everything else. Returns how many, or -errno.
+ * Loop: join the walk (at once after mig_push_walk_done) and let the push
+ * use what it marked. The pages marked, or -errno; p->wk.rep and
+ * p->wk.wall_ns report it.
  */
+int64_t mig_push_walk_end(
+	struct mig_push *p); /*
+			      * Loop thread, with the VM paused: note each
+			      * vCPU's resume pages (see above) to go before
+			      * everything else. Returns how many, or -errno.
+			      */
 int mig_push_resume(struct mig_push *p, struct vm *vm);
 /*
  * The next page to push: taken out of todo (its bit cleared). false when

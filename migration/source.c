@@ -639,6 +639,8 @@ void src_on_async(uv_async_t *h)
 
 	if (atomic_exchange(&s->q_acked, false))
 		src_quiesce_check(s, false);
+	if (mig_push_walk_done(&s->push) && !s->ss.ended)
+		src_push_walk_end(s);
 	if (!mig_session_urgent_ended(&s->ss) || s->ss.ended)
 		return;
 	mig_urgent_stop(&s->ss.urg);

@@ -76,7 +76,7 @@ struct mig_source {
 	bool logging;	     /* we turned dirty logging on */
 	/* the switch (src_switch.c) */
 	uint64_t pinned_new; /* src_devs_take_pinned: pages it added */
-	bool paused_here;   /* we paused the VM */
+	bool paused_here;    /* we paused the VM */
 	bool go_sent;
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
@@ -161,6 +161,8 @@ int src_urgent_connect(struct mig_source *s, char *err, size_t errlen);
 bool src_fill_push(struct mig_source *s);
 void src_postcopy_push_start(struct mig_source *s);
 void src_push_walk(struct mig_source *s);
+/* Loop: the walk thread is done (src_on_async). */
+void src_push_walk_end(struct mig_source *s);
 int src_urgent_handover(struct mig_source *s, char *err, size_t errlen);
 int src_resume_send(struct mig_source *s);
 int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,

@@ -171,3 +171,8 @@ void mig_source_free(struct mig_source *s)
 			 s->qtimer_on ? (uv_handle_t *)&s->qtimer : NULL,
 			 src_release);
 }
+
+bool mig_source_after_go(const struct mig_source *s)
+{
+	return s->go_sent && !s->ss.ended;
+}

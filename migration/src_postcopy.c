@@ -75,20 +75,45 @@ void src_postcopy_push_start(struct mig_source *s)
 	s->ss.st.push_walk_err = r < 0 ? -r : 0;
 }
 
+static void src_walk_wake(void *opaque)
+{
+	struct mig_source *s = opaque;
+
+	uv_async_send(&s->ss.async); /* the walk thread: src_on_async */
+}
+
 /*
  * The accessed pages come first in the push (push.h): walk the paused
- * VM's page tables now, after the downtime, while the urgent thread
- * already answers faults. A failed walk only loses the preference: the
- * push goes on in fault and guest-physical order.
+ * VM's page tables now, after the downtime, on a thread of the walk's own
+ * (push.c) so that the loop goes on pushing and answering; the urgent
+ * thread already answers faults. A failed walk only loses the preference:
+ * the push goes on in fault and guest-physical order.
  */
 void src_push_walk(struct mig_source *s)
 {
-	uint64_t t0 = clock_now_ns();
-	int64_t r = mig_push_walk(&s->push, s->ss.vm, &s->todo);
+	int r = mig_push_walk_start(&s->push, s->ss.vm, src_walk_wake, s);
 
-	s->ss.st.push_walk_us = (clock_now_ns() - t0) / 1000;
 	if (r < 0)
-		s->ss.st.push_walk_err = (int)-r;
+		s->ss.st.push_walk_err = -r;
+}
+
+/* Loop, woken by the walk thread: take its marks and its report. */
+void src_push_walk_end(struct mig_source *s)
+{
+	const struct mig_push_walker *wk = &s->push.wk;
+	struct mig_stats *st = &s->ss.st;
+	int64_t r = mig_push_walk_end(&s->push);
+
+	st->push_walk_us = wk->rep.ns / 1000;
+	st->push_walk_wall_us = wk->wall_ns / 1000;
+	st->push_walk_tables = wk->rep.tables;
+	st->push_walk_revisits = wk->rep.revisits;
+	st->push_walk_cycles = wk->rep.cycles;
+	st->push_walk_leaves = wk->rep.leaves;
+	st->push_walk_stop = (int)wk->rep.stop;
+	if (r < 0)
+		st->push_walk_err = (int)-r;
+	src_pump(s); /* the marked pages may go now */
 }
 
 /* ---- the urgent thread (urgent.h): it alone runs these ------------------ */

@@ -9,6 +9,7 @@
  * slots before the first KVM_RUN.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,6 +545,11 @@ int vm_guest_request(struct vm *vm, int req, uint64_t arg)
 	bi->mailbox.req = req;
 	seq = bi->mailbox.seq + 1;
 	__atomic_store_n(&bi->mailbox.seq, seq, __ATOMIC_RELEASE);
+	/* A host write: dirty logging (migration) must resend the page. */
+	ept_mark_dirty(&vm->mem,
+		       GUEST_BOOT_INFO_GPA +
+			       offsetof(struct boot_info, mailbox),
+		       sizeof(bi->mailbox));
 	return (int)seq;
 }
 

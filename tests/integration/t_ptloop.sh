@@ -48,7 +48,12 @@ wait "$mig" || rc=$?
 walk_us=$(jq .push_walk_us "$T/mig.json")
 ((walk_us < 1000000)) || fail "the page-table walk took $walk_us us"
 [[ $(jq .push_walk_errno "$T/mig.json") == 0 ]] || fail "walk failed: $(cat "$T/mig.json")"
+# The walk ran on its own thread and reported what it met: the loops.
+(($(jq .push_walk_tables "$T/mig.json") > 0 && $(jq .push_walk_revisits "$T/mig.json") > 0)) ||
+	fail "no walk report: $(jq -c 'with_entries(select(.key | startswith("push_walk")))' "$T/mig.json")"
+[[ $(jq -r .push_walk_stop "$T/mig.json") =~ ^(done|table-budget|time-budget)$ ]] ||
+	fail "walk stop reason: $(jq -r .push_walk_stop "$T/mig.json")"
 mig_check_completed a b "$src" "$dst" "$T/mig.json"
 echo "ok: status answered $probes times during the migration, slowest $worst ms;" \
-	"walk $walk_us us, $(jq .push_hot_pages "$T/mig.json") pages pushed as accessed;" \
+	"walk $walk_us us ($(jq .push_walk_tables "$T/mig.json") tables, $(jq .push_walk_revisits "$T/mig.json") revisits, $(jq .push_walk_cycles "$T/mig.json") cycles, stop $(jq -r .push_walk_stop "$T/mig.json")), $(jq .push_hot_pages "$T/mig.json") pages pushed as accessed;" \
 	"$MIG_BEATS heartbeats, gap $((MIG_GAP_NS / 1000)) us"

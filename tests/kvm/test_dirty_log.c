@@ -287,6 +287,39 @@ Test(dirty_log, host_writes_join_the_dirty_set)
 		ept_mark_dirty(&h.vm.mem, gpa + 8, sizeof(v));
 	}
 	harness_check(7, extra, 3);
-	cr_assert_eq(h.vm.dirty.st.host_pages, 3);
+	/* The three, and the mailbox page of the touch request. */
+	cr_assert_eq(h.vm.dirty.st.host_pages, 4);
 	cr_assert_eq(harness_check_none(), 0);
+}
+
+/*
+ * A guest request writes the boot-info mailbox from the host: with every
+ * vCPU paused (the guest cannot write it itself), the harvest must still
+ * report that page, as a host write.
+ */
+Test(dirty_log, guest_request_marks_the_mailbox_dirty)
+{
+	struct bitmap *dirty = &h.vm.mem.state[MEM_PS_DIRTY];
+	uint64_t page;
+	char err[256];
+	int seq;
+
+	harness_boot(DIRTY_BITMAP, 0);
+	cr_assert_eq(mem_gpa_to_page(&h.vm.mem, GUEST_BOOT_INFO_GPA, &page), 0);
+	cr_assert_eq(dirty_start(&h.vm.dirty, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_pause(&h.vm), 0);
+	harness_check_none();
+	cr_assert_eq(dirty_harvest(&h.vm.dirty, NULL, err, sizeof(err)), 0);
+	cr_assert_not(bitmap_test(dirty, page), "paused, yet the mailbox "
+						"page was reported dirty");
+	seq = vm_guest_request(&h.vm, GUEST_REQ_TOUCH, 9);
+	cr_assert_gt(seq, 0);
+	cr_assert_eq(dirty_harvest(&h.vm.dirty, NULL, err, sizeof(err)), 0);
+	cr_assert(bitmap_test(dirty, page),
+		  "the guest request wrote the mailbox page (gpa 0x%llx) but "
+		  "the harvest does not report it",
+		  (unsigned long long)GUEST_BOOT_INFO_GPA);
+	cr_assert_eq(h.vm.dirty.st.host_pages, 1);
+	bitmap_zero(dirty);
+	cr_assert_eq(vm_resume(&h.vm), 0);
 }

@@ -1233,6 +1233,28 @@ Test(control, client_gone_before_its_reply)
 	json_decref(reply);
 }
 
+/*
+ * A thread posting faster than the loop writes: the loop is not running,
+ * so nothing drains; the queue holds CONTROL_EVQ_MAX and counts the rest.
+ * control_stop still writes what was queued.
+ */
+Test(control, event_queue_is_bounded)
+{
+	char e[256] = "";
+
+	cr_assert_eq(uv_loop_init(&S.loop), 0);
+	cr_assert_eq(control_start(&S.ctl, &S.loop, S.path, test_handler, NULL,
+				   e, sizeof(e)),
+		     0, "control_start: %s", e);
+	for (int i = 0; i < CONTROL_EVQ_MAX + 500; i++)
+		control_post_event(&S.ctl, "marker",
+				   json_pack("{s:i}", "arg", i));
+	cr_assert_eq(control_events_dropped(&S.ctl), 500);
+	control_stop(&S.ctl);
+	uv_run(&S.loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&S.loop), 0, "handles left open");
+}
+
 Test(control, second_server_refused)
 {
 	struct control c2;

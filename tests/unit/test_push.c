@@ -80,6 +80,7 @@ Test(push, neighbours_already_pushed_are_skipped)
 Test(push, accessed_after_neighbours_before_the_rest)
 {
 	start(MIG_PUSH_ACCESSED);
+	push.hot_ready = true; /* as after the walk's join */
 	bitmap_set(&push.hot, 700);
 	bitmap_set(&push.hot, 900);
 	mig_push_hint(&push, 300);

@@ -305,16 +305,15 @@ static void boot_on_event(void *opaque, const char *name, uint64_t id,
 	if (!app->has_ctl)
 		return;
 	if (!strcmp(name, "fault-stalled"))
-		control_post_event(&app->ctl, name,
-				   json_pack("{s:I, s:I}", "gpa",
-					     (json_int_t)id, "waited_ns",
-					     (json_int_t)arg));
+		boot_guest_event(app, name,
+				 json_pack("{s:I, s:I}", "gpa", (json_int_t)id,
+					   "waited_ns", (json_int_t)arg));
 	else
-		control_post_event(&app->ctl, name,
-				   json_pack("{s:s, s:I, s:I}", "name",
-					     testdev_marker_name((unsigned)id),
-					     "id", (json_int_t)id, "arg",
-					     (json_int_t)arg));
+		boot_guest_event(app, name,
+				 json_pack("{s:s, s:I, s:I}", "name",
+					   testdev_marker_name((unsigned)id),
+					   "id", (json_int_t)id, "arg",
+					   (json_int_t)arg));
 }
 
 static void boot_close_handle(uv_handle_t *h)
@@ -356,6 +355,8 @@ static void boot_on_signal(uv_signal_t *h, int signum)
 {
 	struct boot_app *app = h->data;
 
+	if (boot_guard_hold_signal(app, signum))
+		return; /* until the migration ends (boot_guard.c) */
 	vm_request_exit(&app->vm, 128 + signum, "received %s",
 			strsignal(signum));
 }
@@ -366,6 +367,8 @@ static void boot_on_flush(uv_timer_t *h)
 
 	testdev_flush(&app->vm.testdev);
 	console_flush(&app->vm.console);
+	/* A destination's post-copy ends without a hook: check each tick. */
+	boot_guard_release(app);
 }
 
 static void boot_tty_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)

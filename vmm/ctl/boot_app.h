@@ -7,7 +7,9 @@
 #ifndef VMM_CTL_BOOT_APP_H
 #define VMM_CTL_BOOT_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "migration/migration.h"
@@ -30,7 +32,15 @@ struct boot_app {
 	struct mig_source *mig_src; /* the last outgoing migration */
 	enum mig_mode mig_mode;	    /* the mode mig_src was started in */
 	struct mig_dest *mig_dest;  /* the incoming migration */
+	int held_signal; /* SIGTERM/SIGINT held by boot_guard.c, 0: none */
+	/* Guest-driven events (boot_guest_event): any vCPU thread, atomics. */
+	_Atomic uint64_t gev_second;	/* the second being counted */
+	_Atomic uint64_t gev_in_second; /* events posted in it */
+	_Atomic uint64_t gev_dropped;	/* over BOOT_GUEST_EVENTS_PER_S */
 };
+
+/* Guest-driven events (markers, stalls) posted per second, at most. */
+#define BOOT_GUEST_EVENTS_PER_S 1000
 
 /* Migration hooks (boot_ctl.c): events, and what an ending means. */
 extern const struct mig_hooks boot_mig_src_hooks;
@@ -40,7 +50,30 @@ extern const struct mig_hooks boot_mig_dest_hooks;
 int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		struct ctl_error *err);
 
+/*
+ * boot_guard.c. True (why and out filled: the state, the way out) while
+ * stopping or resuming the VM would lose it or run it on both hosts.
+ */
+bool boot_mig_guard(struct boot_app *app, char *why, size_t wlen, char *out,
+		    size_t olen);
+/* A signal that would end the VMM now: log it once, hold it (true). */
+bool boot_guard_hold_signal(struct boot_app *app, int signum);
+/* Act on a held signal once the guard allows it (a migration ended). */
+void boot_guard_release(struct boot_app *app);
+
+/*
+ * Any thread: post a guest-driven event (a marker, a fault stall), unless
+ * this second's BOOT_GUEST_EVENTS_PER_S are spent: then it is dropped and
+ * counted (status "events"). Counters the event reports (status markers)
+ * are kept by the device and stay exact.
+ */
+void boot_guest_event(struct boot_app *app, const char *name, json_t *data);
+
 /* Inside vmm/ctl/: what boot_ctl.c and boot_mig.c share. */
+
+/* stop/resume (verb): 0, or -1 with err filled while boot_mig_guard. */
+int boot_guard_refuse(struct boot_app *app, const char *verb,
+		      struct ctl_error *err);
 
 /* The event loop must not touch guest RAM still at the source (vm.h). */
 #define BOOT_RAM_ARRIVING                                                      \

@@ -81,6 +81,34 @@ static void boot_status_waiting(json_t *o, json_t *mig, enum vm_state state)
 		json_object_set_new(o, "state", json_string(ms));
 }
 
+void boot_guest_event(struct boot_app *app, const char *name, json_t *data)
+{
+	uint64_t now = clock_now_ns() / 1000000000ULL;
+	uint64_t was = atomic_load(&app->gev_second);
+
+	if (was != now &&
+	    atomic_compare_exchange_strong(&app->gev_second, &was, now))
+		atomic_store(&app->gev_in_second, 0);
+	if (atomic_fetch_add(&app->gev_in_second, 1) >=
+	    BOOT_GUEST_EVENTS_PER_S) {
+		atomic_fetch_add(&app->gev_dropped, 1);
+		json_decref(data);
+		return;
+	}
+	control_post_event(&app->ctl, name, data);
+}
+
+/* status/stats "events": what was not sent, and why. */
+static json_t *boot_events_json(struct boot_app *app)
+{
+	return json_pack("{s:I, s:I, s:i, s:i}", "dropped_rate",
+			 (json_int_t)atomic_load(&app->gev_dropped),
+			 "dropped_queue",
+			 (json_int_t)control_events_dropped(&app->ctl),
+			 "guest_rate_limit_per_s", BOOT_GUEST_EVENTS_PER_S,
+			 "queue_max", CONTROL_EVQ_MAX);
+}
+
 static json_t *boot_status(struct boot_app *app)
 {
 	struct vm *vm = &app->vm;
@@ -111,8 +139,10 @@ static json_t *boot_status(struct boot_app *app)
 		json_object_set_new(o, "migration", mig);
 	else
 		json_decref(mig);
-	if (o)
+	if (o) {
 		boot_devs_status(vm, o);
+		json_object_set_new(o, "events", boot_events_json(app));
+	}
 	return o;
 }
 
@@ -137,6 +167,25 @@ static int boot_run_state_err(int r, struct ctl_error *err, const char *verb)
 	return boot_fail(err,
 			 r == -ETIMEDOUT ? CTL_ERR_INTERNAL : CTL_ERR_BAD_STATE,
 			 msg);
+}
+
+/*
+ * resume, before GO (boot_guard.c refused it after): a VM the migration
+ * paused (stop-copy, or post-copy before GO) would run while its final
+ * state goes to the destination, so cancel the migration first; its
+ * cancel resumes the guest.
+ */
+static int boot_resume(struct boot_app *app, struct ctl_error *err)
+{
+	bool cancelled = false;
+	int r;
+
+	if (app->mig_src && app->vm.state == VM_PAUSED)
+		cancelled = mig_source_cancel(app->mig_src) == 0;
+	r = vm_resume(&app->vm);
+	if (r == -EALREADY && cancelled)
+		return 0;
+	return r ? boot_run_state_err(r, err, "running") : 0;
 }
 
 static json_t *boot_hist_json(const struct fault_class_stats *c)
@@ -186,10 +235,10 @@ static json_t *boot_dirty_json(struct vm *vm)
 
 static json_t *boot_stats(struct boot_app *app)
 {
-	return json_pack("{s:o, s:o, s:o}", "vcpu_stats",
-			 boot_vcpus_json(&app->vm), "dirty_log",
-			 boot_dirty_json(&app->vm), "faults",
-			 boot_faults_json(&app->vm));
+	return json_pack(
+		"{s:o, s:o, s:o, s:o}", "vcpu_stats", boot_vcpus_json(&app->vm),
+		"dirty_log", boot_dirty_json(&app->vm), "faults",
+		boot_faults_json(&app->vm), "events", boot_events_json(app));
 }
 
 /*
@@ -320,9 +369,12 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 		return 0;
 	}
 	case CTL_CMD_RESUME:
-		r = vm_resume(&app->vm);
-		return r ? boot_run_state_err(r, err, "running") : 0;
+		if (boot_guard_refuse(app, "resume", err))
+			return -1;
+		return boot_resume(app, err);
 	case CTL_CMD_STOP:
+		if (boot_guard_refuse(app, "stop", err))
+			return -1;
 		vm_request_exit(&app->vm, 0, "stopped by the control API");
 		return 0;
 	case CTL_CMD_GUEST_REQUEST:

@@ -13,6 +13,7 @@
 #include <libvirt/libvirt.h>
 
 #include "common/page.h"
+#include "ept/ptwalk.h"
 #include "vmm/ctl/boot_app.h"
 
 /* Post-copy and the switch: how pre-copy ended and what came after. */
@@ -29,6 +30,13 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("push_near_pages", st->push_near);
 	SET("push_hot_pages", st->push_hot);
 	SET("push_walk_us", st->push_walk_us);
+	SET("push_walk_wall_us", st->push_walk_wall_us);
+	SET("push_walk_tables", st->push_walk_tables);
+	SET("push_walk_revisits", st->push_walk_revisits);
+	SET("push_walk_cycles", st->push_walk_cycles);
+	SET("push_walk_leaves", st->push_walk_leaves);
+	json_object_set_new(o, "push_walk_stop",
+			    json_string(ptw_stop_name(st->push_walk_stop)));
 	SET("push_walk_errno", st->push_walk_err);
 	SET("postcopy_ms", st->postcopy_ms);
 	SET("postcopy_breaks", st->postcopy_breaks);
@@ -154,6 +162,7 @@ static void boot_src_done(void *opaque, const struct mig_stats *st)
 		       st->state == MIG_CANCELLED ? "migration-cancelled"
 						  : "migration-failed",
 		       st, false);
+	boot_guard_release(app); /* a signal held through the migration */
 }
 
 /* The destination: running means ours now; failed means nothing ran. */

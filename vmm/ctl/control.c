@@ -250,6 +250,7 @@ static struct control_event *control_take_events(struct control *c)
 	pthread_mutex_lock(&c->ev_lock);
 	ev = c->ev_head;
 	c->ev_head = c->ev_tail = NULL;
+	c->ev_queued = 0;
 	pthread_mutex_unlock(&c->ev_lock);
 	return ev;
 }
@@ -279,11 +280,41 @@ static void control_wake_cb(uv_async_t *a)
 	control_broadcast(c, control_take_events(c));
 }
 
+/* Under ev_lock: the queue is full; count the drop. */
+static bool control_queue_full(struct control *c)
+{
+	if (c->ev_queued < CONTROL_EVQ_MAX)
+		return false;
+	c->ev_dropped++;
+	return true;
+}
+
+uint64_t control_events_dropped(struct control *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->ev_lock);
+	n = c->ev_dropped;
+	pthread_mutex_unlock(&c->ev_lock);
+	return n;
+}
+
 void control_post_event(struct control *c, const char *name, json_t *data)
 {
-	struct control_event *ev = malloc(sizeof(*ev));
-	char *line = ctl_event(name, data);
+	struct control_event *ev;
+	char *line;
+	bool full;
 
+	/* Full: drop before the work of formatting the line. */
+	pthread_mutex_lock(&c->ev_lock);
+	full = control_queue_full(c);
+	pthread_mutex_unlock(&c->ev_lock);
+	if (full) {
+		json_decref(data);
+		return;
+	}
+	ev = malloc(sizeof(*ev));
+	line = ctl_event(name, data);
 	if (!ev || !line) {
 		free(ev);
 		free(line);
@@ -292,12 +323,13 @@ void control_post_event(struct control *c, const char *name, json_t *data)
 	ev->next = NULL;
 	ev->line = line;
 	pthread_mutex_lock(&c->ev_lock);
-	if (c->closing) {
+	if (c->closing || control_queue_full(c)) {
 		pthread_mutex_unlock(&c->ev_lock);
 		free(line);
 		free(ev);
 		return;
 	}
+	c->ev_queued++;
 	if (c->ev_tail)
 		c->ev_tail->next = ev;
 	else
@@ -553,6 +585,7 @@ void control_stop(struct control *c)
 	c->closing = 1;
 	ev = c->ev_head;
 	c->ev_head = c->ev_tail = NULL;
+	c->ev_queued = 0;
 	pthread_mutex_unlock(&c->ev_lock);
 
 	control_broadcast(c, ev);

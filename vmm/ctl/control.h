@@ -12,6 +12,7 @@
 #define VMM_CTL_CONTROL_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "vmm/ctl/ctl_proto.h"
@@ -34,14 +35,17 @@ struct control {
 	void *opaque;
 	struct control_client *clients; /* loop thread only */
 	uv_async_t wake;		/* wakes the loop for posted events */
-	pthread_mutex_t ev_lock;	/* guards ev_head/ev_tail */
+	pthread_mutex_t ev_lock;	/* guards ev_head..ev_dropped */
 	struct control_event *ev_head, *ev_tail;
-	int closing;	   /* set under ev_lock by control_stop */
-	uv_timer_t linger; /* control_stop: bounds client flush */
+	unsigned int ev_queued; /* events between ev_head and ev_tail */
+	uint64_t ev_dropped;	/* posts dropped: the queue was full */
+	int closing;		/* set under ev_lock by control_stop */
+	uv_timer_t linger;	/* control_stop: bounds client flush */
 	int lingering; /* linger's next step: 0 none, 1 shut down, 2 close */
 };
 
 #define CONTROL_LINGER_MS	1000	  /* control_stop flushes this long */
+#define CONTROL_EVQ_MAX		1024	  /* events queued for the loop */
 #define CONTROL_WQUEUE_MAX	(1 << 20) /* drop a client lagging more */
 #define CONTROL_CALL_TIMEOUT_MS 10000	  /* control_call waits for a reply */
 
@@ -58,9 +62,15 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
 		  control_handler_fn handler, void *opaque, char *err,
 		  size_t errlen);
 
-/* Thread-safe: send {"event": name, "data": data} to every client. Steals data.
+/*
+ * Thread-safe: send {"event": name, "data": data} to every client. Steals
+ * data. At most CONTROL_EVQ_MAX events wait for the loop; a post beyond
+ * that is dropped and counted (control_events_dropped), so that a thread
+ * posting faster than the loop writes cannot grow memory without bound.
  */
 void control_post_event(struct control *c, const char *name, json_t *data);
+/* Thread-safe: how many posts were dropped because the queue was full. */
+uint64_t control_events_dropped(struct control *c);
 
 /*
  * Loop thread: close every handle and unlink the socket file. Events posted

@@ -26,6 +26,7 @@ static const struct workload *const workloads[] = {
 	&wl_ptdriver,
 	&wl_ptloop,
 	&wl_spew,
+	&wl_flood,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

@@ -47,6 +47,7 @@ struct wl_seq {
 extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit,
 	wl_reset, wl_corrupt, wl_pagefault, wl_touch, wl_faultlat, wl_ptdriver,
 	wl_ptloop, wl_spew;
+extern const struct workload wl_flood; /* flood.c */
 
 /* workload.c */
 const struct workload *workload_find(const char *name);
