@@ -1039,7 +1039,8 @@ static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", uv_strerror(r));
 		return r;
 	}
-	r = mig_urgent_start(&d->ss.urg, fd, left, len, NULL, 0, d->ss.uch.peer,
+	r = mig_urgent_start(&d->ss.urg, fd, mig_channel_tls(&d->ss.uch), left,
+			     len, NULL, 0, d->ss.uch.peer,
 			     &dest_urgent_thread_ops, d, err, errlen);
 	free(left);
 	if (r)
@@ -1055,11 +1056,21 @@ static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
 
 static void dest_urgent_hello(struct mig_dest *d, const uint8_t *p, size_t len)
 {
+	uint8_t proof[PROTO_PROOF_LEN];
 	char err[256];
+	bool has;
 
-	if (proto_urgent_hello_decode(p, len, &d->urgent_cookie, err,
+	if (proto_cookie_proof_decode(p, len, PROTO_URGENT_HELLO,
+				      &d->urgent_cookie, proof, &has, err,
 				      sizeof(err))) {
 		dest_fail(d, "urgent connection: %s", err);
+		return;
+	}
+	if (d->ss.tls &&
+	    (!has || !mig_session_tls_check(&d->ss, &d->ss.uch, MIG_TLS_URGENT,
+					    proof))) {
+		dest_fail(d, "urgent connection: its TLS session is not bound "
+			     "to the main connection's peers (wrong proof)");
 		return;
 	}
 	d->urgent_seen = true;
@@ -1205,6 +1216,14 @@ static void dest_on_connect(struct mig_channel *ch)
 {
 	struct mig_dest *d = ch->opaque;
 
+	if (mig_session_tls_main(&d->ss)) {
+		dest_fail(d, "%s: TLS: no channel binding", ch->peer);
+		return;
+	}
+	if (d->ss.st.tls)
+		fprintf(stderr, "migration: TLS from %s, %s\n",
+			d->ss.st.tls_peer, d->ss.st.tls_cipher);
+
 	if (d->go_done)
 		return; /* a resume: its first frame must be RESUME */
 	dest_set_state(d, MIG_RECEIVING);
@@ -1251,6 +1270,7 @@ static void dest_pc_relisten(struct mig_dest *d)
 	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
 	r = mig_channel_listen(&d->ss.ch, d->ss.loop, d->spec,
 			       &dest_channel_ops, d, err, sizeof(err));
+	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r)
 		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
 			 "post-copy paused, and cannot listen for the resume: "
@@ -1349,13 +1369,19 @@ static int dest_send_lacking(struct mig_dest *d)
 static void dest_on_resume(struct mig_dest *d, const struct proto_hdr *h,
 			   const uint8_t *p)
 {
+	uint8_t proof[PROTO_PROOF_LEN];
 	uint64_t cookie = 0;
 	char err[256];
+	bool has = false;
 	int r;
 
 	if (!mig_state_frame_ok(MIG_SIDE_DEST, d->ss.st.state, h->type) ||
-	    proto_resume_decode(p, h->len, &cookie, err, sizeof(err)) ||
-	    cookie != d->ss.cookie) {
+	    proto_cookie_proof_decode(p, h->len, PROTO_RESUME, &cookie, proof,
+				      &has, err, sizeof(err)) ||
+	    cookie != d->ss.cookie ||
+	    (d->ss.tls &&
+	     (!has || !mig_session_tls_check(&d->ss, &d->ss.ch, MIG_TLS_RECOVER,
+					     proof)))) {
 		/* Not our source: refuse it, keep waiting for ours. */
 		uint8_t buf[PROTO_HDR_SIZE + 64];
 
@@ -1391,9 +1417,10 @@ static void dest_resume_requests(struct mig_dest *d)
 }
 
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
-		   const char *spec, const struct mig_hooks *hooks, char *err,
-		   size_t errlen)
+		   const struct mig_dest_params *dp,
+		   const struct mig_hooks *hooks, char *err, size_t errlen)
 {
+	const char *spec = dp->spec;
 	struct mig_dest *d = calloc(1, sizeof(*d));
 	int r;
 
@@ -1413,8 +1440,12 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	r = mig_session_init(&d->ss, vm, loop, hooks, MIG_LISTENING,
 			     dest_on_async, d, err, errlen);
 	if (!r)
+		r = mig_tls_open(&d->ss.tls, spec, dp->tls_dir, TLS_SERVER,
+				 dp->tls_authz, dp->insecure, err, errlen);
+	if (!r)
 		r = mig_channel_listen(&d->ss.ch, loop, spec, &dest_channel_ops,
 				       d, err, errlen);
+	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r) {
 		mig_dest_free(d);
 		return r;
