@@ -244,25 +244,21 @@ static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static bool mig_channel_sniff_tls(struct mig_channel *ch, const uint8_t *p,
 				  size_t n)
 {
+	const char *what = NULL;
+
 	if (ch->tls_ctx)
 		return false;
-	if (tls_looks_like_client_hello(p, n)) {
-		mig_channel_fail(ch, -EPROTO,
-				 "%s: the peer speaks TLS (it sent a "
-				 "ClientHello) and this end has no --tls-dir; "
-				 "give both ends --tls-dir",
-				 ch->peer);
-		return true;
-	}
-	if (tls_looks_like_record(p, n)) {
-		mig_channel_fail(ch, -EPROTO,
-				 "%s: the peer speaks TLS (it answered with a "
-				 "TLS record) and this end has no --tls-dir; "
-				 "give both ends --tls-dir",
-				 ch->peer);
-		return true;
-	}
-	return false;
+	if (tls_looks_like_client_hello(p, n))
+		what = "it sent a ClientHello";
+	else if (tls_looks_like_record(p, n))
+		what = "it answered with a TLS record";
+	if (!what)
+		return false;
+	mig_channel_fail(ch, -EPROTO,
+			 "%s: the peer speaks TLS (%s) and this end has no "
+			 "--tls-dir; give both ends --tls-dir",
+			 ch->peer, what);
+	return true;
 }
 
 void mig_channel_eof(struct mig_channel *ch)
