@@ -350,6 +350,9 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		mig_channel_eof(ch);
 		return;
 	}
+	if (n == UV_ECONNRESET && ch->rbuf &&
+	    mig_channel_sniff_tls(ch, ch->rbuf, ch->rlen))
+		return;
 	if (n < 0) {
 		mig_channel_fail(ch, (int)n, "%s: %s", ch->peer,
 				 uv_strerror(n));

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/err.h"
 #include "migration/channel_int.h"
@@ -109,6 +110,21 @@ static bool mig_tls_live(const struct mig_channel *ch)
 static void mig_tls_arm(struct mig_channel *ch);
 static void mig_tls_on_poll(uv_poll_t *p, int status, int events);
 
+/*
+ * A plaintext peer refused: read what it sent and send our FIN, so that
+ * closing does not reset the connection (a reset would throw away the
+ * alert the session sent, which tells the peer it met TLS).
+ */
+static void mig_tls_drain(struct mig_channel *ch)
+{
+	char buf[4096];
+
+	for (int i = 0; i < 64; i++)
+		if (recv(ch->tls->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+	(void)shutdown(ch->tls->fd, SHUT_WR);
+}
+
 static void mig_tls_handshake(struct mig_channel *ch)
 {
 	char err[600];
@@ -116,6 +132,8 @@ static void mig_tls_handshake(struct mig_channel *ch)
 
 	if (r == -EAGAIN)
 		return;
+	if (r == -EPROTO && ch->tls_ctx->role == TLS_SERVER)
+		mig_tls_drain(ch);
 	if (r) {
 		mig_channel_fail(ch, r, "%s: TLS: %s", ch->peer, err);
 		return;
@@ -232,12 +250,16 @@ static void mig_tls_on_poll(uv_poll_t *p, int status, int events)
 	struct mig_channel *ch = p->data;
 
 	(void)events;
-	if (status < 0) {
-		mig_channel_fail(ch, status, "%s: %s", ch->peer,
-				 uv_strerror(status));
-		return;
-	}
+	/*
+	 * An error on the socket (libuv says EBADF for POLLERR, as a reset
+	 * gives): what the session read before it, an alert that says why,
+	 * is the better reason; the socket's error only when there is none.
+	 */
 	mig_tls_run(ch);
+	if (status < 0 && mig_tls_live(ch))
+		mig_channel_fail(ch, status, "%s: %s", ch->peer,
+				 status == UV_EBADF ? "connection reset"
+						    : uv_strerror(status));
 }
 
 /* ---- channel.c's hooks -------------------------------------------------- */
