@@ -70,7 +70,7 @@
 # 256 MiB) takes 2-3 minutes on our 2-core machines. Usage:
 #
 #   bench/downtime.sh [--mem SIZE] [--mib N] [--rates "R ..."] [--modes "M ..."]
-#                     [--cpus N] [--downtime-limit MS] [--max-rounds N] [--reps N]
+#                     [--cpus N] [--downtime-limit MS] [--max-rounds N] [--reps N] [--tls]
 #   e.g. bench/downtime.sh --mib 64 --rates "0 50" --modes hybrid --reps 1   (a quick run)
 #
 # The same settings can come from the environment: MEM (default 1G),
@@ -111,8 +111,17 @@ usage() # EXIT_CODE
 	sed -n '/^#   bench/,/^#   e.g./s/^#/ /p' "$0" >&2
 	exit "$1"
 }
+TLS=0
+TLS_ARGS=()
 while (($#)); do
 	[[ $1 == -h || $1 == --help ]] && usage 0
+	# --tls: every migration over mutual TLS (certificates made in the
+	# temporary directory), results in $OUT-tls to compare with plaintext.
+	if [[ $1 == --tls ]]; then
+		TLS=1
+		shift
+		continue
+	fi
 	(($# >= 2)) || { echo "downtime.sh: '$1' needs a value" >&2; usage 2; }
 	case $1 in
 	--mem) MEM=$2 ;;
@@ -134,6 +143,7 @@ done
 [[ $MIB =~ ^[1-9][0-9]*$ && $REPS =~ ^[1-9][0-9]*$ ]] ||
 	{ echo "downtime.sh: --mib and --reps take a positive integer" >&2; exit 2; }
 
+((TLS)) && [[ -z ${OUT_DIR:-} ]] && OUT=$OUT-tls
 mkdir -p "$OUT"
 [[ -x $VMMCTL && -f $GUEST ]] ||
 	{ echo "downtime.sh: no $VMMCTL or $GUEST: build first (scripts/setup.sh) or set BUILD_DIR" >&2; exit 1; }
@@ -142,6 +152,10 @@ for tool in jq gnuplot column; do
 	command -v "$tool" >/dev/null || { echo "downtime.sh: needs $tool" >&2; exit 1; }
 done
 T=$(mktemp -d /tmp/vmm-bench.XXXXXX)
+if ((TLS)); then
+	scripts/mkcerts.sh "$T/certs" >/dev/null 2>&1 || { echo "downtime.sh: mkcerts.sh failed" >&2; exit 1; }
+	TLS_ARGS=(--tls-dir "$T/certs")
+fi
 PIDS=()
 cleanup()
 {
@@ -341,7 +355,7 @@ row_jq='
 prepare()
 {
 	port=$(free_port)
-	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" || { state=boot-failed; return 1; }
+	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} || { state=boot-failed; return 1; }
 	dst=$PID
 	boot "${S##*/}" --kernel "$GUEST" --append "dirty --mib $MIB --rate $rate" ||
 		{ state=boot-failed; return 1; }
@@ -379,7 +393,8 @@ run()
 		# In the background, so that a signal to this script acts at once.
 		timeout 300 "$VMMCTL" migrate --api "$S.sock" --to "tcp:127.0.0.1:$port" \
 			--mode "$mode" --downtime-limit "$DOWNTIME_LIMIT" --max-rounds "$MAX_ROUNDS" \
-			${push_args[@]+"${push_args[@]}"} >"$S.mig" 2>"$S.mig-err" &
+			${push_args[@]+"${push_args[@]}"} ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} \
+			>"$S.mig" 2>"$S.mig-err" &
 		local mig=$!
 		PIDS+=("$mig")
 		wait "$mig" || rc=$?

@@ -12,14 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migration/channel.h"
-
-struct mig_write {
-	uv_write_t req;
-	struct mig_channel *ch;
-	uint8_t *frame;
-	size_t len;
-};
+#include "migration/channel_int.h"
+#include "migration/tls.h"
 
 /* ---- addresses ------------------------------------------------------------
  */
@@ -75,11 +69,7 @@ bad:
 /* ---- failure and close ------------------------------------------------------
  */
 
-static void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt,
-			     ...) __attribute__((format(printf, 3, 4)));
-
-static void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt,
-			     ...)
+void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt, ...)
 {
 	char why[256];
 	va_list ap;
@@ -92,6 +82,7 @@ static void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt,
 	va_end(ap);
 	if (ch->connected)
 		uv_read_stop((uv_stream_t *)&ch->tcp);
+	mig_tls_stop(ch);
 	ch->ops->on_error(ch, e, why);
 }
 
@@ -102,6 +93,7 @@ static void mig_channel_handle_closed(uv_handle_t *h)
 	if (--ch->pending_closes == 0) {
 		free(ch->rbuf);
 		ch->rbuf = NULL;
+		mig_tls_release(ch);
 		if (ch->on_closed)
 			ch->on_closed(ch);
 	}
@@ -125,6 +117,9 @@ void mig_channel_close(struct mig_channel *ch,
 	ch->pending_closes = 1; /* held until every close is queued */
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->timer);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->rearm);
+	mig_tls_close(ch); /* the poll handle goes before the socket's */
+	if (ch->poll_init)
+		mig_channel_close_one(ch, (uv_handle_t *)&ch->poll);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->tcp);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->listener);
 	mig_channel_handle_closed((uv_handle_t *)&ch->timer);
@@ -133,7 +128,7 @@ void mig_channel_close(struct mig_channel *ch,
 /* ---- stall detection
  * --------------------------------------------------------- */
 
-static void mig_channel_progress(struct mig_channel *ch)
+void mig_channel_progress(struct mig_channel *ch)
 {
 	ch->last_progress_ms = uv_now(ch->loop);
 }
@@ -204,12 +199,10 @@ static int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
 /* ---- reading ----------------------------------------------------------------
  */
 
-static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+int mig_channel_room(struct mig_channel *ch, uint8_t **room, size_t *len)
 {
-	struct mig_channel *ch = h->data;
 	size_t want = ch->rlen + 65536;
 
-	(void)hint;
 	if (want > ch->rcap) {
 		size_t cap = ch->rcap ? ch->rcap : 65536;
 		uint8_t *p;
@@ -217,17 +210,63 @@ static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 		while (cap < want)
 			cap *= 2;
 		p = realloc(ch->rbuf, cap);
-		if (!p) {
-			*buf = uv_buf_init(NULL, 0);
-			return;
-		}
+		if (!p)
+			return -ENOMEM;
 		ch->rbuf = p;
 		ch->rcap = cap;
 	}
 	want = ch->rcap - ch->rlen;
 	if (ch->read_chunk && want > ch->read_chunk)
 		want = ch->read_chunk;
-	*buf = uv_buf_init((char *)ch->rbuf + ch->rlen, want);
+	*room = ch->rbuf + ch->rlen;
+	*len = want;
+	return 0;
+}
+
+static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct mig_channel *ch = h->data;
+	uint8_t *p;
+	size_t n;
+
+	(void)hint;
+	if (mig_channel_room(ch, &p, &n))
+		*buf = uv_buf_init(NULL, 0);
+	else
+		*buf = uv_buf_init((char *)p, n);
+}
+
+/*
+ * Bytes that are not a frame header: a TLS peer talking to this plaintext
+ * end says so (its ClientHello, or the alert a TLS listener answers a
+ * plaintext HELLO with), which is then the error.
+ */
+static bool mig_channel_sniff_tls(struct mig_channel *ch, const uint8_t *p,
+				  size_t n)
+{
+	const char *what = NULL;
+
+	if (ch->tls_ctx)
+		return false;
+	if (tls_looks_like_client_hello(p, n))
+		what = "it sent a ClientHello";
+	else if (tls_looks_like_record(p, n))
+		what = "it answered with a TLS record";
+	if (!what)
+		return false;
+	mig_channel_fail(ch, -EPROTO,
+			 "%s: the peer speaks TLS (%s) and this end has no "
+			 "--tls-dir; give both ends --tls-dir",
+			 ch->peer, what);
+	return true;
+}
+
+void mig_channel_eof(struct mig_channel *ch)
+{
+	if (ch->rbuf && mig_channel_sniff_tls(ch, ch->rbuf, ch->rlen))
+		return;
+	mig_channel_fail(ch, -ECONNRESET, "%s: connection closed by peer",
+			 ch->peer);
 }
 
 /* Hand every complete frame in rbuf to on_frame. */
@@ -242,7 +281,9 @@ static void mig_channel_parse(struct mig_channel *ch)
 		const uint8_t *f = ch->rbuf + off;
 
 		if (proto_hdr_decode(f, &h, err, sizeof(err))) {
-			mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
+			if (!mig_channel_sniff_tls(ch, f, ch->rlen - off))
+				mig_channel_fail(ch, -EPROTO, "%s: %s",
+						 ch->peer, err);
 			return;
 		}
 		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
@@ -273,6 +314,10 @@ static void mig_channel_on_rearm(uv_idle_t *h)
 	uv_idle_stop(h);
 	if (ch->closed || ch->failed || ch->flush_close || ch->detached)
 		return;
+	if (ch->tls_ctx) {
+		mig_tls_resume(ch);
+		return;
+	}
 	r = uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
 			  mig_channel_on_read);
 	if (r)
@@ -285,7 +330,10 @@ static void mig_channel_yield(struct mig_channel *ch)
 	if (!ch->read_chunk || ch->closed || ch->failed || ch->flush_close ||
 	    ch->detached)
 		return;
-	uv_read_stop((uv_stream_t *)&ch->tcp);
+	if (ch->tls_ctx)
+		mig_tls_yield(ch);
+	else
+		uv_read_stop((uv_stream_t *)&ch->tcp);
 	uv_idle_start(&ch->rearm, mig_channel_on_rearm);
 }
 
@@ -299,15 +347,22 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (n == UV_EOF) {
-		mig_channel_fail(ch, -ECONNRESET,
-				 "%s: connection closed by peer", ch->peer);
+		mig_channel_eof(ch);
 		return;
 	}
+	if (n == UV_ECONNRESET && ch->rbuf &&
+	    mig_channel_sniff_tls(ch, ch->rbuf, ch->rlen))
+		return;
 	if (n < 0) {
 		mig_channel_fail(ch, (int)n, "%s: %s", ch->peer,
 				 uv_strerror(n));
 		return;
 	}
+	mig_channel_got(ch, (size_t)n);
+}
+
+void mig_channel_got(struct mig_channel *ch, size_t n)
+{
 	ch->rlen += n;
 	ch->bytes_in += n;
 	mig_channel_progress(ch);
@@ -315,11 +370,14 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	mig_channel_yield(ch);
 }
 
+/* Connected: read (plaintext) or start the TLS handshake. */
 static int mig_channel_start(struct mig_channel *ch)
 {
 	ch->connected = true;
 	uv_tcp_nodelay(&ch->tcp, 1);
 	mig_channel_progress(ch);
+	if (ch->tls_ctx)
+		return mig_tls_start(ch);
 	return uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
 			     mig_channel_on_read);
 }
@@ -344,7 +402,8 @@ static void mig_channel_on_connect(uv_connect_t *req, int status)
 		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
 		return;
 	}
-	ch->ops->on_connect(ch);
+	if (!ch->tls_ctx) /* else once the handshake is done */
+		ch->ops->on_connect(ch);
 }
 
 int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
@@ -402,6 +461,7 @@ static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
 	nx->tcp.data = nx;
 	if (!r)
 		r = uv_accept(server, (uv_stream_t *)&nx->tcp);
+	nx->tls_ctx = ch->tls_ctx;
 	if (!r)
 		r = mig_channel_start(nx);
 	mig_channel_stop_listener(ch);
@@ -412,7 +472,8 @@ static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
 		return;
 	}
 	uv_timer_start(&nx->timer, mig_channel_on_timer, 1000, 1000);
-	nx->ops->on_connect(nx);
+	if (!nx->tls_ctx)
+		nx->ops->on_connect(nx);
 }
 
 static void mig_channel_on_accept(uv_stream_t *server, int status)
@@ -444,7 +505,8 @@ static void mig_channel_on_accept(uv_stream_t *server, int status)
 	 * (mig_channel_stop_listening).
 	 */
 	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
-	ch->ops->on_connect(ch);
+	if (!ch->tls_ctx)
+		ch->ops->on_connect(ch);
 }
 
 int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
@@ -516,6 +578,7 @@ int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
 	*fd = ufd;
 	ch->detached = true;
 	uv_read_stop((uv_stream_t *)&ch->tcp);
+	mig_tls_stop(ch);
 	uv_idle_stop(&ch->rearm);
 	uv_timer_stop(&ch->timer);
 	return 0;
@@ -533,13 +596,20 @@ static void mig_channel_on_write(uv_write_t *req, int status)
 {
 	struct mig_write *w = req->data;
 	struct mig_channel *ch = w->ch;
-	bool was_high = ch->queued >= mig_channel_high(ch) / 2;
+	size_t len = w->len;
 
-	ch->queued -= w->len;
-	if (!status)
-		ch->bytes_out += w->len;
 	free(w->frame);
 	free(w);
+	mig_channel_wrote(ch, len, status);
+}
+
+void mig_channel_wrote(struct mig_channel *ch, size_t len, int status)
+{
+	bool was_high = ch->queued >= mig_channel_high(ch) / 2;
+
+	ch->queued -= len;
+	if (!status)
+		ch->bytes_out += len;
 	if (ch->flush_close && (status || !ch->queued)) {
 		mig_channel_close(ch, ch->on_closed);
 		return;
@@ -574,7 +644,13 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 	w->ch = ch;
 	w->frame = frame;
 	w->len = len;
+	w->next = NULL;
 	w->req.data = w;
+	if (ch->tls_ctx) {
+		ch->queued += len;
+		mig_tls_send(ch, w);
+		return ch->failed ? -EPIPE : 0;
+	}
 	buf = uv_buf_init((char *)frame, len);
 	r = uv_write(&w->req, (uv_stream_t *)&ch->tcp, &buf, 1,
 		     mig_channel_on_write);
@@ -619,4 +695,6 @@ void mig_channel_close_after_flush(struct mig_channel *ch,
 	ch->flush_close = true;
 	ch->on_closed = on_closed;
 	uv_read_stop((uv_stream_t *)&ch->tcp);
+	if (ch->tls_ctx)
+		mig_tls_resume(ch); /* re-armed without reading */
 }

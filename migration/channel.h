@@ -23,6 +23,10 @@
 
 #include "proto/proto.h"
 
+struct tls_ctx;
+struct tls_conn;
+struct mig_write;
+
 #define MIG_CHANNEL_HIGH     (8U << 20) /* stop producing above this */
 #define MIG_CHANNEL_STALL_MS 10000	/* no progress this long: error */
 
@@ -74,6 +78,20 @@ struct mig_channel {
 	size_t read_chunk;
 	size_t high;
 	void (*on_closed)(struct mig_channel *ch);
+	/*
+	 * TLS (channel_tls.c), when tls_ctx is set (mig_channel_use_tls):
+	 * libuv never reads or writes the socket; a uv_poll_t on it drives
+	 * the session, frames wait in the queue wq (the head's first wq_off
+	 * bytes taken), and on_connect follows the handshake. tls_name: the
+	 * name the destination's certificate must carry (client).
+	 */
+	struct tls_ctx *tls_ctx;
+	char tls_name[256];
+	struct tls_conn *tls;
+	uv_poll_t poll;
+	bool poll_init, tls_up, tls_busy, tls_yield;
+	struct mig_write *wq_head, *wq_tail;
+	size_t wq_off;
 };
 
 /* Parse "tcp:HOST:PORT" (numeric IPv4/IPv6 or localhost). */
@@ -110,6 +128,27 @@ void mig_channel_stop_listening(struct mig_channel *ch);
  */
 int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
 		       size_t *len);
+
+/*
+ * Speak TLS on this channel: call right after mig_channel_connect or
+ * mig_channel_listen (a listener's next channel inherits it). ctx NULL:
+ * plaintext. name (client; NULL: the host of the address as given, before
+ * "localhost" becomes 127.0.0.1) is checked against the destination's
+ * certificate.
+ */
+void mig_channel_use_tls(struct mig_channel *ch, struct tls_ctx *ctx,
+			 const char *name);
+/* The established TLS session (NULL: plaintext or not yet). */
+struct tls_conn *mig_channel_tls(const struct mig_channel *ch);
+/*
+ * The transport policy of an address: with dir, load the TLS context for
+ * role (authz: server only); without, plaintext only on a loopback address
+ * or when insecure, else -EPERM with one line saying what to give.
+ * *out NULL means plaintext.
+ */
+int mig_tls_open(struct tls_ctx **out, const char *spec, const char *dir,
+		 int role, const char *authz, bool insecure, char *err,
+		 size_t errlen);
 
 /* Queue a whole frame (ownership passes: freed when written). */
 int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);

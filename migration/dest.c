@@ -171,9 +171,15 @@ static void dest_check_urgent(struct mig_dest *d)
  * main connection is not one yet: it failed or sent no frame, or its first
  * frame was not HELLO (RESUME).
  */
+/*
+ * Whether a failing connection can only be a stranger: before its HELLO
+ * (over TLS, before on_connect: the handshake failed, so it proved nothing)
+ * or while post-copy waits for its source to come back.
+ */
 static bool dest_awaits_source(const struct mig_dest *d)
 {
-	return (d->ss.st.state == MIG_RECEIVING && !d->hello_done) ||
+	return d->ss.st.state == MIG_LISTENING ||
+	       (d->ss.st.state == MIG_RECEIVING && !d->hello_done) ||
 	       d->ss.st.state == MIG_POSTCOPY_PAUSED;
 }
 
@@ -375,6 +381,13 @@ static void dest_on_connect(struct mig_channel *ch)
 {
 	struct mig_dest *d = ch->opaque;
 
+	if (mig_session_tls_main(&d->ss)) {
+		dest_fail(d, "%s: TLS: no channel binding", ch->peer);
+		return;
+	}
+	if (d->ss.st.tls)
+		fprintf(stderr, "migration: TLS from %s, %s\n",
+			d->ss.st.tls_peer, d->ss.st.tls_cipher);
 	if (d->first_timer_on)
 		uv_timer_start(&d->first_timer, dest_on_first_timer,
 			       DEST_FIRST_FRAME_MS, 0);
@@ -481,9 +494,10 @@ static int dest_timer_init(struct mig_dest *d, char *err, size_t errlen)
 }
 
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
-		   const char *spec, const struct mig_hooks *hooks, char *err,
-		   size_t errlen)
+		   const struct mig_dest_params *dp,
+		   const struct mig_hooks *hooks, char *err, size_t errlen)
 {
+	const char *spec = dp->spec;
 	struct mig_dest *d = calloc(1, sizeof(*d));
 	int r;
 
@@ -505,8 +519,12 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	if (!r)
 		r = dest_timer_init(d, err, errlen);
 	if (!r)
+		r = mig_tls_open(&d->ss.tls, spec, dp->tls_dir, TLS_SERVER,
+				 dp->tls_authz, dp->insecure, err, errlen);
+	if (!r)
 		r = mig_channel_listen(&d->ss.ch, loop, spec, &dest_channel_ops,
 				       d, err, errlen);
+	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r) {
 		mig_dest_free(d);
 		return r;

@@ -441,7 +441,8 @@ static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", uv_strerror(r));
 		return r;
 	}
-	r = mig_urgent_start(&d->ss.urg, fd, left, len, NULL, 0, d->ss.uch.peer,
+	r = mig_urgent_start(&d->ss.urg, fd, mig_channel_tls(&d->ss.uch), left,
+			     len, NULL, 0, d->ss.uch.peer,
 			     &dest_urgent_thread_ops, d, err, errlen);
 	free(left);
 	if (r)
@@ -452,16 +453,31 @@ static int dest_urgent_handover(struct mig_dest *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* URGENT_HELLO, the urgent connection's first frame: the cookie it shows. */
+/*
+ * URGENT_HELLO, the urgent connection's first frame: the cookie it shows,
+ * and over TLS the proof that its session is bound to the main one's.
+ */
 int dest_urgent_hello(struct mig_dest *d, const uint8_t *p, size_t len,
 		      char *err, size_t errlen)
 {
-	int r = proto_urgent_hello_decode(p, len, &d->urgent_cookie, err,
+	uint8_t proof[PROTO_PROOF_LEN];
+	bool has;
+	int r = proto_cookie_proof_decode(p, len, PROTO_URGENT_HELLO,
+					  &d->urgent_cookie, proof, &has, err,
 					  errlen);
 
-	if (!r)
-		d->urgent_seen = true;
-	return r;
+	if (r)
+		return r;
+	if (d->ss.tls &&
+	    (!has || !mig_session_tls_check(&d->ss, &d->ss.uch, MIG_TLS_URGENT,
+					    proof))) {
+		snprintf(err, errlen,
+			 "its TLS session is not bound to the main "
+			 "connection's peers (wrong proof)");
+		return -EPERM;
+	}
+	d->urgent_seen = true;
+	return 0;
 }
 
 /*

@@ -49,6 +49,7 @@ static void dest_relisten(struct mig_dest *d)
 	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
 	r = mig_channel_listen(&d->ss.ch, d->ss.loop, d->spec,
 			       &dest_channel_ops, d, err, sizeof(err));
+	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r)
 		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
 			 "post-copy paused, and cannot listen for the resume: "
@@ -133,14 +134,19 @@ enum dest_resume dest_recover_resume(struct mig_dest *d,
 				     const struct proto_hdr *h,
 				     const uint8_t *p, char *err, size_t errlen)
 {
-	uint8_t buf[PROTO_HDR_SIZE + 64];
+	uint8_t buf[PROTO_HDR_SIZE + 64], proof[PROTO_PROOF_LEN];
 	uint64_t cookie = 0;
 	char why[256];
+	bool has = false;
 	int r;
 
 	if (!mig_state_frame_ok(MIG_SIDE_DEST, d->ss.st.state, h->type) ||
-	    proto_resume_decode(p, h->len, &cookie, why, sizeof(why)) ||
-	    cookie != d->ss.cookie) {
+	    proto_cookie_proof_decode(p, h->len, PROTO_RESUME, &cookie, proof,
+				      &has, why, sizeof(why)) ||
+	    cookie != d->ss.cookie ||
+	    (d->ss.tls &&
+	     (!has || !mig_session_tls_check(&d->ss, &d->ss.ch, MIG_TLS_RECOVER,
+					     proof)))) {
 		/* Not our source: refuse it, keep waiting for ours. */
 		dest_reply(d, buf,
 			   proto_error_encode(buf, sizeof(buf), EPROTO,

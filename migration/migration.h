@@ -99,6 +99,23 @@ struct mig_params {
 	int zstd_level;		     /* 0: raw pages */
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
+	/*
+	 * Transport: tls_dir (ca.pem, cert.pem, key.pem) for mutual TLS;
+	 * tls_hostname: the name the destination's certificate must carry
+	 * (NULL: the host of `to`); insecure: plaintext to a non-loopback
+	 * address (refused otherwise).
+	 */
+	const char *tls_dir;
+	const char *tls_hostname;
+	bool insecure;
+};
+
+/* What the destination is started with (mig_dest_start). */
+struct mig_dest_params {
+	const char *spec;      /* tcp:HOST:PORT to listen on */
+	const char *tls_dir;   /* NULL: plaintext (loopback or insecure) */
+	const char *tls_authz; /* "NAME[,NAME...]": admitted identities */
+	bool insecure;	       /* plaintext on a non-loopback address */
 };
 
 #define MIG_DEFAULT_DOWNTIME_MS 10
@@ -166,6 +183,11 @@ struct mig_stats {
 	uint64_t restore_us;	/* destination: state restore (its clock) */
 	/* Passthrough devices: the driver's quiesce (request -> ack), us. */
 	uint64_t quiesce_us;
+	/* The main connection's transport (set once it is up). */
+	bool tls;		   /* mutual TLS 1.3; false: plaintext */
+	bool ktls_send, ktls_recv; /* the kernel does the record crypto */
+	char tls_cipher[48];	   /* "TLS_AES_256_GCM_SHA384" */
+	char tls_peer[256]; /* the peer's certificate, as tls_conn_peer */
 	char error[512];
 };
 
@@ -217,8 +239,8 @@ void mig_source_free(struct mig_source *s);
  * MIG_FAILED (nothing ran; the caller exits non-zero).
  */
 int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
-		   const char *spec, const struct mig_hooks *hooks, char *err,
-		   size_t errlen);
+		   const struct mig_dest_params *dp,
+		   const struct mig_hooks *hooks, char *err, size_t errlen);
 /* Statistics; in post-copy also the fault service's (hence not const). */
 const struct mig_stats *mig_dest_stats(struct mig_dest *d);
 /*

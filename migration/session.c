@@ -128,8 +128,49 @@ bool mig_session_urgent_ended(struct mig_session *ss)
 
 static void mig_session_closed(struct mig_session *ss)
 {
-	if (--ss->closing == 0)
-		ss->release(ss);
+	if (--ss->closing)
+		return;
+	tls_ctx_free(ss->tls); /* each session holds its own reference */
+	ss->tls = NULL;
+	ss->release(ss);
+}
+
+int mig_session_tls_main(struct mig_session *ss)
+{
+	struct tls_conn *c = mig_channel_tls(&ss->ch);
+	struct mig_stats *st = &ss->st;
+	int r = 0;
+
+	st->tls = c != NULL;
+	if (!c)
+		return 0;
+	tls_conn_ktls(c, &st->ktls_send, &st->ktls_recv);
+	snprintf(st->tls_cipher, sizeof(st->tls_cipher), "%s",
+		 tls_conn_cipher(c));
+	snprintf(st->tls_peer, sizeof(st->tls_peer), "%s", tls_conn_peer(c));
+	if (!ss->tls_bound)
+		r = tls_conn_binding(c, MIG_TLS_MAIN, ss->tls_main);
+	ss->tls_bound = !r;
+	return r;
+}
+
+int mig_session_tls_proof(struct mig_session *ss, struct mig_channel *ch,
+			  const char *label, uint8_t *proof)
+{
+	struct tls_conn *c = mig_channel_tls(ch);
+
+	if (!c || !ss->tls_bound)
+		return -ENOTCONN;
+	return tls_conn_proof(c, ss->tls_main, label, proof);
+}
+
+bool mig_session_tls_check(struct mig_session *ss, struct mig_channel *ch,
+			   const char *label, const uint8_t *proof)
+{
+	uint8_t want[TLS_BINDING_LEN];
+
+	return !mig_session_tls_proof(ss, ch, label, want) &&
+	       tls_binding_equal(want, proof);
 }
 
 static void mig_session_channel_closed(struct mig_channel *ch)

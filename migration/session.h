@@ -24,7 +24,12 @@
 #include "migration/channel.h"
 #include "migration/migration.h"
 #include "migration/states.h"
+#include "migration/tls.h"
 #include "migration/urgent.h"
+
+#define MIG_TLS_MAIN	"vmm-migration main"
+#define MIG_TLS_URGENT	"vmm-migration urgent"
+#define MIG_TLS_RECOVER "vmm-migration recover"
 
 struct mig_session {
 	struct vm *vm;
@@ -43,6 +48,15 @@ struct mig_session {
 	atomic_bool u_ended;
 	bool u_own; /* u_why is the callback's own text (no prefix) */
 	char u_why[600];
+	/*
+	 * TLS: the context both channels use (NULL: plaintext), and the
+	 * binding of the first main session, which the urgent connection
+	 * and every recovery prove they share (tls_conn_proof).
+	 */
+	struct tls_ctx *tls;
+	uint8_t tls_main[TLS_BINDING_LEN];
+	bool tls_bound;
+	char tls_name[256]; /* source: --tls-hostname; "": the host of --to */
 	/* Freeing: handles still closing, then release(ss). */
 	int closing;
 	void (*release)(struct mig_session *ss);
@@ -76,6 +90,20 @@ void mig_session_send_error(struct mig_session *ss, int code);
 /* The reason an ERROR frame carries (or why it could not be read). */
 void mig_session_error_reason(const uint8_t *p, size_t len, char *reason,
 			      size_t rlen);
+/*
+ * The main connection is up: with TLS, keep its binding (the first time)
+ * and describe the session in st. 0 or -errno.
+ */
+int mig_session_tls_main(struct mig_session *ss);
+/*
+ * proof (TLS_BINDING_LEN bytes) that ch's session belongs to the peers of
+ * the main session, under label. -ENOTCONN without TLS or main binding.
+ */
+int mig_session_tls_proof(struct mig_session *ss, struct mig_channel *ch,
+			  const char *label, uint8_t *proof);
+/* A received proof: true when it is the one ch's session must carry. */
+bool mig_session_tls_check(struct mig_session *ss, struct mig_channel *ch,
+			   const char *label, const uint8_t *proof);
 /* Stop the urgent thread, then close both connections after a flush. */
 void mig_session_close_channels(struct mig_session *ss);
 /* Nothing of ch is open or closing (it may be set up again). */

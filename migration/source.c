@@ -352,6 +352,11 @@ static void src_on_connect(struct mig_channel *ch)
 	uint8_t *f;
 	int n = -ENOMEM;
 
+	if (mig_session_tls_main(&s->ss)) {
+		src_fail(s, MIG_FAILED, "%s: TLS: no channel binding",
+			 ch->peer);
+		return;
+	}
 	if (s->ss.st.state == MIG_POSTCOPY_RECOVER) {
 		if (src_resume_send(s))
 			src_fail(s, MIG_FAILED, "sending RESUME failed");
@@ -675,6 +680,7 @@ int mig_source_resume(struct mig_source *s, const char *to, char *err,
 				&src_channel_ops, s, err, errlen);
 	if (r)
 		return r;
+	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
 	src_set_state(s, MIG_POSTCOPY_RECOVER);
 	s->ss.st.error[0] = '\0';
 	return 0;

@@ -107,6 +107,13 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 	s->p = *p;
 	snprintf(s->to, sizeof(s->to), "%s", p->to);
 	s->p.to = s->to;
+	r = mig_tls_open(&s->ss.tls, p->to, p->tls_dir, TLS_CLIENT, NULL,
+			 p->insecure, err, errlen);
+	if (r)
+		return r;
+	snprintf(s->ss.tls_name, sizeof(s->ss.tls_name), "%s",
+		 p->tls_hostname ? p->tls_hostname : "");
+	s->p.tls_dir = s->p.tls_hostname = NULL; /* the caller's strings */
 	if (!s->p.quiesce_timeout_ms)
 		s->p.quiesce_timeout_ms = MIG_DEFAULT_QUIESCE_MS;
 	r = mig_session_init(&s->ss, vm, loop, hooks, MIG_SETUP, src_on_async,
@@ -125,8 +132,10 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 	}
 	s->qtimer.data = s;
 	s->qtimer_on = true;
-	return mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops,
-				   s, err, errlen);
+	r = mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops, s,
+				err, errlen);
+	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
+	return r;
 }
 
 int mig_source_start(struct mig_source **out, struct vm *vm, uv_loop_t *loop,

@@ -216,19 +216,41 @@ static const struct mig_urgent_ops src_urgent_thread_ops = {
  * The urgent connection is up: the socket goes to the urgent thread at
  * once, and its first frame is URGENT_HELLO, written before it starts.
  */
+/*
+ * URGENT_HELLO or RESUME: the cookie, and over TLS the proof that ch's
+ * session is between the peers of the main one (proto.h).
+ */
+static int src_cookie_frame(struct mig_source *s, struct mig_channel *ch,
+			    enum proto_type type, const char *label,
+			    uint8_t buf[PROTO_PROOF_FRAME])
+{
+	uint8_t proof[PROTO_PROOF_LEN];
+	int r = 0;
+
+	if (s->ss.tls)
+		r = mig_session_tls_proof(&s->ss, ch, label, proof);
+	if (r)
+		return r;
+	return proto_cookie_proof_encode(buf, PROTO_PROOF_FRAME, type,
+					 s->ss.cookie,
+					 s->ss.tls ? proof : NULL);
+}
+
 int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 {
-	uint8_t buf[PROTO_COOKIE_FRAME], *left = NULL;
+	uint8_t buf[PROTO_PROOF_FRAME], *left = NULL;
 	size_t len = 0;
 	int fd = -1, n, r;
 
-	n = proto_urgent_hello_encode(buf, sizeof(buf), s->ss.cookie);
+	n = src_cookie_frame(s, &s->ss.uch, PROTO_URGENT_HELLO, MIG_TLS_URGENT,
+			     buf);
 	r = n < 0 ? n : mig_channel_detach(&s->ss.uch, &fd, &left, &len);
 	free(left); /* the destination says nothing before our hello */
 	if (!r)
-		r = mig_urgent_start(&s->ss.urg, fd, NULL, 0, buf, n,
-				     s->ss.uch.peer, &src_urgent_thread_ops, s,
-				     err, errlen);
+		r = mig_urgent_start(&s->ss.urg, fd,
+				     mig_channel_tls(&s->ss.uch), NULL, 0, buf,
+				     n, s->ss.uch.peer, &src_urgent_thread_ops,
+				     s, err, errlen);
 	if (r && !err[0])
 		snprintf(err, errlen, "%s", strerror(-r));
 	return r;
@@ -239,13 +261,14 @@ int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 /* The new main connection is up: RESUME with this migration's cookie. */
 int src_resume_send(struct mig_source *s)
 {
-	uint8_t buf[PROTO_COOKIE_FRAME];
+	uint8_t buf[PROTO_PROOF_FRAME];
 
 	s->resume_runs = 0;
 	s->lacking_next = 0;
 	bitmap_zero(&s->lacking);
-	return src_send_small(
-		s, buf, proto_resume_encode(buf, sizeof(buf), s->ss.cookie));
+	return src_send_small(s, buf,
+			      src_cookie_frame(s, &s->ss.ch, PROTO_RESUME,
+					       MIG_TLS_RECOVER, buf));
 }
 
 /* DISCARD after RESUME: runs of pages the destination still lacks. */

@@ -348,6 +348,7 @@ int src_urgent_connect(struct mig_source *s, char *err, size_t errlen)
 	}
 	r = mig_channel_connect(&s->ss.uch, s->ss.loop, s->p.to,
 				&src_urgent_ops, s, err, errlen);
+	mig_channel_use_tls(&s->ss.uch, s->ss.tls, s->ss.tls_name);
 	/* Requests come when the guest faults: quiet is fine. */
 	s->ss.uch.idle_ok = true;
 	return r;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migration/tls.h"
 #include "migration/urgent.h"
 
 #define URGENT_READ    (64U << 10)
@@ -23,8 +24,49 @@ static bool urgent_stopping(struct mig_urgent *u)
 	return atomic_load(&u->stop);
 }
 
+/* Wait (a slice at a time, for the stop flag) for what the session wants. */
+static int urgent_tls_wait(struct mig_urgent *u)
+{
+	struct pollfd pfd = {.fd = u->fd};
+
+	pfd.events = (u->tls->want_read ? POLLIN : 0) |
+		     (u->tls->want_write ? POLLOUT : 0);
+	if (urgent_stopping(u))
+		return -ECANCELED;
+	if (poll(&pfd, 1, URGENT_POLL_MS) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static int urgent_tls_send(struct mig_urgent *u, const uint8_t *frame,
+			   size_t len)
+{
+	char err[512];
+
+	while (len) {
+		ssize_t n =
+			tls_conn_write(u->tls, frame, len, err, sizeof(err));
+		int r;
+
+		if (n > 0) {
+			frame += n;
+			len -= (size_t)n;
+			u->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n != -EAGAIN)
+			return (int)n;
+		r = urgent_tls_wait(u);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int mig_urgent_send(struct mig_urgent *u, const uint8_t *frame, size_t len)
 {
+	if (u->tls)
+		return urgent_tls_send(u, frame, len);
 	while (len) {
 		ssize_t n = send(u->fd, frame, len, MSG_NOSIGNAL);
 		struct pollfd pfd = {.fd = u->fd, .events = POLLOUT};
@@ -94,11 +136,41 @@ static int urgent_parse(struct mig_urgent *u, char *err, size_t errlen)
 	return r;
 }
 
+/* Everything the session has, frame by frame (urgent_read's TLS twin). */
+static int urgent_tls_read(struct mig_urgent *u, char *err, size_t errlen)
+{
+	char why[400];
+	int r = 0;
+
+	while (!r && !urgent_stopping(u)) {
+		ssize_t n = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
+
+		if (n)
+			return (int)n;
+		n = tls_conn_read(u->tls, u->rbuf + u->rlen, u->rcap - u->rlen,
+				  why, sizeof(why));
+		if (n == -EAGAIN)
+			return 0;
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: %s", u->peer,
+				 n ? why : "connection closed by peer");
+			return n ? (int)n : -ECONNRESET;
+		}
+		u->rlen += (size_t)n;
+		u->bytes_in += (uint64_t)n;
+		r = urgent_parse(u, err, errlen);
+	}
+	return r;
+}
+
 static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
 {
 	ssize_t n;
-	int r = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
+	int r;
 
+	if (u->tls)
+		return urgent_tls_read(u, err, errlen);
+	r = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
 	if (r)
 		return r;
 	n = recv(u->fd, u->rbuf + u->rlen, u->rcap - u->rlen, 0);
@@ -159,6 +231,13 @@ static void *urgent_thread(void *arg)
 
 	urgent_set_realtime(u);
 	r = u->rlen ? urgent_parse(u, err, sizeof(err)) : 0;
+	/*
+	 * Records the loop thread's session read past the handover wait
+	 * decrypted inside it, where no poll() sees them. Each read after
+	 * this drains the session to -EAGAIN.
+	 */
+	if (!r && u->tls && tls_conn_pending(u->tls))
+		r = urgent_read(u, err, sizeof(err));
 
 	while (!r && !urgent_stopping(u)) {
 		struct pollfd pfd[2] = {
@@ -185,15 +264,17 @@ static void *urgent_thread(void *arg)
 	return NULL;
 }
 
-int mig_urgent_start(struct mig_urgent *u, int fd, const uint8_t *leftover,
-		     size_t len, const uint8_t *first, size_t first_len,
-		     const char *peer, const struct mig_urgent_ops *ops,
-		     void *opaque, char *err, size_t errlen)
+int mig_urgent_start(struct mig_urgent *u, int fd, struct tls_conn *tls,
+		     const uint8_t *leftover, size_t len, const uint8_t *first,
+		     size_t first_len, const char *peer,
+		     const struct mig_urgent_ops *ops, void *opaque, char *err,
+		     size_t errlen)
 {
 	int r;
 
 	memset(u, 0, sizeof(*u));
 	u->fd = fd;
+	u->tls = tls;
 	u->ops = ops;
 	u->opaque = opaque;
 	snprintf(u->peer, sizeof(u->peer), "%s", peer);

@@ -31,6 +31,8 @@
 
 #include "proto/proto.h"
 
+struct tls_conn;
+
 struct mig_urgent_ops {
 	/* A checked frame; nonzero ends the thread (why in err). */
 	int (*on_frame)(void *opaque, const struct proto_hdr *h,
@@ -51,7 +53,9 @@ struct mig_urgent {
 	const struct mig_urgent_ops *ops;
 	void *opaque;
 	char peer[64];
-	int fd;	     /* borrowed from the libuv handle; closed by it */
+	int fd; /* borrowed from the libuv handle; closed by it */
+	/* TLS: the channel's session, this thread's alone while it runs */
+	struct tls_conn *tls;
 	int wake_fd; /* eventfd: work (on_wake) or stop */
 	pthread_t thread;
 	bool running;
@@ -67,13 +71,16 @@ struct mig_urgent {
 /*
  * Start serving fd (already detached from libuv) with the bytes libuv had
  * read but not parsed (leftover, len; copied), after writing the frame
- * first (first_len bytes; none when NULL) before the thread starts.
+ * first (first_len bytes; none when NULL) before the thread starts. tls:
+ * the channel's established session on fd (NULL: plaintext); every byte
+ * then goes through it, and the channel frees it after mig_urgent_stop.
  * 0 or -errno with err set.
  */
-int mig_urgent_start(struct mig_urgent *u, int fd, const uint8_t *leftover,
-		     size_t len, const uint8_t *first, size_t first_len,
-		     const char *peer, const struct mig_urgent_ops *ops,
-		     void *opaque, char *err, size_t errlen);
+int mig_urgent_start(struct mig_urgent *u, int fd, struct tls_conn *tls,
+		     const uint8_t *leftover, size_t len, const uint8_t *first,
+		     size_t first_len, const char *peer,
+		     const struct mig_urgent_ops *ops, void *opaque, char *err,
+		     size_t errlen);
 /* Any thread: run on_wake on the urgent thread soon. */
 void mig_urgent_wake(struct mig_urgent *u);
 /*

@@ -184,29 +184,41 @@ int proto_resume_ack_decode(const uint8_t *p, size_t len, uint64_t *cookie,
 
 /* ---- URGENT_HELLO, RESUME: u64 cookie ------------------------------------ */
 
+/* proof: NULL for the cookie alone (plaintext), else PROTO_PROOF_LEN. */
 static int cookie_encode(uint8_t *buf, size_t cap, enum proto_type type,
-			 uint64_t cookie)
+			 uint64_t cookie, const uint8_t *proof)
 {
+	uint32_t len = proof ? 8 + PROTO_PROOF_LEN : 8;
 	int ret;
 
 	if (!cookie)
 		return -EINVAL;
-	ret = proto_frame_room(cap, 8);
+	ret = proto_frame_room(cap, len);
 	if (ret)
 		return ret;
 	put_le64(buf + PROTO_HDR_SIZE, cookie);
-	proto_frame_seal(buf, type, 8);
-	return PROTO_HDR_SIZE + 8;
+	if (proof)
+		memcpy(buf + PROTO_HDR_SIZE + 8, proof, PROTO_PROOF_LEN);
+	proto_frame_seal(buf, type, len);
+	return PROTO_HDR_SIZE + (int)len;
 }
 
+/* proof NULL: the cookie alone; else a proof may follow (*has_proof). */
 static int cookie_decode(const uint8_t *p, size_t len, enum proto_type type,
-			 uint64_t *cookie, char *err, size_t errlen)
+			 uint64_t *cookie, uint8_t *proof, bool *has_proof,
+			 char *err, size_t errlen)
 {
 	struct proto_cur c;
 
 	*cookie = 0;
 	proto_cur_init(&c, p, len, proto_type_name(type), err, errlen);
-	if (proto_cur_u64(&c, "cookie", cookie) || proto_cur_end(&c)) {
+	if (proto_cur_u64(&c, "cookie", cookie))
+		return -EPROTO;
+	*has_proof = proof && proto_cur_left(&c) == PROTO_PROOF_LEN;
+	if (*has_proof)
+		memcpy(proof, proto_cur_take(&c, PROTO_PROOF_LEN),
+		       PROTO_PROOF_LEN);
+	if (proto_cur_end(&c)) {
 		*cookie = 0;
 		return -EPROTO;
 	}
@@ -217,24 +229,50 @@ static int cookie_decode(const uint8_t *p, size_t len, enum proto_type type,
 
 int proto_urgent_hello_encode(uint8_t *buf, size_t cap, uint64_t cookie)
 {
-	return cookie_encode(buf, cap, PROTO_URGENT_HELLO, cookie);
+	return cookie_encode(buf, cap, PROTO_URGENT_HELLO, cookie, NULL);
 }
 
 int proto_urgent_hello_decode(const uint8_t *p, size_t len, uint64_t *cookie,
 			      char *err, size_t errlen)
 {
-	return cookie_decode(p, len, PROTO_URGENT_HELLO, cookie, err, errlen);
+	bool has;
+
+	return cookie_decode(p, len, PROTO_URGENT_HELLO, cookie, NULL, &has,
+			     err, errlen);
 }
 
 int proto_resume_encode(uint8_t *buf, size_t cap, uint64_t cookie)
 {
-	return cookie_encode(buf, cap, PROTO_RESUME, cookie);
+	return cookie_encode(buf, cap, PROTO_RESUME, cookie, NULL);
 }
 
 int proto_resume_decode(const uint8_t *p, size_t len, uint64_t *cookie,
 			char *err, size_t errlen)
 {
-	return cookie_decode(p, len, PROTO_RESUME, cookie, err, errlen);
+	bool has;
+
+	return cookie_decode(p, len, PROTO_RESUME, cookie, NULL, &has, err,
+			     errlen);
+}
+
+int proto_cookie_proof_encode(uint8_t *buf, size_t cap, enum proto_type type,
+			      uint64_t cookie, const uint8_t *proof)
+{
+	if (type != PROTO_URGENT_HELLO && type != PROTO_RESUME)
+		return -EINVAL;
+	return cookie_encode(buf, cap, type, cookie, proof);
+}
+
+int proto_cookie_proof_decode(const uint8_t *p, size_t len,
+			      enum proto_type type, uint64_t *cookie,
+			      uint8_t *proof, bool *has_proof, char *err,
+			      size_t errlen)
+{
+	*has_proof = false;
+	if (type != PROTO_URGENT_HELLO && type != PROTO_RESUME)
+		return -EINVAL;
+	return cookie_decode(p, len, type, cookie, proof, has_proof, err,
+			     errlen);
 }
 
 /* ---- PAGE_REQ: u32 nr, nr x u64 gpa -------------------------------------- */

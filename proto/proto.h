@@ -416,6 +416,24 @@ int proto_urgent_hello_decode(const uint8_t *p, size_t len, uint64_t *cookie,
 int proto_resume_encode(uint8_t *buf, size_t cap, uint64_t cookie);
 int proto_resume_decode(const uint8_t *p, size_t len, uint64_t *cookie,
 			char *err, size_t errlen);
+/*
+ * The same two frames over TLS: u64 cookie, then a PROTO_PROOF_LEN-byte
+ * proof that the connection belongs to the same two peers as the first
+ * main connection (an HMAC keyed by that session's exporter value over
+ * this session's; migration/tls.h, tls_conn_proof). The proof, not the
+ * cookie, admits the connection; the cookie only names the migration.
+ * type: PROTO_URGENT_HELLO or PROTO_RESUME. encode: proof NULL writes the
+ * cookie alone. decode: a payload of the cookie alone leaves *has_proof
+ * false; proof receives PROTO_PROOF_LEN bytes.
+ */
+#define PROTO_PROOF_LEN	  32
+#define PROTO_PROOF_FRAME (PROTO_COOKIE_FRAME + PROTO_PROOF_LEN)
+int proto_cookie_proof_encode(uint8_t *buf, size_t cap, enum proto_type type,
+			      uint64_t cookie, const uint8_t *proof);
+int proto_cookie_proof_decode(const uint8_t *p, size_t len,
+			      enum proto_type type, uint64_t *cookie,
+			      uint8_t *proof, bool *has_proof, char *err,
+			      size_t errlen);
 
 /*
  * PAGE_REQ (dst -> src, on the urgent connection): u32 nr

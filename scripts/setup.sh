@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
       libssl-dev openssl libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
-      gnuplot-nox clang libclang-rt-14-dev python3)
+      gnuplot-nox clang libclang-rt-14-dev python3 tcpdump)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -31,7 +31,7 @@ ip -n "$NS2" link set vmm-dst up
 tx_bytes() { ip -n "$1" -j -s link show dev "$2" | jq '.[0].stats64.tx.bytes'; }
 
 port=$(free_port_ns "$NS2")
-vmm_incoming_ns "$NS2" b "tcp:$NET.2:$port" --mem 128M --cpus 2
+vmm_incoming_ns "$NS2" b "tcp:$NET.2:$port" --mem 128M --cpus 2 --insecure
 dst=$VMM_PID
 vmm_start_ns "$NS1" a --mem 128M --cpus 2 --append "dirty --mib 16 --rate 50"
 src=$VMM_PID
@@ -43,7 +43,7 @@ ip netns exec "$NS1" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$port" 2>/dev/nu
 tx0=$(tx_bytes "$NS1" vmm-src)
 
 rc=0
-timeout 60 "$VMMCTL" migrate --api "$T/a.sock" --to "tcp:$NET.2:$port" --verify \
+timeout 60 "$VMMCTL" migrate --api "$T/a.sock" --to "tcp:$NET.2:$port" --verify --insecure \
 	>"$T/mig.json" 2>"$T/mig.err" || rc=$?
 [[ $rc == 0 ]] || fail "migrate exit $rc: $(cat "$T/mig.err")"
 [[ $(jq -r .state "$T/mig.json") == completed ]] || fail "state: $(cat "$T/mig.json")"
@@ -74,13 +74,13 @@ echo "ok: $NET.1 -> $NET.2: $n heartbeats across the migration, gap $((gap / 100
 tc -n "$NS1" qdisc replace dev vmm-src root tbf rate 400mbit burst 256kb latency 200ms ||
 	fail "tc: cannot throttle vmm-src"
 port=$(free_port_ns "$NS2")
-vmm_incoming_ns "$NS2" d "tcp:$NET.2:$port" --mem 128M --cpus 2
+vmm_incoming_ns "$NS2" d "tcp:$NET.2:$port" --mem 128M --cpus 2 --insecure
 dst=$VMM_PID
 vmm_start_ns "$NS1" c --mem 128M --cpus 2 --append "dirty --mib 32 --rate 400"
 src=$VMM_PID
 wait_until 30 "dirty running" '(($(status_get "$T/c.sock" .heartbeats.count) >= 300))'
 wait_until 10 "destination listening" '[[ $(status_get "$T/d.sock" .migration.state) == listening ]]'
-timeout 60 "$VMMCTL" migrate --api "$T/c.sock" --to "tcp:$NET.2:$port" \
+timeout 60 "$VMMCTL" migrate --api "$T/c.sock" --to "tcp:$NET.2:$port" --insecure \
 	--mode precopy --downtime-limit 1 --max-rounds 100000 >"$T/mig2.json" 2>"$T/mig2.err" &
 mig=$!
 wait_until 30 "pre-copy round 2" 'mig_in_precopy "$T/c.sock" 2'

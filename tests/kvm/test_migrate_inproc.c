@@ -141,7 +141,9 @@ static void dest_listen(void)
 		int port = PORT_LO + (seed + i) % (PORT_HI - PORT_LO + 1);
 
 		snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%d", port);
-		r = mig_dest_start(&m.dst, &m.b.vm, &m.loop, spec, &hooks, err,
+		const struct mig_dest_params dp = {.spec = spec};
+
+		r = mig_dest_start(&m.dst, &m.b.vm, &m.loop, &dp, &hooks, err,
 				   sizeof(err));
 	}
 	cr_assert_eq(r, 0, "the destination cannot listen: %s", err);

@@ -33,6 +33,7 @@ struct boot_opts {
 	struct vm_config cfg;
 	const char *api;
 	const char *incoming;
+	struct mig_dest_params mig; /* --incoming, --tls-dir, ... */
 };
 
 static const char boot_usage[] =
@@ -68,6 +69,16 @@ static const char boot_usage[] =
 	"                        run the VM the source sends (same --mem,\n"
 	"                        --cpus and --device as the source; no\n"
 	"                        --kernel)\n"
+	"  --tls-dir DIR         with --incoming: mutual TLS 1.3; DIR holds\n"
+	"                        ca.pem, cert.pem, key.pem (see\n"
+	"                        scripts/mkcerts.sh); a source is admitted\n"
+	"                        only with a certificate of that CA\n"
+	"  --tls-authz NAME[,NAME...]\n"
+	"                        and only if its certificate names one of\n"
+	"                        these identities (subject CN or SAN)\n"
+	"  --insecure            with --incoming: accept a plaintext\n"
+	"                        migration on a non-loopback address\n"
+	"                        (refused without --tls-dir otherwise)\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -190,7 +201,17 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		return 0;
 	case 'I':
 		o->incoming = arg;
+		o->mig.spec = arg;
 		o->cfg.incoming = true;
+		return 0;
+	case 'T':
+		o->mig.tls_dir = arg;
+		return 0;
+	case 'Z':
+		o->mig.tls_authz = arg;
+		return 0;
+	case 'N':
+		o->mig.insecure = true;
 		return 0;
 	case 'D':
 		return boot_opt_device(&o->cfg, arg);
@@ -238,6 +259,9 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"dirty-ring", required_argument, NULL, 'R'},
 		{"incoming", required_argument, NULL, 'I'},
 		{"device", required_argument, NULL, 'D'},
+		{"tls-dir", required_argument, NULL, 'T'},
+		{"tls-authz", required_argument, NULL, 'Z'},
+		{"insecure", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -278,6 +302,12 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		fprintf(stderr, "vmmctl boot: --incoming takes the guest from "
 				"the source: no --kernel or --append (nor "
 				"--initrd)\n");
+		return -EINVAL;
+	}
+	if (!o->incoming &&
+	    (o->mig.tls_dir || o->mig.tls_authz || o->mig.insecure)) {
+		fprintf(stderr, "vmmctl boot: --tls-dir, --tls-authz and "
+				"--insecure go with --incoming\n");
 		return -EINVAL;
 	}
 	if (!o->cfg.kernel && !o->incoming) {
@@ -426,15 +456,16 @@ static int boot_init_handles(struct boot_app *app)
 }
 
 /* A destination: the vCPUs start when the source says GO (migration/). */
-static int boot_start_incoming(struct boot_app *app, const char *spec)
+static int boot_start_incoming(struct boot_app *app,
+			       const struct mig_dest_params *dp)
 {
 	struct mig_hooks hooks = boot_mig_dest_hooks;
-	char err[512];
+	char err[768];
 	int r;
 
 	hooks.opaque = app;
-	app->incoming = spec;
-	r = mig_dest_start(&app->mig_dest, &app->vm, &app->loop, spec, &hooks,
+	app->incoming = dp->spec;
+	r = mig_dest_start(&app->mig_dest, &app->vm, &app->loop, dp, &hooks,
 			   err, sizeof(err));
 	if (r)
 		fprintf(stderr, "vmmctl boot: --incoming %s\n", err);
@@ -470,7 +501,7 @@ static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 		return r;
 	}
 	if (o->incoming)
-		return boot_start_incoming(app, o->incoming);
+		return boot_start_incoming(app, &o->mig);
 	r = vm_start(&app->vm, err, sizeof(err));
 	if (r)
 		fprintf(stderr, "vmmctl boot: %s\n", err);

@@ -21,8 +21,8 @@
 
 struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
-	const char *push;
-	bool verify, cancel, resume, abort, confirm;
+	const char *push, *tls_dir, *tls_hostname;
+	bool verify, cancel, resume, abort, confirm, insecure;
 };
 
 static int migrate_number(const char *flag, const char *s, const char *unit,
@@ -143,7 +143,8 @@ static int migrate_quiesce(const char *s, json_t *args)
 static const char *migrate_conflict(const struct migrate_opts *o)
 {
 	bool tuning = o->mode || o->limit || o->rounds || o->verify ||
-		      o->budget || o->quiesce || o->push;
+		      o->budget || o->quiesce || o->push || o->tls_dir ||
+		      o->tls_hostname || o->insecure;
 
 	if (o->confirm && !o->abort)
 		return "--confirm goes with --abort";
@@ -155,6 +156,10 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 		return "--abort takes only --confirm";
 	if (!o->cancel && !o->resume && !o->abort && !o->to)
 		return "--to tcp:HOST:PORT is required";
+	if (o->tls_hostname && !o->tls_dir)
+		return "--tls-hostname goes with --tls-dir";
+	if (o->insecure && o->tls_dir)
+		return "--insecure and --tls-dir exclude each other";
 	if (o->budget && o->mode &&
 	    mig_mode_parse(o->mode) == MIG_MODE_POSTCOPY)
 		return "--precopy-budget is not used with --mode postcopy";
@@ -194,6 +199,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"quiesce-timeout", required_argument, NULL, 'q'},
 		{"push-order", required_argument, NULL, 'p'},
 		{"verify", no_argument, NULL, 'v'},
+		{"tls-dir", required_argument, NULL, 'T'},
+		{"tls-hostname", required_argument, NULL, 'H'},
+		{"insecure", no_argument, NULL, 'N'},
 		{"cancel", no_argument, NULL, 'c'},
 		{"resume", no_argument, NULL, 'R'},
 		{"abort", no_argument, NULL, 'a'},
@@ -236,6 +244,15 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		case 'v':
 			o->verify = true;
 			break;
+		case 'T':
+			o->tls_dir = optarg;
+			break;
+		case 'H':
+			o->tls_hostname = optarg;
+			break;
+		case 'N':
+			o->insecure = true;
+			break;
 		case 'c':
 			o->cancel = true;
 			break;
@@ -261,6 +278,20 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 	return migrate_check(cmd, o);
 }
 
+/*
+ * --tls-dir travels to the VMM, whose working directory may differ: send
+ * it absolute. A directory that does not resolve goes as given, and the
+ * VMM names the file it cannot read.
+ */
+static int migrate_tls_dir(const char *dir, json_t *a)
+{
+	char *abs = realpath(dir, NULL);
+
+	json_object_set_new(a, "tls_dir", json_string(abs ? abs : dir));
+	free(abs);
+	return 0;
+}
+
 /* The tuning flags of a new migration into a. */
 static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 {
@@ -272,6 +303,13 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 		json_object_set_new(a, "push_order", json_string(o->push));
 	if (o->verify)
 		json_object_set_new(a, "verify", json_true());
+	if (o->insecure)
+		json_object_set_new(a, "insecure", json_true());
+	if (o->tls_hostname)
+		json_object_set_new(a, "tls_hostname",
+				    json_string(o->tls_hostname));
+	if (o->tls_dir && migrate_tls_dir(o->tls_dir, a))
+		return -EINVAL;
 	if (o->limit) {
 		if (migrate_number("--downtime-limit", o->limit, "ms", &v))
 			return -EINVAL;
@@ -496,6 +534,16 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"                         faults, or linear\n"
 		"  --verify               compare SHA-256 of guest RAM "
 		"on both sides\n"
+		"  --tls-dir DIR          mutual TLS 1.3 with ca.pem, "
+		"cert.pem, key.pem in DIR\n"
+		"                         (the destination needs "
+		"--tls-dir too)\n"
+		"  --tls-hostname NAME    the name the destination's "
+		"certificate must carry\n"
+		"                         (default: the host of --to)\n"
+		"  --insecure             plaintext to a non-loopback "
+		"address (else refused\n"
+		"                         without --tls-dir)\n"
 		"  --cancel               cancel the migration in "
 		"progress (before the switch)\n"
 		"  --resume               resume a paused post-copy "

@@ -58,6 +58,18 @@ static void boot_mig_faults_json(json_t *o, const struct mig_stats *st)
 #undef SET
 }
 
+/* The main connection's transport: "tls" and, with it, what it runs. */
+static void boot_mig_tls_json(json_t *o, const struct mig_stats *st)
+{
+	json_object_set_new(o, "tls", json_boolean(st->tls));
+	if (!st->tls)
+		return;
+	json_object_set_new(o, "tls_cipher", json_string(st->tls_cipher));
+	json_object_set_new(o, "tls_peer", json_string(st->tls_peer));
+	json_object_set_new(o, "ktls_send", json_boolean(st->ktls_send));
+	json_object_set_new(o, "ktls_recv", json_boolean(st->ktls_recv));
+}
+
 /*
  * Migration statistics under libvirt's job-stat names (virsh domjobinfo).
  * dest: st is the incoming migration's (fault figures, no mode); else the
@@ -103,6 +115,7 @@ static json_t *boot_mig_json(const struct boot_app *app,
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	boot_mig_switch_json(o, st);
+	boot_mig_tls_json(o, st);
 	if (dest)
 		boot_mig_faults_json(o, st);
 	if (st->error[0])
@@ -299,6 +312,9 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.zstd_level = MIG_DEFAULT_ZSTD,
 		.quiesce_timeout_ms = m->quiesce_timeout_ms,
 		.push_order = m->push_order,
+		.tls_dir = m->tls_dir,
+		.tls_hostname = m->tls_hostname,
+		.insecure = m->insecure,
 	};
 	const char *busy = boot_mig_busy(app);
 	char why[256];

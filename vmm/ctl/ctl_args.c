@@ -295,13 +295,36 @@ static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
+/* "tls_dir", "tls_hostname", "insecure": the transport. */
+static int parse_migrate_tls(struct ctl_request *req, struct ctl_error *err)
+{
+	struct ctl_migrate *m = &req->mig;
+
+	if ((json_object_get(req->args, "tls_dir") &&
+	     get_string_arg(req, err, "tls_dir", "a directory", &m->tls_dir)) ||
+	    (json_object_get(req->args, "tls_hostname") &&
+	     get_string_arg(req, err, "tls_hostname", "a host name",
+			    &m->tls_hostname)) ||
+	    get_bool_arg(req, err, "insecure", &m->insecure))
+		return -EINVAL;
+	if (m->tls_hostname && !m->tls_dir)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'tls_hostname' goes with 'tls_dir'");
+	if (m->insecure && m->tls_dir)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'insecure' and 'tls_dir' exclude each "
+				   "other");
+	return 0;
+}
+
 /* A new migration: "to" and the tuning arguments. */
 static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 {
 	struct ctl_migrate *m = &req->mig;
 
 	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to) ||
-	    parse_migrate_mode(req, err) || parse_migrate_push(req, err) ||
+	    parse_migrate_tls(req, err) || parse_migrate_mode(req, err) ||
+	    parse_migrate_push(req, err) ||
 	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
 			  &m->downtime_limit_ms) ||
 	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
@@ -352,6 +375,9 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "quiesce_timeout_ms",
 					    "push_order",
 					    "verify",
+					    "tls_dir",
+					    "tls_hostname",
+					    "insecure",
 					    "cancel",
 					    "resume",
 					    "abort",

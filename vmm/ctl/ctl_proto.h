@@ -73,6 +73,9 @@ struct ctl_request {
 		uint64_t quiesce_timeout_ms; /* 0: the default */
 		enum mig_push_order push_order; /* default: accessed */
 		int verify;
+		const char *tls_dir;	  /* borrowed; NULL: plaintext */
+		const char *tls_hostname; /* borrowed; NULL: to's host */
+		int insecure;		  /* plaintext off loopback */
 		int cancel;
 		int resume; /* post-copy recovery, optionally to "to" */
 		int abort;  /* give post-copy up (needs "confirm") */
