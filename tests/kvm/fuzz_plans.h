@@ -49,7 +49,7 @@ struct fz_src {
 	bool ram_end, state_end, verify_good;
 	uint32_t sec_good; /* template sections whose first STATE was valid */
 	uint32_t sec_mutated; /* ... was mutated */
-	bool go_legit;	      /* a GO went out when all of it held */
+	bool go_legit;	      /* a GO went out after all of the rest */
 	bool go_sent;
 	bool all_pages;	 /* every data page of the template went out */
 	bool answer_req; /* answer PAGE_REQ with the template's pages */

@@ -333,8 +333,12 @@ static int src_go(struct fz_peer *p)
 	struct fz_src *s = src_of(p);
 	bool verify = (s->acked & PROTO_CAP_VERIFY) && !s->postcopy;
 
+	/*
+	 * Not READY: whether it was sent before GO arrived is the
+	 * destination's to check (GO may cross READY on the wire).
+	 */
 	if (s->first_hello_good && s->ram_end && src_all_sections(s) &&
-	    s->state_end && p->rx[PROTO_READY] && (!verify || s->verify_good))
+	    s->state_end && (!verify || s->verify_good))
 		s->go_legit = true;
 	s->go_sent = true;
 	return src_out(p, proto_empty_encode(p->fbuf, FZ_FBUF, PROTO_GO),

@@ -5,8 +5,8 @@
  * VM A with the `dirty` workload on two vCPUs, lets it send a few hundred
  * heartbeats (each an MMIO exit, so a pause lands in the middle of MMIO
  * traffic), pauses it, saves every vCPU, the irqchip/PIT/clock and the
- * devices, creates an incoming VM B of the same shape, copies RAM, destroys A and
- * restores into B. B must go on exactly where A stopped: its first
+ * devices, creates an incoming VM B of the same shape, copies RAM, destroys A
+ * and restores into B. B must go on exactly where A stopped: its first
  * heartbeat is A's last + 1, no sequence error, the guest's own check of
  * every dirty page passes, and the halted AP is still halted where it was.
  * The other tests chain several migrations; load a blob and save it again
