@@ -128,6 +128,8 @@ void mig_channel_close(struct mig_channel *ch,
 /* ---- stall detection
  * --------------------------------------------------------- */
 
+unsigned int mig_channel_stall_ms = MIG_CHANNEL_STALL_MS;
+
 void mig_channel_progress(struct mig_channel *ch)
 {
 	ch->last_progress_ms = uv_now(ch->loop);
@@ -139,7 +141,7 @@ static void mig_channel_on_timer(uv_timer_t *t)
 	struct mig_channel *ch = t->data;
 	uint64_t idle = uv_now(ch->loop) - ch->last_progress_ms;
 
-	if (idle < MIG_CHANNEL_STALL_MS)
+	if (idle < mig_channel_stall_ms)
 		return;
 	if (ch->idle_ok && !ch->queued && !ch->flush_close) {
 		mig_channel_progress(ch); /* nothing owed either way */

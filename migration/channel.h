@@ -30,6 +30,12 @@ struct mig_write;
 #define MIG_CHANNEL_HIGH     (8U << 20) /* stop producing above this */
 #define MIG_CHANNEL_STALL_MS 10000	/* no progress this long: error */
 
+/*
+ * The stall limit every channel applies, MIG_CHANNEL_STALL_MS unless a
+ * test lowers it (before any channel exists) to fail stalls quickly.
+ */
+extern unsigned int mig_channel_stall_ms;
+
 struct mig_channel;
 
 struct mig_channel_ops {
