@@ -499,7 +499,7 @@ static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 		return r;
 	}
 	r = serial_in_open(&app->serial_in, &app->loop, &app->vm.com1,
-			   o->serial_in, err, sizeof(err));
+			   o->serial_in, o->incoming != NULL, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "vmmctl boot: %s\n", err);
 		return r;

@@ -195,7 +195,7 @@ fail:
 }
 
 int serial_in_open(struct serial_in *in, uv_loop_t *loop, struct serial *uart,
-		   const char *path, char *err, size_t errlen)
+		   const char *path, bool hold, char *err, size_t errlen)
 {
 	int r;
 
@@ -214,7 +214,8 @@ int serial_in_open(struct serial_in *in, uv_loop_t *loop, struct serial *uart,
 		in->own_fd = true;
 	}
 	r = serial_in_kind_of(in, path, err, errlen);
-	if (!r && in->kind != SERIAL_IN_NONE)
+	in->held = hold && !r && in->kind != SERIAL_IN_NONE;
+	if (!r && in->kind != SERIAL_IN_NONE && !in->held)
 		r = serial_in_start(in, err, errlen);
 	if (r && in->own_fd)
 		close(in->fd);
@@ -223,10 +224,32 @@ int serial_in_open(struct serial_in *in, uv_loop_t *loop, struct serial *uart,
 	return r;
 }
 
+int serial_in_go(struct serial_in *in, char *err, size_t errlen)
+{
+	int r;
+
+	if (!in->held)
+		return 0;
+	in->held = false;
+	r = serial_in_start(in, err, errlen);
+	if (r) {
+		if (in->own_fd)
+			close(in->fd);
+		in->kind = SERIAL_IN_NONE;
+	}
+	return r;
+}
+
 void serial_in_close(struct serial_in *in)
 {
 	if (in->kind == SERIAL_IN_NONE)
 		return;
+	if (in->held) {
+		if (in->own_fd)
+			close(in->fd);
+		in->kind = SERIAL_IN_NONE;
+		return;
+	}
 	serial_set_rx_room(in->uart, NULL, NULL);
 	in->ended = true;
 	if (in->kind == SERIAL_IN_STREAM)

@@ -35,6 +35,7 @@ struct serial_in {
 	bool waiting; /* not reading: the FIFO is full */
 	bool ended;   /* end of input or an error: no more reads */
 	bool reading; /* a file read is in flight */
+	bool held;    /* opened, not fed yet (serial_in_go) */
 	union {
 		uv_tty_t tty;
 		uv_pipe_t pipe;
@@ -49,10 +50,14 @@ struct serial_in {
 /*
  * Feed uart from path: NULL means stdin when it is a terminal or a pipe
  * (else no input), "-" stdin whatever it is, else the file path. 0, or
- * -errno with err set.
+ * -errno with err set. hold: open it but feed nothing until serial_in_go
+ * (a migration destination: the UART's state, FIFO included, is the
+ * source's until the guest runs here; bytes fed before would be lost).
  */
 int serial_in_open(struct serial_in *in, uv_loop_t *loop, struct serial *uart,
-		   const char *path, char *err, size_t errlen);
+		   const char *path, bool hold, char *err, size_t errlen);
+/* Start feeding a held input (nothing when it is not held). */
+int serial_in_go(struct serial_in *in, char *err, size_t errlen);
 /* Stop the feed and close its handles (the loop finishes the closing). */
 void serial_in_close(struct serial_in *in);
 
