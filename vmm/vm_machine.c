@@ -202,13 +202,40 @@ static bool vm_sleep_wait(struct vm *vm, bool *by_rtc)
 	return !atomic_load(&vm->exit_req);
 }
 
-/* The firmware waking vector the guest left in the FACS. */
+/*
+ * Where the FACS is: where the loader put it, or on a migration
+ * destination (which loaded nothing) where acpi_write puts it for this
+ * machine's shape, as the source's did. 0 when there is none.
+ */
+static uint64_t vm_facs_gpa(struct vm *vm)
+{
+	struct acpi_config ac;
+	struct acpi_layout l;
+	size_t len = ACPI_AREA_END - ACPI_AREA_BASE;
+	uint8_t *scratch;
+	char why[128];
+
+	if (vm->acpi.facs || !vm->cfg.incoming)
+		return vm->acpi.facs;
+	scratch = malloc(len);
+	acpi_config_default(&ac, (unsigned int)vm->cfg.nr_cpus);
+	if (scratch && !acpi_build(&ac, scratch, len, &l, why, sizeof(why)))
+		vm->acpi = l;
+	free(scratch);
+	return vm->acpi.facs;
+}
+
+/*
+ * The firmware waking vector the guest left in the FACS; 0 when it has
+ * no FACS (not a Multiboot guest: nothing there says "FACS").
+ */
 static uint32_t vm_waking_vector(struct vm *vm)
 {
+	uint64_t gpa = vm_facs_gpa(vm);
 	struct acpi_facs facs;
 
-	if (!vm->acpi.facs ||
-	    mem_read(&vm->mem, vm->acpi.facs, &facs, sizeof(facs)))
+	if (!gpa || mem_read(&vm->mem, gpa, &facs, sizeof(facs)) ||
+	    memcmp(facs.signature, "FACS", 4))
 		return 0;
 	return facs.waking_vector;
 }

@@ -182,9 +182,13 @@ static void boot_src_done(void *opaque, const struct mig_stats *st)
 static void boot_dest_done(void *opaque, const struct mig_stats *st)
 {
 	struct boot_app *app = opaque;
+	char err[256];
 
 	if (st->state == MIG_RUNNING) {
 		boot_mig_event(app, "migration-complete", st, true);
+		/* The guest is ours: its UART takes input now. */
+		if (serial_in_go(&app->serial_in, err, sizeof(err)))
+			fprintf(stderr, "vmmctl boot: %s\n", err);
 		return;
 	}
 	boot_mig_event(app, "migration-failed", st, true);
