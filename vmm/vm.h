@@ -161,7 +161,7 @@ void vm_destroy(struct vm *vm);
  * Make every vCPU leave guest mode at least once (kick-before-harvest for
  * the dirty ring); returns when each has, or is outside KVM_RUN anyway.
  * -ETIMEDOUT after 2 s (a vCPU blocked on a userfaultfd fault from ring-0
- * code cannot be kicked: kvm-notes.md).
+ * code cannot be kicked: docs/kvm-host.md).
  */
 int vm_kick_sync(struct vm *vm);
 
