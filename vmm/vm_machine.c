@@ -99,7 +99,7 @@ void vm_machine_destroy(struct vm *vm)
 	vm->machine_init = false;
 }
 
-/* ---- the kernel image: our ELF64 guest or a Multiboot image -------------- */
+/* ---- the kernel image: Linux, a Multiboot image, or our ELF64 guest ------ */
 
 static int vm_load_multiboot(struct vm *vm, const uint8_t *img, size_t len,
 			     char *err, size_t errlen)
@@ -136,6 +136,7 @@ static int vm_load_multiboot(struct vm *vm, const uint8_t *img, size_t len,
 int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
 		   size_t errlen)
 {
+	enum linux_kind kind;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
@@ -143,6 +144,12 @@ int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
 	r = loader_read_file("kernel", vm->cfg.kernel, &buf, &len, err, errlen);
 	if (r)
 		return r;
+	kind = linux_probe(buf, len);
+	if (kind != LINUX_NONE) {
+		r = vm_load_linux(vm, kind, buf, len, err, errlen);
+		free(buf);
+		return r;
+	}
 	vm->multiboot = multiboot_probe(buf, len);
 	if (vm->multiboot)
 		r = vm_load_multiboot(vm, buf, len, err, errlen);
