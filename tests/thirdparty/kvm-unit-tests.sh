@@ -15,7 +15,9 @@
 # devices or machine options, i386) is reported SKIP with the reason. Each
 # test boots as
 #   vmmctl boot --kernel KUT_DIR/x86/FILE --cpus SMP --mem 128M
-#     --device debug-exit --initrd ENVIRON --append ARGS --serial LOG
+#     --device debug-exit --device pc-testdev --initrd ENVIRON
+#     --append ARGS --serial LOG
+# (pc-testdev as QEMU's x86 runner adds it: realmode raises IRQ 11 through it)
 # with ENVIRON the suite's environ module (NR_CPUS, MEMSIZE, TEST_DEVICE=0,
 # BOOTLOADER=0). Verdicts as the suite's own runner: status 1 PASS, 77 SKIP,
 # 124 timeout (FAIL), anything else FAIL. Per-test logs go to OUT_DIR
@@ -24,8 +26,8 @@
 # --migrate precopy|postcopy|hybrid: each test first runs unmigrated (the
 # reference), then once per seed migrated live, once, from a source VMM
 # to a destination VMM started for it (--incoming, same --cpus, --mem and
-# --device debug-exit; its serial log continues the source's; its exit
-# status is the verdict). The seed picks the point: after L lines of serial
+# --device debug-exit --device pc-testdev; its serial log continues the
+# source's; its exit status is the verdict). The seed picks the point: after L lines of serial
 # output or after T ms (both within the reference run's length); it is
 # printed with the point, and `--seed S` replays it. A test that ended
 # before the migration completed is "not migrated" and is run again with
@@ -241,7 +243,7 @@ run_test() {
 	printf 'NR_CPUS=%s\nMEMSIZE=%s\nTEST_DEVICE=0\nBOOTLOADER=0\n' \
 		"$smp" "$(mem_mib "$mem")" >"$env"
 	local -a cmd=("$VMMCTL" boot --kernel "$KUT/x86/$file" --cpus "$smp"
-		--mem "$mem" --device debug-exit --initrd "$env")
+		--mem "$mem" --device debug-exit --device pc-testdev --initrd "$env")
 	[ -n "$args" ] && cmd+=(--append "$args")
 	echo "${cmd[*]}" >"$OUT_DIR/$name.cmd"
 	t0=$(date +%s%3N)
@@ -339,6 +341,7 @@ mig_once() {
 	port=$(port_pick) || { echo "no free port" >&2; exit 2; }
 	timeout -k 5 "$tmo" "$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" \
 		--api "$dsock" --cpus "$smp" --mem "$mem" --device debug-exit \
+		--device pc-testdev \
 		--serial "$mlog.dst.log" </dev/null 2>"$mlog.dst.stderr" &
 	dpid=$!
 	wait_sock "$dsock" "$dpid"
