@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "migration/channel_int.h"
 #include "migration/tls.h"
@@ -515,16 +517,61 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 		       const char *spec, const struct mig_channel_ops *ops,
 		       void *opaque, char *err, size_t errlen)
 {
+	return mig_channel_listen_fd(ch, loop, spec, -1, ops, opaque, err,
+				     errlen);
+}
+
+int mig_channel_bind(const char *spec, int *fd, char *err, size_t errlen)
+{
 	struct sockaddr_storage ss;
-	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
-				    errlen);
+	int one = 1, r = mig_addr_parse(spec, &ss, err, errlen);
 
 	if (r)
 		return r;
+	*fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		     0);
+	if (*fd < 0 ||
+	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(*fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in)) ||
+	    listen(*fd, 1)) {
+		r = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", spec,
+			 strerror(-r));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	return r;
+}
+
+int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
+			  const char *spec, int fd,
+			  const struct mig_channel_ops *ops, void *opaque,
+			  char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
+				    errlen);
+	int owned = fd; /* closed here unless the handle took it */
+
+	if (r) {
+		if (owned >= 0)
+			close(owned);
+		return r;
+	}
 	r = uv_tcp_init(loop, &ch->listener);
 	ch->listener.data = ch;
-	if (!r)
+	if (!r && fd >= 0) {
+		r = uv_tcp_open(&ch->listener, fd);
+		if (!r)
+			owned = -1;
+	} else if (!r) {
 		r = uv_tcp_bind(&ch->listener, (struct sockaddr *)&ss, 0);
+	}
+	if (owned >= 0)
+		close(owned);
 	if (!r)
 		r = uv_listen((uv_stream_t *)&ch->listener, 1,
 			      mig_channel_on_accept);

@@ -124,7 +124,49 @@ int vm_dev_state_load(const struct dev *d, const uint8_t *blob, size_t len,
 	return r;
 }
 
+/* The device's blob at its larger state version. */
+static size_t vm_dev_state_max(const struct dev *d)
+{
+	const struct dev_ops *o = d->ops;
+	const struct rec_type types[DEV_REC_MAX] = {
+		[DEV_REC_HDR] = {"HDR", sizeof(struct vmstate_hdr), false},
+		[DEV_REC_STATE] = {"STATE", 0, true},
+	};
+	uint32_t var[DEV_REC_MAX] = {
+		[DEV_REC_STATE] =
+			o->load_old && o->old_state_size > o->state_size
+				? o->old_state_size
+				: o->state_size,
+	};
+
+	return rec_blob_max(types, DEV_REC_MAX, var);
+}
+
 /* ---- sections ------------------------------------------------------------ */
+
+size_t vm_snapshot_section_max(const struct vm *vm, enum vm_snap_kind kind,
+			       uint32_t id)
+{
+	const struct dev *d;
+	size_t max = 0;
+
+	switch (kind) {
+	case VM_SNAP_VCPU:
+		if (id < (uint32_t)vm->nr_vcpus)
+			max = vcpu_state_max(vm);
+		break;
+	case VM_SNAP_VM:
+		if (id == 0)
+			max = vm_arch_state_max();
+		break;
+	case VM_SNAP_DEVICE:
+		d = id <= INT32_MAX ? vm_dev_at(vm, (int)id) : NULL;
+		if (d)
+			max = vm_dev_state_max(d);
+		break;
+	}
+	return max < VMSTATE_BLOB_MAX ? max : VMSTATE_BLOB_MAX;
+}
 
 void vm_snapshot_init(struct vm_snapshot *s)
 {

@@ -298,6 +298,31 @@ static int boot_mig_abort(struct boot_app *app, json_t **result,
 	return 0;
 }
 
+/*
+ * The destination's migrate-recover: listen for the resume on another
+ * address while post-copy is paused; refused in any other state.
+ */
+static int boot_mig_recover(struct boot_app *app, const char *listen,
+			    json_t **result, struct ctl_error *err)
+{
+	char why[256] = "";
+	int r;
+
+	if (!app->mig_dest)
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "no incoming migration here: --recover "
+				 "--listen is for the destination");
+	r = mig_dest_recover_listen(app->mig_dest, listen, why, sizeof(why));
+	if (r)
+		return boot_fail(
+			err, r == -EBUSY ? CTL_ERR_BAD_STATE : CTL_ERR_BAD_ARGS,
+			why[0] ? why : strerror(-r));
+	*result = json_pack("{s:s, s:s}", "state",
+			    mig_state_name(MIG_POSTCOPY_PAUSED), "listen",
+			    listen);
+	return 0;
+}
+
 static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 			  json_t **result, struct ctl_error *err)
 {
@@ -358,6 +383,8 @@ int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 		return boot_mig_cancel(app, err);
 	if (m->resume)
 		return boot_mig_resume(app, m->to, result, err);
+	if (m->recover)
+		return boot_mig_recover(app, m->listen, result, err);
 	if (m->abort)
 		return boot_mig_abort(app, result, err);
 	return boot_mig_start(app, m, result, err);

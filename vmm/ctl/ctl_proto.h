@@ -77,9 +77,11 @@ struct ctl_request {
 		const char *tls_hostname; /* borrowed; NULL: to's host */
 		int insecure;		  /* plaintext off loopback */
 		int cancel;
-		int resume; /* post-copy recovery, optionally to "to" */
-		int abort;  /* give post-copy up (needs "confirm") */
-	} mig;		    /* CTL_CMD_MIGRATE */
+		int resume;  /* post-copy recovery, optionally to "to" */
+		int abort;   /* give post-copy up (needs "confirm") */
+		int recover; /* destination: listen for the resume on... */
+		const char *listen; /* ...this address (borrowed) */
+	} mig;			    /* CTL_CMD_MIGRATE */
 };
 
 /* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */
