@@ -547,6 +547,7 @@ static void dest_release(struct mig_session *ss)
 	free(d->discard);
 	bitmap_free(&d->claimed);
 	mig_sum_free(&d->sum);
+	mig_pagesum_free(&d->placed);
 	pthread_mutex_destroy(&d->qlock);
 	pthread_mutex_destroy(&d->sum_lock);
 	free(d);

@@ -95,7 +95,7 @@ struct mig_params {
 	uint32_t max_rounds;	     /* then stop-copy regardless */
 	uint64_t budget_ms;	     /* pre-copy time budget; 0: none */
 	uint64_t budget_bytes;	     /* pre-copy wire-bytes budget; 0: none */
-	bool verify;		     /* SHA-256 of RAM on both sides */
+	bool verify;		     /* page digests of RAM on both sides */
 	int zstd_level;		     /* 0: raw pages */
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
@@ -183,6 +183,8 @@ struct mig_stats {
 	uint64_t restore_us;	/* destination: state restore (its clock) */
 	/* Passthrough devices: the driver's quiesce (request -> ack), us. */
 	uint64_t quiesce_us;
+	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */
+	uint64_t verify_audit_ms;
 	/* The main connection's transport (set once it is up). */
 	bool tls;		   /* mutual TLS 1.3; false: plaintext */
 	bool ktls_send, ktls_recv; /* the kernel does the record crypto */

@@ -490,7 +490,13 @@ static void src_on_running(struct mig_source *s)
 	st->downtime_ms = st->downtime_us / 1000;
 	src_precopy_end(s);
 	if (!s->pc) {
+		char err[256];
+
 		st->memory_remaining = 0;
+		if (src_verify_audit(s, err, sizeof(err))) {
+			src_fail(s, MIG_FAILED, "%s", err);
+			return;
+		}
 		src_end(s, MIG_COMPLETED);
 		return;
 	}

@@ -24,6 +24,7 @@
 
 #include "migration/policy.h"
 #include "migration/push.h"
+#include "migration/ram.h"
 #include "migration/session.h"
 
 #define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
@@ -101,9 +102,15 @@ struct mig_source {
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
 	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
-	/* --verify (src_verify.c) */
-	struct proto_digest digest[PROTO_MAX_REGIONS];
-	int nr_digest;
+	/*
+	 * --verify (src_verify.c): in pre-copy the sum of the page digests
+	 * of what was sent, each page's term replaced when it is sent again
+	 * (sent_err: a page could not be hashed); digest: the destination's
+	 * sum once it came.
+	 */
+	struct mig_pagesum sent;
+	int sent_err;
+	struct proto_digest digest;
 	bool remote_verified;
 };
 
@@ -175,5 +182,9 @@ int src_send_verify(struct mig_source *s);
 int src_on_verify(struct mig_source *s, const uint8_t *p, size_t len, char *err,
 		  size_t errlen);
 int src_postcopy_verify(struct mig_source *s, char *err, size_t errlen);
+int src_verify_begin(struct mig_source *s, char *err, size_t errlen);
+void src_verify_sent(struct mig_source *s, uint64_t i, uint64_t gpa,
+		     const void *page);
+int src_verify_audit(struct mig_source *s, char *err, size_t errlen);
 
 #endif /* MIGRATION_SOURCE_H */

@@ -161,6 +161,7 @@ static void src_release(struct mig_session *ss)
 	struct mig_source *s = (struct mig_source *)ss;
 
 	bitmap_free(&s->todo);
+	mig_pagesum_free(&s->sent);
 	bitmap_free(&s->pushset);
 	bitmap_free(&s->lacking);
 	mig_push_free(&s->push);

@@ -91,7 +91,11 @@ void src_add_page(struct mig_source *s, uint64_t i)
 	uint64_t gpa = mem_page_to_gpa(&s->ss.vm->mem, i);
 	const void *hva = mem_gpa_to_hva(&s->ss.vm->mem, gpa, PAGE_SIZE);
 
-	if (proto_page_is_zero(hva)) {
+	bool zero = proto_page_is_zero(hva);
+
+	if (!s->pc)
+		src_verify_sent(s, i, gpa, zero ? NULL : hva);
+	if (zero) {
 		proto_batch_add(s->batch, gpa, NULL);
 		st->memory_constant++;
 	} else {
@@ -148,8 +152,10 @@ void src_start_round(struct mig_source *s)
 /* HELLO_ACK agreed on pre-copy: logging on, round 0 is every page that is. */
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
 {
-	int r = dirty_start(&s->ss.vm->dirty, err, errlen);
+	int r = src_verify_begin(s, err, errlen);
 
+	if (!r)
+		r = dirty_start(&s->ss.vm->dirty, err, errlen);
 	if (r)
 		return r;
 	s->logging = true;

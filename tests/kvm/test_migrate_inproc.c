@@ -369,3 +369,60 @@ Test(migrate_inproc, hybrid)
 	p.downtime_limit_ms = 1;
 	run(&p, true);
 }
+
+/* The first page of A's RAM that holds data: round 0 sends it as such. */
+static uint64_t first_data_gpa(const struct guest_mem *mem)
+{
+	for (uint64_t i = 0; i < mem->nr_pages; i++)
+		if (!page_is_zero(mem->base + i * PAGE_SIZE))
+			return mem_page_to_gpa(mem, i);
+	cr_assert_fail("A's RAM holds no data");
+	return 0;
+}
+
+/*
+ * --verify must notice one byte of one page that differs on B: the
+ * destination flips it as the page is placed (VMM_TEST_CORRUPT_GPA), so
+ * only a digest of B's RAM as it is, not of the bytes that crossed the
+ * wire, can tell. B refuses READY, nothing runs there, A runs on.
+ */
+Test(migrate_inproc, verify_catches_corrupt_page)
+{
+	struct mig_params p = params(MIG_MODE_PRECOPY);
+	char gpa[32];
+
+	loop_init();
+	tvm_create(&m.a, WORKLOAD);
+	tvm_start(&m.a);
+	tvm_wait_heartbeats(&m.a, WARMUP_HEARTBEATS);
+	tvm_create(&m.b, NULL);
+	snprintf(gpa, sizeof(gpa), "0x%llx",
+		 (unsigned long long)first_data_gpa(&m.a.vm.mem));
+	cr_assert_eq(setenv("VMM_TEST_CORRUPT_GPA", gpa, 1), 0);
+	dest_listen();
+	p.to = m.to;
+	p.verify = true;
+	cr_assert_eq(mig_source_start(&m.src, &m.a.vm, &m.loop, &p,
+				      &(struct mig_hooks){.done = src_done},
+				      gpa, sizeof(gpa)),
+		     0);
+	cr_assert_eq(uv_timer_start(&m.timer, on_timeout, MIG_TIMEOUT_MS, 0),
+		     0);
+	while (!(m.src_done && m.dst_done) && !m.timed_out)
+		uv_run(&m.loop, UV_RUN_ONCE);
+	unsetenv("VMM_TEST_CORRUPT_GPA");
+	cr_assert(!m.timed_out, "no end after %d ms", MIG_TIMEOUT_MS);
+	cr_log_info("source: %s", m.src_st.error);
+	cr_log_info("destination: %s", m.dst_st.error);
+	cr_assert_eq(m.src_st.state, MIG_FAILED, "source %s",
+		     mig_state_name(m.src_st.state));
+	cr_assert_eq(m.dst_st.state, MIG_FAILED, "destination %s",
+		     mig_state_name(m.dst_st.state));
+	cr_assert(strstr(m.dst_st.error, "verify: guest RAM here differs"),
+		  "destination: %s", m.dst_st.error);
+	cr_assert(strstr(m.src_st.error, "verify:"), "source: %s",
+		  m.src_st.error);
+	cr_assert_eq(m.a.vm.state, VM_RUNNING, "source VM %s",
+		     vm_state_name(m.a.vm.state));
+	tvm_verify(&m.a);
+}
