@@ -67,6 +67,50 @@ static int dest_urgent_listen(struct mig_dest *d, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Post-copy needs userfaultfd here (vm.unprivileged_userfaultfd, or the
+ * capability): try to open one now, before accepting post-copy, so that
+ * the source falls back to pre-copy instead of failing at the switch.
+ * Test knob: VMM_TEST_NO_UFFD=1 acts as if the kernel refused
+ * (docs/migration.md). False with why set when it cannot.
+ */
+static bool dest_uffd_usable(struct mig_dest *d, char *why, size_t whylen)
+{
+	const char *knob = getenv("VMM_TEST_NO_UFFD");
+	struct fault_service *fs;
+	int r;
+
+	if (knob && !strcmp(knob, "1")) {
+		snprintf(why, whylen,
+			 "userfaultfd: refused (VMM_TEST_NO_UFFD=1)");
+		return false;
+	}
+	fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		snprintf(why, whylen, "userfaultfd: out of memory");
+		return false;
+	}
+	r = fault_init(fs, &d->ss.vm->mem, why, whylen);
+	fault_stop(fs);
+	free(fs);
+	return r == 0;
+}
+
+/* What was agreed: post-copy only where userfaultfd works here. */
+static void dest_caps_agree(struct mig_dest *d, uint64_t caps)
+{
+	char why[200];
+
+	d->ss.caps = caps;
+	if (!(caps & PROTO_CAP_POSTCOPY) ||
+	    dest_uffd_usable(d, why, sizeof(why)))
+		return;
+	d->ss.caps &= ~PROTO_CAP_POSTCOPY;
+	snprintf(d->ss.st.notice, sizeof(d->ss.st.notice),
+		 "post-copy refused: %s; the source migrates in pre-copy", why);
+	fprintf(stderr, "vmm: incoming migration: %s\n", d->ss.st.notice);
+}
+
 /* The source's HELLO against ours: the capabilities both have, or why not. */
 static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 			    char *err, size_t errlen)
@@ -89,7 +133,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 		snprintf(why, sizeof(why), "out of memory");
 	}
 	if (!r) {
-		d->ss.caps = remote->caps & local->caps;
+		dest_caps_agree(d, remote->caps & local->caps);
 		d->nr_devs = (int)local->nr_devices;
 	} else {
 		snprintf(err, errlen, "incompatible VM: %s", why);

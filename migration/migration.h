@@ -100,6 +100,21 @@ struct mig_params {
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
 	/*
+	 * Bandwidth caps, bytes a second (0: none; live: mig_source_set_
+	 * bandwidth): max_bandwidth for pre-copy's rounds and the post-copy
+	 * push, postcopy_bandwidth for the push when set. Stop-copy (the
+	 * guest paused) and the answers to the destination's faults are
+	 * never throttled.
+	 */
+	uint64_t max_bandwidth;
+	uint64_t postcopy_bandwidth;
+	/*
+	 * Pre-copy mode: while the rounds will not converge, pause the
+	 * vCPUs a growing share of each MIG_THROTTLE_PERIOD_MS (as QEMU's
+	 * cpu-throttle) until they do.
+	 */
+	bool auto_converge;
+	/*
 	 * Transport: tls_dir (ca.pem, cert.pem, key.pem) for mutual TLS;
 	 * tls_hostname: the name the destination's certificate must carry
 	 * (NULL: the host of `to`); insecure: plaintext to a non-loopback
@@ -122,6 +137,10 @@ struct mig_dest_params {
 #define MIG_DEFAULT_MAX_ROUNDS	30
 #define MIG_DEFAULT_ZSTD	1
 #define MIG_DEFAULT_QUIESCE_MS	1000
+#define MIG_THROTTLE_PERIOD_MS	20 /* --auto-converge: run + held, ms */
+#define MIG_THROTTLE_FIRST_PCT	20 /* the first throttle, % */
+#define MIG_THROTTLE_STEP_PCT	10 /* raised by this each round, % */
+#define MIG_THROTTLE_MAX_PCT	95
 
 /* Statistics, named after libvirt's VIR_DOMAIN_JOB_* fields. */
 struct mig_stats {
@@ -161,6 +180,7 @@ struct mig_stats {
 	bool postcopy;		/* the switch went to post-copy */
 	enum mig_reason reason; /* why pre-copy stopped */
 	uint64_t precopy_bytes; /* wire bytes before the switch */
+	uint64_t precopy_ms;	/* HELLO_ACK -> pre-copy stopped */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */
 	uint64_t push_first;	     /* of those: vCPUs' resume pages, first */
@@ -185,6 +205,16 @@ struct mig_stats {
 	uint64_t quiesce_us;
 	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */
 	uint64_t verify_audit_ms;
+	/* --auto-converge: the vCPUs' share of time held paused now, %. */
+	uint32_t throttle_pct;
+	uint64_t throttle_raised; /* times it was raised */
+	/* The caps in force, bytes a second (0: none). */
+	uint64_t max_bandwidth, postcopy_bandwidth;
+	/*
+	 * One line about a choice made on the way that the user should
+	 * know, e.g. post-copy refused by the destination: pre-copy instead.
+	 */
+	char notice[256];
 	/* The main connection's transport (set once it is up). */
 	bool tls;		   /* mutual TLS 1.3; false: plaintext */
 	bool ktls_send, ktls_recv; /* the kernel does the record crypto */
@@ -231,6 +261,12 @@ int mig_source_abort(struct mig_source *s);
  * resuming the VM here would lose it or run it twice (vmm/ctl refuses).
  */
 bool mig_source_after_go(const struct mig_source *s);
+/*
+ * Change the caps of a migration under way (bytes a second, 0: none;
+ * UINT64_MAX: leave that one as it is). -EALREADY when it has ended.
+ */
+int mig_source_set_bandwidth(struct mig_source *s, uint64_t max_bps,
+			     uint64_t postcopy_bps);
 const struct mig_stats *mig_source_stats(struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);

@@ -81,6 +81,7 @@ int src_send_batch(struct mig_source *s)
 	src_zstd_account(s, level, n);
 	proto_batch_init(s->batch);
 	s->round_bytes += n;
+	src_rate_spend(s, n);
 	return mig_channel_send(&s->ss.ch, f, n);
 }
 
@@ -176,6 +177,7 @@ int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
 /* Dirty logging off (no more rounds, or the migration is over). */
 void src_precopy_end(struct mig_source *s)
 {
+	src_throttle_stop(s);
 	if (s->logging)
 		dirty_stop(&s->ss.vm->dirty);
 	s->logging = false;
@@ -220,7 +222,7 @@ int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
 
 	while (*state == MIG_PRECOPY || *state == MIG_STOP_COPY ||
 	       (*state == MIG_POSTCOPY && !s->pc_end_sent)) {
-		if (!mig_channel_writable(&s->ss.ch))
+		if (!mig_channel_writable(&s->ss.ch) || src_rate_hold(s))
 			return SRC_PUMP_WAIT;
 		if (s->pc ? src_fill_push(s) : src_fill_batch(s)) {
 			int r = src_send_batch(s);

@@ -426,3 +426,150 @@ Test(migrate_inproc, verify_catches_corrupt_page)
 		     vm_state_name(m.a.vm.state));
 	tvm_verify(&m.a);
 }
+
+/* ---- bandwidth caps, --auto-converge, the fall-back from post-copy ------ */
+
+/*
+ * 50 MiB/s: well below what pre-copy reaches on this shared 2-core machine
+ * even when other work loads it, so that the rate measured is the cap's.
+ */
+#define CAP_BPS (50ULL << 20)
+
+/* Boot A with workload, create B, B listens: ready to migrate. */
+static void setup_pair(const char *workload, int heartbeats)
+{
+	loop_init();
+	tvm_create(&m.a, workload);
+	tvm_start(&m.a);
+	tvm_wait_heartbeats(&m.a, heartbeats);
+	tvm_create(&m.b, NULL);
+	dest_listen();
+}
+
+/*
+ * The wire rate of pre-copy (HELLO_ACK to the switch: what the cap
+ * governs; stop-copy and the handshakes are not throttled), bytes/s.
+ */
+static double wire_rate(const struct mig_stats *st)
+{
+	return (double)st->precopy_bytes * 1000.0 / (double)st->precopy_ms;
+}
+
+/*
+ * --max-bandwidth 50 MiB/s, a 40 MiB working set written once (rate 0;
+ * the test VM has 64 MiB):
+ * pre-copy moves ~45 MiB; wire bytes over the time it took must be the
+ * cap within 10% (docs/benchmarks.md has the precise figure).
+ */
+Test(migrate_inproc, max_bandwidth_holds)
+{
+	struct mig_params p = params(MIG_MODE_PRECOPY);
+	double rate;
+
+	setup_pair("dirty --mib 40 --rate 0", WARMUP_HEARTBEATS);
+	p.to = m.to;
+	p.max_bandwidth = CAP_BPS;
+	p.zstd_level = 0;
+	migrate(&p);
+	rate = wire_rate(&m.src_st);
+	cr_log_info("cap %llu B/s: pre-copy %llu wire bytes in %llu ms = %.0f "
+		    "B/s (%.2f%% of the cap); whole migration %llu bytes in "
+		    "%llu ms",
+		    (unsigned long long)CAP_BPS,
+		    (unsigned long long)m.src_st.precopy_bytes,
+		    (unsigned long long)m.src_st.precopy_ms, rate,
+		    rate * 100.0 / (double)CAP_BPS,
+		    (unsigned long long)m.src_st.wire_bytes,
+		    (unsigned long long)m.src_st.time_elapsed_ms);
+	cr_assert_gt(m.src_st.precopy_bytes, 40ULL << 20);
+	cr_assert(rate > 0.9 * CAP_BPS && rate < 1.1 * CAP_BPS,
+		  "rate %.0f B/s, cap %llu", rate, (unsigned long long)CAP_BPS);
+}
+
+static int set_cap_result = 1; /* 1: not called yet */
+
+static void on_set_cap(uv_timer_t *t)
+{
+	(void)t;
+	set_cap_result =
+		mig_source_set_bandwidth(m.src, 2 * CAP_BPS, UINT64_MAX);
+}
+
+/*
+ * Live change: 25 MiB/s for the first 200 ms, then 100 MiB/s (~5 MiB
+ * then ~37 MiB: ~570 ms, where 25 MiB/s throughout takes ~1.7 s). The
+ * pre-copy rate must be well above the first cap, and the cap in force
+ * must say 100 MiB/s.
+ */
+Test(migrate_inproc, max_bandwidth_live_change)
+{
+	struct mig_params p = params(MIG_MODE_PRECOPY);
+	static uv_timer_t set; /* the loop outlives this function */
+	double rate;
+
+	setup_pair("dirty --mib 40 --rate 0", WARMUP_HEARTBEATS);
+	p.to = m.to;
+	p.max_bandwidth = CAP_BPS / 2;
+	p.zstd_level = 0;
+	cr_assert_eq(uv_timer_init(&m.loop, &set), 0);
+	cr_assert_eq(uv_timer_start(&set, on_set_cap, 200, 0), 0);
+	migrate(&p);
+	uv_close((uv_handle_t *)&set, NULL);
+	cr_assert_eq(set_cap_result, 0, "the cap was changed: %d",
+		     set_cap_result);
+	rate = wire_rate(&m.src_st);
+	cr_log_info("25 then 100 MiB/s: pre-copy %llu wire bytes in %llu ms = "
+		    "%.1f MiB/s",
+		    (unsigned long long)m.src_st.precopy_bytes,
+		    (unsigned long long)m.src_st.precopy_ms, rate / 1048576.0);
+	cr_assert_eq(m.src_st.max_bandwidth, 2 * CAP_BPS);
+	cr_assert_gt(m.src_st.precopy_bytes, 40ULL << 20);
+	cr_assert_gt(rate, CAP_BPS, "rate %.0f B/s", rate);
+}
+
+/*
+ * A guest dirtying 32 MiB at 400 MiB/s over a link capped at 50 MiB/s
+ * never converges in pre-copy; --auto-converge throttles its vCPUs until
+ * it does (within the 30 rounds, with a 50 ms limit).
+ */
+Test(migrate_inproc, auto_converge)
+{
+	struct mig_params p = params(MIG_MODE_PRECOPY);
+
+	setup_pair("dirty --mib 32 --rate 400", 100);
+	p.to = m.to;
+	p.max_bandwidth = 50ULL << 20;
+	p.downtime_limit_ms = 50;
+	p.auto_converge = true;
+	migrate(&p);
+	log_stats(p.mode, &m.src_st);
+	cr_log_info("throttle %u%% (raised %llu times), downtime %llu us",
+		    m.src_st.throttle_pct,
+		    (unsigned long long)m.src_st.throttle_raised,
+		    (unsigned long long)m.src_st.downtime_us);
+	cr_assert(m.src_st.converged, "reason %s",
+		  mig_reason_name(m.src_st.reason));
+	cr_assert_gt(m.src_st.throttle_pct, 0);
+}
+
+/*
+ * The destination cannot use userfaultfd (VMM_TEST_NO_UFFD=1): a
+ * --mode postcopy migration falls back to pre-copy, says why, completes.
+ */
+Test(migrate_inproc, postcopy_falls_back_without_uffd)
+{
+	struct mig_params p = params(MIG_MODE_POSTCOPY);
+
+	cr_assert_eq(setenv("VMM_TEST_NO_UFFD", "1", 1), 0);
+	setup_pair(WORKLOAD, WARMUP_HEARTBEATS);
+	p.to = m.to;
+	migrate(&p);
+	unsetenv("VMM_TEST_NO_UFFD");
+	cr_log_info("source: %s", m.src_st.notice);
+	cr_log_info("destination: %s", m.dst_st.notice);
+	cr_assert(!m.src_st.postcopy);
+	cr_assert(strstr(m.src_st.notice, "pre-copy instead"), "%s",
+		  m.src_st.notice);
+	cr_assert(strstr(m.dst_st.notice, "VMM_TEST_NO_UFFD"), "%s",
+		  m.dst_st.notice);
+}
