@@ -109,9 +109,9 @@ struct mig_params {
 	uint64_t max_bandwidth;
 	uint64_t postcopy_bandwidth;
 	/*
-	 * Pre-copy mode: while the rounds will not converge, pause the
-	 * vCPUs a growing share of each MIG_THROTTLE_PERIOD_MS (as QEMU's
-	 * cpu-throttle) until they do.
+	 * Pre-copy mode: while the rounds will not converge, hold the
+	 * vCPUs paused a growing share of the time (MIG_THROTTLE_*, as
+	 * QEMU's cpu-throttle) until they do.
 	 */
 	bool auto_converge;
 	/*
@@ -137,10 +137,14 @@ struct mig_dest_params {
 #define MIG_DEFAULT_MAX_ROUNDS	30
 #define MIG_DEFAULT_ZSTD	1
 #define MIG_DEFAULT_QUIESCE_MS	1000
-#define MIG_THROTTLE_PERIOD_MS	20 /* --auto-converge: run + held, ms */
-#define MIG_THROTTLE_FIRST_PCT	20 /* the first throttle, % */
-#define MIG_THROTTLE_STEP_PCT	10 /* raised by this each round, % */
-#define MIG_THROTTLE_MAX_PCT	95
+/*
+ * --auto-converge, as QEMU's cpu-throttle: the vCPUs run MIG_THROTTLE_RUN_MS,
+ * then are held RUN_MS x pct / (100 - pct) (at 99%: 990 ms).
+ */
+#define MIG_THROTTLE_RUN_MS    10
+#define MIG_THROTTLE_FIRST_PCT 20 /* the first throttle, % */
+#define MIG_THROTTLE_STEP_PCT  10 /* raised by this each round, % */
+#define MIG_THROTTLE_MAX_PCT   99
 
 /* Statistics, named after libvirt's VIR_DOMAIN_JOB_* fields. */
 struct mig_stats {
@@ -205,7 +209,7 @@ struct mig_stats {
 	uint64_t quiesce_us;
 	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */
 	uint64_t verify_audit_ms;
-	/* --auto-converge: the vCPUs' share of time held paused now, %. */
+	/* --auto-converge: the vCPUs' share of the time held paused, %. */
 	uint32_t throttle_pct;
 	uint64_t throttle_raised; /* times it was raised */
 	/* The caps in force, bytes a second (0: none). */

@@ -11,9 +11,10 @@
  *
  * --auto-converge (pre-copy mode): after a round in which the guest
  * dirtied memory at half the link's measured rate or more, the vCPUs are
- * held paused a larger share (throttle_pct) of each MIG_THROTTLE_PERIOD_MS
- * (ttimer alternates vm_pause / vm_resume), as QEMU's cpu-throttle does
- * with forced sleeps; the throttle ends before the switch's own pause.
+ * held paused a larger share (throttle_pct) of the time: they run
+ * MIG_THROTTLE_RUN_MS, then are held RUN_MS x pct / (100 - pct) (ttimer
+ * alternates vm_pause / vm_resume), as QEMU's cpu-throttle sleeps its vCPU
+ * threads; the throttle ends before the switch's own pause.
  *
  * Loop thread: both timers, the bucket and the throttle state.
  */
@@ -122,23 +123,25 @@ int mig_source_set_bandwidth(struct mig_source *s, uint64_t max_bps,
 
 /* ---- --auto-converge ---------------------------------------------------- */
 
-/* One phase of the throttle: held for pct of the period, then run. */
+_Static_assert(MIG_THROTTLE_MAX_PCT < 100, "the vCPUs must run at all");
+
+/* One phase of the throttle: run MIG_THROTTLE_RUN_MS, then held. */
 static void src_throttle_next(struct mig_source *s)
 {
-	uint64_t held = MIG_THROTTLE_PERIOD_MS * s->ss.st.throttle_pct / 100;
+	uint32_t pct = s->ss.st.throttle_pct;
+	uint64_t held = MIG_THROTTLE_RUN_MS * pct / (100 - pct);
 
 	if (s->throttle_held) {
 		vm_resume(s->ss.vm);
 		s->throttle_held = false;
-		uv_timer_start(&s->ttimer, src_on_ttimer,
-			       MIG_THROTTLE_PERIOD_MS - held, 0);
+		uv_timer_start(&s->ttimer, src_on_ttimer, MIG_THROTTLE_RUN_MS,
+			       0);
 		return;
 	}
 	/* Paused by someone else (-EALREADY): leave it, try next period. */
 	s->throttle_held = vm_pause(s->ss.vm) == 0;
 	uv_timer_start(&s->ttimer, src_on_ttimer,
-		       s->throttle_held ? held : MIG_THROTTLE_PERIOD_MS - held,
-		       0);
+		       s->throttle_held ? held : MIG_THROTTLE_RUN_MS, 0);
 }
 
 /*
