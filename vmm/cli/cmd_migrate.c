@@ -394,12 +394,17 @@ static json_int_t migrate_get(json_t *d, const char *k)
 	return json_integer_value(json_object_get(d, k));
 }
 
-/* A choice the migration made that the user should know: once. */
+/*
+ * A choice the migration made against what was asked (--mode postcopy
+ * went pre-copy): once. Hybrid's fall-back is one of its outcomes: the
+ * statistics carry it, stderr stays for errors.
+ */
 static void migrate_notice(struct migrate_watch *w, json_t *d)
 {
 	const char *n = json_string_value(json_object_get(d, "notice"));
+	const char *mode = json_string_value(json_object_get(d, "mode"));
 
-	if (!n || w->noticed)
+	if (!n || w->noticed || !mode || strcmp(mode, "postcopy"))
 		return;
 	w->noticed = true;
 	fprintf(stderr, "%svmmctl migrate: %s\n", w->tty ? "\r" : "", n);
