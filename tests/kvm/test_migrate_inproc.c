@@ -445,6 +445,8 @@ Test(migrate_inproc, verify_catches_corrupt_page)
  * even when other work loads it, so that the rate measured is the cap's.
  */
 #define CAP_BPS (50ULL << 20)
+/* The guest's first pass over 40 MiB is over by then, even under load. */
+#define FILL_HEARTBEATS 1000
 
 /* Boot A with workload, create B, B listens: ready to migrate. */
 static void setup_pair(const char *workload, int heartbeats)
@@ -477,7 +479,7 @@ Test(migrate_inproc, max_bandwidth_holds)
 	struct mig_params p = params(MIG_MODE_PRECOPY);
 	double rate;
 
-	setup_pair("dirty --mib 40 --rate 0", WARMUP_HEARTBEATS);
+	setup_pair("dirty --mib 40 --rate 0", FILL_HEARTBEATS);
 	p.to = m.to;
 	p.max_bandwidth = CAP_BPS;
 	p.zstd_level = 0;
@@ -492,7 +494,7 @@ Test(migrate_inproc, max_bandwidth_holds)
 		    rate * 100.0 / (double)CAP_BPS,
 		    (unsigned long long)m.src_st.wire_bytes,
 		    (unsigned long long)m.src_st.time_elapsed_ms);
-	cr_assert_gt(m.src_st.precopy_bytes, 40ULL << 20);
+	cr_assert_gt(m.src_st.precopy_bytes, 32ULL << 20);
 	cr_assert(rate > 0.9 * CAP_BPS && rate < 1.1 * CAP_BPS,
 		  "rate %.0f B/s, cap %llu", rate, (unsigned long long)CAP_BPS);
 }
@@ -518,7 +520,7 @@ Test(migrate_inproc, max_bandwidth_live_change)
 	static uv_timer_t set; /* the loop outlives this function */
 	double rate;
 
-	setup_pair("dirty --mib 40 --rate 0", WARMUP_HEARTBEATS);
+	setup_pair("dirty --mib 40 --rate 0", FILL_HEARTBEATS);
 	p.to = m.to;
 	p.max_bandwidth = CAP_BPS / 2;
 	p.zstd_level = 0;
@@ -534,7 +536,7 @@ Test(migrate_inproc, max_bandwidth_live_change)
 		    (unsigned long long)m.src_st.precopy_bytes,
 		    (unsigned long long)m.src_st.precopy_ms, rate / 1048576.0);
 	cr_assert_eq(m.src_st.max_bandwidth, 2 * CAP_BPS);
-	cr_assert_gt(m.src_st.precopy_bytes, 40ULL << 20);
+	cr_assert_gt(m.src_st.precopy_bytes, 32ULL << 20);
 	cr_assert_gt(rate, CAP_BPS, "rate %.0f B/s", rate);
 }
 
