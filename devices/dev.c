@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "devices/debug_exit.h"
+#include "devices/pc_testdev.h"
 #include "devices/dev.h"
 #include "devices/pt.h"
 
@@ -19,6 +20,7 @@
 static const struct dev_type *const dev_types[] = {
 	&pt_dev_type,
 	&debug_exit_dev_type,
+	&pc_testdev_dev_type,
 };
 
 #define NR_DEV_TYPES (sizeof(dev_types) / sizeof(dev_types[0]))

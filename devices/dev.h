@@ -71,6 +71,12 @@ struct dev_ops {
 	/* 0 or -errno with err set (a DMA device refuses unless quiesced). */
 	int (*save)(void *dev, void *state, char *err, size_t errlen);
 	int (*load)(void *dev, const void *state, char *err, size_t errlen);
+	/*
+	 * Optional: the one older state version the device still loads
+	 * (old_state_size bytes; load_old converts it and loads it).
+	 */
+	uint32_t old_version, old_state_size;
+	int (*load_old)(void *dev, const void *state, char *err, size_t errlen);
 
 	/* Optional: a device with a thread of its own (vm_start). */
 	int (*start)(void *dev, char *err, size_t errlen);

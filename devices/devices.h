@@ -51,6 +51,7 @@ struct dev_host {
 #include "devices/fw_cfg.h"
 #include "devices/pm_timer.h"
 #include "devices/debug_exit.h"
+#include "devices/pc_testdev.h"
 #include "devices/acpi_pm.h"
 #include "devices/rtc.h"
 

@@ -6,9 +6,11 @@
  * console, so THR and the transmitter are always empty (LSR THRE and TEMT
  * always set). The receiver holds a SERIAL_FIFO_SIZE-byte FIFO, fed by
  * serial_push_input() whether or not the guest enabled FIFOs (the caller
- * keeps what does not fit, so nothing is lost). Interrupts: RDA while
- * received data waits, THRE as on the real part; no line-status or
- * modem-status interrupts (no errors, modem lines never change). Loopback
+ * keeps what does not fit, so nothing is lost, and stops feeding until
+ * rx_room tells it a read made room). Interrupts: line status while an
+ * overrun is unread (a byte looped back into a full FIFO), RDA while
+ * received data waits, THRE, in that priority as on the real part; no
+ * modem-status interrupts (modem lines never change). Loopback
  * mode routes THR to the receiver and MCR to MSR, which Linux's probe uses.
  * Threads: vCPU threads dispatch register accesses and the event loop
  * pushes input; s->lock guards all state and is held while irq_line() and
@@ -31,7 +33,9 @@ static uint8_t serial_iir_locked(const struct serial *s)
 {
 	uint8_t iir = UART_IIR_NO_INT;
 
-	if ((s->ier & UART_IER_RDI) && s->rx_len)
+	if ((s->ier & UART_IER_RLSI) && s->lsr_err)
+		iir = UART_IIR_RLSI;
+	else if ((s->ier & UART_IER_RDI) && s->rx_len)
 		iir = UART_IIR_RDI;
 	else if ((s->ier & UART_IER_THRI) && s->thr_ipending)
 		iir = UART_IIR_THRI;
@@ -46,7 +50,7 @@ static void serial_update_locked(struct serial *s)
 	int level;
 
 	s->iir = serial_iir_locked(s);
-	s->lsr = UART_LSR_THRE | UART_LSR_TEMT;
+	s->lsr = UART_LSR_THRE | UART_LSR_TEMT | s->lsr_err;
 	if (s->rx_len)
 		s->lsr |= UART_LSR_DR;
 	level = !(s->iir & UART_IIR_NO_INT);
@@ -80,7 +84,9 @@ static uint8_t serial_rx_get(struct serial *s)
 		return 0;
 	c = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO_SIZE;
-	s->rx_len--;
+	/* Room again in a full FIFO: the feeder may go on. */
+	if (s->rx_len-- == SERIAL_FIFO_SIZE && s->rx_room)
+		s->rx_room(s->rx_room_opaque);
 	return c;
 }
 
@@ -112,9 +118,11 @@ static void serial_write_thr(struct serial *s, uint8_t val)
 	/* THR is full for an instant: drop the THRE interrupt... */
 	s->thr_ipending = 0;
 	serial_update_locked(s);
-	if (s->mcr & UART_MCR_LOOP)
-		serial_rx_put(s, &val, 1);
-	else if (s->out)
+	if (s->mcr & UART_MCR_LOOP) {
+		/* A byte that finds the FIFO full is lost: overrun. */
+		if (!serial_rx_put(s, &val, 1))
+			s->lsr_err |= UART_LSR_OE;
+	} else if (s->out)
 		console_write(s->out, &val, 1);
 	/* ...and raise it again once the byte has left: an edge per byte. */
 	s->thr_ipending = 1;
@@ -209,6 +217,7 @@ static uint8_t serial_read_reg(struct serial *s, unsigned int reg)
 		break;
 	case UART_LSR:
 		val = s->lsr;
+		s->lsr_err = 0; /* reading LSR clears its error bits */
 		break;
 	case UART_MSR:
 		val = serial_msr_locked(s);
@@ -290,6 +299,24 @@ size_t serial_push_input(struct serial *s, const void *buf, size_t len)
 	return n;
 }
 
+size_t serial_rx_room(struct serial *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = SERIAL_FIFO_SIZE - s->rx_len;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void serial_set_rx_room(struct serial *s, serial_room_fn fn, void *opaque)
+{
+	pthread_mutex_lock(&s->lock);
+	s->rx_room = fn;
+	s->rx_room_opaque = opaque;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void serial_save(struct serial *s, struct serial_state *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -308,6 +335,7 @@ void serial_save(struct serial *s, struct serial_state *st)
 	st->rx_len = (uint8_t)s->rx_len;
 	for (unsigned int i = 0; i < s->rx_len; i++)
 		st->rx[i] = s->rx[(s->rx_head + i) % SERIAL_FIFO_SIZE];
+	st->lsr_err = s->lsr_err;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -327,6 +355,8 @@ static int serial_state_check(const struct serial_state *st, char *err,
 		bad = "self-clearing FCR bits set";
 	else if (st->thr_ipending > 1)
 		bad = "thr_ipending is not 0 or 1";
+	else if (st->lsr_err & ~UART_LSR_OE)
+		bad = "lsr_err holds bits other than OE";
 	if (!bad)
 		return 0;
 	snprintf(err, errlen, "serial state: %s", bad);
@@ -353,6 +383,7 @@ int serial_load(struct serial *s, const struct serial_state *st, char *err,
 	memcpy(s->rx, st->rx, st->rx_len);
 	s->rx_head = 0;
 	s->rx_len = st->rx_len;
+	s->lsr_err = st->lsr_err;
 	/*
 	 * IIR, LSR and the line follow from the registers. Drive the line
 	 * whatever level it had here, so this VM's irqchip hears it once.
@@ -379,10 +410,24 @@ static int serial_dev_load(void *dev, const void *state, char *err,
 	return serial_load(dev, state, err, errlen);
 }
 
+/* Version 1: the same fields but lsr_err, which starts clear. */
+static int serial_dev_load_v1(void *dev, const void *state, char *err,
+			      size_t errlen)
+{
+	struct serial_state st;
+
+	memset(&st, 0, sizeof(st));
+	memcpy(&st, state, sizeof(struct serial_state_v1));
+	return serial_load(dev, &st, err, errlen);
+}
+
 const struct dev_ops serial_dev_ops = {
 	.type = "serial",
 	.version = SERIAL_STATE_VERSION,
 	.state_size = sizeof(struct serial_state),
 	.save = serial_dev_save,
 	.load = serial_dev_load,
+	.old_version = SERIAL_STATE_VERSION_V1,
+	.old_state_size = sizeof(struct serial_state_v1),
+	.load_old = serial_dev_load_v1,
 };

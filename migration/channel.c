@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "migration/channel_int.h"
 #include "migration/tls.h"
@@ -156,9 +158,8 @@ static void mig_channel_on_timer(uv_timer_t *t)
 			 ch->peer, (unsigned long long)idle / 1000);
 }
 
-static int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop,
-			    const char *spec, const struct mig_channel_ops *ops,
-			    void *opaque)
+int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
+		     const struct mig_channel_ops *ops, void *opaque)
 {
 	int r;
 
@@ -181,12 +182,17 @@ static int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop,
 	return uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
 }
 
+/* (Re)start the stall watch: one check a second. */
+void mig_channel_watch(struct mig_channel *ch)
+{
+	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
+}
+
 /* Parse the address and set the channel up: the part both ends share. */
-static int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
-			       const char *spec,
-			       const struct mig_channel_ops *ops, void *opaque,
-			       struct sockaddr_storage *ss, char *err,
-			       size_t errlen)
+int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
+			const char *spec, const struct mig_channel_ops *ops,
+			void *opaque, struct sockaddr_storage *ss, char *err,
+			size_t errlen)
 {
 	int r = mig_addr_parse(spec, ss, err, errlen);
 
@@ -373,7 +379,7 @@ void mig_channel_got(struct mig_channel *ch, size_t n)
 }
 
 /* Connected: read (plaintext) or start the TLS handshake. */
-static int mig_channel_start(struct mig_channel *ch)
+int mig_channel_start(struct mig_channel *ch)
 {
 	ch->connected = true;
 	uv_tcp_nodelay(&ch->tcp, 1);
@@ -382,208 +388,6 @@ static int mig_channel_start(struct mig_channel *ch)
 		return mig_tls_start(ch);
 	return uv_read_start((uv_stream_t *)&ch->tcp, mig_channel_alloc,
 			     mig_channel_on_read);
-}
-
-/* ---- connecting
- * ---------------------------------------------------------------- */
-
-static void mig_channel_on_connect(uv_connect_t *req, int status)
-{
-	struct mig_channel *ch = req->data;
-	int r;
-
-	if (ch->closed)
-		return;
-	if (status) {
-		mig_channel_fail(ch, status, "cannot connect to %s: %s",
-				 ch->peer, uv_strerror(status));
-		return;
-	}
-	r = mig_channel_start(ch);
-	if (r) {
-		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
-		return;
-	}
-	if (!ch->tls_ctx) /* else once the handshake is done */
-		ch->ops->on_connect(ch);
-}
-
-int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
-			const char *spec, const struct mig_channel_ops *ops,
-			void *opaque, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
-				    errlen);
-
-	if (r)
-		return r;
-	r = uv_tcp_init(loop, &ch->tcp);
-	ch->conn_req.data = ch;
-	if (!r)
-		r = uv_tcp_connect(&ch->conn_req, &ch->tcp,
-				   (struct sockaddr *)&ss,
-				   mig_channel_on_connect);
-	if (r)
-		snprintf(err, errlen, "cannot connect to %s: %s", spec,
-			 uv_strerror(r));
-	return r;
-}
-
-static void mig_channel_stop_listener(struct mig_channel *ch)
-{
-	uv_handle_t *h = (uv_handle_t *)&ch->listener;
-
-	ch->listening = false;
-	if (h->loop && !uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
-void mig_channel_stop_listening(struct mig_channel *ch)
-{
-	mig_channel_stop_listener(ch);
-}
-
-/*
- * A connection after the first: it becomes ch->next when the owner armed
- * one, else the listener closes (refusing it, as a single-connection
- * listener always did).
- */
-static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
-				    int status)
-{
-	struct mig_channel *nx = ch->next;
-	int r;
-
-	if (!nx || nx->connected || nx->closed) {
-		mig_channel_stop_listener(ch);
-		return;
-	}
-	r = status ? status : uv_tcp_init(nx->loop, &nx->tcp);
-	nx->tcp.data = nx;
-	if (!r)
-		r = uv_accept(server, (uv_stream_t *)&nx->tcp);
-	nx->tls_ctx = ch->tls_ctx;
-	if (!r)
-		r = mig_channel_start(nx);
-	mig_channel_stop_listener(ch);
-	ch->next = NULL;
-	if (r) {
-		mig_channel_fail(nx, r, "accepting on %s: %s", nx->peer,
-				 uv_strerror(r));
-		return;
-	}
-	uv_timer_start(&nx->timer, mig_channel_on_timer, 1000, 1000);
-	if (!nx->tls_ctx)
-		nx->ops->on_connect(nx);
-}
-
-static void mig_channel_on_accept(uv_stream_t *server, int status)
-{
-	struct mig_channel *ch = server->data;
-	int r;
-
-	if (ch->closed)
-		return;
-	if (ch->connected) {
-		mig_channel_accept_next(ch, server, status);
-		return;
-	}
-	r = status ? status : uv_tcp_init(ch->loop, &ch->tcp);
-	ch->tcp.data = ch;
-	if (!r)
-		r = uv_accept(server, (uv_stream_t *)&ch->tcp);
-	if (!r)
-		r = mig_channel_start(ch);
-	if (r) {
-		mig_channel_fail(ch, r, "accepting on %s: %s", ch->peer,
-				 uv_strerror(r));
-		return;
-	}
-	/*
-	 * From now on a silent source is a stall, as on the other side. The
-	 * listener stays open for post-copy's urgent connection until its
-	 * owner arms it (mig_channel_listen_next) or refuses it
-	 * (mig_channel_stop_listening).
-	 */
-	uv_timer_start(&ch->timer, mig_channel_on_timer, 1000, 1000);
-	if (!ch->tls_ctx)
-		ch->ops->on_connect(ch);
-}
-
-int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
-		       const char *spec, const struct mig_channel_ops *ops,
-		       void *opaque, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
-				    errlen);
-
-	if (r)
-		return r;
-	r = uv_tcp_init(loop, &ch->listener);
-	ch->listener.data = ch;
-	if (!r)
-		r = uv_tcp_bind(&ch->listener, (struct sockaddr *)&ss, 0);
-	if (!r)
-		r = uv_listen((uv_stream_t *)&ch->listener, 1,
-			      mig_channel_on_accept);
-	if (r) {
-		snprintf(err, errlen, "cannot listen on %s: %s", spec,
-			 uv_strerror(r));
-		return r;
-	}
-	ch->listening = true;
-	/* Waiting for a source to connect is not a stall. */
-	uv_timer_stop(&ch->timer);
-	return 0;
-}
-
-int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
-			    const struct mig_channel_ops *ops, void *opaque)
-{
-	int r;
-
-	if (!ch->listening || ch->next)
-		return -EINVAL;
-	r = mig_channel_init(next, ch->loop, ch->peer, ops, opaque);
-	if (r)
-		return r;
-	/* Waiting for the second connection is not a stall. */
-	uv_timer_stop(&next->timer);
-	ch->next = next;
-	return 0;
-}
-
-int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
-		       size_t *len)
-{
-	uv_os_fd_t ufd;
-	size_t n = ch->rlen - ch->parse_off;
-	int r;
-
-	if (!ch->connected || ch->closed || ch->failed || ch->detached)
-		return -ENOTCONN;
-	if (ch->queued)
-		return -EBUSY;
-	r = uv_fileno((uv_handle_t *)&ch->tcp, &ufd);
-	if (r)
-		return r;
-	*leftover = NULL;
-	if (n) {
-		*leftover = malloc(n);
-		if (!*leftover)
-			return -ENOMEM;
-		memcpy(*leftover, ch->rbuf + ch->parse_off, n);
-	}
-	*len = n;
-	*fd = ufd;
-	ch->detached = true;
-	uv_read_stop((uv_stream_t *)&ch->tcp);
-	mig_tls_stop(ch);
-	uv_idle_stop(&ch->rearm);
-	uv_timer_stop(&ch->timer);
-	return 0;
 }
 
 /* ---- writing

@@ -113,6 +113,18 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 		       void *opaque, char *err, size_t errlen);
 
 /*
+ * A socket bound and listening on spec (SO_REUSEADDR, nonblocking), for
+ * mig_channel_listen_fd: the address is taken before the channel that
+ * will use it exists. 0 with *fd, or -errno with one line in err.
+ */
+int mig_channel_bind(const char *spec, int *fd, char *err, size_t errlen);
+/* mig_channel_listen on fd (from mig_channel_bind; the channel owns it). */
+int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
+			  const char *spec, int fd,
+			  const struct mig_channel_ops *ops, void *opaque,
+			  char *err, size_t errlen);
+
+/*
  * The listener stays open after the first connection. Arm next (set up
  * here with ops and opaque; its on_connect follows) to take the next
  * connection, then the listener closes; or refuse any more with

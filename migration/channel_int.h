@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channel_int.h - what channel.c (libuv streams, reassembly, accounting)
- * and channel_tls.c (the same channel over a TLS session) share. Private
+ * channel_int.h - what channel.c (libuv streams, reassembly, accounting),
+ * channel_conn.c (connect, listen, accept, detach) and channel_tls.c (the
+ * same channel over a TLS session) share. Private
  * to the two; everything runs on the event-loop thread.
  */
 #ifndef MIGRATION_CHANNEL_INT_H
@@ -29,6 +30,18 @@ void mig_channel_got(struct mig_channel *ch, size_t n);
 void mig_channel_wrote(struct mig_channel *ch, size_t len, int status);
 /* The peer closed the connection: why (the sniffed bytes say TLS?). */
 void mig_channel_eof(struct mig_channel *ch);
+/* Set a channel up on loop (its timers, the stall watch started). */
+int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
+		     const struct mig_channel_ops *ops, void *opaque);
+/* (Re)start the stall watch: one check a second. */
+void mig_channel_watch(struct mig_channel *ch);
+/* Parse the address and set the channel up: the part both ends share. */
+int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
+			const char *spec, const struct mig_channel_ops *ops,
+			void *opaque, struct sockaddr_storage *ss, char *err,
+			size_t errlen);
+/* Connected: read (plaintext) or start the TLS handshake. */
+int mig_channel_start(struct mig_channel *ch);
 
 /* channel_tls.c */
 int mig_tls_start(struct mig_channel *ch);

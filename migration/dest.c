@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "migration/dest.h"
@@ -504,6 +505,8 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	if (!d)
 		return -ENOMEM;
 	snprintf(d->spec, sizeof(d->spec), "%s", spec);
+	d->insecure = dp->insecure;
+	d->recover_fd = -1;
 	d->batch = malloc(sizeof(*d->batch));
 	d->ubatch = malloc(sizeof(*d->ubatch));
 	if (!d->batch || !d->ubatch) {
@@ -545,6 +548,8 @@ static void dest_release(struct mig_session *ss)
 	free(d->batch);
 	free(d->ubatch);
 	free(d->discard);
+	if (d->recover_fd >= 0)
+		close(d->recover_fd);
 	bitmap_free(&d->claimed);
 	mig_sum_free(&d->sum);
 	mig_pagesum_free(&d->placed);

@@ -70,6 +70,9 @@ struct mig_dest {
 	struct mig_sum sum; /* --verify in post-copy: what we hold */
 	bool sum_on;
 	char spec[128]; /* our incoming address: listened on again */
+	bool insecure;	/* plaintext allowed off loopback (for spec) */
+	/* mig_dest_recover_listen: bound on spec, the listener once closed */
+	int recover_fd;
 	/* A new main connection's first frame is due (dest_on_first_timer). */
 	uv_timer_t first_timer;
 	bool first_timer_on;

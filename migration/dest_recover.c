@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/page.h"
 #include "ept/ram_io.h"
 #include "migration/dest.h"
+#include "migration/tls.h"
 #include "vmm/vm.h"
 
 /* Pages resident here; the others never arrived (or are holes there too). */
@@ -47,8 +49,10 @@ static void dest_relisten(struct mig_dest *d)
 	if (d->pc_failed || d->complete_sent)
 		return;
 	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
-	r = mig_channel_listen(&d->ss.ch, d->ss.loop, d->spec,
-			       &dest_channel_ops, d, err, sizeof(err));
+	/* recover_fd: the address of mig_dest_recover_listen, bound. */
+	r = mig_channel_listen_fd(&d->ss.ch, d->ss.loop, d->spec, d->recover_fd,
+				  &dest_channel_ops, d, err, sizeof(err));
+	d->recover_fd = -1;
 	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r)
 		snprintf(d->ss.st.error, sizeof(d->ss.st.error),
@@ -86,6 +90,49 @@ void dest_recover_reopen(struct mig_dest *d)
 	dest_reopen_close(d, &d->ss.ch);
 	dest_reopen_close(d, &d->ss.uch);
 	dest_reopen_closed(&d->ss.ch);
+}
+
+/*
+ * Listen on spec instead of our address (QEMU's migrate-recover): bound
+ * first, so that a failure leaves the old listener as it was; the old
+ * one closes after, and the channel takes the new socket once it has.
+ */
+int mig_dest_recover_listen(struct mig_dest *d, const char *spec, char *err,
+			    size_t errlen)
+{
+	struct tls_ctx *none = NULL;
+	int fd, r = 0;
+
+	if (d->ss.st.state != MIG_POSTCOPY_PAUSED || d->pc_failed) {
+		snprintf(err, errlen,
+			 "the incoming migration is %s: --recover --listen "
+			 "only while post-copy is paused",
+			 mig_state_name(d->ss.st.state));
+		return -EBUSY;
+	}
+	if (strlen(spec) >= sizeof(d->spec)) {
+		snprintf(err, errlen, "'%.40s...': address too long", spec);
+		return -EINVAL;
+	}
+	if (!d->ss.tls) /* plaintext: only where it was allowed to start */
+		r = mig_tls_open(&none, spec, NULL, TLS_SERVER, NULL,
+				 d->insecure, err, errlen);
+	if (!r)
+		r = mig_channel_bind(spec, &fd, err, errlen);
+	if (r)
+		return r;
+	if (d->recover_fd >= 0)
+		close(d->recover_fd); /* an earlier one, not listened on yet */
+	d->recover_fd = fd;
+	snprintf(d->spec, sizeof(d->spec), "%s", spec);
+	fprintf(stderr,
+		"vmm: incoming migration: post-copy paused, listening on %s "
+		"for the resume\n",
+		spec);
+	/* Closing already: dest_relisten takes recover_fd when it is done. */
+	if (!d->pc_closing)
+		dest_recover_reopen(d);
+	return 0;
 }
 
 /* The state is POSTCOPY_PAUSED now: forget both connections, wait anew. */

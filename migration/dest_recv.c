@@ -16,6 +16,7 @@
 #include "ept/ram_io.h"
 #include "migration/dest.h"
 #include "migration/hello.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 int dest_reply_on(struct mig_channel *ch, const uint8_t *buf, int n, char *err,
@@ -284,6 +285,50 @@ static struct dest_blob *dest_slot(struct mig_dest *d,
 	return NULL;
 }
 
+static const struct {
+	const char *name;
+	enum vm_snap_kind kind;
+} dest_kinds[PROTO_STATE_KIND_MAX] = {
+	[PROTO_STATE_VCPU] = {"vCPU", VM_SNAP_VCPU},
+	[PROTO_STATE_VM] = {"VM", VM_SNAP_VM},
+	[PROTO_STATE_DEVICE] = {"device", VM_SNAP_DEVICE},
+};
+
+/*
+ * May this section be kept? A slot this VM has, not filled yet, and a blob
+ * no larger than the VM core's largest valid one (vm_snapshot_section_max)
+ * - asked before anything is allocated for it.
+ */
+static struct dest_blob *dest_state_slot(struct mig_dest *d,
+					 const struct proto_state *s, char *err,
+					 size_t errlen)
+{
+	const char *kind = dest_kinds[s->kind].name;
+	struct dest_blob *b = dest_slot(d, s);
+	size_t max;
+
+	if (!b) {
+		snprintf(err, errlen,
+			 "STATE of %s %u: this VM has %d vCPUs and %d devices",
+			 kind, s->id, d->ss.vm->nr_vcpus, d->nr_devs);
+		return NULL;
+	}
+	if (b->data) {
+		snprintf(err, errlen, "STATE of %s %u sent twice", kind, s->id);
+		return NULL;
+	}
+	max = vm_snapshot_section_max(d->ss.vm, dest_kinds[s->kind].kind,
+				      s->id);
+	if (s->len > max) {
+		snprintf(err, errlen,
+			 "STATE of %s %u: %u bytes, the largest valid blob "
+			 "here is %zu",
+			 kind, s->id, s->len, max);
+		return NULL;
+	}
+	return b;
+}
+
 int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 		    size_t errlen)
 {
@@ -298,12 +343,9 @@ int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	r = proto_state_decode(p, len, &s, err, errlen);
 	if (r)
 		return r;
-	b = dest_slot(d, &s);
-	if (!b || b->data) {
-		snprintf(err, errlen, "STATE kind %u id %u: %s", s.kind, s.id,
-			 b ? "sent twice" : "no such vCPU or device here");
+	b = dest_state_slot(d, &s, err, errlen);
+	if (!b)
 		return -EPROTO;
-	}
 	b->data = malloc(s.len ? s.len : 1);
 	if (!b->data) {
 		snprintf(err, errlen, "out of memory");

@@ -291,6 +291,15 @@ const struct mig_stats *mig_dest_stats(struct mig_dest *d);
  * -EALREADY when no post-copy migration is under way.
  */
 int mig_dest_abort(struct mig_dest *d);
+/*
+ * Post-copy paused: listen for the resume on spec instead of the incoming
+ * address (QEMU's migrate-recover), for when that address is gone. The
+ * new address is bound before the old listener closes; a connection in
+ * progress there is dropped. -EBUSY in any other state, or the bind's
+ * -errno (the old listener stays); err says why.
+ */
+int mig_dest_recover_listen(struct mig_dest *d, const char *spec, char *err,
+			    size_t errlen);
 void mig_dest_free(struct mig_dest *d);
 
 /* Names (names.c): "unknown" for a value out of range. */

@@ -64,6 +64,13 @@ void entry32_multiboot(struct kvm_sregs *s, struct kvm_regs *r, uint32_t entry,
 	r->rbx = info;
 }
 
+void entry32_pvh(struct kvm_sregs *s, struct kvm_regs *r, uint32_t entry,
+		 uint32_t start_info)
+{
+	entry32_multiboot(s, r, entry, start_info);
+	r->rax = 0;
+}
+
 void entry32_reset(struct kvm_sregs *s, struct kvm_regs *r)
 {
 	entry32_clear(s, r);

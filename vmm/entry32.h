@@ -40,6 +40,13 @@
 void entry32_multiboot(struct kvm_sregs *s, struct kvm_regs *r, uint32_t entry,
 		       uint32_t info);
 
+/*
+ * PVH entry (Xen's HVM direct boot ABI): the Multiboot state with EAX 0
+ * and EBX = the hvm_start_info address.
+ */
+void entry32_pvh(struct kvm_sregs *s, struct kvm_regs *r, uint32_t entry,
+		 uint32_t start_info);
+
 /* RESET/INIT state (an AP waiting for SIPI); apic_base is kept. */
 void entry32_reset(struct kvm_sregs *s, struct kvm_regs *r);
 

@@ -55,37 +55,118 @@ int vm_dev_state_save(const struct dev *d, struct proto_rec_writer *w,
 	return r;
 }
 
+/*
+ * The version of a parsed blob's header: the device's own, or its older
+ * one when it still loads that (*old set). -EPROTO with err set otherwise,
+ * or when the state record is not that version's size.
+ */
+static int vm_dev_state_version(const struct dev *d, const char *what,
+				const struct rec_set *set, bool *old, char *err,
+				size_t errlen)
+{
+	const struct dev_ops *o = d->ops;
+	struct vmstate_hdr h;
+	uint32_t size;
+	int r;
+
+	memcpy(&h, set->data[DEV_REC_HDR], sizeof(h));
+	*old = o->load_old && h.version == o->old_version;
+	if (!*old) {
+		r = rec_check_hdr(what, set, DEV_REC_HDR, o->version, 0, err,
+				  errlen);
+		if (r)
+			return r;
+	}
+	size = *old ? o->old_state_size : o->state_size;
+	if (set->len[DEV_REC_STATE] != size || h.id) {
+		err_set(err, errlen,
+			"%s: version %u: %u state bytes, id %u "
+			"(expected %u, 0)",
+			what, h.version, set->len[DEV_REC_STATE], h.id, size);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* Check the blob, then hand its state record to the device. */
 int vm_dev_state_load(const struct dev *d, const uint8_t *blob, size_t len,
 		      char *err, size_t errlen)
 {
+	const struct dev_ops *o = d->ops;
+	uint32_t min = o->load_old && o->old_state_size < o->state_size
+			       ? o->old_state_size
+			       : o->state_size;
+	/* With an older version, STATE's size is checked per version. */
 	const struct rec_type types[DEV_REC_MAX] = {
 		[DEV_REC_HDR] = {"HDR", sizeof(struct vmstate_hdr), false},
-		[DEV_REC_STATE] = {"STATE", d->ops->state_size, false},
+		[DEV_REC_STATE] = {"STATE", min, o->load_old != NULL},
 	};
 	struct rec_set set;
 	char what[DEV_NAME_MAX + 8];
+	bool old = false;
 	void *st;
 	int r;
 
 	snprintf(what, sizeof(what), "%s state", d->name);
 	r = rec_parse(what, types, DEV_REC_MAX, blob, len, &set, err, errlen);
 	if (!r)
-		r = rec_check_hdr(what, &set, DEV_REC_HDR, d->ops->version, 0,
-				  err, errlen);
+		r = vm_dev_state_version(d, what, &set, &old, err, errlen);
 	if (r)
 		return r;
-	st = rec_dup(&set, DEV_REC_STATE, d->ops->state_size);
+	st = rec_dup(&set, DEV_REC_STATE, set.len[DEV_REC_STATE]);
 	if (!st) {
 		err_set(err, errlen, "%s: %s", what, strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	r = d->ops->load(d->dev, st, err, errlen);
+	r = old ? o->load_old(d->dev, st, err, errlen)
+		: o->load(d->dev, st, err, errlen);
 	free(st);
 	return r;
 }
 
+/* The device's blob at its larger state version. */
+static size_t vm_dev_state_max(const struct dev *d)
+{
+	const struct dev_ops *o = d->ops;
+	const struct rec_type types[DEV_REC_MAX] = {
+		[DEV_REC_HDR] = {"HDR", sizeof(struct vmstate_hdr), false},
+		[DEV_REC_STATE] = {"STATE", 0, true},
+	};
+	uint32_t var[DEV_REC_MAX] = {
+		[DEV_REC_STATE] =
+			o->load_old && o->old_state_size > o->state_size
+				? o->old_state_size
+				: o->state_size,
+	};
+
+	return rec_blob_max(types, DEV_REC_MAX, var);
+}
+
 /* ---- sections ------------------------------------------------------------ */
+
+size_t vm_snapshot_section_max(const struct vm *vm, enum vm_snap_kind kind,
+			       uint32_t id)
+{
+	const struct dev *d;
+	size_t max = 0;
+
+	switch (kind) {
+	case VM_SNAP_VCPU:
+		if (id < (uint32_t)vm->nr_vcpus)
+			max = vcpu_state_max(vm);
+		break;
+	case VM_SNAP_VM:
+		if (id == 0)
+			max = vm_arch_state_max();
+		break;
+	case VM_SNAP_DEVICE:
+		d = id <= INT32_MAX ? vm_dev_at(vm, (int)id) : NULL;
+		if (d)
+			max = vm_dev_state_max(d);
+		break;
+	}
+	return max < VMSTATE_BLOB_MAX ? max : VMSTATE_BLOB_MAX;
+}
 
 void vm_snapshot_init(struct vm_snapshot *s)
 {

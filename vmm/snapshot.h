@@ -61,6 +61,16 @@ const struct vm_snap_section *vm_snapshot_find(const struct vm_snapshot *s,
 					       enum vm_snap_kind kind,
 					       const char *name);
 
+/*
+ * The largest valid blob of a section this VM has (a vCPU's from its
+ * records at their limits, the VM's, a device's state at its larger
+ * version with the framing), never above VMSTATE_BLOB_MAX; 0 when the VM
+ * has no such section (a vCPU or device index beyond its own, a VM id
+ * but 0). A receiver asks this before it keeps a peer's section.
+ */
+size_t vm_snapshot_section_max(const struct vm *vm, enum vm_snap_kind kind,
+			       uint32_t id);
+
 /* Save the paused VM into s (vm_snapshot_init()ed, empty). 0 or -errno. */
 int vm_snapshot_take(struct vm *vm, struct vm_snapshot *s, char *err,
 		     size_t errlen);

@@ -32,6 +32,9 @@
 #define X86_EFER_LME	   (1ULL << 8)
 #define X86_EFER_LMA	   (1ULL << 10)
 
+/* Leaf 1 ECX bit 31: guests (Linux) then look for the 0x40000000 leaves. */
+#define CPUID_1_ECX_HYPERVISOR (1U << 31)
+
 #define GDT_SEL_CODE 0x08
 #define GDT_SEL_DATA 0x10
 
@@ -50,7 +53,11 @@ int vcpu_signals_init(void)
 	return 0;
 }
 
-/* CPUID as KVM supports it, with this vCPU's APIC id patched in. */
+/*
+ * CPUID as KVM supports it (which includes KVM's signature and feature
+ * leaves 0x40000000/0x40000001), with this vCPU's APIC id patched in and
+ * the hypervisor bit set, as kvmtool and Firecracker do.
+ */
 static int vcpu_set_cpuid(struct vcpu *v)
 {
 	const struct kvm_cpuid2 *sup = v->vm->kvm.cpuid;
@@ -64,9 +71,11 @@ static int vcpu_set_cpuid(struct vcpu *v)
 	for (unsigned int i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
-		if (e->function == 1)
+		if (e->function == 1) {
 			e->ebx =
 				(e->ebx & 0x00ffffff) | ((uint32_t)v->id << 24);
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+		}
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = v->id;
 	}
@@ -187,8 +196,8 @@ static int vcpu_set_state(struct vcpu *v, struct kvm_sregs *sr,
 	return 0;
 }
 
-static int vcpu_entry32(struct vcpu *v, uint32_t entry, uint32_t info,
-			const char **step)
+static int vcpu_entry(struct vcpu *v, vcpu_entry_fn bsp, const void *arg,
+		      const char **step)
 {
 	struct kvm_sregs sr;
 	struct kvm_regs regs;
@@ -202,7 +211,7 @@ static int vcpu_entry32(struct vcpu *v, uint32_t entry, uint32_t info,
 	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
 	if (v->id == 0)
-		entry32_multiboot(&sr, &regs, entry, info);
+		bsp(&sr, &regs, arg);
 	else
 		entry32_reset(&sr, &regs);
 	r = vcpu_set_state(v, &sr, &regs, step);
@@ -213,16 +222,36 @@ static int vcpu_entry32(struct vcpu *v, uint32_t entry, uint32_t info,
 					  : KVM_MP_STATE_RUNNABLE);
 }
 
-int vcpu_boot_entry32(struct vcpu *v, uint32_t entry, uint32_t info, char *err,
-		      size_t errlen)
+int vcpu_boot_start(struct vcpu *v, vcpu_entry_fn bsp, const void *arg,
+		    char *err, size_t errlen)
 {
 	const char *step = "";
-	int r = vcpu_entry32(v, entry, info, &step);
+	int r = vcpu_entry(v, bsp, arg, &step);
 
 	if (r)
 		snprintf(err, errlen, "vcpu%d: %s: %s", v->id, step,
 			 strerror(-r));
 	return r;
+}
+
+struct vcpu_mb_entry {
+	uint32_t entry, info;
+};
+
+static void vcpu_mb_state(struct kvm_sregs *s, struct kvm_regs *r,
+			  const void *arg)
+{
+	const struct vcpu_mb_entry *e = arg;
+
+	entry32_multiboot(s, r, e->entry, e->info);
+}
+
+int vcpu_boot_entry32(struct vcpu *v, uint32_t entry, uint32_t info, char *err,
+		      size_t errlen)
+{
+	struct vcpu_mb_entry e = {entry, info};
+
+	return vcpu_boot_start(v, vcpu_mb_state, &e, err, errlen);
 }
 
 /* The RESET/INIT state, then rip/cs as the caller wants; mp_state. */

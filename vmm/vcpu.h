@@ -55,6 +55,15 @@ int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen);
  */
 int vcpu_boot_entry32(struct vcpu *v, uint32_t entry, uint32_t info, char *err,
 		      size_t errlen);
+/*
+ * Any other protocol (Linux PVH, bzImage): vCPU 0 in the state bsp()
+ * writes (given the registers KVM_GET_SREGS returned), the others in the
+ * INIT state waiting for a Startup IPI.
+ */
+typedef void (*vcpu_entry_fn)(struct kvm_sregs *s, struct kvm_regs *r,
+			      const void *arg);
+int vcpu_boot_start(struct vcpu *v, vcpu_entry_fn bsp, const void *arg,
+		    char *err, size_t errlen);
 /* ACPI S3, on the vCPU's own thread: wait for SIPI again... */
 int vcpu_reset_wait_sipi(struct vcpu *v);
 /* ...or (the BSP) wake in real mode at the FACS waking vector. */

@@ -194,11 +194,16 @@ static int vcpu_check_cpuid(const struct vcpu *v, const struct rec_set *set,
 }
 
 /* This VM's XSAVE size: 4096, or more when KVM_CAP_XSAVE2 says so. */
-static uint32_t vcpu_xsave_size(const struct vcpu *v)
+static uint32_t vm_xsave_size(const struct vm *vm)
 {
-	int r = ioctl(v->vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	int r = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 
 	return r > (int)VMSTATE_XSAVE_MIN ? (uint32_t)r : VMSTATE_XSAVE_MIN;
+}
+
+static uint32_t vcpu_xsave_size(const struct vcpu *v)
+{
+	return vm_xsave_size(v->vm);
 }
 
 static int vcpu_save_xsave(struct vcpu *v, struct proto_rec_writer *w,
@@ -504,6 +509,22 @@ int vcpu_state_save(struct vcpu *v, struct proto_rec_writer *w, char *err,
 		return r;
 	snprintf(what, sizeof(what), "vcpu%d", v->id);
 	return rec_writer_check(what, w, err, errlen);
+}
+
+/* Each check of vcpu_check() at its limit: XSAVE, CPUID and MSRs full. */
+size_t vcpu_state_max(const struct vm *vm)
+{
+	uint32_t var[VCPU_REC_MAX] = {
+		[VCPU_REC_XSAVE] = vm_xsave_size(vm),
+		[VCPU_REC_CPUID] =
+			sizeof(struct kvm_cpuid2) +
+			VMSTATE_MAX_CPUID * sizeof(struct kvm_cpuid_entry2),
+		[VCPU_REC_MSRS] =
+			sizeof(struct kvm_msrs) +
+			VMSTATE_MAX_MSRS * sizeof(struct kvm_msr_entry),
+	};
+
+	return rec_blob_max(vcpu_recs, VCPU_REC_MAX, var);
 }
 
 static int vcpu_check(const struct vcpu *v, const uint8_t *blob, size_t len,

@@ -311,8 +311,9 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		r = vm_create_vcpus(vm, err, errlen);
 	/* An incoming VM gets its RAM and vCPU state from a migration. */
 	if (!r && !vm->cfg.incoming)
-		r = vm->multiboot ? vm_boot_multiboot(vm, err, errlen)
-				  : vm_boot(vm, &img, err, errlen);
+		r = vm->multiboot		  ? vm_boot_multiboot(vm, err, errlen)
+		    : vm->lx.kind != LINUX_NONE ? vm_boot_linux(vm, err, errlen)
+						: vm_boot(vm, &img, err, errlen);
 	if (!r && vm->cfg.mem_lazy && !vm->cfg.incoming)
 		r = vm_lazy_memory(vm, err, errlen);
 	return r;
@@ -533,7 +534,7 @@ int vm_guest_request(struct vm *vm, int req, uint64_t arg)
 {
 	if (atomic_load(&vm->ram_incomplete))
 		return -EAGAIN;
-	if (vm->multiboot)
+	if (vm->multiboot || vm->lx.kind != LINUX_NONE)
 		return -ENOTSUP; /* no boot-info mailbox: not our guest */
 	struct boot_info *bi =
 		mem_gpa_to_hva(&vm->mem, GUEST_BOOT_INFO_GPA, sizeof(*bi));

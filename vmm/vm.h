@@ -34,6 +34,7 @@
 #include "ept/mem.h"
 #include "vmm/acpi.h"
 #include "vmm/kvm.h"
+#include "vmm/linux_boot.h"
 #include "vmm/multiboot.h"
 
 struct vcpu;
@@ -114,6 +115,7 @@ struct vm {
 	/* A Multiboot guest: where it entered, where its ACPI tables are. */
 	bool multiboot;
 	struct multiboot_entry mb;
+	struct linux_entry lx; /* lx.kind != LINUX_NONE: a Linux kernel */
 	struct acpi_layout acpi;
 	/* ACPI S3 requests so far; each vCPU compares its sleep_seen. */
 	atomic_uint sleep_seq;
@@ -161,7 +163,7 @@ void vm_destroy(struct vm *vm);
  * Make every vCPU leave guest mode at least once (kick-before-harvest for
  * the dirty ring); returns when each has, or is outside KVM_RUN anyway.
  * -ETIMEDOUT after 2 s (a vCPU blocked on a userfaultfd fault from ring-0
- * code cannot be kicked: kvm-notes.md).
+ * code cannot be kicked: docs/kvm-host.md).
  */
 int vm_kick_sync(struct vm *vm);
 
@@ -195,7 +197,8 @@ struct elf_image;
  * The PC platform (vm_machine.c). vm_machine_devices: build and register
  * fw_cfg, acpi_pm, pm_timer, rtc, after
  * vm_devs_register. vm_load_kernel: load cfg.kernel, a Multiboot image
- * (with cfg.initrd as its module and ACPI tables; vm->multiboot set) or
+ * (with cfg.initrd as its module and ACPI tables; vm->multiboot set), a
+ * Linux vmlinux (PVH) or bzImage (vm->lx, linux_boot.h), or
  * our ELF64 guest (into *img). vm_boot_multiboot: the BSP at the
  * Multiboot entry, the APs waiting for INIT/SIPI.
  */

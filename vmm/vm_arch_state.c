@@ -41,6 +41,11 @@ static const struct rec_type vm_recs[VM_REC_MAX] = {
 	[VM_REC_CLOCK] = {"CLOCK", sizeof(struct kvm_clock_data), false},
 };
 
+size_t vm_arch_state_max(void)
+{
+	return rec_blob_max(vm_recs, VM_REC_MAX, NULL);
+}
+
 static const uint32_t vm_chip_ids[VM_REC_MAX] = {
 	[VM_REC_PIC_MASTER] = KVM_IRQCHIP_PIC_MASTER,
 	[VM_REC_PIC_SLAVE] = KVM_IRQCHIP_PIC_SLAVE,

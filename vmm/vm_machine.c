@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
@@ -99,7 +100,7 @@ void vm_machine_destroy(struct vm *vm)
 	vm->machine_init = false;
 }
 
-/* ---- the kernel image: our ELF64 guest or a Multiboot image -------------- */
+/* ---- the kernel image: Linux, a Multiboot image, or our ELF64 guest ------ */
 
 static int vm_load_multiboot(struct vm *vm, const uint8_t *img, size_t len,
 			     char *err, size_t errlen)
@@ -136,6 +137,7 @@ static int vm_load_multiboot(struct vm *vm, const uint8_t *img, size_t len,
 int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
 		   size_t errlen)
 {
+	enum linux_kind kind;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
@@ -143,6 +145,12 @@ int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
 	r = loader_read_file("kernel", vm->cfg.kernel, &buf, &len, err, errlen);
 	if (r)
 		return r;
+	kind = linux_probe(buf, len);
+	if (kind != LINUX_NONE) {
+		r = vm_load_linux(vm, kind, buf, len, err, errlen);
+		free(buf);
+		return r;
+	}
 	vm->multiboot = multiboot_probe(buf, len);
 	if (vm->multiboot)
 		r = vm_load_multiboot(vm, buf, len, err, errlen);
@@ -153,14 +161,160 @@ int vm_load_kernel(struct vm *vm, struct elf_image *img, char *err,
 	return r;
 }
 
+/* ---- what PC firmware leaves for a Multiboot guest ------------------------
+ *
+ * A Multiboot loader runs after the firmware (SeaBIOS under QEMU), and
+ * images such as kvm-unit-tests' realmode rely on what it left: the 8259s
+ * initialised, the PIT ticking on IRQ 0, an interrupt vector table in
+ * page 0 whose hardware-IRQ handlers acknowledge the PIC. The in-kernel
+ * PIC and PIT are un-initialised after KVM_CREATE_IRQCHIP/KVM_CREATE_PIT2,
+ * so the VMM sets that state itself, as SeaBIOS's pic_setup(), pit_setup()
+ * and enable_hwirq() calls leave it (QEMU 7.2 + SeaBIOS, traced on this
+ * machine: master IMR 0xb8, slave 0x8e):
+ *   PIC   ICW1 0x11 (edge, cascade, ICW4), ICW2 vector base 0x08 (master)
+ *         and 0x70 (slave), ICW3 cascade on IRQ 2, ICW4 8086 mode; ELCR 0
+ *         (every line edge: no PCI here); unmasked IRQ 0 (timer), 1 and 12
+ *         (PS/2), 2 (cascade), 6 (floppy), 8 (RTC), 13 (FPU), 14 (ATA) -
+ *         IRQ 11, which realmode pulses through pc-testdev, stays masked:
+ *         under QEMU it is the timer tick that ends its `sti; hlt`.
+ *   PIT   channel 0 mode 2, count 0 (65536: 18.2 Hz), lobyte/hibyte.
+ *   IVT   every vector at an IRET; 0x08-0x0f and 0x70-0x77 at handlers
+ *         that send the 8259s an EOI (SeaBIOS's also count ticks in the
+ *         BDA; nothing here reads it). They live at F000:FF00, in the
+ *         reserved BIOS area the memory map hides.
+ * Ordering: after KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 (vm_create) and
+ * after the image is loaded (the IVT is in page 0, which the loader never
+ * writes), before any vCPU runs; never on a migration destination, which
+ * gets the PIC and PIT in the irqchip and PIT records and the IVT with RAM.
+ * The BSP's LAPIC must pass PIC interrupts on: KVM resets its LVT0 to
+ * ExtINT, unmasked, which vm_fw_check_lvt0 verifies.
+ */
+#define FW_STUB_GPA   0xfff00ULL
+#define FW_STUB_SEG   0xf000
+#define FW_PIC1_IMR   0xb8
+#define FW_PIC2_IMR   0x8e
+#define APIC_LVT0_OFF 0x350
+
+static const uint8_t fw_stubs[] = {
+	/* +0: any vector */
+	0xcf, /* iret */
+	/* +1: IRQ 0-7 */
+	0x50, 0xb0, 0x20, 0xe6, 0x20, /* push ax; mov al,0x20; out 0x20,al */
+	0x58, 0xcf,		      /* pop ax; iret */
+	/* +8: IRQ 8-15: EOI to the slave, then the master */
+	0x50, 0xb0, 0x20, 0xe6, 0xa0, /* push ax; mov al,0x20; out 0xa0,al */
+	0xe6, 0x20, 0x58, 0xcf,	      /* out 0x20,al; pop ax; iret */
+};
+
+static int vm_fw_ivt(struct vm *vm, char *err, size_t errlen)
+{
+	uint32_t ivt[256];
+	uint16_t off;
+
+	for (int v = 0; v < 256; v++) {
+		off = (v >= 0x08 && v < 0x10)	? 1
+		      : (v >= 0x70 && v < 0x78) ? 8
+						: 0;
+		ivt[v] = (uint32_t)FW_STUB_SEG << 16 |
+			 (uint16_t)((FW_STUB_GPA & 0xffff) + off);
+	}
+	if (mem_write(&vm->mem, FW_STUB_GPA, fw_stubs, sizeof(fw_stubs)) ||
+	    mem_write(&vm->mem, 0, ivt, sizeof(ivt))) {
+		err_set(err, errlen, "firmware IVT: low memory is not RAM");
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int vm_fw_pic(struct vm *vm, char *err, size_t errlen)
+{
+	static const uint8_t base[2] = {0x08, 0x70};
+	static const uint8_t imr[2] = {FW_PIC1_IMR, FW_PIC2_IMR};
+	struct kvm_irqchip chip;
+
+	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_PIC_SLAVE;
+	     id++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = id;
+		if (ioctl(vm->fd, KVM_GET_IRQCHIP, &chip) < 0)
+			goto fail;
+		chip.chip.pic.irq_base = base[id];
+		chip.chip.pic.imr = imr[id];
+		chip.chip.pic.init4 = 1;
+		chip.chip.pic.init_state = 0;
+		chip.chip.pic.elcr = 0;
+		if (ioctl(vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	err_set(err, errlen, "firmware PIC state: KVM_GET/SET_IRQCHIP: %s",
+		strerror(errno));
+	return -errno;
+}
+
+static int vm_fw_pit(struct vm *vm, char *err, size_t errlen)
+{
+	struct kvm_pit_state2 pit;
+	struct kvm_pit_channel_state *c = &pit.channels[0];
+
+	memset(&pit, 0, sizeof(pit));
+	if (ioctl(vm->fd, KVM_GET_PIT2, &pit) < 0)
+		goto fail;
+	c->count = 0; /* 65536 */
+	c->mode = 2;
+	c->bcd = 0;
+	c->rw_mode = 3; /* lobyte, then hibyte */
+	c->read_state = 3;
+	c->write_state = 3;
+	c->gate = 1;
+	if (ioctl(vm->fd, KVM_SET_PIT2, &pit) < 0)
+		goto fail;
+	return 0;
+fail:
+	err_set(err, errlen, "firmware PIT state: KVM_GET/SET_PIT2: %s",
+		strerror(errno));
+	return -errno;
+}
+
+static int vm_fw_check_lvt0(struct vm *vm, char *err, size_t errlen)
+{
+	struct kvm_lapic_state *l = calloc(1, sizeof(*l));
+	uint32_t lvt0 = 0;
+	int r = 0;
+
+	if (!l || ioctl(vm->vcpus[0].fd, KVM_GET_LAPIC, l) < 0) {
+		r = l ? -errno : -ENOMEM;
+		err_set(err, errlen, "vcpu0: KVM_GET_LAPIC: %s", strerror(-r));
+		free(l);
+		return r;
+	}
+	memcpy(&lvt0, &l->regs[APIC_LVT0_OFF], sizeof(lvt0));
+	free(l);
+	if (((lvt0 >> 8) & 7) != 7 || (lvt0 & (1U << 16))) {
+		err_set(err, errlen,
+			"vcpu0: LAPIC LVT0 is 0x%x, not an unmasked ExtINT: "
+			"PIC interrupts would not reach the BSP",
+			lvt0);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* BSP at the Multiboot entry; every AP waits for INIT/SIPI. */
 int vm_boot_multiboot(struct vm *vm, char *err, size_t errlen)
 {
-	int r = 0;
+	int r = vm_fw_ivt(vm, err, errlen);
 
+	if (!r)
+		r = vm_fw_pic(vm, err, errlen);
+	if (!r)
+		r = vm_fw_pit(vm, err, errlen);
 	for (int i = 0; !r && i < vm->nr_vcpus; i++)
 		r = vcpu_boot_entry32(&vm->vcpus[i], vm->mb.entry, vm->mb.info,
 				      err, errlen);
+	if (!r)
+		r = vm_fw_check_lvt0(vm, err, errlen);
 	return r;
 }
 
@@ -202,13 +356,40 @@ static bool vm_sleep_wait(struct vm *vm, bool *by_rtc)
 	return !atomic_load(&vm->exit_req);
 }
 
-/* The firmware waking vector the guest left in the FACS. */
+/*
+ * Where the FACS is: where the loader put it, or on a migration
+ * destination (which loaded nothing) where acpi_write puts it for this
+ * machine's shape, as the source's did. 0 when there is none.
+ */
+static uint64_t vm_facs_gpa(struct vm *vm)
+{
+	struct acpi_config ac;
+	struct acpi_layout l;
+	size_t len = ACPI_AREA_END - ACPI_AREA_BASE;
+	uint8_t *scratch;
+	char why[128];
+
+	if (vm->acpi.facs || !vm->cfg.incoming)
+		return vm->acpi.facs;
+	scratch = malloc(len);
+	acpi_config_default(&ac, (unsigned int)vm->cfg.nr_cpus);
+	if (scratch && !acpi_build(&ac, scratch, len, &l, why, sizeof(why)))
+		vm->acpi = l;
+	free(scratch);
+	return vm->acpi.facs;
+}
+
+/*
+ * The firmware waking vector the guest left in the FACS; 0 when it has
+ * no FACS (not a Multiboot guest: nothing there says "FACS").
+ */
 static uint32_t vm_waking_vector(struct vm *vm)
 {
+	uint64_t gpa = vm_facs_gpa(vm);
 	struct acpi_facs facs;
 
-	if (!vm->acpi.facs ||
-	    mem_read(&vm->mem, vm->acpi.facs, &facs, sizeof(facs)))
+	if (!gpa || mem_read(&vm->mem, gpa, &facs, sizeof(facs)) ||
+	    memcmp(facs.signature, "FACS", 4))
 		return 0;
 	return facs.waking_vector;
 }

@@ -30,8 +30,15 @@ struct vcpu;
 
 int vcpu_state_save(struct vcpu *v, struct proto_rec_writer *w, char *err,
 		    size_t errlen);
-int vcpu_state_load(struct vcpu *v, const uint8_t *blob, size_t len,
-		    char *err, size_t errlen);
+int vcpu_state_load(struct vcpu *v, const uint8_t *blob, size_t len, char *err,
+		    size_t errlen);
+
+/*
+ * The largest valid blob on this VM: a peer's section above it is refused
+ * before it is kept (snapshot.h: vm_snapshot_section_max).
+ */
+size_t vcpu_state_max(const struct vm *vm);
+size_t vm_arch_state_max(void);
 
 /* irqchip (PIC master, PIC slave, IOAPIC), PIT2, and KVM clock. */
 int vm_arch_state_save(struct vm *vm, struct proto_rec_writer *w, char *err,

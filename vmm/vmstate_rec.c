@@ -115,6 +115,19 @@ void *rec_dup(const struct rec_set *set, uint32_t tag, size_t size)
 	return p;
 }
 
+size_t rec_blob_max(const struct rec_type *types, uint32_t ntypes,
+		    const uint32_t *var_max)
+{
+	size_t n = 0;
+
+	for (uint32_t t = 1; t < ntypes; t++) {
+		size_t len = types[t].var ? var_max[t] : types[t].size;
+
+		n += 8 + ((len + 7) & ~(size_t)7); /* proto_rec_put's framing */
+	}
+	return n;
+}
+
 int rec_writer_check(const char *what, const struct proto_rec_writer *w,
 		     char *err, size_t errlen)
 {

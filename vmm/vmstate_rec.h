@@ -49,6 +49,12 @@ void rec_put_hdr(struct proto_rec_writer *w, uint32_t tag, uint32_t version,
 		 uint32_t id);
 /* A copy of a record in aligned memory, for the kernel (free() it). */
 void *rec_dup(const struct rec_set *set, uint32_t tag, size_t size);
+/*
+ * The largest blob of these types: every record at its size, a var one at
+ * var_max[tag] bytes, each with its framing (tag, length, padding to 8).
+ */
+size_t rec_blob_max(const struct rec_type *types, uint32_t ntypes,
+		    const uint32_t *var_max);
 /* -ENOSPC with err set when the writer overflowed. */
 int rec_writer_check(const char *what, const struct proto_rec_writer *w,
 		     char *err, size_t errlen);

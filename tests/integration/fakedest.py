@@ -9,6 +9,11 @@ running-early: HELLO -> HELLO_ACK (caps 0: pre-copy only), every SYNC
 echoed, and once STATE_END arrives RUNNING at once - no READY, so no GO
 was ever sent. Prints "ready" once listening and "sent RUNNING" when it
 has; then it reads until the source closes the connection.
+
+lacking-huge, lacking-outside, lacking-overlap: a paused post-copy
+source resumes to it; it answers RESUME with a DISCARD of the pages it
+"lacks" that no real destination sends: one run of 2^32-1 pages, a run
+past guest RAM, or two runs that overlap. Prints "sent DISCARD".
 """
 import argparse
 import socket
@@ -17,6 +22,14 @@ import sys
 
 MAGIC = 0x4D49474D
 HELLO, HELLO_ACK, STATE_END, RUNNING, SYNC = 1, 2, 6, 9, 12
+DISCARD, RESUME = 13, 19
+
+# The runs (gpa, npages) each lacking-* script claims.
+LACKING = {
+    "lacking-huge": [(0, 0xFFFFFFFF)],
+    "lacking-outside": [(1 << 44, 1)],
+    "lacking-overlap": [(0x100000, 16), (0x104000, 16)],
+}
 
 
 def crc32c_table():
@@ -80,10 +93,20 @@ def running_early(conn):
             print("sent RUNNING", flush=True)
 
 
+def lacking(conn, runs):
+    for ftype, _ in frames(conn):
+        if ftype == RESUME:
+            body = struct.pack("<I", len(runs))
+            for gpa, npages in runs:
+                body += struct.pack("<QII", gpa, npages, 0)
+            conn.sendall(frame(DISCARD, body))
+            print("sent DISCARD", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("port", type=int)
-    ap.add_argument("--script", choices=["running-early"], required=True)
+    ap.add_argument("--script", choices=["running-early"] + sorted(LACKING), required=True)
     a = ap.parse_args()
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,7 +115,10 @@ def main():
     print("ready", flush=True)
     conn, _ = ls.accept()
     try:
-        running_early(conn)
+        if a.script in LACKING:
+            lacking(conn, LACKING[a.script])
+        else:
+            running_early(conn)
     except OSError:
         pass
 

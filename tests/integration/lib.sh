@@ -213,6 +213,22 @@ netns_add()
 	ip -n "$1" link set lo up || fail "netns $1: cannot bring lo up"
 }
 
+# netns_pair NS1 NS2 NET: two new namespaces joined by a veth pair,
+# vmm-src (NET.1/24) in NS1 and vmm-dst (NET.2/24) in NS2. The pair is made
+# inside the namespaces: no name or address of it ever exists in this one,
+# and NET is never routed anywhere.
+netns_pair()
+{
+	netns_add "$1"
+	netns_add "$2"
+	ip -n "$1" link add vmm-src type veth peer name vmm-dst netns "$2" ||
+		fail "cannot create a veth pair between $1 and $2"
+	ip -n "$1" addr add "$3.1/24" dev vmm-src
+	ip -n "$2" addr add "$3.2/24" dev vmm-dst
+	ip -n "$1" link set vmm-src up
+	ip -n "$2" link set vmm-dst up
+}
+
 # vmm_start_ns NS NAME ARGS...: vmm_start with the VMM inside namespace NS
 # (its control socket is a file, reachable from here).
 vmm_start_ns()

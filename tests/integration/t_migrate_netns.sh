@@ -16,16 +16,7 @@ need_kvm
 NS1=vmmsrc$$
 NS2=vmmdst$$
 NET=10.77.$(($$ % 250)) # inside the namespaces only: never routed anywhere
-netns_add "$NS1"
-netns_add "$NS2"
-# The pair is made inside the namespaces: no name or address of it ever
-# exists in this one.
-ip -n "$NS1" link add vmm-src type veth peer name vmm-dst netns "$NS2" ||
-	fail "cannot create a veth pair between $NS1 and $NS2"
-ip -n "$NS1" addr add "$NET.1/24" dev vmm-src
-ip -n "$NS2" addr add "$NET.2/24" dev vmm-dst
-ip -n "$NS1" link set vmm-src up
-ip -n "$NS2" link set vmm-dst up
+netns_pair "$NS1" "$NS2" "$NET"
 
 # tx_bytes NS DEV: bytes sent on that interface.
 tx_bytes() { ip -n "$1" -j -s link show dev "$2" | jq '.[0].stats64.tx.bytes'; }

@@ -9,7 +9,14 @@
 #     the corrupt frame, both sides pause, --resume completes it;
 #  3. a cut, then an abort: refused without --confirm; confirmed on the
 #     destination, it stops saying what was lost; confirmed on the source,
-#     the VM stays paused there whole and `vmmctl resume` runs it on.
+#     the VM stays paused there whole and `vmmctl resume` runs it on;
+#  4. a cut, then --resume to a destination that lies (fakedest.py): its
+#     list of pages lacking is one run of 2^32-1 pages, a run past guest
+#     RAM, two overlapping runs - each one error line, and the source is
+#     postcopy-paused again with the VM paused whole;
+#  5. the same pair: `migrate --recover --listen` is refused unless paused
+#     (and on the source); on the paused destination it moves the resume
+#     to a new port (the old one closes), and --resume --to there completes.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 PROXY=$(dirname "$0")/tcpproxy.py
@@ -122,3 +129,49 @@ wait_until 10 "a3 gave up" '[[ $(status_get "$T/a3.sock" .migration.state) == fa
 ctl resume --api "$T/a3.sock" >/dev/null
 guest_verify "$T/a3.sock" "3. the source after an abort"
 echo "ok: 3. abort refused without --confirm, then confirmed on both sides; the source runs on"
+
+# 4. --resume to a destination that lies about the pages it lacks.
+FAKE=$(dirname "$0")/fakedest.py
+start_pair 4
+rc=0
+ctl migrate --api "$T/b4.sock" --recover --listen "tcp:127.0.0.1:$(free_port)" \
+	>"$T/rc4.out" 2>"$T/rc4.err" || rc=$?
+((rc != 0)) || fail "b4: --recover --listen accepted while post-copy runs"
+one_line "$T/rc4.err" "only while post-copy is paused" "--recover --listen while running"
+wait_until 30 "pages arriving" '(($(status_get "$T/a4.sock" .migration.postcopy_pushed_pages) > 1000))'
+kill -KILL "$PROXY_PID"
+both_paused 4
+for lie in huge outside overlap; do
+	fport=$(free_port)
+	python3 "$FAKE" "$fport" --script "lacking-$lie" >"$T/fake.out" 2>&1 &
+	VMM_PIDS+=("$!")
+	wait_until 10 "fake destination listening" 'grep -q ready "$T/fake.out"'
+	rc=0
+	ctl migrate --api "$T/a4.sock" --resume --to "tcp:127.0.0.1:$fport" \
+		>"$T/lie.json" 2>"$T/lie.err" || rc=$?
+	((rc != 0)) || fail "4. $lie: the resume to a lying destination succeeded"
+	grep -q "sent DISCARD" "$T/fake.out" || fail "4. $lie: the fake sent no DISCARD"
+	wait_until 10 "a4 paused again" \
+		'[[ $(status_get "$T/a4.sock" .migration.state) == postcopy-paused ]]'
+	msg=$(status_get "$T/a4.sock" .migration.errmsg)
+	[[ $msg =~ DISCARD\ run.*outside\ guest\ RAM\ or\ out\ of\ order ]] ||
+		fail "4. $lie: a4 does not name the bad run: $msg"
+	[[ $msg != *$'\n'* ]] || fail "4. $lie: more than one line: $msg"
+	[[ $(status_get "$T/a4.sock" .state) == paused ]] || fail "4. $lie: a4 is not paused"
+	echo "ok: 4. $lie: $msg"
+done
+
+# 5. The destination listens for the resume on a new port.
+rc=0
+ctl migrate --api "$T/a4.sock" --recover --listen "tcp:127.0.0.1:$(free_port)" \
+	>"$T/rc5.out" 2>"$T/rc5.err" || rc=$?
+((rc != 0)) || fail "a4: --recover --listen accepted on the source"
+one_line "$T/rc5.err" "no incoming migration here" "--recover --listen on the source"
+nport=$(free_port)
+ctl migrate --api "$T/b4.sock" --recover --listen "tcp:127.0.0.1:$nport" >"$T/rc5.json" ||
+	fail "b4: --recover --listen refused: $(cat "$T/rc5.json")"
+[[ $(jq -r .listen "$T/rc5.json") == "tcp:127.0.0.1:$nport" ]] || fail "b4: $(cat "$T/rc5.json")"
+wait_until 10 "b4's old port closed" '! (exec 3<>"/dev/tcp/127.0.0.1/$dport") 2>/dev/null'
+dport=$nport
+resume_direct 4
+echo "ok: 5. recovered on a new port"

@@ -14,14 +14,7 @@ command -v tcpdump >/dev/null || fail "tcpdump is missing (scripts/setup.sh inst
 NS1=vmmtls1$$
 NS2=vmmtls2$$
 NET=10.78.$(($$ % 250))
-netns_add "$NS1"
-netns_add "$NS2"
-ip -n "$NS1" link add vmm-src type veth peer name vmm-dst netns "$NS2" ||
-	fail "cannot create a veth pair between $NS1 and $NS2"
-ip -n "$NS1" addr add "$NET.1/24" dev vmm-src
-ip -n "$NS2" addr add "$NET.2/24" dev vmm-dst
-ip -n "$NS1" link set vmm-src up
-ip -n "$NS2" link set vmm-dst up
+netns_pair "$NS1" "$NS2" "$NET"
 
 # One CA; the destination's certificate names its address, the source's
 # identity is "src" (what --tls-authz admits).

@@ -2,7 +2,10 @@
 # A Multiboot guest of ours (examples/guests/mbtest) boots under vmmctl: the
 # loader's command line, fw_cfg's NB_CPUS, APs started with INIT/SIPI, and
 # isa-debug-exit's status (code << 1) | 1; without --device debug-exit the
-# port is not there and the guest halts until it is stopped.
+# port is not there and the guest halts until it is stopped. Then, in each
+# migration mode, the guest is migrated while it waits for serial input
+# (its APs halted in real mode): the destination, fed from a file only
+# once the guest runs there, echoes the line and exits with the status.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 [[ -n ${MBTEST_ELF:-} ]] || fail "MBTEST_ELF must name the mbtest guest"
@@ -31,4 +34,38 @@ kill -0 "$VMM_PID" || fail "the VMM ended without a debug-exit device"
 kill -TERM "$VMM_PID"
 vmm_wait "$VMM_PID"
 [[ $RC == $((128 + 15)) ]] || fail "stopped by SIGTERM: exit $RC"
+
+printf 'ping over the wire\n' >"$T/in.txt"
+for mode in precopy postcopy hybrid; do
+	port=$(free_port)
+	"$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" --api "$T/d$mode.sock" \
+		--mem 32M --cpus 2 --device debug-exit --serial-in "$T/in.txt" \
+		--serial "$T/d$mode.serial" </dev/null 2>"$T/d$mode.err" &
+	dst=$!
+	VMM_PIDS+=("$dst")
+	"$VMMCTL" boot --kernel "$MBTEST_ELF" --api "$T/s$mode.sock" --mem 32M \
+		--cpus 2 --device debug-exit --append echo \
+		--serial "$T/s$mode.serial" </dev/null 2>"$T/s$mode.err" &
+	src=$!
+	VMM_PIDS+=("$src")
+	# shellcheck disable=SC2016 # wait_until evaluates it
+	wait_until 30 "$mode: mbtest waiting for input" \
+		'grep -qx "mbtest: echo" "$T/s$mode.serial" 2>/dev/null'
+	wait_until 20 "$mode: destination socket" '[[ -S $T/d$mode.sock ]]'
+	ctl migrate --api "$T/s$mode.sock" --to "tcp:127.0.0.1:$port" \
+		--mode "$mode" >"$T/m$mode.json" ||
+		fail "$mode: migrate failed: $(cat "$T/m$mode.json")"
+	[[ $(jq -r .state "$T/m$mode.json") == completed ]] ||
+		fail "$mode: $(cat "$T/m$mode.json")"
+	vmm_wait_for "$src" 15
+	[[ $RC == 0 ]] || fail "$mode: the source exited $RC after migrating"
+	vmm_wait_for "$dst" 30
+	[[ $RC == 1 ]] || fail "$mode: the destination exited $RC, not 1"
+	grep -qx "ping over the wire" "$T/d$mode.serial" ||
+		fail "$mode: the destination did not echo its input"
+	grep -q "mbtest" "$T/d$mode.serial" &&
+		fail "$mode: the guest started again on the destination"
+	echo "ok: $mode: migrated while waiting for input; the destination" \
+		"echoed it and exited 1"
+done
 echo "ok: Multiboot guest boots, starts its APs and exits through 0xf4"

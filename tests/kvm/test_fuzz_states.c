@@ -39,6 +39,7 @@
 
 #include "common/clock.h"
 #include "migration/channel.h"
+#include "migration/dest.h"
 #include "migration/hello.h"
 #include "migration/migration.h"
 #include "migration/ram.h"
@@ -65,6 +66,7 @@ struct fuzz {
 	bool done;
 	struct mig_stats st, first; /* the last done() and the first */
 	uint64_t iterations, frames, completed, findings, known, hangs, lost;
+	uint64_t strays; /* peers the destination dropped, listening on */
 	bool stop; /* a hang: leave everything as it is */
 };
 
@@ -232,11 +234,12 @@ static void fuzz_run(const char *side, bool (*step)(uint64_t seed))
 	}
 	fprintf(stderr,
 		"fuzz_states %s: %llu iterations in %llu s, %llu frames sent, "
-		"%llu migrations completed, %llu hangs, %llu lost VMs, "
-		"%llu findings (+%llu known)\n",
+		"%llu migrations completed, %llu strays dropped, %llu hangs, "
+		"%llu lost VMs, %llu findings (+%llu known)\n",
 		side, (unsigned long long)F.iterations,
 		(unsigned long long)(clock_now_ms() - t0) / 1000,
 		(unsigned long long)F.frames, (unsigned long long)F.completed,
+		(unsigned long long)F.strays,
 		(unsigned long long)F.hangs, (unsigned long long)F.lost,
 		(unsigned long long)F.findings, (unsigned long long)F.known);
 	cr_assert_eq(F.findings, 0, "%llu findings (above, with their seeds)",
@@ -326,6 +329,17 @@ static void dest_check_running(uint64_t seed, const struct fz_src *s)
 			"heartbeats do not advance on the destination");
 }
 
+/*
+ * The peer is gone and the destination took it for a stranger: it dropped
+ * the connection and listens again for its source (issue 13: a stray
+ * never ends an incoming migration), which is as good an end as done().
+ */
+static bool dest_dropped(struct mig_dest *d)
+{
+	return peer_ended() && d->strays &&
+	       mig_dest_stats(d)->state == MIG_LISTENING && !d->ss.ch.connected;
+}
+
 static bool dest_step(uint64_t seed)
 {
 	struct fz_src side = {.t = &F.t,
@@ -343,8 +357,19 @@ static bool dest_step(uint64_t seed)
 	d = dest_listen(&port);
 	F.peer.port = port;
 	peer_start();
-	while (!(F.done && peer_ended()) && !overdue(start))
+	while (!(F.done && peer_ended()) && !dest_dropped(d) &&
+	       !overdue(start))
 		uv_run(&F.loop, UV_RUN_ONCE);
+	if (!F.done && dest_dropped(d)) {
+		/* Not its source: dropped, the destination waits on. */
+		F.strays++;
+		peer_stop();
+		mig_dest_free(d);
+		loop_for(20);
+		fz_fini(&F.peer);
+		tvm_destroy(&F.vm);
+		return true;
+	}
 	if (!F.done) {
 		F.hangs++;
 		F.stop = true;

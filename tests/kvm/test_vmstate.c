@@ -931,7 +931,7 @@ Test(vmstate, corrupt_device_blobs_are_refused, .init = devs_init,
 	n = dev_blob(0, b);
 	expect_dev_refused(0, b, n - 1, "serial-com1 state: truncated");
 	expect_dev_refused(0, edited, blob_edit(b, n, TAG_HDR, ED_BUMP),
-			   "version 2");
+			   "this VMM reads 2");
 	expect_dev_refused(0, edited, blob_edit(b, n, TAG_DEV_STATE, ED_SHRINK),
 			   "STATE record of");
 	expect_dev_refused(0, edited, blob_edit(b, n, TAG_DEV_STATE, ED_DROP),
@@ -944,6 +944,17 @@ Test(vmstate, corrupt_device_blobs_are_refused, .init = devs_init,
 	proto_rec_put(&w, TAG_HDR, (uint32_t[2]){SERIAL_STATE_VERSION, 0}, 8);
 	proto_rec_put(&w, TAG_DEV_STATE, &st, sizeof(st));
 	expect_dev_refused(0, b, w.len, "rx_len");
+	/* Each version at its own size only. */
+	st.rx_len = 0;
+	proto_rec_writer_init(&w, b, VMSTATE_BLOB_MAX);
+	proto_rec_put(&w, TAG_HDR, (uint32_t[2]){SERIAL_STATE_VERSION_V1, 0},
+		      8);
+	proto_rec_put(&w, TAG_DEV_STATE, &st, sizeof(st));
+	expect_dev_refused(0, b, w.len, "version 1: 77 state bytes");
+	proto_rec_writer_init(&w, b, VMSTATE_BLOB_MAX);
+	proto_rec_put(&w, TAG_HDR, (uint32_t[2]){SERIAL_STATE_VERSION, 0}, 8);
+	proto_rec_put(&w, TAG_DEV_STATE, &st, sizeof(struct serial_state_v1));
+	expect_dev_refused(0, b, w.len, "version 2: 76 state bytes");
 	testdev_save(&dvm[0].testdev, &ts);
 	ts.pad = 1;
 	proto_rec_writer_init(&w, b, VMSTATE_BLOB_MAX);
@@ -956,6 +967,26 @@ Test(vmstate, corrupt_device_blobs_are_refused, .init = devs_init,
 	testdev_get_stats(&dvm[1].testdev, &ts2);
 	cr_assert_eq(ts2.heartbeats, 0);
 	cr_assert_eq(nr_irq_levels, 0);
+}
+
+/* A version 1 UART blob (from a VMM before lsr_err) still loads. */
+Test(vmstate, serial_v1_blob_loads, .init = devs_init, .fini = devs_fini)
+{
+	struct proto_rec_writer w;
+	struct serial_state st;
+	uint8_t *b = sv.dev[0];
+	char err[256] = "";
+
+	devs_dirty();
+	serial_save(&dvm[0].com1, &st);
+	proto_rec_writer_init(&w, b, VMSTATE_BLOB_MAX);
+	proto_rec_put(&w, TAG_HDR, (uint32_t[2]){SERIAL_STATE_VERSION_V1, 0},
+		      8);
+	proto_rec_put(&w, TAG_DEV_STATE, &st, sizeof(struct serial_state_v1));
+	cr_assert_eq(dev_load(0, b, w.len, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(uart_in(&dvm[1].com1, 0), 'h', "the FIFO came along");
+	cr_assert_eq(uart_in(&dvm[1].com1, 7), 0x5a);
+	cr_assert_eq(uart_in(&dvm[1].com1, 5) & 0x02, 0, "no overrun");
 }
 
 /*

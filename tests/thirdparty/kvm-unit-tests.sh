@@ -4,7 +4,8 @@
 # kvm-unit-tests.sh - run the x86 tests of kvm-unit-tests (upstream KVM's
 # own guest test suite, GPL, never part of this repository) under vmmctl.
 #
-#   tests/thirdparty/kvm-unit-tests.sh KUT_DIR [TEST...]
+#   tests/thirdparty/kvm-unit-tests.sh [--migrate MODE [--seeds N | --seed S]]
+#                                      KUT_DIR [TEST...]
 #
 # KUT_DIR is a local build of kvm-unit-tests (./configure --arch=x86_64 &&
 # make). The script reads KUT_DIR/x86/unittests.cfg: each [name] section's
@@ -14,16 +15,63 @@
 # devices or machine options, i386) is reported SKIP with the reason. Each
 # test boots as
 #   vmmctl boot --kernel KUT_DIR/x86/FILE --cpus SMP --mem 128M
-#     --device debug-exit --initrd ENVIRON --append ARGS --serial LOG
+#     --device debug-exit --device pc-testdev --initrd ENVIRON
+#     --append ARGS --serial LOG
+# (pc-testdev as QEMU's x86 runner adds it: realmode raises IRQ 11 through it)
 # with ENVIRON the suite's environ module (NR_CPUS, MEMSIZE, TEST_DEVICE=0,
 # BOOTLOADER=0). Verdicts as the suite's own runner: status 1 PASS, 77 SKIP,
 # 124 timeout (FAIL), anything else FAIL. Per-test logs go to OUT_DIR
 # (default ./kut-results); the last line is "N passed, N failed, N skipped".
 #
+# --migrate precopy|postcopy|hybrid: each test first runs unmigrated (the
+# reference), then once per seed migrated live, once, from a source VMM
+# to a destination VMM started for it (--incoming, same --cpus, --mem and
+# --device debug-exit --device pc-testdev; its serial log continues the
+# source's; its exit status is the verdict). The seed picks the point: after L lines of serial
+# output or after T ms (both within the reference run's length); it is
+# printed with the point, and `--seed S` replays it. A test that ended
+# before the migration completed is "not migrated" and is run again with
+# the point halved, down to 0 (migrate as soon as the source serves its
+# API). A migrated run PASSes when its status equals the reference's and
+# its PASS/FAIL/SKIP/XFAIL/XPASS/KFAIL lines are the same sequence; a test
+# whose reference timed out has nothing to compare and is SKIP. --seeds N
+# runs seeds 1..N (default: one seed, from the clock).
+#
 # Environment: VMMCTL (default: build/vmm/vmmctl next to this script's
 # repository), OUT_DIR, KUT_TIMEOUT_CAP (seconds, default 90: no test runs
 # longer), KUT_MEM (default 128M).
 set -u
+
+mig_mode="" seeds=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--migrate)
+		mig_mode=${2:-}
+		case $mig_mode in
+		precopy | postcopy | hybrid) ;;
+		*)
+			echo "kvm-unit-tests.sh: --migrate precopy|postcopy|hybrid" >&2
+			exit 2
+			;;
+		esac
+		shift 2
+		;;
+	--seeds)
+		[[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "kvm-unit-tests.sh: --seeds N" >&2; exit 2; }
+		mapfile -t seeds < <(seq 1 "$2")
+		shift 2
+		;;
+	--seed)
+		[[ ${2:-} =~ ^[0-9]+$ ]] || { echo "kvm-unit-tests.sh: --seed S (a number)" >&2; exit 2; }
+		seeds=("$2")
+		shift 2
+		;;
+	*) break ;;
+	esac
+done
+if [ -n "$mig_mode" ] && [ ${#seeds[@]} -eq 0 ]; then
+	seeds=($(($(date +%s%N) / 1000 % 1000000)))
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -34,7 +82,7 @@ MEM=${KUT_MEM:-128M}
 
 usage() {
 	cat <<'USAGE'
-usage: kvm-unit-tests.sh KUT_DIR [TEST...]
+usage: kvm-unit-tests.sh [--migrate MODE [--seeds N | --seed S]] KUT_DIR [TEST...]
 
 KUT_DIR is a local build of kvm-unit-tests, which is not part of vmm.
 To get one:
@@ -58,12 +106,19 @@ if [ ! -x "$VMMCTL" ]; then
 	exit 2
 fi
 mkdir -p "$OUT_DIR" || exit 2
+if [ -n "$mig_mode" ]; then
+	# shellcheck source=scripts/ports.sh
+	. "$repo/scripts/ports.sh"
+	command -v jq >/dev/null || { echo "kvm-unit-tests.sh: --migrate needs jq" >&2; exit 2; }
+	SOCK_DIR=$(mktemp -d /tmp/kut-mig.XXXXXX) || exit 2
+	trap 'rm -rf "$SOCK_DIR"' EXIT
+fi
 wanted=("$@")
 npass=0 nfail=0 nskip=0
 
 # One result line; the verdict counts.
-report() { # name verdict seconds cause
-	printf '%-28s %-7s %4ss  %s\n' "$1" "$2" "$3" "$4"
+report() { # name verdict seconds cause...
+	printf '%-34s %-7s %4ss  %s\n' "$1" "$2" "$3" "${*:4}"
 	case $2 in
 	PASS) npass=$((npass + 1)) ;;
 	SKIP) nskip=$((nskip + 1)) ;;
@@ -159,7 +214,7 @@ run_test() {
 	local name=$sec_name file=$sec_file smp=${sec_smp:-1}
 	local tmo=${sec_timeout:-90s} args=$sec_args
 	local log=$OUT_DIR/$name.log env=$OUT_DIR/$name.environ
-	local mem=$MEM why="" st t0 t1 verdict cause
+	local mem=$MEM why="" st t0 t1
 	is_wanted "$name" || return 0
 	tmo=${tmo%s}
 	[ "$tmo" -gt "$CAP" ] && tmo=$CAP
@@ -188,25 +243,143 @@ run_test() {
 	printf 'NR_CPUS=%s\nMEMSIZE=%s\nTEST_DEVICE=0\nBOOTLOADER=0\n' \
 		"$smp" "$(mem_mib "$mem")" >"$env"
 	local -a cmd=("$VMMCTL" boot --kernel "$KUT/x86/$file" --cpus "$smp"
-		--mem "$mem" --device debug-exit --initrd "$env"
-		--serial "$log")
+		--mem "$mem" --device debug-exit --device pc-testdev --initrd "$env")
 	[ -n "$args" ] && cmd+=(--append "$args")
 	echo "${cmd[*]}" >"$OUT_DIR/$name.cmd"
-	t0=$(date +%s)
-	timeout -k 5 "$tmo" "${cmd[@]}" </dev/null 2>"$OUT_DIR/$name.stderr"
+	t0=$(date +%s%3N)
+	timeout -k 5 "$tmo" "${cmd[@]}" --serial "$log" </dev/null \
+		2>"$OUT_DIR/$name.stderr"
 	st=$?
-	t1=$(date +%s)
-	case $st in
+	t1=$(date +%s%3N)
+	verdict_of "$st" "$log" "$OUT_DIR/$name.stderr"
+	if [ -z "$mig_mode" ]; then
+		report "$name" "$verdict" $(((t1 - t0) / 1000)) "$cause"
+		return
+	fi
+	# The reference: printed, not counted.
+	printf '%-34s %-7s %4ss  %s\n' "$name [unmigrated]" "$verdict" \
+		$(((t1 - t0) / 1000)) "$cause"
+	local seed
+	for seed in "${seeds[@]}"; do
+		mig_test "$seed" "$st" $((t1 - t0))
+	done
+}
+
+# Status st of a run with serial log $1 and stderr $2 -> verdict, cause.
+verdict_of() {
+	case $1 in
 	1) verdict=PASS cause="" ;;
-	77) verdict=SKIP cause=$(grep -m1 -E '^SKIP' "$log" 2>/dev/null) ;;
-	124 | 137) verdict=FAIL cause="timeout after ${tmo}s: $(tail -n1 "$log" 2>/dev/null)" ;;
+	77) verdict=SKIP cause=$(grep -am1 -E '^SKIP' "$2" 2>/dev/null) ;;
+	124 | 137) verdict=FAIL cause="timeout after ${tmo}s: $(tail -n1 "$2" 2>/dev/null)" ;;
 	*)
 		verdict=FAIL
-		cause="status $st: $(grep -m1 -E '^FAIL|Unhandled' "$log" 2>/dev/null)"
-		cause="$cause $(tail -n1 "$OUT_DIR/$name.stderr" 2>/dev/null)"
+		cause="status $1: $(grep -am1 -E '^FAIL|Unhandled' "$2" 2>/dev/null)"
+		cause="$cause $(tail -n1 "$3" 2>/dev/null)"
 		;;
 	esac
-	report "$name" "$verdict" $((t1 - t0)) "$cause"
+}
+
+# The result lines of serial logs, in order, without the UART's CRs.
+result_lines() {
+	cat "$@" 2>/dev/null | tr -d '\r' |
+		grep -aE '^(PASS|FAIL|SKIP|XPASS|XFAIL|KFAIL): '
+}
+
+# mig_test SEED REF_STATUS REF_MS: the test (run_test's locals) migrated
+# once at the seed's point; retried with the point halved while the test
+# ends before the migration completes.
+mig_test() {
+	local seed=$1 rst=$2 rms=$3 rlines kind point tag
+	tag="$name [$mig_mode seed=$seed]"
+	if [ "$rst" = 124 ] || [ "$rst" = 137 ]; then
+		report "$tag" SKIP 0 "the unmigrated run timed out: nothing to compare"
+		return
+	fi
+	rlines=$(wc -l <"$log")
+	RANDOM=$(cksum <<<"$seed $name" | cut -d' ' -f1)
+	if [ $((RANDOM % 2)) = 0 ] && [ "$rlines" -gt 1 ]; then
+		kind=lines point=$((RANDOM % (rlines - 1) + 1))
+	else
+		kind=ms point=$((RANDOM * 32768 + RANDOM))
+		point=$((point % (rms > 1 ? rms : 1)))
+	fi
+	echo "$tag: seed $seed: migrate after $point $kind"
+	while :; do
+		mig_once "$seed" "$kind" "$point"
+		[ "$mresult" != not-migrated ] && break
+		if [ "$point" = 0 ]; then
+			report "$tag" FAIL 0 "not migrated: the test ends before" \
+				"a migration started with it completes"
+			return
+		fi
+		echo "$tag: not migrated at $point $kind (the test ended" \
+			"first): retrying at $((point / 2)) $kind"
+		point=$((point / 2))
+	done
+	local mlog=$OUT_DIR/$name.$mig_mode.$seed
+	verdict_of "$mst" "$mlog.dst.log" "$mlog.dst.stderr"
+	if [ "$mst" != "$rst" ]; then
+		report "$tag" FAIL "$msec" "status $mst, unmigrated $rst" \
+			"($verdict: $cause) at $point $kind"
+	elif ! diff <(result_lines "$log") \
+		<(result_lines "$mlog.src.log" "$mlog.dst.log") \
+		>"$mlog.diff"; then
+		report "$tag" FAIL "$msec" "other result lines than" \
+			"unmigrated at $point $kind (see $mlog.diff)"
+	else
+		report "$tag" "$verdict" "$msec" "migrated at $point $kind"
+	fi
+}
+
+# mig_once SEED KIND POINT: one source and one destination VMM; mresult
+# migrated (mst: the destination's status) or not-migrated; msec seconds.
+mig_once() {
+	local kind=$2 point=$3 mlog=$OUT_DIR/$name.$mig_mode.$1 port
+	local sock=$SOCK_DIR/src.sock dsock=$SOCK_DIR/dst.sock spid dpid
+	local t0 now
+	rm -f "$sock" "$dsock" "$mlog".*
+	port=$(port_pick) || { echo "no free port" >&2; exit 2; }
+	timeout -k 5 "$tmo" "$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" \
+		--api "$dsock" --cpus "$smp" --mem "$mem" --device debug-exit \
+		--device pc-testdev \
+		--serial "$mlog.dst.log" </dev/null 2>"$mlog.dst.stderr" &
+	dpid=$!
+	wait_sock "$dsock" "$dpid"
+	t0=$(date +%s%3N)
+	timeout -k 5 "$tmo" "${cmd[@]}" --api "$sock" --serial "$mlog.src.log" \
+		</dev/null 2>"$mlog.src.stderr" &
+	spid=$!
+	wait_sock "$sock" "$spid"
+	while kill -0 "$spid" 2>/dev/null; do
+		if [ "$kind" = lines ]; then
+			[ "$(wc -l <"$mlog.src.log")" -ge "$point" ] && break
+		else
+			now=$(date +%s%3N)
+			[ $((now - t0)) -ge "$point" ] && break
+		fi
+		sleep 0.005
+	done
+	"$VMMCTL" migrate --api "$sock" --to "tcp:127.0.0.1:$port" \
+		--mode "$mig_mode" >"$mlog.migrate.json" 2>&1
+	if [ "$(jq -r .state "$mlog.migrate.json" 2>/dev/null)" = completed ]; then
+		mresult=migrated
+		wait "$dpid"
+		mst=$?
+		wait "$spid"
+	else
+		mresult=not-migrated
+		wait "$spid"
+		kill "$dpid" 2>/dev/null
+		wait "$dpid"
+	fi
+	msec=$((($(date +%s%3N) - t0) / 1000))
+}
+
+# wait_sock SOCK PID: until PID serves its API on SOCK (or has ended).
+wait_sock() {
+	while [ ! -S "$1" ] && kill -0 "$2" 2>/dev/null; do
+		sleep 0.005
+	done
 }
 
 mem_mib() {

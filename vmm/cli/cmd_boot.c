@@ -34,6 +34,7 @@ struct boot_opts {
 	const char *api;
 	const char *incoming;
 	struct mig_dest_params mig; /* --incoming, --tls-dir, ... */
+	const char *serial_in; /* --serial-in: NULL stdin if a tty or pipe */
 };
 
 static const char boot_usage[] =
@@ -44,14 +45,20 @@ static const char boot_usage[] =
 	"128+N after signal N, 1 when the VMM fails, 2 on bad usage).\n"
 	"\n"
 	"  --kernel FILE         guest to boot (required): our static ELF64\n"
-	"                        test guest, or a Multiboot v1 image\n"
+	"                        test guest, a Multiboot v1 image, a Linux\n"
+	"                        vmlinux (PVH entry) or bzImage\n"
 	"  --append CMDLINE      guest command line, e.g. \"heartbeat\"\n"
-	"  --initrd FILE         Multiboot: FILE is the one module\n"
+	"  --initrd FILE         Multiboot: FILE is the one module; Linux\n"
+	"                        (vmlinux through PVH, bzImage): the initrd\n"
 	"  --mem SIZE            guest RAM, 16M..64G (default 256M; a plain\n"
 	"                        number is MiB)\n"
 	"  --cpus N              number of vCPUs, 1..32 (default 1)\n"
 	"  --api SOCK            serve the control API on UNIX socket SOCK\n"
 	"  --serial FILE         write serial output to FILE, not stdout\n"
+	"  --serial-in FILE|-    the UART receives FILE's bytes, or stdin's\n"
+	"                        with '-' (default: stdin when it is a\n"
+	"                        terminal or a pipe; else no input); reading\n"
+	"                        pauses while the receive FIFO is full\n"
 	"  --heartbeat-log FILE  log \"<seq> <CLOCK_MONOTONIC ns>\" per "
 	"heartbeat\n"
 	"  --mem-mode MODE       eager (default) or lazy: RAM is populated on\n"
@@ -190,6 +197,9 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 	case 's':
 		o->cfg.serial_path = arg;
 		return 0;
+	case 'r':
+		o->serial_in = arg;
+		return 0;
 	case 'b':
 		o->cfg.hb_log_path = arg;
 		return 0;
@@ -252,6 +262,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"cpus", required_argument, NULL, 'c'},
 		{"api", required_argument, NULL, 'A'},
 		{"serial", required_argument, NULL, 's'},
+		{"serial-in", required_argument, NULL, 'r'},
 		{"heartbeat-log", required_argument, NULL, 'b'},
 		{"kvm-device", required_argument, NULL, 'K'},
 		{"mem-mode", required_argument, NULL, 'M'},
@@ -377,8 +388,7 @@ static void boot_exit_async(uv_async_t *h)
 	boot_close_handle((uv_handle_t *)&app->sig_int);
 	boot_close_handle((uv_handle_t *)&app->sig_term);
 	boot_close_handle((uv_handle_t *)&app->flush_timer);
-	if (app->has_tty)
-		boot_close_handle((uv_handle_t *)&app->tty);
+	serial_in_close(&app->serial_in);
 }
 
 static void boot_on_signal(uv_signal_t *h, int signum)
@@ -399,25 +409,6 @@ static void boot_on_flush(uv_timer_t *h)
 	console_flush(&app->vm.console);
 	/* A destination's post-copy ends without a hook: check each tick. */
 	boot_guard_release(app);
-}
-
-static void boot_tty_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	static char in[256]; /* loop thread only */
-
-	(void)h;
-	(void)hint;
-	*buf = uv_buf_init(in, sizeof(in));
-}
-
-static void boot_tty_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct boot_app *app = s->data;
-
-	if (n > 0)
-		serial_push_input(&app->vm.com1, buf->base, n);
-	else if (n < 0)
-		uv_read_stop(s);
 }
 
 static int boot_init_handles(struct boot_app *app)
@@ -442,17 +433,7 @@ static int boot_init_handles(struct boot_app *app)
 	if (!r)
 		r = uv_timer_start(&app->flush_timer, boot_on_flush,
 				   BOOT_FLUSH_MS, BOOT_FLUSH_MS);
-	if (r)
-		return r;
-	/* Serial input only from an interactive terminal. */
-	if (isatty(STDIN_FILENO) &&
-	    uv_tty_init(&app->loop, &app->tty, STDIN_FILENO, 1) == 0) {
-		app->has_tty = true;
-		app->tty.data = app;
-		uv_read_start((uv_stream_t *)&app->tty, boot_tty_alloc,
-			      boot_tty_read);
-	}
-	return 0;
+	return r;
 }
 
 /* A destination: the vCPUs start when the source says GO (migration/). */
@@ -498,6 +479,12 @@ static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 	if (r) {
 		fprintf(stderr, "vmmctl boot: event loop: %s\n",
 			uv_strerror(r));
+		return r;
+	}
+	r = serial_in_open(&app->serial_in, &app->loop, &app->vm.com1,
+			   o->serial_in, o->incoming != NULL, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "vmmctl boot: %s\n", err);
 		return r;
 	}
 	if (o->incoming)

@@ -23,7 +23,9 @@ struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
 	const char *push, *tls_dir, *tls_hostname;
 	const char *max_bw, *pc_bw;
-	bool verify, cancel, resume, abort, confirm, insecure, auto_converge;
+	const char *listen; /* --recover --listen ADDR (destination) */
+	bool verify, cancel, resume, abort, confirm, insecure, recover;
+	bool auto_converge;
 };
 
 static int migrate_number(const char *flag, const char *s, const char *unit,
@@ -151,13 +153,18 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 
 	if (o->confirm && !o->abort)
 		return "--confirm goes with --abort";
+	if (o->recover != !!o->listen)
+		return "--recover and --listen tcp:HOST:PORT go together";
+	if (o->recover &&
+	    (o->to || tuning || o->cancel || o->resume || o->abort))
+		return "--recover takes only --listen";
 	if (o->cancel && (o->to || tuning || o->resume || o->abort))
 		return "--cancel takes no other option";
 	if (o->resume && (tuning || o->abort))
 		return "--resume takes only --to";
 	if (o->abort && (o->to || tuning))
 		return "--abort takes only --confirm";
-	if (!o->cancel && !o->resume && !o->abort && !o->to)
+	if (!o->cancel && !o->resume && !o->abort && !o->recover && !o->to)
 		return "--to tcp:HOST:PORT is required";
 	if (o->tls_hostname && !o->tls_dir)
 		return "--tls-hostname goes with --tls-dir";
@@ -216,6 +223,8 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"resume", no_argument, NULL, 'R'},
 		{"abort", no_argument, NULL, 'a'},
 		{"confirm", no_argument, NULL, 'y'},
+		{"recover", no_argument, NULL, 'V'},
+		{"listen", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -283,6 +292,12 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'y':
 			o->confirm = true;
+			break;
+		case 'V':
+			o->recover = true;
+			break;
+		case 'L':
+			o->listen = optarg;
 			break;
 		case 'h':
 			client_help(cmd);
@@ -360,6 +375,8 @@ static const char *migrate_action(const struct migrate_opts *o)
 		return "cancel";
 	if (o->resume)
 		return "resume";
+	if (o->recover)
+		return "recover";
 	return o->abort ? "abort" : NULL;
 }
 
@@ -374,6 +391,8 @@ static json_t *migrate_args(const struct migrate_opts *o)
 		json_object_set_new(a, "confirm", json_true());
 	if (o->to)
 		json_object_set_new(a, "to", json_string(o->to));
+	if (o->listen)
+		json_object_set_new(a, "listen", json_string(o->listen));
 	if (!action && migrate_tuning_args(o, a)) {
 		json_decref(a);
 		return NULL;
@@ -506,7 +525,7 @@ static int run_migrate(const struct vmmctl_cmd *cmd, int argc, char **argv)
 	if (!args)
 		return EXIT_USAGE;
 	/* cancel and abort: the reply says it all; start and resume: watch. */
-	once = o.cancel || o.abort;
+	once = o.cancel || o.abort || o.recover;
 	w.api = o.api;
 	if (once) {
 		r = control_call(o.api, cmd->name, args, &reply, err,
@@ -535,7 +554,9 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		 "       vmmctl migrate --api SOCK --cancel\n"
 		 "       vmmctl migrate --api SOCK --resume [--to "
 		 "tcp:HOST:PORT]\n"
-		 "       vmmctl migrate --api SOCK --abort --confirm",
+		 "       vmmctl migrate --api SOCK --abort --confirm\n"
+		 "       vmmctl migrate --api SOCK --recover --listen "
+		 "tcp:HOST:PORT",
 	.summary = "live-migrate the VM to a destination VMM",
 	.help = "Migrate the running VM to a VMM started with `vmmctl "
 		"boot --incoming`.\n"
@@ -612,6 +633,13 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"                         lacks pages and the guest's "
 		"run there is lost\n"
 		"  --confirm              confirm --abort (required "
-		"with it)\n",
+		"with it)\n"
+		"  --recover --listen tcp:HOST:PORT\n"
+		"                         on a destination whose "
+		"post-copy is paused: listen\n"
+		"                         for the resume there instead "
+		"(the source then\n"
+		"                         resumes with --resume --to "
+		"that address)\n",
 	.run = run_migrate,
 };

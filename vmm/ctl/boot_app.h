@@ -14,6 +14,7 @@
 
 #include "migration/migration.h"
 #include "vmm/ctl/control.h"
+#include "vmm/ctl/serial_in.h"
 #include "vmm/vm.h"
 
 /* Everything below is owned by the event-loop thread. */
@@ -26,8 +27,7 @@ struct boot_app {
 	uv_async_t exit_async;
 	uv_signal_t sig_int, sig_term;
 	uv_timer_t flush_timer;
-	uv_tty_t tty;
-	bool has_tty;
+	struct serial_in serial_in; /* the UART's input */
 	const char *incoming;	    /* --incoming tcp:ADDR:PORT */
 	struct mig_source *mig_src; /* the last outgoing migration */
 	enum mig_mode mig_mode;	    /* the mode mig_src was started in */

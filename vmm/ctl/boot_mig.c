@@ -190,9 +190,13 @@ static void boot_src_done(void *opaque, const struct mig_stats *st)
 static void boot_dest_done(void *opaque, const struct mig_stats *st)
 {
 	struct boot_app *app = opaque;
+	char err[256];
 
 	if (st->state == MIG_RUNNING) {
 		boot_mig_event(app, "migration-complete", st, true);
+		/* The guest is ours: its UART takes input now. */
+		if (serial_in_go(&app->serial_in, err, sizeof(err)))
+			fprintf(stderr, "vmmctl boot: %s\n", err);
 		return;
 	}
 	boot_mig_event(app, "migration-failed", st, true);
@@ -302,6 +306,31 @@ static int boot_mig_abort(struct boot_app *app, json_t **result,
 	return 0;
 }
 
+/*
+ * The destination's migrate-recover: listen for the resume on another
+ * address while post-copy is paused; refused in any other state.
+ */
+static int boot_mig_recover(struct boot_app *app, const char *listen,
+			    json_t **result, struct ctl_error *err)
+{
+	char why[256] = "";
+	int r;
+
+	if (!app->mig_dest)
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "no incoming migration here: --recover "
+				 "--listen is for the destination");
+	r = mig_dest_recover_listen(app->mig_dest, listen, why, sizeof(why));
+	if (r)
+		return boot_fail(
+			err, r == -EBUSY ? CTL_ERR_BAD_STATE : CTL_ERR_BAD_ARGS,
+			why[0] ? why : strerror(-r));
+	*result = json_pack("{s:s, s:s}", "state",
+			    mig_state_name(MIG_POSTCOPY_PAUSED), "listen",
+			    listen);
+	return 0;
+}
+
 static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 			  json_t **result, struct ctl_error *err)
 {
@@ -385,6 +414,8 @@ int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 		return boot_mig_cancel(app, err);
 	if (m->resume)
 		return boot_mig_resume(app, m->to, result, err);
+	if (m->recover)
+		return boot_mig_recover(app, m->listen, result, err);
 	if (m->abort)
 		return boot_mig_abort(app, result, err);
 	return boot_mig_start(app, m, result, err);

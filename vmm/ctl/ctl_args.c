@@ -392,6 +392,17 @@ static int parse_migrate_abort(struct ctl_request *req, struct ctl_error *err,
 	return 0;
 }
 
+/* "recover": true with "listen": the destination's new address. */
+static int parse_migrate_recover(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"recover", "listen", NULL};
+
+	if (only_args(req, err, names, "'recover' takes only 'listen'"))
+		return -EINVAL;
+	return get_string_arg(req, err, "listen", "tcp:HOST:PORT",
+			      &req->mig.listen);
+}
+
 int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 {
 	static const char *const names[] = {"to",
@@ -413,6 +424,8 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "resume",
 					    "abort",
 					    "confirm",
+					    "recover",
+					    "listen",
 					    NULL};
 	static const char *const cancel_names[] = {"cancel", NULL};
 	struct ctl_migrate *m = &req->mig;
@@ -424,6 +437,7 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 	    get_bool_arg(req, err, "resume", &m->resume) ||
 	    get_bool_arg(req, err, "abort", &m->abort) ||
 	    get_bool_arg(req, err, "confirm", &confirm) ||
+	    get_bool_arg(req, err, "recover", &m->recover) ||
 	    get_bool_arg(req, err, "verify", &m->verify))
 		return -EINVAL;
 	if (json_object_get(req->args, "confirm") && !m->abort)
@@ -436,6 +450,8 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 		return parse_migrate_resume(req, err);
 	if (m->abort)
 		return parse_migrate_abort(req, err, confirm);
+	if (m->recover)
+		return parse_migrate_recover(req, err);
 	return parse_migrate_start(req, err);
 }
 

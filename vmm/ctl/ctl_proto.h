@@ -78,8 +78,10 @@ struct ctl_request {
 		const char *tls_hostname; /* borrowed; NULL: to's host */
 		int insecure;		  /* plaintext off loopback */
 		int cancel;
-		int resume; /* post-copy recovery, optionally to "to" */
-		int abort;  /* give post-copy up (needs "confirm") */
+		int resume;  /* post-copy recovery, optionally to "to" */
+		int abort;   /* give post-copy up (needs "confirm") */
+		int recover; /* destination: listen for the resume on... */
+		const char *listen; /* ...this address (borrowed) */
 		/* bytes a second, 0: none (migrate-set: UINT64_MAX absent) */
 		uint64_t max_bandwidth, postcopy_bandwidth;
 		int auto_converge; /* mode precopy only */

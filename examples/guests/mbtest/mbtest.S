@@ -6,8 +6,10 @@
  * starts every AP with INIT and SIPI (they count themselves in from real
  * mode), and ends through isa-debug-exit at 0xf4: code 0 (status 1) when
  * all CPUs came up, 1 (status 3) when not, 2 (status 5) without the
- * Multiboot magic. Only ring 0 and a few instructions: this host emulates
- * them.
+ * Multiboot magic. With "echo" in its command line it first prints
+ * "mbtest: echo", then copies what the UART receives to its output up to
+ * and including a newline (t_multiboot.sh migrates it while it waits).
+ * Only ring 0 and a few instructions: this host emulates them.
  */
 #define MB_MAGIC     0x1BADB002
 #define MB_BOOTED    0x2BADB002
@@ -66,6 +68,7 @@ _start:
 	call putdec
 	mov $'\n', %al
 	call putc
+	call echo_line
 	xor %eax, %eax
 	cmp %ebx, %ecx
 	je 2f
@@ -83,6 +86,7 @@ halt:	cli
 
 /* Copy the trampoline, INIT then SIPI to all but self, wait for the APs. */
 start_aps:
+	push %edi
 	cmp $1, %ebx
 	jbe 9f
 	movw $0, AP_COUNT
@@ -100,6 +104,33 @@ start_aps:
 	je 9f
 	pause
 	loop 1b
+9:	pop %edi
+	ret
+
+/* With "echo" in the command line (%edi: the info), echo one input line. */
+echo_line:
+	testl $4, (%edi)
+	jz 9f
+	mov 16(%edi), %esi
+1:	cmpb $0, (%esi)
+	je 9f
+	cmpl $0x6f686365, (%esi) /* "echo" */
+	je 2f
+	inc %esi
+	jmp 1b
+2:	push %esi
+	mov $msg_echo, %esi
+	call puts
+	pop %esi
+3:	mov $COM1 + 5, %dx /* LSR: data ready */
+	inb %dx, %al
+	test $1, %al
+	jz 3b
+	mov $COM1, %dx
+	inb %dx, %al
+	call putc
+	cmp $'\n', %al
+	jne 3b
 9:	ret
 
 /* Print the NUL-terminated string at %esi. */
@@ -155,6 +186,7 @@ msg_hello:	.asciz "mbtest: booted by Multiboot\n"
 msg_cmdline:	.asciz "mbtest: cmdline "
 msg_cpus:	.asciz "mbtest: fw_cfg NB_CPUS "
 msg_up:		.asciz "mbtest: cpus up "
+msg_echo:	.asciz "mbtest: echo\n"
 
 	.bss
 	.balign 16
