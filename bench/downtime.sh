@@ -71,6 +71,7 @@
 #
 #   bench/downtime.sh [--mem SIZE] [--mib N] [--rates "R ..."] [--modes "M ..."]
 #                     [--cpus N] [--downtime-limit MS] [--max-rounds N] [--reps N] [--tls]
+#                     [--verify] [--max-bandwidth RATE]
 #   e.g. bench/downtime.sh --mib 64 --rates "0 50" --modes hybrid --reps 1   (a quick run)
 #
 # The same settings can come from the environment: MEM (default 1G),
@@ -85,6 +86,9 @@
 # scratch directory (serial output, heartbeat logs, per run), REPLOT=1
 # migrates nothing: it remakes the summary, the plot and the tables from
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
+# --verify and --max-bandwidth RATE (VERIFY=1, MAX_BANDWIDTH) pass on to
+# `vmmctl migrate` (--verify: results in $OUT-verify, to compare its
+# downtime with a plain run's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ports.sh
@@ -113,12 +117,19 @@ usage() # EXIT_CODE
 }
 TLS=0
 TLS_ARGS=()
+VERIFY=${VERIFY:-0}
+MAX_BANDWIDTH=${MAX_BANDWIDTH:-}
 while (($#)); do
 	[[ $1 == -h || $1 == --help ]] && usage 0
 	# --tls: every migration over mutual TLS (certificates made in the
 	# temporary directory), results in $OUT-tls to compare with plaintext.
 	if [[ $1 == --tls ]]; then
 		TLS=1
+		shift
+		continue
+	fi
+	if [[ $1 == --verify ]]; then
+		VERIFY=1
 		shift
 		continue
 	fi
@@ -132,6 +143,7 @@ while (($#)); do
 	--downtime-limit) DOWNTIME_LIMIT=$2 ;;
 	--max-rounds) MAX_ROUNDS=$2 ;;
 	--reps) REPS=$2 ;;
+	--max-bandwidth) MAX_BANDWIDTH=$2 ;;
 	*) echo "downtime.sh: unknown argument '$1'" >&2; usage 2 ;;
 	esac
 	shift 2
@@ -144,6 +156,9 @@ done
 	{ echo "downtime.sh: --mib and --reps take a positive integer" >&2; exit 2; }
 
 ((TLS)) && [[ -z ${OUT_DIR:-} ]] && OUT=$OUT-tls
+MIG_ARGS=()
+((VERIFY)) && MIG_ARGS+=(--verify) && [[ -z ${OUT_DIR:-} ]] && OUT=$OUT-verify
+[[ -n $MAX_BANDWIDTH ]] && MIG_ARGS+=(--max-bandwidth "$MAX_BANDWIDTH")
 mkdir -p "$OUT"
 [[ -x $VMMCTL && -f $GUEST ]] ||
 	{ echo "downtime.sh: no $VMMCTL or $GUEST: build first (scripts/setup.sh) or set BUILD_DIR" >&2; exit 1; }
@@ -394,7 +409,7 @@ run()
 		timeout 300 "$VMMCTL" migrate --api "$S.sock" --to "tcp:127.0.0.1:$port" \
 			--mode "$mode" --downtime-limit "$DOWNTIME_LIMIT" --max-rounds "$MAX_ROUNDS" \
 			${push_args[@]+"${push_args[@]}"} ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} \
-			>"$S.mig" 2>"$S.mig-err" &
+			${MIG_ARGS[@]+"${MIG_ARGS[@]}"} >"$S.mig" 2>"$S.mig-err" &
 		local mig=$!
 		PIDS+=("$mig")
 		wait "$mig" || rc=$?

@@ -552,6 +552,7 @@ static void dest_release(struct mig_session *ss)
 		close(d->recover_fd);
 	bitmap_free(&d->claimed);
 	mig_sum_free(&d->sum);
+	mig_pagesum_free(&d->placed);
 	pthread_mutex_destroy(&d->qlock);
 	pthread_mutex_destroy(&d->sum_lock);
 	free(d);
@@ -564,10 +565,10 @@ void mig_dest_free(struct mig_dest *d)
 	/* The fault thread calls dest_fetch(d): stop it first. */
 	dest_urgent_stop(d);
 	dest_faults_off(d);
-	mig_session_free(&d->ss,
-			 d->first_timer_on ? (uv_handle_t *)&d->first_timer
-					   : NULL,
-			 dest_release);
+	uv_handle_t *timer =
+		d->first_timer_on ? (uv_handle_t *)&d->first_timer : NULL;
+
+	mig_session_free(&d->ss, &timer, 1, dest_release);
 }
 
 int mig_dest_abort(struct mig_dest *d)

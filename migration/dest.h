@@ -49,8 +49,15 @@ struct mig_dest {
 	struct dest_blob vmstate;
 	struct dest_blob dev[PROTO_MAX_DEVICES];
 	int nr_devs;
-	struct proto_digest digest[PROTO_MAX_REGIONS]; /* ours, at STATE_END */
-	int nr_digest;
+	/*
+	 * --verify: the sum of the page digests of what was placed, each
+	 * page hashed as read back from guest RAM once written (a term
+	 * replaced when a page comes again, cleared when it is discarded).
+	 * corrupt_gpa (test knob VMM_TEST_CORRUPT_GPA, docs/migration.md):
+	 * a page whose byte 0 is flipped as it is placed; ~0: none.
+	 */
+	struct mig_pagesum placed;
+	uint64_t corrupt_gpa;
 	uint64_t go_ns;
 	/* post-copy (loop thread, but the queue) */
 	bool postcopy, urgent_seen, urgent_ok, faults_on;
@@ -125,6 +132,7 @@ int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 		      char *err, size_t errlen);
 int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
 		       char *err, size_t errlen);
+int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen);
 
 /* dest_switch.c */
 int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen);

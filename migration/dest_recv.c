@@ -68,6 +68,50 @@ static int dest_urgent_listen(struct mig_dest *d, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Post-copy needs userfaultfd here (vm.unprivileged_userfaultfd, or the
+ * capability): try to open one now, before accepting post-copy, so that
+ * the source falls back to pre-copy instead of failing at the switch.
+ * Test knob: VMM_TEST_NO_UFFD=1 acts as if the kernel refused
+ * (docs/migration.md). False with why set when it cannot.
+ */
+static bool dest_uffd_usable(struct mig_dest *d, char *why, size_t whylen)
+{
+	const char *knob = getenv("VMM_TEST_NO_UFFD");
+	struct fault_service *fs;
+	int r;
+
+	if (knob && !strcmp(knob, "1")) {
+		snprintf(why, whylen,
+			 "userfaultfd: refused (VMM_TEST_NO_UFFD=1)");
+		return false;
+	}
+	fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		snprintf(why, whylen, "userfaultfd: out of memory");
+		return false;
+	}
+	r = fault_init(fs, &d->ss.vm->mem, why, whylen);
+	fault_stop(fs);
+	free(fs);
+	return r == 0;
+}
+
+/* What was agreed: post-copy only where userfaultfd works here. */
+static void dest_caps_agree(struct mig_dest *d, uint64_t caps)
+{
+	char why[200];
+
+	d->ss.caps = caps;
+	if (!(caps & PROTO_CAP_POSTCOPY) ||
+	    dest_uffd_usable(d, why, sizeof(why)))
+		return;
+	d->ss.caps &= ~PROTO_CAP_POSTCOPY;
+	snprintf(d->ss.st.notice, sizeof(d->ss.st.notice),
+		 "post-copy refused: %s; the source migrates in pre-copy", why);
+	fprintf(stderr, "vmm: incoming migration: %s\n", d->ss.st.notice);
+}
+
 /* The source's HELLO against ours: the capabilities both have, or why not. */
 static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 			    char *err, size_t errlen)
@@ -90,7 +134,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 		snprintf(why, sizeof(why), "out of memory");
 	}
 	if (!r) {
-		d->ss.caps = remote->caps & local->caps;
+		dest_caps_agree(d, remote->caps & local->caps);
 		d->nr_devs = (int)local->nr_devices;
 	} else {
 		snprintf(err, errlen, "incompatible VM: %s", why);
@@ -112,6 +156,8 @@ int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	}
 	r = dest_hello_check(d, p, len, err, errlen);
 	if (!r)
+		r = dest_verify_begin(d, err, errlen);
+	if (!r)
 		r = dest_urgent_listen(d, err, errlen);
 	if (r)
 		return r;
@@ -122,6 +168,45 @@ int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 }
 
 /* ---- pages --------------------------------------------------------------- */
+
+/* --verify agreed: a term per page, and the test knob. */
+int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen)
+{
+	const char *knob = getenv("VMM_TEST_CORRUPT_GPA");
+	int r;
+
+	d->corrupt_gpa = knob ? strtoull(knob, NULL, 0) : ~0ULL;
+	if (!(d->ss.caps & PROTO_CAP_VERIFY))
+		return 0;
+	r = mig_pagesum_init(&d->placed, d->ss.vm->mem.nr_pages);
+	if (r)
+		snprintf(err, errlen, "verify: page digests: %s", strerror(-r));
+	return r;
+}
+
+/* npages at gpa now hold what guest RAM reads (zero: they are holes). */
+static int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
+			      bool zero, char *err, size_t errlen)
+{
+	const struct guest_mem *m = &d->ss.vm->mem;
+	int r = 0;
+
+	for (uint32_t k = 0; d->placed.term && !r && k < npages; k++) {
+		uint64_t g = gpa + (uint64_t)k * PAGE_SIZE, i;
+		uint8_t *hva = mem_gpa_to_hva(m, g, PAGE_SIZE);
+
+		r = mem_gpa_to_page(m, g, &i);
+		if (!r && g == d->corrupt_gpa && !zero)
+			hva[0] ^= 0x5a;
+		if (!r)
+			r = mig_pagesum_set(&d->placed, i, g,
+					    zero ? NULL : hva);
+	}
+	if (r)
+		snprintf(err, errlen, "verify: hashing page 0x%llx: %s",
+			 (unsigned long long)gpa, strerror(-r));
+	return r;
+}
 
 static int dest_place_zero(struct mig_dest *d, const struct proto_run *run,
 			   char *err, size_t errlen)
@@ -139,7 +224,7 @@ static int dest_place_zero(struct mig_dest *d, const struct proto_run *run,
 		}
 	}
 	d->ss.st.memory_constant += run->npages;
-	return 0;
+	return dest_verify_placed(d, run->gpa, run->npages, true, err, errlen);
 }
 
 /* One run of a PAGES batch into guest RAM; *data advances past its pages. */
@@ -162,7 +247,7 @@ static int dest_place_run(struct mig_dest *d, const struct proto_run *run,
 	*data += len;
 	d->ss.st.memory_normal += run->npages;
 	d->ss.st.memory_normal_bytes += len;
-	return 0;
+	return dest_verify_placed(d, run->gpa, run->npages, false, err, errlen);
 }
 
 /* PAGES in pre-copy or stop-copy (post-copy's are dest_pc_pages). */
@@ -304,6 +389,9 @@ int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 				 run->npages, (unsigned long long)run->gpa,
 				 r == -EFAULT ? "outside guest RAM"
 					      : strerror(-r));
+		else
+			r = dest_verify_placed(d, run->gpa, run->npages, true,
+					       err, errlen);
 	}
 	if (!r)
 		d->nr_discard += nr;

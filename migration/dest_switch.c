@@ -2,12 +2,12 @@
 /*
  * dest_switch.c - the destination's side of the switch-over (dest.h):
  * STATE_END restores the machine from the sections that arrived (in KVM's
- * order, vm_snapshot_apply), sets post-copy's fault service up, hashes
- * guest RAM for --verify; the source's digests are compared and ours sent
- * back; dest_switch_ready says when READY may go; GO starts the vCPUs.
- * Event-loop thread; no vCPU thread exists before dest_switch_go. Each
- * function returns 0 or -errno with one line in err; dest.c moves the
- * state.
+ * order, vm_snapshot_apply), sets post-copy's fault service up; for
+ * --verify the source's sum of page digests is compared with ours (kept as
+ * pages were placed, dest_recv.c) and ours sent back; dest_switch_ready says
+ * when READY may go; GO starts the vCPUs. Event-loop thread; no vCPU thread
+ * exists before dest_switch_go. Each function returns 0 or -errno with one line
+ * in err; dest.c moves the state.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,7 +78,7 @@ static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* STATE_END: restore; hash now, while the source hashes its side. */
+/* STATE_END: restore. */
 int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_now_ns();
@@ -96,15 +96,7 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		return r;
 	d->restored = true;
 	d->ss.st.restore_us = (clock_now_ns() - t0) / 1000;
-	if (!(d->ss.caps & PROTO_CAP_VERIFY) || d->postcopy)
-		return 0;
-	d->nr_digest =
-		mig_ram_digest(&d->ss.vm->mem, d->digest, PROTO_MAX_REGIONS);
-	if (d->nr_digest >= 0)
-		return 0;
-	snprintf(err, errlen, "verify: cannot hash guest RAM here: %s",
-		 strerror(-d->nr_digest));
-	return d->nr_digest;
+	return 0;
 }
 
 /* May READY go? (The caller knows it has not gone yet.) */
@@ -120,13 +112,15 @@ bool dest_switch_ready(const struct mig_dest *d)
 	       d->verify_done;
 }
 
-/* The source's digests: compare with ours, then send ours back. */
+/*
+ * The source's sum of what it sent: compare with ours of what was placed
+ * (kept page by page: nothing is hashed here), then send ours back.
+ */
 int dest_switch_verify(struct mig_dest *d, const uint8_t *p, size_t len,
 		       char *err, size_t errlen)
 {
-	struct proto_digest remote[PROTO_MAX_REGIONS];
-	const struct proto_digest *local = d->digest;
-	uint8_t buf[PROTO_HDR_SIZE + 8 + PROTO_MAX_REGIONS * 48];
+	struct proto_digest remote[PROTO_MAX_REGIONS], local;
+	uint8_t buf[PROTO_HDR_SIZE + 8 + 48];
 	uint32_t nr;
 	int r;
 
@@ -139,24 +133,22 @@ int dest_switch_verify(struct mig_dest *d, const uint8_t *p, size_t len,
 				errlen);
 	if (r)
 		return r;
-	if ((uint32_t)d->nr_digest != nr) {
-		snprintf(err, errlen,
-			 "verify: the source hashed %u regions, here %d", nr,
-			 d->nr_digest);
+	if (nr != 1 || !d->placed.term) {
+		snprintf(err, errlen, "verify: the source sent %u sums, not 1",
+			 nr);
 		return -EPROTO;
 	}
-	for (uint32_t i = 0; i < nr; i++) {
-		if (memcmp(remote[i].sha256, local[i].sha256, 32)) {
-			snprintf(err, errlen,
-				 "verify: SHA-256 of RAM region at 0x%llx "
-				 "differs between source and destination",
-				 (unsigned long long)local[i].gpa);
-			return -EIO;
-		}
+	mig_sum_digest(&d->placed.sum, d->ss.vm->mem.size, &local);
+	if (memcmp(remote[0].sha256, local.sha256, 32)) {
+		snprintf(err, errlen,
+			 "verify: guest RAM here differs from what the source "
+			 "sent (sums of page digests differ); the VM does not "
+			 "run here");
+		return -EIO;
 	}
 	d->verify_done = true;
 	return dest_reply(d, buf,
-			  proto_verify_encode(buf, sizeof(buf), local, nr), err,
+			  proto_verify_encode(buf, sizeof(buf), &local, 1), err,
 			  errlen);
 }
 

@@ -95,10 +95,25 @@ struct mig_params {
 	uint32_t max_rounds;	     /* then stop-copy regardless */
 	uint64_t budget_ms;	     /* pre-copy time budget; 0: none */
 	uint64_t budget_bytes;	     /* pre-copy wire-bytes budget; 0: none */
-	bool verify;		     /* SHA-256 of RAM on both sides */
+	bool verify;		     /* page digests of RAM on both sides */
 	int zstd_level;		     /* 0: raw pages */
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
+	/*
+	 * Bandwidth caps, bytes a second (0: none; live: mig_source_set_
+	 * bandwidth): max_bandwidth for pre-copy's rounds and the post-copy
+	 * push, postcopy_bandwidth for the push when set. Stop-copy (the
+	 * guest paused) and the answers to the destination's faults are
+	 * never throttled.
+	 */
+	uint64_t max_bandwidth;
+	uint64_t postcopy_bandwidth;
+	/*
+	 * Pre-copy mode: while the rounds will not converge, hold the
+	 * vCPUs paused a growing share of the time (MIG_THROTTLE_*, as
+	 * QEMU's cpu-throttle) until they do.
+	 */
+	bool auto_converge;
 	/*
 	 * Transport: tls_dir (ca.pem, cert.pem, key.pem) for mutual TLS;
 	 * tls_hostname: the name the destination's certificate must carry
@@ -122,6 +137,14 @@ struct mig_dest_params {
 #define MIG_DEFAULT_MAX_ROUNDS	30
 #define MIG_DEFAULT_ZSTD	1
 #define MIG_DEFAULT_QUIESCE_MS	1000
+/*
+ * --auto-converge, as QEMU's cpu-throttle: the vCPUs run MIG_THROTTLE_RUN_MS,
+ * then are held RUN_MS x pct / (100 - pct) (at 99%: 990 ms).
+ */
+#define MIG_THROTTLE_RUN_MS    10
+#define MIG_THROTTLE_FIRST_PCT 20 /* the first throttle, % */
+#define MIG_THROTTLE_STEP_PCT  10 /* raised by this each round, % */
+#define MIG_THROTTLE_MAX_PCT   99
 
 /* Statistics, named after libvirt's VIR_DOMAIN_JOB_* fields. */
 struct mig_stats {
@@ -161,6 +184,7 @@ struct mig_stats {
 	bool postcopy;		/* the switch went to post-copy */
 	enum mig_reason reason; /* why pre-copy stopped */
 	uint64_t precopy_bytes; /* wire bytes before the switch */
+	uint64_t precopy_ms;	/* HELLO_ACK -> pre-copy stopped */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */
 	uint64_t push_first;	     /* of those: vCPUs' resume pages, first */
@@ -183,6 +207,18 @@ struct mig_stats {
 	uint64_t restore_us;	/* destination: state restore (its clock) */
 	/* Passthrough devices: the driver's quiesce (request -> ack), us. */
 	uint64_t quiesce_us;
+	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */
+	uint64_t verify_audit_ms;
+	/* --auto-converge: the vCPUs' share of the time held paused, %. */
+	uint32_t throttle_pct;
+	uint64_t throttle_raised; /* times it was raised */
+	/* The caps in force, bytes a second (0: none). */
+	uint64_t max_bandwidth, postcopy_bandwidth;
+	/*
+	 * One line about a choice made on the way that the user should
+	 * know, e.g. post-copy refused by the destination: pre-copy instead.
+	 */
+	char notice[256];
 	/* The main connection's transport (set once it is up). */
 	bool tls;		   /* mutual TLS 1.3; false: plaintext */
 	bool ktls_send, ktls_recv; /* the kernel does the record crypto */
@@ -229,6 +265,12 @@ int mig_source_abort(struct mig_source *s);
  * resuming the VM here would lose it or run it twice (vmm/ctl refuses).
  */
 bool mig_source_after_go(const struct mig_source *s);
+/*
+ * Change the caps of a migration under way (bytes a second, 0: none;
+ * UINT64_MAX: leave that one as it is). -EALREADY when it has ended.
+ */
+int mig_source_set_bandwidth(struct mig_source *s, uint64_t max_bps,
+			     uint64_t postcopy_bps);
 const struct mig_stats *mig_source_stats(struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ram.c - RAM digests for --verify and the runs of a page set; the
+ * ram.c - the page-digest sums of --verify and the runs of a page set; the
  * guest-RAM primitives they stand on are ept/ram_io.h's.
  */
 #include <errno.h>
@@ -17,67 +17,6 @@
 
 #define SCAN_CHUNK (64ULL << 20) /* mincore vector per call: 16 KiB */
 
-/*
- * The digest of a region is SHA-256 over, for each page in order, the tag
- * 'Z' when the page reads as zero (a hole or an all-zero page: both sides
- * agree whichever they hold) or the tag 'D' followed by its 4096 bytes.
- * Zero pages cost a zero check instead of hashing, so a mostly empty guest
- * hashes in milliseconds.
- */
-static int mig_ram_digest_region(const struct mem_region *r, EVP_MD_CTX *ctx,
-				 unsigned char *vec, uint8_t out[32])
-{
-	static const uint8_t tag_zero = 'Z', tag_data = 'D';
-	unsigned int n = 0;
-
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-		return -EIO;
-	for (uint64_t off = 0; off < r->size; off += SCAN_CHUNK) {
-		uint64_t len =
-			r->size - off < SCAN_CHUNK ? r->size - off : SCAN_CHUNK;
-		int ret = mem_region_residency(r, off, len, vec);
-
-		if (ret)
-			return ret;
-		for (uint64_t p = 0; p < len / PAGE_SIZE; p++) {
-			const uint8_t *pg = r->hva + off + p * PAGE_SIZE;
-			bool zero = !(vec[p] & 1) || proto_page_is_zero(pg);
-
-			if (!EVP_DigestUpdate(ctx, zero ? &tag_zero : &tag_data,
-					      1) ||
-			    (!zero && !EVP_DigestUpdate(ctx, pg, PAGE_SIZE)))
-				return -EIO;
-		}
-	}
-	if (!EVP_DigestFinal_ex(ctx, out, &n) || n != 32)
-		return -EIO;
-	return 0;
-}
-
-int mig_ram_digest(const struct guest_mem *m, struct proto_digest *d, int max)
-{
-	unsigned char *vec = malloc(SCAN_CHUNK / PAGE_SIZE);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ret = 0, i;
-
-	if (!vec || !ctx) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < m->nr_regions && i < max && !ret; i++) {
-		d[i].gpa = m->regions[i].gpa;
-		d[i].size = m->regions[i].size;
-		ret = mig_ram_digest_region(&m->regions[i], ctx, vec,
-					    d[i].sha256);
-	}
-	if (!ret)
-		ret = i;
-out:
-	EVP_MD_CTX_free(ctx);
-	free(vec);
-	return ret;
-}
-
 int mig_sum_init(struct mig_sum *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -91,13 +30,13 @@ void mig_sum_free(struct mig_sum *s)
 	s->ctx = NULL;
 }
 
-int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page)
+/* The term of a non-zero page: SHA-256(gpa || page) as four lanes. */
+static int mig_sum_term(struct mig_sum *s, uint64_t gpa, const void *page,
+			uint64_t term[4])
 {
 	uint8_t md[32], le[8];
 	unsigned int n = 0;
 
-	if (proto_page_is_zero(page))
-		return 0;
 	for (int i = 0; i < 8; i++)
 		le[i] = (uint8_t)(gpa >> (8 * i));
 	if (!EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) ||
@@ -106,13 +45,24 @@ int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page)
 	    !EVP_DigestFinal_ex(s->ctx, md, &n) || n != 32)
 		return -EIO;
 	for (int l = 0; l < 4; l++) {
-		uint64_t v = 0;
-
+		term[l] = 0;
 		for (int i = 0; i < 8; i++)
-			v |= (uint64_t)md[l * 8 + i] << (8 * i);
-		s->lane[l] += v;
+			term[l] |= (uint64_t)md[l * 8 + i] << (8 * i);
 	}
 	return 0;
+}
+
+int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page)
+{
+	uint64_t term[4];
+	int r;
+
+	if (proto_page_is_zero(page))
+		return 0;
+	r = mig_sum_term(s, gpa, page, term);
+	for (int l = 0; !r && l < 4; l++)
+		s->lane[l] += term[l];
+	return r;
 }
 
 static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
@@ -125,8 +75,9 @@ static int mig_sum_region(struct mig_sum *s, const struct mem_region *r,
 
 		for (uint64_t p = 0; !ret && p < len / PAGE_SIZE; p++)
 			if (vec[p] & 1)
-				ret = mig_sum_page(s, r->gpa + off + p * PAGE_SIZE,
-						   r->hva + off + p * PAGE_SIZE);
+				ret = mig_sum_page(
+					s, r->gpa + off + p * PAGE_SIZE,
+					r->hva + off + p * PAGE_SIZE);
 		if (ret)
 			return ret;
 	}
@@ -168,7 +119,8 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 		if (bitmap_test(set, i) != value)
 			continue;
 		gpa = mem_page_to_gpa(m, i);
-		if (last && last->gpa + (uint64_t)last->npages * PAGE_SIZE == gpa) {
+		if (last &&
+		    last->gpa + (uint64_t)last->npages * PAGE_SIZE == gpa) {
 			last->npages++;
 			continue;
 		}
@@ -180,17 +132,43 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 	return nr;
 }
 
-int mig_ram_digests_differ(const struct proto_digest *a,
-			   const struct proto_digest *b, uint32_t nr,
-			   char *err, size_t errlen)
+int mig_pagesum_init(struct mig_pagesum *t, uint64_t nr_pages)
 {
-	for (uint32_t i = 0; i < nr; i++)
-		if (memcmp(a[i].sha256, b[i].sha256, 32)) {
-			snprintf(err, errlen,
-				 "verify: SHA-256 of RAM region at 0x%llx "
-				 "differs between source and destination",
-				 (unsigned long long)a[i].gpa);
-			return -EIO;
-		}
+	int r = mig_sum_init(&t->sum);
+
+	t->nr_pages = nr_pages;
+	t->term = r ? NULL : calloc(nr_pages ? nr_pages : 1, sizeof(*t->term));
+	if (!r && !t->term) {
+		mig_sum_free(&t->sum);
+		r = -ENOMEM;
+	}
+	return r;
+}
+
+void mig_pagesum_free(struct mig_pagesum *t)
+{
+	if (!t->term)
+		return;
+	mig_sum_free(&t->sum);
+	free(t->term);
+	t->term = NULL;
+}
+
+int mig_pagesum_set(struct mig_pagesum *t, uint64_t i, uint64_t gpa,
+		    const void *page)
+{
+	uint64_t term[4] = {0};
+	int r = 0;
+
+	if (i >= t->nr_pages)
+		return -EFAULT;
+	if (page && !proto_page_is_zero(page))
+		r = mig_sum_term(&t->sum, gpa, page, term);
+	if (r)
+		return r;
+	for (int l = 0; l < 4; l++) {
+		t->sum.lane[l] += term[l] - t->term[i][l];
+		t->term[i][l] = term[l];
+	}
 	return 0;
 }

@@ -208,8 +208,8 @@ static void mig_session_close_handle(struct mig_session *ss, uv_handle_t *h)
 	uv_close(h, mig_session_handle_closed);
 }
 
-void mig_session_free(struct mig_session *ss, uv_handle_t *extra,
-		      void (*release)(struct mig_session *ss))
+void mig_session_free(struct mig_session *ss, uv_handle_t *const *extra,
+		      int nr_extra, void (*release)(struct mig_session *ss))
 {
 	mig_urgent_stop(&ss->urg);
 	ss->release = release;
@@ -218,7 +218,8 @@ void mig_session_free(struct mig_session *ss, uv_handle_t *extra,
 	mig_session_free_channel(ss, &ss->uch);
 	if (ss->async_on)
 		mig_session_close_handle(ss, (uv_handle_t *)&ss->async);
-	if (extra)
-		mig_session_close_handle(ss, extra);
+	for (int i = 0; i < nr_extra; i++)
+		if (extra[i])
+			mig_session_close_handle(ss, extra[i]);
 	mig_session_closed(ss);
 }

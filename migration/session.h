@@ -119,10 +119,11 @@ void mig_session_urgent_on_end(void *opaque, int code, const char *why,
 /* Loop: did the urgent thread end by itself? (once per end) */
 bool mig_session_urgent_ended(struct mig_session *ss);
 /*
- * Free: close every handle (both channels, async, and `extra` when not
- * NULL), then call release(ss) once libuv has let go of the last.
+ * Free: close every handle (both channels, async, and each of the
+ * nr_extra handles of extra that is not NULL), then call release(ss) once
+ * libuv has let go of the last.
  */
-void mig_session_free(struct mig_session *ss, uv_handle_t *extra,
-		      void (*release)(struct mig_session *ss));
+void mig_session_free(struct mig_session *ss, uv_handle_t *const *extra,
+		      int nr_extra, void (*release)(struct mig_session *ss));
 
 #endif /* MIGRATION_SESSION_H */

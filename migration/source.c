@@ -85,6 +85,7 @@ static void src_end(struct mig_source *s, enum mig_state state)
 		return;
 	s->ss.ended = true;
 	s->ss.st.state = state; /* terminal: allowed from every live state */
+	src_throttle_stop(s);
 	src_devs_release(s);
 	if (s->qtimer_on)
 		uv_timer_stop(&s->qtimer);
@@ -392,10 +393,17 @@ static int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 	if (!r && s->p.verify && !(s->ss.caps & PROTO_CAP_VERIFY))
 		r = -EPROTO,
 		snprintf(err, errlen, "the destination cannot --verify");
-	if (!r && src_postcopy(s) && !(s->ss.caps & PROTO_CAP_POSTCOPY))
-		r = -EPROTO,
-		snprintf(err, errlen, "the destination cannot post-copy");
-	/* Hybrid with a peer that cannot post-copy: pre-copy only. */
+	/*
+	 * A destination that cannot post-copy (it cannot use userfaultfd,
+	 * or is older): pre-copy only, and say so when post-copy was asked.
+	 */
+	if (!r && !(s->ss.caps & PROTO_CAP_POSTCOPY) &&
+	    s->p.mode != MIG_MODE_PRECOPY)
+		snprintf(s->ss.st.notice, sizeof(s->ss.st.notice),
+			 "the destination cannot post-copy (it cannot use "
+			 "userfaultfd: its log says why): %s pre-copy instead",
+			 src_postcopy(s) ? "mode postcopy falls back to"
+					 : "hybrid goes on in");
 	if (!(s->ss.caps & PROTO_CAP_POSTCOPY))
 		s->p.mode = MIG_MODE_PRECOPY;
 	return r;
@@ -442,6 +450,7 @@ static void src_on_sync(struct mig_source *s)
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
 	}
+	src_throttle_round(s, &d);
 	src_update_elapsed(s);
 	mig_session_progress(&s->ss);
 	if (d.stop) {
@@ -449,6 +458,8 @@ static void src_on_sync(struct mig_source *s)
 		s->ss.st.converged = d.converged;
 		s->ss.st.reason = d.reason;
 		s->ss.st.precopy_bytes = s->ss.ch.bytes_out;
+		s->ss.st.precopy_ms =
+			(clock_now_ns() - s->precopy_ns) / 1000000;
 		src_quiesce_then(s, src_stop_precopy);
 	} else {
 		src_start_round(s);
@@ -490,7 +501,13 @@ static void src_on_running(struct mig_source *s)
 	st->downtime_ms = st->downtime_us / 1000;
 	src_precopy_end(s);
 	if (!s->pc) {
+		char err[256];
+
 		st->memory_remaining = 0;
+		if (src_verify_audit(s, err, sizeof(err))) {
+			src_fail(s, MIG_FAILED, "%s", err);
+			return;
+		}
 		src_end(s, MIG_COMPLETED);
 		return;
 	}
@@ -498,6 +515,7 @@ static void src_on_running(struct mig_source *s)
 	s->running_ns = now;
 	if (!src_set_state(s, MIG_POSTCOPY))
 		return;
+	src_rate_apply(s); /* --postcopy-bandwidth from here */
 	src_postcopy_push_start(s);
 	/* The first frames carry the resume pages, then walk. */
 	src_pump(s);

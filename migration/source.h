@@ -10,6 +10,7 @@
  *                   the discard set, the switch to post-copy
  *   src_postcopy.c  the push, the urgent thread's answers, recovery
  *   src_verify.c    --verify digests and sums
+ *   src_rate.c      bandwidth caps, --auto-converge's vCPU throttle
  *   src_api.c       construction, freeing, statistics
  *
  * Threads: every field is the event-loop thread's except where noted.
@@ -24,6 +25,8 @@
 
 #include "migration/policy.h"
 #include "migration/push.h"
+#include "migration/ram.h"
+#include "migration/rate.h"
 #include "migration/session.h"
 
 #define SRC_PC_HIGH (1U << 20) /* post-copy push: bytes queued at most */
@@ -72,6 +75,12 @@ struct mig_source {
 	uint32_t zstd_skip;   /* batches to send raw before trying again */
 	uint32_t zstd_misses; /* consecutive batches zstd did not shrink */
 	struct mig_policy_state policy;
+	/* bandwidth caps and --auto-converge (src_rate.c) */
+	struct mig_rate rate;
+	uv_timer_t rtimer; /* the pump waits for tokens */
+	bool rtimer_on, rtimer_armed;
+	uv_timer_t ttimer; /* the throttle's held and run phases */
+	bool ttimer_on, throttle_on, throttle_held;
 	uint64_t precopy_ns; /* pre-copy started (HELLO_ACK) */
 	bool logging;	     /* we turned dirty logging on */
 	/* the switch (src_switch.c) */
@@ -101,9 +110,15 @@ struct mig_source {
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
 	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
-	/* --verify (src_verify.c) */
-	struct proto_digest digest[PROTO_MAX_REGIONS];
-	int nr_digest;
+	/*
+	 * --verify (src_verify.c): in pre-copy the sum of the page digests
+	 * of what was sent, each page's term replaced when it is sent again
+	 * (sent_err: a page could not be hashed); digest: the destination's
+	 * sum once it came.
+	 */
+	struct mig_pagesum sent;
+	int sent_err;
+	struct proto_digest digest;
 	bool remote_verified;
 };
 
@@ -170,10 +185,23 @@ int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 int src_on_resume_ack_check(struct mig_source *s, const uint8_t *p, size_t len,
 			    char *err, size_t errlen);
 
+/* src_rate.c */
+int src_rate_init(struct mig_source *s, uv_loop_t *loop, char *err,
+		  size_t errlen);
+void src_rate_apply(struct mig_source *s);
+bool src_rate_hold(struct mig_source *s);
+void src_rate_spend(struct mig_source *s, uint64_t bytes);
+void src_throttle_round(struct mig_source *s, const struct mig_decision *d);
+void src_throttle_stop(struct mig_source *s);
+
 /* src_verify.c */
 int src_send_verify(struct mig_source *s);
 int src_on_verify(struct mig_source *s, const uint8_t *p, size_t len, char *err,
 		  size_t errlen);
 int src_postcopy_verify(struct mig_source *s, char *err, size_t errlen);
+int src_verify_begin(struct mig_source *s, char *err, size_t errlen);
+void src_verify_sent(struct mig_source *s, uint64_t i, uint64_t gpa,
+		     const void *page);
+int src_verify_audit(struct mig_source *s, char *err, size_t errlen);
 
 #endif /* MIGRATION_SOURCE_H */

@@ -132,6 +132,9 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 	}
 	s->qtimer.data = s;
 	s->qtimer_on = true;
+	r = src_rate_init(s, loop, err, errlen);
+	if (r)
+		return r;
 	r = mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops, s,
 				err, errlen);
 	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
@@ -161,6 +164,7 @@ static void src_release(struct mig_session *ss)
 	struct mig_source *s = (struct mig_source *)ss;
 
 	bitmap_free(&s->todo);
+	mig_pagesum_free(&s->sent);
 	bitmap_free(&s->pushset);
 	bitmap_free(&s->lacking);
 	mig_push_free(&s->push);
@@ -176,9 +180,13 @@ void mig_source_free(struct mig_source *s)
 {
 	if (!s)
 		return;
-	mig_session_free(&s->ss,
-			 s->qtimer_on ? (uv_handle_t *)&s->qtimer : NULL,
-			 src_release);
+	uv_handle_t *timers[] = {
+		s->qtimer_on ? (uv_handle_t *)&s->qtimer : NULL,
+		s->rtimer_on ? (uv_handle_t *)&s->rtimer : NULL,
+		s->ttimer_on ? (uv_handle_t *)&s->ttimer : NULL,
+	};
+
+	mig_session_free(&s->ss, timers, 3, src_release);
 }
 
 bool mig_source_after_go(const struct mig_source *s)

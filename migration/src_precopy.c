@@ -81,6 +81,7 @@ int src_send_batch(struct mig_source *s)
 	src_zstd_account(s, level, n);
 	proto_batch_init(s->batch);
 	s->round_bytes += n;
+	src_rate_spend(s, n);
 	return mig_channel_send(&s->ss.ch, f, n);
 }
 
@@ -91,7 +92,11 @@ void src_add_page(struct mig_source *s, uint64_t i)
 	uint64_t gpa = mem_page_to_gpa(&s->ss.vm->mem, i);
 	const void *hva = mem_gpa_to_hva(&s->ss.vm->mem, gpa, PAGE_SIZE);
 
-	if (proto_page_is_zero(hva)) {
+	bool zero = proto_page_is_zero(hva);
+
+	if (!s->pc)
+		src_verify_sent(s, i, gpa, zero ? NULL : hva);
+	if (zero) {
 		proto_batch_add(s->batch, gpa, NULL);
 		st->memory_constant++;
 	} else {
@@ -148,8 +153,10 @@ void src_start_round(struct mig_source *s)
 /* HELLO_ACK agreed on pre-copy: logging on, round 0 is every page that is. */
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
 {
-	int r = dirty_start(&s->ss.vm->dirty, err, errlen);
+	int r = src_verify_begin(s, err, errlen);
 
+	if (!r)
+		r = dirty_start(&s->ss.vm->dirty, err, errlen);
 	if (r)
 		return r;
 	s->logging = true;
@@ -170,6 +177,7 @@ int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
 /* Dirty logging off (no more rounds, or the migration is over). */
 void src_precopy_end(struct mig_source *s)
 {
+	src_throttle_stop(s);
 	if (s->logging)
 		dirty_stop(&s->ss.vm->dirty);
 	s->logging = false;
@@ -214,7 +222,7 @@ int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
 
 	while (*state == MIG_PRECOPY || *state == MIG_STOP_COPY ||
 	       (*state == MIG_POSTCOPY && !s->pc_end_sent)) {
-		if (!mig_channel_writable(&s->ss.ch))
+		if (!mig_channel_writable(&s->ss.ch) || src_rate_hold(s))
 			return SRC_PUMP_WAIT;
 		if (s->pc ? src_fill_push(s) : src_fill_batch(s)) {
 			int r = src_send_batch(s);

@@ -120,8 +120,12 @@ uint64_t src_devs_take_pinned(struct mig_source *s)
  */
 int src_pause(struct mig_source *s, char *err, size_t errlen)
 {
-	uint64_t t0 = clock_now_ns();
-	int r = vm_pause(s->ss.vm);
+	uint64_t t0;
+	int r;
+
+	src_throttle_stop(s); /* auto-converge's pauses end here */
+	t0 = clock_now_ns();
+	r = vm_pause(s->ss.vm);
 
 	if (r) {
 		snprintf(err, errlen, "pausing the VM: %s", strerror(-r));

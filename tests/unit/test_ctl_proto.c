@@ -442,6 +442,8 @@ Test(ctl_build, request_line_round_trips)
 		if (i == CTL_CMD_TRANSLATE)
 			args = json_pack("{s:i, s:s}", "cpu", 1, "gva",
 					 "0xffff800000001000");
+		if (i == CTL_CMD_MIGRATE_SET)
+			args = json_pack("{s:i}", "max_bandwidth", 1 << 20);
 		line = ctl_request_line(ctl_cmd_name(i), args, 42 + i);
 		cr_assert_not_null(line);
 		n = strlen(line);
@@ -1474,4 +1476,44 @@ Test(ctl_parse, migrate_push_order)
 		  "'push_order' is not used with mode precopy");
 	parse_bad(MIG("\"to\":\"x\",\"push_order\":3"), CTL_ERR_BAD_ARGS,
 		  "push_order");
+}
+
+Test(ctl_parse, migrate_bandwidth_and_auto_converge)
+{
+	parse_ok(MIG("\"to\":\"x\",\"mode\":\"precopy\",\"max_bandwidth\":"
+		     "104857600,\"auto_converge\":true"));
+	cr_assert_eq(req.mig.max_bandwidth, 104857600);
+	cr_assert(req.mig.auto_converge);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"postcopy_bandwidth\":1048576"));
+	cr_assert_eq(req.mig.postcopy_bandwidth, 1048576);
+	ctl_request_free(&req);
+	parse_bad(MIG("\"to\":\"x\",\"auto_converge\":true"), CTL_ERR_BAD_ARGS,
+		  "'auto_converge' goes with mode precopy");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"precopy\","
+		      "\"postcopy_bandwidth\":1"),
+		  CTL_ERR_BAD_ARGS, "'postcopy_bandwidth' is not used");
+	parse_bad(MIG("\"to\":\"x\",\"max_bandwidth\":-1"), CTL_ERR_BAD_ARGS,
+		  "max_bandwidth");
+}
+
+Test(ctl_parse, migrate_set)
+{
+	parse_ok("{\"cmd\":\"migrate-set\",\"args\":{\"max_bandwidth\":0}}");
+	cr_assert_eq(req.cmd, CTL_CMD_MIGRATE_SET);
+	cr_assert_eq(req.mig.max_bandwidth, 0);
+	cr_assert_eq(req.mig.postcopy_bandwidth, UINT64_MAX);
+	ctl_request_free(&req);
+	parse_ok("{\"cmd\":\"migrate-set\",\"args\":{\"postcopy_bandwidth\":"
+		 "5}}");
+	cr_assert_eq(req.mig.max_bandwidth, UINT64_MAX);
+	cr_assert_eq(req.mig.postcopy_bandwidth, 5);
+	ctl_request_free(&req);
+	parse_bad("{\"cmd\":\"migrate-set\",\"args\":{}}", CTL_ERR_BAD_ARGS,
+		  "migrate-set takes");
+	parse_bad("{\"cmd\":\"migrate-set\",\"args\":{\"to\":\"x\"}}",
+		  CTL_ERR_BAD_ARGS, "to");
+	parse_bad("{\"cmd\":\"migrate-set\",\"args\":{\"max_bandwidth\":"
+		  "2199023255553}}",
+		  CTL_ERR_BAD_ARGS, "out of range");
 }

@@ -42,8 +42,16 @@ struct vmmctl_cmd {
 extern const struct vmmctl_cmd vmmctl_boot; /* cmd_boot.c */
 extern const struct vmmctl_cmd vmmctl_status, vmmctl_pause, vmmctl_resume,
 	vmmctl_stop, vmmctl_guest_request, vmmctl_stats, vmmctl_dirty_log,
-	vmmctl_translate;		       /* cmd_vm.c */
-extern const struct vmmctl_cmd vmmctl_migrate; /* cmd_migrate.c */
+	vmmctl_translate;			   /* cmd_vm.c */
+extern const struct vmmctl_cmd vmmctl_migrate;	   /* cmd_migrate.c */
+extern const struct vmmctl_cmd vmmctl_migrate_set; /* cmd_migrate_set.c */
+
+/*
+ * cmd_migrate_set.c: a RATE (MiB/s, or 100M, 1GiB/s, ...; 0: no cap) into
+ * args[key] in bytes a second; else one line on stderr, -EINVAL.
+ */
+int cli_parse_rate(const char *cmd, const char *flag, const char *s,
+		   json_t *args, const char *key);
 
 /* client.c: what the client commands share. */
 void client_help(const struct vmmctl_cmd *cmd);

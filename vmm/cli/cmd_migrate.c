@@ -22,8 +22,10 @@
 struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
 	const char *push, *tls_dir, *tls_hostname;
+	const char *max_bw, *pc_bw;
 	const char *listen; /* --recover --listen ADDR (destination) */
 	bool verify, cancel, resume, abort, confirm, insecure, recover;
+	bool auto_converge;
 };
 
 static int migrate_number(const char *flag, const char *s, const char *unit,
@@ -145,7 +147,9 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 {
 	bool tuning = o->mode || o->limit || o->rounds || o->verify ||
 		      o->budget || o->quiesce || o->push || o->tls_dir ||
-		      o->tls_hostname || o->insecure;
+		      o->tls_hostname || o->insecure || o->max_bw || o->pc_bw ||
+		      o->auto_converge;
+	int mode = o->mode ? mig_mode_parse(o->mode) : MIG_MODE_HYBRID;
 
 	if (o->confirm && !o->abort)
 		return "--confirm goes with --abort";
@@ -171,6 +175,10 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 		return "--precopy-budget is not used with --mode postcopy";
 	if (o->push && o->mode && mig_mode_parse(o->mode) == MIG_MODE_PRECOPY)
 		return "--push-order is not used with --mode precopy";
+	if (o->auto_converge && mode != MIG_MODE_PRECOPY)
+		return "--auto-converge goes with --mode precopy";
+	if (o->pc_bw && mode == MIG_MODE_PRECOPY)
+		return "--postcopy-bandwidth is not used with --mode precopy";
 	return NULL;
 }
 
@@ -205,6 +213,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"quiesce-timeout", required_argument, NULL, 'q'},
 		{"push-order", required_argument, NULL, 'p'},
 		{"verify", no_argument, NULL, 'v'},
+		{"max-bandwidth", required_argument, NULL, 'B'},
+		{"postcopy-bandwidth", required_argument, NULL, 'P'},
+		{"auto-converge", no_argument, NULL, 'C'},
 		{"tls-dir", required_argument, NULL, 'T'},
 		{"tls-hostname", required_argument, NULL, 'H'},
 		{"insecure", no_argument, NULL, 'N'},
@@ -251,6 +262,15 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'v':
 			o->verify = true;
+			break;
+		case 'B':
+			o->max_bw = optarg;
+			break;
+		case 'P':
+			o->pc_bw = optarg;
+			break;
+		case 'C':
+			o->auto_converge = true;
 			break;
 		case 'T':
 			o->tls_dir = optarg;
@@ -317,6 +337,13 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 		json_object_set_new(a, "push_order", json_string(o->push));
 	if (o->verify)
 		json_object_set_new(a, "verify", json_true());
+	if (o->auto_converge)
+		json_object_set_new(a, "auto_converge", json_true());
+	if ((o->max_bw && cli_parse_rate("migrate", "--max-bandwidth",
+					 o->max_bw, a, "max_bandwidth")) ||
+	    (o->pc_bw && cli_parse_rate("migrate", "--postcopy-bandwidth",
+					o->pc_bw, a, "postcopy_bandwidth")))
+		return -EINVAL;
 	if (o->insecure)
 		json_object_set_new(a, "insecure", json_true());
 	if (o->tls_hostname)
@@ -376,7 +403,8 @@ static json_t *migrate_args(const struct migrate_opts *o)
 struct migrate_watch {
 	const char *api;
 	bool tty;
-	int result; /* exit status once the migration ended */
+	bool noticed; /* the migration's notice was printed */
+	int result;   /* exit status once the migration ended */
 	bool ended;
 };
 
@@ -385,8 +413,25 @@ static json_int_t migrate_get(json_t *d, const char *k)
 	return json_integer_value(json_object_get(d, k));
 }
 
+/*
+ * A choice the migration made against what was asked (--mode postcopy
+ * went pre-copy): once. Hybrid's fall-back is one of its outcomes: the
+ * statistics carry it, stderr stays for errors.
+ */
+static void migrate_notice(struct migrate_watch *w, json_t *d)
+{
+	const char *n = json_string_value(json_object_get(d, "notice"));
+	const char *mode = json_string_value(json_object_get(d, "mode"));
+
+	if (!n || w->noticed || !mode || strcmp(mode, "postcopy"))
+		return;
+	w->noticed = true;
+	fprintf(stderr, "%svmmctl migrate: %s\n", w->tty ? "\r" : "", n);
+}
+
 static void migrate_progress(struct migrate_watch *w, json_t *d)
 {
+	migrate_notice(w, d);
 	if (!w->tty)
 		return;
 	if (json_is_true(json_object_get(d, "postcopy")))
@@ -452,6 +497,7 @@ static int migrate_on_event(void *opaque, json_t *ev)
 	    strcmp(name, "migration-failed") &&
 	    strcmp(name, "migration-cancelled"))
 		return 0;
+	migrate_notice(w, d);
 	migrate_print_stats(w, d);
 	w->ended = true;
 	w->result = strcmp(name, "migration-complete") ? 1 : 0;
@@ -552,8 +598,20 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"                         neighbours, then pages the "
 		"page tables mark accessed),\n"
 		"                         faults, or linear\n"
-		"  --verify               compare SHA-256 of guest RAM "
-		"on both sides\n"
+		"  --verify               compare sums of page digests "
+		"of guest RAM on both\n"
+		"                         sides (kept as pages move: "
+		"~no downtime)\n"
+		"  --max-bandwidth RATE   cap pre-copy and the post-copy "
+		"push (MiB/s, or\n"
+		"                         100M, 1GiB/s...; live: vmmctl "
+		"migrate-set)\n"
+		"  --postcopy-bandwidth RATE  cap the post-copy push "
+		"instead\n"
+		"  --auto-converge        with --mode precopy: hold the "
+		"vCPUs paused a growing\n"
+		"                         share of the time until "
+		"pre-copy converges\n"
 		"  --tls-dir DIR          mutual TLS 1.3 with ca.pem, "
 		"cert.pem, key.pem in DIR\n"
 		"                         (the destination needs "

@@ -395,6 +395,7 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 	case CTL_CMD_TRANSLATE:
 		return boot_translate(app, req, result, err);
 	case CTL_CMD_MIGRATE:
+	case CTL_CMD_MIGRATE_SET:
 		return boot_migrate(app, req, result, err);
 	default:
 		return boot_fail(err, CTL_ERR_UNKNOWN_COMMAND,

@@ -112,6 +112,12 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	SET("restore_us", st->restore_us);
 	SET("quiesce_us", st->quiesce_us);
 	SET(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS, st->memory_postcopy_requests);
+	SET(VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE, st->throttle_pct);
+	SET("throttle_raised", st->throttle_raised);
+	SET("max_bandwidth", st->max_bandwidth);
+	SET("postcopy_bandwidth", st->postcopy_bandwidth);
+	SET("precopy_ms", st->precopy_ms);
+	SET("verify_audit_ms", st->verify_audit_ms);
 #undef SET
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	boot_mig_switch_json(o, st);
@@ -121,6 +127,8 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	if (st->error[0])
 		json_object_set_new(o, VIR_DOMAIN_JOB_ERRMSG,
 				    json_string(st->error));
+	if (st->notice[0])
+		json_object_set_new(o, "notice", json_string(st->notice));
 	return o;
 }
 
@@ -341,6 +349,9 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.zstd_level = MIG_DEFAULT_ZSTD,
 		.quiesce_timeout_ms = m->quiesce_timeout_ms,
 		.push_order = m->push_order,
+		.max_bandwidth = m->max_bandwidth,
+		.postcopy_bandwidth = m->postcopy_bandwidth,
+		.auto_converge = m->auto_converge,
 		.tls_dir = m->tls_dir,
 		.tls_hostname = m->tls_hostname,
 		.insecure = m->insecure,
@@ -370,6 +381,24 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 	return 0;
 }
 
+/* migrate-set: new caps for the outgoing migration under way. */
+static int boot_mig_set(struct boot_app *app, const struct ctl_migrate *m,
+			json_t **result, struct ctl_error *err)
+{
+	const struct mig_stats *st;
+
+	if (!app->mig_src ||
+	    mig_source_set_bandwidth(app->mig_src, m->max_bandwidth,
+				     m->postcopy_bandwidth))
+		return boot_fail(err, CTL_ERR_BAD_STATE,
+				 "no outgoing migration in progress");
+	st = mig_source_stats(app->mig_src);
+	*result = json_pack("{s:I, s:I}", "max_bandwidth",
+			    (json_int_t)st->max_bandwidth, "postcopy_bandwidth",
+			    (json_int_t)st->postcopy_bandwidth);
+	return 0;
+}
+
 /*
  * cancel, resume and abort act on a migration under way, so they come
  * before start's checks (a paused post-copy source is not running).
@@ -379,6 +408,8 @@ int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 {
 	const struct ctl_migrate *m = &req->mig;
 
+	if (req->cmd == CTL_CMD_MIGRATE_SET)
+		return boot_mig_set(app, m, result, err);
 	if (m->cancel)
 		return boot_mig_cancel(app, err);
 	if (m->resume)

@@ -317,6 +317,33 @@ static int parse_migrate_tls(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
+/*
+ * "max_bandwidth", "postcopy_bandwidth" (bytes/s, 0: no cap) and
+ * "auto_converge" (pre-copy mode only: the others have post-copy).
+ */
+static int parse_migrate_rates(struct ctl_request *req, struct ctl_error *err)
+{
+	struct ctl_migrate *m = &req->mig;
+
+	if (get_range_arg(req, err, "max_bandwidth", 0, CTL_MIG_BANDWIDTH_MAX,
+			  &m->max_bandwidth) ||
+	    get_range_arg(req, err, "postcopy_bandwidth", 0,
+			  CTL_MIG_BANDWIDTH_MAX, &m->postcopy_bandwidth) ||
+	    get_bool_arg(req, err, "auto_converge", &m->auto_converge))
+		return -EINVAL;
+	if (m->auto_converge && m->mode != MIG_MODE_PRECOPY)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'auto_converge' goes with mode precopy "
+				   "(the other modes switch to post-copy "
+				   "instead)");
+	if (m->mode == MIG_MODE_PRECOPY &&
+	    json_object_get(req->args, "postcopy_bandwidth"))
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'postcopy_bandwidth' is not used with "
+				   "mode precopy (it has no post-copy)");
+	return 0;
+}
+
 /* A new migration: "to" and the tuning arguments. */
 static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 {
@@ -329,7 +356,8 @@ static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 			  &m->downtime_limit_ms) ||
 	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
 	    get_range_arg(req, err, "quiesce_timeout_ms", 1,
-			  CTL_MIG_QUIESCE_MS_MAX, &m->quiesce_timeout_ms))
+			  CTL_MIG_QUIESCE_MS_MAX, &m->quiesce_timeout_ms) ||
+	    parse_migrate_rates(req, err))
 		return -EINVAL;
 	return parse_migrate_budgets(req, err);
 }
@@ -386,6 +414,9 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "quiesce_timeout_ms",
 					    "push_order",
 					    "verify",
+					    "max_bandwidth",
+					    "postcopy_bandwidth",
+					    "auto_converge",
 					    "tls_dir",
 					    "tls_hostname",
 					    "insecure",
@@ -422,4 +453,28 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 	if (m->recover)
 		return parse_migrate_recover(req, err);
 	return parse_migrate_start(req, err);
+}
+
+/* migrate-set: the caps of the migration under way; at least one. */
+int ctl_args_migrate_set(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const names[] = {"max_bandwidth",
+					    "postcopy_bandwidth", NULL};
+	struct ctl_migrate *m = &req->mig;
+
+	memset(m, 0, sizeof(*m));
+	m->max_bandwidth = m->postcopy_bandwidth = UINT64_MAX;
+	if (check_arg_names(req, err, names) ||
+	    get_range_arg(req, err, "max_bandwidth", 0, CTL_MIG_BANDWIDTH_MAX,
+			  &m->max_bandwidth) ||
+	    get_range_arg(req, err, "postcopy_bandwidth", 0,
+			  CTL_MIG_BANDWIDTH_MAX, &m->postcopy_bandwidth))
+		return -EINVAL;
+	if (m->max_bandwidth == UINT64_MAX &&
+	    m->postcopy_bandwidth == UINT64_MAX)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "migrate-set takes 'max_bandwidth' and/or "
+				   "'postcopy_bandwidth' (bytes a second, 0: "
+				   "no cap)");
+	return 0;
 }

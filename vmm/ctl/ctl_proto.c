@@ -35,6 +35,7 @@ static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_DIRTY_LOG] = {"dirty-log", ctl_args_dirty_log},
 	[CTL_CMD_TRANSLATE] = {"translate", ctl_args_translate},
 	[CTL_CMD_MIGRATE] = {"migrate", ctl_args_migrate},
+	[CTL_CMD_MIGRATE_SET] = {"migrate-set", ctl_args_migrate_set},
 };
 
 static const char *const ctl_err_names[] = {

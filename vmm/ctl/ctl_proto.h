@@ -32,6 +32,7 @@ enum ctl_cmd {
 	CTL_CMD_DIRTY_LOG,     /* args: {"action": "start"|"harvest"|"stop"} */
 	CTL_CMD_TRANSLATE,     /* args: {"cpu": n, "gva": n or "0x..."} */
 	CTL_CMD_MIGRATE,       /* args: {"to": ..., "mode": ..., ...} */
+	CTL_CMD_MIGRATE_SET,   /* args: {"max_bandwidth": n, ...} */
 	CTL_CMD_MAX
 };
 
@@ -81,7 +82,10 @@ struct ctl_request {
 		int abort;   /* give post-copy up (needs "confirm") */
 		int recover; /* destination: listen for the resume on... */
 		const char *listen; /* ...this address (borrowed) */
-	} mig;			    /* CTL_CMD_MIGRATE */
+		/* bytes a second, 0: none (migrate-set: UINT64_MAX absent) */
+		uint64_t max_bandwidth, postcopy_bandwidth;
+		int auto_converge; /* mode precopy only */
+	} mig;			   /* CTL_CMD_MIGRATE, CTL_CMD_MIGRATE_SET */
 };
 
 /* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */
@@ -89,6 +93,8 @@ struct ctl_request {
 #define CTL_MIG_BUDGET_BYTES_MIN (1ULL << 20)
 #define CTL_MIG_BUDGET_BYTES_MAX (1ULL << 40)
 #define CTL_MIG_QUIESCE_MS_MAX	 600000ULL /* migrate "quiesce_timeout_ms" */
+/* "max_bandwidth", "postcopy_bandwidth" (bytes/s; 0: no cap): 1 TiB/s */
+#define CTL_MIG_BANDWIDTH_MAX (1ULL << 40)
 
 enum ctl_dirty_action {
 	CTL_DIRTY_START,
