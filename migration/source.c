@@ -57,15 +57,6 @@ bool src_postcopy(const struct mig_source *s)
 	return s->p.mode == MIG_MODE_POSTCOPY;
 }
 
-static uint64_t src_caps_offered(const struct mig_source *s)
-{
-	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
-
-	if (s->p.mode != MIG_MODE_PRECOPY)
-		caps |= PROTO_CAP_POSTCOPY;
-	return caps;
-}
-
 /* ---- the state ----------------------------------------------------------- */
 
 static void src_end(struct mig_source *s, enum mig_state state);
@@ -376,37 +367,6 @@ static void src_on_connect(struct mig_channel *ch)
 		return;
 	}
 	mig_channel_send(ch, f, n);
-}
-
-/* HELLO_ACK: what the destination accepts; 0 or -EPROTO with err. */
-static int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
-			  char *err, size_t errlen)
-{
-	uint64_t offered = src_caps_offered(s);
-	int r = proto_hello_ack_decode(p, len, &s->ss.caps, err, errlen);
-
-	if (!r && (s->ss.caps & ~offered))
-		r = -EPROTO, snprintf(err, errlen,
-				      "HELLO_ACK accepts capabilities that "
-				      "were not offered (0x%llx)",
-				      (unsigned long long)s->ss.caps);
-	if (!r && s->p.verify && !(s->ss.caps & PROTO_CAP_VERIFY))
-		r = -EPROTO,
-		snprintf(err, errlen, "the destination cannot --verify");
-	/*
-	 * A destination that cannot post-copy (it cannot use userfaultfd,
-	 * or is older): pre-copy only, and say so when post-copy was asked.
-	 */
-	if (!r && !(s->ss.caps & PROTO_CAP_POSTCOPY) &&
-	    s->p.mode != MIG_MODE_PRECOPY)
-		snprintf(s->ss.st.notice, sizeof(s->ss.st.notice),
-			 "the destination cannot post-copy (it cannot use "
-			 "userfaultfd: its log says why): %s pre-copy instead",
-			 src_postcopy(s) ? "mode postcopy falls back to"
-					 : "hybrid goes on in");
-	if (!(s->ss.caps & PROTO_CAP_POSTCOPY))
-		s->p.mode = MIG_MODE_PRECOPY;
-	return r;
 }
 
 /* HELLO_ACK: the destination accepts; start logging and round 0. */

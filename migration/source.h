@@ -134,6 +134,10 @@ extern const struct mig_channel_ops src_channel_ops;
 extern const struct mig_channel_ops src_urgent_ops;
 void src_on_async(uv_async_t *h);
 bool src_postcopy(const struct mig_source *s);
+/* src_api.c: the capabilities HELLO offers, and HELLO_ACK's checked. */
+uint64_t src_caps_offered(const struct mig_source *s);
+int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
+		   char *err, size_t errlen);
 void src_fail(struct mig_source *s, enum mig_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void src_pump(struct mig_source *s);

@@ -193,3 +193,46 @@ bool mig_source_after_go(const struct mig_source *s)
 {
 	return s->go_sent && !s->ss.ended;
 }
+
+/* ---- the handshake's capabilities ------------------------------------- */
+
+/* What HELLO offers: zstd, verify when asked, post-copy but in pre-copy. */
+uint64_t src_caps_offered(const struct mig_source *s)
+{
+	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+
+	if (s->p.mode != MIG_MODE_PRECOPY)
+		caps |= PROTO_CAP_POSTCOPY;
+	return caps;
+}
+
+/* HELLO_ACK: what the destination accepts; 0 or -EPROTO with err. */
+int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
+		   char *err, size_t errlen)
+{
+	uint64_t offered = src_caps_offered(s);
+	int r = proto_hello_ack_decode(p, len, &s->ss.caps, err, errlen);
+
+	if (!r && (s->ss.caps & ~offered))
+		r = -EPROTO, snprintf(err, errlen,
+				      "HELLO_ACK accepts capabilities that "
+				      "were not offered (0x%llx)",
+				      (unsigned long long)s->ss.caps);
+	if (!r && s->p.verify && !(s->ss.caps & PROTO_CAP_VERIFY))
+		r = -EPROTO,
+		snprintf(err, errlen, "the destination cannot --verify");
+	/*
+	 * A destination that cannot post-copy (it cannot use userfaultfd,
+	 * or is older): pre-copy only, and say so when post-copy was asked.
+	 */
+	if (!r && !(s->ss.caps & PROTO_CAP_POSTCOPY) &&
+	    s->p.mode != MIG_MODE_PRECOPY)
+		snprintf(s->ss.st.notice, sizeof(s->ss.st.notice),
+			 "the destination cannot post-copy (it cannot use "
+			 "userfaultfd: its log says why): %s pre-copy instead",
+			 src_postcopy(s) ? "mode postcopy falls back to"
+					 : "hybrid goes on in");
+	if (!(s->ss.caps & PROTO_CAP_POSTCOPY))
+		s->p.mode = MIG_MODE_PRECOPY;
+	return r;
+}
