@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * timer.h - the interrupt mode of the guest (`--timer KIND`), shared by
+ * ring 0 (kernel/timer.c: the timers, the handlers, the IPIs) and ring 3
+ * (user/timer.c: start, the IPI sender, the checks).
+ *
+ * Ring 0 counts into struct timer_page, which ring 3 reads directly (all
+ * RAM is mapped user-readable): every field has one writer, stated below,
+ * and is read with atomic loads. Vectors: TIMER_VEC_TICK for the periodic
+ * timer of CPU 0 and the pacing timer of CPU 1, TIMER_VEC_IPI for CPU 1's
+ * fixed IPIs to CPU 0, TIMER_VEC_SPURIOUS for the LAPIC's spurious vector.
+ */
+#ifndef GUEST_TIMER_H
+#define GUEST_TIMER_H
+
+#include <stdint.h>
+
+enum timer_kind {
+	TIMER_NONE = 0,
+	TIMER_LAPIC = 1,	/* LAPIC periodic, 1 GHz bus, divide by 1 */
+	TIMER_TSC_DEADLINE = 2, /* LAPIC TSC-deadline, re-armed per tick */
+	TIMER_PIT = 3,		/* PIT channel 0, IRQ0 -> IOAPIC pin 2 */
+};
+
+#define TIMER_VEC_TICK	   32
+#define TIMER_VEC_IPI	   33
+#define TIMER_VEC_SPURIOUS 47
+#define TIMER_VECTORS	   48 /* IDT entries: exceptions and these */
+
+#define TIMER_HZ     1000 /* CPU 0's tick */
+#define TIMER_IPI_HZ 100  /* CPU 1's pace: at most one IPI per period */
+
+struct timer_page {
+	/* Written by CPU 0's ring 0 (tick handler, IPI handler). */
+	volatile uint64_t ticks;    /* tick interrupts taken: 1, 2, ... */
+	volatile uint64_t tick_tsc; /* TSC at the last counted tick */
+	volatile uint64_t ipi_received;
+	volatile uint64_t spurious; /* tick deliveries not counted */
+	/* Written by CPU 1's ring 0 (pacing timer, SYS_IPI_SEND). */
+	volatile uint64_t pace_ticks;
+	volatile uint64_t ipi_sent;
+	/* Written once by SYS_TIMER_START on CPU 0. */
+	volatile uint64_t kind;
+	volatile uint64_t start_tsc;
+	volatile uint64_t period_tsc; /* TSC cycles per tick */
+};
+
+/* kvmclock's time page (struct pvclock_vcpu_time_info), written by KVM. */
+struct pvclock_page {
+	volatile uint32_t version; /* odd while KVM updates the page */
+	uint32_t pad0;
+	volatile uint64_t tsc_timestamp;
+	volatile uint64_t system_time; /* ns at tsc_timestamp */
+	volatile uint32_t mul;
+	volatile int8_t shift;
+	volatile uint8_t flags;
+	uint8_t pad[2];
+};
+
+/* ring 0's pages (kernel/timer.c), read by ring 3 */
+extern struct timer_page timer_page;
+extern struct pvclock_page pvclock_page; /* version 0: no kvmclock */
+
+#endif /* GUEST_TIMER_H */
