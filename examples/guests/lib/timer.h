@@ -30,6 +30,8 @@ enum timer_kind {
 #define TIMER_HZ     1000 /* CPU 0's tick */
 #define TIMER_IPI_HZ 100  /* CPU 1's pace: at most one IPI per period */
 
+#define TIMER_LOG 8192 /* ticks whose TSC the page keeps (8 s) */
+
 struct timer_page {
 	/* Written by CPU 0's ring 0 (tick handler, IPI handler). */
 	volatile uint64_t ticks;    /* tick interrupts taken: 1, 2, ... */
@@ -43,6 +45,8 @@ struct timer_page {
 	volatile uint64_t kind;
 	volatile uint64_t start_tsc;
 	volatile uint64_t period_tsc; /* TSC cycles per tick */
+	/* Written by CPU 0's tick: the TSC of tick n at [n % TIMER_LOG]. */
+	volatile uint64_t tsc_log[TIMER_LOG];
 };
 
 /* kvmclock's time page (struct pvclock_vcpu_time_info), written by KVM. */

@@ -36,6 +36,7 @@
 #define TIMER_CHECK_NEW_IPIS  3
 #define TIMER_SLACK_TICKS     2
 #define TIMER_KVMCLOCK_TOL_US 1000
+#define TIMER_LONG_GAPS	      32
 
 static const char *const timer_names[] = {
 	[TIMER_LAPIC] = "lapic",
@@ -48,7 +49,23 @@ static struct {
 	uint64_t tsc, kc, ticks, tick_tsc; /* the previous watch */
 	uint64_t max_step, max_step_kc;	   /* TSC and kvmclock, cycles/ns */
 	uint64_t max_gap, max_gap_tick;	   /* between consecutive ticks */
+	/* The longest gaps between consecutive ticks: tick, TSC cycles. */
+	uint64_t long_tick[TIMER_LONG_GAPS], long_gap[TIMER_LONG_GAPS];
 } tw;
+
+/* Keep gap (ending at tick) if it is among the longest seen. */
+static void timer_note_gap(uint64_t tick, uint64_t gap)
+{
+	int min = 0;
+
+	for (int i = 1; i < TIMER_LONG_GAPS; i++)
+		if (tw.long_gap[i] < tw.long_gap[min])
+			min = i;
+	if (gap > tw.long_gap[min]) {
+		tw.long_gap[min] = gap;
+		tw.long_tick[min] = tick;
+	}
+}
 
 uint32_t timer_kind_parse(const char *name)
 {
@@ -124,9 +141,11 @@ void timer_watch(uint64_t now)
 		tw.max_step = now - tw.tsc;
 		tw.max_step_kc = kc - tw.kc;
 	}
-	if (t == tw.ticks + 1 && tw.ticks && tt - tw.tick_tsc > tw.max_gap) {
-		tw.max_gap = tt - tw.tick_tsc;
-		tw.max_gap_tick = t;
+	if (t == tw.ticks + 1 && tw.ticks) {
+		if (tt - tw.tick_tsc > tw.max_gap) {
+			tw.max_gap = tt - tw.tick_tsc;
+			tw.max_gap_tick = t;
+		}
 	}
 	tw.tsc = now;
 	tw.kc = kc;
@@ -241,6 +260,29 @@ static bool timer_check_ipis(uint64_t *sent, uint64_t *recv)
 	return false;
 }
 
+/* "timer: long gaps (tick:us) T:U ..." for the host to find its gap in. */
+static void timer_print_gaps(void)
+{
+	char buf[640];
+	size_t len = 0;
+
+	uint64_t tt, last = timer_ticks(&tt);
+
+	/* The gaps of the last TIMER_LOG ticks, from ring 0's log. */
+	for (uint64_t t = last > TIMER_LOG ? last - TIMER_LOG + 2 : 2;
+	     t <= last; t++)
+		timer_note_gap(t,
+			       timer_page.tsc_log[t % TIMER_LOG] -
+				       timer_page.tsc_log[(t - 1) % TIMER_LOG]);
+	for (int i = 0; i < TIMER_LONG_GAPS; i++)
+		if (tw.long_gap[i])
+			len += fmt_snprintf(buf + len, sizeof(buf) - len,
+					    " %lu:%lu", tw.long_tick[i],
+					    timer_us(tw.long_gap[i]));
+	buf[len] = '\0';
+	console_printf("timer: long gaps (tick:us)%s\n", buf);
+}
+
 static void timer_check_run(const struct wl_call *c)
 {
 	uint64_t now = x86_rdtsc(), tt, ticks = timer_ticks(&tt), sent = 0,
@@ -276,6 +318,7 @@ static void timer_check_run(const struct wl_call *c)
 		      kc_us > step_us + TIMER_KVMCLOCK_TOL_US))
 		bad |= 4, console_printf("timer: FAIL kvmclock and TSC steps "
 					 "differ\n");
+	timer_print_gaps();
 	testdev_marker(MARK_RESULT, (uint32_t)bad);
 	if (bad)
 		guest_exit(GUEST_EXIT_VERIFY);
