@@ -62,15 +62,11 @@ static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 	return r;
 }
 
-/* Post-copy: the sum for --verify, then every page fetched on first touch. */
+/* Post-copy, once restored: every page fetched on first touch. */
 static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
 {
 	char why[256];
 
-	if (dest_pc_sum(d, why, sizeof(why))) {
-		snprintf(err, errlen, "verify: %s", why);
-		return -EIO;
-	}
 	if (dest_pc_faults_on(d, why, sizeof(why))) {
 		snprintf(err, errlen, "post-copy: %s", why);
 		return -EIO;
@@ -78,7 +74,34 @@ static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* STATE_END: restore; hash now, while the source hashes its side. */
+/*
+ * --verify: hash RAM as received (stop-copy: its SHA-256; post-copy: the
+ * sum of what is here so far), before the state goes in.
+ * Restoring the vCPUs writes guest memory from the kernel: KVM_SET_MSRS of
+ * MSR_KVM_SYSTEM_TIME_NEW rewrites the guest's kvmclock page (version and
+ * time) on the nested KVM of our machines, and that page would differ from
+ * the source's paused copy although the transfer was exact.
+ */
+static int dest_hash(struct mig_dest *d, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (d->postcopy && dest_pc_sum(d, why, sizeof(why))) {
+		snprintf(err, errlen, "verify: %s", why);
+		return -EIO;
+	}
+	if (!(d->ss.caps & PROTO_CAP_VERIFY) || d->postcopy)
+		return 0;
+	d->nr_digest =
+		mig_ram_digest(&d->ss.vm->mem, d->digest, PROTO_MAX_REGIONS);
+	if (d->nr_digest >= 0)
+		return 0;
+	snprintf(err, errlen, "verify: cannot hash guest RAM here: %s",
+		 strerror(-d->nr_digest));
+	return d->nr_digest;
+}
+
+/* STATE_END: hash (while the source hashes its side), then restore. */
 int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_now_ns();
@@ -89,22 +112,16 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	d->state_end = true;
-	r = dest_restore(d, err, errlen);
+	r = dest_hash(d, err, errlen);
+	if (!r)
+		r = dest_restore(d, err, errlen);
 	if (!r && d->postcopy)
 		r = dest_restore_postcopy(d, err, errlen);
 	if (r)
 		return r;
 	d->restored = true;
 	d->ss.st.restore_us = (clock_now_ns() - t0) / 1000;
-	if (!(d->ss.caps & PROTO_CAP_VERIFY) || d->postcopy)
-		return 0;
-	d->nr_digest =
-		mig_ram_digest(&d->ss.vm->mem, d->digest, PROTO_MAX_REGIONS);
-	if (d->nr_digest >= 0)
-		return 0;
-	snprintf(err, errlen, "verify: cannot hash guest RAM here: %s",
-		 strerror(-d->nr_digest));
-	return d->nr_digest;
+	return 0;
 }
 
 /* May READY go? (The caller knows it has not gone yet.) */
