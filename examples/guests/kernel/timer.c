@@ -232,6 +232,7 @@ static void timer_tick(void)
 	seq = timer_page.ticks + 1;
 	timer_page.tick_tsc = now;
 	timer_page.tsc_log[seq % TIMER_LOG] = now;
+	timer_page.kc_log[seq % TIMER_LOG] = pvclock_ns_at(&pvclock_page, now);
 	__atomic_store_n(&timer_page.ticks, seq, __ATOMIC_RELEASE);
 	lock = hb->lock;
 	__atomic_store_n(&hb->lock, lock + 1, __ATOMIC_RELEASE);

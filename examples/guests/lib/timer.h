@@ -47,6 +47,8 @@ struct timer_page {
 	volatile uint64_t period_tsc; /* TSC cycles per tick */
 	/* Written by CPU 0's tick: the TSC of tick n at [n % TIMER_LOG]. */
 	volatile uint64_t tsc_log[TIMER_LOG];
+	/* ... and its kvmclock (ns; 0 without kvmclock) at kc_log[n % ...]. */
+	volatile uint64_t kc_log[TIMER_LOG];
 };
 
 /* kvmclock's time page (struct pvclock_vcpu_time_info), written by KVM. */
@@ -60,6 +62,26 @@ struct pvclock_page {
 	volatile uint8_t flags;
 	uint8_t pad[2];
 };
+
+/* kvmclock in ns at TSC tsc (the pvclock formula), or 0 when it is off. */
+static inline uint64_t pvclock_ns_at(const struct pvclock_page *p, uint64_t tsc)
+{
+	uint32_t v;
+	uint64_t delta, ns;
+
+	do {
+		v = __atomic_load_n(&p->version, __ATOMIC_ACQUIRE);
+		delta = tsc - p->tsc_timestamp;
+		if (p->shift < 0)
+			delta >>= -p->shift;
+		else
+			delta <<= p->shift;
+		ns = p->system_time +
+		     (uint64_t)(((unsigned __int128)delta * p->mul) >> 32);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while ((v & 1) || v != p->version);
+	return v ? ns : 0;
+}
 
 /* ring 0's pages (kernel/timer.c), read by ring 3 */
 extern struct timer_page timer_page;

@@ -135,6 +135,8 @@ static uint64_t tick_request(uint32_t seq, uint32_t req, uint64_t arg)
 		if (tk.touch)
 			return tk.touch(arg);
 		break;
+	case GUEST_REQ_TIMER_MARK:
+		return timer_on() ? timer_mark(arg) : 0;
 	default:
 		console_printf("guest: mailbox seq %u: unknown request %u, "
 			       "ignored\n",

@@ -125,6 +125,7 @@ const char *timer_kind_name(uint32_t kind);
 void timer_start(uint32_t kind, uint64_t tsc_khz);
 bool timer_on(void);
 void timer_watch(uint64_t now);
+uint64_t timer_mark(uint64_t tick); /* GUEST_REQ_TIMER_MARK */
 bool timer_wanted(const struct boot_info *bi);
 void timer_ipi_run(const struct boot_info *bi) __attribute__((noreturn));
 
