@@ -215,11 +215,20 @@ static uint64_t timer_sys_start(struct trap_frame *f, bool pace)
 	return 0;
 }
 
-/* The tick of CPU 0: count, heartbeat page, EOI, heartbeat. */
+/*
+ * The tick of CPU 0: count, heartbeat page, EOI, heartbeat. The TSC and
+ * kvmclock it logs are one pair (pvclock_read). A read that finds
+ * PVCLOCK_GUEST_STOPPED (the first after a migration) names its tick in
+ * stopped_tick and clears the flag, as Linux does: KVM rewrites the page
+ * only on this vCPU's entries, never while the guest runs.
+ */
 static void timer_tick(void)
 {
 	struct guest_hb_page *hb = (struct guest_hb_page *)GUEST_HB_PAGE_GPA;
-	uint64_t now = x86_rdtsc(), seq, lock;
+	uint64_t now, kc, seq, lock;
+	uint8_t flags;
+
+	kc = pvclock_read(&pvclock_page, &now, &flags);
 
 	if (tcpu[0].kind == TIMER_TSC_DEADLINE) {
 		if (now < tcpu[0].deadline) {
@@ -232,7 +241,11 @@ static void timer_tick(void)
 	seq = timer_page.ticks + 1;
 	timer_page.tick_tsc = now;
 	timer_page.tsc_log[seq % TIMER_LOG] = now;
-	timer_page.kc_log[seq % TIMER_LOG] = pvclock_ns_at(&pvclock_page, now);
+	timer_page.kc_log[seq % TIMER_LOG] = kc;
+	if (flags & PVCLOCK_GUEST_STOPPED) {
+		pvclock_page.flags &= (uint8_t)~PVCLOCK_GUEST_STOPPED;
+		timer_page.stopped_tick = seq;
+	}
 	__atomic_store_n(&timer_page.ticks, seq, __ATOMIC_RELEASE);
 	lock = hb->lock;
 	__atomic_store_n(&hb->lock, lock + 1, __ATOMIC_RELEASE);

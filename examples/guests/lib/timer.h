@@ -49,6 +49,11 @@ struct timer_page {
 	volatile uint64_t tsc_log[TIMER_LOG];
 	/* ... and its kvmclock (ns; 0 without kvmclock) at kc_log[n % ...]. */
 	volatile uint64_t kc_log[TIMER_LOG];
+	/*
+	 * Written by CPU 0's tick: the last tick whose kvmclock read found
+	 * PVCLOCK_GUEST_STOPPED (the first after a migration's resume).
+	 */
+	volatile uint64_t stopped_tick;
 };
 
 /* kvmclock's time page (struct pvclock_vcpu_time_info), written by KVM. */
@@ -63,23 +68,42 @@ struct pvclock_page {
 	uint8_t pad[2];
 };
 
-/* kvmclock in ns at TSC tsc (the pvclock formula), or 0 when it is off. */
-static inline uint64_t pvclock_ns_at(const struct pvclock_page *p, uint64_t tsc)
+#define PVCLOCK_GUEST_STOPPED 0x02 /* flags: set by KVM_KVMCLOCK_CTRL */
+
+/*
+ * kvmclock in ns now, in *tsc the TSC it was computed at and in *flags the
+ * page's flags of that version (0 when kvmclock is off; *tsc is set either
+ * way). The TSC is read inside the
+ * version loop, as the pvclock ABI wants: KVM rewrites the page on a VM
+ * entry (after a migration: the first one on the destination), and a TSC
+ * read before that exit paired with the page after it is a TSC older than
+ * tsc_timestamp, whose difference wraps to ~2^64 cycles (measured: a TSC
+ * read on the source before the pause, the page of the destination).
+ * lfence keeps rdtsc after the version load.
+ */
+static inline uint64_t pvclock_read(const struct pvclock_page *p, uint64_t *tsc,
+				    uint8_t *flags)
 {
-	uint32_t v;
-	uint64_t delta, ns;
+	uint32_t v, lo, hi;
+	uint8_t f;
+	uint64_t t, delta, ns;
 
 	do {
 		v = __atomic_load_n(&p->version, __ATOMIC_ACQUIRE);
-		delta = tsc - p->tsc_timestamp;
+		asm volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+		t = (uint64_t)hi << 32 | lo;
+		delta = t - p->tsc_timestamp;
 		if (p->shift < 0)
 			delta >>= -p->shift;
 		else
 			delta <<= p->shift;
 		ns = p->system_time +
 		     (uint64_t)(((unsigned __int128)delta * p->mul) >> 32);
+		f = p->flags;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	} while ((v & 1) || v != p->version);
+	*tsc = t;
+	*flags = v ? f : 0;
 	return v ? ns : 0;
 }
 

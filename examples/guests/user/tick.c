@@ -109,7 +109,7 @@ static void tick_heartbeat_at(uint64_t now)
 {
 	/* With --timer, ring 0 beats from the interrupt; ring 3 watches. */
 	if (timer_on()) {
-		timer_watch(now);
+		timer_watch();
 		return;
 	}
 	/* Not due yet; a TSC that went backwards (next too far ahead) is. */

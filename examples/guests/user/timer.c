@@ -37,6 +37,7 @@
 #define TIMER_SLACK_TICKS     2
 #define TIMER_KVMCLOCK_TOL_US 1000
 #define TIMER_LONG_GAPS	      32
+#define TIMER_MARK_WAIT_MS    1000 /* for the first tick after a resume */
 
 static const char *const timer_names[] = {
 	[TIMER_LAPIC] = "lapic",
@@ -87,10 +88,12 @@ static inline uint64_t timer_sys(uint64_t nr, uint64_t a0, uint64_t a1)
 	return sys_call4(nr, a0, a1, 0, 0);
 }
 
-/* kvmclock in ns now, or 0 when it is not on. */
-static uint64_t timer_kvmclock(void)
+/* kvmclock in ns now (0 when it is not on) and the TSC it was read at. */
+static uint64_t timer_kvmclock(uint64_t *tsc)
 {
-	return pvclock_ns_at(&pvclock_page, x86_rdtsc());
+	uint8_t flags;
+
+	return pvclock_read(&pvclock_page, tsc, &flags);
 }
 
 static void timer_fail(const char *what, uint64_t before, uint64_t after)
@@ -113,9 +116,9 @@ static uint64_t timer_ticks(uint64_t *tick_tsc)
 	return t;
 }
 
-void timer_watch(uint64_t now)
+void timer_watch(void)
 {
-	uint64_t kc = timer_kvmclock(), tt, t = timer_ticks(&tt);
+	uint64_t now, kc = timer_kvmclock(&now), tt, t = timer_ticks(&tt);
 
 	if (now < tw.tsc)
 		timer_fail("TSC", tw.tsc, now);
@@ -141,31 +144,48 @@ void timer_watch(uint64_t now)
 
 static uint64_t timer_us(uint64_t tsc);
 
+/* Wait (up to TIMER_MARK_WAIT_MS) for a tick after the resume. */
+static uint64_t timer_mark_stopped(uint64_t tick)
+{
+	uint64_t end = x86_rdtsc() + tick_ms_to_tsc(TIMER_MARK_WAIT_MS), s;
+
+	while ((s = __atomic_load_n(&timer_page.stopped_tick,
+				    __ATOMIC_ACQUIRE)) < tick &&
+	       x86_rdtsc() < end)
+		x86_pause();
+	return s;
+}
+
 /*
  * GUEST_REQ_TIMER_MARK: the host names the tick it saw first after a
- * migration (the destination's first heartbeat); report the TSC and
- * kvmclock steps from the tick before it, from ring 0's logs. Returns the
- * TSC step in us (0: the tick is not in the log).
+ * migration (the destination's first heartbeat, N); report the TSC and
+ * kvmclock steps from tick N-1 to the first tick whose kvmclock read found
+ * PVCLOCK_GUEST_STOPPED (S), from ring 0's logs. S is N, or N+1 when the
+ * pause fell inside tick N's handler, after its stamps and before its
+ * heartbeat (tick N stamped on the source, beaten on the destination).
+ * Returns the TSC step in us (0: no such tick in the log).
  */
 uint64_t timer_mark(uint64_t tick)
 {
-	uint64_t tt, last = timer_ticks(&tt), tsc, kc;
+	uint64_t tt, last, s = timer_mark_stopped(tick), tsc, kc;
 
-	if (tick < 2 || tick > last || last - tick >= TIMER_LOG - 1) {
-		console_printf("timer: mark: tick %lu is not in the log (last "
-			       "%lu)\n",
-			       tick, last);
+	last = timer_ticks(&tt);
+	if (tick < 2 || s < tick || s > tick + 1 || s > last ||
+	    last - tick >= TIMER_LOG - 1) {
+		console_printf("timer: mark: tick %lu: stopped at tick %lu, "
+			       "last %lu\n",
+			       tick, s, last);
 		return 0;
 	}
-	tsc = timer_page.tsc_log[tick % TIMER_LOG] -
+	tsc = timer_page.tsc_log[s % TIMER_LOG] -
 	      timer_page.tsc_log[(tick - 1) % TIMER_LOG];
-	kc = timer_page.kc_log[tick % TIMER_LOG] -
+	kc = timer_page.kc_log[s % TIMER_LOG] -
 	     timer_page.kc_log[(tick - 1) % TIMER_LOG];
 	tw.mark_tick = tick;
 	tw.mark_ipis = __atomic_load_n(&timer_page.ipi_sent, __ATOMIC_ACQUIRE);
-	console_printf("timer: mark tick %lu: step TSC %lu us kvmclock %lu us, "
-		       "IPIs sent %lu\n",
-		       tick, timer_us(tsc), kc / 1000, tw.mark_ipis);
+	console_printf("timer: mark tick %lu: step TSC %lu us kvmclock %lu us "
+		       "to stopped tick %lu, IPIs sent %lu\n",
+		       tick, timer_us(tsc), kc / 1000, s, tw.mark_ipis);
 	return timer_us(tsc);
 }
 
@@ -182,8 +202,7 @@ void timer_start(uint32_t kind, uint64_t tsc_khz)
 			       timer_kind_name(kind), tsc_khz);
 		guest_exit(GUEST_EXIT_USAGE);
 	}
-	tw.tsc = x86_rdtsc();
-	tw.kc = timer_kvmclock();
+	tw.kc = timer_kvmclock(&tw.tsc);
 	tw.ticks = timer_ticks(&tw.tick_tsc);
 	tw.on = true;
 	console_printf("timer: %s at %u Hz on cpu 0, kvmclock %s, IPIs from "
@@ -332,9 +351,8 @@ static void timer_check_run(const struct wl_call *c)
 					 sent, recv);
 	if (tw.kc && (step_us > kc_us + TIMER_KVMCLOCK_TOL_US ||
 		      kc_us > step_us + TIMER_KVMCLOCK_TOL_US))
-		console_printf("timer: note: kvmclock and TSC steps differ "
-			       "(reported, not failed: timer-mark checks the "
-			       "migration's tick)\n");
+		bad |= 4, console_printf("timer: FAIL kvmclock and TSC steps "
+					 "differ\n");
 	timer_print_gaps();
 	if (tw.mark_tick)
 		console_printf("timer: IPIs sent since the mark at tick %lu: "

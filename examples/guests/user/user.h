@@ -124,7 +124,7 @@ uint32_t timer_kind_parse(const char *name); /* TIMER_NONE: unknown */
 const char *timer_kind_name(uint32_t kind);
 void timer_start(uint32_t kind, uint64_t tsc_khz);
 bool timer_on(void);
-void timer_watch(uint64_t now);
+void timer_watch(void);
 uint64_t timer_mark(uint64_t tick); /* GUEST_REQ_TIMER_MARK */
 bool timer_wanted(const struct boot_info *bi);
 void timer_ipi_run(const struct boot_info *bi) __attribute__((noreturn));
