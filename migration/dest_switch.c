@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "ept/ram_io.h"
 #include "migration/dest.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -62,6 +63,55 @@ static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 	return r;
 }
 
+/* Post-copy: the pages resident before the restore (those that arrived). */
+static int dest_resident_before(struct mig_dest *d, struct bitmap *have,
+				char *err, size_t errlen)
+{
+	int r = bitmap_init(have, d->ss.vm->mem.nr_pages);
+
+	if (!r)
+		r = mem_resident(&d->ss.vm->mem, have);
+	if (r)
+		snprintf(err, errlen, "scanning resident pages: %s",
+			 strerror(-r));
+	return r;
+}
+
+/*
+ * Post-copy: the restore must not decide the content of a page that has
+ * not arrived. KVM writes guest RAM while the state goes in: KVM_SET_MSRS
+ * of MSR_KVM_SYSTEM_TIME_NEW maps and writes the kvmclock page. Faulted in
+ * here, before the fault service is on, such a page is zeros plus KVM's
+ * bytes, and post-copy would never fetch it: the guest lost the page's
+ * other data and the kvmclock version its seqlock counts on (restarted at
+ * 0, it met the source's number again, and a TSC read on the source
+ * before the pause passed for one read after it: a kvmclock of ~7e18 ns).
+ * So every page the restore made resident is punched again: the source's
+ * copy comes on first touch, and KVM (its mapping invalidated by the
+ * punch) writes over that copy at the vCPU's first entry.
+ */
+static int dest_unpopulate(struct mig_dest *d, const struct bitmap *before,
+			   char *err, size_t errlen)
+{
+	const struct guest_mem *m = &d->ss.vm->mem;
+	struct bitmap after;
+	uint64_t i;
+	int r = dest_resident_before(d, &after, err, errlen);
+
+	for (i = 0; !r && i < m->nr_pages; i++) {
+		if (!bitmap_test(&after, i) || bitmap_test(before, i))
+			continue;
+		r = mem_punch_page(m, mem_page_to_gpa(m, i));
+		if (r)
+			snprintf(err, errlen,
+				 "punching page 0x%llx the restore wrote: %s",
+				 (unsigned long long)mem_page_to_gpa(m, i),
+				 strerror(-r));
+	}
+	bitmap_free(&after);
+	return r;
+}
+
 /* Post-copy, once restored: every page fetched on first touch. */
 static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
 {
@@ -104,6 +154,7 @@ static int dest_hash(struct mig_dest *d, char *err, size_t errlen)
 /* STATE_END: hash (while the source hashes its side), then restore. */
 int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 {
+	struct bitmap before = {0};
 	uint64_t t0 = clock_now_ns();
 	int r;
 
@@ -113,8 +164,13 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 	}
 	d->state_end = true;
 	r = dest_hash(d, err, errlen);
+	if (!r && d->postcopy)
+		r = dest_resident_before(d, &before, err, errlen);
 	if (!r)
 		r = dest_restore(d, err, errlen);
+	if (!r && d->postcopy)
+		r = dest_unpopulate(d, &before, err, errlen);
+	bitmap_free(&before);
 	if (!r && d->postcopy)
 		r = dest_restore_postcopy(d, err, errlen);
 	if (r)
