@@ -129,8 +129,8 @@ static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
  * sum of what is here so far), before the state goes in.
  * Restoring the vCPUs writes guest memory from the kernel: KVM_SET_MSRS of
  * MSR_KVM_SYSTEM_TIME_NEW rewrites the guest's kvmclock page (version and
- * time) on the nested KVM of our machines, and that page would differ from
- * the source's paused copy although the transfer was exact.
+ * flags, measured) on the nested KVM of our machines, and that page would
+ * differ from the source's paused copy although the transfer was exact.
  */
 static int dest_hash(struct mig_dest *d, char *err, size_t errlen)
 {

@@ -417,6 +417,11 @@ static int vcpu_check_msrs(const struct vcpu *v, const struct rec_set *set,
  * (kvm_pvm, the nested KVM of our machines, accepts MSR_IA32_TSC and
  * MSR_IA32_TSC_ADJUST and ignores both: its guests read the host's TSC,
  * which on one host goes on across a restore, the pause included.)
+ * MSR_KVM_SYSTEM_TIME_NEW maps the guest's kvmclock page and writes it at
+ * once (version bumped, flags cleared, time kept: measured); KVM writes
+ * the time at the vCPU's first entry after KVM_SET_CLOCK (vm_arch_state.c
+ * sets the clock after every vCPU). Post-copy's destination takes care
+ * that this write does not stand in for the page (migration/dest_switch.c).
  */
 static int vcpu_load_msrs(struct vcpu *v, const struct rec_set *set, char *err,
 			  size_t errlen)
