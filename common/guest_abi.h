@@ -68,6 +68,7 @@ enum guest_req {
 	GUEST_REQ_VERIFY = 1,	     /* check every page of the workload now */
 	GUEST_REQ_STOP_WORKLOAD = 2, /* end the current workload, run next */
 	GUEST_REQ_TOUCH = 3,	     /* `touch`: write the page set of arg */
+	GUEST_REQ_TIMER_MARK = 4, /* --timer: report the clocks at tick arg */
 };
 
 /*

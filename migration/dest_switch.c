@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "ept/ram_io.h"
 #include "migration/dest.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -45,32 +46,95 @@ static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
 	return r;
 }
 
+#define DEST_PV_PAGES_MAX (4 * PROTO_MAX_VCPUS)
+
+/*
+ * Post-copy: the restore must not decide the content of a page that has
+ * not arrived. KVM writes guest RAM while the state goes in: KVM_SET_MSRS
+ * of a paravirtual MSR (kvmclock, measured here: its version and flags)
+ * maps and writes the area it points at. Faulted in before the fault
+ * service is on, such a page would be zeros plus KVM's bytes and post-copy
+ * would never fetch it: the guest lost the page's other data, and the
+ * kvmclock version its seqlock counts on restarted at 0 (a TSC read on the
+ * source passed for one after the pause: a kvmclock of ~7e18 ns). So the
+ * pages the snapshot's MSRs point at that were holes before the restore
+ * are punched again after it: the source's copy comes on first touch, and
+ * KVM (its mapping invalidated by the punch) writes over it at the vCPU's
+ * first entry. Only those few pages are looked at: no scan of RAM in the
+ * downtime.
+ */
+static int dest_pv_holes(struct mig_dest *d, const struct vm_snapshot *snap,
+			 uint64_t *gpa, int *nr)
+{
+	int n = vm_snapshot_guest_pages(snap, gpa, DEST_PV_PAGES_MAX), k = 0;
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (!mem_page_resident(&d->ss.vm->mem, gpa[i]))
+			gpa[k++] = gpa[i];
+	*nr = k;
+	return 0;
+}
+
+static int dest_pv_punch(struct mig_dest *d, const uint64_t *gpa, int nr,
+			 char *err, size_t errlen)
+{
+	for (int i = 0; i < nr; i++) {
+		int r = mem_punch_page(&d->ss.vm->mem, gpa[i]);
+
+		if (r) {
+			snprintf(err, errlen,
+				 "punching page 0x%llx the restore wrote: %s",
+				 (unsigned long long)gpa[i], strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 /* vm_snapshot_apply restores in the order KVM requires (snapshot.c). */
 static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 {
+	static uint64_t holes[DEST_PV_PAGES_MAX]; /* loop thread only */
 	struct vm_snapshot snap;
 	char why[256];
-	int r;
+	int r, nr = 0;
 
 	vm_snapshot_init(&snap);
 	r = dest_snapshot(d, &snap, why, sizeof(why));
+	if (!r && d->postcopy)
+		r = dest_pv_holes(d, &snap, holes, &nr);
 	if (!r)
 		r = vm_snapshot_apply(d->ss.vm, &snap, why, sizeof(why));
 	vm_snapshot_free(&snap);
-	if (r)
-		snprintf(err, errlen, "restoring the VM: %s", why);
-	return r;
+	if (r) {
+		snprintf(err, errlen, "restoring the VM: %s",
+			 r == -ENOMEM ? strerror(ENOMEM) : why);
+		return r;
+	}
+	return dest_pv_punch(d, holes, nr, err, errlen);
 }
 
-/* Post-copy: the sum for --verify, then every page fetched on first touch. */
+/*
+ * Post-copy --verify: the sum of what is here, taken before the state goes
+ * in (the restore writes the kvmclock page, see dest_pv_holes).
+ */
+static int dest_postcopy_sum(struct mig_dest *d, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (!dest_pc_sum(d, why, sizeof(why)))
+		return 0;
+	snprintf(err, errlen, "verify: %s", why);
+	return -EIO;
+}
+
+/* Post-copy, once restored: every page fetched on first touch. */
 static int dest_restore_postcopy(struct mig_dest *d, char *err, size_t errlen)
 {
 	char why[256];
 
-	if (dest_pc_sum(d, why, sizeof(why))) {
-		snprintf(err, errlen, "verify: %s", why);
-		return -EIO;
-	}
 	if (dest_pc_faults_on(d, why, sizeof(why))) {
 		snprintf(err, errlen, "post-copy: %s", why);
 		return -EIO;
@@ -89,7 +153,9 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	d->state_end = true;
-	r = dest_restore(d, err, errlen);
+	r = d->postcopy ? dest_postcopy_sum(d, err, errlen) : 0;
+	if (!r)
+		r = dest_restore(d, err, errlen);
 	if (!r && d->postcopy)
 		r = dest_restore_postcopy(d, err, errlen);
 	if (r)

@@ -386,3 +386,22 @@ int vm_snapshot_apply(struct vm *vm, const struct vm_snapshot *s, char *err,
 	sec = vm_snapshot_find(s, VM_SNAP_VM, "vm");
 	return vm_arch_state_load(vm, sec->data, sec->len, err, errlen);
 }
+
+int vm_snapshot_guest_pages(const struct vm_snapshot *s, uint64_t *gpa, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->nr && n < max; i++) {
+		const struct vm_snap_section *sec = &s->sec[i];
+		int r;
+
+		if (sec->kind != VM_SNAP_VCPU)
+			continue;
+		r = vcpu_state_guest_pages(sec->data, sec->len, gpa + n,
+					   max - n);
+		if (r < 0)
+			return r;
+		n += r;
+	}
+	return n;
+}

@@ -79,6 +79,14 @@ int vm_snapshot_take(struct vm *vm, struct vm_snapshot *s, char *err,
  * rules are comments above the code). Each blob is checked whole before
  * its first ioctl; a blob refused leaves the ones before it loaded.
  */
+/*
+ * The guest pages KVM itself writes while s is applied (the areas of the
+ * vCPUs' paravirtual MSRs: kvmclock, steal time, async PF, PV EOI), at
+ * most max, into gpa; how many, or -errno. A post-copy destination must
+ * not let such a write decide a page that has not arrived.
+ */
+int vm_snapshot_guest_pages(const struct vm_snapshot *s, uint64_t *gpa,
+			    int max);
 int vm_snapshot_apply(struct vm *vm, const struct vm_snapshot *s, char *err,
 		      size_t errlen);
 

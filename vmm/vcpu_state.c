@@ -422,6 +422,11 @@ static int vcpu_check_msrs(const struct vcpu *v, const struct rec_set *set,
  * (kvm_pvm, the nested KVM of our machines, accepts MSR_IA32_TSC and
  * MSR_IA32_TSC_ADJUST and ignores both: its guests read the host's TSC,
  * which on one host goes on across a restore, the pause included.)
+ * MSR_KVM_SYSTEM_TIME_NEW maps the guest's kvmclock page and writes it at
+ * once (version bumped, flags cleared, time kept: measured); KVM writes
+ * the time at the vCPU's first entry after KVM_SET_CLOCK (vm_arch_state.c
+ * sets the clock after every vCPU). Post-copy's destination takes care
+ * that this write does not stand in for the page (migration/dest_switch.c).
  */
 static int vcpu_load_msrs(struct vcpu *v, const struct rec_set *set, char *err,
 			  size_t errlen)
@@ -606,4 +611,47 @@ int vcpu_state_load(struct vcpu *v, const uint8_t *blob, size_t len, char *err,
 	if (r)
 		return r;
 	return vcpu_restore(v, &set, err, errlen);
+}
+
+/*
+ * The paravirtual MSRs whose value is the address of a guest area KVM
+ * writes itself (bit 0: enabled): kvmclock (both indices), steal time,
+ * async page faults, PV EOI.
+ */
+static const uint32_t vcpu_pv_area_msrs[] = {
+	0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
+	0x00000012, /* MSR_KVM_SYSTEM_TIME */
+	0x4b564d03, /* MSR_KVM_STEAL_TIME */
+	0x4b564d02, /* MSR_KVM_ASYNC_PF_EN */
+	0x4b564d04, /* MSR_KVM_PV_EOI_EN */
+};
+
+int vcpu_state_guest_pages(const uint8_t *blob, size_t len, uint64_t *gpa,
+			   int max)
+{
+	const struct kvm_msrs *m;
+	struct rec_set set;
+	char err[128];
+	int n = 0;
+
+	if (rec_parse("vcpu state", vcpu_recs, VCPU_REC_MAX, blob, len, &set,
+		      err, sizeof(err)))
+		return -EPROTO;
+	m = rec_dup(&set, VCPU_REC_MSRS, set.len[VCPU_REC_MSRS]);
+	if (!m)
+		return -ENOMEM;
+	/* The entries the record holds, whatever its count says. */
+	uint64_t cap =
+		(set.len[VCPU_REC_MSRS] - sizeof(*m)) / sizeof(m->entries[0]);
+	uint32_t nr = m->nmsrs < cap ? m->nmsrs : (uint32_t)cap;
+	const size_t nr_pv =
+		sizeof(vcpu_pv_area_msrs) / sizeof(vcpu_pv_area_msrs[0]);
+
+	for (uint32_t i = 0; i < nr; i++)
+		for (size_t k = 0; k < nr_pv; k++)
+			if (m->entries[i].index == vcpu_pv_area_msrs[k] &&
+			    (m->entries[i].data & 1) && n < max)
+				gpa[n++] = m->entries[i].data & ~0xfffULL;
+	free((void *)m);
+	return n;
 }

@@ -96,7 +96,8 @@ static int vm_create_kvm_vm(struct vm *vm, char *err, size_t errlen)
 	step = "KVM_CREATE_PIT2";
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
 		goto fail;
-	return 0;
+	/* IRQ0 (the PIT) on IOAPIC pin 2, as the MADT says (vm_irq_route.c) */
+	return vm_irq_route_isa(vm->fd, err, errlen);
 fail:
 	snprintf(err, errlen, "%s: %s", step, strerror(errno));
 	return -errno;

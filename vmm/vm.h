@@ -184,6 +184,8 @@ int vm_ptw_ctx(struct vm *vm, int cpu, struct ptw_ctx *ctx,
 
 /* Assert or deassert an interrupt line (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+/* vm_irq_route.c: the ISA GSI routes the MADT describes (IRQ0 on pin 2). */
+int vm_irq_route_isa(int vm_fd, char *err, size_t errlen);
 /*
  * Write a host->guest request into the boot-info mailbox. -EAGAIN while
  * post-copy pages are still arriving (ram_incomplete).

@@ -11,11 +11,17 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <linux/kvm.h>
 
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
 #include "vmm/vmstate_rec.h"
+
+/* The longest stop kvmclock is advanced over (an hour): longer is a clock step.
+ */
+#define VM_CLOCK_ADVANCE_MAX_NS (3600ULL * 1000000000ULL)
 
 /* VM blob, VMSTATE_VM_VERSION: every record mandatory. */
 enum vm_rec {
@@ -51,6 +57,15 @@ static const uint32_t vm_chip_ids[VM_REC_MAX] = {
 	[VM_REC_PIC_SLAVE] = KVM_IRQCHIP_PIC_SLAVE,
 	[VM_REC_IOAPIC] = KVM_IRQCHIP_IOAPIC,
 };
+
+/* Host wall time in ns: comparable between the two ends of a migration. */
+static uint64_t vm_realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static int vm_ioc_fail(const char *ioc, const char *what, char *err,
 		       size_t errlen)
@@ -91,6 +106,15 @@ static int vm_save_pit_clock(struct vm *vm, struct proto_rec_writer *w,
 	/* Once, here, with every vCPU stopped: the time the guest stopped. */
 	if (ioctl(vm->fd, KVM_GET_CLOCK, &clock) < 0)
 		return vm_ioc_fail("KVM_GET_CLOCK", "", err, errlen);
+	/*
+	 * Where KVM gives no host wall time with it (no master clock, as in
+	 * the nested KVM of our machines), read it now: the loader advances
+	 * the clock by the wall time from here to its KVM_SET_CLOCK.
+	 */
+	if (!(clock.flags & KVM_CLOCK_REALTIME)) {
+		clock.realtime = vm_realtime_ns();
+		clock.flags |= KVM_CLOCK_REALTIME;
+	}
 	proto_rec_put(w, VM_REC_CLOCK, &clock, sizeof(clock));
 	return 0;
 }
@@ -160,23 +184,48 @@ static int vm_load_pit(struct vm *vm, const struct rec_set *set, char *err,
 }
 
 /*
- * KVM_SET_CLOCK with only `clock` and flags 0: the guest's kvmclock goes
- * on from the value it had at pause, as its TSC does (MSR_IA32_TSC is
- * restored as saved). KVM_CLOCK_REALTIME would add the wall time spent
- * paused to one clock and not the other; kernels before 5.16 refuse any
- * flag; and KVM_GET_CLOCK here (nested, no master clock) returns flags 0
- * with no realtime anyway. The other fields are saved for the record.
+ * The guest's kvmclock advances by the time it spent stopped, as QEMU
+ * does, so that it keeps pace with the guest's TSC, which on our hosts
+ * goes on with the host's (docs/migration.md, "Clocks"): KVM_SET_CLOCK
+ * gets the saved value plus the wall time (CLOCK_REALTIME) since it was
+ * read, with flags 0 (kernels before 5.16 refuse any, and
+ * KVM_CLOCK_REALTIME would need a master clock this host has not). A
+ * record without a wall time, or a wall time in the future (clocks of two
+ * hosts that disagree), continues from the saved value: never backwards.
  */
 static int vm_load_clock(struct vm *vm, const struct rec_set *set, char *err,
 			 size_t errlen)
 {
 	struct kvm_clock_data saved, clock;
+	uint64_t now = vm_realtime_ns();
 
 	memcpy(&saved, set->data[VM_REC_CLOCK], sizeof(saved));
 	memset(&clock, 0, sizeof(clock));
 	clock.clock = saved.clock;
+	if ((saved.flags & KVM_CLOCK_REALTIME) && now > saved.realtime &&
+	    now - saved.realtime < VM_CLOCK_ADVANCE_MAX_NS)
+		clock.clock += now - saved.realtime;
 	if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
 		return vm_ioc_fail("KVM_SET_CLOCK", "", err, errlen);
+	return 0;
+}
+
+/*
+ * KVM_KVMCLOCK_CTRL on every vCPU once the clock is set: the guest learns
+ * it was stopped (PVCLOCK_GUEST_STOPPED) and its watchdogs forgive the
+ * gap. EINVAL: that vCPU has no kvmclock page (the guest does not use it).
+ */
+static int vm_kvmclock_ctrl(struct vm *vm, char *err, size_t errlen)
+{
+	char what[32];
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		if (ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0) == 0 ||
+		    errno == EINVAL)
+			continue;
+		snprintf(what, sizeof(what), " (vcpu%d)", i);
+		return vm_ioc_fail("KVM_KVMCLOCK_CTRL", what, err, errlen);
+	}
 	return 0;
 }
 
@@ -198,5 +247,7 @@ int vm_arch_state_load(struct vm *vm, const uint8_t *blob, size_t len,
 	/* The clock last: kvmclock runs from the moment it is set. */
 	if (!r)
 		r = vm_load_clock(vm, &set, err, errlen);
+	if (!r)
+		r = vm_kvmclock_ctrl(vm, err, errlen);
 	return r;
 }

@@ -38,6 +38,14 @@ int vcpu_state_load(struct vcpu *v, const uint8_t *blob, size_t len, char *err,
  * before it is kept (snapshot.h: vm_snapshot_section_max).
  */
 size_t vcpu_state_max(const struct vm *vm);
+/*
+ * The guest pages KVM writes by itself while this vCPU blob is loaded
+ * (KVM_SET_MSRS of the paravirtual MSRs that point at a guest area:
+ * kvmclock, steal time, async PF, PV EOI): up to max page addresses into
+ * gpa, how many, or -errno for a blob that does not parse.
+ */
+int vcpu_state_guest_pages(const uint8_t *blob, size_t len, uint64_t *gpa,
+			   int max);
 size_t vm_arch_state_max(void);
 
 /* irqchip (PIC master, PIC slave, IOAPIC), PIT2, and KVM clock. */

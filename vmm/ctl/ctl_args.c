@@ -112,13 +112,13 @@ int ctl_args_guest_request(struct ctl_request *req, struct ctl_error *err)
 
 	if (check_arg_names(req, err, names) ||
 	    get_string_arg(req, err, "request",
-			   "verify, stop-workload or touch", &r))
+			   "verify, stop-workload, touch or timer-mark", &r))
 		return -EINVAL;
 	gr = ctl_guest_req_from_name(r);
 	if (gr < 0)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 				   "unknown request '%s' (expected verify, "
-				   "stop-workload or touch)",
+				   "stop-workload, touch or timer-mark)",
 				   r);
 	req->guest_req = gr;
 	req->req_arg = 0;

@@ -53,6 +53,7 @@ static const char *const guest_req_names[] = {
 	[GUEST_REQ_VERIFY] = "verify",
 	[GUEST_REQ_STOP_WORKLOAD] = "stop-workload",
 	[GUEST_REQ_TOUCH] = "touch",
+	[GUEST_REQ_TIMER_MARK] = "timer-mark",
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)

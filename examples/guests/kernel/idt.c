@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * idt.c - per-CPU interrupt descriptor table for the 32 exception vectors.
+ * idt.c - per-CPU interrupt descriptor table for the 32 exception vectors and
+ * the 16 interrupt vectors of the timer mode (lib/timer.h).
  *
- * Every gate is a 64-bit interrupt gate (IF stays clear, as it is
- * everywhere in this guest) to the stub for its vector in start.S, with
- * the kernel code selector, DPL 0 and no IST: CPU exceptions ignore the gate
- * DPL, so they reach ring 0 from ring 3 as well, on the TSS's RSP0 stack.
- * Each CPU fills its own table so no CPU depends on another's progress.
+ * Every gate is a 64-bit interrupt gate (IF clear in every handler) to the stub
+ * for its vector in start.S, with the kernel code selector, DPL 0 and no IST:
+ * CPU exceptions ignore the gate DPL, so they reach ring 0 from ring 3 as well,
+ * on the TSS's RSP0 stack. Each CPU fills its own table so no CPU depends on
+ * another's progress.
  */
 #include "kernel/kernel.h"
 

@@ -53,7 +53,7 @@ struct boot_info *mb_boot(uint32_t info);
 /* gdt.c: this CPU's GDT with its TSS, loaded, segments reloaded, ltr. */
 void gdt_init(unsigned int cpu);
 
-/* idt.c: this CPU's IDT with vectors 0-31, loaded. */
+/* idt.c: this CPU's IDT with vectors 0-47, loaded. */
 void idt_init(unsigned int cpu);
 
 /* trap.c */
@@ -70,6 +70,10 @@ void pagefault_handle(struct trap_frame *f);
 uint64_t pagefault_set_pool(uint64_t pool, uint64_t pool_pages, uint64_t va,
 			    uint64_t pages);
 uint64_t pagefault_count(void);
+
+/* timer.c: vectors 32-47, and SYS_TIMER_* / SYS_IPI_SEND (result). */
+void timer_interrupt(struct trap_frame *f);
+uint64_t timer_syscall(struct trap_frame *f, uint64_t nr);
 
 /* uart.c */
 void uart_write(const char *s, size_t len);

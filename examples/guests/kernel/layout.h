@@ -25,12 +25,13 @@
 #define SEL_RPL3  3
 
 #define GDT_ENTRIES 7
-#define IDT_VECTORS 32
+#define IDT_VECTORS 48 /* exceptions, then lib/timer.h's vectors */
 
 /* Vectors for which the CPU pushes an error code: 8 10-14 17 21 29 30. */
 #define TRAP_ERRCODE_MASK 0x60227d00
 
-#define RFLAGS_FIXED 0x2 /* bit 1 is always set; IF stays clear */
+#define RFLAGS_FIXED 0x2 /* bit 1 is always set; IF clear */
+#define RFLAGS_IF    0x200 /* set for ring 3 by SYS_TIMER_START/PACE */
 
 /* Page-table entry bits (no ULL: start32.S uses them too). */
 #define PTE_P	0x001

@@ -4,8 +4,8 @@
  *
  * The VMM starts every vCPU at _start at once, in 64-bit mode with paging on,
  * RSP = 0, RDI = boot-info pointer and RSI = CPU id. _start picks this CPU's
- * ring-0 stack out of kstack[] and calls kernel_main(). The 32 exception
- * stubs push a dummy error code where the CPU pushes none, then the vector,
+ * ring-0 stack out of kstack[] and calls kernel_main(). The 48 entry
+ * stubs (32 exceptions, 16 interrupt vectors) push a dummy error code where the CPU pushes none, then the vector,
  * so trap_common always builds the same struct trap_frame (kernel/kernel.h);
  * trap_dispatch() may edit the frame and return, and trap_common resumes
  * the interrupted code with iretq. user_enter() builds an iretq frame by hand
@@ -46,7 +46,7 @@ trap_stub_\vec:
 	jmp	trap_common
 .endm
 
-	.irp	vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.irp	vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
 	TRAP_STUB \vec
 	.endr
 
@@ -118,7 +118,7 @@ user_enter:
 	.globl	trap_stubs
 	.p2align 3
 trap_stubs:
-	.irp	vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.irp	vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
 	.quad	trap_stub_\vec
 	.endr
 	.size	trap_stubs, . - trap_stubs

@@ -69,6 +69,11 @@ bool syscall_handle(struct trap_frame *f)
 		return syscall_return(f, 0);
 	case SYS_EXIT:
 		kernel_exit((uint32_t)f->rdi);
+	case SYS_TIMER_START:
+	case SYS_TIMER_PACE:
+	case SYS_TIMER_WAIT:
+	case SYS_IPI_SEND:
+		return syscall_return(f, timer_syscall(f, f->rax & SYS_NR_MASK));
 	}
 	return false;
 }

@@ -34,6 +34,10 @@ void trap_panic(const struct trap_frame *f)
 
 void trap_dispatch(struct trap_frame *f)
 {
+	if (f->vector >= 32) {
+		timer_interrupt(f);
+		return;
+	}
 	switch (f->vector) {
 	case TRAP_UD:
 		if (syscall_handle(f))

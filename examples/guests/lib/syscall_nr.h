@@ -46,6 +46,19 @@
 #define SYS_EXIT	6
 #define SYS_CONSOLE_MAX 4096
 
+/*
+ * The interrupt mode (lib/timer.h, kernel/timer.c). SYS_TIMER_START(kind,
+ * tsc_khz) on CPU 0: its TIMER_HZ tick and kvmclock; SYS_TIMER_PACE(kind,
+ * tsc_khz) on CPU 1: its TIMER_IPI_HZ pacing timer. Both return 0 with
+ * interrupts enabled in ring 3 from then on, or SYS_EINVAL. SYS_TIMER_WAIT
+ * halts until this CPU's count moves and returns it; SYS_IPI_SEND (CPU 1)
+ * sends TIMER_VEC_IPI to CPU 0 and returns the IPIs sent.
+ */
+#define SYS_TIMER_START 7
+#define SYS_TIMER_PACE	8
+#define SYS_TIMER_WAIT	9
+#define SYS_IPI_SEND	10
+
 #define SYS_EINVAL	  ((uint64_t)-1) /* the result of bad arguments */
 #define SYS_PF_REGION_MIN (1ULL << 39)	 /* PML4 slot 1 and above */
 #define SYS_PF_REGION_END (1ULL << 47)	 /* the end of the lower half */

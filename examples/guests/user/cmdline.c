@@ -8,6 +8,8 @@
  * unsigned numbers (decimal or 0x hex). The whole line is checked before
  * the first workload starts, so a typo at the end does not waste a run;
  * every error is one line saying what is wrong, and the guest exits with 2.
+ * A first part `--timer KIND` is no workload: it asks for the interrupt
+ * mode (timer.c).
  */
 #include "lib/parse.h"
 #include "lib/string.h"
@@ -148,6 +150,22 @@ static int cmdline_call(int argc, char **argv, struct wl_call *c)
 	return 0;
 }
 
+/* `--timer KIND`, only as the first part (CPU 1 looks for it there). */
+static int cmdline_timer(int n, char **words, struct wl_seq *seq)
+{
+	if (seq->nr || seq->timer) {
+		console_printf("guest: --timer must come first, once\n");
+		return -1;
+	}
+	if (n != 2 || !(seq->timer = timer_kind_parse(words[1]))) {
+		console_printf(
+			"guest: --timer wants one of lapic, tscdeadline, "
+			"pit\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int cmdline_part(char *part, struct wl_seq *seq)
 {
 	char *words[WL_MAX_WORDS];
@@ -160,6 +178,8 @@ static int cmdline_part(char *part, struct wl_seq *seq)
 	}
 	if (n == 0)
 		return 0; /* empty part: "a;;b" or a trailing ';' */
+	if (!strcmp(words[0], "--timer"))
+		return cmdline_timer(n, words, seq);
 	if (seq->nr == WL_MAX_CALLS) {
 		console_printf("guest: more than %d workloads\n", WL_MAX_CALLS);
 		return -1;

@@ -60,6 +60,8 @@ void user_main(struct boot_info *bi, uint64_t cpu)
 		main_no_testdev = true;
 	testdev_marker(MARK_CPU_UP, (uint32_t)cpu);
 	console_printf("cpu %lu up (ring 3)\n", cpu);
+	if (cpu == 1 && timer_wanted(bi))
+		timer_ipi_run(bi);
 	if (cpu != 0 && cpu <= reader_wanted(bi))
 		reader_run((uint32_t)cpu);
 	if (cpu != 0)

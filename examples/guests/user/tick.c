@@ -18,6 +18,8 @@
  * runs; without one it does nothing and its result is 0. Handling a request
  * writes guest RAM only in .data/.bss, the stack and the mailbox (and the
  * touch handler in its region): `touch` depends on that.
+ * With `--timer` the heartbeat comes from ring 0's tick interrupt instead
+ * (timer.c) and tick() watches the clocks where it would beat.
  * Only CPU 0 ticks, so the state here needs no lock.
  */
 #include "lib/testdev.h"
@@ -105,6 +107,11 @@ static void tick_hb_page(uint64_t seq, uint64_t tsc)
 
 static void tick_heartbeat_at(uint64_t now)
 {
+	/* With --timer, ring 0 beats from the interrupt; ring 3 watches. */
+	if (timer_on()) {
+		timer_watch();
+		return;
+	}
 	/* Not due yet; a TSC that went backwards (next too far ahead) is. */
 	if (now < tk.next && tk.next - now <= tk.period)
 		return;
@@ -128,6 +135,8 @@ static uint64_t tick_request(uint32_t seq, uint32_t req, uint64_t arg)
 		if (tk.touch)
 			return tk.touch(arg);
 		break;
+	case GUEST_REQ_TIMER_MARK:
+		return timer_on() ? timer_mark(arg) : 0;
 	default:
 		console_printf("guest: mailbox seq %u: unknown request %u, "
 			       "ignored\n",

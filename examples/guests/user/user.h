@@ -115,6 +115,20 @@ void mem_reset(void);
 void *mem_alloc(uint64_t bytes);
 void *mem_alloc_fresh(uint64_t bytes);
 
+/*
+ * timer.c: the interrupt mode (`--timer KIND`). timer_start() on CPU 0
+ * (exits with 2 if the machine cannot); timer_watch() from tick() once it
+ * is on; timer_wanted()/timer_ipi_run() for CPU 1 at boot.
+ */
+uint32_t timer_kind_parse(const char *name); /* TIMER_NONE: unknown */
+const char *timer_kind_name(uint32_t kind);
+void timer_start(uint32_t kind, uint64_t tsc_khz);
+bool timer_on(void);
+void timer_watch(void);
+uint64_t timer_mark(uint64_t tick); /* GUEST_REQ_TIMER_MARK */
+bool timer_wanted(const struct boot_info *bi);
+void timer_ipi_run(const struct boot_info *bi) __attribute__((noreturn));
+
 /* heartbeat.c: tick until STOP_WORKLOAD or, when timed, ms of TSC time. */
 void heartbeat_spin(bool timed, uint64_t ms);
 

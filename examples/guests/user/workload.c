@@ -2,7 +2,8 @@
 /*
  * workload.c - the table of workloads and the loop that runs them.
  *
- * CPU 0 parses the whole command line (cmdline.c), announces it, then runs
+ * CPU 0 parses the whole command line (cmdline.c), announces it, starts
+ * the timer of `--timer` (timer.c) if given, then runs
  * each workload in turn: a fresh stop flag, a MARK_WORKLOAD_START marker
  * with its index, its run function. When the last one returns, main.c
  * exits with 0. An empty command line runs nothing and exits with 0 too.
@@ -14,19 +15,9 @@
 #include "user/workload.h"
 
 static const struct workload *const workloads[] = {
-	&wl_heartbeat,
-	&wl_dirty,
-	&wl_verify,
-	&wl_exit,
-	&wl_reset,
-	&wl_corrupt,
-	&wl_pagefault,
-	&wl_touch,
-	&wl_faultlat,
-	&wl_ptdriver,
-	&wl_ptloop,
-	&wl_spew,
-	&wl_flood,
+	&wl_heartbeat, &wl_dirty,     &wl_verify, &wl_exit,	&wl_reset,
+	&wl_corrupt,   &wl_pagefault, &wl_touch,  &wl_faultlat, &wl_ptdriver,
+	&wl_ptloop,    &wl_spew,      &wl_flood,  &wl_idle,	&wl_timer_check,
 };
 
 #define NR_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -64,6 +55,8 @@ void workload_run_cmdline(const struct boot_info *bi)
 		guest_exit(GUEST_EXIT_USAGE);
 	console_printf("guest: %d workload%s: %s\n", seq.nr,
 		       seq.nr == 1 ? "" : "s", text);
+	if (seq.timer)
+		timer_start(seq.timer, bi->tsc_khz);
 	for (i = 0; i < seq.nr; i++) {
 		tick_workload_begin();
 		testdev_marker(MARK_WORKLOAD_START, (uint32_t)i);

@@ -41,6 +41,7 @@ struct wl_call {
 
 struct wl_seq {
 	int nr;
+	uint32_t timer; /* `--timer KIND` first: enum timer_kind, else 0 */
 	struct wl_call call[WL_MAX_CALLS];
 };
 
@@ -48,6 +49,7 @@ extern const struct workload wl_heartbeat, wl_dirty, wl_verify, wl_exit,
 	wl_reset, wl_corrupt, wl_pagefault, wl_touch, wl_faultlat, wl_ptdriver,
 	wl_ptloop, wl_spew;
 extern const struct workload wl_flood; /* flood.c */
+extern const struct workload wl_idle, wl_timer_check; /* timer.c */
 
 /* workload.c */
 const struct workload *workload_find(const char *name);
