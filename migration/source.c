@@ -379,15 +379,8 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		return;
 	}
 	if (src_postcopy(s)) {
-		/*
-		 * The urgent connection first, and the switch once it is up
-		 * (src_urgent_on_connect): its connect, TLS handshake and
-		 * proof are not downtime, as in hybrid's early discard.
-		 */
 		s->ss.st.reason = MIG_REASON_POSTCOPY;
-		s->pc_urgent_wait = true;
-		if (src_urgent_connect(s, err, sizeof(err)))
-			src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		src_quiesce_then(s, src_postcopy_start);
 		return;
 	}
 	if (src_precopy_begin(s, err, sizeof(err))) {
@@ -597,14 +590,8 @@ static void src_urgent_on_connect(struct mig_channel *ch)
 	struct mig_source *s = ch->opaque;
 	char err[256] = "";
 
-	if (src_urgent_handover(s, err, sizeof(err))) {
+	if (src_urgent_handover(s, err, sizeof(err)))
 		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
-		return;
-	}
-	if (s->pc_urgent_wait) {
-		s->pc_urgent_wait = false;
-		src_quiesce_then(s, src_postcopy_start);
-	}
 }
 
 /* Nothing is read here: the socket is the urgent thread's once connected. */
