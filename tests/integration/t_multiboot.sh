@@ -5,7 +5,8 @@
 # port is not there and the guest halts until it is stopped. Then, in each
 # migration mode, the guest is migrated while it waits for serial input
 # (its APs halted in real mode): the destination, fed from a file only
-# once the guest runs there, echoes the line and exits with the status.
+# once the guest runs there (post-copy: from a pipe once the migration
+# completed), echoes the line and exits with the status.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 [[ -n ${MBTEST_ELF:-} ]] || fail "MBTEST_ELF must name the mbtest guest"
@@ -36,11 +37,27 @@ vmm_wait "$VMM_PID"
 [[ $RC == $((128 + 15)) ]] || fail "stopped by SIGTERM: exit $RC"
 
 printf 'ping over the wire\n' >"$T/in.txt"
+# feed_after FILE: the input line once FILE exists (on a pipe).
+feed_after()
+{
+	while [[ ! -e $1 ]]; do sleep 0.05; done
+	cat "$T/in.txt"
+}
 for mode in precopy postcopy hybrid; do
 	port=$(free_port)
-	"$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" --api "$T/d$mode.sock" \
-		--mem 32M --cpus 2 --device debug-exit --serial-in "$T/in.txt" \
-		--serial "$T/d$mode.serial" </dev/null 2>"$T/d$mode.err" &
+	if [[ $mode == postcopy ]]; then
+		# Post-copy: the guest runs at GO, before every page arrived.
+		# Input there at once would let it echo and exit while pages are
+		# still pushed, which ends the migration as a lost peer: feed it
+		# once the migration has completed.
+		feed_after "$T/go$mode" | "$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" \
+			--api "$T/d$mode.sock" --mem 32M --cpus 2 --device debug-exit \
+			--serial-in - --serial "$T/d$mode.serial" 2>"$T/d$mode.err" &
+	else
+		"$VMMCTL" boot --incoming "tcp:127.0.0.1:$port" --api "$T/d$mode.sock" \
+			--mem 32M --cpus 2 --device debug-exit --serial-in "$T/in.txt" \
+			--serial "$T/d$mode.serial" </dev/null 2>"$T/d$mode.err" &
+	fi
 	dst=$!
 	VMM_PIDS+=("$dst")
 	"$VMMCTL" boot --kernel "$MBTEST_ELF" --api "$T/s$mode.sock" --mem 32M \
@@ -57,6 +74,7 @@ for mode in precopy postcopy hybrid; do
 		fail "$mode: migrate failed: $(cat "$T/m$mode.json")"
 	[[ $(jq -r .state "$T/m$mode.json") == completed ]] ||
 		fail "$mode: $(cat "$T/m$mode.json")"
+	touch "$T/go$mode"
 	vmm_wait_for "$src" 15
 	[[ $RC == 0 ]] || fail "$mode: the source exited $RC after migrating"
 	vmm_wait_for "$dst" 30
