@@ -51,12 +51,15 @@ need_kvm()
 now_ms() { date +%s%3N; }
 
 # wait_until TIMEOUT_S DESCRIPTION CONDITION: evaluate the shell
-# condition (a string, re-evaluated each time) until it holds.
+# condition (a string, re-evaluated each time) until it holds. It runs in
+# a subshell without `set -u`: a status field that is not there yet (jq
+# prints "null", which arithmetic takes for an unset variable) is a
+# condition that does not hold yet, not the end of the test.
 wait_until()
 {
 	local timeout=$1 what=$2 cond=$3
 	local deadline=$(($(now_ms) + timeout * 1000))
-	until eval "$cond"; do
+	until (set +u; eval "$cond") 2>/dev/null; do
 		(($(now_ms) < deadline)) || fail "timed out after ${timeout}s waiting for $what"
 		sleep 0.02
 	done
