@@ -11,6 +11,10 @@
  *   pages, RAM_END, the state sections) -> STATE_END: restore -> [VERIFY]
  *   -> READY sent: WAIT_READY -> GO: vCPUs start, RUNNING sent: RUNNING
  *
+ * Live update (unix:PATH, dest_local.c): the connection's header brings
+ * the source's memfd; HELLO maps it as guest RAM (no page ever arrives),
+ * then RAM_END, the state and READY/GO as above.
+ *
  * Post-copy: POSTCOPY(cookie) -> STATE_END: restore, guest RAM registered
  * with the fault service -> the urgent connection shows the cookie
  * (URGENT_HELLO) -> READY -> GO: RUNNING; pages are fetched on fault and
@@ -111,10 +115,7 @@ static void dest_pc_break(struct mig_dest *d)
 }
 
 /* Tell the source why (best effort), then give up or pause post-copy. */
-static void dest_fail(struct mig_dest *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void dest_fail(struct mig_dest *d, const char *fmt, ...)
+void dest_fail(struct mig_dest *d, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -180,7 +181,8 @@ static void dest_check_urgent(struct mig_dest *d)
 static bool dest_awaits_source(const struct mig_dest *d)
 {
 	return d->ss.st.state == MIG_LISTENING ||
-	       (d->ss.st.state == MIG_RECEIVING && !d->hello_done) ||
+	       (d->ss.st.state == MIG_RECEIVING && !d->hello_done &&
+		!d->local) || /* a live update's peer showed its header */
 	       d->ss.st.state == MIG_POSTCOPY_PAUSED;
 }
 
@@ -281,7 +283,8 @@ static int dest_dispatch(struct mig_dest *d, const struct proto_hdr *h,
 {
 	switch (h->type) {
 	case PROTO_HELLO:
-		return dest_recv_hello(d, p, h->len, err, errlen);
+		return d->local ? dest_local_hello(d, p, h->len, err, errlen)
+				: dest_recv_hello(d, p, h->len, err, errlen);
 	case PROTO_PAGES:
 		return dest_on_pages(d, p, h->len, err, errlen);
 	case PROTO_RAM_END:
@@ -292,7 +295,8 @@ static int dest_dispatch(struct mig_dest *d, const struct proto_hdr *h,
 	case PROTO_STATE:
 		return dest_recv_state(d, p, h->len, err, errlen);
 	case PROTO_STATE_END:
-		return dest_switch_restore(d, err, errlen);
+		return d->local ? dest_local_restore(d, err, errlen)
+				: dest_switch_restore(d, err, errlen);
 	case PROTO_VERIFY:
 		return dest_switch_verify(d, p, h->len, err, errlen);
 	case PROTO_GO:
@@ -507,6 +511,8 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	snprintf(d->spec, sizeof(d->spec), "%s", spec);
 	d->insecure = dp->insecure;
 	d->recover_fd = -1;
+	d->local_memfd = -1;
+	d->ux.lfd = -1;
 	d->batch = malloc(sizeof(*d->batch));
 	d->ubatch = malloc(sizeof(*d->ubatch));
 	if (!d->batch || !d->ubatch) {
@@ -521,6 +527,15 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 			     dest_on_async, d, err, errlen);
 	if (!r)
 		r = dest_timer_init(d, err, errlen);
+	if (!r && mig_addr_is_unix(spec)) {
+		r = dest_local_listen(d, spec, err, errlen);
+		if (r) {
+			mig_dest_free(d);
+			return r;
+		}
+		*out = d;
+		return 0;
+	}
 	if (!r)
 		r = mig_tls_open(&d->ss.tls, spec, dp->tls_dir, TLS_SERVER,
 				 dp->tls_authz, dp->insecure, err, errlen);
@@ -550,6 +565,8 @@ static void dest_release(struct mig_session *ss)
 	free(d->discard);
 	if (d->recover_fd >= 0)
 		close(d->recover_fd);
+	if (d->local_memfd >= 0)
+		close(d->local_memfd);
 	bitmap_free(&d->claimed);
 	mig_sum_free(&d->sum);
 	mig_pagesum_free(&d->placed);
@@ -565,10 +582,12 @@ void mig_dest_free(struct mig_dest *d)
 	/* The fault thread calls dest_fetch(d): stop it first. */
 	dest_urgent_stop(d);
 	dest_faults_off(d);
-	uv_handle_t *timer =
-		d->first_timer_on ? (uv_handle_t *)&d->first_timer : NULL;
+	uv_handle_t *extra[] = {
+		d->first_timer_on ? (uv_handle_t *)&d->first_timer : NULL,
+		mig_unix_close(&d->ux),
+	};
 
-	mig_session_free(&d->ss, &timer, 1, dest_release);
+	mig_session_free(&d->ss, extra, 2, dest_release);
 }
 
 int mig_dest_abort(struct mig_dest *d)

@@ -11,6 +11,7 @@
  *   dest_postcopy.c  fault fetch queue, the urgent thread, placement,
  *                    completion
  *   dest_recover.c   a break: close, listen again, RESUME, the pages lacking
+ *   dest_local.c     live update (unix:PATH): the source's memfd adopted
  *
  * Threads: every field is the event-loop thread's except where noted; the
  * functions below run on the loop unless they say otherwise.
@@ -25,6 +26,7 @@
 
 #include "common/guest_abi.h"
 #include "ept/fault.h"
+#include "migration/channel_unix.h"
 #include "migration/ram.h"
 #include "migration/session.h"
 
@@ -43,6 +45,13 @@ struct dest_blob {
 
 struct mig_dest {
 	struct mig_session ss; /* first: channels' and async's opaque */
+	/*
+	 * Live update (dest_local.c): the unix:PATH listener, and the
+	 * source's memfd from its connection until HELLO adopts it.
+	 */
+	bool local;
+	struct mig_unix ux;
+	int local_memfd;
 	bool hello_done, ram_end, state_end, restored, verify_done;
 	struct proto_batch *batch;
 	struct dest_blob vcpu[GUEST_MAX_CPUS];
@@ -113,6 +122,16 @@ struct dest_count {
 /* dest.c: the channels' callbacks (dest_recover.c listens again). */
 extern const struct mig_channel_ops dest_channel_ops;
 extern const struct mig_channel_ops dest_urgent_ops;
+/* Tell the source why (best effort), then give up. */
+void dest_fail(struct mig_dest *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* dest_local.c */
+int dest_local_listen(struct mig_dest *d, const char *spec, char *err,
+		      size_t errlen);
+int dest_local_hello(struct mig_dest *d, const uint8_t *p, size_t len,
+		     char *err, size_t errlen);
+int dest_local_restore(struct mig_dest *d, char *err, size_t errlen);
 
 /* dest_recv.c */
 /* Queue a reply on ch (n: the encoder's result); -ENOMEM/-EINVAL, err. */

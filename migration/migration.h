@@ -44,6 +44,11 @@ enum mig_mode {
 	MIG_MODE_HYBRID,  /* pre-copy, then post-copy if it will not converge */
 	MIG_MODE_PRECOPY, /* pre-copy only; forced stop-copy at the budget */
 	MIG_MODE_POSTCOPY, /* switch at once; pages pushed and fetched */
+	/*
+	 * Live update (chosen for a unix:PATH address): guest RAM's memfd
+	 * is handed over, only the machine state crosses; no page moves.
+	 */
+	MIG_MODE_LOCAL,
 };
 
 /* The order of the post-copy background push (push.h). */
@@ -89,7 +94,7 @@ enum mig_state {
 };
 
 struct mig_params {
-	const char *to; /* tcp:HOST:PORT */
+	const char *to; /* tcp:HOST:PORT, or unix:PATH (mode local) */
 	enum mig_mode mode;
 	uint64_t downtime_limit_ms;  /* stop-copy when predicted below */
 	uint32_t max_rounds;	     /* then stop-copy regardless */
@@ -127,7 +132,7 @@ struct mig_params {
 
 /* What the destination is started with (mig_dest_start). */
 struct mig_dest_params {
-	const char *spec;      /* tcp:HOST:PORT to listen on */
+	const char *spec;      /* tcp:HOST:PORT or unix:PATH to listen on */
 	const char *tls_dir;   /* NULL: plaintext (loopback or insecure) */
 	const char *tls_authz; /* "NAME[,NAME...]": admitted identities */
 	bool insecure;	       /* plaintext on a non-loopback address */
@@ -272,6 +277,8 @@ bool mig_source_after_go(const struct mig_source *s);
 int mig_source_set_bandwidth(struct mig_source *s, uint64_t max_bps,
 			     uint64_t postcopy_bps);
 const struct mig_stats *mig_source_stats(struct mig_source *s);
+/* The mode it runs in (a unix: address makes it MIG_MODE_LOCAL). */
+enum mig_mode mig_source_mode(const struct mig_source *s);
 /* After done(): release it (loop thread). */
 void mig_source_free(struct mig_source *s);
 

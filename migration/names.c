@@ -33,6 +33,7 @@ static const char *const mode_names[] = {
 	[MIG_MODE_HYBRID] = "hybrid",
 	[MIG_MODE_PRECOPY] = "precopy",
 	[MIG_MODE_POSTCOPY] = "postcopy",
+	[MIG_MODE_LOCAL] = "local",
 };
 
 static const char *const push_order_names[] = {

@@ -17,6 +17,10 @@
  *   WAIT_READY the destination restores; READY -> GO
  *   COMPLETED  RUNNING received: the destination runs the VM
  *
+ * Live update (mode local, unix:PATH: src_local.c): the guest-RAM memfd
+ * is handed over before HELLO; HELLO_ACK -> [QUIESCE] -> STOP_COPY (pause,
+ * RAM_END, state, STATE_END) -> WAIT_READY -> COMPLETED; no page is sent.
+ *
  * Post-copy (--mode postcopy, or hybrid when pre-copy will not converge):
  * pause, [DISCARD...], POSTCOPY(cookie), the state, STATE_END, the urgent
  * connection (URGENT_HELLO); READY -> GO -> RUNNING; then POSTCOPY: the
@@ -320,6 +324,20 @@ fail:
 	src_fail(s, MIG_FAILED, "%s", err);
 }
 
+/* Live update: no page moves; the state goes as soon as the VM stops. */
+static void src_local_stop(struct mig_source *s)
+{
+	char err[256];
+
+	if (src_pause(s, err, sizeof(err)) || !src_set_state(s, MIG_STOP_COPY) ||
+	    src_send_finish(s, err, sizeof(err))) {
+		src_fail(s, MIG_FAILED, "%s", err);
+		return;
+	}
+	src_switch_queued(s);
+	src_set_state(s, MIG_WAIT_READY);
+}
+
 static void src_postcopy_start(struct mig_source *s)
 {
 	char err[256];
@@ -378,9 +396,11 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
 	}
-	if (src_postcopy(s)) {
-		s->ss.st.reason = MIG_REASON_POSTCOPY;
-		src_quiesce_then(s, src_postcopy_start);
+	if (src_postcopy(s) || src_local(s)) {
+		if (src_postcopy(s))
+			s->ss.st.reason = MIG_REASON_POSTCOPY;
+		src_quiesce_then(s, src_local(s) ? src_local_stop
+						 : src_postcopy_start);
 		return;
 	}
 	if (src_precopy_begin(s, err, sizeof(err))) {

@@ -12,6 +12,7 @@
  *   src_verify.c    --verify digests and sums
  *   src_rate.c      bandwidth caps, --auto-converge's vCPU throttle
  *   src_api.c       construction, freeing, statistics
+ *   src_local.c     live update (mode local): the memfd handed over
  *
  * Threads: every field is the event-loop thread's except where noted.
  */
@@ -188,6 +189,11 @@ int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen);
 int src_on_resume_ack_check(struct mig_source *s, const uint8_t *p, size_t len,
 			    char *err, size_t errlen);
+
+/* src_local.c */
+bool src_local(const struct mig_source *s);
+int src_local_mode(struct mig_params *p, char *err, size_t errlen);
+int src_local_connect(struct mig_source *s, char *err, size_t errlen);
 
 /* src_rate.c */
 int src_rate_init(struct mig_source *s, uv_loop_t *loop, char *err,

@@ -107,8 +107,10 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 	s->p = *p;
 	snprintf(s->to, sizeof(s->to), "%s", p->to);
 	s->p.to = s->to;
-	r = mig_tls_open(&s->ss.tls, p->to, p->tls_dir, TLS_CLIENT, NULL,
-			 p->insecure, err, errlen);
+	r = src_local_mode(&s->p, err, errlen);
+	if (!r && !src_local(s))
+		r = mig_tls_open(&s->ss.tls, p->to, p->tls_dir, TLS_CLIENT,
+				 NULL, p->insecure, err, errlen);
 	if (r)
 		return r;
 	snprintf(s->ss.tls_name, sizeof(s->ss.tls_name), "%s",
@@ -135,6 +137,12 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 	r = src_rate_init(s, loop, err, errlen);
 	if (r)
 		return r;
+	if (src_local(s)) {
+		r = src_local_connect(s, err, errlen);
+		if (!r) /* connected already: HELLO */
+			src_channel_ops.on_connect(&s->ss.ch);
+		return r;
+	}
 	r = mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops, s,
 				err, errlen);
 	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
@@ -201,6 +209,8 @@ uint64_t src_caps_offered(const struct mig_source *s)
 {
 	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
 
+	if (src_local(s)) /* no page crosses */
+		return 0;
 	if (s->p.mode != MIG_MODE_PRECOPY)
 		caps |= PROTO_CAP_POSTCOPY;
 	return caps;
@@ -232,7 +242,7 @@ int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 			 "userfaultfd: its log says why): %s pre-copy instead",
 			 src_postcopy(s) ? "mode postcopy falls back to"
 					 : "hybrid goes on in");
-	if (!(s->ss.caps & PROTO_CAP_POSTCOPY))
+	if (!(s->ss.caps & PROTO_CAP_POSTCOPY) && !src_local(s))
 		s->p.mode = MIG_MODE_PRECOPY;
 	return r;
 }

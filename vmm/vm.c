@@ -114,10 +114,12 @@ static int vm_create_memory(struct vm *vm, char *err, size_t errlen)
 		return r;
 	}
 	r = mem_register_slots(&vm->mem, vm->fd, 0);
-	if (r)
+	if (r) {
 		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s",
 			 strerror(-r));
-	return r;
+		return r;
+	}
+	return vm->cfg.mem_handed_over ? 0 : vm_mem_hold(vm, err, errlen);
 }
 
 /*

@@ -51,6 +51,13 @@ struct vm_config {
 	uint32_t dirty_ring_entries; /* DIRTY_RING */
 	bool mem_lazy;		     /* --mem-mode lazy: demand-zero RAM */
 	bool incoming;		     /* no kernel, no boot: state arrives */
+	/*
+	 * --mem-prealloc: every page allocated at creation; --mlock: RAM kept
+	 * in memory (mem_back.h). mem_handed_over (--incoming unix:): RAM
+	 * will be the source's memfd (vm_mem_adopt), so neither is done to
+	 * the RAM created here, only to the one adopted.
+	 */
+	bool mem_prealloc, mem_lock, mem_handed_over;
 	uint64_t fault_stall_ms;     /* report faults waiting longer */
 	const char *initrd; /* Multiboot module file, may be NULL */
 	/* The optional devices (--device), built in this order by devices/. */
@@ -146,6 +153,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
 	      size_t errlen);
 /* Start the vCPU threads. */
 int vm_start(struct vm *vm, char *err, size_t errlen);
+/* vm_mem.c: --mem-prealloc and --mlock on the VM's RAM, as cfg says. */
+int vm_mem_hold(struct vm *vm, char *err, size_t errlen);
+/*
+ * Live update destination, before any vCPU runs: guest RAM is the
+ * source's memfd fd from now on (fd is the VM's from the call on: closed
+ * here when it cannot be adopted), then held as cfg says. err names a size mismatch or the failing call.
+ */
+int vm_mem_adopt(struct vm *vm, int fd, char *err, size_t errlen);
 /* Stop every vCPU at a KVM_RUN boundary; returns when all are parked. */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);

@@ -64,6 +64,11 @@ static const char boot_usage[] =
 	"  --mem-mode MODE       eager (default) or lazy: RAM is populated on\n"
 	"                        first touch through userfaultfd "
 	"(demand-zero)\n"
+	"  --mem-prealloc        allocate all guest RAM at boot (on a\n"
+	"                        destination: when the VM is created, before\n"
+	"                        the switch); not with --mem-mode lazy\n"
+	"  --mlock               keep guest RAM in memory (mlock2 on fault:\n"
+	"                        RLIMIT_MEMLOCK must cover --mem unless root)\n"
 	"  --fault-stall-ms MS   in lazy mode, report a fault waiting longer\n"
 	"                        as a fault-stalled event (default 1000)\n"
 	"  --dirty-ring ENTRIES  track dirty pages with a per-vCPU dirty ring\n"
@@ -76,6 +81,9 @@ static const char boot_usage[] =
 	"                        run the VM the source sends (same --mem,\n"
 	"                        --cpus and --device as the source; no\n"
 	"                        --kernel)\n"
+	"  --incoming unix:PATH  live update: take the VM of a VMM on this\n"
+	"                        host (migrate --to unix:PATH), its guest RAM\n"
+	"                        shared, not copied; PATH is created mode 0600\n"
 	"  --tls-dir DIR         with --incoming: mutual TLS 1.3; DIR holds\n"
 	"                        ca.pem, cert.pem, key.pem (see\n"
 	"                        scripts/mkcerts.sh); a source is admitted\n"
@@ -141,6 +149,12 @@ static int boot_opt_memory(struct boot_opts *o, int c, const char *arg)
 			"or lazy\n",
 			arg);
 		return -EINVAL;
+	case 'P':
+		o->cfg.mem_prealloc = true;
+		return 0;
+	case 'L':
+		o->cfg.mem_lock = true;
+		return 0;
 	case 'S':
 		if (boot_parse_u64(arg, 3600000, &o->cfg.fault_stall_ms) == 0)
 			return 0;
@@ -213,6 +227,7 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		o->incoming = arg;
 		o->mig.spec = arg;
 		o->cfg.incoming = true;
+		o->cfg.mem_handed_over = !strncmp(arg, "unix:", 5);
 		return 0;
 	case 'T':
 		o->mig.tls_dir = arg;
@@ -266,6 +281,8 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"heartbeat-log", required_argument, NULL, 'b'},
 		{"kvm-device", required_argument, NULL, 'K'},
 		{"mem-mode", required_argument, NULL, 'M'},
+		{"mem-prealloc", no_argument, NULL, 'P'},
+		{"mlock", no_argument, NULL, 'L'},
 		{"fault-stall-ms", required_argument, NULL, 'S'},
 		{"dirty-ring", required_argument, NULL, 'R'},
 		{"incoming", required_argument, NULL, 'I'},
@@ -319,6 +336,19 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 	    (o->mig.tls_dir || o->mig.tls_authz || o->mig.insecure)) {
 		fprintf(stderr, "vmmctl boot: --tls-dir, --tls-authz and "
 				"--insecure go with --incoming\n");
+		return -EINVAL;
+	}
+	if (o->cfg.mem_prealloc && o->cfg.mem_lazy) {
+		fprintf(stderr, "vmmctl boot: --mem-prealloc populates what "
+				"--mem-mode lazy leaves missing: not both\n");
+		return -EINVAL;
+	}
+	if (o->cfg.mem_handed_over && (o->mig.tls_dir || o->mig.tls_authz ||
+				       o->mig.insecure)) {
+		fprintf(stderr, "vmmctl boot: --incoming unix: is local (no "
+				"TLS: the socket file's mode 0600 admits the "
+				"source); no --tls-dir, --tls-authz or "
+				"--insecure\n");
 		return -EINVAL;
 	}
 	if (!o->cfg.kernel && !o->incoming) {

@@ -165,7 +165,7 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 	if (o->abort && (o->to || tuning))
 		return "--abort takes only --confirm";
 	if (!o->cancel && !o->resume && !o->abort && !o->recover && !o->to)
-		return "--to tcp:HOST:PORT is required";
+		return "--to tcp:HOST:PORT (or unix:PATH) is required";
 	if (o->tls_hostname && !o->tls_dir)
 		return "--tls-hostname goes with --tls-dir";
 	if (o->insecure && o->tls_dir)
@@ -550,7 +550,7 @@ static int run_migrate(const struct vmmctl_cmd *cmd, int argc, char **argv)
 
 const struct vmmctl_cmd vmmctl_migrate = {
 	.name = "migrate",
-	.usage = "--api SOCK --to tcp:HOST:PORT [options]\n"
+	.usage = "--api SOCK --to tcp:HOST:PORT|unix:PATH [options]\n"
 		 "       vmmctl migrate --api SOCK --cancel\n"
 		 "       vmmctl migrate --api SOCK --resume [--to "
 		 "tcp:HOST:PORT]\n"
@@ -573,6 +573,12 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"\n"
 		"  --to tcp:HOST:PORT     the destination (required to "
 		"start a migration)\n"
+		"  --to unix:PATH         live update: a VMM on this host "
+		"(boot --incoming\n"
+		"                         unix:PATH) takes the VM; guest "
+		"RAM is handed over\n"
+		"                         (memfd), not copied: mode "
+		"local, no TLS, no --verify\n"
 		"  --mode MODE            hybrid (default): pre-copy, "
 		"then post-copy if it\n"
 		"                         will not converge; precopy: "
@@ -580,7 +586,9 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"                         at the latest at the budget; "
 		"postcopy: switch at\n"
 		"                         once, then push pages and "
-		"fetch those the guest touches\n"
+		"fetch those the guest touches;\n"
+		"                         local: live update (the mode "
+		"of a unix: address)\n"
 		"  --downtime-limit MS    stop-copy when the rest fits "
 		"(default 10; \"5ms\" ok)\n"
 		"  --max-rounds N         then stop-copy regardless "

@@ -375,9 +375,9 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 	if (mig_source_start(&app->mig_src, &app->vm, &app->loop, &p, &hooks,
 			     why, sizeof(why)))
 		return boot_fail(err, CTL_ERR_BAD_ARGS, why);
-	app->mig_mode = p.mode;
+	app->mig_mode = mig_source_mode(app->mig_src);
 	*result = json_pack("{s:s, s:s, s:s}", "state", "setup", "to", m->to,
-			    "mode", mig_mode_name(p.mode));
+			    "mode", mig_mode_name(app->mig_mode));
 	return 0;
 }
 

@@ -249,7 +249,7 @@ static int parse_migrate_mode(struct ctl_request *req, struct ctl_error *err)
 	int mode = MIG_MODE_HYBRID;
 
 	if (get_enum_arg(req, err, "mode", mig_mode_parse,
-			 "hybrid, precopy or postcopy", &mode))
+			 "hybrid, precopy, postcopy or local", &mode))
 		return -EINVAL;
 	req->mig.mode = mode;
 	return 0;
