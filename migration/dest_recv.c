@@ -86,6 +86,10 @@ static bool dest_uffd_usable(struct mig_dest *d, char *why, size_t whylen)
 			 "userfaultfd: refused (VMM_TEST_NO_UFFD=1)");
 		return false;
 	}
+	if (d->ss.vm->cfg.mem_prealloc) { /* no page would be missing */
+		snprintf(why, whylen, "--mem-prealloc populated guest RAM");
+		return false;
+	}
 	fs = calloc(1, sizeof(*fs));
 	if (!fs) {
 		snprintf(why, whylen, "userfaultfd: out of memory");
