@@ -156,6 +156,7 @@ struct mig_stats {
 	enum mig_state state;
 	uint64_t start_ns;
 	uint64_t time_elapsed_ms;
+	uint64_t time_elapsed_us; /* the same, finer (a live update's ~ms) */
 	uint64_t setup_time_ms;
 	uint64_t downtime_ms; /* VMM's view: pause -> destination runs */
 	uint64_t downtime_us;

@@ -50,7 +50,10 @@ bool mig_session_set_state(struct mig_session *ss, enum mig_side side,
 
 void mig_session_elapsed(struct mig_session *ss)
 {
-	ss->st.time_elapsed_ms = (clock_now_ns() - ss->st.start_ns) / 1000000;
+	uint64_t ns = clock_now_ns() - ss->st.start_ns;
+
+	ss->st.time_elapsed_ms = ns / 1000000;
+	ss->st.time_elapsed_us = ns / 1000;
 }
 
 void mig_session_progress(struct mig_session *ss)

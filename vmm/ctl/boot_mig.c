@@ -86,6 +86,7 @@ static json_t *boot_mig_json(const struct boot_app *app,
 		json_object_set_new(o, "mode",
 				    json_string(mig_mode_name(app->mig_mode)));
 	SET(VIR_DOMAIN_JOB_TIME_ELAPSED, st->time_elapsed_ms);
+	SET("time_elapsed_us", st->time_elapsed_us);
 	SET(VIR_DOMAIN_JOB_SETUP_TIME, st->setup_time_ms);
 	SET(VIR_DOMAIN_JOB_DOWNTIME, st->downtime_ms);
 	SET("downtime_us", st->downtime_us);
