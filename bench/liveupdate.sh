@@ -22,6 +22,8 @@
 #      `vmmctl migrate` command as a user sees it.
 #    - hb: ok when the two heartbeat logs make one sequence 1, 2, 3...;
 #      verify: the guest's check of its 256 MiB on the new process.
+#    - load1 (/proc/loadavg) and foreign_vmms (VMMs this script did not
+#      start) when migrate began: two shared cores, so a busy host shows.
 # 2. prealloc.csv: the guest's first touch of 16384 never-touched pages
 #    (the faultlat workload: rdtsc around each first write, ring 3) in a
 #    1 GiB guest booted without and with --mem-prealloc, RUNS each; and the
@@ -87,7 +89,7 @@ hb_gap()
 # lu_run MEM VARIANT: one live update; appends a row.
 lu_run()
 {
-	local mem=$1 variant=$2 extra=() src dst t0 t1 j hb verify=FAIL
+	local mem=$1 variant=$2 extra=() src dst t0 t1 j hb verify=FAIL load foreign
 	[[ $variant == prealloc ]] && extra=(--mem-prealloc)
 	rm -f "$T"/{a,b}.* "$T/b.live"
 	boot b --incoming "unix:$T/b.live" --mem "$mem" "${extra[@]}" || { echo "$mem,$variant,boot-failed" >>"$OUT/liveupdate.csv"; return; }
@@ -96,6 +98,8 @@ lu_run()
 	src=$BOOT_PID
 	wait_for 60 "grep -q '^dirty: 256 MiB' $T/a.serial"
 	sleep 1.5 # the first fill pass (~0.5 s), then the rewrite loop
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	foreign=$(($(pgrep -c -f 'vmmctl boot' || true) - 2))
 	t0=$(date +%s%N)
 	"$VMMCTL" migrate --api "$T/a.sock" --to "unix:$T/b.live" >"$T/m.json" 2>"$T/m.err" || true
 	t1=$(date +%s%N)
@@ -106,7 +110,7 @@ lu_run()
 	wait_for 30 "grep -q '^verify:' $T/b.serial" && grep -q '^verify: ok' "$T/b.serial" && verify=ok
 	"$VMMCTL" stop --api "$T/b.sock" >/dev/null 2>&1 || true
 	wait "$dst" 2>/dev/null || true
-	echo "$mem,$variant,$(jq -r .state "$j" 2>/dev/null || echo no-stats),$gap,$(jq -r '[.downtime_us,.pause_us,.stop_copy_us,.ready_wait_us,.go_wait_us,.time_elapsed_us,.memory_processed]|@csv' "$j" 2>/dev/null || echo ",,,,,,"),$(((t1 - t0) / 1000000)),$hb,$verify" >>"$OUT/liveupdate.csv"
+	echo "$mem,$variant,$(jq -r .state "$j" 2>/dev/null || echo no-stats),$gap,$(jq -r '[.downtime_us,.pause_us,.stop_copy_us,.ready_wait_us,.go_wait_us,.time_elapsed_us,.memory_processed]|@csv' "$j" 2>/dev/null || echo ",,,,,,"),$(((t1 - t0) / 1000000)),$hb,$verify,$load,$foreign" >>"$OUT/liveupdate.csv"
 }
 
 # fl_run VARIANT: one faultlat run in a 1 GiB guest; appends a row.
@@ -136,7 +140,7 @@ pop_run() # MEM: the populate time at boot
 }
 
 if [[ ${REPLOT:-0} != 1 ]]; then
-	echo "mem,variant,state,downtime_hb_us,downtime_vmm_us,pause_us,stop_copy_us,ready_wait_us,go_wait_us,total_us,memory_processed,migrate_wall_ms,hb,verify" >"$OUT/liveupdate.csv"
+	echo "mem,variant,state,downtime_hb_us,downtime_vmm_us,pause_us,stop_copy_us,ready_wait_us,go_wait_us,total_us,memory_processed,migrate_wall_ms,hb,verify,load1,foreign_vmms" >"$OUT/liveupdate.csv"
 	echo "what,variant,pages,p50_ns,p99_ns,max_ns,populate_ms" >"$OUT/prealloc.csv"
 	for ((r = 1; r <= RUNS; r++)); do
 		for m in $MEMS; do lu_run "$m" plain; done

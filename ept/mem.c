@@ -5,7 +5,8 @@
  * RAM below the MMIO hole sits at guest-physical 0; whatever does not fit
  * below GUEST_MMIO_HOLE_BASE continues at 4 GiB. Both regions are slices of
  * a single memfd mapped once, read/write and MAP_SHARED (never executable,
- * never prefaulted: a post-copy destination needs its pages missing), so the
+ * not prefaulted here: a post-copy destination needs its pages missing;
+ * --mem-prealloc is mem_back.c's and declines post-copy), so the
  * file offset of a byte equals its offset in the mapping. Translation walks
  * the (at most two) regions; every range check is written so that gpa + len
  * cannot wrap.

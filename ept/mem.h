@@ -12,7 +12,8 @@
  * mem.h - guest RAM: a memfd, its host mapping, and the regions it is cut in.
  *
  * Ownership: a struct guest_mem is built by the main thread before any vCPU
- * runs and is immutable afterwards (the bytes of guest RAM are of course
+ * runs and is immutable afterwards (a live-update destination swaps its
+ * memfd for the source's before its vCPUs run: mem_back.h) (the bytes of guest RAM are of course
  * written by everyone: vCPUs, devices, the loader). Translation functions
  * are therefore lock-free and safe from any thread.
  */

@@ -23,7 +23,10 @@
  *                                                      ERROR
  *
  * Pure post-copy goes SETUP -> STOP_COPY (the pause) -> WAIT_READY; with
- * a passthrough device SETUP -> QUIESCE -> PRECOPY -> STOP_COPY.
+ * a passthrough device SETUP -> QUIESCE -> PRECOPY -> STOP_COPY. A live
+ * update (mode local) takes the same path as pure post-copy to
+ * WAIT_READY, then READY -> GO -> RUNNING -> COMPLETED as pre-copy: no
+ * page and no SYNC, so PRECOPY is only passed through after a QUIESCE.
  *
  * Destination (frames from the source):
  *
