@@ -148,6 +148,12 @@ int mig_unix_adopt(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
 	return r;
 }
 
+void mig_unix_touch(struct mig_channel *ch)
+{
+	uv_update_time(ch->loop);
+	mig_channel_progress(ch);
+}
+
 int mig_unix_connect(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
 		     int memfd, uint64_t mem_size,
 		     const struct mig_channel_ops *ops, void *opaque, char *err,

@@ -81,6 +81,12 @@ int mig_unix_adopt(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
 		   char *err, size_t errlen);
 
 /*
+ * The loop was blocked on purpose (a destination populating the RAM it
+ * adopted): that time is not the peer's silence. Restart ch's stall clock.
+ */
+void mig_unix_touch(struct mig_channel *ch);
+
+/*
  * Stop listening: close the socket and remove the file. The poll handle,
  * when it still needs closing, is returned (else NULL) for the owner's
  * mig_session_free.

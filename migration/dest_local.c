@@ -47,16 +47,19 @@ int dest_local_hello(struct mig_dest *d, const uint8_t *p, size_t len,
 		     char *err, size_t errlen)
 {
 	char why[256];
-	int fd = d->local_memfd;
+	int fd = d->local_memfd, r;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "HELLO again, or without guest RAM");
 		return -EPROTO;
 	}
 	d->local_memfd = -1; /* the VM's from here on */
-	if (vm_mem_adopt(d->ss.vm, fd, why, sizeof(why))) {
-		snprintf(err, errlen, "incompatible VM: %s", why);
-		return -EINVAL;
+	r = vm_mem_adopt(d->ss.vm, fd, why, sizeof(why));
+	mig_unix_touch(&d->ss.ch); /* --mem-prealloc may take seconds */
+	if (r) {
+		snprintf(err, errlen, "%s%s",
+			 r == -EINVAL ? "incompatible VM: " : "", why);
+		return r;
 	}
 	return dest_recv_hello(d, p, len, err, errlen);
 }

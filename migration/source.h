@@ -194,6 +194,7 @@ int src_on_resume_ack_check(struct mig_source *s, const uint8_t *p, size_t len,
 bool src_local(const struct mig_source *s);
 int src_local_mode(struct mig_params *p, char *err, size_t errlen);
 int src_local_connect(struct mig_source *s, char *err, size_t errlen);
+void src_local_acked(struct mig_source *s);
 
 /* src_rate.c */
 int src_rate_init(struct mig_source *s, uv_loop_t *loop, char *err,

@@ -56,11 +56,40 @@ int src_local_mode(struct mig_params *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* Connect, hand the memfd over; the channel is up (HELLO is next). */
+/* Waiting for HELLO_ACK: say so each second (migrate's watch). */
+static void src_local_on_tick(uv_timer_t *t)
+{
+	struct mig_source *s = t->data;
+
+	src_update_elapsed(s);
+	mig_session_progress(&s->ss);
+}
+
+/*
+ * Connect, hand the memfd over; the channel is up (HELLO is next). Until
+ * HELLO_ACK the destination maps the RAM, and with --mem-prealloc
+ * populates it (seconds for GiBs, its loop blocked meanwhile): the guest
+ * runs here all along, so that silence is no stall, and a progress event
+ * a second (on the quiesce timer, idle until HELLO_ACK) shows it goes on.
+ * A destination that dies is seen at once (the socket closes); `migrate
+ * --cancel` ends a wait for one that hangs.
+ */
 int src_local_connect(struct mig_source *s, char *err, size_t errlen)
 {
 	const struct guest_mem *m = &s->ss.vm->mem;
+	int r = mig_unix_connect(&s->ss.ch, s->ss.loop, s->p.to, m->memfd,
+				 m->size, &src_channel_ops, s, err, errlen);
 
-	return mig_unix_connect(&s->ss.ch, s->ss.loop, s->p.to, m->memfd,
-				m->size, &src_channel_ops, s, err, errlen);
+	if (r)
+		return r;
+	s->ss.ch.idle_ok = true;
+	uv_timer_start(&s->qtimer, src_local_on_tick, 1000, 1000);
+	return 0;
+}
+
+/* HELLO_ACK: from here on the destination answers at once. */
+void src_local_acked(struct mig_source *s)
+{
+	uv_timer_stop(&s->qtimer);
+	s->ss.ch.idle_ok = false;
 }
