@@ -214,14 +214,15 @@ gnuplot <<EOF || echo "liveupdate.sh: gnuplot failed" >&2
 set terminal $term size 900,500
 set output '$OUT/liveupdate.png'
 set datafile separator ','
-set key top left
-set logscale x 2
+set key bottom right
+set xrange [0.8:20]
+set logscale xy 2
 set xlabel 'guest RAM (GiB)'
-set ylabel 'microseconds (median; bars: min-max)'
-set title 'live update in place (memfd handed over), 2 shared host cores'
-plot '$OUT/liveupdate-summary.csv' using (strcol(3) eq "plain" ? \$2 : 1/0):8:9:10 every ::1 with yerrorlines title 'downtime (heartbeat gap)', \
-     '' using (strcol(3) eq "plain" ? \$2 : 1/0):11:12:13 every ::1 with yerrorlines title 'downtime (VMM)', \
-     '' using (strcol(3) eq "plain" ? \$2 : 1/0):26:27:28 every ::1 with yerrorlines title 'total (migrate -> completed)', \
-     '' using (strcol(3) eq "prealloc" ? \$2 : 1/0):26:27:28 every ::1 with yerrorlines title 'total, destination --mem-prealloc'
+set ylabel 'milliseconds (median; bars: min-max)'
+set title "live update in place (memfd handed over), 2 shared host cores, load1 $(cut -d, -f15 "$OUT/liveupdate.csv" | tail -n +2 | sort -n | sed -n '1p;$p' | paste -sd-)"
+plot '$OUT/liveupdate-summary.csv' using (strcol(3) eq "plain" ? \$2 : 1/0):(\$8/1e3):(\$9/1e3):(\$10/1e3) every ::1 with yerrorlines title 'downtime (heartbeat gap)', \
+     '' using (strcol(3) eq "plain" ? \$2 : 1/0):(\$11/1e3):(\$12/1e3):(\$13/1e3) every ::1 with yerrorlines title 'downtime (VMM: pause -> RUNNING)', \
+     '' using (strcol(3) eq "plain" ? \$2 : 1/0):(\$26/1e3):(\$27/1e3):(\$28/1e3) every ::1 with yerrorlines title 'total (migrate -> completed)', \
+     '' using (strcol(3) eq "prealloc" ? \$2 : 1/0):(\$26/1e3):(\$27/1e3):(\$28/1e3) every ::1 with yerrorlines title 'total, destination --mem-prealloc (populates first)'
 EOF
 echo "wrote $OUT/liveupdate.csv, liveupdate-summary.csv, prealloc.csv, prealloc-summary.csv, liveupdate.png"
