@@ -102,6 +102,7 @@ static int mig_unix_recv_hdr(int sock, struct mig_unix_hdr *h, int *memfd,
 		if (cm->cmsg_level == SOL_SOCKET &&
 		    cm->cmsg_type == SCM_RIGHTS) {
 			nfd = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			nfd = nfd > 4 ? 4 : nfd; /* the rest were cut (CTRUNC) */
 			memcpy(fds, CMSG_DATA(cm), sizeof(int) * nfd);
 		}
 	if (n == sizeof(*h) && !memcmp(h->magic, MIG_UNIX_MAGIC, 8) &&

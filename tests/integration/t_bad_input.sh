@@ -49,7 +49,7 @@ expect_error 1 "'tcp:999.1.1.1:80': expected tcp:HOST:PORT" migrate --api "$T/a.
 expect_error 1 "unknown mode 'warp'" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --mode warp
 expect_error 2 "--downtime-limit 'x' is not a number" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --downtime-limit x
 expect_error 1 "no migration in progress" migrate --api "$T/a.sock" --cancel
-expect_error 2 "--to tcp:HOST:PORT is required" migrate --api "$T/a.sock"
+expect_error 2 "--to tcp:HOST:PORT (or unix:PATH) is required" migrate --api "$T/a.sock"
 [[ $(status_get "$T/a.sock" .state) == running ]] || fail "first VMM disturbed"
 ctl stop --api "$T/a.sock" >/dev/null
 echo "ok: every bad input gave one clear line"

@@ -681,7 +681,8 @@ Test(ctl_parse, migrate_each_mode)
 Test(ctl_parse, migrate_bad_mode)
 {
 	parse_bad(MIG("\"to\":\"x\",\"mode\":\"warp\""), CTL_ERR_BAD_ARGS,
-		  "unknown mode 'warp' (expected hybrid, precopy or postcopy)");
+		  "unknown mode 'warp' (expected hybrid, precopy, postcopy or "
+		  "local)");
 	parse_bad(MIG("\"to\":\"x\",\"mode\":\"Hybrid\""), CTL_ERR_BAD_ARGS,
 		  "unknown mode 'Hybrid'");
 	parse_bad(MIG("\"to\":\"x\",\"mode\":1"), CTL_ERR_BAD_ARGS,
