@@ -14,7 +14,8 @@
 #     verifies on the new process.
 #  4. Refused before the handover, the guest runs on in the old process:
 #     a destination with another --mem; one that dies after the source
-#     paused and before READY (VMM_TEST_LOCAL_CRASH=1); TLS on unix:.
+#     paused and before READY (VMM_TEST_LOCAL_CRASH=1); TLS on unix:,
+#     another mode, --verify, a missing socket, an existing file.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
@@ -156,6 +157,27 @@ RC=0
 [[ $RC != 0 ]] || fail "4c: boot accepted TLS on unix:"
 one_line "$T/r4.merr" "no --tls-dir" "4c boot"
 echo "ok: TLS on unix: refused on both sides"
+# bad_mig ERE ARGS...: migrate from c refused at once with one line.
+bad_mig()
+{
+	local ere=$1
+	shift
+	RC=0
+	"$VMMCTL" migrate --api "$T/c.sock" "$@" >/dev/null 2>"$T/bm.err" || RC=$?
+	[[ $RC == 1 ]] || fail "migrate $*: exit $RC"
+	one_line "$T/bm.err" "$ere" "migrate $*"
+}
+bad_mig "mode precopy does not apply" --to "unix:$T/none.live" --mode precopy
+bad_mig "no --verify" --to "unix:$T/none.live" --verify
+bad_mig "mode local \(live update\) needs a unix:PATH address" --to tcp:127.0.0.1:1 --mode local
+bad_mig "cannot connect to unix:$T/none.live: No such file or directory" --to "unix:$T/none.live"
+: >"$T/taken.live"
+RC=0
+"$VMMCTL" boot --incoming "unix:$T/taken.live" 2>"$T/bt.err" || RC=$?
+[[ $RC != 0 ]] || fail "boot --incoming on an existing file"
+one_line "$T/bt.err" "the file exists: remove it or pick another path" "boot on an existing file"
+[[ $(status_get "$T/c.sock" .state) == running ]] || fail "c not running after the refusals"
+echo "ok: modes, --verify, a missing socket and an existing file refused with one line"
 
 # The guest is whole after all that: its workload ends, exit 0.
 ctl guest-request stop-workload --api "$T/c.sock" >/dev/null
