@@ -396,13 +396,14 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
 	}
-	if (src_local(s))
+	if (src_local(s)) { /* no rounds: quiesce, then the state */
 		src_local_acked(s);
-	if (src_postcopy(s) || src_local(s)) {
-		if (src_postcopy(s))
-			s->ss.st.reason = MIG_REASON_POSTCOPY;
-		src_quiesce_then(s, src_local(s) ? src_local_stop
-						 : src_postcopy_start);
+		src_quiesce_then(s, src_local_stop);
+		return;
+	}
+	if (src_postcopy(s)) {
+		s->ss.st.reason = MIG_REASON_POSTCOPY;
+		src_quiesce_then(s, src_postcopy_start);
 		return;
 	}
 	if (src_precopy_begin(s, err, sizeof(err))) {
