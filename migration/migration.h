@@ -12,8 +12,10 @@
  * (source.c, dest.c: the only places state changes, by the one table of
  * states.c) over a shared session (session.h) and phase modules that
  * return an outcome and never move the state (src_precopy, src_switch,
- * src_postcopy, src_verify on the source; dest_recv, dest_switch,
- * dest_postcopy, dest_recover on the destination). The
+ * src_postcopy, src_verify, src_local on the source; dest_recv,
+ * dest_switch, dest_postcopy, dest_recover, dest_local on the
+ * destination). A unix:PATH address is a live update in place (mode
+ * local): the guest-RAM memfd is handed over, only the state crosses. The
  * state, sockets, timers and the pre-copy pump belong to the event-loop
  * thread (libuv); in post-copy the urgent thread on each side answers or
  * sends page requests and the destination's fault thread queues fetches,
