@@ -264,6 +264,47 @@ static void lazy_wait_window(struct lazy_src *ls)
 	pthread_mutex_unlock(&ls->stop_lock);
 }
 
+void lazy_src_race_set(struct lazy_src *ls, const uint64_t *list, uint64_t n,
+		       uint64_t data_off)
+{
+	ls->race_list = list;
+	ls->race_n = n;
+	ls->race_off = data_off;
+}
+
+/* The loader: the racing loading set, LAZY_RUN_PAGES a read. */
+static void lazy_race_set(struct lazy_src *ls, uint8_t *buf)
+{
+	const struct guest_mem *mem = ls->mem;
+
+	for (uint64_t i = 0; i < ls->race_n && !lazy_stopping(ls);
+	     i += LAZY_RUN_PAGES) {
+		uint64_t k = ls->race_n - i < LAZY_RUN_PAGES ? ls->race_n - i
+							     : LAZY_RUN_PAGES;
+
+		if (file_pread_all(ls->fd, buf, k * PAGE_SIZE,
+				   ls->race_off + i * PAGE_SIZE)) {
+			atomic_fetch_add(&ls->errors, 1);
+			return; /* the rest: in file order, or on demand */
+		}
+		for (uint64_t j = 0; j < k; j++) {
+			uint64_t p = ls->race_list[i + j];
+
+			if (p >= mem->nr_pages || !bitmap_test(&ls->data, p) ||
+			    bitmap_test_and_set(&ls->claimed, p))
+				continue;
+			if (fault_place_page(ls->fs, mem_page_to_gpa(mem, p),
+					     buf + j * PAGE_SIZE)) {
+				bitmap_clear(&ls->claimed, p);
+				atomic_fetch_add(&ls->errors, 1);
+				continue;
+			}
+			atomic_fetch_add(&ls->set_pages, 1);
+		}
+	}
+	atomic_store(&ls->set_done_ns, clock_now_ns());
+}
+
 static void *lazy_loader(void *arg)
 {
 	struct lazy_src *ls = arg;
@@ -273,6 +314,8 @@ static void *lazy_loader(void *arg)
 	pthread_setname_np(pthread_self(), "snap-loader");
 	lazy_wait_window(ls);
 	ls->loader_t0_ns = clock_now_ns();
+	if (buf && ls->race_n)
+		lazy_race_set(ls, buf);
 	while (buf && !lazy_stopping(ls) &&
 	       (n = lazy_claim_run(ls, &page, &first)))
 		lazy_load_run(ls, first, n, buf);
@@ -327,6 +370,7 @@ void lazy_src_free(struct lazy_src *ls)
 void lazy_src_get_stats(struct lazy_src *ls, struct lazy_src_stats *st)
 {
 	uint64_t done = atomic_load(&ls->loader_done_ns);
+	uint64_t set = atomic_load(&ls->set_done_ns);
 
 	memset(st, 0, sizeof(*st));
 	st->demand_pages = atomic_load(&ls->demand_pages);
@@ -338,6 +382,7 @@ void lazy_src_get_stats(struct lazy_src *ls, struct lazy_src_stats *st)
 	st->recording = ls->rec_until_ns && clock_now_ns() < ls->rec_until_ns;
 	st->loader_done = done != 0;
 	st->loader_ms = done ? (done - ls->loader_t0_ns) / 1000000 : 0;
+	st->set_ms = set ? (set - ls->loader_t0_ns) / 1000000 : 0;
 	pthread_mutex_lock(&ls->rec_lock);
 	st->recorded = ls->rec_n;
 	pthread_mutex_unlock(&ls->rec_lock);

@@ -39,7 +39,9 @@ struct lazy_src_stats {
 	uint64_t demand_pages; /* data pages read for a fault */
 	uint64_t demand_zero;  /* holes resolved for a fault */
 	uint64_t loader_pages; /* data pages the loader placed */
-	uint64_t set_pages;    /* loading-set pages placed before the start */
+	uint64_t set_pages;    /* loading-set pages placed (before the start,
+				  or by the loader first when racing) */
+	uint64_t set_ms;       /* racing: loader start -> set placed */
 	uint64_t data_pages;   /* data pages in the file */
 	uint64_t errors;       /* reads or placements that failed */
 	uint64_t recorded;     /* pages in the recorded list */
@@ -71,9 +73,11 @@ struct lazy_src {
 	pthread_cond_t stop_cond;
 	bool stop;
 	uint64_t loader_t0_ns;
+	const uint64_t *race_list; /* lazy_src_race_set: the loader's first */
+	uint64_t race_n, race_off;
 
 	_Atomic uint64_t demand_pages, demand_zero, loader_pages, set_pages,
-		errors, loader_done_ns;
+		errors, loader_done_ns, set_done_ns;
 	uint64_t data_pages;
 };
 
@@ -99,6 +103,13 @@ int lazy_src_attach(struct lazy_src *ls, struct fault_service *fs,
  */
 int lazy_src_place_set(struct lazy_src *ls, const uint64_t *list, uint64_t n,
 		       uint64_t data_off, char *err, size_t errlen);
+/*
+ * The same set placed by the loader instead, racing the guest: its pages
+ * first (claimed one by one, as faults may take some), then the rest in
+ * file order. list must live until lazy_src_stop. Before loader_start.
+ */
+void lazy_src_race_set(struct lazy_src *ls, const uint64_t *list, uint64_t n,
+		       uint64_t data_off);
 /* Start the background loader (after the recording window, if any). */
 int lazy_src_loader_start(struct lazy_src *ls, char *err, size_t errlen);
 /* Stop and join the loader; before fault_stop. Idempotent. */

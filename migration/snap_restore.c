@@ -5,7 +5,8 @@
  * start. Lazy: RAM is registered with the fault service with the file as
  * its source (ept/lazysrc.h) before the state goes in (KVM may write guest
  * pages while it is restored: those pages come from the file first), the
- * loading set, if the file has one, is placed with large reads, the vCPUs
+ * loading set, if the file has one, is placed with large reads (before
+ * the vCPUs start, or by the loader first, racing the guest), the vCPUs
  * start, and the loader fills the rest in file order.
  *
  * Event-loop thread; the fault and loader threads are lazysrc's.
@@ -39,11 +40,16 @@ static int snap_restore_lazy(struct snap_restore *sr, struct vm *vm,
 			    p->stall_ns, err, errlen);
 	if (r || !f->h.ws_pages)
 		return r;
+	sr->set_pages = f->h.ws_pages;
+	if (p->ws_race) {
+		lazy_src_race_set(&sr->ls, f->ws, f->h.ws_pages,
+				  snapf_ws_data_off(&f->h));
+		return 0;
+	}
 	t0 = clock_now_ns();
 	r = lazy_src_place_set(&sr->ls, f->ws, f->h.ws_pages,
 			       snapf_ws_data_off(&f->h), err, errlen);
 	sr->set_us = (clock_now_ns() - t0) / 1000;
-	sr->set_pages = f->h.ws_pages;
 	return r;
 }
 
@@ -75,6 +81,7 @@ int snap_restore_start(struct snap_restore *sr, struct vm *vm,
 
 	memset(sr, 0, sizeof(*sr));
 	sr->lazy = p->lazy;
+	sr->ws_race = p->ws_race;
 	r = snap_file_open(&sr->f, p->path, err, errlen);
 	if (!r)
 		r = snap_file_check_vm(&sr->f, vm, err, errlen);

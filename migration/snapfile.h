@@ -104,6 +104,7 @@ struct snap_restore_params {
 	const char *path;
 	bool lazy;
 	uint64_t record_ms;	 /* --record-ws: 0 none */
+	bool ws_race;		 /* the loading set races the guest */
 	fault_stall_fn on_stall; /* lazy: stalled faults */
 	void *opaque;
 	uint64_t stall_ns;
@@ -112,6 +113,7 @@ struct snap_restore_params {
 struct snap_restore {
 	struct snap_file f;
 	bool lazy;
+	bool ws_race;
 	bool ls_ready;
 	struct lazy_src ls;
 	uint64_t restore_us; /* open to vCPUs started */

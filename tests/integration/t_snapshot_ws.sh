@@ -34,13 +34,15 @@ plain_faults=$FAULTS plain_demand=$DEMAND
 restored_runs_on plain "$pid" "$T/s.json" "lazy restore, no loading set"
 
 # Record, store, and the loading set is in the file.
-restore_verify rec --record-ws 3000
+restore_verify rec --record-ws 10000
 pid=$VMM_PID
+[[ $(status_get "$T/rec.sock" .restore.recording) == true ]] ||
+	fail "the verify outlasted the 10 s recording window"
 if ctl snapshot --api "$T/rec.sock" --ws "$T/s.snap" >/dev/null 2>"$T/early.err"; then
 	fail "a working set was stored while still recording"
 fi
 one_line "$T/early.err" 'still being recorded' "store while recording"
-wait_until 20 "the recording window" \
+wait_until 30 "the recording window" \
 	'[[ $(status_get "$T/rec.sock" .restore.recording) == false ]]'
 # Only into the snapshot this VM came from.
 if ctl snapshot --api "$T/rec.sock" --ws "$T/other.snap" >/dev/null 2>"$T/other.err"; then
@@ -61,6 +63,14 @@ set_pages=$(status_get "$T/ws.sock" .restore.set_pages)
 echo "ok: faults to the first verify: $plain_faults without a loading set ($plain_demand pages read on" \
 	"demand), $FAULTS with its $ws pages placed first in $(status_get "$T/ws.sock" .restore.set_us) us"
 restored_runs_on ws "$pid" "$T/s.json" "lazy restore with the loading set"
+# The loading set racing the guest: the loader places it first.
+restore_verify race --ws-mode race
+pid=$VMM_PID
+wait_until 20 "the racing loading set" \
+	'(($(status_get "$T/race.sock" .restore.set_placed) + $(status_get "$T/race.sock" .restore.demand_pages) >= ws))'
+echo "ok: racing the guest: $FAULTS faults to the first verify," \
+	"$(status_get "$T/race.sock" .restore.set_placed) pages placed by the loader first"
+restored_runs_on race "$pid" "$T/s.json" "lazy restore racing its loading set"
 # The eager restore of a file with a loading set is the same VM.
 vmm_restore e "$T/s.snap"
 restored_runs_on e "$VMM_PID" "$T/s.json" "eager restore of the file with a loading set"

@@ -37,6 +37,7 @@ struct boot_opts {
 	const char *serial_in; /* --serial-in: NULL stdin if a tty or pipe */
 	const char *restore;   /* --restore FILE */
 	uint64_t record_ws_ms; /* --record-ws MS */
+	bool ws_race;	       /* --ws-mode race */
 	bool mem_given, cpus_given; /* else a restore takes the file's */
 };
 
@@ -98,6 +99,10 @@ static const char boot_usage[] =
 	"  --record-ws MS        with --restore and --mem-mode lazy: record\n"
 	"                        the pages the guest touches in its first MS\n"
 	"                        ms (vmmctl snapshot --ws FILE stores them)\n"
+	"  --ws-mode MODE        with --restore --mem-mode lazy of a file with\n"
+	"                        a loading set: before (default) places it\n"
+	"                        before the vCPUs run; race: the loader\n"
+	"                        places it first while the guest runs\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -192,13 +197,22 @@ static int boot_opt_device(struct vm_config *cfg, const char *arg)
 	return 0;
 }
 
-/* --restore FILE, --record-ws MS. */
+/* --restore FILE, --record-ws MS, --ws-mode before|race. */
 static int boot_opt_restore(struct boot_opts *o, int c, const char *arg)
 {
 	if (c == 'X') {
 		o->restore = arg;
 		o->cfg.incoming = true; /* no kernel: the state comes */
 		return 0;
+	}
+	if (c == 'Y') {
+		o->ws_race = !strcmp(arg, "race");
+		if (o->ws_race || !strcmp(arg, "before"))
+			return 0;
+		fprintf(stderr, "vmmctl boot: --ws-mode '%s': expected before "
+				"or race\n",
+			arg);
+		return -EINVAL;
 	}
 	if (boot_parse_u64(arg, 3600000, &o->record_ws_ms) == 0 &&
 	    o->record_ws_ms)
@@ -256,6 +270,7 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		return boot_opt_device(&o->cfg, arg);
 	case 'X':
 	case 'W':
+	case 'Y':
 		return boot_opt_restore(o, c, arg);
 	case 'c':
 		o->cpus_given = true;
@@ -296,8 +311,10 @@ static int boot_check_restore(const struct boot_opts *o)
 		      "or --append (nor --initrd)";
 	else if (o->restore && o->incoming)
 		bad = "--restore and --incoming exclude each other";
-	else if (o->record_ws_ms && (!o->restore || !o->cfg.mem_lazy))
-		bad = "--record-ws goes with --restore FILE --mem-mode lazy";
+	else if ((o->record_ws_ms || o->ws_race) &&
+		 (!o->restore || !o->cfg.mem_lazy))
+		bad = "--record-ws and --ws-mode go with --restore FILE "
+		      "--mem-mode lazy";
 	if (bad)
 		fprintf(stderr, "vmmctl boot: %s\n", bad);
 	return bad ? -EINVAL : 0;
@@ -326,6 +343,7 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"insecure", no_argument, NULL, 'N'},
 		{"restore", required_argument, NULL, 'X'},
 		{"record-ws", required_argument, NULL, 'W'},
+		{"ws-mode", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -547,7 +565,8 @@ static int boot_start_restore(struct boot_app *app, const struct boot_opts *o)
 {
 	char err[768];
 	int r = boot_restore_start(app, o->restore, o->cfg.mem_lazy,
-				   o->record_ws_ms, err, sizeof(err));
+				   o->record_ws_ms, o->ws_race, err,
+				   sizeof(err));
 
 	if (r)
 		fprintf(stderr, "vmmctl boot: --restore: %s\n", err);

@@ -101,7 +101,8 @@ json_t *boot_restore_json(struct boot_app *app);
  * 0, or -errno with one line in err.
  */
 int boot_restore_start(struct boot_app *app, const char *path, bool lazy,
-		       uint64_t record_ms, char *err, size_t errlen);
+		       uint64_t record_ms, bool ws_race, char *err,
+		       size_t errlen);
 /* After vm_join: stop the lazy loader. Then free, before vm_destroy. */
 void boot_restore_stop(struct boot_app *app);
 void boot_restore_free(struct boot_app *app);

@@ -126,8 +126,9 @@ json_t *boot_restore_json(struct boot_app *app)
 
 	if (!sr)
 		return NULL;
-	o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "file", sr->f.path,
-		      "mem_mode", sr->lazy ? "lazy" : "eager", "restore_us",
+	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "file", sr->f.path,
+		      "mem_mode", sr->lazy ? "lazy" : "eager", "ws_mode",
+		      sr->ws_race ? "race" : "before", "restore_us",
 		      (json_int_t)sr->restore_us, "set_pages",
 		      (json_int_t)sr->set_pages, "set_us",
 		      (json_int_t)sr->set_us);
@@ -135,15 +136,17 @@ json_t *boot_restore_json(struct boot_app *app)
 		return o;
 	lazy_src_get_stats(&sr->ls, &ls);
 	json_object_update_new(
-		o,
-		json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:b, s:I}",
-			  "demand_pages", (json_int_t)ls.demand_pages,
-			  "demand_zero", (json_int_t)ls.demand_zero,
-			  "loader_pages", (json_int_t)ls.loader_pages,
-			  "data_pages", (json_int_t)ls.data_pages, "errors",
-			  (json_int_t)ls.errors, "loaded", ls.loader_done,
-			  "loader_ms", (json_int_t)ls.loader_ms, "recording",
-			  ls.recording, "recorded", (json_int_t)ls.recorded));
+		o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, "
+			     "s:b, s:I}",
+			     "demand_pages", (json_int_t)ls.demand_pages,
+			     "demand_zero", (json_int_t)ls.demand_zero,
+			     "loader_pages", (json_int_t)ls.loader_pages,
+			     "data_pages", (json_int_t)ls.data_pages, "errors",
+			     (json_int_t)ls.errors, "loaded", ls.loader_done,
+			     "loader_ms", (json_int_t)ls.loader_ms,
+			     "set_placed", (json_int_t)ls.set_pages, "set_ms",
+			     (json_int_t)ls.set_ms, "recording", ls.recording,
+			     "recorded", (json_int_t)ls.recorded));
 	return o;
 }
 
@@ -160,12 +163,14 @@ static void boot_restore_stalled(void *opaque, uint64_t gpa, uint64_t waited_ns,
 
 /* --restore: the VM was created incoming with the user's flags. */
 int boot_restore_start(struct boot_app *app, const char *path, bool lazy,
-		       uint64_t record_ms, char *err, size_t errlen)
+		       uint64_t record_ms, bool ws_race, char *err,
+		       size_t errlen)
 {
 	struct snap_restore_params p = {
 		.path = path,
 		.lazy = lazy,
 		.record_ms = record_ms,
+		.ws_race = ws_race,
 		.on_stall = boot_restore_stalled,
 		.opaque = &app->vm,
 		.stall_ns = app->vm.cfg.fault_stall_ms * 1000000ULL,
