@@ -15,7 +15,6 @@
 #include "common/fileio.h"
 #include "common/page.h"
 #include "ept/lazysrc.h"
-#include "ept/ram_io.h"
 
 #define LAZY_RUN_PAGES 256 /* the loader's read: 1 MiB */
 #define LAZY_SET_CHUNK (4U << 20)
@@ -151,20 +150,30 @@ static int lazy_set_chunk(struct lazy_src *ls, const uint64_t *list, uint64_t n,
 			  const uint8_t *buf)
 {
 	struct guest_mem *mem = (struct guest_mem *)ls->mem;
+	uint64_t i = 0, k;
+	int r;
 
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t page = list[i];
-		int r;
+	while (i < n) {
+		/* A run of pages that follow each other in RAM too. */
+		for (k = 0; i + k < n; k++) {
+			uint64_t page = list[i + k];
 
-		if (page >= mem->nr_pages || !bitmap_test(&ls->data, page) ||
-		    bitmap_test_and_set(&ls->claimed, page))
-			continue;
-		r = mem_pwrite(mem, mem_page_to_gpa(mem, page),
-			       buf + i * PAGE_SIZE, PAGE_SIZE);
+			if ((k && page != list[i] + k) ||
+			    page >= mem->nr_pages ||
+			    !bitmap_test(&ls->data, page) ||
+			    bitmap_test_and_set(&ls->claimed, page))
+				break;
+		}
+		/* Page index = memfd offset / 4 KiB (mem.h). */
+		r = k ? file_pwrite_all(mem->memfd, buf + i * PAGE_SIZE,
+					k * PAGE_SIZE, list[i] * PAGE_SIZE)
+		      : 0;
 		if (r)
 			return r;
-		bitmap_set(&mem->state[MEM_PS_PRESENT], page);
-		atomic_fetch_add(&ls->set_pages, 1);
+		bitmap_set_range(&mem->state[MEM_PS_PRESENT], k ? list[i] : 0,
+				 k);
+		atomic_fetch_add(&ls->set_pages, k);
+		i += k ? k : 1;
 	}
 	return 0;
 }

@@ -37,7 +37,7 @@
 #include "vmm/vm.h"
 
 #define SNAP_LIVE_ROUNDS_MAX 16
-#define SNAP_LIVE_LAST_PAGES 2048 /* 8 MiB: small enough to pause for */
+#define SNAP_LIVE_LAST_PAGES 512 /* 2 MiB: small enough to pause for */
 
 struct snap_writer {
 	struct vm *vm;
@@ -354,6 +354,13 @@ int snap_save(struct vm *vm, const struct snap_save_params *p,
 	int r;
 
 	memset(res, 0, sizeof(*res));
+	if (vm_devs_nr_quiesce(vm)) {
+		err_set(err, errlen,
+			"snapshot %s: the VM has a DMA device (--device pt), "
+			"which a snapshot does not quiesce yet",
+			p->path);
+		return -EOPNOTSUPP;
+	}
 	r = snap_writer_open(&w, vm, p->path, err, errlen);
 	if (r)
 		goto out;

@@ -19,7 +19,18 @@ fi
 one_line "$T/nodir.err" 'snapshot .*nodir/x.snap.*No such file' "missing directory"
 echo "ok: $(cat "$T/nodir.err")"
 [[ $(status_get "$T/a.sock" .state) == running ]] || fail "the VM does not run after a failed snapshot"
+[[ -z $(find "$T" -name 'x.snap*') ]] || fail "a failed snapshot left a file"
 ctl stop --api "$T/a.sock" >/dev/null
+
+# A VM with a DMA device: refused before anything is written.
+vmm_start p --mem 64M --device pt --append "pt-driver --ms 20000"
+if ctl snapshot --api "$T/p.sock" --to "$T/p.snap" >/dev/null 2>"$T/pt.err"; then
+	fail "a snapshot of a VM with a pt device succeeded"
+fi
+one_line "$T/pt.err" 'p.snap: the VM has a DMA device \(--device pt\), which a snapshot does not quiesce yet$' "pt device"
+[[ ! -e $T/p.snap && -z $(find "$T" -name 'p.snap.tmp*') ]] || fail "the refused snapshot left a file"
+echo "ok: $(cat "$T/pt.err")"
+ctl stop --api "$T/p.sock" >/dev/null
 
 # refuse NAME ERE ARGS...: boot --restore ARGS exits $WANT (1; 2 for bad
 # usage) with one line.
