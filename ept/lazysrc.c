@@ -143,7 +143,8 @@ int lazy_src_attach(struct lazy_src *ls, struct fault_service *fs,
 	return r;
 }
 
-/* Write the pages of one chunk of the loading set into RAM, through the
+/*
+ * Write the pages of one chunk of the loading set into RAM, through the
  * memfd: no vCPU runs yet, and a page there is one no fault will ask for.
  */
 static int lazy_set_chunk(struct lazy_src *ls, const uint64_t *list, uint64_t n,

@@ -38,7 +38,8 @@ static int snap_restore_lazy(struct snap_restore *sr, struct vm *vm,
 	lazy_src_record(&sr->ls, p->record_ms);
 	r = lazy_src_attach(&sr->ls, &vm->faults, p->on_stall, p->opaque,
 			    p->stall_ns, err, errlen);
-	if (r || !f->h.ws_pages)
+	/* A recording wants every first touch: the old set is not placed. */
+	if (r || !f->h.ws_pages || p->record_ms)
 		return r;
 	sr->set_pages = f->h.ws_pages;
 	if (p->ws_race) {
