@@ -23,9 +23,16 @@ echo "ok: snapshot of 128 MiB: $disk bytes on disk, $data bytes of non-zero page
 	"paused $(jq .downtime_us "$T/s1.json") us"
 
 vmm_restore e "$T/s1.snap" --mem-mode eager
+[[ $(status_get "$T/e.sock" .restore.id) == $(jq -r .id "$T/s1.json") ]] || fail "restore.id is not the snapshot's"
 restored_runs_on e "$VMM_PID" "$T/s1.json" "eager restore"
 vmm_restore l "$T/s1.snap" --mem-mode lazy --mem 128M
 restored_runs_on l "$VMM_PID" "$T/s1.json" "lazy restore"
+
+# A paused VM is snapshotted and stays paused.
+ctl pause --api "$T/a.sock" >/dev/null
+ctl snapshot --api "$T/a.sock" --to "$T/s0.snap" >/dev/null || fail "snapshot of a paused VM"
+[[ $(status_get "$T/a.sock" .state) == paused ]] || fail "a paused VM runs after its snapshot"
+ctl resume --api "$T/a.sock" >/dev/null
 
 # --live while the guest dirties its region fast.
 ctl guest-request stop-workload --api "$T/a.sock" >/dev/null

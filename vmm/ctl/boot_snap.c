@@ -122,16 +122,19 @@ json_t *boot_restore_json(struct boot_app *app)
 {
 	struct snap_restore *sr = app->restore;
 	struct lazy_src_stats ls;
+	char id[20];
 	json_t *o;
 
 	if (!sr)
 		return NULL;
-	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "file", sr->f.path,
-		      "mem_mode", sr->lazy ? "lazy" : "eager", "ws_mode",
-		      sr->ws_race ? "race" : "before", "restore_us",
-		      (json_int_t)sr->restore_us, "set_pages",
-		      (json_int_t)sr->set_pages, "set_us",
-		      (json_int_t)sr->set_us);
+	snprintf(id, sizeof(id), "%016llx", (unsigned long long)sr->f.h.id);
+	o = json_pack(
+		"{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "file", sr->f.path,
+		"id", id, "guest", snapf_guest_name(sr->f.h.guest), "mem_mode",
+		sr->lazy ? "lazy" : "eager", "ws_mode",
+		sr->ws_race ? "race" : "before", "restore_us",
+		(json_int_t)sr->restore_us, "set_pages",
+		(json_int_t)sr->set_pages, "set_us", (json_int_t)sr->set_us);
 	if (!o || !sr->ls_ready)
 		return o;
 	lazy_src_get_stats(&sr->ls, &ls);
