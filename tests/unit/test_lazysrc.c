@@ -46,9 +46,17 @@ static void pattern(uint8_t *buf, uint64_t page)
 		buf[i] = (uint8_t)(page * 31 + i * 7 + 1);
 }
 
-static void setup(void)
+/* Page p's pattern into the file at off. */
+static void put_page(uint64_t p, uint64_t off)
 {
 	uint8_t buf[PAGE_SIZE];
+
+	pattern(buf, p);
+	cr_assert_eq(pwrite(fd, buf, PAGE_SIZE, (off_t)off), PAGE_SIZE);
+}
+
+static void setup(void)
+{
 	char err[256] = "";
 
 	cr_assert_eq(mem_create(&gm, 16 * MiB), 0);
@@ -60,10 +68,7 @@ static void setup(void)
 	for (uint64_t p = 0; p < gm.nr_pages; p++) {
 		if (!is_data(p))
 			continue;
-		pattern(buf, p);
-		cr_assert_eq(pwrite(fd, buf, PAGE_SIZE,
-				    (off_t)(RAM_OFF + p * PAGE_SIZE)),
-			     PAGE_SIZE);
+		put_page(p, RAM_OFF + p * PAGE_SIZE);
 		map[p / 64] |= 1ULL << (p % 64);
 	}
 	cr_assert_eq(
@@ -221,17 +226,13 @@ Test(lazysrc, racing_set_is_placed_by_the_loader)
 {
 	uint64_t list[64], off = RAM_OFF + gm.nr_pages * PAGE_SIZE;
 	struct lazy_src_stats st;
-	uint8_t buf[PAGE_SIZE];
 	char err[256] = "";
 	uint64_t n = 0;
 
 	for (uint64_t p = 3000; n < 64; p++) {
 		if (!is_data(p))
 			continue;
-		pattern(buf, p);
-		cr_assert_eq(pwrite(fd, buf, PAGE_SIZE,
-				    (off_t)(off + n * PAGE_SIZE)),
-			     PAGE_SIZE);
+		put_page(p, off + n * PAGE_SIZE);
 		list[n++] = p;
 	}
 	attach();
