@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Working set first: a lazy restore with --record-ws records the pages the
 # guest touches first (here: a verify of its 32 MiB region, asked for at
-# once); `vmmctl snapshot --ws` stores them in the snapshot as its loading
-# set; a later lazy restore places that set before the guest runs and
-# takes fewer faults than a restore without it (asserted), its memory
-# verifying and its heartbeats continuing from the snapshot's.
+# once; the loader waits for the window, so each is a fault); `vmmctl
+# snapshot --ws` stores them in the snapshot as its loading set; a later
+# lazy restore places that set before the guest runs and takes fewer
+# faults than that restore without it (asserted), its memory verifying and
+# its heartbeats continuing from the snapshot's.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snap_lib.sh"
 need_kvm
@@ -36,6 +37,10 @@ restored_runs_on plain "$pid" "$T/s.json" "lazy restore, no loading set"
 # Record, store, and the loading set is in the file.
 restore_verify rec --record-ws 10000
 pid=$VMM_PID
+# While it records, the loader waits: every page the verify reads is a
+# fault. This is the baseline the loading set is asserted against (the
+# plain restore's count depends on its race with the loader).
+rec_faults=$FAULTS
 [[ $(status_get "$T/rec.sock" .restore.recording) == true ]] ||
 	fail "the verify outlasted the 10 s recording window"
 if ctl snapshot --api "$T/rec.sock" --ws "$T/s.snap" >/dev/null 2>"$T/early.err"; then
@@ -58,10 +63,11 @@ restore_verify ws
 pid=$VMM_PID
 set_pages=$(status_get "$T/ws.sock" .restore.set_pages)
 ((set_pages == ws)) || fail "the restore placed $set_pages of the $ws pages of its loading set"
-((FAULTS < plain_faults)) ||
-	fail "with the loading set $FAULTS faults, without $plain_faults: not fewer"
-echo "ok: faults to the first verify: $plain_faults without a loading set ($plain_demand pages read on" \
-	"demand), $FAULTS with its $ws pages placed first in $(status_get "$T/ws.sock" .restore.set_us) us"
+((rec_faults >= ws && FAULTS < rec_faults)) ||
+	fail "with the loading set $FAULTS faults, without $rec_faults: not fewer"
+echo "ok: faults to the first verify: $rec_faults without a loading set on demand only," \
+	"$plain_faults ($plain_demand pages read on demand) with the loader racing the guest," \
+	"$FAULTS with its $ws pages placed first in $(status_get "$T/ws.sock" .restore.set_us) us"
 restored_runs_on ws "$pid" "$T/s.json" "lazy restore with the loading set"
 # The loading set racing the guest: the loader places it first.
 restore_verify race --ws-mode race
