@@ -444,6 +444,9 @@ Test(ctl_build, request_line_round_trips)
 					 "0xffff800000001000");
 		if (i == CTL_CMD_MIGRATE_SET)
 			args = json_pack("{s:i}", "max_bandwidth", 1 << 20);
+		if (i == CTL_CMD_SNAPSHOT)
+			args = json_pack("{s:s, s:b}", "to", "/tmp/s", "live",
+					 1);
 		line = ctl_request_line(ctl_cmd_name(i), args, 42 + i);
 		cr_assert_not_null(line);
 		n = strlen(line);

@@ -16,6 +16,7 @@
 #define VMM_CLI_CLI_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #define EXIT_USAGE 2
 
@@ -45,6 +46,7 @@ extern const struct vmmctl_cmd vmmctl_status, vmmctl_pause, vmmctl_resume,
 	vmmctl_translate;			   /* cmd_vm.c */
 extern const struct vmmctl_cmd vmmctl_migrate;	   /* cmd_migrate.c */
 extern const struct vmmctl_cmd vmmctl_migrate_set; /* cmd_migrate_set.c */
+extern const struct vmmctl_cmd vmmctl_snapshot;	   /* cmd_snapshot.c */
 
 /*
  * cmd_migrate_set.c: a RATE (MiB/s, or 100M, 1GiB/s, ...; 0: no cap) into
@@ -65,5 +67,11 @@ int client_parse(const struct vmmctl_cmd *cmd, int argc, char **argv,
 int client_usage_err(const struct vmmctl_cmd *cmd, const char *what);
 /* A reply to the exit status: the result on stdout, or the error. */
 int client_report(const struct vmmctl_cmd *cmd, const char *api, json_t *reply);
+/*
+ * Send cmd with args (stolen) to api and report the reply: the exit
+ * status. slow: the VMM may take minutes (control_call_long).
+ */
+int client_call(const struct vmmctl_cmd *cmd, const char *api, json_t *args,
+		bool slow);
 
 #endif /* VMM_CLI_CLI_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vmm/cli/cli.h"
+#include "vmm/ctl/control.h"
 
 static const char client_opts_help[] =
 	"\n"
@@ -144,4 +145,24 @@ int client_report(const struct vmmctl_cmd *cmd, const char *api, json_t *reply)
 	}
 	fprintf(stderr, "vmmctl %s: %s: %s\n", cmd->name, code, msg);
 	return 1;
+}
+
+int client_call(const struct vmmctl_cmd *cmd, const char *api, json_t *args,
+		bool slow)
+{
+	char err[512];
+	json_t *reply;
+	int r;
+
+	r = slow ? control_call_long(api, cmd->name, args, &reply, err,
+				     sizeof(err))
+		 : control_call(api, cmd->name, args, &reply, err,
+				sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vmmctl %s: %s\n", cmd->name, err);
+		return 1;
+	}
+	r = client_report(cmd, api, reply);
+	json_decref(reply);
+	return r;
 }

@@ -35,6 +35,10 @@ struct boot_opts {
 	const char *incoming;
 	struct mig_dest_params mig; /* --incoming, --tls-dir, ... */
 	const char *serial_in; /* --serial-in: NULL stdin if a tty or pipe */
+	const char *restore;   /* --restore FILE */
+	uint64_t record_ws_ms; /* --record-ws MS */
+	bool ws_race;	       /* --ws-mode race */
+	bool mem_given, cpus_given; /* else a restore takes the file's */
 };
 
 static const char boot_usage[] =
@@ -94,6 +98,19 @@ static const char boot_usage[] =
 	"  --insecure            with --incoming: accept a plaintext\n"
 	"                        migration on a non-loopback address\n"
 	"                        (refused without --tls-dir otherwise)\n"
+	"  --restore FILE        start the VM from snapshot FILE (vmmctl\n"
+	"                        snapshot) instead of booting a kernel;\n"
+	"                        --mem and --cpus default to the file's,\n"
+	"                        --device must match; --mem-mode eager\n"
+	"                        reads all RAM first, lazy loads it on\n"
+	"                        demand and in the background\n"
+	"  --record-ws MS        with --restore and --mem-mode lazy: record\n"
+	"                        the pages the guest touches in its first MS\n"
+	"                        ms (vmmctl snapshot --ws FILE stores them)\n"
+	"  --ws-mode MODE        with --restore --mem-mode lazy of a file with\n"
+	"                        a loading set: before (default) places it\n"
+	"                        before the vCPUs run; race: the loader\n"
+	"                        places it first while the guest runs\n"
 	"  --kvm-device PATH     KVM device (default /dev/kvm)\n"
 	"  -h, --help            show this help\n";
 
@@ -194,6 +211,32 @@ static int boot_opt_device(struct vm_config *cfg, const char *arg)
 	return 0;
 }
 
+/* --restore FILE, --record-ws MS, --ws-mode before|race. */
+static int boot_opt_restore(struct boot_opts *o, int c, const char *arg)
+{
+	if (c == 'X') {
+		o->restore = arg;
+		o->cfg.incoming = true; /* no kernel: the state comes */
+		return 0;
+	}
+	if (c == 'Y') {
+		o->ws_race = !strcmp(arg, "race");
+		if (o->ws_race || !strcmp(arg, "before"))
+			return 0;
+		fprintf(stderr, "vmmctl boot: --ws-mode '%s': expected before "
+				"or race\n",
+			arg);
+		return -EINVAL;
+	}
+	if (boot_parse_u64(arg, 3600000, &o->record_ws_ms) == 0 &&
+	    o->record_ws_ms)
+		return 0;
+	fprintf(stderr, "vmmctl boot: --record-ws '%s': need milliseconds, "
+			"1 to 3600000\n",
+		arg);
+	return -EINVAL;
+}
+
 static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 {
 	int r;
@@ -240,7 +283,12 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		return 0;
 	case 'D':
 		return boot_opt_device(&o->cfg, arg);
+	case 'X':
+	case 'W':
+	case 'Y':
+		return boot_opt_restore(o, c, arg);
 	case 'c':
+		o->cpus_given = true;
 		if (boot_parse_cpus(arg, &o->cfg.nr_cpus) == 0)
 			return 0;
 		fprintf(stderr,
@@ -249,6 +297,7 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 			arg, GUEST_MAX_CPUS);
 		return -EINVAL;
 	case 'm':
+		o->mem_given = true;
 		r = boot_parse_mem(arg, &o->cfg.mem_size);
 		if (r == 0)
 			return 0;
@@ -265,6 +314,25 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 		return -EINVAL;
 	}
 	return boot_opt_memory(o, c, arg);
+}
+
+/* --restore goes alone: no kernel, no --incoming; --record-ws is lazy's. */
+static int boot_check_restore(const struct boot_opts *o)
+{
+	const char *bad = NULL;
+
+	if (o->restore && (o->cfg.kernel || o->cfg.append || o->cfg.initrd))
+		bad = "--restore takes the guest from the file: no --kernel "
+		      "or --append (nor --initrd)";
+	else if (o->restore && o->incoming)
+		bad = "--restore and --incoming exclude each other";
+	else if ((o->record_ws_ms || o->ws_race) &&
+		 (!o->restore || !o->cfg.mem_lazy))
+		bad = "--record-ws and --ws-mode go with --restore FILE "
+		      "--mem-mode lazy";
+	if (bad)
+		fprintf(stderr, "vmmctl boot: %s\n", bad);
+	return bad ? -EINVAL : 0;
 }
 
 static int boot_parse(int argc, char **argv, struct boot_opts *o)
@@ -290,6 +358,9 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"tls-dir", required_argument, NULL, 'T'},
 		{"tls-authz", required_argument, NULL, 'Z'},
 		{"insecure", no_argument, NULL, 'N'},
+		{"restore", required_argument, NULL, 'X'},
+		{"record-ws", required_argument, NULL, 'W'},
+		{"ws-mode", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -351,7 +422,9 @@ static int boot_parse(int argc, char **argv, struct boot_opts *o)
 				"--insecure\n");
 		return -EINVAL;
 	}
-	if (!o->cfg.kernel && !o->incoming) {
+	if (boot_check_restore(o))
+		return -EINVAL;
+	if (!o->cfg.kernel && !o->incoming && !o->restore) {
 		fprintf(stderr, "vmmctl boot: --kernel FILE is required\n");
 		return -EINVAL;
 	}
@@ -400,6 +473,7 @@ static void boot_exit_async(uv_async_t *h)
 	struct vm *vm = &app->vm;
 
 	vm_join(vm);
+	boot_restore_stop(app);
 	testdev_flush(&vm->testdev);
 	console_flush(&vm->console);
 	/* Migration channels close with the loop's other handles. */
@@ -483,11 +557,59 @@ static int boot_start_incoming(struct boot_app *app,
 	return r;
 }
 
-static int boot_setup(struct boot_app *app, const struct boot_opts *o)
+/*
+ * --restore: the file's RAM size and vCPU count unless the flags say
+ * otherwise; flags that differ from the file are refused in one line.
+ */
+static int boot_restore_shape(struct boot_opts *o)
+{
+	struct snap_file f;
+	char err[512] = "";
+	int r = snap_file_open(&f, o->restore, err, sizeof(err));
+
+	if (r) {
+		fprintf(stderr, "vmmctl boot: --restore: %s\n", err);
+		return r;
+	}
+	if (o->mem_given && o->cfg.mem_size != f.h.mem_size)
+		snprintf(err, sizeof(err),
+			 "snapshot %s has %llu MiB of RAM; --mem asks for "
+			 "%llu MiB",
+			 o->restore, (unsigned long long)(f.h.mem_size >> 20),
+			 (unsigned long long)(o->cfg.mem_size >> 20));
+	else if (o->cpus_given && (uint32_t)o->cfg.nr_cpus != f.h.nr_vcpus)
+		snprintf(err, sizeof(err),
+			 "snapshot %s has %u vCPUs; --cpus asks for %d",
+			 o->restore, f.h.nr_vcpus, o->cfg.nr_cpus);
+	o->cfg.mem_size = f.h.mem_size;
+	o->cfg.nr_cpus = (int)f.h.nr_vcpus;
+	snap_file_close(&f);
+	if (!*err)
+		return 0;
+	fprintf(stderr, "vmmctl boot: --restore: %s\n", err);
+	return -EINVAL;
+}
+
+/* --restore: RAM and state from the file, then the vCPUs run. */
+static int boot_start_restore(struct boot_app *app, const struct boot_opts *o)
+{
+	char err[768];
+	int r = boot_restore_start(app, o->restore, o->cfg.mem_lazy,
+				   o->record_ws_ms, o->ws_race, err,
+				   sizeof(err));
+
+	if (r)
+		fprintf(stderr, "vmmctl boot: --restore: %s\n", err);
+	return r;
+}
+
+static int boot_setup(struct boot_app *app, struct boot_opts *o)
 {
 	char err[512];
 	int r;
 
+	if (o->restore && boot_restore_shape(o))
+		return -EINVAL;
 	r = vm_create(&app->vm, &o->cfg, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "vmmctl boot: %s\n", err);
@@ -519,6 +641,8 @@ static int boot_setup(struct boot_app *app, const struct boot_opts *o)
 	}
 	if (o->incoming)
 		return boot_start_incoming(app, &o->mig);
+	if (o->restore)
+		return boot_start_restore(app, o);
 	r = vm_start(&app->vm, err, sizeof(err));
 	if (r)
 		fprintf(stderr, "vmmctl boot: %s\n", err);
@@ -559,8 +683,10 @@ static int boot_run(const struct vmmctl_cmd *cmd, int argc, char **argv)
 		uv_walk(&app.loop, boot_walk_close, NULL);
 		uv_run(&app.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&app.loop);
+		boot_restore_stop(&app);
 		if (app.vm.fd > 0)
 			vm_destroy(&app.vm);
+		boot_restore_free(&app);
 		return 1;
 	}
 	uv_run(&app.loop, UV_RUN_DEFAULT);
@@ -569,6 +695,7 @@ static int boot_run(const struct vmmctl_cmd *cmd, int argc, char **argv)
 		fprintf(stderr, "vmmctl boot: %s\n", app.vm.exit_why);
 	r = app.vm.exit_code;
 	vm_destroy(&app.vm);
+	boot_restore_free(&app);
 	return r;
 }
 

@@ -98,8 +98,7 @@ static int client_args(const struct vmmctl_cmd *cmd,
 static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
 {
 	struct client_opts o;
-	char err[512];
-	json_t *args, *reply;
+	json_t *args;
 	int r;
 
 	r = client_parse(cmd, argc, argv, &o);
@@ -108,14 +107,7 @@ static int run_client(const struct vmmctl_cmd *cmd, int argc, char **argv)
 	r = client_args(cmd, &o, &args);
 	if (r)
 		return r == -EINVAL ? EXIT_USAGE : 1;
-	r = control_call(o.api, cmd->name, args, &reply, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "vmmctl %s: %s\n", cmd->name, err);
-		return 1;
-	}
-	r = client_report(cmd, o.api, reply);
-	json_decref(reply);
-	return r;
+	return client_call(cmd, o.api, args, false);
 }
 
 const struct vmmctl_cmd vmmctl_status = {

@@ -17,7 +17,7 @@ static const struct vmmctl_cmd *const vmmctl_cmds[] = {
 	&vmmctl_boot,	   &vmmctl_status,	&vmmctl_pause,
 	&vmmctl_resume,	   &vmmctl_stop,	&vmmctl_guest_request,
 	&vmmctl_migrate,   &vmmctl_migrate_set, &vmmctl_stats,
-	&vmmctl_dirty_log, &vmmctl_translate,
+	&vmmctl_dirty_log, &vmmctl_translate,	&vmmctl_snapshot,
 };
 
 #define NR_CMDS (sizeof(vmmctl_cmds) / sizeof(vmmctl_cmds[0]))

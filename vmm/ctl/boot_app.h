@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "migration/migration.h"
+#include "migration/snapfile.h"
 #include "vmm/ctl/control.h"
 #include "vmm/ctl/serial_in.h"
 #include "vmm/vm.h"
@@ -33,6 +34,8 @@ struct boot_app {
 	enum mig_mode mig_mode;	    /* the mode mig_src was started in */
 	struct mig_dest *mig_dest;  /* the incoming migration */
 	int held_signal; /* SIGTERM/SIGINT held by boot_guard.c, 0: none */
+	struct snap_restore *restore; /* --restore: its file, lazy source */
+	uint64_t snap_hb_seq; /* the last heartbeat in the last snapshot */
 	/* Guest-driven events (boot_guest_event): any vCPU thread, atomics. */
 	_Atomic uint64_t gev_second;	/* the second being counted */
 	_Atomic uint64_t gev_in_second; /* events posted in it */
@@ -87,5 +90,21 @@ int boot_migrate(struct boot_app *app, const struct ctl_request *req,
 		 json_t **result, struct ctl_error *err);
 /* status "migration": the outgoing migration's, else the incoming one's. */
 json_t *boot_mig_status_json(struct boot_app *app);
+
+/* Snapshots and restores (boot_snap.c). */
+int boot_snapshot(struct boot_app *app, const struct ctl_request *req,
+		  json_t **result, struct ctl_error *err);
+/* status/stats "restore"; NULL when the VM was not restored. */
+json_t *boot_restore_json(struct boot_app *app);
+/*
+ * --restore FILE: restore the VM (created incoming) and start its vCPUs.
+ * 0, or -errno with one line in err.
+ */
+int boot_restore_start(struct boot_app *app, const char *path, bool lazy,
+		       uint64_t record_ms, bool ws_race, char *err,
+		       size_t errlen);
+/* After vm_join: stop the lazy loader. Then free, before vm_destroy. */
+void boot_restore_stop(struct boot_app *app);
+void boot_restore_free(struct boot_app *app);
 
 #endif /* VMM_CTL_BOOT_APP_H */

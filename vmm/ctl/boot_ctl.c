@@ -143,6 +143,8 @@ static json_t *boot_status(struct boot_app *app)
 		boot_devs_status(vm, o);
 		json_object_set_new(o, "events", boot_events_json(app));
 	}
+	if (o && app->restore)
+		json_object_set_new(o, "restore", boot_restore_json(app));
 	return o;
 }
 
@@ -235,10 +237,14 @@ static json_t *boot_dirty_json(struct vm *vm)
 
 static json_t *boot_stats(struct boot_app *app)
 {
-	return json_pack(
+	json_t *o = json_pack(
 		"{s:o, s:o, s:o, s:o}", "vcpu_stats", boot_vcpus_json(&app->vm),
 		"dirty_log", boot_dirty_json(&app->vm), "faults",
 		boot_faults_json(&app->vm), "events", boot_events_json(app));
+
+	if (o && app->restore)
+		json_object_set_new(o, "restore", boot_restore_json(app));
+	return o;
 }
 
 /*
@@ -397,6 +403,8 @@ int boot_handle(void *opaque, const struct ctl_request *req, json_t **result,
 	case CTL_CMD_MIGRATE:
 	case CTL_CMD_MIGRATE_SET:
 		return boot_migrate(app, req, result, err);
+	case CTL_CMD_SNAPSHOT:
+		return boot_snapshot(app, req, result, err);
 	default:
 		return boot_fail(err, CTL_ERR_UNKNOWN_COMMAND,
 				 "command not served by this VMM");

@@ -94,6 +94,14 @@ int control_call(const char *path, const char *cmd, json_t *args,
 		 json_t **reply, char *err, size_t errlen);
 
 /*
+ * control_call for a request the VMM may take long to answer (a snapshot
+ * writes all of RAM): the reply may take CONTROL_CALL_LONG_MS.
+ */
+#define CONTROL_CALL_LONG_MS 600000
+int control_call_long(const char *path, const char *cmd, json_t *args,
+		      json_t **reply, char *err, size_t errlen);
+
+/*
  * Like control_call, then keep reading: every event line after the reply
  * goes to on_event (a borrowed reference) until it returns 1, or the
  * connection ends (-ECONNRESET), or no line comes for

@@ -73,7 +73,7 @@ struct call_reader {
 	const char *path;
 	control_event_fn on_event; /* control_call_watch */
 	void *opaque;
-	long long deadline;
+	long long deadline, timeout_ms;
 	size_t len;
 	char buf[CTL_LINE_MAX * 4]; /* replies may exceed request size */
 };
@@ -103,8 +103,8 @@ static int call_fill(struct call_reader *r, char *err, size_t errlen)
 	}
 	if (ret == 0) {
 		err_set(err, errlen,
-			"no reply from control socket %s within %d s", r->path,
-			CONTROL_CALL_TIMEOUT_MS / 1000);
+			"no reply from control socket %s within %lld s",
+			r->path, r->timeout_ms / 1000);
 		return -ETIMEDOUT;
 	}
 	n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
@@ -179,7 +179,7 @@ static int call_scan(struct call_reader *r, json_t **reply, char *err,
 
 static int call_run(const char *path, const char *cmd, json_t *args,
 		    json_t **reply, control_event_fn on_event, void *opaque,
-		    char *err, size_t errlen)
+		    long long timeout_ms, char *err, size_t errlen)
 {
 	struct call_reader *r;
 	char *line;
@@ -201,7 +201,8 @@ static int call_run(const char *path, const char *cmd, json_t *args,
 	ret = call_send(fd, path, line, err, errlen);
 	r->fd = fd;
 	r->path = path;
-	r->deadline = (long long)clock_now_ms() + CONTROL_CALL_TIMEOUT_MS;
+	r->timeout_ms = timeout_ms;
+	r->deadline = (long long)clock_now_ms() + timeout_ms;
 	r->len = 0;
 	r->on_event = on_event;
 	r->opaque = opaque;
@@ -223,12 +224,21 @@ out:
 int control_call(const char *path, const char *cmd, json_t *args,
 		 json_t **reply, char *err, size_t errlen)
 {
-	return call_run(path, cmd, args, reply, NULL, NULL, err, errlen);
+	return call_run(path, cmd, args, reply, NULL, NULL,
+			CONTROL_CALL_TIMEOUT_MS, err, errlen);
+}
+
+int control_call_long(const char *path, const char *cmd, json_t *args,
+		      json_t **reply, char *err, size_t errlen)
+{
+	return call_run(path, cmd, args, reply, NULL, NULL,
+			CONTROL_CALL_LONG_MS, err, errlen);
 }
 
 int control_call_watch(const char *path, const char *cmd, json_t *args,
 		       json_t **reply, control_event_fn on_event, void *opaque,
 		       char *err, size_t errlen)
 {
-	return call_run(path, cmd, args, reply, on_event, opaque, err, errlen);
+	return call_run(path, cmd, args, reply, on_event, opaque,
+			CONTROL_CALL_TIMEOUT_MS, err, errlen);
 }

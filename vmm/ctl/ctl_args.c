@@ -478,3 +478,28 @@ int ctl_args_migrate_set(struct ctl_request *req, struct ctl_error *err)
 				   "no cap)");
 	return 0;
 }
+
+/* snapshot: {"to": FILE, "live": bool}, or {"ws": FILE}. */
+int ctl_args_snapshot(struct ctl_request *req, struct ctl_error *err)
+{
+	static const char *const to_names[] = {"to", "live", NULL};
+	static const char *const ws_names[] = {"ws", NULL};
+	struct ctl_snapshot *s = &req->snap;
+
+	if (json_object_get(req->args, "ws")) {
+		if (only_args(req, err, ws_names,
+			      "'ws' goes alone (it stores a recorded working "
+			      "set)") ||
+		    get_string_arg(req, err, "ws", "a snapshot file", &s->ws))
+			return -EINVAL;
+		return 0;
+	}
+	if (check_arg_names(req, err, to_names) ||
+	    get_string_arg(req, err, "to", "the file to write", &s->to) ||
+	    get_bool_arg(req, err, "live", &s->live))
+		return -EINVAL;
+	if (!*s->to)
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'to' must name a file");
+	return 0;
+}

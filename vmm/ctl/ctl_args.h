@@ -21,6 +21,7 @@ int ctl_args_dirty_log(struct ctl_request *req, struct ctl_error *err);
 int ctl_args_translate(struct ctl_request *req, struct ctl_error *err);
 int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err);
 int ctl_args_migrate_set(struct ctl_request *req, struct ctl_error *err);
+int ctl_args_snapshot(struct ctl_request *req, struct ctl_error *err);
 
 /* Fill err; control characters become '?' so the message stays one line. */
 __attribute__((format(printf, 3, 4))) int

@@ -36,6 +36,7 @@ static const struct ctl_cmd_desc ctl_cmds[CTL_CMD_MAX] = {
 	[CTL_CMD_TRANSLATE] = {"translate", ctl_args_translate},
 	[CTL_CMD_MIGRATE] = {"migrate", ctl_args_migrate},
 	[CTL_CMD_MIGRATE_SET] = {"migrate-set", ctl_args_migrate_set},
+	[CTL_CMD_SNAPSHOT] = {"snapshot", ctl_args_snapshot},
 };
 
 static const char *const ctl_err_names[] = {

@@ -33,6 +33,7 @@ enum ctl_cmd {
 	CTL_CMD_TRANSLATE,     /* args: {"cpu": n, "gva": n or "0x..."} */
 	CTL_CMD_MIGRATE,       /* args: {"to": ..., "mode": ..., ...} */
 	CTL_CMD_MIGRATE_SET,   /* args: {"max_bandwidth": n, ...} */
+	CTL_CMD_SNAPSHOT,      /* args: {"to": path, "live": b} | {"ws": path} */
 	CTL_CMD_MAX
 };
 
@@ -86,6 +87,11 @@ struct ctl_request {
 		uint64_t max_bandwidth, postcopy_bandwidth;
 		int auto_converge; /* mode precopy only */
 	} mig;			   /* CTL_CMD_MIGRATE, CTL_CMD_MIGRATE_SET */
+	struct ctl_snapshot {
+		const char *to; /* borrowed; NULL: store the working set */
+		int live;
+		const char *ws; /* borrowed: the snapshot to store it in */
+	} snap;			/* CTL_CMD_SNAPSHOT */
 };
 
 /* migrate "precopy_budget_ms" / "precopy_budget_bytes" ranges. */
