@@ -22,7 +22,7 @@
 #include "common/page.h"
 
 #define PROTO_MAGIC	  0x4d49474dU /* "MGIM" little-endian: 'M''G''I''M' */
-#define PROTO_VERSION	  1
+#define PROTO_VERSION	  2 /* 2: a PAGES frame's CRC covers its runs, not its data */
 #define PROTO_HDR_SIZE	  16
 #define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
 #define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
@@ -78,7 +78,10 @@ enum proto_type {
 /*
  * Header, 16 bytes, little-endian:
  *   u32 magic, u16 type, u16 flags (0 for now), u32 payload length,
- *   u32 crc32c of the header (with this field zero) and the payload.
+ *   u32 crc32c of the header (with this field zero) and the payload's
+ *   checked part: all of it, except in PAGES where it ends with the runs
+ *   (proto_frame_crc_len): the page data is read from guest RAM while the
+ *   guest runs, so no checksum taken before it is written could hold.
  */
 struct proto_hdr {
 	uint16_t type;
@@ -91,10 +94,17 @@ struct proto_hdr {
 uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
- * Write a header for a payload already at buf + PROTO_HDR_SIZE (len bytes),
- * computing the CRC over both.
+ * Write a header for a payload of len bytes at buf + PROTO_HDR_SIZE,
+ * computing the CRC over both (its checked part: for PAGES only the part
+ * up to the end of the runs needs to be in buf).
  */
 void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len);
+/*
+ * How many of a payload's len bytes the CRC covers: len, or for PAGES the
+ * fixed fields and the runs (as its nr_runs says; never more than len).
+ */
+size_t proto_frame_crc_len(unsigned int type, const uint8_t *payload,
+			   size_t len);
 
 /*
  * Parse a header (exactly PROTO_HDR_SIZE bytes): magic, known type, flags
@@ -214,25 +224,42 @@ struct proto_run {
 	uint32_t flags;
 };
 
-/* Builder: the caller adds pages in any order; runs form from neighbours. */
+/*
+ * Builder: the caller adds pages in any order; runs form from neighbours.
+ * A data page is not copied: the batch keeps its address (page[]), which
+ * must stay mapped until the frame is encoded or, sent by reference
+ * (proto_pages_encode_head), written. The decoder gives the raw data of
+ * the data pages, in order, at raw: inside the payload it decoded, or in
+ * data[] when it had to inflate them.
+ */
 struct proto_batch {
 	int nr_runs;
 	int nr_pages;
 	int nr_data; /* pages with data */
 	struct proto_run runs[PROTO_MAX_BATCH];
-	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* raw, in order */
+	const uint8_t *page[PROTO_MAX_BATCH]; /* builder: each data page */
+	const uint8_t *raw;		      /* decoder: nr_data pages */
+	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* inflated data */
 };
 
 void proto_batch_init(struct proto_batch *b);
 /* Returns true when the batch is full (PROTO_MAX_BATCH pages). */
 bool proto_batch_full(const struct proto_batch *b);
 /*
- * Add the page at gpa; page NULL means a zero page (no data). Returns 0,
+ * Add the page at gpa; page NULL means a zero page (no data), else its
+ * 4096 bytes stay where they are (see struct proto_batch). Returns 0,
  * -ENOSPC when the batch is full, -EINVAL when gpa is not page-aligned.
  */
 int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page);
-/* True when all 4096 bytes are zero (fast: 8 bytes at a time). */
+/*
+ * True when all 4096 bytes are zero: 32 bytes at a time with AVX2 when the
+ * CPU has it (checked once), else 16 (SSE2); the first non-zero 64-byte
+ * line ends the scan. The two are exposed for the unit tests.
+ */
 bool proto_page_is_zero(const void *page);
+bool proto_page_is_zero_sse2(const void *page);
+bool proto_page_is_zero_avx2(const void *page); /* when proto_avx2_ok() */
+bool proto_avx2_ok(void);
 
 /*
  * Encode the batch as a PAGES frame. zstd_level 0 means raw; otherwise
@@ -249,8 +276,32 @@ int proto_pages_encode(uint8_t *buf, size_t cap, const struct proto_batch *b,
 size_t proto_batch_max_frame(void);
 
 /*
- * Decode a PAGES payload: runs into b->runs, data (decompressed if needed)
- * into b->data, with every count and length validated (runs page-aligned,
+ * The same PAGES frame, raw, without copying a page: the header and the
+ * runs go into buf (cap >= PROTO_PAGES_HEAD_MAX), the data pages are
+ * described by iov (room for PROTO_MAX_BATCH entries; neighbouring pages
+ * merged), to be written after buf's bytes as they are. The CRC covers
+ * the header and the runs only, so the pages may change until written
+ * (pre-copy sends them again: they are dirty). Returns the bytes in buf
+ * (the frame is that plus nr_data pages) and sets *niov; -EINVAL for an
+ * empty or inconsistent batch, -ENOSPC when cap is too small.
+ */
+#define PROTO_PAGES_HEAD_MAX (PROTO_HDR_SIZE + 12 + PROTO_MAX_BATCH * 16)
+struct iovec;
+int proto_pages_encode_head(uint8_t *buf, size_t cap,
+			    const struct proto_batch *b, struct iovec *iov,
+			    int *niov);
+/*
+ * Would zstd at level shrink this batch's data by at least 1/8? Judged on
+ * a sample (PROTO_ZSTD_SAMPLE pages spread over the batch) at a fraction
+ * of the cost of compressing it all. False for a batch without data, or
+ * when no zstd context could be made.
+ */
+#define PROTO_ZSTD_SAMPLE 2
+bool proto_pages_zstd_pays(const struct proto_batch *b, int level);
+
+/*
+ * Decode a PAGES payload: runs into b->runs, the data at b->raw (in p when
+ * raw, so valid as long as p is; inflated into b->data), with every count and length validated (runs page-aligned,
  * within the batch limit, data length = data pages x 4096, decompressed
  * size exact). On failure b is left empty. Runs are not checked against
  * the VM's RAM layout, nor for overlap (a later page wins): the caller

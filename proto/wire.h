@@ -107,4 +107,11 @@ int proto_cur_end(struct proto_cur *c);
  */
 int proto_frame_room(size_t cap, size_t len);
 
+/*
+ * The descriptor part of a PAGES payload of len bytes (fixed fields and
+ * runs, as its nr_runs says), which its CRC covers: may exceed len (the
+ * decoder refuses such a payload).
+ */
+size_t proto_pages_desc_len(const uint8_t *p, size_t len);
+
 #endif /* PROTO_WIRE_H */

@@ -113,7 +113,7 @@ static void fuzz_pages(const uint8_t *p, size_t len)
 	fuzz_assert(batch2.nr_data == batch.nr_data);
 	fuzz_assert(memcmp(batch2.runs, batch.runs,
 			   batch.nr_runs * sizeof(batch.runs[0])) == 0);
-	fuzz_assert(memcmp(batch2.data, batch.data,
+	fuzz_assert(memcmp(batch2.raw, batch.raw,
 			   (size_t)batch.nr_data * PAGE_SIZE) == 0);
 }
 

@@ -85,22 +85,22 @@ static int seed_hellos(const char *dir, uint8_t *buf, size_t cap)
 static int seed_pages(const char *dir, uint8_t *buf, size_t cap)
 {
 	static struct proto_batch b;
-	static uint8_t page[PAGE_SIZE];
+	static uint8_t pages[6][PAGE_SIZE]; /* the batch keeps their addresses */
 	int ret;
 
 	proto_batch_init(&b);
 	for (int i = 0; i < 6; i++) {
-		memset(page, 'a' + i, sizeof(page));
+		memset(pages[i], 'a' + i, PAGE_SIZE);
 		proto_batch_add(&b, 0x100000 + i * 0x1000ULL,
-				i == 2 || i == 3 ? NULL : page);
+				i == 2 || i == 3 ? NULL : pages[i]);
 	}
-	proto_batch_add(&b, 0x900000, page);
+	proto_batch_add(&b, 0x900000, pages[5]);
 	ret = seed_write(dir, "pages-zstd", buf,
 			 proto_pages_encode(buf, cap, &b, 1));
 	if (!ret) {
 		proto_batch_init(&b);
-		memset(page, 0x42, sizeof(page));
-		proto_batch_add(&b, 0x2000, page);
+		memset(pages[0], 0x42, PAGE_SIZE);
+		proto_batch_add(&b, 0x2000, pages[0]);
 		proto_batch_add(&b, 0x4000, NULL);
 		ret = seed_write(dir, "pages-raw", buf,
 				 proto_pages_encode(buf, cap, &b, 0));
