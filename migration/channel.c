@@ -208,6 +208,8 @@ int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
 /* ---- reading ----------------------------------------------------------------
  */
 
+#define MIG_CHANNEL_HEAD_READ 4096 /* a header and a PAGES frame's runs */
+
 int mig_channel_room(struct mig_channel *ch, uint8_t **room, size_t *len)
 {
 	size_t want = ch->rlen + 65536;
@@ -227,6 +229,15 @@ int mig_channel_room(struct mig_channel *ch, uint8_t **room, size_t *len)
 	want = ch->rcap - ch->rlen;
 	if (ch->read_chunk && want > ch->read_chunk)
 		want = ch->read_chunk;
+	/*
+	 * Up to the end of the frame being read, not into the next one, and
+	 * no more than MIG_CHANNEL_HEAD_READ when none is begun: once
+	 * handled, little or nothing is left over to move to rbuf's front.
+	 */
+	if (ch->frame_rest && want > ch->frame_rest)
+		want = ch->frame_rest;
+	else if (!ch->frame_rest && want > MIG_CHANNEL_HEAD_READ)
+		want = MIG_CHANNEL_HEAD_READ;
 	*room = ch->rbuf + ch->rlen;
 	*len = want;
 	return 0;
@@ -284,6 +295,7 @@ static void mig_channel_parse(struct mig_channel *ch)
 	char err[256];
 	size_t off = 0;
 
+	ch->frame_rest = 0;
 	while (!ch->failed && !ch->closed && !ch->detached &&
 	       ch->rlen - off >= PROTO_HDR_SIZE) {
 		struct proto_hdr h;
@@ -295,8 +307,10 @@ static void mig_channel_parse(struct mig_channel *ch)
 						 ch->peer, err);
 			return;
 		}
-		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
+		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len) {
+			ch->frame_rest = PROTO_HDR_SIZE + h.len - (ch->rlen - off);
 			break;
+		}
 		if (proto_frame_check(f, &h, err, sizeof(err))) {
 			mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
 			return;

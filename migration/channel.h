@@ -73,6 +73,7 @@ struct mig_channel {
 	bool idle_ok;	  /* silence with nothing queued is not a stall */
 	bool detached;	  /* the socket belongs to another thread now */
 	size_t parse_off; /* rbuf bytes consumed by the frame being handled */
+	size_t frame_rest; /* bytes the frame begun in rbuf still lacks */
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
 	 * per turn of the loop, and stop producing above high bytes queued.
