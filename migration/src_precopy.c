@@ -92,12 +92,15 @@ static int src_send_zstd(struct mig_source *s, int level)
 
 /*
  * The batch raw, its pages written from guest RAM where they are (no copy
- * here; plaintext channels writev them). A page the guest changes before
- * the kernel has copied it is dirty, so sent again: what arrives is never
- * older than what the dirty log says was sent.
+ * here; plaintext channels writev them). In pre-copy the guest runs: a
+ * page it changes before the kernel has copied it is dirty, so sent
+ * again (what arrives is never older than what the dirty log says was
+ * sent), and the frame is live: its CRC cannot cover the pages. Paused
+ * (stop-copy, post-copy), the CRC covers them.
  */
 static int src_send_raw(struct mig_source *s)
 {
+	bool live = s->ss.st.state == MIG_PRECOPY;
 	struct iovec iov[PROTO_MAX_BATCH];
 	uint8_t *head = malloc(PROTO_PAGES_HEAD_MAX);
 	size_t len;
@@ -105,8 +108,8 @@ static int src_send_raw(struct mig_source *s)
 
 	if (!head)
 		return -ENOMEM;
-	n = proto_pages_encode_head(head, PROTO_PAGES_HEAD_MAX, s->batch, iov,
-				    &niov);
+	n = proto_pages_encode_head(head, PROTO_PAGES_HEAD_MAX, s->batch, live,
+				    iov, &niov);
 	if (n < 0) {
 		free(head);
 		return n;

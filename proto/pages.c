@@ -6,7 +6,8 @@
  * zstd frame when that is smaller. The builder forms runs as pages are
  * added and keeps each data page's address, so that a raw frame can be
  * sent straight from guest RAM (proto_pages_encode_head: header and runs
- * here, the pages as iovecs); zero pages are found 32 or 16 bytes at a
+ * here, the pages as iovecs; PROTO_PAGES_LIVE when the guest runs, the
+ * CRC then ending with the runs); zero pages are found 32 or 16 bytes at a
  * time (AVX2, SSE2). The decoder trusts nothing: every count, address, flag and length
  * is checked, and a compressed payload must announce and inflate to exactly
  * the raw length. zstd contexts are cached per thread (created on first
@@ -301,9 +302,9 @@ static void pages_put_desc(uint8_t *q, const struct proto_batch *b,
 	}
 }
 
-size_t proto_pages_desc_len(const uint8_t *p, size_t len)
+size_t proto_pages_crc_len(const uint8_t *p, size_t len)
 {
-	if (len < PAGES_FIXED)
+	if (len < PAGES_FIXED || !(get_le16(p + 2) & PROTO_PAGES_LIVE))
 		return len;
 	return PAGES_FIXED + (size_t)get_le16(p) * RUN_SIZE;
 }
@@ -343,8 +344,8 @@ int proto_pages_encode(uint8_t *buf, size_t cap, const struct proto_batch *b,
 }
 
 int proto_pages_encode_head(uint8_t *buf, size_t cap,
-			    const struct proto_batch *b, struct iovec *iov,
-			    int *niov)
+			    const struct proto_batch *b, bool live,
+			    struct iovec *iov, int *niov)
 {
 	size_t raw_len = (size_t)b->nr_data * PAGE_SIZE;
 	size_t head = PAGES_FIXED + (size_t)b->nr_runs * RUN_SIZE;
@@ -368,8 +369,10 @@ int proto_pages_encode_head(uint8_t *buf, size_t cap,
 		iov[n].iov_base = (void *)pg;
 		iov[n++].iov_len = PAGE_SIZE;
 	}
-	pages_put_desc(buf + PROTO_HDR_SIZE, b, 0, raw_len, raw_len);
-	proto_frame_seal(buf, PROTO_PAGES, (uint32_t)(head + raw_len));
+	pages_put_desc(buf + PROTO_HDR_SIZE, b, live ? PROTO_PAGES_LIVE : 0,
+		       raw_len, raw_len);
+	proto_frame_seal_iov(buf, PROTO_PAGES, (uint32_t)(head + raw_len), head,
+			     iov, n);
 	*niov = n;
 	return PROTO_HDR_SIZE + (int)head;
 }
@@ -388,8 +391,10 @@ static int pages_get_hdr(struct proto_cur *c, struct pages_hdr *ph)
 	    proto_cur_u32(c, "raw length", &ph->raw_len) ||
 	    proto_cur_u32(c, "stored length", &ph->stored_len))
 		return -EPROTO;
-	if (ph->flags & ~PROTO_PAGES_ZSTD)
+	if (ph->flags & ~(PROTO_PAGES_ZSTD | PROTO_PAGES_LIVE))
 		return proto_cur_fail(c, "unknown flags 0x%x", ph->flags);
+	if ((ph->flags & PROTO_PAGES_ZSTD) && (ph->flags & PROTO_PAGES_LIVE))
+		return proto_cur_fail(c, "zstd data cannot be live");
 	if (ph->nr_runs < 1 || ph->nr_runs > PROTO_MAX_BATCH)
 		return proto_cur_fail(c, "nr_runs %u not in 1..%d", ph->nr_runs,
 				      PROTO_MAX_BATCH);

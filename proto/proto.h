@@ -21,8 +21,10 @@
 
 #include "common/page.h"
 
+struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
+
 #define PROTO_MAGIC	  0x4d49474dU /* "MGIM" little-endian: 'M''G''I''M' */
-#define PROTO_VERSION	  2 /* 2: a PAGES frame's CRC covers its runs, not its data */
+#define PROTO_VERSION	  2 /* 2: PAGES_LIVE, data not under the CRC */
 #define PROTO_HDR_SIZE	  16
 #define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
 #define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
@@ -79,9 +81,10 @@ enum proto_type {
  * Header, 16 bytes, little-endian:
  *   u32 magic, u16 type, u16 flags (0 for now), u32 payload length,
  *   u32 crc32c of the header (with this field zero) and the payload's
- *   checked part: all of it, except in PAGES where it ends with the runs
- *   (proto_frame_crc_len): the page data is read from guest RAM while the
- *   guest runs, so no checksum taken before it is written could hold.
+ *   checked part: all of it, except in a PAGES frame with PROTO_PAGES_LIVE
+ *   where it ends with the runs (proto_frame_crc_len): that data was read
+ *   from guest RAM while the guest ran, so no checksum taken before the
+ *   kernel copied it could hold.
  */
 struct proto_hdr {
 	uint16_t type;
@@ -94,14 +97,20 @@ struct proto_hdr {
 uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
- * Write a header for a payload of len bytes at buf + PROTO_HDR_SIZE,
- * computing the CRC over both (its checked part: for PAGES only the part
- * up to the end of the runs needs to be in buf).
+ * Write a header for a payload already at buf + PROTO_HDR_SIZE (len bytes),
+ * computing the CRC over both (its checked part).
  */
 void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len);
 /*
- * How many of a payload's len bytes the CRC covers: len, or for PAGES the
- * fixed fields and the runs (as its nr_runs says; never more than len).
+ * The same for a payload whose first inbuf bytes are at buf +
+ * PROTO_HDR_SIZE and whose rest is the niov buffers of iov.
+ */
+void proto_frame_seal_iov(uint8_t *buf, enum proto_type type, uint32_t len,
+			  size_t inbuf, const struct iovec *iov, int niov);
+/*
+ * How many of a payload's len bytes the CRC covers: len, or for a PAGES
+ * frame with PROTO_PAGES_LIVE the fixed fields and the runs (as its
+ * nr_runs says; never more than len).
  */
 size_t proto_frame_crc_len(unsigned int type, const uint8_t *payload,
 			   size_t len);
@@ -216,6 +225,12 @@ int proto_hello_ack_decode(const uint8_t *p, size_t len, uint64_t *caps,
  * u32 run flags (PROTO_RUN_ZERO)}, then the stored data.
  */
 #define PROTO_PAGES_ZSTD 0x1
+/*
+ * PROTO_PAGES_LIVE: raw data read from guest RAM while the guest ran, as
+ * the kernel copied it: the frame's CRC covers the header and the runs
+ * only (a page changed after it was queued is dirty, so sent again).
+ */
+#define PROTO_PAGES_LIVE 0x2
 #define PROTO_RUN_ZERO	 0x1
 
 struct proto_run {
@@ -279,17 +294,17 @@ size_t proto_batch_max_frame(void);
  * The same PAGES frame, raw, without copying a page: the header and the
  * runs go into buf (cap >= PROTO_PAGES_HEAD_MAX), the data pages are
  * described by iov (room for PROTO_MAX_BATCH entries; neighbouring pages
- * merged), to be written after buf's bytes as they are. The CRC covers
- * the header and the runs only, so the pages may change until written
- * (pre-copy sends them again: they are dirty). Returns the bytes in buf
- * (the frame is that plus nr_data pages) and sets *niov; -EINVAL for an
- * empty or inconsistent batch, -ENOSPC when cap is too small.
+ * merged), to be written after buf's bytes as they are. live: the pages
+ * may change until written (a running guest's RAM): PROTO_PAGES_LIVE, the
+ * CRC covers the header and the runs only; else it covers the pages too
+ * (read once here). Returns the bytes in buf (the frame is that plus
+ * nr_data pages) and sets *niov; -EINVAL for an empty or inconsistent
+ * batch, -ENOSPC when cap is too small.
  */
 #define PROTO_PAGES_HEAD_MAX (PROTO_HDR_SIZE + 12 + PROTO_MAX_BATCH * 16)
-struct iovec;
 int proto_pages_encode_head(uint8_t *buf, size_t cap,
-			    const struct proto_batch *b, struct iovec *iov,
-			    int *niov);
+			    const struct proto_batch *b, bool live,
+			    struct iovec *iov, int *niov);
 /*
  * Would zstd at level shrink this batch's data by at least 1/8? Judged on
  * a sample (PROTO_ZSTD_SAMPLE pages spread over the batch) at a fraction

@@ -1041,13 +1041,14 @@ Test(pages, round_trip_mixed_raw_and_zstd)
 }
 
 /* The head and the iovecs, written one after the other, are the frame. */
-static size_t head_gather(const struct proto_batch *b, uint8_t *f)
+static size_t head_gather(const struct proto_batch *b, bool live, uint8_t *f)
 {
 	struct iovec iov[PROTO_MAX_BATCH];
 	int niov = -1, n;
 	size_t off;
 
-	n = proto_pages_encode_head(f, PROTO_PAGES_HEAD_MAX, b, iov, &niov);
+	n = proto_pages_encode_head(f, PROTO_PAGES_HEAD_MAX, b, live, iov,
+				    &niov);
 	cr_assert_gt(n, 0, "encode_head: %d", n);
 	cr_assert_geq(niov, 0);
 	off = (size_t)n;
@@ -1068,29 +1069,35 @@ Test(pages, encode_head_is_the_raw_frame)
 	int niov;
 
 	batch_mixed(b);
-	len = head_gather(b, g);
+	len = head_gather(b, false, g);
 	cr_assert_eq(len, (size_t)proto_pages_encode(
 				  f, proto_batch_max_frame(), b, 0));
 	cr_assert_eq(memcmp(f, g, len), 0, "same bytes as the copying encoder");
-	cr_assert_eq(proto_frame_decode(g, len, &h, err, sizeof(err)),
-		     (int)len, "%s", err);
-	cr_assert_eq(proto_pages_decode(g + PROTO_HDR_SIZE, h.len, out, err,
-					sizeof(err)),
-		     0, "%s", err);
-	batch_same(b, out);
+	for (int live = 0; live < 2; live++) {
+		cr_assert_eq(head_gather(b, live, g), len);
+		cr_assert_eq(proto_frame_decode(g, len, &h, err, sizeof(err)),
+			     (int)len, "%s", err);
+		cr_assert_eq(pages_flags(g), live ? PROTO_PAGES_LIVE : 0);
+		cr_assert_eq(proto_pages_decode(g + PROTO_HDR_SIZE, h.len, out,
+						err, sizeof(err)),
+			     0, "%s", err);
+		batch_same(b, out);
+		check_truncations(PROTO_PAGES, g, (int)len);
+	}
 	/* neighbouring pages in memory are one iovec */
 	proto_batch_init(b);
 	for (int i = 0; i < 8; i++)
 		proto_batch_add(b, (uint64_t)i << 12, page_of(100 + i));
-	cr_assert_gt(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, iov,
-					     &niov),
+	cr_assert_gt(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, true,
+					     iov, &niov),
 		     0);
 	cr_assert_eq(niov, 1);
 	cr_assert_eq(iov[0].iov_len, 8 * PAGE_SIZE);
-	cr_assert_eq(proto_pages_encode_head(g, 40, b, iov, &niov), -ENOSPC);
+	cr_assert_eq(proto_pages_encode_head(g, 40, b, true, iov, &niov),
+		     -ENOSPC);
 	proto_batch_init(b);
-	cr_assert_eq(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, iov,
-					     &niov),
+	cr_assert_eq(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, false,
+					     iov, &niov),
 		     -EINVAL);
 	free(g);
 	free(f);
@@ -1098,36 +1105,62 @@ Test(pages, encode_head_is_the_raw_frame)
 	free(b);
 }
 
-/* The CRC of PAGES ends with the runs: data may change, runs may not. */
-Test(pages, crc_covers_the_runs_not_the_data)
+/* A live PAGES frame's CRC ends with its runs; any other covers its data. */
+Test(pages, crc_covers_data_unless_live)
 {
 	struct proto_batch *b = batch_new();
 	uint8_t *f = frame_buf();
 	struct proto_hdr h;
-	size_t runs_end = PROTO_HDR_SIZE + 12 + 6 * 16;
-	int n;
+	size_t runs_end = PROTO_HDR_SIZE + 12 + 6 * 16, len;
 
 	batch_mixed(b);
-	n = proto_pages_encode(f, proto_batch_max_frame(), b, 0);
-	cr_assert_gt(n, 0);
-	f[runs_end + 5] ^= 0x40; /* a data byte */
-	cr_assert_eq(proto_frame_decode(f, n, &h, err, sizeof(err)), n, "%s",
-		     err);
+	len = head_gather(b, false, f);
+	f[runs_end + 5] ^= 0x40; /* a data byte of a paused guest's page */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "crc mismatch"), "%s", err);
+	cr_assert_eq(proto_frame_crc_len(PROTO_PAGES, f + PROTO_HDR_SIZE,
+					 len - PROTO_HDR_SIZE),
+		     len - PROTO_HDR_SIZE);
+	len = head_gather(b, true, f);
+	f[runs_end + 5] ^= 0x40; /* a live page changed after the CRC */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     (int)len, "%s", err);
 	cr_assert_eq(proto_frame_crc_len(PROTO_PAGES, f + PROTO_HDR_SIZE,
 					 h.len),
 		     runs_end - PROTO_HDR_SIZE);
 	f[runs_end - 3] ^= 0x40; /* a run's flags */
-	cr_assert_eq(proto_frame_decode(f, n, &h, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
 	cr_assert(strstr(err, "crc mismatch"), "%s", err);
 	f[runs_end - 3] ^= 0x40;
-	f[PROTO_HDR_SIZE + 2] ^= 0x1; /* PAGES flags */
-	cr_assert_eq(proto_frame_decode(f, n, &h, err, sizeof(err)), -EPROTO);
+	f[PROTO_HDR_SIZE + 2] ^= PROTO_PAGES_LIVE; /* the flag itself */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
 	/* other types: all of the payload */
 	cr_assert_eq(proto_frame_crc_len(PROTO_STATE, f, 100), 100);
-	/* a nr_runs beyond the payload: the payload (decode refuses it) */
-	cr_assert_eq(proto_frame_crc_len(PROTO_PAGES, f + PROTO_HDR_SIZE, 20),
-		     20);
 	free(f);
+	free(b);
+}
+
+/* zstd data is never live: the decoder refuses the pair of flags. */
+Test(pages, zstd_and_live_refused)
+{
+	struct proto_batch *b = batch_new(), *out = batch_new();
+	uint8_t *f = frame_buf();
+	int n;
+
+	batch_mixed(b);
+	n = proto_pages_encode(f, proto_batch_max_frame(), b, 1);
+	cr_assert_eq(pages_flags(f), PROTO_PAGES_ZSTD);
+	f[PROTO_HDR_SIZE + 2] |= PROTO_PAGES_LIVE;
+	cr_assert_eq(proto_pages_decode(f + PROTO_HDR_SIZE,
+					(size_t)n - PROTO_HDR_SIZE, out, err,
+					sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "PAGES: zstd data cannot be live");
+	free(f);
+	free(out);
 	free(b);
 }
 
@@ -1294,8 +1327,8 @@ Test(pages, decoder_validates_header_and_runs)
 	pages_bad(hand, n, "PAGES: nr_runs 0 not in 1..256");
 	n = pages_hand(hand, 257, 0, 0, 0, NULL, 0, NULL, 0);
 	pages_bad(hand, n, "PAGES: nr_runs 257 not in 1..256");
-	n = pages_hand(hand, 1, 2, 0, 0, &zero, 1, NULL, 0);
-	pages_bad(hand, n, "PAGES: unknown flags 0x2");
+	n = pages_hand(hand, 1, 4, 0, 0, &zero, 1, NULL, 0);
+	pages_bad(hand, n, "PAGES: unknown flags 0x4");
 	n = pages_hand(hand, 1, 0, 4095, 0, &zero, 1, NULL, 0);
 	pages_bad(hand, n,
 		  "PAGES: raw length 4095 not a multiple of 4096 "
