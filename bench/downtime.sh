@@ -57,6 +57,10 @@
 #    destination: the machine's noise floor), foreign_vmms (VMMs this script
 #    did not start that were running around the migration: two cores, so
 #    such a run is skewed).
+#  - src_cpu_ms, dst_cpu_ms: CPU time (user + system) of each VMM's
+#    threads but its vCPUs over the migration (`vmmctl migrate`'s run):
+#    what the migration costs, which other load on the machine leaves
+#    alone, unlike the times above.
 #
 # The source's final statistics, the destination's .migration and the
 # script's own figures are kept whole in bench/out/downtime-M-R-REP.json
@@ -212,6 +216,19 @@ wait_for()
 	done
 }
 
+# vmm_cpu_ms PID: CPU time (user + system, ms) of a VMM's threads but its
+# vCPUs (the event loop, where migration runs, and its helpers), so far.
+vmm_cpu_ms()
+{
+	local t sum=0 tick
+	tick=$(getconf CLK_TCK)
+	for t in /proc/"$1"/task/*; do
+		[[ $(cat "$t/comm" 2>/dev/null) == vcpu* ]] && continue
+		sum=$((sum + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat" 2>/dev/null || echo 0)))
+	done
+	echo $((sum * 1000 / tick))
+}
+
 # free_port: a TCP port nothing listens on now.
 free_port()
 {
@@ -333,7 +350,7 @@ COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_v
 	push_walk_us memory_postcopy_requests postcopy_ms
 	postcopy_faults fault_wait_p50_us fault_wait_p99_us fault_wait_max_us progress_pct
 	hb_rate_before_hz hb_rate_postcopy_hz hb hb_seq_jump verify warmup_ms pre_gap_ms post_gap_ms
-	foreign_vmms)
+	foreign_vmms src_cpu_ms dst_cpu_ms)
 
 # One row from the run's JSON (the source's statistics, .destination and
 # .bench). Missing figures are NaN (a failed run), missing words -;
@@ -362,7 +379,7 @@ row_jq='
 	   progress_pct: $b.progress_pct, hb_rate_before_hz: $b.hb_rate_before_hz,
 	   hb_rate_postcopy_hz: $b.hb_rate_postcopy_hz, hb: $b.hb, hb_seq_jump: $b.hb_seq_jump, verify: $b.verify,
 	   warmup_ms: $b.warmup_ms, pre_gap_ms: $b.pre_gap_ms, post_gap_ms: $b.post_gap_ms,
-	   foreign_vmms: $b.foreign_vmms}
+	   foreign_vmms: $b.foreign_vmms, src_cpu_ms: n($b.src_cpu_ms), dst_cpu_ms: n($b.dst_cpu_ms)}
 	| [.[($cols | split(" "))[]] | if . == null then "NaN" else tostring end] | join(",")'
 
 # prepare: boot both VMMs, warm the guest up, let it settle (run's locals).
@@ -399,12 +416,14 @@ run()
 	local mode=$1 rate=$2 rep=$3 json=$OUT/downtime-$1-$2-$3.json
 	local S=$T/src-$1-$2-$3 D=$T/dst-$1-$2-$3 # scratch files of this run
 	local port src='' dst='' rc=0 state='' fill_ms=NaN n0=0 foreign verify=-
+	local src_cpu=NaN dst_cpu=NaN
 	foreign=$(foreign_vmms)
 	if prepare; then
 		n0=$(wc -l <"$S.hb")
 		foreign=$(foreign_vmms)
-		local push_args=()
+		local push_args=() cpu_s cpu_d
 		[[ -n $PUSH_ORDER && $mode != precopy ]] && push_args=(--push-order "$PUSH_ORDER")
+		cpu_s=$(vmm_cpu_ms "$src") cpu_d=$(vmm_cpu_ms "$dst")
 		# In the background, so that a signal to this script acts at once.
 		timeout 300 "$VMMCTL" migrate --api "$S.sock" --to "tcp:127.0.0.1:$port" \
 			--mode "$mode" --downtime-limit "$DOWNTIME_LIMIT" --max-rounds "$MAX_ROUNDS" \
@@ -414,6 +433,10 @@ run()
 		PIDS+=("$mig")
 		wait "$mig" || rc=$?
 		forget "$mig"
+		# Both VMMs' CPU time (but their vCPUs') over the migration: a
+		# figure the other load on two shared cores leaves alone, unlike
+		# the total time.
+		src_cpu=$(($(vmm_cpu_ms "$src") - cpu_s)) dst_cpu=$(($(vmm_cpu_ms "$dst") - cpu_d))
 		# The last JSON object printed is the final statistics.
 		jq -s 'last // {}' "$S.mig" >"$S.mig.json" 2>/dev/null || echo '{}' >"$S.mig.json"
 		state=$(jq -r '.state // empty' "$S.mig.json")
@@ -490,7 +513,8 @@ run()
 		--arg ok "$ok" --arg jump "$jump" --arg verify "$verify" --arg dt "$dt_ns" --arg fill "$fill_ms" \
 		--arg pre "$pre_gap" --arg post "$post_gap" --arg foreign "$foreign" \
 		--arg before "$before" --arg during "$during" --arg progress "$progress" \
-		--arg push "${PUSH_ORDER:-default}" --argjson ws "$MIB" '
+		--arg push "${PUSH_ORDER:-default}" --argjson ws "$MIB" \
+		--arg scpu "$src_cpu" --arg dcpu "$dst_cpu" '
 		def num: if . == "NaN" or . == "" then null else tonumber end;
 		($s[0] // {}) + {state: $state, destination: ($d[0] // {}),
 		 bench: {mode: $mode, rate: $rate, rep: $rep, ws_mib: $ws, push_order: (if $mode == "precopy" then null else $push end),
@@ -498,6 +522,7 @@ run()
 		         hb: $ok, hb_seq_jump: ($jump | num), verify: $verify, warmup_ms: ($fill | num), pre_gap_ms: ($pre | num),
 		         post_gap_ms: ($post | num), foreign_vmms: ($foreign | num),
 		         hb_rate_before_hz: ($before | num), hb_rate_postcopy_hz: ($during | num),
+		         src_cpu_ms: ($scpu | num), dst_cpu_ms: ($dcpu | num),
 		         progress_pct: (if $progress == "" then "" else ($progress | num // "NaN") end)}}' >"$json"
 	jq -r --arg cols "${COLS[*]}" "$row_jq" "$json" >>"$OUT/downtime.csv"
 }

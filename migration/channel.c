@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "migration/channel_int.h"
@@ -207,6 +208,8 @@ int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
 /* ---- reading ----------------------------------------------------------------
  */
 
+#define MIG_CHANNEL_HEAD_READ 4096 /* a header and a PAGES frame's runs */
+
 int mig_channel_room(struct mig_channel *ch, uint8_t **room, size_t *len)
 {
 	size_t want = ch->rlen + 65536;
@@ -226,6 +229,15 @@ int mig_channel_room(struct mig_channel *ch, uint8_t **room, size_t *len)
 	want = ch->rcap - ch->rlen;
 	if (ch->read_chunk && want > ch->read_chunk)
 		want = ch->read_chunk;
+	/*
+	 * Up to the end of the frame being read, not into the next one, and
+	 * no more than MIG_CHANNEL_HEAD_READ when none is begun: once
+	 * handled, little or nothing is left over to move to rbuf's front.
+	 */
+	if (ch->frame_rest && want > ch->frame_rest)
+		want = ch->frame_rest;
+	else if (!ch->frame_rest && want > MIG_CHANNEL_HEAD_READ)
+		want = MIG_CHANNEL_HEAD_READ;
 	*room = ch->rbuf + ch->rlen;
 	*len = want;
 	return 0;
@@ -283,6 +295,7 @@ static void mig_channel_parse(struct mig_channel *ch)
 	char err[256];
 	size_t off = 0;
 
+	ch->frame_rest = 0;
 	while (!ch->failed && !ch->closed && !ch->detached &&
 	       ch->rlen - off >= PROTO_HDR_SIZE) {
 		struct proto_hdr h;
@@ -294,8 +307,10 @@ static void mig_channel_parse(struct mig_channel *ch)
 						 ch->peer, err);
 			return;
 		}
-		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
+		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len) {
+			ch->frame_rest = PROTO_HDR_SIZE + h.len - (ch->rlen - off);
 			break;
+		}
 		if (proto_frame_check(f, &h, err, sizeof(err))) {
 			mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
 			return;
@@ -432,10 +447,12 @@ void mig_channel_wrote(struct mig_channel *ch, size_t len, int status)
 		ch->ops->on_drain(ch);
 }
 
-int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
+/* Queue frame (len bytes on the wire: bufs, the first of them frame). */
+static int mig_channel_queue(struct mig_channel *ch, uint8_t *frame,
+			     size_t len, const uv_buf_t *bufs,
+			     unsigned int nbufs)
 {
 	struct mig_write *w;
-	uv_buf_t buf;
 	int r;
 
 	if (ch->failed || ch->closed || !ch->connected || ch->detached) {
@@ -457,8 +474,8 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 		mig_tls_send(ch, w);
 		return ch->failed ? -EPIPE : 0;
 	}
-	buf = uv_buf_init((char *)frame, len);
-	r = uv_write(&w->req, (uv_stream_t *)&ch->tcp, &buf, 1,
+	/* libuv keeps a copy of bufs (not of the bytes) until written. */
+	r = uv_write(&w->req, (uv_stream_t *)&ch->tcp, bufs, nbufs,
 		     mig_channel_on_write);
 	if (r) {
 		free(frame);
@@ -468,6 +485,55 @@ int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
 	}
 	ch->queued += len;
 	return 0;
+}
+
+int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len)
+{
+	uv_buf_t buf = uv_buf_init((char *)frame, len);
+
+	return mig_channel_queue(ch, frame, len, &buf, 1);
+}
+
+/* TLS encrypts one buffer: gather the frame into one. */
+static int mig_channel_send_gathered(struct mig_channel *ch, uint8_t *head,
+				     size_t hlen, const struct iovec *iov,
+				     int niov, size_t len)
+{
+	uint8_t *f = malloc(len), *q;
+
+	if (!f) {
+		free(head);
+		return -ENOMEM;
+	}
+	memcpy(f, head, hlen);
+	free(head);
+	q = f + hlen;
+	for (int i = 0; i < niov; i++) {
+		memcpy(q, iov[i].iov_base, iov[i].iov_len);
+		q += iov[i].iov_len;
+	}
+	return mig_channel_send(ch, f, len);
+}
+
+int mig_channel_sendv(struct mig_channel *ch, uint8_t *head, size_t hlen,
+		      const struct iovec *iov, int niov)
+{
+	uv_buf_t bufs[1 + MIG_CHANNEL_MAX_IOV];
+	size_t len = hlen;
+
+	if (niov < 0 || niov > MIG_CHANNEL_MAX_IOV) {
+		free(head);
+		return -EINVAL;
+	}
+	for (int i = 0; i < niov; i++)
+		len += iov[i].iov_len;
+	if (ch->tls_ctx)
+		return mig_channel_send_gathered(ch, head, hlen, iov, niov,
+						 len);
+	bufs[0] = uv_buf_init((char *)head, hlen);
+	for (int i = 0; i < niov; i++)
+		bufs[1 + i] = uv_buf_init(iov[i].iov_base, iov[i].iov_len);
+	return mig_channel_queue(ch, head, len, bufs, 1 + (unsigned int)niov);
 }
 
 int mig_channel_send_copy(struct mig_channel *ch, const uint8_t *buf, int n)

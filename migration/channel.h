@@ -73,6 +73,7 @@ struct mig_channel {
 	bool idle_ok;	  /* silence with nothing queued is not a stall */
 	bool detached;	  /* the socket belongs to another thread now */
 	size_t parse_off; /* rbuf bytes consumed by the frame being handled */
+	size_t frame_rest; /* bytes the frame begun in rbuf still lacks */
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
 	 * per turn of the loop, and stop producing above high bytes queued.
@@ -170,6 +171,17 @@ int mig_tls_open(struct tls_ctx **out, const char *spec, const char *dir,
 
 /* Queue a whole frame (ownership passes: freed when written). */
 int mig_channel_send(struct mig_channel *ch, uint8_t *frame, size_t len);
+/*
+ * Queue a frame whose first hlen bytes are head (malloc'd; ownership
+ * passes) and whose rest are the niov (<= MIG_CHANNEL_MAX_IOV) buffers of
+ * iov, taken where they are: they must stay mapped until written (guest
+ * RAM), and are read when the kernel copies them. Plaintext: one writev,
+ * no copy here; TLS: gathered into one buffer first.
+ */
+#define MIG_CHANNEL_MAX_IOV PROTO_MAX_BATCH
+struct iovec;
+int mig_channel_sendv(struct mig_channel *ch, uint8_t *head, size_t hlen,
+		      const struct iovec *iov, int niov);
 /*
  * Queue a copy of a small frame an encoder wrote into buf: n is the
  * encoder's result (negative: returned as is). -ENOMEM before anything is

@@ -262,7 +262,7 @@ static int dest_place_pc_pages(struct mig_dest *d, struct proto_batch *batch,
 
 	if ((r = proto_pages_decode(p, len, batch, err, errlen)))
 		return r;
-	data = batch->data;
+	data = batch->raw;
 	for (int i = 0; !r && i < batch->nr_runs; i++)
 		r = dest_place_pc_run(d, &batch->runs[i], &data, c, err,
 				      errlen);

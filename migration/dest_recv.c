@@ -266,7 +266,7 @@ int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 		return -EPROTO;
 	}
 	r = proto_pages_decode(p, len, d->batch, err, errlen);
-	data = d->batch->data;
+	data = d->batch->raw;
 	for (int i = 0; !r && i < d->batch->nr_runs; i++)
 		r = dest_place_run(d, &d->batch->runs[i], &data, err, errlen);
 	return r;

@@ -5,12 +5,14 @@
  * ends with a SYNC the destination echoes, then the harvest and the
  * policy's verdict (src_end_round). The page pump (src_pages_pump) also
  * carries stop-copy's last pages and post-copy's push. Zero pages travel
- * as a flag; zstd is tried where it pays. Loop thread.
+ * as a flag; data pages go from guest RAM to the socket without a copy
+ * here, unless a sample says zstd pays. Loop thread.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "common/clock.h"
 #include "common/page.h"
@@ -26,10 +28,12 @@ int src_send_small(struct mig_source *s, uint8_t *tmp, int n)
 }
 
 /*
- * Compress only where it pays: a batch zstd does not shrink by 1/8 is a
+ * Compress only where it pays: a batch whose sample (two pages, proto/)
+ * zstd does not shrink by 1/8, or whose whole data it then does not, is a
  * miss; after a few misses in a row, send raw for a while (doubling up to
- * 64 batches) before trying again. Random-looking guest data then costs
- * nothing, and compressible data is found again within a few batches.
+ * 64 batches) before sampling again. Random-looking guest data then costs
+ * a sample now and then, and compressible data is found again within a
+ * few batches.
  */
 #define SRC_ZSTD_MISSES 4
 
@@ -44,33 +48,34 @@ static int src_zstd_level(struct mig_source *s)
 	return s->p.zstd_level;
 }
 
-static void src_zstd_account(struct mig_source *s, int level, int n)
+static void src_zstd_miss(struct mig_source *s)
+{
+	unsigned int k;
+
+	if (++s->zstd_misses < SRC_ZSTD_MISSES)
+		return;
+	k = s->zstd_misses - SRC_ZSTD_MISSES;
+	s->zstd_skip = 1U << (k < 6 ? k : 6);
+}
+
+static void src_zstd_account(struct mig_source *s, int n)
 {
 	uint64_t raw = (uint64_t)s->batch->nr_data * PAGE_SIZE;
 
-	if (!level || !raw)
-		return;
 	if (raw > (uint64_t)n)
 		s->ss.st.compression_bytes += raw - n;
-	if ((uint64_t)n + raw / 8 < raw) {
+	if ((uint64_t)n + raw / 8 < raw)
 		s->zstd_misses = 0;
-		return;
-	}
-	if (++s->zstd_misses >= SRC_ZSTD_MISSES)
-		s->zstd_skip = 1U << (s->zstd_misses - SRC_ZSTD_MISSES < 6
-					      ? s->zstd_misses - SRC_ZSTD_MISSES
-					      : 6);
+	else
+		src_zstd_miss(s);
 }
 
-int src_send_batch(struct mig_source *s)
+/* The batch through zstd into a frame of its own. */
+static int src_send_zstd(struct mig_source *s, int level)
 {
-	int level = src_zstd_level(s);
-	uint8_t *f;
+	uint8_t *f = malloc(s->frame_cap);
 	int n;
 
-	if (!s->batch->nr_pages)
-		return 0;
-	f = malloc(s->frame_cap);
 	if (!f)
 		return -ENOMEM;
 	n = proto_pages_encode(f, s->frame_cap, s->batch, level);
@@ -78,11 +83,56 @@ int src_send_batch(struct mig_source *s)
 		free(f);
 		return n;
 	}
-	src_zstd_account(s, level, n);
+	src_zstd_account(s, n);
 	proto_batch_init(s->batch);
 	s->round_bytes += n;
 	src_rate_spend(s, n);
 	return mig_channel_send(&s->ss.ch, f, n);
+}
+
+/*
+ * The batch raw, its pages written from guest RAM where they are (no copy
+ * here; plaintext channels writev them). In pre-copy the guest runs: a
+ * page it changes before the kernel has copied it is dirty, so sent
+ * again (what arrives is never older than what the dirty log says was
+ * sent), and the frame is live: its CRC cannot cover the pages. Paused
+ * (stop-copy, post-copy), the CRC covers them.
+ */
+static int src_send_raw(struct mig_source *s)
+{
+	bool live = s->ss.st.state == MIG_PRECOPY;
+	struct iovec iov[PROTO_MAX_BATCH];
+	uint8_t *head = malloc(PROTO_PAGES_HEAD_MAX);
+	size_t len;
+	int n, niov;
+
+	if (!head)
+		return -ENOMEM;
+	n = proto_pages_encode_head(head, PROTO_PAGES_HEAD_MAX, s->batch, live,
+				    iov, &niov);
+	if (n < 0) {
+		free(head);
+		return n;
+	}
+	len = (size_t)n + (size_t)s->batch->nr_data * PAGE_SIZE;
+	proto_batch_init(s->batch);
+	s->round_bytes += len;
+	src_rate_spend(s, len);
+	return mig_channel_sendv(&s->ss.ch, head, (size_t)n, iov, niov);
+}
+
+int src_send_batch(struct mig_source *s)
+{
+	int level;
+
+	if (!s->batch->nr_pages)
+		return 0;
+	level = s->batch->nr_data ? src_zstd_level(s) : 0;
+	if (level && !proto_pages_zstd_pays(s->batch, level)) {
+		src_zstd_miss(s);
+		level = 0;
+	}
+	return level ? src_send_zstd(s, level) : src_send_raw(s);
 }
 
 /* Add page i (a bit of todo) to the batch: zero pages as a flag. */

@@ -5,9 +5,13 @@
  * the header (its crc field taken as zero) followed by the payload. The
  * header is decoded and checked before the payload is even read, so a
  * corrupt or hostile length is refused before anything is allocated or
- * waited for; the CRC is checked once the payload is in.
+ * waited for; the CRC is checked once the payload is in. A PAGES frame
+ * sent live (PROTO_PAGES_LIVE) has its CRC end with its runs
+ * (proto_frame_crc_len): its pages left guest RAM as they were when the
+ * kernel copied them, while the guest ran.
  */
 #include <string.h>
+#include <sys/uio.h>
 
 #include "proto/wire.h"
 
@@ -45,15 +49,42 @@ const char *proto_type_name(unsigned int type)
 	return proto_type_names[type];
 }
 
-void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len)
+size_t proto_frame_crc_len(unsigned int type, const uint8_t *payload,
+			   size_t len)
 {
+	size_t n;
+
+	if (type != PROTO_PAGES)
+		return len;
+	n = proto_pages_crc_len(payload, len);
+	return n < len ? n : len;
+}
+
+void proto_frame_seal_iov(uint8_t *buf, enum proto_type type, uint32_t len,
+			  size_t inbuf, const struct iovec *iov, int niov)
+{
+	size_t n = proto_frame_crc_len(type, buf + PROTO_HDR_SIZE, len);
+	uint32_t crc;
+
 	put_le32(buf, PROTO_MAGIC);
 	put_le16(buf + 4, (uint16_t)type);
 	put_le16(buf + 6, 0);
 	put_le32(buf + 8, len);
 	put_le32(buf + HDR_CRC_OFF, 0);
-	put_le32(buf + HDR_CRC_OFF,
-		 proto_crc32c(0, buf, (size_t)PROTO_HDR_SIZE + len));
+	crc = proto_crc32c(0, buf, PROTO_HDR_SIZE + (n < inbuf ? n : inbuf));
+	n = n > inbuf ? n - inbuf : 0;
+	for (int i = 0; i < niov && n; i++) {
+		size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+
+		crc = proto_crc32c(crc, iov[i].iov_base, k);
+		n -= k;
+	}
+	put_le32(buf + HDR_CRC_OFF, crc);
+}
+
+void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len)
+{
+	proto_frame_seal_iov(buf, type, len, len, NULL, 0);
 }
 
 int proto_hdr_decode(const uint8_t *buf, struct proto_hdr *h, char *err,
@@ -93,7 +124,9 @@ int proto_frame_check(const uint8_t *frame, const struct proto_hdr *h,
 
 	crc = proto_crc32c(0, frame, HDR_CRC_OFF);
 	crc = proto_crc32c(crc, zero, sizeof(zero));
-	crc = proto_crc32c(crc, frame + PROTO_HDR_SIZE, h->len);
+	crc = proto_crc32c(crc, frame + PROTO_HDR_SIZE,
+			   proto_frame_crc_len(h->type, frame + PROTO_HDR_SIZE,
+					       h->len));
 	if (crc != h->crc) {
 		err_set(err, errlen,
 			   "frame: crc mismatch (got 0x%08x, computed 0x%08x)",

@@ -21,8 +21,10 @@
 
 #include "common/page.h"
 
+struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
+
 #define PROTO_MAGIC	  0x4d49474dU /* "MGIM" little-endian: 'M''G''I''M' */
-#define PROTO_VERSION	  1
+#define PROTO_VERSION	  2 /* 2: PAGES_LIVE, data not under the CRC */
 #define PROTO_HDR_SIZE	  16
 #define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
 #define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
@@ -78,7 +80,11 @@ enum proto_type {
 /*
  * Header, 16 bytes, little-endian:
  *   u32 magic, u16 type, u16 flags (0 for now), u32 payload length,
- *   u32 crc32c of the header (with this field zero) and the payload.
+ *   u32 crc32c of the header (with this field zero) and the payload's
+ *   checked part: all of it, except in a PAGES frame with PROTO_PAGES_LIVE
+ *   where it ends with the runs (proto_frame_crc_len): that data was read
+ *   from guest RAM while the guest ran, so no checksum taken before the
+ *   kernel copied it could hold.
  */
 struct proto_hdr {
 	uint16_t type;
@@ -92,9 +98,22 @@ uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
  * Write a header for a payload already at buf + PROTO_HDR_SIZE (len bytes),
- * computing the CRC over both.
+ * computing the CRC over both (its checked part).
  */
 void proto_frame_seal(uint8_t *buf, enum proto_type type, uint32_t len);
+/*
+ * The same for a payload whose first inbuf bytes are at buf +
+ * PROTO_HDR_SIZE and whose rest is the niov buffers of iov.
+ */
+void proto_frame_seal_iov(uint8_t *buf, enum proto_type type, uint32_t len,
+			  size_t inbuf, const struct iovec *iov, int niov);
+/*
+ * How many of a payload's len bytes the CRC covers: len, or for a PAGES
+ * frame with PROTO_PAGES_LIVE the fixed fields and the runs (as its
+ * nr_runs says; never more than len).
+ */
+size_t proto_frame_crc_len(unsigned int type, const uint8_t *payload,
+			   size_t len);
 
 /*
  * Parse a header (exactly PROTO_HDR_SIZE bytes): magic, known type, flags
@@ -206,6 +225,12 @@ int proto_hello_ack_decode(const uint8_t *p, size_t len, uint64_t *caps,
  * u32 run flags (PROTO_RUN_ZERO)}, then the stored data.
  */
 #define PROTO_PAGES_ZSTD 0x1
+/*
+ * PROTO_PAGES_LIVE: raw data read from guest RAM while the guest ran, as
+ * the kernel copied it: the frame's CRC covers the header and the runs
+ * only (a page changed after it was queued is dirty, so sent again).
+ */
+#define PROTO_PAGES_LIVE 0x2
 #define PROTO_RUN_ZERO	 0x1
 
 struct proto_run {
@@ -214,25 +239,42 @@ struct proto_run {
 	uint32_t flags;
 };
 
-/* Builder: the caller adds pages in any order; runs form from neighbours. */
+/*
+ * Builder: the caller adds pages in any order; runs form from neighbours.
+ * A data page is not copied: the batch keeps its address (page[]), which
+ * must stay mapped until the frame is encoded or, sent by reference
+ * (proto_pages_encode_head), written. The decoder gives the raw data of
+ * the data pages, in order, at raw: inside the payload it decoded, or in
+ * data[] when it had to inflate them.
+ */
 struct proto_batch {
 	int nr_runs;
 	int nr_pages;
 	int nr_data; /* pages with data */
 	struct proto_run runs[PROTO_MAX_BATCH];
-	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* raw, in order */
+	const uint8_t *page[PROTO_MAX_BATCH]; /* builder: each data page */
+	const uint8_t *raw;		      /* decoder: nr_data pages */
+	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* inflated data */
 };
 
 void proto_batch_init(struct proto_batch *b);
 /* Returns true when the batch is full (PROTO_MAX_BATCH pages). */
 bool proto_batch_full(const struct proto_batch *b);
 /*
- * Add the page at gpa; page NULL means a zero page (no data). Returns 0,
+ * Add the page at gpa; page NULL means a zero page (no data), else its
+ * 4096 bytes stay where they are (see struct proto_batch). Returns 0,
  * -ENOSPC when the batch is full, -EINVAL when gpa is not page-aligned.
  */
 int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page);
-/* True when all 4096 bytes are zero (fast: 8 bytes at a time). */
+/*
+ * True when all 4096 bytes are zero: 32 bytes at a time with AVX2 when the
+ * CPU has it (checked once), else 16 (SSE2); the first non-zero 64-byte
+ * line ends the scan. The two are exposed for the unit tests.
+ */
 bool proto_page_is_zero(const void *page);
+bool proto_page_is_zero_sse2(const void *page);
+bool proto_page_is_zero_avx2(const void *page); /* when proto_avx2_ok() */
+bool proto_avx2_ok(void);
 
 /*
  * Encode the batch as a PAGES frame. zstd_level 0 means raw; otherwise
@@ -249,8 +291,32 @@ int proto_pages_encode(uint8_t *buf, size_t cap, const struct proto_batch *b,
 size_t proto_batch_max_frame(void);
 
 /*
- * Decode a PAGES payload: runs into b->runs, data (decompressed if needed)
- * into b->data, with every count and length validated (runs page-aligned,
+ * The same PAGES frame, raw, without copying a page: the header and the
+ * runs go into buf (cap >= PROTO_PAGES_HEAD_MAX), the data pages are
+ * described by iov (room for PROTO_MAX_BATCH entries; neighbouring pages
+ * merged), to be written after buf's bytes as they are. live: the pages
+ * may change until written (a running guest's RAM): PROTO_PAGES_LIVE, the
+ * CRC covers the header and the runs only; else it covers the pages too
+ * (read once here). Returns the bytes in buf (the frame is that plus
+ * nr_data pages) and sets *niov; -EINVAL for an empty or inconsistent
+ * batch, -ENOSPC when cap is too small.
+ */
+#define PROTO_PAGES_HEAD_MAX (PROTO_HDR_SIZE + 12 + PROTO_MAX_BATCH * 16)
+int proto_pages_encode_head(uint8_t *buf, size_t cap,
+			    const struct proto_batch *b, bool live,
+			    struct iovec *iov, int *niov);
+/*
+ * Would zstd at level shrink this batch's data by at least 1/8? Judged on
+ * a sample (PROTO_ZSTD_SAMPLE pages spread over the batch) at a fraction
+ * of the cost of compressing it all. False for a batch without data, or
+ * when no zstd context could be made.
+ */
+#define PROTO_ZSTD_SAMPLE 2
+bool proto_pages_zstd_pays(const struct proto_batch *b, int level);
+
+/*
+ * Decode a PAGES payload: runs into b->runs, the data at b->raw (in p when
+ * raw, so valid as long as p is; inflated into b->data), with every count and length validated (runs page-aligned,
  * within the batch limit, data length = data pages x 4096, decompressed
  * size exact). On failure b is left empty. Runs are not checked against
  * the VM's RAM layout, nor for overlap (a later page wins): the caller

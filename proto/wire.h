@@ -107,4 +107,11 @@ int proto_cur_end(struct proto_cur *c);
  */
 int proto_frame_room(size_t cap, size_t len);
 
+/*
+ * The part of a PAGES payload of len bytes that its CRC covers: len, or
+ * with PROTO_PAGES_LIVE the fixed fields and the runs (as its nr_runs
+ * says: may exceed len, a payload the decoder refuses).
+ */
+size_t proto_pages_crc_len(const uint8_t *p, size_t len);
+
 #endif /* PROTO_WIRE_H */

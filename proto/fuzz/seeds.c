@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/page.h"
@@ -82,29 +83,48 @@ static int seed_hellos(const char *dir, uint8_t *buf, size_t cap)
 	return ret;
 }
 
+/* The batch as a live frame: its head, then its pages gathered after it. */
+static int seed_pages_live(const struct proto_batch *b, uint8_t *buf,
+			   size_t cap)
+{
+	struct iovec iov[PROTO_MAX_BATCH];
+	int niov, n = proto_pages_encode_head(buf, cap, b, true, iov, &niov);
+
+	for (int i = 0; n > 0 && i < niov; i++) {
+		if ((size_t)n + iov[i].iov_len > cap)
+			return -ENOSPC;
+		memcpy(buf + n, iov[i].iov_base, iov[i].iov_len);
+		n += (int)iov[i].iov_len;
+	}
+	return n;
+}
+
 static int seed_pages(const char *dir, uint8_t *buf, size_t cap)
 {
 	static struct proto_batch b;
-	static uint8_t page[PAGE_SIZE];
+	static uint8_t pages[6][PAGE_SIZE]; /* the batch keeps their addresses */
 	int ret;
 
 	proto_batch_init(&b);
 	for (int i = 0; i < 6; i++) {
-		memset(page, 'a' + i, sizeof(page));
+		memset(pages[i], 'a' + i, PAGE_SIZE);
 		proto_batch_add(&b, 0x100000 + i * 0x1000ULL,
-				i == 2 || i == 3 ? NULL : page);
+				i == 2 || i == 3 ? NULL : pages[i]);
 	}
-	proto_batch_add(&b, 0x900000, page);
+	proto_batch_add(&b, 0x900000, pages[5]);
 	ret = seed_write(dir, "pages-zstd", buf,
 			 proto_pages_encode(buf, cap, &b, 1));
 	if (!ret) {
 		proto_batch_init(&b);
-		memset(page, 0x42, sizeof(page));
-		proto_batch_add(&b, 0x2000, page);
+		memset(pages[0], 0x42, PAGE_SIZE);
+		proto_batch_add(&b, 0x2000, pages[0]);
 		proto_batch_add(&b, 0x4000, NULL);
 		ret = seed_write(dir, "pages-raw", buf,
 				 proto_pages_encode(buf, cap, &b, 0));
 	}
+	if (!ret)
+		ret = seed_write(dir, "pages-live", buf,
+				 seed_pages_live(&b, buf, cap));
 	if (!ret) {
 		proto_batch_init(&b);
 		for (int i = 0; i < 16; i++)

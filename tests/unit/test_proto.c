@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <zstd.h>
 
 #include "common/page.h"
@@ -711,8 +712,8 @@ Test(hello, other_version_refused_by_compare)
 	cr_assert_eq(out.nr_vcpus, 0);
 	cr_assert_eq(proto_hello_compare(&local, &out, err, sizeof(err)),
 		     -EPROTO);
-	cr_assert_str_eq(err, "protocol version differs: source speaks 2, "
-			      "here 1");
+	cr_assert_str_eq(err, "protocol version differs: source speaks 3, "
+			      "here 2");
 	/* a foreign version is not held to this version's layout */
 	cr_assert_eq(proto_hello_decode(hello_buf + PROTO_HDR_SIZE, 4, &out,
 					err, sizeof(err)),
@@ -725,7 +726,7 @@ Test(hello, other_version_refused_by_compare)
 	cr_assert_eq(proto_hello_compare(&local, &out, err, sizeof(err)),
 		     -EPROTO);
 	cr_assert_str_eq(err, "protocol version differs: source speaks 0, "
-			      "here 1");
+			      "here 2");
 }
 
 static struct proto_hello cmp_local, cmp_remote;
@@ -804,7 +805,7 @@ Test(hello, compare_reports_each_difference)
 	cmp_expect("device dev-5 virtio state version differs: source 9, here "
 		   "6");
 	cmp_remote.version = 7;
-	cmp_expect("protocol version differs: source speaks 7, here 1");
+	cmp_expect("protocol version differs: source speaks 7, here 2");
 }
 
 Test(hello, compare_allows_extra_and_reordered_local_leaves)
@@ -845,10 +846,11 @@ Test(hello, ack_round_trip_and_unknown_caps)
 
 /* ---- page batches -------------------------------------------------------- */
 
+/* A page per seed: a batch keeps the address of each page it holds. */
 static uint8_t *page_of(uint8_t seed)
 {
-	static uint8_t pages[4][PAGE_SIZE];
-	uint8_t *p = pages[seed % 4];
+	static uint8_t pages[256][PAGE_SIZE];
+	uint8_t *p = pages[seed];
 
 	for (int i = 0; i < (int)PAGE_SIZE; i++)
 		p[i] = (uint8_t)(seed + i / 64);
@@ -895,12 +897,9 @@ Test(pages, builder_forms_runs)
 	run_is(b, 3, 0xa000, 1, 0);
 	run_is(b, 4, 0x9000, 1, 0);
 	run_is(b, 5, 0xb000, 1, PROTO_RUN_ZERO);
-	cr_assert_eq(memcmp(b->data + 3 * PAGE_SIZE, page_of(4),
-			    PAGE_SIZE),
-		     0);
-	cr_assert_eq(memcmp(b->data + 5 * PAGE_SIZE, page_of(6),
-			    PAGE_SIZE),
-		     0);
+	/* data pages are kept where they are, in order, not copied */
+	cr_assert_eq(b->page[3], page_of(4));
+	cr_assert_eq(b->page[5], page_of(6));
 	free(b);
 }
 
@@ -940,12 +939,58 @@ Test(pages, page_is_zero)
 	cr_assert_not(proto_page_is_zero(page));
 }
 
+/* Each implementation, every byte and bit, on an unaligned page too. */
+static void page_is_zero_each(bool (*is_zero)(const void *), const char *nm)
+{
+	static uint8_t buf[PAGE_SIZE + 64];
+
+	for (int shift = 0; shift < 64; shift += 63) {
+		uint8_t *page = buf + shift;
+
+		memset(buf, 0, sizeof(buf));
+		cr_assert(is_zero(page), "%s: zero page at +%d", nm, shift);
+		buf[shift ? shift - 1 : (int)PAGE_SIZE] = 0xff; /* outside */
+		cr_assert(is_zero(page), "%s: byte outside at +%d", nm, shift);
+		for (int i = 0; i < (int)PAGE_SIZE; i++) {
+			page[i] = (uint8_t)(1u << (i % 8));
+			cr_assert_not(is_zero(page), "%s: byte %d at +%d", nm,
+				      i, shift);
+			page[i] = 0;
+		}
+	}
+}
+
+Test(pages, page_is_zero_sse2_and_avx2)
+{
+	page_is_zero_each(proto_page_is_zero_sse2, "sse2");
+	if (proto_avx2_ok())
+		page_is_zero_each(proto_page_is_zero_avx2, "avx2");
+	else
+		cr_log_warn("no AVX2 on this CPU: its zero check not run");
+}
+
+
 static uint8_t *frame_buf(void)
 {
 	uint8_t *f = malloc(proto_batch_max_frame());
 
 	cr_assert_not_null(f);
 	return f;
+}
+
+/* out (decoded) holds b's runs and b's data pages, in order, at raw. */
+static void batch_same(const struct proto_batch *b,
+		       const struct proto_batch *out)
+{
+	cr_assert_eq(out->nr_runs, b->nr_runs);
+	cr_assert_eq(out->nr_pages, b->nr_pages);
+	cr_assert_eq(out->nr_data, b->nr_data);
+	cr_assert_eq(
+		memcmp(out->runs, b->runs, b->nr_runs * sizeof(b->runs[0])), 0);
+	for (int i = 0; i < b->nr_data; i++)
+		cr_assert_eq(memcmp(out->raw + (size_t)i * PAGE_SIZE,
+				    b->page[i], PAGE_SIZE),
+			     0, "data page %d", i);
 }
 
 /* Encode b, check the frame, decode it into out; returns the frame length. */
@@ -963,15 +1008,8 @@ static int pages_round_trip(const struct proto_batch *b, int level, uint8_t *f,
 	q = dup_exact(f + PROTO_HDR_SIZE, h.len);
 	cr_assert_eq(proto_pages_decode(q, h.len, out, err, sizeof(err)), 0,
 		     "%s", err);
+	batch_same(b, out);
 	free(q);
-	cr_assert_eq(out->nr_runs, b->nr_runs);
-	cr_assert_eq(out->nr_pages, b->nr_pages);
-	cr_assert_eq(out->nr_data, b->nr_data);
-	cr_assert_eq(
-		memcmp(out->runs, b->runs, b->nr_runs * sizeof(b->runs[0])), 0);
-	cr_assert_eq(memcmp(out->data, b->data,
-			    (size_t)b->nr_data * PAGE_SIZE),
-		     0);
 	return n;
 }
 
@@ -1002,17 +1040,152 @@ Test(pages, round_trip_mixed_raw_and_zstd)
 	free(b);
 }
 
+/* The head and the iovecs, written one after the other, are the frame. */
+static size_t head_gather(const struct proto_batch *b, bool live, uint8_t *f)
+{
+	struct iovec iov[PROTO_MAX_BATCH];
+	int niov = -1, n;
+	size_t off;
+
+	n = proto_pages_encode_head(f, PROTO_PAGES_HEAD_MAX, b, live, iov,
+				    &niov);
+	cr_assert_gt(n, 0, "encode_head: %d", n);
+	cr_assert_geq(niov, 0);
+	off = (size_t)n;
+	for (int i = 0; i < niov; i++) {
+		memcpy(f + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	return off;
+}
+
+Test(pages, encode_head_is_the_raw_frame)
+{
+	struct proto_batch *b = batch_new(), *out = batch_new();
+	uint8_t *f = frame_buf(), *g = frame_buf();
+	struct iovec iov[PROTO_MAX_BATCH];
+	struct proto_hdr h;
+	size_t len;
+	int niov;
+
+	batch_mixed(b);
+	len = head_gather(b, false, g);
+	cr_assert_eq(len, (size_t)proto_pages_encode(
+				  f, proto_batch_max_frame(), b, 0));
+	cr_assert_eq(memcmp(f, g, len), 0, "same bytes as the copying encoder");
+	for (int live = 0; live < 2; live++) {
+		cr_assert_eq(head_gather(b, live, g), len);
+		cr_assert_eq(proto_frame_decode(g, len, &h, err, sizeof(err)),
+			     (int)len, "%s", err);
+		cr_assert_eq(pages_flags(g), live ? PROTO_PAGES_LIVE : 0);
+		cr_assert_eq(proto_pages_decode(g + PROTO_HDR_SIZE, h.len, out,
+						err, sizeof(err)),
+			     0, "%s", err);
+		batch_same(b, out);
+		check_truncations(PROTO_PAGES, g, (int)len);
+	}
+	/* neighbouring pages in memory are one iovec */
+	proto_batch_init(b);
+	for (int i = 0; i < 8; i++)
+		proto_batch_add(b, (uint64_t)i << 12, page_of(100 + i));
+	cr_assert_gt(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, true,
+					     iov, &niov),
+		     0);
+	cr_assert_eq(niov, 1);
+	cr_assert_eq(iov[0].iov_len, 8 * PAGE_SIZE);
+	cr_assert_eq(proto_pages_encode_head(g, 40, b, true, iov, &niov),
+		     -ENOSPC);
+	proto_batch_init(b);
+	cr_assert_eq(proto_pages_encode_head(g, PROTO_PAGES_HEAD_MAX, b, false,
+					     iov, &niov),
+		     -EINVAL);
+	free(g);
+	free(f);
+	free(out);
+	free(b);
+}
+
+/* A live PAGES frame's CRC ends with its runs; any other covers its data. */
+Test(pages, crc_covers_data_unless_live)
+{
+	struct proto_batch *b = batch_new();
+	uint8_t *f = frame_buf();
+	struct proto_hdr h;
+	size_t runs_end = PROTO_HDR_SIZE + 12 + 6 * 16, len;
+
+	batch_mixed(b);
+	len = head_gather(b, false, f);
+	f[runs_end + 5] ^= 0x40; /* a data byte of a paused guest's page */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "crc mismatch"), "%s", err);
+	cr_assert_eq(proto_frame_crc_len(PROTO_PAGES, f + PROTO_HDR_SIZE,
+					 len - PROTO_HDR_SIZE),
+		     len - PROTO_HDR_SIZE);
+	len = head_gather(b, true, f);
+	f[runs_end + 5] ^= 0x40; /* a live page changed after the CRC */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     (int)len, "%s", err);
+	cr_assert_eq(proto_frame_crc_len(PROTO_PAGES, f + PROTO_HDR_SIZE,
+					 h.len),
+		     runs_end - PROTO_HDR_SIZE);
+	f[runs_end - 3] ^= 0x40; /* a run's flags */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert(strstr(err, "crc mismatch"), "%s", err);
+	f[runs_end - 3] ^= 0x40;
+	f[PROTO_HDR_SIZE + 2] ^= PROTO_PAGES_LIVE; /* the flag itself */
+	cr_assert_eq(proto_frame_decode(f, len, &h, err, sizeof(err)),
+		     -EPROTO);
+	/* other types: all of the payload */
+	cr_assert_eq(proto_frame_crc_len(PROTO_STATE, f, 100), 100);
+	free(f);
+	free(b);
+}
+
+/* zstd data is never live: the decoder refuses the pair of flags. */
+Test(pages, zstd_and_live_refused)
+{
+	struct proto_batch *b = batch_new(), *out = batch_new();
+	uint8_t *f = frame_buf();
+	int n;
+
+	batch_mixed(b);
+	n = proto_pages_encode(f, proto_batch_max_frame(), b, 1);
+	cr_assert_eq(pages_flags(f), PROTO_PAGES_ZSTD);
+	f[PROTO_HDR_SIZE + 2] |= PROTO_PAGES_LIVE;
+	cr_assert_eq(proto_pages_decode(f + PROTO_HDR_SIZE,
+					(size_t)n - PROTO_HDR_SIZE, out, err,
+					sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "PAGES: zstd data cannot be live");
+	free(f);
+	free(out);
+	free(b);
+}
+
+Test(pages, zstd_sample_finds_compressible_data)
+{
+	struct proto_batch *b = batch_new();
+
+	cr_assert_not(proto_pages_zstd_pays(b, 1), "no data");
+	batch_mixed(b);
+	cr_assert(proto_pages_zstd_pays(b, 1));
+	free(b);
+}
+
 Test(pages, random_data_stays_raw)
 {
 	struct proto_batch *b = batch_new(), *out = batch_new();
 	uint8_t *f = frame_buf();
-	static uint8_t page[PAGE_SIZE];
+	static uint8_t pages[PROTO_MAX_BATCH][PAGE_SIZE];
 	int n;
 
-	for (int i = 0; i < PROTO_MAX_BATCH; i++) {
-		fill_random(page, sizeof(page));
-		cr_assert_eq(proto_batch_add(b, (uint64_t)i << 12, page), 0);
-	}
+	fill_random(&pages[0][0], sizeof(pages));
+	for (int i = 0; i < PROTO_MAX_BATCH; i++)
+		cr_assert_eq(proto_batch_add(b, (uint64_t)i << 12, pages[i]),
+			     0);
+	cr_assert_not(proto_pages_zstd_pays(b, 1));
 	cr_assert_eq(b->nr_runs, 1);
 	n = pages_round_trip(b, 3, f, out);
 	cr_assert_eq(pages_flags(f), 0);
@@ -1154,8 +1327,8 @@ Test(pages, decoder_validates_header_and_runs)
 	pages_bad(hand, n, "PAGES: nr_runs 0 not in 1..256");
 	n = pages_hand(hand, 257, 0, 0, 0, NULL, 0, NULL, 0);
 	pages_bad(hand, n, "PAGES: nr_runs 257 not in 1..256");
-	n = pages_hand(hand, 1, 2, 0, 0, &zero, 1, NULL, 0);
-	pages_bad(hand, n, "PAGES: unknown flags 0x2");
+	n = pages_hand(hand, 1, 4, 0, 0, &zero, 1, NULL, 0);
+	pages_bad(hand, n, "PAGES: unknown flags 0x4");
 	n = pages_hand(hand, 1, 0, 4095, 0, &zero, 1, NULL, 0);
 	pages_bad(hand, n,
 		  "PAGES: raw length 4095 not a multiple of 4096 "
