@@ -70,6 +70,7 @@ struct mig_channel {
 	bool connected, listening, failed, closed, timer_on, flush_close;
 	int pending_closes;
 	struct mig_channel *next; /* listener: takes the next connection */
+	struct mig_channel *chain; /* armed: the one after it (listen_next) */
 	bool idle_ok;	  /* silence with nothing queued is not a stall */
 	bool detached;	  /* the socket belongs to another thread now */
 	size_t parse_off; /* rbuf bytes consumed by the frame being handled */
@@ -130,7 +131,8 @@ int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
  * here with ops and opaque; its on_connect follows) to take the next
  * connection, then the listener closes; or refuse any more with
  * mig_channel_stop_listening. Unarmed, a second connection closes the
- * listener unaccepted.
+ * listener unaccepted. Arming again before that queues the channels: the
+ * connections are taken in order, and the listener closes after the last.
  */
 int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
 			    const struct mig_channel_ops *ops, void *opaque);

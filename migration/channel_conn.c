@@ -100,8 +100,10 @@ static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
 	nx->tls_ctx = ch->tls_ctx;
 	if (!r)
 		r = mig_channel_start(nx);
-	mig_channel_stop_listener(ch);
-	ch->next = NULL;
+	ch->next = nx->chain; /* the next armed one, if any */
+	nx->chain = NULL;
+	if (!ch->next)
+		mig_channel_stop_listener(ch);
 	if (r) {
 		mig_channel_fail(nx, r, "accepting on %s: %s", nx->peer,
 				 uv_strerror(r));
@@ -223,14 +225,19 @@ int mig_channel_listen_next(struct mig_channel *ch, struct mig_channel *next,
 {
 	int r;
 
-	if (!ch->listening || ch->next)
+	struct mig_channel **tail = &ch->next;
+
+	if (!ch->listening)
 		return -EINVAL;
 	r = mig_channel_init(next, ch->loop, ch->peer, ops, opaque);
 	if (r)
 		return r;
 	/* Waiting for the second connection is not a stall. */
 	uv_timer_stop(&next->timer);
-	ch->next = next;
+	while (*tail)
+		tail = &(*tail)->chain;
+	*tail = next;
+	next->chain = NULL;
 	return 0;
 }
 

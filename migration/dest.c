@@ -288,6 +288,7 @@ static int dest_dispatch(struct mig_dest *d, const struct proto_hdr *h,
 	case PROTO_PAGES:
 		return dest_on_pages(d, p, h->len, err, errlen);
 	case PROTO_RAM_END:
+		dest_chans_stop(d); /* channels.h: nothing after this */
 		d->ram_end = true;
 		return 0;
 	case PROTO_SYNC:
@@ -304,6 +305,7 @@ static int dest_dispatch(struct mig_dest *d, const struct proto_hdr *h,
 	case PROTO_DISCARD:
 		return dest_recv_discard(d, p, h->len, err, errlen);
 	case PROTO_POSTCOPY:
+		dest_chans_stop(d);
 		return dest_recv_postcopy(d, p, h->len, err, errlen);
 	case PROTO_POSTCOPY_END:
 		return dest_on_postcopy_end(d, err, errlen);
@@ -465,6 +467,8 @@ static void dest_on_async(uv_async_t *h)
 
 	if (atomic_exchange(&d->stalled, false))
 		dest_progress(d);
+	if (dest_chans_poll(d))
+		return;
 	if (mig_session_urgent_ended(&d->ss)) {
 		dest_urgent_stop(d);
 		dest_fail(d, "urgent connection: %s", d->ss.u_why);

@@ -152,6 +152,12 @@ int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
 		       char *err, size_t errlen);
 int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen);
+int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
+		       bool zero, char *err, size_t errlen);
+/* Parallel channels (dest_channels.c, channels.h). */
+int dest_chans_listen(struct mig_dest *d, char *err, size_t errlen);
+void dest_chans_stop(struct mig_dest *d);
+bool dest_chans_poll(struct mig_dest *d);
 
 /* dest_switch.c */
 int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen);

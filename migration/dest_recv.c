@@ -54,7 +54,8 @@ static int dest_urgent_listen(struct mig_dest *d, char *err, size_t errlen)
 	int r;
 
 	if (!(d->ss.caps & PROTO_CAP_POSTCOPY)) {
-		mig_channel_stop_listening(&d->ss.ch);
+		if (d->ss.xc.n < 2) /* else the last channel closes it */
+			mig_channel_stop_listening(&d->ss.ch);
 		return 0;
 	}
 	r = mig_channel_listen_next(&d->ss.ch, &d->ss.uch, &dest_urgent_ops, d);
@@ -128,7 +129,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 	if (remote && local) {
 		mig_hello_local(d->ss.vm,
 				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
-					PROTO_CAP_POSTCOPY,
+					PROTO_CAP_POSTCOPY | PROTO_CAP_CHANNELS,
 				local);
 		r = proto_hello_decode(p, len, remote, why, sizeof(why));
 		if (!r)
@@ -139,6 +140,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 	}
 	if (!r) {
 		dest_caps_agree(d, remote->caps & local->caps);
+		d->ss.xc.n = remote->nr_channels;
 		d->nr_devs = (int)local->nr_devices;
 	} else {
 		snprintf(err, errlen, "incompatible VM: %s", why);
@@ -151,7 +153,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 		    size_t errlen)
 {
-	uint8_t buf[PROTO_HDR_SIZE + 16];
+	uint8_t buf[PROTO_HELLO_ACK_MAX_FRAME];
 	int r;
 
 	if (d->hello_done) {
@@ -161,13 +163,17 @@ int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	r = dest_hello_check(d, p, len, err, errlen);
 	if (!r)
 		r = dest_verify_begin(d, err, errlen);
+	if (!r) /* the extra channels' turn comes before the urgent one's */
+		r = dest_chans_listen(d, err, errlen);
 	if (!r)
 		r = dest_urgent_listen(d, err, errlen);
 	if (r)
 		return r;
 	d->hello_done = true;
 	return dest_reply(d, buf,
-			  proto_hello_ack_encode(buf, sizeof(buf), d->ss.caps),
+			  proto_hello_ack_chan_encode(buf, sizeof(buf),
+						      d->ss.caps, d->ss.xc.n,
+						      d->ss.xc.token),
 			  err, errlen);
 }
 
@@ -188,13 +194,19 @@ int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen)
 	return r;
 }
 
-/* npages at gpa now hold what guest RAM reads (zero: they are holes). */
-static int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
-			      bool zero, char *err, size_t errlen)
+/*
+ * npages at gpa now hold what guest RAM reads (zero: they are holes). Any
+ * thread placing pages (the extra channels' too: under their lock).
+ */
+int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
+		       bool zero, char *err, size_t errlen)
 {
 	const struct guest_mem *m = &d->ss.vm->mem;
+	bool lock = d->placed.term && d->ss.xc.x;
 	int r = 0;
 
+	if (lock)
+		pthread_mutex_lock(&d->ss.xc.sum_lock);
 	for (uint32_t k = 0; d->placed.term && !r && k < npages; k++) {
 		uint64_t g = gpa + (uint64_t)k * PAGE_SIZE, i;
 		uint8_t *hva = mem_gpa_to_hva(m, g, PAGE_SIZE);
@@ -206,6 +218,8 @@ static int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
 			r = mig_pagesum_set(&d->placed, i, g,
 					    zero ? NULL : hva);
 	}
+	if (lock)
+		pthread_mutex_unlock(&d->ss.xc.sum_lock);
 	if (r)
 		snprintf(err, errlen, "verify: hashing page 0x%llx: %s",
 			 (unsigned long long)gpa, strerror(-r));

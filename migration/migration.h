@@ -95,6 +95,8 @@ enum mig_state {
 	MIG_RUNNING,
 };
 
+#define MIG_MAX_CHANNELS 8 /* --channels: PROTO_MAX_CHANNELS */
+
 struct mig_params {
 	const char *to; /* tcp:HOST:PORT, or unix:PATH (mode local) */
 	enum mig_mode mode;
@@ -104,6 +106,12 @@ struct mig_params {
 	uint64_t budget_bytes;	     /* pre-copy wire-bytes budget; 0: none */
 	bool verify;		     /* page digests of RAM on both sides */
 	int zstd_level;		     /* 0: raw pages */
+	/*
+	 * Connections for pre-copy's pages (migration/channels.h), the main
+	 * one included: 0 or 1 one, up to PROTO_MAX_CHANNELS. Pre-copy and
+	 * hybrid only; the destination may agree to fewer (not to none).
+	 */
+	unsigned int channels;
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
 	/*
@@ -192,6 +200,9 @@ struct mig_stats {
 	bool postcopy;		/* the switch went to post-copy */
 	enum mig_reason reason; /* why pre-copy stopped */
 	uint64_t precopy_bytes; /* wire bytes before the switch */
+	/* Connections used (1: the main one), and the wire bytes of each. */
+	uint32_t channels;
+	uint64_t channel_bytes[MIG_MAX_CHANNELS]; /* [0]: the main one */
 	uint64_t precopy_ms;	/* HELLO_ACK -> pre-copy stopped */
 	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */

@@ -98,6 +98,7 @@ void mig_session_error_reason(const uint8_t *p, size_t len, char *reason,
 
 void mig_session_close_channels(struct mig_session *ss)
 {
+	mig_chans_close(ss);
 	mig_urgent_stop(&ss->urg);
 	mig_channel_close_after_flush(&ss->ch, NULL);
 	if (ss->uch.loop)
@@ -133,6 +134,7 @@ static void mig_session_closed(struct mig_session *ss)
 {
 	if (--ss->closing)
 		return;
+	mig_chans_free(&ss->xc);
 	tls_ctx_free(ss->tls); /* each session holds its own reference */
 	ss->tls = NULL;
 	ss->release(ss);
@@ -219,6 +221,10 @@ void mig_session_free(struct mig_session *ss, uv_handle_t *const *extra,
 	ss->closing = 1; /* held while the handles are looked at */
 	mig_session_free_channel(ss, &ss->ch);
 	mig_session_free_channel(ss, &ss->uch);
+	for (uint32_t i = 0; ss->xc.x && i + 1 < ss->xc.n; i++) {
+		mig_urgent_stop(&ss->xc.x[i].thr);
+		mig_session_free_channel(ss, &ss->xc.x[i].ch);
+	}
 	if (ss->async_on)
 		mig_session_close_handle(ss, (uv_handle_t *)&ss->async);
 	for (int i = 0; i < nr_extra; i++)

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "migration/channel.h"
+#include "migration/channels.h"
 #include "migration/migration.h"
 #include "migration/states.h"
 #include "migration/tls.h"
@@ -42,6 +43,7 @@ struct mig_session {
 	struct mig_channel ch;	/* the main connection */
 	struct mig_channel uch; /* post-copy: the urgent connection */
 	struct mig_urgent urg;	/* its thread, once the socket is handed over */
+	struct mig_chans xc;	/* parallel channels (channels.h) */
 	uv_async_t async;	/* other threads -> loop */
 	bool async_on;
 	/* The urgent thread's end, for the loop (mig_session_urgent_end). */

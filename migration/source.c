@@ -376,6 +376,8 @@ static void src_on_connect(struct mig_channel *ch)
 	f = malloc(PROTO_HDR_SIZE + sizeof(*h) * 2);
 	if (h && f) {
 		mig_hello_local(s->ss.vm, src_caps_offered(s), h);
+		if (h->caps & PROTO_CAP_CHANNELS)
+			h->nr_channels = src_chans_wanted(s);
 		n = proto_hello_encode(f, PROTO_HDR_SIZE + sizeof(*h) * 2, h);
 	}
 	free(h);
@@ -406,6 +408,21 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		src_quiesce_then(s, src_postcopy_start);
 		return;
 	}
+	switch (src_chans_start(s, err, sizeof(err))) {
+	case 0:
+		src_precopy_go(s);
+		return;
+	case 1: /* src_precopy_go once every channel is up */
+		return;
+	default:
+		src_fail(s, MIG_FAILED, "%s", err);
+	}
+}
+
+void src_precopy_go(struct mig_source *s)
+{
+	char err[256];
+
 	if (src_precopy_begin(s, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
@@ -415,11 +432,13 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 }
 
 /* A pre-copy round (or an early discard) has reached the destination. */
-static void src_on_sync(struct mig_source *s)
+void src_on_sync(struct mig_source *s)
 {
 	struct mig_decision d;
 	char err[256];
 
+	if (src_chans_sync_hold(s)) /* an extra channel's echo is due */
+		return;
 	if (!s->sync_wait) {
 		src_fail(s, MIG_FAILED, "unexpected SYNC from the destination");
 		return;
@@ -440,7 +459,7 @@ static void src_on_sync(struct mig_source *s)
 		/* Hybrid switches to post-copy, pre-copy stops anyway. */
 		s->ss.st.converged = d.converged;
 		s->ss.st.reason = d.reason;
-		s->ss.st.precopy_bytes = s->ss.ch.bytes_out;
+		src_chans_done(s); /* precopy_bytes: every channel's */
 		s->ss.st.precopy_ms =
 			(clock_now_ns() - s->precopy_ns) / 1000000;
 		src_quiesce_then(s, src_stop_precopy);

@@ -142,6 +142,20 @@ int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 void src_fail(struct mig_source *s, enum mig_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void src_pump(struct mig_source *s);
+/* A pre-copy round's SYNC came back (on every channel). */
+void src_on_sync(struct mig_source *s);
+/* HELLO_ACK and every channel up: logging on, state PRECOPY, round 0. */
+void src_precopy_go(struct mig_source *s);
+/* Parallel channels (src_channels.c, channels.h). */
+uint32_t src_chans_wanted(const struct mig_source *s);
+int src_chans_start(struct mig_source *s, char *err, size_t errlen);
+/* Page i belongs to another channel than the batch's (send it first). */
+bool src_chans_other(struct mig_source *s, uint64_t i);
+struct mig_channel *src_chans_pick(struct mig_source *s);
+bool src_chans_writable(const struct mig_source *s);
+int src_chans_sync(struct mig_source *s);
+bool src_chans_sync_hold(struct mig_source *s);
+void src_chans_done(struct mig_source *s);
 
 /* src_api.c */
 void src_fold_counts(struct mig_source *s);

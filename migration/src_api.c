@@ -213,6 +213,8 @@ uint64_t src_caps_offered(const struct mig_source *s)
 		return 0;
 	if (s->p.mode != MIG_MODE_PRECOPY)
 		caps |= PROTO_CAP_POSTCOPY;
+	if (src_chans_wanted(s) > 1)
+		caps |= PROTO_CAP_CHANNELS;
 	return caps;
 }
 
@@ -221,13 +223,19 @@ int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen)
 {
 	uint64_t offered = src_caps_offered(s);
-	int r = proto_hello_ack_decode(p, len, &s->ss.caps, err, errlen);
+	int r = proto_hello_ack_chan_decode(p, len, &s->ss.caps, &s->ss.xc.n,
+					    &s->ss.xc.token, err, errlen);
 
 	if (!r && (s->ss.caps & ~offered))
 		r = -EPROTO, snprintf(err, errlen,
 				      "HELLO_ACK accepts capabilities that "
 				      "were not offered (0x%llx)",
 				      (unsigned long long)s->ss.caps);
+	if (!r && s->ss.xc.n > src_chans_wanted(s))
+		r = -EPROTO, snprintf(err, errlen,
+				      "HELLO_ACK agrees on %u channels, %u "
+				      "were asked",
+				      s->ss.xc.n, src_chans_wanted(s));
 	if (!r && s->p.verify && !(s->ss.caps & PROTO_CAP_VERIFY))
 		r = -EPROTO,
 		snprintf(err, errlen, "the destination cannot --verify");

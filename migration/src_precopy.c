@@ -87,7 +87,7 @@ static int src_send_zstd(struct mig_source *s, int level)
 	proto_batch_init(s->batch);
 	s->round_bytes += n;
 	src_rate_spend(s, n);
-	return mig_channel_send(&s->ss.ch, f, n);
+	return mig_channel_send(src_chans_pick(s), f, n);
 }
 
 /*
@@ -118,7 +118,7 @@ static int src_send_raw(struct mig_source *s)
 	proto_batch_init(s->batch);
 	s->round_bytes += len;
 	src_rate_spend(s, len);
-	return mig_channel_sendv(&s->ss.ch, head, (size_t)n, iov, niov);
+	return mig_channel_sendv(src_chans_pick(s), head, (size_t)n, iov, niov);
 }
 
 int src_send_batch(struct mig_source *s)
@@ -166,6 +166,10 @@ static bool src_fill_batch(struct mig_source *s)
 	uint64_t i = bitmap_next_set(&s->todo, s->cursor);
 
 	for (; i < s->todo.nbits; i = bitmap_next_set(&s->todo, i + 1)) {
+		if (src_chans_other(s, i)) { /* channels.h: the rule */
+			s->cursor = i;
+			return true;
+		}
 		bitmap_clear(&s->todo, i);
 		src_add_page(s, i);
 		if (proto_batch_full(s->batch)) {
@@ -272,7 +276,7 @@ int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
 
 	while (*state == MIG_PRECOPY || *state == MIG_STOP_COPY ||
 	       (*state == MIG_POSTCOPY && !s->pc_end_sent)) {
-		if (!mig_channel_writable(&s->ss.ch) || src_rate_hold(s))
+		if (!src_chans_writable(s) || src_rate_hold(s))
 			return SRC_PUMP_WAIT;
 		if (s->pc ? src_fill_push(s) : src_fill_batch(s)) {
 			int r = src_send_batch(s);
@@ -289,7 +293,8 @@ int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
 		/* Round queued: SYNC, and continue when it comes back. */
 		if (s->sync_wait)
 			return SRC_PUMP_WAIT;
-		if (mig_session_send_empty(&s->ss, PROTO_SYNC)) {
+		if (mig_session_send_empty(&s->ss, PROTO_SYNC) ||
+		    src_chans_sync(s)) {
 			snprintf(err, errlen, "sending SYNC failed");
 			return -EIO;
 		}

@@ -38,9 +38,10 @@ static const char *const proto_type_names[PROTO_TYPE_MAX] = {
 	[PROTO_COMPLETE] = "COMPLETE",
 	[PROTO_RESUME] = "RESUME",
 	[PROTO_RESUME_ACK] = "RESUME_ACK",
+	[PROTO_CHAN_HELLO] = "CHAN_HELLO",
 };
 
-_Static_assert(PROTO_TYPE_MAX == 21, "name the new type in proto_type_names");
+_Static_assert(PROTO_TYPE_MAX == 22, "name the new type in proto_type_names");
 
 const char *proto_type_name(unsigned int type)
 {

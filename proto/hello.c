@@ -26,7 +26,7 @@ _Static_assert(PROTO_HELLO_MAX_FRAME ==
 		       PROTO_HDR_SIZE + HELLO_FIXED +
 			       PROTO_MAX_REGIONS * REGION_SIZE + 8 +
 			       PROTO_MAX_CPUID * CPUID_SIZE + 4 +
-			       PROTO_MAX_DEVICES * DEVICE_SIZE,
+			       PROTO_MAX_DEVICES * DEVICE_SIZE + 4,
 	       "PROTO_HELLO_MAX_FRAME is out of date");
 
 /* NULL when name is a valid device name, else why not. */
@@ -139,7 +139,8 @@ static size_t hello_size(const struct proto_hello *h)
 {
 	return HELLO_FIXED + (size_t)h->nr_regions * REGION_SIZE + 8 +
 	       (size_t)h->nr_cpuid * CPUID_SIZE + 4 +
-	       (size_t)h->nr_devices * DEVICE_SIZE;
+	       (size_t)h->nr_devices * DEVICE_SIZE +
+	       (h->caps & PROTO_CAP_CHANNELS ? 4 : 0);
 }
 
 static uint8_t *hello_put_cpuid(uint8_t *q, const struct proto_cpuid *e)
@@ -191,6 +192,8 @@ int proto_hello_encode(uint8_t *buf, size_t cap, const struct proto_hello *h)
 	q = proto_put32(q, h->nr_devices);
 	for (uint32_t i = 0; i < h->nr_devices; i++)
 		q = hello_put_device(q, &h->devices[i]);
+	if (h->caps & PROTO_CAP_CHANNELS)
+		proto_put32(q, h->nr_channels);
 	proto_frame_seal(buf, PROTO_HELLO, (uint32_t)len);
 	return PROTO_HDR_SIZE + (int)len;
 }
@@ -302,6 +305,19 @@ static int hello_get_vcpus(struct proto_cur *c, struct proto_hello *h)
 	return 0;
 }
 
+/* The channel count, present only with PROTO_CAP_CHANNELS. */
+static int hello_get_channels(struct proto_cur *c, struct proto_hello *h)
+{
+	if (!(h->caps & PROTO_CAP_CHANNELS))
+		return 0;
+	if (proto_cur_u32(c, "nr_channels", &h->nr_channels))
+		return -EPROTO;
+	if (h->nr_channels < 2 || h->nr_channels > PROTO_MAX_CHANNELS)
+		return proto_cur_fail(c, "nr_channels %u not in 2..%d",
+				      h->nr_channels, PROTO_MAX_CHANNELS);
+	return 0;
+}
+
 int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
 		       char *err, size_t errlen)
 {
@@ -315,7 +331,8 @@ int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
 		return 0; /* another layout: proto_hello_compare refuses it */
 	if (hello_get_fixed(&c, h) || hello_get_regions(&c, h) ||
 	    hello_get_vcpus(&c, h) || hello_get_cpuid(&c, h) ||
-	    hello_get_devices(&c, h) || proto_cur_end(&c))
+	    hello_get_devices(&c, h) || hello_get_channels(&c, h) ||
+	    proto_cur_end(&c))
 		return -EPROTO;
 	return proto_hello_check(h, err, errlen);
 }
@@ -521,32 +538,79 @@ int proto_hello_compare(const struct proto_hello *local,
 	return hello_cmp_devices(local, remote, err, errlen);
 }
 
-/* ---- HELLO_ACK: u64 caps ------------------------------------------------- */
+/* ---- HELLO_ACK: u64 caps [, u32 nr_channels, u64 token] ------------------ */
 
-int proto_hello_ack_encode(uint8_t *buf, size_t cap, uint64_t caps)
+int proto_hello_ack_chan_encode(uint8_t *buf, size_t cap, uint64_t caps,
+				uint32_t nr_channels, uint64_t token)
 {
+	bool chan = caps & PROTO_CAP_CHANNELS;
+	size_t len = chan ? 20 : 8;
 	int ret;
 
 	if (caps & ~PROTO_CAP_ALL)
 		return -EINVAL;
-	ret = proto_frame_room(cap, 8);
+	if (chan && (nr_channels < 2 || nr_channels > PROTO_MAX_CHANNELS ||
+		     !token))
+		return -EINVAL;
+	ret = proto_frame_room(cap, len);
 	if (ret)
 		return ret;
 	put_le64(buf + PROTO_HDR_SIZE, caps);
-	proto_frame_seal(buf, PROTO_HELLO_ACK, 8);
-	return PROTO_HDR_SIZE + 8;
+	if (chan) {
+		put_le32(buf + PROTO_HDR_SIZE + 8, nr_channels);
+		put_le64(buf + PROTO_HDR_SIZE + 12, token);
+	}
+	proto_frame_seal(buf, PROTO_HELLO_ACK, (uint32_t)len);
+	return PROTO_HDR_SIZE + (int)len;
+}
+
+int proto_hello_ack_encode(uint8_t *buf, size_t cap, uint64_t caps)
+{
+	if (caps & PROTO_CAP_CHANNELS)
+		return -EINVAL;
+	return proto_hello_ack_chan_encode(buf, cap, caps, 1, 0);
+}
+
+static int hello_ack_get_channels(struct proto_cur *c, uint32_t *nr,
+				  uint64_t *token)
+{
+	if (proto_cur_u32(c, "nr_channels", nr) ||
+	    proto_cur_u64(c, "token", token))
+		return -EPROTO;
+	if (*nr < 2 || *nr > PROTO_MAX_CHANNELS)
+		return proto_cur_fail(c, "nr_channels %u not in 2..%d", *nr,
+				      PROTO_MAX_CHANNELS);
+	if (!*token)
+		return proto_cur_fail(c, "token 0");
+	return 0;
+}
+
+int proto_hello_ack_chan_decode(const uint8_t *p, size_t len, uint64_t *caps,
+				uint32_t *nr_channels, uint64_t *token,
+				char *err, size_t errlen)
+{
+	struct proto_cur c;
+
+	*nr_channels = 1;
+	*token = 0;
+	proto_cur_init(&c, p, len, "HELLO_ACK", err, errlen);
+	if (proto_cur_u64(&c, "caps", caps))
+		return -EPROTO;
+	if (*caps & ~PROTO_CAP_ALL)
+		return proto_cur_fail(&c, "unknown caps 0x%" PRIx64,
+				      (uint64_t)(*caps & ~PROTO_CAP_ALL));
+	if ((*caps & PROTO_CAP_CHANNELS) &&
+	    hello_ack_get_channels(&c, nr_channels, token))
+		return -EPROTO;
+	return proto_cur_end(&c);
 }
 
 int proto_hello_ack_decode(const uint8_t *p, size_t len, uint64_t *caps,
 			   char *err, size_t errlen)
 {
-	struct proto_cur c;
+	uint32_t nr;
+	uint64_t token;
 
-	proto_cur_init(&c, p, len, "HELLO_ACK", err, errlen);
-	if (proto_cur_u64(&c, "caps", caps) || proto_cur_end(&c))
-		return -EPROTO;
-	if (*caps & ~PROTO_CAP_ALL)
-		return proto_cur_fail(&c, "unknown caps 0x%" PRIx64,
-				      (uint64_t)(*caps & ~PROTO_CAP_ALL));
-	return 0;
+	return proto_hello_ack_chan_decode(p, len, caps, &nr, &token, err,
+					   errlen);
 }

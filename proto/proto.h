@@ -33,12 +33,16 @@ struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
 #define PROTO_CAP_ZSTD	   (1ULL << 0)
 #define PROTO_CAP_POSTCOPY (1ULL << 1)
 #define PROTO_CAP_VERIFY   (1ULL << 2) /* SHA-256 of RAM at the end */
+/* Parallel channels: HELLO and HELLO_ACK carry a channel count (below). */
+#define PROTO_CAP_CHANNELS (1ULL << 3)
 /*
  * Every capability this version knows. A HELLO may offer unknown bits (a
  * newer peer's): the destination answers the intersection. A HELLO_ACK
  * with a bit outside PROTO_CAP_ALL is refused.
  */
-#define PROTO_CAP_ALL (PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY | PROTO_CAP_VERIFY)
+#define PROTO_CAP_ALL                                                          \
+	(PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY | PROTO_CAP_VERIFY |              \
+	 PROTO_CAP_CHANNELS)
 
 enum proto_type {
 	PROTO_HELLO = 1,     /* src -> dst: version, caps, the VM's shape */
@@ -72,6 +76,8 @@ enum proto_type {
 				    connection after a break (cookie) */
 	PROTO_RESUME_ACK = 20,	 /* dst -> src: cookie, the number of
 				    DISCARD runs (pages lacking) before it */
+	PROTO_CHAN_HELLO = 21,	 /* src -> dst: first frame of an extra
+				    channel (token, index, proof) */
 	PROTO_TYPE_MAX
 };
 
@@ -168,12 +174,20 @@ struct proto_hello {
 	struct proto_cpuid cpuid[PROTO_MAX_CPUID];
 	uint32_t nr_devices;
 	struct proto_device devices[PROTO_MAX_DEVICES];
+	/*
+	 * With PROTO_CAP_CHANNELS only (else absent on the wire and 0):
+	 * the connections the source asks for, 2..PROTO_MAX_CHANNELS.
+	 */
+	uint32_t nr_channels;
 };
+
+#define PROTO_MAX_CHANNELS 8
 
 /* The largest HELLO frame (every array full): a buffer this big always fits. */
 #define PROTO_HELLO_MAX_FRAME                                                  \
 	(PROTO_HDR_SIZE + 28 + PROTO_MAX_REGIONS * 16 + 8 +                    \
-	 PROTO_MAX_CPUID * 28 + 4 + PROTO_MAX_DEVICES * (PROTO_NAME_MAX + 4))
+	 PROTO_MAX_CPUID * 28 + 4 + PROTO_MAX_DEVICES * (PROTO_NAME_MAX + 4) + \
+	 4)
 
 /*
  * Encoders write a whole frame (header + payload) into buf of size cap and
@@ -213,6 +227,32 @@ int proto_hello_compare(const struct proto_hello *local,
 int proto_hello_ack_encode(uint8_t *buf, size_t cap, uint64_t caps);
 int proto_hello_ack_decode(const uint8_t *p, size_t len, uint64_t *caps,
 			   char *err, size_t errlen);
+/*
+ * HELLO_ACK with PROTO_CAP_CHANNELS in caps: u64 caps, then u32
+ * nr_channels (2..PROTO_MAX_CHANNELS, at most what HELLO asked) and u64
+ * token (non-zero, random: names this migration to the extra channels).
+ * Without the cap the frame is caps alone (nr 1, token 0 decoded).
+ */
+#define PROTO_HELLO_ACK_MAX_FRAME (PROTO_HDR_SIZE + 20)
+int proto_hello_ack_chan_encode(uint8_t *buf, size_t cap, uint64_t caps,
+				uint32_t nr_channels, uint64_t token);
+int proto_hello_ack_chan_decode(const uint8_t *p, size_t len, uint64_t *caps,
+				uint32_t *nr_channels, uint64_t *token,
+				char *err, size_t errlen);
+
+/*
+ * CHAN_HELLO (src -> dst, the first frame of extra channel index,
+ * 1..nr_channels-1): u64 token (from HELLO_ACK, non-zero), u32 index,
+ * then over TLS a PROTO_PROOF_LEN-byte proof (as URGENT_HELLO's). The
+ * channel then carries only PAGES and SYNC (docs/protocol.md, "Parallel
+ * channels"). encode: proof NULL writes none; decode: *has_proof says.
+ */
+#define PROTO_CHAN_HELLO_FRAME (PROTO_HDR_SIZE + 12 + 32)
+int proto_chan_hello_encode(uint8_t *buf, size_t cap, uint64_t token,
+			    uint32_t index, const uint8_t *proof);
+int proto_chan_hello_decode(const uint8_t *p, size_t len, uint64_t *token,
+			    uint32_t *index, uint8_t *proof, bool *has_proof,
+			    char *err, size_t errlen);
 
 /* ---- page batches -------------------------------------------------------- */
 

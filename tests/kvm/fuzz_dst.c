@@ -175,7 +175,9 @@ static int dst_hello_ack(struct fz_peer *p, bool bad)
 		caps = fz_rand(p) & PROTO_CAP_ALL;
 	else if (bad)
 		caps &= fz_rand(p);
-	return dst_out(p, proto_hello_ack_encode(p->fbuf, FZ_FBUF, caps));
+	/* A lie about channels (never offered here) must be refused. */
+	return dst_out(p, proto_hello_ack_chan_encode(p->fbuf, FZ_FBUF, caps, 2,
+						      fz_rand(p) | 1));
 }
 
 static int dst_verify_frame(struct fz_peer *p, bool echo)

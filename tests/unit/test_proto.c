@@ -149,6 +149,15 @@ static int decode_any(unsigned int type, const uint8_t *p, size_t len)
 	case PROTO_PAGE_REQ:
 		return proto_page_req_decode(p, len, gpas, &nr, err,
 					     sizeof(err));
+	case PROTO_CHAN_HELLO: {
+		uint8_t proof[PROTO_PROOF_LEN];
+		uint64_t token;
+		uint32_t index;
+		bool has;
+
+		return proto_chan_hello_decode(p, len, &token, &index, proof,
+					       &has, err, sizeof(err));
+	}
 	default:
 		return proto_empty_decode(p, len, type, err, sizeof(err));
 	}
@@ -413,7 +422,7 @@ Test(frame, type_names)
 		"GO",	      "RUNNING",      "ERROR",	   "VERIFY",
 		"SYNC",	      "DISCARD",      "POSTCOPY",  "URGENT_HELLO",
 		"PAGE_REQ",   "POSTCOPY_END", "COMPLETE",  "RESUME",
-		"RESUME_ACK",
+		"RESUME_ACK", "CHAN_HELLO",
 	};
 
 	cr_assert_eq(sizeof(names) / sizeof(names[0]), PROTO_TYPE_MAX);
@@ -448,7 +457,9 @@ static void hello_fill(struct proto_hello *h, bool full)
 {
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
-	h->caps = PROTO_CAP_ZSTD | PROTO_CAP_VERIFY;
+	h->caps = PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
+		  (full ? PROTO_CAP_CHANNELS : 0);
+	h->nr_channels = full ? PROTO_MAX_CHANNELS : 0;
 	h->page_size = PAGE_SIZE;
 	h->mem_size = 6ULL << 30;
 	h->nr_regions = full ? PROTO_MAX_REGIONS : 2;
@@ -827,21 +838,95 @@ Test(hello, ack_round_trip_and_unknown_caps)
 {
 	uint8_t buf[64];
 	uint64_t caps;
-	int n = proto_hello_ack_encode(buf, sizeof(buf), PROTO_CAP_ALL);
+	uint64_t noch = PROTO_CAP_ALL & ~PROTO_CAP_CHANNELS;
+	int n = proto_hello_ack_encode(buf, sizeof(buf), noch);
 
 	cr_assert_eq(n, PROTO_HDR_SIZE + 8);
 	cr_assert_eq(proto_hello_ack_decode(buf + PROTO_HDR_SIZE, 8, &caps, err,
 					    sizeof(err)),
 		     0);
-	cr_assert_eq(caps, PROTO_CAP_ALL);
+	cr_assert_eq(caps, noch);
 	check_truncations(PROTO_HELLO_ACK, buf, n);
-	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 3),
+	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 4),
+		     -EINVAL);
+	/* Channels need their count and token. */
+	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), PROTO_CAP_ALL),
 		     -EINVAL);
 	wr64(buf + PROTO_HDR_SIZE, PROTO_CAP_ZSTD | 1ULL << 63);
 	cr_assert_eq(proto_hello_ack_decode(buf + PROTO_HDR_SIZE, 8, &caps, err,
 					    sizeof(err)),
 		     -EPROTO);
 	cr_assert_str_eq(err, "HELLO_ACK: unknown caps 0x8000000000000000");
+}
+
+Test(hello, ack_channels)
+{
+	uint8_t buf[PROTO_HELLO_ACK_MAX_FRAME];
+	uint64_t caps, token;
+	uint32_t nr;
+	int n = proto_hello_ack_chan_encode(buf, sizeof(buf), PROTO_CAP_ALL, 4,
+					    0x1234);
+
+	cr_assert_eq(n, PROTO_HELLO_ACK_MAX_FRAME);
+	cr_assert_eq(proto_hello_ack_chan_decode(buf + PROTO_HDR_SIZE,
+						 n - PROTO_HDR_SIZE, &caps, &nr,
+						 &token, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(caps, PROTO_CAP_ALL);
+	cr_assert_eq(nr, 4);
+	cr_assert_eq(token, 0x1234);
+	check_truncations(PROTO_HELLO_ACK, buf, n);
+	cr_assert_eq(proto_hello_ack_chan_encode(buf, sizeof(buf),
+						 PROTO_CAP_CHANNELS, 1, 5),
+		     -EINVAL);
+	cr_assert_eq(proto_hello_ack_chan_encode(buf, sizeof(buf),
+						 PROTO_CAP_CHANNELS, 2, 0),
+		     -EINVAL);
+	wr32(buf + PROTO_HDR_SIZE + 8, PROTO_MAX_CHANNELS + 1);
+	cr_assert_eq(proto_hello_ack_chan_decode(buf + PROTO_HDR_SIZE,
+						 n - PROTO_HDR_SIZE, &caps, &nr,
+						 &token, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "HELLO_ACK: nr_channels 9 not in 2..8");
+}
+
+Test(chan, hello_round_trip)
+{
+	uint8_t buf[PROTO_CHAN_HELLO_FRAME], proof[PROTO_PROOF_LEN], got[32];
+	uint64_t token;
+	uint32_t index;
+	bool has;
+	int n;
+
+	memset(proof, 0xab, sizeof(proof));
+	n = proto_chan_hello_encode(buf, sizeof(buf), 77, 3, proof);
+	cr_assert_eq(n, PROTO_CHAN_HELLO_FRAME);
+	cr_assert_eq(proto_chan_hello_decode(buf + PROTO_HDR_SIZE,
+					     n - PROTO_HDR_SIZE, &token, &index,
+					     got, &has, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(has);
+	cr_assert_eq(token, 77);
+	cr_assert_eq(index, 3);
+	cr_assert_eq(memcmp(got, proof, sizeof(proof)), 0);
+	n = proto_chan_hello_encode(buf, sizeof(buf), 77, 1, NULL);
+	cr_assert_eq(n, PROTO_HDR_SIZE + 12);
+	cr_assert_eq(proto_chan_hello_decode(buf + PROTO_HDR_SIZE,
+					     n - PROTO_HDR_SIZE, &token, &index,
+					     got, &has, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(!has);
+	check_truncations(PROTO_CHAN_HELLO, buf, n);
+	cr_assert_eq(proto_chan_hello_encode(buf, sizeof(buf), 0, 1, NULL),
+		     -EINVAL);
+	cr_assert_eq(proto_chan_hello_encode(buf, sizeof(buf), 1, 0, NULL),
+		     -EINVAL);
+	wr32(buf + PROTO_HDR_SIZE + 8, 0);
+	cr_assert_eq(proto_chan_hello_decode(buf + PROTO_HDR_SIZE,
+					     n - PROTO_HDR_SIZE, &token, &index,
+					     got, &has, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_str_eq(err, "CHAN_HELLO: index 0 not in 1..7");
 }
 
 /* ---- page batches -------------------------------------------------------- */

@@ -23,6 +23,7 @@ struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
 	const char *push, *tls_dir, *tls_hostname;
 	const char *max_bw, *pc_bw;
+	const char *channels; /* --channels N */
 	const char *listen; /* --recover --listen ADDR (destination) */
 	bool verify, cancel, resume, abort, confirm, insecure, recover;
 	bool auto_converge;
@@ -145,7 +146,8 @@ static int migrate_quiesce(const char *s, json_t *args)
 /* The one-line reason when the flags do not go together; NULL: they do. */
 static const char *migrate_conflict(const struct migrate_opts *o)
 {
-	bool tuning = o->mode || o->limit || o->rounds || o->verify ||
+	bool tuning = o->mode || o->limit || o->rounds || o->channels ||
+		      o->verify ||
 		      o->budget || o->quiesce || o->push || o->tls_dir ||
 		      o->tls_hostname || o->insecure || o->max_bw || o->pc_bw ||
 		      o->auto_converge;
@@ -209,6 +211,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"mode", required_argument, NULL, 'm'},
 		{"downtime-limit", required_argument, NULL, 'd'},
 		{"max-rounds", required_argument, NULL, 'r'},
+		{"channels", required_argument, NULL, 'n'},
 		{"precopy-budget", required_argument, NULL, 'b'},
 		{"quiesce-timeout", required_argument, NULL, 'q'},
 		{"push-order", required_argument, NULL, 'p'},
@@ -250,6 +253,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'r':
 			o->rounds = optarg;
+			break;
+		case 'n':
+			o->channels = optarg;
 			break;
 		case 'b':
 			o->budget = optarg;
@@ -360,6 +366,11 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 		if (migrate_number("--max-rounds", o->rounds, NULL, &v))
 			return -EINVAL;
 		json_object_set_new(a, "max_rounds", v);
+	}
+	if (o->channels) {
+		if (migrate_number("--channels", o->channels, NULL, &v))
+			return -EINVAL;
+		json_object_set_new(a, "channels", v);
 	}
 	if (o->budget && migrate_budget(o->budget, a))
 		return -EINVAL;
@@ -606,6 +617,10 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"                         neighbours, then pages the "
 		"page tables mark accessed),\n"
 		"                         faults, or linear\n"
+		"  --channels N           pre-copy's pages over N "
+		"connections (1..8, default 1;\n"
+		"                         the destination places each "
+		"on its own thread)\n"
 		"  --verify               compare sums of page digests "
 		"of guest RAM on both\n"
 		"                         sides (kept as pages move: "

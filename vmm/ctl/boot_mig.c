@@ -17,6 +17,17 @@
 #include "vmm/ctl/boot_app.h"
 
 /* Post-copy and the switch: how pre-copy ended and what came after. */
+/* "channels": the wire bytes of each connection pre-copy used. */
+static void boot_mig_channels_json(json_t *o, const struct mig_stats *st)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < st->channels && i < MIG_MAX_CHANNELS; i++)
+		json_array_append_new(
+			a, json_integer((json_int_t)st->channel_bytes[i]));
+	json_object_set_new(o, "channel_bytes", a);
+}
+
 static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 {
 #define SET(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
@@ -24,6 +35,7 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	json_object_set_new(o, "switch_reason",
 			    json_string(mig_reason_name(st->reason)));
 	SET("precopy_bytes", st->precopy_bytes);
+	boot_mig_channels_json(o, st);
 	SET("switch_dirty_pages", st->switch_dirty);
 	SET("postcopy_pushed_pages", st->postcopy_pushed);
 	SET("push_resume_pages", st->push_first);
@@ -348,6 +360,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.budget_bytes = m->budget_bytes,
 		.verify = m->verify,
 		.zstd_level = MIG_DEFAULT_ZSTD,
+		.channels = (unsigned int)m->channels,
 		.quiesce_timeout_ms = m->quiesce_timeout_ms,
 		.push_order = m->push_order,
 		.max_bandwidth = m->max_bandwidth,

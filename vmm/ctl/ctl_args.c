@@ -355,6 +355,8 @@ static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
 			  &m->downtime_limit_ms) ||
 	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
+	    get_range_arg(req, err, "channels", 1, MIG_MAX_CHANNELS,
+			  &m->channels) ||
 	    get_range_arg(req, err, "quiesce_timeout_ms", 1,
 			  CTL_MIG_QUIESCE_MS_MAX, &m->quiesce_timeout_ms) ||
 	    parse_migrate_rates(req, err))
@@ -409,6 +411,7 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "mode",
 					    "downtime_limit_ms",
 					    "max_rounds",
+					    "channels",
 					    "precopy_budget_ms",
 					    "precopy_budget_bytes",
 					    "quiesce_timeout_ms",

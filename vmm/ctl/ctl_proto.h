@@ -70,6 +70,7 @@ struct ctl_request {
 		enum mig_mode mode;	     /* default: hybrid */
 		uint64_t downtime_limit_ms;  /* 0: the default */
 		uint64_t max_rounds;	     /* 0: the default */
+		uint64_t channels;	     /* 0: one (the main connection) */
 		uint64_t budget_ms;	     /* precopy_budget_ms; 0: none */
 		uint64_t budget_bytes;	     /* precopy_budget_bytes; 0: none */
 		uint64_t quiesce_timeout_ms; /* 0: the default */
