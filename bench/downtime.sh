@@ -75,7 +75,7 @@
 #
 #   bench/downtime.sh [--mem SIZE] [--mib N] [--rates "R ..."] [--modes "M ..."]
 #                     [--cpus N] [--downtime-limit MS] [--max-rounds N] [--reps N] [--tls]
-#                     [--verify] [--max-bandwidth RATE]
+#                     [--verify] [--max-bandwidth RATE] [--channels N]
 #   e.g. bench/downtime.sh --mib 64 --rates "0 50" --modes hybrid --reps 1   (a quick run)
 #
 # The same settings can come from the environment: MEM (default 1G),
@@ -90,6 +90,7 @@
 # scratch directory (serial output, heartbeat logs, per run), REPLOT=1
 # migrates nothing: it remakes the summary, the plot and the tables from
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
+# --channels N (CHANNELS) passes on to `vmmctl migrate` (parallel channels).
 # --verify and --max-bandwidth RATE (VERIFY=1, MAX_BANDWIDTH) pass on to
 # `vmmctl migrate` (--verify: results in $OUT-verify, to compare its
 # downtime with a plain run's).
@@ -123,6 +124,7 @@ TLS=0
 TLS_ARGS=()
 VERIFY=${VERIFY:-0}
 MAX_BANDWIDTH=${MAX_BANDWIDTH:-}
+CHANNELS=${CHANNELS:-}
 while (($#)); do
 	[[ $1 == -h || $1 == --help ]] && usage 0
 	# --tls: every migration over mutual TLS (certificates made in the
@@ -148,6 +150,7 @@ while (($#)); do
 	--max-rounds) MAX_ROUNDS=$2 ;;
 	--reps) REPS=$2 ;;
 	--max-bandwidth) MAX_BANDWIDTH=$2 ;;
+	--channels) CHANNELS=$2 ;;
 	*) echo "downtime.sh: unknown argument '$1'" >&2; usage 2 ;;
 	esac
 	shift 2
@@ -163,6 +166,7 @@ done
 MIG_ARGS=()
 ((VERIFY)) && MIG_ARGS+=(--verify) && [[ -z ${OUT_DIR:-} ]] && OUT=$OUT-verify
 [[ -n $MAX_BANDWIDTH ]] && MIG_ARGS+=(--max-bandwidth "$MAX_BANDWIDTH")
+[[ -n $CHANNELS ]] && MIG_ARGS+=(--channels "$CHANNELS")
 mkdir -p "$OUT"
 [[ -x $VMMCTL && -f $GUEST ]] ||
 	{ echo "downtime.sh: no $VMMCTL or $GUEST: build first (scripts/setup.sh) or set BUILD_DIR" >&2; exit 1; }

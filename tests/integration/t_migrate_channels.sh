@@ -19,12 +19,13 @@ GUEST=(--mem 128M --cpus 2)
 # ($src) running the dirty workload.
 pair()
 {
+	local p=$1
 	port=$(free_port)
-	vmm_incoming "b$1" "tcp:127.0.0.1:$port" "${GUEST[@]}" "${@:2}"
+	vmm_incoming "b$p" "tcp:127.0.0.1:$port" "${GUEST[@]}" "${@:2}"
 	dst=$VMM_PID
-	vmm_start "a$1" "${GUEST[@]}" --append "dirty --mib 32 --rate 50"
+	vmm_start "a$p" "${GUEST[@]}" --append "dirty --mib 32 --rate 50"
 	src=$VMM_PID
-	wait_until 30 "dirty running" '(($(status_get "$T/a$1.sock" .heartbeats.count) >= 300))'
+	wait_until 30 "dirty running" '(($(status_get "$T/a$p.sock" .heartbeats.count) >= 300))'
 }
 
 # migrate_once N CHANNELS MODE TRANSPORT: one migration of a dirtying guest.
