@@ -55,6 +55,7 @@ struct mig_xchan {
 	struct proto_batch *batch; /* thr's decode buffer */
 	uint64_t pages, zero;	   /* thr's counts (read after join) */
 	uint64_t bytes;		   /* wire bytes, once thr is stopped */
+	bool cut;		   /* thr: VMM_TEST_CHAN_CUT cut it */
 };
 
 struct mig_chans {

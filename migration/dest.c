@@ -484,6 +484,7 @@ static void dest_on_async(uv_async_t *h)
 const struct mig_stats *mig_dest_stats(struct mig_dest *d)
 {
 	dest_fold_urgent(d);
+	mig_chans_stats(&d->ss, false);
 	if (d->postcopy && d->go_done)
 		dest_fault_stats(d);
 	return &d->ss.st;

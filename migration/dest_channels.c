@@ -84,6 +84,7 @@ static int dest_xchan_frame(void *opaque, const struct proto_hdr *h,
 	}
 	if (h->type == PROTO_PAGES && x->index == 1 && dest_xchan_cut()) {
 		shutdown(x->thr.fd, SHUT_RDWR); /* as a lost link: EOF next */
+		x->cut = true; /* the source is to notice, not us */
 		return 0;
 	}
 	if (h->type != PROTO_PAGES) {
@@ -109,10 +110,13 @@ static void dest_xchan_end(void *opaque, int code, const char *why, bool own)
 	struct mig_xchan *x = opaque;
 	struct mig_dest *d = x->owner;
 
-	if (code == -ECONNRESET && !own && !x->thr.rlen)
+	if ((code == -ECONNRESET && !own && !x->thr.rlen) || x->cut)
 		return;
-	snprintf(d->ss.xc.why, sizeof(d->ss.xc.why), "%s%s", own ? "" : "channel: ",
-		 why);
+	if (own)
+		snprintf(d->ss.xc.why, sizeof(d->ss.xc.why), "%s", why);
+	else
+		snprintf(d->ss.xc.why, sizeof(d->ss.xc.why), "channel %u: %s",
+			 x->index, why);
 	atomic_store(&d->ss.xc.failed, true);
 	uv_async_send(&d->ss.async);
 }

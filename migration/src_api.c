@@ -42,7 +42,10 @@ void src_fold_counts(struct mig_source *s)
 const struct mig_stats *mig_source_stats(struct mig_source *s)
 {
 	src_fold_counts(s);
-	s->ss.st.wire_bytes = s->ss.ch.bytes_out + s->ss.urg.bytes_out;
+	mig_chans_stats(&s->ss, true); /* channel_bytes[0]: the main one's */
+	s->ss.st.wire_bytes = s->ss.urg.bytes_out;
+	for (uint32_t i = 0; i < s->ss.st.channels; i++)
+		s->ss.st.wire_bytes += s->ss.st.channel_bytes[i];
 	return &s->ss.st;
 }
 
