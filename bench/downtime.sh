@@ -220,15 +220,23 @@ wait_for()
 	done
 }
 
-# vmm_cpu_ms PID: CPU time (user + system, ms) of a VMM's threads but its
-# vCPUs (the event loop, where migration runs, and its helpers), so far.
+# vmm_cpu_ms PID [total]: CPU time (user + system, ms) of a VMM's threads
+# but its vCPUs (the event loop, where migration runs, and its helpers), so
+# far. With "total" (the destination, whose vCPUs live on): the process's
+# total, which keeps the time of threads that have ended (the destination's
+# channel threads), less the vCPU threads'.
 vmm_cpu_ms()
 {
-	local t sum=0 tick
+	local t sum=0 tick sign=1
 	tick=$(getconf CLK_TCK)
+	if [[ ${2:-} == total ]]; then
+		sum=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$1"/stat 2>/dev/null || echo 0)
+		sign=-1
+	fi
 	for t in /proc/"$1"/task/*; do
-		[[ $(cat "$t/comm" 2>/dev/null) == vcpu* ]] && continue
-		sum=$((sum + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat" 2>/dev/null || echo 0)))
+		[[ $(cat "$t/comm" 2>/dev/null) == vcpu* ]] && ((sign > 0)) && continue
+		[[ $(cat "$t/comm" 2>/dev/null) == vcpu* ]] || ((sign > 0)) || continue
+		sum=$((sum + sign * $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat" 2>/dev/null || echo 0)))
 	done
 	echo $((sum * 1000 / tick))
 }
@@ -427,7 +435,7 @@ run()
 		foreign=$(foreign_vmms)
 		local push_args=() cpu_s cpu_d
 		[[ -n $PUSH_ORDER && $mode != precopy ]] && push_args=(--push-order "$PUSH_ORDER")
-		cpu_s=$(vmm_cpu_ms "$src") cpu_d=$(vmm_cpu_ms "$dst")
+		cpu_s=$(vmm_cpu_ms "$src") cpu_d=$(vmm_cpu_ms "$dst" total)
 		# In the background, so that a signal to this script acts at once.
 		timeout 300 "$VMMCTL" migrate --api "$S.sock" --to "tcp:127.0.0.1:$port" \
 			--mode "$mode" --downtime-limit "$DOWNTIME_LIMIT" --max-rounds "$MAX_ROUNDS" \
@@ -440,7 +448,7 @@ run()
 		# Both VMMs' CPU time (but their vCPUs') over the migration: a
 		# figure the other load on two shared cores leaves alone, unlike
 		# the total time.
-		src_cpu=$(($(vmm_cpu_ms "$src") - cpu_s)) dst_cpu=$(($(vmm_cpu_ms "$dst") - cpu_d))
+		src_cpu=$(($(vmm_cpu_ms "$src") - cpu_s)) dst_cpu=$(($(vmm_cpu_ms "$dst" total) - cpu_d))
 		# The last JSON object printed is the final statistics.
 		jq -s 'last // {}' "$S.mig" >"$S.mig.json" 2>/dev/null || echo '{}' >"$S.mig.json"
 		state=$(jq -r '.state // empty' "$S.mig.json")

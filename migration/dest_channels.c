@@ -124,6 +124,7 @@ static void dest_xchan_end(void *opaque, int code, const char *why, bool own)
 static const struct mig_urgent_ops dest_xchan_thread_ops = {
 	.on_frame = dest_xchan_frame,
 	.on_end = dest_xchan_end,
+	.read_size = 1U << 20, /* a PAGES frame is up to ~1 MiB */
 };
 
 /* ---- loop side ----------------------------------------------------------- */

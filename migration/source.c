@@ -393,6 +393,7 @@ static void src_on_connect(struct mig_channel *ch)
 static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 {
 	char err[256];
+	int r;
 
 	if (src_check_caps(s, p, len, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
@@ -408,15 +409,11 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		src_quiesce_then(s, src_postcopy_start);
 		return;
 	}
-	switch (src_chans_start(s, err, sizeof(err))) {
-	case 0:
-		src_precopy_go(s);
-		return;
-	case 1: /* src_precopy_go once every channel is up */
-		return;
-	default:
+	r = src_chans_start(s, err, sizeof(err));
+	if (r < 0)
 		src_fail(s, MIG_FAILED, "%s", err);
-	}
+	else if (!r) /* else src_precopy_go once every channel is up */
+		src_precopy_go(s);
 }
 
 void src_precopy_go(struct mig_source *s)
@@ -623,38 +620,6 @@ const struct mig_channel_ops src_channel_ops = {
 	.on_error = src_on_error,
 	.on_drain = src_on_drain,
 	.on_connect = src_on_connect,
-};
-
-/* ---- the urgent connection, loop side ------------------------------------ */
-
-static void src_urgent_on_connect(struct mig_channel *ch)
-{
-	struct mig_source *s = ch->opaque;
-	char err[256] = "";
-
-	if (src_urgent_handover(s, err, sizeof(err)))
-		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
-}
-
-/* Nothing is read here: the socket is the urgent thread's once connected. */
-static void src_urgent_on_frame(struct mig_channel *ch,
-				const struct proto_hdr *h, const uint8_t *p)
-{
-	(void)ch;
-	(void)h;
-	(void)p;
-}
-
-static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
-{
-	(void)e;
-	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
-}
-
-const struct mig_channel_ops src_urgent_ops = {
-	.on_frame = src_urgent_on_frame,
-	.on_error = src_urgent_on_error,
-	.on_connect = src_urgent_on_connect,
 };
 
 /* Another thread woke the loop: the device's ACK, the urgent thread's end. */

@@ -19,6 +19,12 @@
 #define URGENT_READ    (64U << 10)
 #define URGENT_POLL_MS 100 /* a send re-checks the stop flag this often */
 
+/* Bytes a read asks for (ops->read_size, else URGENT_READ). */
+static size_t urgent_chunk(const struct mig_urgent *u)
+{
+	return u->ops->read_size ? u->ops->read_size : URGENT_READ;
+}
+
 static bool urgent_stopping(struct mig_urgent *u)
 {
 	return atomic_load(&u->stop);
@@ -143,7 +149,7 @@ static int urgent_tls_read(struct mig_urgent *u, char *err, size_t errlen)
 	int r = 0;
 
 	while (!r && !urgent_stopping(u)) {
-		ssize_t n = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
+		ssize_t n = urgent_grow(u, u->rlen + urgent_chunk(u), err, errlen);
 
 		if (n)
 			return (int)n;
@@ -170,7 +176,7 @@ static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
 
 	if (u->tls)
 		return urgent_tls_read(u, err, errlen);
-	r = urgent_grow(u, u->rlen + URGENT_READ, err, errlen);
+	r = urgent_grow(u, u->rlen + urgent_chunk(u), err, errlen);
 	if (r)
 		return r;
 	n = recv(u->fd, u->rbuf + u->rlen, u->rcap - u->rlen, 0);

@@ -47,6 +47,8 @@ struct mig_urgent_ops {
 	void (*on_end)(void *opaque, int code, const char *why, bool own);
 	/* Run the thread SCHED_FIFO when allowed (urgent_set_realtime). */
 	bool realtime;
+	/* Bytes one read asks for; 0: 64 KiB (bulk streams want more). */
+	size_t read_size;
 };
 
 struct mig_urgent {
