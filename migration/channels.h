@@ -36,8 +36,8 @@
 #include "migration/urgent.h"
 #include "proto/proto.h"
 
-#define MIG_TLS_CHANNEL	 "vmm-migration channel"
-#define MIG_CHAN_SHIFT	 9 /* 512 pages: the 2 MiB chunk is the unit */
+#define MIG_TLS_CHANNEL "vmm-migration channel"
+#define MIG_CHAN_SHIFT	9 /* 512 pages: the 2 MiB chunk is the unit */
 
 struct mig_session;
 
@@ -59,14 +59,14 @@ struct mig_xchan {
 };
 
 struct mig_chans {
-	uint32_t n;	    /* connections agreed, the main one included */
-	uint64_t token;	    /* names the migration to extra channels */
+	uint32_t n;	     /* connections agreed, the main one included */
+	uint64_t token;	     /* names the migration to extra channels */
 	struct mig_xchan *x; /* n - 1 extra channels (NULL: none) */
-	uint32_t up;	    /* source: extra channels connected */
-	bool main_synced;   /* source: main SYNC back, extras' awaited */
-	uint32_t cur;	    /* source: the channel the batch is for */
-	uint32_t seen;	    /* destination: indexes proven (bit mask) */
-	bool stopped;	    /* destination: threads joined */
+	uint32_t up;	     /* source: extra channels connected */
+	bool main_synced;    /* source: main SYNC back, extras' awaited */
+	uint32_t cur;	     /* source: the channel the batch is for */
+	uint32_t seen;	     /* destination: indexes proven (bit mask) */
+	bool stopped;	     /* destination: threads joined */
 	/* destination: an extra thread failed (for the loop, via async) */
 	atomic_bool failed;
 	char why[600];

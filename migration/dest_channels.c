@@ -43,8 +43,9 @@ static int dest_xchan_run(struct mig_xchan *x, const struct proto_run *run,
 	r = zero ? mem_punch_range(&d->ss.vm->mem, run->gpa, run->npages)
 		 : mem_pwrite(&d->ss.vm->mem, run->gpa, *data, len);
 	if (r) {
-		snprintf(err, errlen, "channel %u: placing %u pages at 0x%llx: %s",
-			 x->index, run->npages, (unsigned long long)run->gpa,
+		snprintf(err, errlen,
+			 "channel %u: placing %u pages at 0x%llx: %s", x->index,
+			 run->npages, (unsigned long long)run->gpa,
 			 r == -EFAULT ? "outside guest RAM" : strerror(-r));
 		return r;
 	}
@@ -150,8 +151,8 @@ static int dest_xchan_check(struct mig_dest *d, struct mig_xchan *x,
 		return -EPERM;
 	}
 	if (d->ss.tls &&
-	    (!has || !mig_session_tls_check(&d->ss, &x->ch, MIG_TLS_CHANNEL,
-					    proof))) {
+	    (!has ||
+	     !mig_session_tls_check(&d->ss, &x->ch, MIG_TLS_CHANNEL, proof))) {
 		snprintf(err, errlen,
 			 "its TLS session is not bound to the main "
 			 "connection's peers (wrong proof)");
