@@ -68,6 +68,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ports.sh
 . scripts/ports.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 BUILD_DIR=${BUILD_DIR:-build}
 VMMCTL=$BUILD_DIR/vmm/vmmctl
 GUEST=$BUILD_DIR/examples/guests/guest-mb.elf
@@ -137,6 +139,9 @@ for c in $CONFIGS; do
 done
 
 mkdir -p "$OUT"
+# One run per OUT_DIR at a time: a second would truncate the CSV.
+exec 9>"$OUT/.lock"
+flock -n 9 || { warn "another compare-qemu.sh writes to $OUT (set OUT_DIR)"; exit 1; }
 T=$(mktemp -d /tmp/vmm-cmpq.XXXXXX)
 SHM=/dev/shm/${T##*/}
 NS=${T##*/}
@@ -152,8 +157,10 @@ cleanup()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-ip netns add "$NS" && ip -n "$NS" link set lo up ||
-	{ warn "cannot make the network namespace $NS (needs root)"; exit 1; }
+if ! ip netns add "$NS" || ! ip -n "$NS" link set lo up; then
+	warn "cannot make the network namespace $NS (needs root)"
+	exit 1
+fi
 
 now_ms() { date +%s%3N; }
 
@@ -393,8 +400,7 @@ secs=$((($(now_ms) - start) / 1000))
 python3 bench/compare_summary.py --csv "$OUT/compare.csv" --out "$OUT" \
 	--configs "$CONFIGS" --rates "$RATES" --data "$DATA" --limit "$DOWNTIME_LIMIT" \
 	--title "guest $MEM, dirty --mib $MIB, 1 vCPU, loopback, 2 host cores; $rev, $(date -u +%F), $secs s, load before: $load0"
-term=png
-gnuplot -e 'set terminal' 2>/dev/null | grep -qw pngcairo && term="pngcairo font ',9'"
+term=$(gnuplot_term 9)
 ndata=$(wc -w <<<"$DATA")
 xtics=$(awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %d", (i > 1 ? ", " : ""), $i, i - 1 }' <<<"$RATES")
 gnuplot <<EOF || warn "gnuplot failed: no $OUT/compare.png"

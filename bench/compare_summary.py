@@ -61,6 +61,8 @@ def summarize(rows, opts):
             "total": med(num(r["total_time_ms"]) for r in done),
             "mib": med(num(r["wire_mib"]) for r in done),
             "postcopy": sum(r["postcopy"] == "true" for r in done),
+            "pre_gap": med(num(r["pre_gap_ms"]) for r in grp),
+            "foreign": med(num(r["foreign"]) for r in grp),
         }
     return summary
 
@@ -97,6 +99,11 @@ def write_md(summary, opts, f):
                     cells.append(cell)
             print(f"| {c} | " + " | ".join(cells) + " |", file=f)
         print("", file=f)
+        floor = {v: med(s["pre_gap"] for (dd, _, c), s in summary.items()
+                        if dd == d and c.startswith(v)) for v in ("qemu", "vmm")}
+        print(f"Noise floor (the largest heartbeat gap in the second before the migration, "
+              f"median of the runs): QEMU runs {fmt(floor['qemu'])} ms, vmm runs "
+              f"{fmt(floor['vmm'])} ms.\n", file=f)
     pairs = [("vmm-precopy", f"qemu-pre-{opts.limit}"), ("vmm-hybrid", "qemu-post")]
     print("**Ratios vmm/QEMU** (below 1: vmm better), downtime / total time / bytes:\n",
           file=f)
@@ -134,11 +141,12 @@ def main():
     rates = opts.rates.split()
     with open(f"{opts.out}/compare-summary.csv", "w") as f:
         print("data,rate_mib_s,config,runs,completed,states,downtime_hb_ms,downtime_own_ms,"
-              "total_time_ms,wire_mib,postcopy", file=f)
+              "total_time_ms,wire_mib,postcopy,pre_gap_ms,foreign", file=f)
         for (d, r, c), s in sorted(summary.items()):
             print(",".join(str(x) for x in (d, r, c, s["runs"], s["completed"], s["states"],
                                             fmt(s["dt"], 3), fmt(s["own"], 3), fmt(s["total"], 0),
-                                            fmt(s["mib"], 1), s["postcopy"])), file=f)
+                                            fmt(s["mib"], 1), s["postcopy"],
+                                            fmt(s["pre_gap"], 3), fmt(s["foreign"], 1))), file=f)
     with open(f"{opts.out}/plot.dat", "w") as f:
         for (d, r, c), s in sorted(summary.items()):
             pos = rates.index(r) if r in rates else 0
