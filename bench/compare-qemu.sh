@@ -61,8 +61,8 @@
 # "0 50 200 1000", DATA "random text byte zero", CONFIGS: all of the above
 # that apply, DOWNTIME_LIMIT 10, REPS 1, SETTLE_S 1, MIG_TIMEOUT_S 20,
 # MAX_ROUNDS 30, BUILD_DIR build, OUT_DIR bench/out-qemu, KEEP=1 keeps the
-# scratch directory. A default run (4 data modes x 4 rates x 7 configs)
-# takes ~15 minutes on our 2-core machines. Without qemu-system-x86_64 it
+# scratch directory. A default run (4 data modes x 4 rates x 7 configs,
+# 8-12 s each) takes ~20 minutes on our 2-core machines. Without qemu-system-x86_64 it
 # says so and exits 0 (scripts/setup.sh --with-qemu installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
