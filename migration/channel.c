@@ -156,7 +156,9 @@ static void mig_channel_on_timer(uv_timer_t *t)
 
 	if (idle < mig_channel_stall_ms)
 		return;
-	if (ch->idle_ok && !ch->queued && !ch->flush_close) {
+	/* Quiet is fine once up: a connect or a handshake must progress. */
+	if (ch->idle_ok && ch->connected && (!ch->tls_ctx || ch->tls_up) &&
+	    !ch->queued && !ch->flush_close) {
 		mig_channel_progress(ch); /* nothing owed either way */
 		return;
 	}
