@@ -392,6 +392,16 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 {
 	char err[256];
 
+	/*
+	 * Once: the table lets HELLO_ACK through while SETUP lasts, and in
+	 * post-copy SETUP lasts until the urgent connection is up.
+	 */
+	if (s->hello_acked) {
+		src_fail(s, MIG_FAILED,
+			 "the destination sent HELLO_ACK twice: out of order");
+		return;
+	}
+	s->hello_acked = true;
 	if (src_check_caps(s, p, len, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
@@ -402,8 +412,15 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		return;
 	}
 	if (src_postcopy(s)) {
+		/*
+		 * The urgent connection first, and the switch once it is up
+		 * (src_urgent_on_connect): its connect, TLS handshake and
+		 * proof are not downtime, as in hybrid's early discard.
+		 */
 		s->ss.st.reason = MIG_REASON_POSTCOPY;
-		src_quiesce_then(s, src_postcopy_start);
+		s->pc_urgent_wait = true;
+		if (src_urgent_connect(s, err, sizeof(err)))
+			src_fail(s, MIG_FAILED, "urgent connection: %s", err);
 		return;
 	}
 	if (src_precopy_begin(s, err, sizeof(err))) {
@@ -613,8 +630,14 @@ static void src_urgent_on_connect(struct mig_channel *ch)
 	struct mig_source *s = ch->opaque;
 	char err[256] = "";
 
-	if (src_urgent_handover(s, err, sizeof(err)))
+	if (src_urgent_handover(s, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	if (s->pc_urgent_wait) {
+		s->pc_urgent_wait = false;
+		src_quiesce_then(s, src_postcopy_start);
+	}
 }
 
 /* Nothing is read here: the socket is the urgent thread's once connected. */

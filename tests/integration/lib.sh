@@ -137,6 +137,12 @@ vmm_incoming()
 	wait_until 20 "$name control socket" \
 		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
 	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot --incoming exited early"
+	# The socket file comes before the migration listener (TLS files
+	# are loaded in between), the first answer after it: only then may
+	# a source connect without meeting "connection refused".
+	wait_until 20 "$name answering" \
+		'"$VMMCTL" status --api "$T/'"$name"'.sock" >/dev/null || ! kill -0 $VMM_PID'
+	kill -0 "$VMM_PID" 2>/dev/null || fail "$name: vmmctl boot --incoming exited early"
 }
 
 # hb_check_merged A B: A's log then B's continue one sequence, no gap and no
