@@ -134,6 +134,7 @@ enum src_pump_end {
 
 /* source.c */
 extern const struct mig_channel_ops src_channel_ops;
+extern const struct mig_channel_ops src_urgent_ops;
 void src_on_async(uv_async_t *h);
 bool src_postcopy(const struct mig_source *s);
 /* src_api.c: the capabilities HELLO offers, and HELLO_ACK's checked. */
@@ -184,7 +185,7 @@ void src_postcopy_push_start(struct mig_source *s);
 void src_push_walk(struct mig_source *s);
 /* Loop: the walk thread is done (src_on_async). */
 void src_push_walk_end(struct mig_source *s);
-extern const struct mig_channel_ops src_urgent_ops;
+int src_urgent_handover(struct mig_source *s, char *err, size_t errlen);
 int src_resume_send(struct mig_source *s);
 int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen);

@@ -5,9 +5,6 @@
  * urgent thread's answers to its page requests, and recovery after a
  * break (the pages it still lacks, pushed again).
  *
- * The urgent connection's channel callbacks (src_urgent_ops) are here too:
- * once connected, the socket is handed over to the urgent thread.
- *
  * Threads: the src_urgent_* functions below the marker run on the urgent
  * thread (urgent.h) alone; they touch ubatch, ubuf, the u_* atomics, the
  * atomic SENT bits and the push's hint ring, and read the paused RAM.
@@ -239,7 +236,7 @@ static int src_cookie_frame(struct mig_source *s, struct mig_channel *ch,
 					 s->ss.tls ? proof : NULL);
 }
 
-static int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
+int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 {
 	uint8_t buf[PROTO_PROOF_FRAME], *left = NULL;
 	size_t len = 0;
@@ -258,37 +255,6 @@ static int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", strerror(-r));
 	return r;
 }
-
-/* The urgent connection, loop side: connected, it goes to the urgent thread. */
-static void src_urgent_on_connect(struct mig_channel *ch)
-{
-	struct mig_source *s = ch->opaque;
-	char err[256] = "";
-
-	if (src_urgent_handover(s, err, sizeof(err)))
-		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
-}
-
-/* Nothing is read here: the socket is the urgent thread's once connected. */
-static void src_urgent_on_frame(struct mig_channel *ch,
-				const struct proto_hdr *h, const uint8_t *p)
-{
-	(void)ch;
-	(void)h;
-	(void)p;
-}
-
-static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
-{
-	(void)e;
-	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
-}
-
-const struct mig_channel_ops src_urgent_ops = {
-	.on_frame = src_urgent_on_frame,
-	.on_error = src_urgent_on_error,
-	.on_connect = src_urgent_on_connect,
-};
 
 /* ---- recovery ----------------------------------------------------------- */
 
