@@ -89,23 +89,33 @@ void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt, ...)
 	ch->ops->on_error(ch, e, why);
 }
 
-static void mig_channel_handle_closed(uv_handle_t *h)
+/*
+ * One close of one of the channel's handles is done. The channel is let go
+ * (on_closed) once it is closed and every close it ever started - the
+ * listener's may have begun long before (mig_channel_stop_listening) - has
+ * run its callback: only then may its memory be set up anew or freed.
+ */
+static void mig_channel_close_done(struct mig_channel *ch)
 {
-	struct mig_channel *ch = h->data;
-
-	if (--ch->pending_closes == 0) {
-		free(ch->rbuf);
-		ch->rbuf = NULL;
-		mig_tls_release(ch);
-		if (ch->on_closed)
-			ch->on_closed(ch);
-	}
+	if (--ch->pending_closes || !ch->closed)
+		return;
+	free(ch->rbuf);
+	ch->rbuf = NULL;
+	mig_tls_release(ch);
+	if (ch->on_closed)
+		ch->on_closed(ch);
 }
 
-static void mig_channel_close_one(struct mig_channel *ch, uv_handle_t *h)
+static void mig_channel_handle_closed(uv_handle_t *h)
+{
+	mig_channel_close_done(h->data);
+}
+
+void mig_channel_close_one(struct mig_channel *ch, uv_handle_t *h)
 {
 	if (!h->loop || uv_is_closing(h))
 		return;
+	h->data = ch;
 	ch->pending_closes++;
 	uv_close(h, mig_channel_handle_closed);
 }
@@ -116,8 +126,9 @@ void mig_channel_close(struct mig_channel *ch,
 	if (ch->closed)
 		return;
 	ch->closed = true;
+	ch->listening = false;
 	ch->on_closed = on_closed;
-	ch->pending_closes = 1; /* held until every close is queued */
+	ch->pending_closes++; /* held until every close is queued */
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->timer);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->rearm);
 	mig_tls_close(ch); /* the poll handle goes before the socket's */
@@ -125,7 +136,7 @@ void mig_channel_close(struct mig_channel *ch,
 		mig_channel_close_one(ch, (uv_handle_t *)&ch->poll);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->tcp);
 	mig_channel_close_one(ch, (uv_handle_t *)&ch->listener);
-	mig_channel_handle_closed((uv_handle_t *)&ch->timer);
+	mig_channel_close_done(ch);
 }
 
 /* ---- stall detection
@@ -146,7 +157,9 @@ static void mig_channel_on_timer(uv_timer_t *t)
 
 	if (idle < mig_channel_stall_ms)
 		return;
-	if (ch->idle_ok && !ch->queued && !ch->flush_close) {
+	/* Quiet is fine once up: a connect or a handshake must progress. */
+	if (ch->idle_ok && ch->connected && (!ch->tls_ctx || ch->tls_up) &&
+	    !ch->queued && !ch->flush_close) {
 		mig_channel_progress(ch); /* nothing owed either way */
 		return;
 	}
@@ -164,6 +177,9 @@ int mig_channel_init(struct mig_channel *ch, uv_loop_t *loop, const char *spec,
 {
 	int r;
 
+	/* Never over handles libuv still holds: their closes run first. */
+	if (ch->loop && !(ch->closed && !ch->pending_closes))
+		return -EBUSY;
 	memset(ch, 0, sizeof(*ch));
 	ch->loop = loop;
 	ch->ops = ops;

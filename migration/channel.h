@@ -100,6 +100,16 @@ struct mig_channel {
 	bool poll_init, tls_up, tls_busy, tls_yield;
 	struct mig_write *wq_head, *wq_tail;
 	size_t wq_off;
+	/*
+	 * A handshake this end refused (server): the alert went out, our FIN
+	 * followed, and what the peer still sends is read and dropped until
+	 * its EOF (or MIG_TLS_LINGER_MS), so that our close does not reset
+	 * the connection before the peer has read why; then on_error, with
+	 * linger_err and linger_why.
+	 */
+	bool tls_linger;
+	int linger_err;
+	char linger_why[600];
 };
 
 /* Parse "tcp:HOST:PORT" (numeric IPv4/IPv6 or localhost). */

@@ -64,13 +64,11 @@ int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
 	return r;
 }
 
+/* The channel owns the listener's close too: counted in pending_closes. */
 static void mig_channel_stop_listener(struct mig_channel *ch)
 {
-	uv_handle_t *h = (uv_handle_t *)&ch->listener;
-
 	ch->listening = false;
-	if (h->loop && !uv_is_closing(h))
-		uv_close(h, NULL);
+	mig_channel_close_one(ch, (uv_handle_t *)&ch->listener);
 }
 
 void mig_channel_stop_listening(struct mig_channel *ch)

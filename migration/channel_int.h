@@ -22,6 +22,8 @@ struct mig_write {
 void mig_channel_fail(struct mig_channel *ch, int e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void mig_channel_progress(struct mig_channel *ch);
+/* uv_close one of ch's handles, counted until its callback has run. */
+void mig_channel_close_one(struct mig_channel *ch, uv_handle_t *h);
 /* Room at the end of rbuf for the next read (read_chunk bounded). */
 int mig_channel_room(struct mig_channel *ch, uint8_t **p, size_t *len);
 /* n bytes were read into the room: account and hand frames over. */

@@ -104,25 +104,66 @@ int mig_tls_open(struct tls_ctx **out, const char *spec, const char *dir,
 
 static bool mig_tls_live(const struct mig_channel *ch)
 {
-	return ch->tls && !ch->failed && !ch->closed && !ch->detached;
+	return ch->tls && !ch->failed && !ch->closed && !ch->detached &&
+	       !ch->tls_linger;
 }
 
 static void mig_tls_arm(struct mig_channel *ch);
 static void mig_tls_on_poll(uv_poll_t *p, int status, int events);
 
-/*
- * A plaintext peer refused: read what it sent and send our FIN, so that
- * closing does not reset the connection (a reset would throw away the
- * alert the session sent, which tells the peer it met TLS).
- */
-static void mig_tls_drain(struct mig_channel *ch)
-{
-	char buf[4096];
+/* ---- lingering after a refusal (channel.h: tls_linger) ------------------ */
 
-	for (int i = 0; i < 64; i++)
-		if (recv(ch->tls->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-			break;
-	(void)shutdown(ch->tls->fd, SHUT_WR);
+#define MIG_TLS_LINGER_MS 2000 /* the most a refused peer is waited for */
+
+static void mig_tls_linger_end(struct mig_channel *ch)
+{
+	if (!ch->tls_linger)
+		return;
+	ch->tls_linger = false;
+	mig_channel_fail(ch, ch->linger_err, "%s: TLS: %s", ch->peer,
+			 ch->linger_why);
+}
+
+static void mig_tls_linger_timeout(uv_timer_t *t)
+{
+	mig_tls_linger_end(t->data);
+}
+
+/* Drop what the refused peer still sends; its EOF (or an error) ends it. */
+static void mig_tls_linger_read(struct mig_channel *ch)
+{
+	char buf[16384];
+
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(ch->tls->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return; /* the poll handle calls again */
+		break;
+	}
+	mig_tls_linger_end(ch);
+}
+
+/*
+ * The session refused the peer and its alert is on the wire. Closing now
+ * would reset a peer whose bytes are still unread here (a TLS 1.3 client
+ * writes as soon as its side of the handshake is done), and the reset
+ * would throw the alert away on its side: it would see "connection reset
+ * by peer" instead of the cause. So: our FIN, then drain until the peer's
+ * EOF, bounded in time; the error is reported then.
+ */
+static void mig_tls_linger(struct mig_channel *ch, int r, const char *why)
+{
+	ch->tls_linger = true;
+	ch->linger_err = r;
+	snprintf(ch->linger_why, sizeof(ch->linger_why), "%s", why);
+	if (shutdown(ch->tls->fd, SHUT_WR) ||
+	    uv_timer_start(&ch->timer, mig_tls_linger_timeout,
+			   MIG_TLS_LINGER_MS, 0) ||
+	    uv_poll_start(&ch->poll, UV_READABLE, mig_tls_on_poll))
+		mig_tls_linger_end(ch);
 }
 
 static void mig_tls_handshake(struct mig_channel *ch)
@@ -132,8 +173,11 @@ static void mig_tls_handshake(struct mig_channel *ch)
 
 	if (r == -EAGAIN)
 		return;
-	if (r == -EPROTO && ch->tls_ctx->role == TLS_SERVER)
-		mig_tls_drain(ch);
+	/* A peer gone already has nothing left to read. */
+	if (r && r != -ECONNRESET && ch->tls_ctx->role == TLS_SERVER) {
+		mig_tls_linger(ch, r, err);
+		return;
+	}
 	if (r) {
 		mig_channel_fail(ch, r, "%s: TLS: %s", ch->peer, err);
 		return;
@@ -250,6 +294,10 @@ static void mig_tls_on_poll(uv_poll_t *p, int status, int events)
 	struct mig_channel *ch = p->data;
 
 	(void)events;
+	if (ch->tls_linger) {
+		mig_tls_linger_read(ch);
+		return;
+	}
 	/*
 	 * An error on the socket (libuv says EBADF for POLLERR, as a reset
 	 * gives): what the session read before it, an alert that says why,

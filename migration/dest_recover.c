@@ -69,20 +69,27 @@ static void dest_reopen_closed(struct mig_channel *ch)
 		dest_relisten(d);
 }
 
+/*
+ * Count ch in pc_closing until libuv has let go of every one of its
+ * handles (mig_channel_close's on_closed), closing it if nobody has yet.
+ */
 static void dest_reopen_close(struct mig_dest *d, struct mig_channel *ch)
 {
-	if (!ch->loop)
+	if (mig_session_channel_idle(ch))
 		return;
-	if (!ch->closed) {
-		d->pc_closing++;
+	d->pc_closing++;
+	if (ch->closed || ch->flush_close)
+		ch->on_closed = dest_reopen_closed; /* closing already */
+	else
 		mig_channel_close_after_flush(ch, dest_reopen_closed);
-	} else if (ch->pending_closes) {
-		d->pc_closing++;
-		ch->on_closed = dest_reopen_closed;
-	}
 }
 
-/* Close both connections, then listen again for a RESUME. */
+/*
+ * Close both connections, then listen again for a RESUME. Called again
+ * while they close (another stray, --recover --listen), it counts anew
+ * what is still closing: each channel calls on_closed once, so relisten
+ * runs once, after the last handle's close callback.
+ */
 void dest_recover_reopen(struct mig_dest *d)
 {
 	dest_urgent_stop(d);

@@ -60,6 +60,13 @@ enum mig_push_order {
 	MIG_PUSH_LINEAR,   /* guest-physical order */
 };
 
+/* How pre-copy and stop-copy compress pages (src_precopy.c). */
+enum mig_compress {
+	MIG_COMPRESS_AUTO, /* zstd where a sample of the batch says it pays */
+	MIG_COMPRESS_NONE, /* raw pages (a link faster than zstd) */
+	MIG_COMPRESS_ZSTD, /* zstd for every batch with data */
+};
+
 /* Why pre-copy stopped iterating (policy.c). */
 enum mig_reason {
 	MIG_REASON_NONE,
@@ -112,6 +119,7 @@ struct mig_params {
 	 * hybrid only; the destination may agree to fewer (not to none).
 	 */
 	unsigned int channels;
+	enum mig_compress compress;  /* with zstd_level: when to use it */
 	uint64_t quiesce_timeout_ms; /* driver must ack by then; 0: default */
 	enum mig_push_order push_order;
 	/*
@@ -327,8 +335,9 @@ void mig_dest_free(struct mig_dest *d);
 const char *mig_state_name(enum mig_state s);
 const char *mig_reason_name(enum mig_reason r);
 const char *mig_mode_name(enum mig_mode m);
-/* Parse a name: its enum mig_mode / enum mig_push_order, or -1. */
+/* Parse a name: its enum mig_mode / mig_push_order / mig_compress, or -1. */
 int mig_mode_parse(const char *name);
 int mig_push_order_parse(const char *name);
+int mig_compress_parse(const char *name);
 
 #endif /* MIGRATION_MIGRATION_H */

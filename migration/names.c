@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * names.c - the names of migration states, modes, push orders and switch
- * reasons, as the control API and the logs spell them: one table per enum,
+ * names.c - the names of migration states, modes, push orders, compression
+ * choices and switch reasons, as the control API and the logs spell them: one table per enum,
  * read in both directions (mig_*_name, mig_*_parse).
  */
 #include <string.h>
@@ -40,6 +40,12 @@ static const char *const push_order_names[] = {
 	[MIG_PUSH_ACCESSED] = "accessed",
 	[MIG_PUSH_FAULTS] = "faults",
 	[MIG_PUSH_LINEAR] = "linear",
+};
+
+static const char *const compress_names[] = {
+	[MIG_COMPRESS_AUTO] = "auto",
+	[MIG_COMPRESS_NONE] = "none",
+	[MIG_COMPRESS_ZSTD] = "zstd",
 };
 
 static const char *const reason_names[] = {
@@ -87,4 +93,9 @@ int mig_mode_parse(const char *name)
 int mig_push_order_parse(const char *name)
 {
 	return names_find(push_order_names, NR(push_order_names), name);
+}
+
+int mig_compress_parse(const char *name)
+{
+	return names_find(compress_names, NR(compress_names), name);
 }

@@ -395,6 +395,16 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 	char err[256];
 	int r;
 
+	/*
+	 * Once: the table lets HELLO_ACK through while SETUP lasts, and in
+	 * post-copy SETUP lasts until the urgent connection is up.
+	 */
+	if (s->hello_acked) {
+		src_fail(s, MIG_FAILED,
+			 "the destination sent HELLO_ACK twice: out of order");
+		return;
+	}
+	s->hello_acked = true;
 	if (src_check_caps(s, p, len, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
@@ -405,8 +415,15 @@ static void src_on_hello_ack(struct mig_source *s, const uint8_t *p, size_t len)
 		return;
 	}
 	if (src_postcopy(s)) {
+		/*
+		 * The urgent connection first, and the switch once it is up
+		 * (src_urgent_on_connect): its connect, TLS handshake and
+		 * proof are not downtime, as in hybrid's early discard.
+		 */
 		s->ss.st.reason = MIG_REASON_POSTCOPY;
-		src_quiesce_then(s, src_postcopy_start);
+		s->pc_urgent_wait = true;
+		if (src_urgent_connect(s, err, sizeof(err)))
+			src_fail(s, MIG_FAILED, "urgent connection: %s", err);
 		return;
 	}
 	r = src_chans_start(s, err, sizeof(err));
@@ -620,6 +637,44 @@ const struct mig_channel_ops src_channel_ops = {
 	.on_error = src_on_error,
 	.on_drain = src_on_drain,
 	.on_connect = src_on_connect,
+};
+
+/* ---- the urgent connection, loop side ------------------------------------ */
+
+static void src_urgent_on_connect(struct mig_channel *ch)
+{
+	struct mig_source *s = ch->opaque;
+	char err[256] = "";
+
+	if (src_urgent_handover(s, err, sizeof(err))) {
+		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	if (s->pc_urgent_wait) {
+		s->pc_urgent_wait = false;
+		src_quiesce_then(s, src_postcopy_start);
+	}
+}
+
+/* Nothing is read here: the socket is the urgent thread's once connected. */
+static void src_urgent_on_frame(struct mig_channel *ch,
+				const struct proto_hdr *h, const uint8_t *p)
+{
+	(void)ch;
+	(void)h;
+	(void)p;
+}
+
+static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
+{
+	(void)e;
+	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
+}
+
+const struct mig_channel_ops src_urgent_ops = {
+	.on_frame = src_urgent_on_frame,
+	.on_error = src_urgent_on_error,
+	.on_connect = src_urgent_on_connect,
 };
 
 /* Another thread woke the loop: the device's ACK, the urgent thread's end. */

@@ -96,6 +96,8 @@ struct mig_source {
 	uint64_t discard_runs; /* DISCARD runs sent so far */
 	/* post-copy (src_postcopy.c) */
 	bool pc;	       /* the switch went to post-copy */
+	bool pc_urgent_wait; /* --mode postcopy: switch once urgent is up */
+	bool hello_acked;    /* HELLO_ACK came (it may come once) */
 	bool pc_end_sent;      /* POSTCOPY_END queued */
 	bool giving_up;	       /* a failure recovery cannot mend */
 	struct bitmap pushset; /* the pages to push, all */

@@ -33,14 +33,18 @@ int src_send_small(struct mig_source *s, uint8_t *tmp, int n)
  * miss; after a few misses in a row, send raw for a while (doubling up to
  * 64 batches) before sampling again. Random-looking guest data then costs
  * a sample now and then, and compressible data is found again within a
- * few batches.
+ * few batches. That is --compress auto; none sends raw, zstd compresses
+ * every batch with data.
  */
 #define SRC_ZSTD_MISSES 4
 
 static int src_zstd_level(struct mig_source *s)
 {
-	if (!s->p.zstd_level || !(s->ss.caps & PROTO_CAP_ZSTD))
+	if (!s->p.zstd_level || s->p.compress == MIG_COMPRESS_NONE ||
+	    !(s->ss.caps & PROTO_CAP_ZSTD))
 		return 0;
+	if (s->p.compress == MIG_COMPRESS_ZSTD)
+		return s->p.zstd_level;
 	if (s->zstd_skip) {
 		s->zstd_skip--;
 		return 0;
@@ -128,7 +132,8 @@ int src_send_batch(struct mig_source *s)
 	if (!s->batch->nr_pages)
 		return 0;
 	level = s->batch->nr_data ? src_zstd_level(s) : 0;
-	if (level && !proto_pages_zstd_pays(s->batch, level)) {
+	if (level && s->p.compress == MIG_COMPRESS_AUTO &&
+	    !proto_pages_zstd_pays(s->batch, level)) {
 		src_zstd_miss(s);
 		level = 0;
 	}

@@ -436,35 +436,3 @@ int src_postcopy_prepare(struct mig_source *s, char *err, size_t errlen)
 		snprintf(err, errlen, "getrandom: %s", strerror(-r));
 	return r;
 }
-
-/* ---- the urgent connection, loop side ------------------------------------ */
-
-static void src_urgent_on_connect(struct mig_channel *ch)
-{
-	struct mig_source *s = ch->opaque;
-	char err[256] = "";
-
-	if (src_urgent_handover(s, err, sizeof(err)))
-		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
-}
-
-/* Nothing is read here: the socket is the urgent thread's once connected. */
-static void src_urgent_on_frame(struct mig_channel *ch,
-				const struct proto_hdr *h, const uint8_t *p)
-{
-	(void)ch;
-	(void)h;
-	(void)p;
-}
-
-static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
-{
-	(void)e;
-	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
-}
-
-const struct mig_channel_ops src_urgent_ops = {
-	.on_frame = src_urgent_on_frame,
-	.on_error = src_urgent_on_error,
-	.on_connect = src_urgent_on_connect,
-};

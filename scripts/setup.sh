@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Install what is missing (Debian 12 packages only; a no-op when all are
 # present) and build into ./build. Run as root on a fresh machine.
+#   scripts/setup.sh [--with-qemu]
+# --with-qemu also installs qemu-system-x86 (QEMU with KVM), which
+# bench/compare-qemu.sh and tests/integration/t_mb_qemu.sh use (they skip
+# without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
       libssl-dev openssl libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
       gnuplot-nox clang libclang-rt-14-dev python3 tcpdump)
+case ${1:-} in
+'') ;;
+--with-qemu) PKGS+=(qemu-system-x86) ;;
+*) echo "usage: scripts/setup.sh [--with-qemu]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,7 +3,7 @@
  * hbread.c - follow a guest's heartbeat page from the host, with no help
  * from the VMM: map the file that backs the guest's RAM and poll the page.
  *
- *   hbread [--gpa ADDR] [--ms N] FILE
+ *   hbread [--gpa ADDR] [--ms N] [--poll-us U] [--pread] FILE
  *
  * FILE is guest RAM as a file (QEMU: -object memory-backend-file,id=m,
  * size=256M,mem-path=/dev/shm/x,share=on -machine memory-backend=m), in
@@ -14,7 +14,14 @@
  * and its seqlock are described in common/guest_abi.h (struct
  * guest_hb_page). Polling is the point: the loop spins with `pause` on the
  * mapped page, so the timestamps are as close to the guest's stores as a
- * host thread gets; it costs one host CPU while it runs.
+ * host thread gets; it costs one host CPU while it runs. --poll-us U
+ * sleeps U us between reads instead (each timestamp then late by up to U us
+ * plus the wake-up, but the CPU is left to the VMMs: a benchmark on two
+ * cores wants that). --pread reads the page with pread() instead of a
+ * mapping: a read of a hole in a tmpfs file then returns zeros without
+ * allocating a page there, which a post-copy destination needs (QEMU places
+ * its missing pages with UFFDIO_COPY, which fails on a page already there).
+ * SIGINT and SIGTERM end the run early, with the output flushed.
  *
  * Exit: 0 when at least one heartbeat was seen, 1 when none was (the magic
  * never appeared, or seq never moved), 2 on bad usage or a file it cannot
@@ -24,6 +31,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +51,21 @@
 struct hb_opts {
 	uint64_t gpa;
 	uint64_t ms;
+	uint64_t poll_us; /* 0: spin */
+	bool pread;
 	const char *file;
 };
+
+/* Where the page is read: a mapping of it, or (--pread) fd at gpa. */
+struct hb_src {
+	const volatile struct guest_hb_page *map;
+	int fd;
+	uint64_t off;
+	uint64_t poll_us;
+};
+
+/* Set by SIGINT/SIGTERM; the main thread (the only one) polls it. */
+static volatile sig_atomic_t hb_stop;
 
 struct hb_stats {
 	uint64_t beats;		    /* changes of seq seen */
@@ -58,11 +79,14 @@ struct hb_stats {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hbread [--gpa ADDR] [--ms N] FILE\n"
+		"usage: hbread [--gpa ADDR] [--ms N] [--poll-us U] [--pread] "
+		"FILE\n"
 		"  follow the guest heartbeat page at ADDR (default "
 		"0x%llx) of the guest RAM file FILE\n"
 		"  for N ms (default 1000): \"<seq> <CLOCK_MONOTONIC ns>\" "
-		"per new heartbeat\n",
+		"per new heartbeat\n"
+		"  --poll-us U: sleep U us between reads (default: spin)\n"
+		"  --pread: read with pread(), never fault a page into FILE\n",
 		(unsigned long long)GUEST_HB_PAGE_GPA);
 }
 
@@ -80,6 +104,8 @@ static int parse_args(int argc, char **argv, struct hb_opts *o)
 	static const struct option longopts[] = {
 		{"gpa", required_argument, NULL, 'g'},
 		{"ms", required_argument, NULL, 'm'},
+		{"poll-us", required_argument, NULL, 'p'},
+		{"pread", no_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -87,6 +113,8 @@ static int parse_args(int argc, char **argv, struct hb_opts *o)
 
 	o->gpa = GUEST_HB_PAGE_GPA;
 	o->ms = 1000;
+	o->poll_us = 0;
+	o->pread = false;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
@@ -107,6 +135,19 @@ static int parse_args(int argc, char **argv, struct hb_opts *o)
 				return -EINVAL;
 			}
 			break;
+		case 'p':
+			if (parse_u64(optarg, &o->poll_us) ||
+			    o->poll_us > 1000000) {
+				fprintf(stderr,
+					"hbread: --poll-us %s is not a "
+					"number up to 1000000\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'r':
+			o->pread = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -123,10 +164,12 @@ static int parse_args(int argc, char **argv, struct hb_opts *o)
 	return 0;
 }
 
-/* Map the page at offset gpa of file read-only. */
-static int hb_map(const struct hb_opts *o,
-		  const volatile struct guest_hb_page **hb, char *err,
-		  size_t errlen)
+/*
+ * Open the page at offset gpa of file read-only: map it, or with --pread
+ * keep the file open.
+ */
+static int hb_open(const struct hb_opts *o, struct hb_src *src, char *err,
+		   size_t errlen)
 {
 	struct stat st;
 	void *p;
@@ -147,6 +190,10 @@ static int hb_map(const struct hb_opts *o,
 			"%s is %lld bytes, too small for the page at 0x%llx",
 			o->file, (long long)st.st_size,
 			(unsigned long long)o->gpa);
+	} else if (o->pread) {
+		src->fd = fd;
+		src->off = o->gpa;
+		return 0;
 	} else {
 		p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_SHARED, fd,
 			 (off_t)o->gpa);
@@ -155,7 +202,7 @@ static int hb_map(const struct hb_opts *o,
 			err_set(err, errlen, "mmap %s at 0x%llx: %s", o->file,
 				(unsigned long long)o->gpa, strerror(-r));
 		} else {
-			*hb = p;
+			src->map = p;
 		}
 	}
 	close(fd);
@@ -181,6 +228,61 @@ static void hb_read(const volatile struct guest_hb_page *hb, uint64_t *seq,
 		if (v1 == v2)
 			return;
 	}
+}
+
+/*
+ * The same through pread(): two copies of the page's head that are equal
+ * with an even lock belong together (a store between them changes the
+ * lock). A read error (the file shrank) counts as no page: zeros.
+ */
+static void hb_pread(const struct hb_src *src, struct guest_hb_page *out)
+{
+	struct guest_hb_page a, b;
+
+	for (;;) {
+		if (pread(src->fd, &a, sizeof(a), (off_t)src->off) !=
+			    (ssize_t)sizeof(a) ||
+		    pread(src->fd, &b, sizeof(b), (off_t)src->off) !=
+			    (ssize_t)sizeof(b)) {
+			memset(out, 0, sizeof(*out));
+			return;
+		}
+		if (!(a.lock & 1) && !memcmp(&a, &b, sizeof(a))) {
+			*out = a;
+			return;
+		}
+	}
+}
+
+/* magic, seq and tsc of the page, seq and tsc consistent. */
+static void hb_get(const struct hb_src *src, uint64_t *magic, uint64_t *seq,
+		   uint64_t *tsc)
+{
+	struct guest_hb_page p;
+
+	if (src->map) {
+		*magic = __atomic_load_n(&src->map->magic, __ATOMIC_ACQUIRE);
+		hb_read(src->map, seq, tsc);
+		return;
+	}
+	hb_pread(src, &p);
+	*magic = p.magic;
+	*seq = p.seq;
+	*tsc = p.tsc;
+}
+
+/* Between two reads: spin once, or sleep --poll-us. */
+static void hb_wait(const struct hb_src *src)
+{
+	struct timespec ts;
+
+	if (!src->poll_us) {
+		__builtin_ia32_pause();
+		return;
+	}
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(src->poll_us * NSEC_PER_USEC);
+	nanosleep(&ts, NULL); /* EINTR: the signal ends the loop */
 }
 
 static void hb_note(struct hb_stats *s, uint64_t seq, uint64_t tsc,
@@ -227,26 +329,26 @@ static uint64_t hb_guest_rate(const struct hb_stats *s, uint64_t tsc_khz)
 	return (s->last - s->first) * tsc_khz * 1000 / dt;
 }
 
-/* Spin on the page until the deadline; prints every new seq. */
-static void hb_follow(const volatile struct guest_hb_page *hb, uint64_t end,
+/*
+ * Poll the page until the deadline or a signal; prints every new seq. The
+ * seq found when the magic first appears is the baseline, not a beat.
+ */
+static void hb_follow(const struct hb_src *src, uint64_t end,
 		      struct hb_stats *s)
 {
-	uint64_t seq, tsc, prev = 0, now;
+	uint64_t seq, tsc, prev = 0, now, m;
 	bool magic = false;
 
-	while ((now = clock_now_ns()) < end) {
+	while ((now = clock_now_ns()) < end && !hb_stop) {
+		hb_get(src, &m, &seq, &tsc);
 		if (!magic) {
-			magic = __atomic_load_n(&hb->magic, __ATOMIC_ACQUIRE) ==
-				GUEST_HB_MAGIC;
-			if (!magic) {
-				__builtin_ia32_pause();
-				continue;
-			}
-			hb_read(hb, &prev, &tsc);
+			magic = m == GUEST_HB_MAGIC;
+			prev = seq;
+			hb_wait(src);
+			continue;
 		}
-		hb_read(hb, &seq, &tsc);
 		if (seq == prev) {
-			__builtin_ia32_pause();
+			hb_wait(src);
 			continue;
 		}
 		printf("%" PRIu64 " %" PRIu64 "\n", seq, now);
@@ -260,23 +362,49 @@ static void hb_follow(const volatile struct guest_hb_page *hb, uint64_t end,
 			(unsigned long long)GUEST_HB_MAGIC);
 }
 
+static void hb_on_signal(int sig)
+{
+	(void)sig;
+	hb_stop = 1;
+}
+
+/* SIGINT/SIGTERM end the run; no SA_RESTART, so a sleep ends too. */
+static int hb_signals(void)
+{
+	struct sigaction sa = {.sa_handler = hb_on_signal};
+
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0) {
+		fprintf(stderr, "hbread: sigaction: %s\n", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const volatile struct guest_hb_page *hb = NULL;
+	struct hb_src src = {.fd = -1};
 	struct hb_stats s = {0};
+	struct guest_hb_page p;
 	struct hb_opts o;
 	char err[256];
 	uint64_t khz;
 
-	if (parse_args(argc, argv, &o))
+	if (parse_args(argc, argv, &o) || hb_signals())
 		return EXIT_USAGE;
-	if (hb_map(&o, &hb, err, sizeof(err))) {
+	if (hb_open(&o, &src, err, sizeof(err))) {
 		fprintf(stderr, "hbread: %s\n", err);
 		return EXIT_USAGE;
 	}
-	hb_follow(hb, clock_now_ns() + o.ms * NSEC_PER_MSEC, &s);
+	src.poll_us = o.poll_us;
+	hb_follow(&src, clock_now_ns() + o.ms * NSEC_PER_MSEC, &s);
 	fflush(stdout);
-	khz = hb->tsc_khz;
+	if (src.map) {
+		khz = src.map->tsc_khz;
+	} else {
+		hb_pread(&src, &p);
+		khz = p.tsc_khz;
+	}
 	fprintf(stderr,
 		"hbread: %" PRIu64 " heartbeats in %" PRIu64 " ms, seq %" PRIu64
 		"..%" PRIu64 ", %" PRIu64 " not seen, longest gap %" PRIu64

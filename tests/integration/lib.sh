@@ -137,6 +137,12 @@ vmm_incoming()
 	wait_until 20 "$name control socket" \
 		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
 	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot --incoming exited early"
+	# The socket file comes before the migration listener (TLS files
+	# are loaded in between), the first answer after it: only then may
+	# a source connect without meeting "connection refused".
+	wait_until 20 "$name answering" \
+		'"$VMMCTL" status --api "$T/'"$name"'.sock" >/dev/null || ! kill -0 $VMM_PID'
+	kill -0 "$VMM_PID" 2>/dev/null || fail "$name: vmmctl boot --incoming exited early"
 }
 
 # hb_check_merged A B: A's log then B's continue one sequence, no gap and no
@@ -287,6 +293,40 @@ mig_in_precopy()
 	local st
 	st=$("$VMMCTL" status --api "$1" | jq -r '.migration | "\(.state) \(.memory_iteration)"')
 	[[ ${st% *} == precopy ]] && ((${st#* } >= $2))
+}
+
+# mig_hold_precopy SOCK DST N: bring the pre-copy of the VMM at SOCK to
+# round N or later and hold it there, mid-round, with its destination
+# (pid DST) stopped; returns with DST stopped (kill -CONT or -KILL it).
+#
+# A round ends only when the destination has acknowledged it (SYNC), so
+# while DST is stopped the source stays in its round. It does not rely on
+# the guest dirtying pages in every round, which a loaded host does not
+# promise: a round in which the guest did not run ends with nothing dirty,
+# and the policy rightly calls that converged (stop-copy, then GO). So
+# each round is held open until the guest has run on in it (its
+# heartbeats advanced, the workload writing between them), and ends with
+# pages to send. Each hold is far shorter than the channels' stall limit.
+mig_hold_precopy()
+{
+	local sock=$1 dst=$2 n=$3 st it hb
+	wait_until 30 "$sock: pre-copy" 'mig_in_precopy "'"$sock"'" 0'
+	for (( ; ; )); do
+		kill -STOP "$dst"
+		st=$("$VMMCTL" status --api "$sock" | jq -r '.migration | "\(.state) \(.memory_iteration)"') ||
+			fail "$sock: no status: the source VMM is gone"
+		[[ ${st% *} == precopy ]] ||
+			fail "$sock: pre-copy ended (${st% *}) before round $n"
+		it=${st#* }
+		((it < n)) || return 0
+		hb=$(status_get "$sock" .heartbeats.count)
+		wait_until 5 "$sock: the guest runs on in round $it" \
+			'(($(status_get "'"$sock"'" .heartbeats.count) >= '"$hb"' + 20))'
+		kill -CONT "$dst"
+		wait_until 30 "$sock: the end of pre-copy round $it" \
+			'[[ $(status_get "'"$sock"'" ".migration | .state != \"precopy\" or
+			      .memory_iteration > $it") == true ]]'
+	done
 }
 
 # guest_verify SOCK WHAT: the guest checks its dirty region now (mailbox

@@ -13,6 +13,14 @@
 # loopback can be throttled (tc tbf) for the cases that need a migration
 # that does not converge - on a fast loopback a pre-copy of a dirtying
 # guest converges in well under a second, whatever the downtime limit.
+# Nor does a dirtying guest dirty anything in a round in which its vCPUs
+# do not run, and a round with nothing dirty ends the pre-copy, converged
+# (on a loaded host, rounds shrink until one does). So the sources run at
+# a high CPU priority (their guests dirty at the rate asked, whatever else
+# the host runs), and the cases that need a pre-copy round in flight
+# hold it with mig_hold_precopy (lib.sh): the destination stopped, the
+# round cannot end, and each round before it is held until the guest has
+# run in it.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
@@ -102,6 +110,13 @@ migrate_failed()
 		'[[ -n $errmsg && "vmmctl migrate: $kind: $errmsg" == "$(cat "$T/$name.err")" ]]'
 }
 
+# source_start NAME ARGS...: vmm_start_ns at a high CPU priority (nice
+# -10: against ordinary processes its vCPUs get most of a CPU they want).
+source_start()
+{
+	NETNS_EXEC="nice -n -10 ip netns exec $NS" vmm_start "$@"
+}
+
 # source_ok WHAT: the source VMM serves, its guest runs (heartbeats advance,
 # no sequence number lost or repeated) and its RAM verifies.
 source_ok()
@@ -120,7 +135,7 @@ source_ok()
 	echo "ok: $what (source runs on, $(hb_count "$T/a.hb") heartbeats, verify ok)"
 }
 
-vmm_start_ns "$NS" a --mem 128M --cpus 2 --append "dirty --mib 32 --rate 400"
+source_start a --mem 128M --cpus 2 --append "dirty --mib 32 --rate 400"
 src=$VMM_PID
 wait_until 30 "dirty running" '(($(status_get "$T/a.sock" .heartbeats.count) >= 300))'
 MIGARGS=(--mode precopy --downtime-limit 1 --max-rounds 100000) # never stop-copy on its own
@@ -129,7 +144,7 @@ MIGARGS=(--mode precopy --downtime-limit 1 --max-rounds 100000) # never stop-cop
 link_slow "$NS" "$SLOW"
 dest b1 --mem 128M --cpus 2
 migrate m1 --to "tcp:127.0.0.1:$PORT" "${MIGARGS[@]}"
-wait_until 20 "pre-copy round 2" 'mig_in_precopy "$T/a.sock" 2'
+mig_hold_precopy "$T/a.sock" "$DST" 2
 kill -KILL "$DST"
 vmm_wait_for "$DST" 10
 migrate_failed m1 failed "connection reset by peer|connection closed by peer|broken pipe"
@@ -155,17 +170,18 @@ echo "ok: 3a. truncated frame: $(cat "$T/b3.err")"
 # is killed while it sends (its own guest is lost with it, deliberately).
 link_slow "$NS" "$SLOW"
 dest b3b --mem 64M --cpus 1
-vmm_start_ns "$NS" c --mem 64M --cpus 1 --append "dirty --mib 16 --rate 400"
+source_start c --mem 64M --cpus 1 --append "dirty --mib 16 --rate 400"
 csrc=$VMM_PID
 wait_until 30 "c dirty running" '(($(status_get "$T/c.sock" .heartbeats.count) >= 100))'
 timeout 60 "$VMMCTL" migrate --api "$T/c.sock" --to "tcp:127.0.0.1:$PORT" "${MIGARGS[@]}" \
 	>"$T/m3b.json" 2>"$T/m3b.out" &
 cmig=$!
-wait_until 20 "c pre-copy round 1" 'mig_in_precopy "$T/c.sock" 1'
+mig_hold_precopy "$T/c.sock" "$DST" 1
 kill -KILL "$csrc"
+vmm_wait_for "$csrc" 10
+kill -CONT "$DST"
 dest_gave_up b3b "incoming migration failed: .*(connection closed by peer|connection reset by peer)"
 vmm_wait_for "$cmig" 15
-vmm_wait_for "$csrc" 10
 echo "ok: 3b. source killed mid-round: $(cat "$T/b3b.err")"
 link_fast "$NS"
 
@@ -185,9 +201,10 @@ source_ok "4b. handshake refused (vCPUs)"
 link_slow "$NS" "$SLOW"
 dest b5 --mem 128M --cpus 2
 migrate m5 --to "tcp:127.0.0.1:$PORT" "${MIGARGS[@]}"
-wait_until 20 "pre-copy round 2" 'mig_in_precopy "$T/a.sock" 2'
+mig_hold_precopy "$T/a.sock" "$DST" 2
 rc=0
 ctl migrate --api "$T/a.sock" --cancel >"$T/cancel.out" 2>"$T/cancel.err" || rc=$?
+kill -CONT "$DST" # it reads the round's pages, then the source's ERROR
 [[ $rc == 0 ]] || fail "5: --cancel exit $rc: $(cat "$T/cancel.err")"
 migrate_failed m5 cancelled "cancelled by the user"
 # The source tells the destination why it gave up (an ERROR frame).
@@ -199,12 +216,13 @@ check "5: a second --cancel exit $rc, expected 1" '[[ $rc == 1 ]]'
 one_line "$T/cancel2.err" "^vmmctl migrate: .*no migration in progress$" "5: a second --cancel"
 link_fast "$NS"
 
-# 6. Nothing listens: refused at once.
+# 6. Nothing listens: refused at once (by the source's own clock, not
+# this script's, which a loaded host slows down).
 PORT=$(free_port_ns "$NS")
-t0=$(now_ms)
 migrate m6 --to "tcp:127.0.0.1:$PORT"
 migrate_failed m6 failed "cannot connect to tcp:127.0.0.1:$PORT: connection refused"
-check "6: connection refused took $(($(now_ms) - t0)) ms" '(($(now_ms) - t0 < 3000))'
+el=$(status_get "$T/a.sock" .migration.time_elapsed)
+check "6: connection refused after $el ms" '((el < 3000))'
 source_ok "6. connection refused"
 
 # 7. After all that, the same source VMM migrates: the destination runs the

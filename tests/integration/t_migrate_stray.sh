@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # No VM lost to a connection that is not the source (issue 13):
 #  1. a destination waiting for its first migration gets a port scan
-#     (connect, close), garbage and a connection that idles: each is logged
-#     and dropped, the destination keeps listening, then the real source
-#     migrates to it;
+#     (connect, close), garbage, a connection that idles and a second
+#     connection while a stray is dropped: each is logged and dropped, the
+#     destination keeps listening, then the real source migrates to it;
 #  2. the same while the destination waits in postcopy-paused after a
 #     post-copy break: recovery goes on - status says postcopy-paused and
 #     how many vCPUs wait - and the real `migrate --resume` completes;
@@ -35,12 +35,57 @@ s.close()
 PY
 }
 
+# stray_pair PID PORT: a stray is being served when a second connects and
+# the first sends garbage, both seen in one turn of the destination's loop
+# (it is stopped meanwhile): the listener closes for the second while the
+# first is dropped, and the destination must not listen anew before that
+# close is done (libuv's uv__finish_close assertion, issue 13).
+stray_pair()
+{
+	python3 - "$1" "$2" <<'PY'
+import os, signal, socket, sys, time
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+def sockets():
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
+before = sockets()
+a = socket.create_connection(("127.0.0.1", port))
+deadline = time.monotonic() + 10
+while sockets() <= before:  # accepted: one socket more
+    if time.monotonic() > deadline:
+        sys.exit("the destination never accepted the first stray")
+    time.sleep(0.01)
+os.kill(pid, signal.SIGSTOP)
+try:
+    b = socket.create_connection(("127.0.0.1", port))  # the listener wakes
+    a.sendall(os.urandom(64))  # then the first stray's socket
+finally:
+    os.kill(pid, signal.SIGCONT)
+b.settimeout(10)
+try:
+    b.recv(1)  # the destination refuses it: EOF or a reset
+except OSError:
+    pass
+a.close()
+b.close()
+PY
+}
+
 # strays NAME PORT STATE: scan, garbage, idle; NAME still waits in STATE.
 strays()
 {
 	local name=$1 port=$2 state=$3 kind
-	for kind in scan garbage idle; do
-		stray "$kind" "$port" || fail "$name: $kind: cannot connect"
+	for kind in scan garbage idle pair; do
+		if [[ $kind == pair ]]; then
+			stray_pair "$dst" "$port" || fail "$name: $kind: $?"
+		else
+			stray "$kind" "$port" || fail "$name: $kind: cannot connect"
+		fi
 		wait_until 10 "$name: the $kind connection dropped" \
 			'(($(grep -c "dropped" "$T/'"$name"'.err") >= ${n:-0} + 1)) || ! kill -0 '"$dst"
 		kill -0 "$dst" 2>/dev/null || fail "$name exited on a $kind connection: $(cat "$T/$name.err")"

@@ -1482,6 +1482,27 @@ Test(ctl_parse, migrate_push_order)
 		  "push_order");
 }
 
+Test(ctl_parse, migrate_compress)
+{
+	parse_ok(MIG("\"to\":\"x\""));
+	cr_assert_eq(req.mig.compress, MIG_COMPRESS_AUTO);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"compress\":\"none\""));
+	cr_assert_eq(req.mig.compress, MIG_COMPRESS_NONE);
+	ctl_request_free(&req);
+	parse_ok(MIG("\"to\":\"x\",\"mode\":\"precopy\",\"compress\":"
+		     "\"zstd\""));
+	cr_assert_eq(req.mig.compress, MIG_COMPRESS_ZSTD);
+	ctl_request_free(&req);
+	parse_bad(MIG("\"to\":\"x\",\"compress\":\"lz4\""),
+		  CTL_ERR_BAD_ARGS,
+		  "unknown compress 'lz4' (expected auto, none or zstd)");
+	parse_bad(MIG("\"to\":\"x\",\"mode\":\"postcopy\",\"compress\":"
+		      "\"zstd\""),
+		  CTL_ERR_BAD_ARGS,
+		  "'compress' is not used with mode postcopy");
+}
+
 Test(ctl_parse, migrate_bandwidth_and_auto_converge)
 {
 	parse_ok(MIG("\"to\":\"x\",\"mode\":\"precopy\",\"max_bandwidth\":"

@@ -4,9 +4,10 @@
  *
  * It owns the command line: one command table (main.c), the flags, usage
  * and help of every command, and what is printed and returned as the exit
- * status. `vmmctl boot` (cmd_boot.c) makes this process the VMM: it owns the
- * process life cycle (the event loop, signals, terminal input) and serves
- * the control socket with the handlers of vmm/ctl/. Every other command is
+ * status. `vmmctl boot` (cmd_boot.c; its options: boot_opts.c) makes this
+ * process the VMM: it owns the process life cycle (the event loop, signals,
+ * terminal input) and serves the control socket with the handlers of
+ * vmm/ctl/. Every other command is
  * a client of a running VMM (client.c): the VM commands (cmd_vm.c) send one
  * request and print its reply, migrate (cmd_migrate.c) also watches the
  * migration's events. Each command returns the process exit status; only

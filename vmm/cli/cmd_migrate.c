@@ -21,7 +21,7 @@
 
 struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
-	const char *push, *tls_dir, *tls_hostname;
+	const char *push, *compress, *tls_dir, *tls_hostname;
 	const char *max_bw, *pc_bw;
 	const char *channels; /* --channels N */
 	const char *listen; /* --recover --listen ADDR (destination) */
@@ -215,6 +215,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"precopy-budget", required_argument, NULL, 'b'},
 		{"quiesce-timeout", required_argument, NULL, 'q'},
 		{"push-order", required_argument, NULL, 'p'},
+		{"compress", required_argument, NULL, 'z'},
 		{"verify", no_argument, NULL, 'v'},
 		{"max-bandwidth", required_argument, NULL, 'B'},
 		{"postcopy-bandwidth", required_argument, NULL, 'P'},
@@ -265,6 +266,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'p':
 			o->push = optarg;
+			break;
+		case 'z':
+			o->compress = optarg;
 			break;
 		case 'v':
 			o->verify = true;
@@ -341,6 +345,8 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 		json_object_set_new(a, "mode", json_string(o->mode));
 	if (o->push)
 		json_object_set_new(a, "push_order", json_string(o->push));
+	if (o->compress)
+		json_object_set_new(a, "compress", json_string(o->compress));
 	if (o->verify)
 		json_object_set_new(a, "verify", json_true());
 	if (o->auto_converge)
@@ -621,6 +627,10 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"connections (1..8, default 1;\n"
 		"                         the destination places each "
 		"on its own thread)\n"
+		"  --compress C           pre-copy pages: auto (default: "
+		"zstd where a sample\n"
+		"                         of the batch says it pays), "
+		"none, or zstd (always)\n"
 		"  --verify               compare sums of page digests "
 		"of guest RAM on both\n"
 		"                         sides (kept as pages move: "

@@ -272,6 +272,24 @@ static int parse_migrate_push(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
+/* "compress": how pre-copy sends pages; post-copy sends them raw. */
+static int parse_migrate_compress(struct ctl_request *req,
+				  struct ctl_error *err)
+{
+	int c = MIG_COMPRESS_AUTO;
+
+	if (get_enum_arg(req, err, "compress", mig_compress_parse,
+			 "auto, none or zstd", &c))
+		return -EINVAL;
+	req->mig.compress = c;
+	if (req->mig.mode == MIG_MODE_POSTCOPY &&
+	    json_object_get(req->args, "compress"))
+		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
+				   "'compress' is not used with mode "
+				   "postcopy (it has no pre-copy)");
+	return 0;
+}
+
 /* The pre-copy budgets: in range, and only when there is a pre-copy. */
 static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
 {
@@ -351,7 +369,7 @@ static int parse_migrate_start(struct ctl_request *req, struct ctl_error *err)
 
 	if (get_string_arg(req, err, "to", "tcp:HOST:PORT", &m->to) ||
 	    parse_migrate_tls(req, err) || parse_migrate_mode(req, err) ||
-	    parse_migrate_push(req, err) ||
+	    parse_migrate_push(req, err) || parse_migrate_compress(req, err) ||
 	    get_range_arg(req, err, "downtime_limit_ms", 0, 3600000,
 			  &m->downtime_limit_ms) ||
 	    get_range_arg(req, err, "max_rounds", 0, 100000, &m->max_rounds) ||
@@ -416,6 +434,7 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "precopy_budget_bytes",
 					    "quiesce_timeout_ms",
 					    "push_order",
+					    "compress",
 					    "verify",
 					    "max_bandwidth",
 					    "postcopy_bandwidth",

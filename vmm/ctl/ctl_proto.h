@@ -75,6 +75,7 @@ struct ctl_request {
 		uint64_t budget_bytes;	     /* precopy_budget_bytes; 0: none */
 		uint64_t quiesce_timeout_ms; /* 0: the default */
 		enum mig_push_order push_order; /* default: accessed */
+		enum mig_compress compress;	/* default: auto */
 		int verify;
 		const char *tls_dir;	  /* borrowed; NULL: plaintext */
 		const char *tls_hostname; /* borrowed; NULL: to's host */

@@ -5,7 +5,8 @@
  * "dirty --mib 64 --rate 100; verify; exit 0" is split at ';', each part
  * into words at blanks; the first word names the workload, the rest are its
  * flags ("--name value" or "--name=value") and positional values, all
- * unsigned numbers (decimal or 0x hex). The whole line is checked before
+ * unsigned numbers (decimal or 0x hex), or for a flag with a word list one
+ * of its words (the value is the word's index). The whole line is checked before
  * the first workload starts, so a typo at the end does not waste a run;
  * every error is one line saying what is wrong, and the guest exits with 2.
  * A first part `--timer KIND` is no workload: it asks for the interrupt
@@ -62,6 +63,40 @@ static int cmdline_find_positional(const struct workload *wl, int nth)
 	return -1;
 }
 
+/* The index of val in the flag's word list, or -1. */
+static int cmdline_word(const struct wl_flag *fl, const char *val)
+{
+	int i;
+
+	for (i = 0; fl->words && fl->words[i]; i++)
+		if (!strcmp(fl->words[i], val))
+			return i;
+	return -1;
+}
+
+static void cmdline_bad_word(const struct wl_call *c, const struct wl_flag *fl,
+			     const char *val)
+{
+	char list[96];
+	size_t n = 0, len;
+	int i;
+
+	list[0] = '\0';
+	for (i = 0; fl->words[i]; i++) {
+		len = strlen(fl->words[i]);
+		if (n + len + 3 > sizeof(list))
+			break;
+		if (i) {
+			memcpy(list + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(list + n, fl->words[i], len + 1);
+		n += len;
+	}
+	console_printf("guest: %s: bad value '%s' for --%s (want one of %s)\n",
+		       c->wl->name, val, fl->name, list);
+}
+
 static int cmdline_value(struct wl_call *c, int f, const char *val)
 {
 	const struct wl_flag *fl = &c->wl->flags[f];
@@ -72,6 +107,17 @@ static int cmdline_value(struct wl_call *c, int f, const char *val)
 		console_printf("guest: %s: %s%s given twice\n", c->wl->name,
 			       dash, fl->name);
 		return -1;
+	}
+	if (fl->words) {
+		int w = cmdline_word(fl, val);
+
+		if (w < 0) {
+			cmdline_bad_word(c, fl, val);
+			return -1;
+		}
+		c->val[f] = (uint64_t)w;
+		c->given[f] = true;
+		return 0;
 	}
 	if (parse_u64(val, &v) < 0 || v < fl->min || v > fl->max) {
 		console_printf("guest: %s: bad value '%s' for %s%s (want a "

@@ -13,15 +13,20 @@
  * STOP_WORKLOAD request or after T ms (counted from the end of the first
  * pass); a stop during the first pass ends it early, and verify then checks
  * the pages written so far. A new `dirty` replaces the previous region.
+ * `--data MODE` sets what a write puts in the page (user/data.h: random,
+ * the default, text, byte or zero), i.e. how compressible the pages are.
+ * The end of the first pass is one console line ("dirty: first pass
+ * done"), which a host waits for before it measures.
  */
 #include "lib/testdev.h"
 #include "lib/x86.h"
+#include "user/data.h"
 #include "user/dirty.h"
 #include "user/pattern.h"
 #include "user/user.h"
 #include "user/workload.h"
 
-enum { DIRTY_MIB, DIRTY_RATE, DIRTY_MS, DIRTY_READERS };
+enum { DIRTY_MIB, DIRTY_RATE, DIRTY_MS, DIRTY_READERS, DIRTY_DATA };
 
 #define DIRTY_MAX_MIB	  (1ULL << 20)
 #define DIRTY_MAX_RATE	  (1ULL << 20)
@@ -40,6 +45,7 @@ static const struct wl_flag dirty_flags[] = {
 			.required = true},
 	[DIRTY_MS] = {.name = "ms", .min = 0, .max = 1ULL << 32},
 	[DIRTY_READERS] = {.name = "readers", .min = 0, .max = 31},
+	[DIRTY_DATA] = {.name = "data", .words = data_mode_names},
 	{0},
 };
 
@@ -61,9 +67,10 @@ const struct dirty_region *dirty_current(void)
 	return __atomic_load_n(&dirty_published, __ATOMIC_ACQUIRE);
 }
 
-static int dirty_alloc(struct dirty_region *r, uint64_t mib)
+static int dirty_alloc(struct dirty_region *r, uint64_t mib, uint64_t data)
 {
 	r->nr_pages = mib * PAGES_PER_MIB;
+	r->data = (uint32_t)data;
 	r->nr_filled = 0;
 	mem_reset();
 	r->base = mem_alloc(r->nr_pages * GUEST_PAGE_SIZE);
@@ -99,7 +106,7 @@ static void dirty_write(struct dirty_region *r, uint64_t i)
 {
 	uint32_t gen = ++r->gen[i];
 
-	pattern_fill(dirty_page(r, i), i, gen);
+	data_fill(dirty_page(r, i), i, gen, r->data);
 }
 
 /* The first pass; false if a STOP_WORKLOAD request cut it short. */
@@ -111,7 +118,7 @@ static bool dirty_fill(struct dirty_region *r)
 		if (i % TICK_PAGES == 0 && tick())
 			return false;
 		r->gen[i] = 1;
-		pattern_fill(dirty_page(r, i), i, 1);
+		data_fill(dirty_page(r, i), i, 1, r->data);
 		__atomic_store_n(&r->nr_filled, i + 1, __ATOMIC_RELEASE);
 	}
 	return true;
@@ -189,14 +196,15 @@ static void dirty_run(const struct wl_call *c)
 		guest_exit(GUEST_EXIT_USAGE);
 	}
 	__atomic_store_n(&dirty_published, NULL, __ATOMIC_RELEASE);
-	if (dirty_alloc(r, mib) < 0) {
+	if (dirty_alloc(r, mib, c->val[DIRTY_DATA]) < 0) {
 		console_printf("dirty: cannot allocate %lu MiB and %lu KiB of "
 			       "generations from free RAM\n",
 			       mib, mib * PAGES_PER_MIB * 4 / 1024);
 		guest_exit(GUEST_EXIT_USAGE);
 	}
-	console_printf("dirty: %lu MiB at 0x%lx rate %lu MiB/s\n", mib,
-		       (uint64_t)(uintptr_t)r->base, c->val[DIRTY_RATE]);
+	console_printf("dirty: %lu MiB at 0x%lx rate %lu MiB/s data %s\n", mib,
+		       (uint64_t)(uintptr_t)r->base, c->val[DIRTY_RATE],
+		       data_mode_names[r->data]);
 	__atomic_store_n(&dirty_published, r, __ATOMIC_RELEASE);
 	if (!dirty_fill(r)) {
 		console_printf("dirty: stopped during the first pass, %lu of "
@@ -204,6 +212,7 @@ static void dirty_run(const struct wl_call *c)
 			       r->nr_filled, r->nr_pages);
 		return;
 	}
+	console_printf("dirty: first pass done\n");
 	console_printf("dirty: stopped after %lu page writes\n",
 		       dirty_loop(r, c));
 }

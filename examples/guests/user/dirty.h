@@ -2,7 +2,7 @@
 /*
  * dirty.h - the region the `dirty` workload writes and `verify` checks.
  *
- * Pages [0, nr_filled) hold pattern(i, gen[i]) (user/pattern.h) at every
+ * Pages [0, nr_filled) hold data(i, gen[i]) (user/data.h) at every
  * moment between two page writes, which is whenever tick() runs. Both the
  * pages and the generation array live in guest RAM, so they migrate with
  * the guest and the destination can verify what the source wrote.
@@ -19,6 +19,7 @@ struct dirty_region {
 	uint32_t *gen;	/* generation of each page */
 	uint64_t nr_pages;
 	uint64_t nr_filled; /* pages written at least once */
+	uint32_t data;	    /* enum data_mode of every page */
 };
 
 /*

@@ -3,8 +3,8 @@
  * verify.c - check the dirty region page by page: `verify`, and the
  * mailbox's GUEST_REQ_VERIFY request.
  *
- * Every written page must hold the pattern of its index and of the
- * generation the generation array records. All good: "verify: ok N pages"
+ * Every written page must hold the data (user/data.h, in the region's data
+ * mode) of its index and of the generation the generation array records. All good: "verify: ok N pages"
  * and MARK_VERIFY_OK(N). Otherwise the first few bad pages are described
  * with what they hold instead (zeros, the pattern of some page and
  * generation: stale or misplaced data, or garbage), the count goes out as
@@ -14,6 +14,7 @@
  */
 #include "lib/format.h"
 #include "lib/testdev.h"
+#include "user/data.h"
 #include "user/dirty.h"
 #include "user/pattern.h"
 #include "user/user.h"
@@ -30,6 +31,19 @@ static bool verify_zero(const uint64_t *w)
 	return ! or ;
 }
 
+/* The (page, gen) whose data w holds (modes that carry the seed only). */
+static bool verify_identify(const struct dirty_region *r, const uint64_t *w,
+			    uint64_t *page, uint32_t *gen)
+{
+	uint64_t x = pattern_unmix64(w[0]);
+
+	if (r->data != DATA_RANDOM && r->data != DATA_TEXT)
+		return false;
+	*page = x >> 32;
+	*gen = (uint32_t)x;
+	return data_check(w, *page, *gen, r->data) < 0;
+}
+
 static void verify_report(const struct dirty_region *r, uint64_t i, int word)
 {
 	const uint64_t *w = dirty_page(r, i);
@@ -39,7 +53,7 @@ static void verify_report(const struct dirty_region *r, uint64_t i, int word)
 
 	if (verify_zero(w))
 		fmt_snprintf(found, sizeof(found), "zero page");
-	else if (pattern_identify(w, &found_page, &found_gen))
+	else if (verify_identify(r, w, &found_page, &found_gen))
 		fmt_snprintf(found, sizeof(found), "page %lu gen %u",
 			     found_page, found_gen);
 	else
@@ -56,7 +70,7 @@ static uint64_t verify_region(const struct dirty_region *r)
 	for (i = 0; i < r->nr_filled; i++) {
 		if (i % TICK_PAGES == 0)
 			tick_heartbeat();
-		word = pattern_check(dirty_page(r, i), i, r->gen[i]);
+		word = data_check(dirty_page(r, i), i, r->gen[i], r->data);
 		if (word < 0)
 			continue;
 		if (bad++ < VERIFY_REPORT_MAX)

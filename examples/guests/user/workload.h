@@ -3,7 +3,8 @@
  * workload.h - how a workload describes its flags and is called.
  *
  * A workload is a name, a table of numeric flags ("--mib 64", "--mib=64",
- * or positional like the N of "exit N") with their ranges, and a run
+ * or positional like the N of "exit N") with their ranges (a flag with a
+ * word list also takes a word: its index), and a run
  * function. cmdline.c turns the command line into a sequence of wl_call,
  * checking every flag before anything runs; workload.c runs them in order.
  */
@@ -14,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WL_MAX_FLAGS 4
+#define WL_MAX_FLAGS 8
 #define WL_MAX_CALLS 32 /* workloads in one command line */
 #define WL_MAX_WORDS 16 /* words in one workload, its name included */
 
@@ -23,6 +24,8 @@ struct wl_flag {
 	uint64_t min, max;
 	bool required;
 	bool positional; /* a bare word rather than --name */
+	/* NULL-ended words the value may be given as (value = index), or NULL */
+	const char *const *words;
 };
 
 struct wl_call;
