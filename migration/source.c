@@ -48,7 +48,6 @@
 #include "common/page.h"
 #include "ept/dirty.h"
 #include "ept/ram_io.h"
-#include "migration/hello.h"
 #include "migration/source.h"
 #include "migration/states.h"
 #include "vmm/vm.h"
@@ -358,9 +357,7 @@ static void src_postcopy_start(struct mig_source *s)
 static void src_on_connect(struct mig_channel *ch)
 {
 	struct mig_source *s = ch->opaque;
-	struct proto_hello *h;
-	uint8_t *f;
-	int n = -ENOMEM;
+	int r;
 
 	if (mig_session_tls_main(&s->ss)) {
 		src_fail(s, MIG_FAILED, "%s: TLS: no channel binding",
@@ -372,21 +369,9 @@ static void src_on_connect(struct mig_channel *ch)
 			src_fail(s, MIG_FAILED, "sending RESUME failed");
 		return;
 	}
-	h = malloc(sizeof(*h));
-	f = malloc(PROTO_HDR_SIZE + sizeof(*h) * 2);
-	if (h && f) {
-		mig_hello_local(s->ss.vm, src_caps_offered(s), h);
-		if (h->caps & PROTO_CAP_CHANNELS)
-			h->nr_channels = src_chans_wanted(s);
-		n = proto_hello_encode(f, PROTO_HDR_SIZE + sizeof(*h) * 2, h);
-	}
-	free(h);
-	if (n < 0) {
-		free(f);
-		src_fail(s, MIG_FAILED, "encoding HELLO: %s", strerror(-n));
-		return;
-	}
-	mig_channel_send(ch, f, n);
+	r = src_hello_send(s, ch);
+	if (r)
+		src_fail(s, MIG_FAILED, "encoding HELLO: %s", strerror(-r));
 }
 
 /* HELLO_ACK: the destination accepts; start logging and round 0. */
@@ -639,43 +624,14 @@ const struct mig_channel_ops src_channel_ops = {
 	.on_connect = src_on_connect,
 };
 
-/* ---- the urgent connection, loop side ------------------------------------ */
-
-static void src_urgent_on_connect(struct mig_channel *ch)
+/* The urgent connection is up (src_urgent_ops): --mode postcopy switches. */
+void src_urgent_up(struct mig_source *s)
 {
-	struct mig_source *s = ch->opaque;
-	char err[256] = "";
-
-	if (src_urgent_handover(s, err, sizeof(err))) {
-		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+	if (!s->pc_urgent_wait)
 		return;
-	}
-	if (s->pc_urgent_wait) {
-		s->pc_urgent_wait = false;
-		src_quiesce_then(s, src_postcopy_start);
-	}
+	s->pc_urgent_wait = false;
+	src_quiesce_then(s, src_postcopy_start);
 }
-
-/* Nothing is read here: the socket is the urgent thread's once connected. */
-static void src_urgent_on_frame(struct mig_channel *ch,
-				const struct proto_hdr *h, const uint8_t *p)
-{
-	(void)ch;
-	(void)h;
-	(void)p;
-}
-
-static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
-{
-	(void)e;
-	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
-}
-
-const struct mig_channel_ops src_urgent_ops = {
-	.on_frame = src_urgent_on_frame,
-	.on_error = src_urgent_on_error,
-	.on_connect = src_urgent_on_connect,
-};
 
 /* Another thread woke the loop: the device's ACK, the urgent thread's end. */
 void src_on_async(uv_async_t *h)
@@ -698,29 +654,15 @@ void src_on_async(uv_async_t *h)
 int mig_source_resume(struct mig_source *s, const char *to, char *err,
 		      size_t errlen)
 {
-	struct sockaddr_storage ss;
 	int r;
 
 	if (s->ss.ended || s->ss.st.state != MIG_POSTCOPY_PAUSED) {
 		snprintf(err, errlen, "no post-copy migration is paused");
 		return -EALREADY;
 	}
-	if (!mig_session_channel_idle(&s->ss.ch) ||
-	    !mig_session_channel_idle(&s->ss.uch)) {
-		snprintf(err, errlen,
-			 "the broken connections are still closing; try again");
-		return -EBUSY;
-	}
-	if (to && (r = mig_addr_parse(to, &ss, err, errlen)))
-		return r;
-	if (to)
-		snprintf(s->to, sizeof(s->to), "%s", to);
-	memset(&s->ss.uch, 0, sizeof(s->ss.uch));
-	r = mig_channel_connect(&s->ss.ch, s->ss.loop, s->p.to,
-				&src_channel_ops, s, err, errlen);
+	r = src_resume_connect(s, to, err, errlen);
 	if (r)
 		return r;
-	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
 	src_set_state(s, MIG_POSTCOPY_RECOVER);
 	s->ss.st.error[0] = '\0';
 	return 0;

@@ -134,11 +134,13 @@ enum src_pump_end {
 
 /* source.c */
 extern const struct mig_channel_ops src_channel_ops;
-extern const struct mig_channel_ops src_urgent_ops;
 void src_on_async(uv_async_t *h);
+/* The urgent connection is up and handed over to its thread. */
+void src_urgent_up(struct mig_source *s);
 bool src_postcopy(const struct mig_source *s);
-/* src_api.c: the capabilities HELLO offers, and HELLO_ACK's checked. */
+/* src_api.c: HELLO and its capabilities, and HELLO_ACK's checked. */
 uint64_t src_caps_offered(const struct mig_source *s);
+int src_hello_send(struct mig_source *s, struct mig_channel *ch);
 int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen);
 void src_fail(struct mig_source *s, enum mig_state state, const char *fmt, ...)
@@ -199,7 +201,9 @@ void src_postcopy_push_start(struct mig_source *s);
 void src_push_walk(struct mig_source *s);
 /* Loop: the walk thread is done (src_on_async). */
 void src_push_walk_end(struct mig_source *s);
-int src_urgent_handover(struct mig_source *s, char *err, size_t errlen);
+extern const struct mig_channel_ops src_urgent_ops;
+int src_resume_connect(struct mig_source *s, const char *to, char *err,
+		       size_t errlen);
 int src_resume_send(struct mig_source *s);
 int src_on_lacking(struct mig_source *s, const uint8_t *p, size_t len,
 		   char *err, size_t errlen);

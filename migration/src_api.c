@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/page.h"
 #include "ept/ram_io.h"
+#include "migration/hello.h"
 #include "migration/source.h"
 #include "vmm/vm.h"
 
@@ -219,6 +220,28 @@ uint64_t src_caps_offered(const struct mig_source *s)
 	if (src_chans_wanted(s) > 1)
 		caps |= PROTO_CAP_CHANNELS;
 	return caps;
+}
+
+/* HELLO on ch: this VM's shape and the capabilities offered; -errno. */
+int src_hello_send(struct mig_source *s, struct mig_channel *ch)
+{
+	struct proto_hello *h = malloc(sizeof(*h));
+	size_t cap = PROTO_HDR_SIZE + sizeof(*h) * 2;
+	uint8_t *f = malloc(cap);
+	int n = -ENOMEM;
+
+	if (h && f) {
+		mig_hello_local(s->ss.vm, src_caps_offered(s), h);
+		if (h->caps & PROTO_CAP_CHANNELS)
+			h->nr_channels = src_chans_wanted(s);
+		n = proto_hello_encode(f, cap, h);
+	}
+	free(h);
+	if (n < 0) {
+		free(f);
+		return n;
+	}
+	return mig_channel_send(ch, f, n);
 }
 
 /* HELLO_ACK: what the destination accepts; 0 or -EPROTO with err. */

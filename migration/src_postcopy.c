@@ -236,7 +236,7 @@ static int src_cookie_frame(struct mig_source *s, struct mig_channel *ch,
 					 s->ss.tls ? proof : NULL);
 }
 
-int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
+static int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 {
 	uint8_t buf[PROTO_PROOF_FRAME], *left = NULL;
 	size_t len = 0;
@@ -256,7 +256,71 @@ int src_urgent_handover(struct mig_source *s, char *err, size_t errlen)
 	return r;
 }
 
+/* The urgent connection, loop side: connected, it goes to the urgent thread. */
+static void src_urgent_on_connect(struct mig_channel *ch)
+{
+	struct mig_source *s = ch->opaque;
+	char err[256] = "";
+
+	if (src_urgent_handover(s, err, sizeof(err))) {
+		src_fail(s, MIG_FAILED, "urgent connection: %s", err);
+		return;
+	}
+	src_urgent_up(s);
+}
+
+/* Nothing is read here: the socket is the urgent thread's once connected. */
+static void src_urgent_on_frame(struct mig_channel *ch,
+				const struct proto_hdr *h, const uint8_t *p)
+{
+	(void)ch;
+	(void)h;
+	(void)p;
+}
+
+static void src_urgent_on_error(struct mig_channel *ch, int e, const char *why)
+{
+	(void)e;
+	src_fail(ch->opaque, MIG_FAILED, "urgent connection: %s", why);
+}
+
+const struct mig_channel_ops src_urgent_ops = {
+	.on_frame = src_urgent_on_frame,
+	.on_error = src_urgent_on_error,
+	.on_connect = src_urgent_on_connect,
+};
+
 /* ---- recovery ----------------------------------------------------------- */
+
+/*
+ * --resume [--to ADDR]: a new main connection, once the broken ones are
+ * closed (RESUME goes when it is up: src_resume_send). The caller moves
+ * the state.
+ */
+int src_resume_connect(struct mig_source *s, const char *to, char *err,
+		       size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r;
+
+	if (!mig_session_channel_idle(&s->ss.ch) ||
+	    !mig_session_channel_idle(&s->ss.uch)) {
+		snprintf(err, errlen,
+			 "the broken connections are still closing; try again");
+		return -EBUSY;
+	}
+	if (to && (r = mig_addr_parse(to, &ss, err, errlen)))
+		return r;
+	if (to)
+		snprintf(s->to, sizeof(s->to), "%s", to);
+	memset(&s->ss.uch, 0, sizeof(s->ss.uch));
+	r = mig_channel_connect(&s->ss.ch, s->ss.loop, s->p.to,
+				&src_channel_ops, s, err, errlen);
+	if (r)
+		return r;
+	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
+	return 0;
+}
 
 /* The new main connection is up: RESUME with this migration's cookie. */
 int src_resume_send(struct mig_source *s)
