@@ -85,13 +85,18 @@ static void fuzz_hello(const uint8_t *p, size_t len)
 		     len);
 }
 
+/* With PROTO_CAP_CHANNELS, HELLO_ACK also carries the channels' count and
+ * token: only the _chan pair round-trips every HELLO_ACK. */
 static void fuzz_hello_ack(const uint8_t *p, size_t len)
 {
-	uint64_t caps;
+	uint64_t caps, token;
+	uint32_t nr;
 
-	if (proto_hello_ack_decode(p, len, &caps, err, sizeof(err)))
+	if (proto_hello_ack_chan_decode(p, len, &caps, &nr, &token, err,
+					sizeof(err)))
 		return;
-	same_payload(proto_hello_ack_encode(out, 64, caps), p, len);
+	same_payload(proto_hello_ack_chan_encode(out, 64, caps, nr, token), p,
+		     len);
 }
 
 /* A live frame again: the head, then its pages gathered after it. */
