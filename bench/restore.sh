@@ -19,6 +19,17 @@
 # Writes bench/out-restore/{restore,size,live}.csv, restore.png and tables.
 # Usage: bench/restore.sh   (MEM=1G MIB=256 REPS=3 RATES="0 50 200")
 set -euo pipefail
+case ${1-} in
+'') ;;
+-h | --help)
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "restore.sh: takes no arguments (set MEM, MIB, REPS, RATES in the environment; see --help): '$1'" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 VMMCTL=$BUILD_DIR/vmm/vmmctl
