@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pt.c - the passthrough-style receive device (interface: devices/pt.h,
- * register map and ring layout: common/guest_abi.h).
+ * register map and ring layout: common/guest_abi.h): the ring in guest
+ * RAM, the traffic source and its delivery, the registers. Its life cycle
+ * and thread are in pt_life.c, its migration side (quiesce handshake,
+ * state) in pt_migrate.c; what they share, in pt_int.h.
  *
  * Who owns what:
  *   - host, cfg, thread, thread_on, timer_fd, stop_fd: written by the main
@@ -33,25 +36,11 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "devices/devices.h"
-
-#define PT_TICK_NS    1000000ULL   /* the source's tick: 1 ms */
-#define PT_WARN_NS    NSEC_PER_SEC /* at most one warning a second */
-#define PT_NO_RING    UINT64_MAX   /* ring_gpa before RING is written */
-#define PT_RING_ALIGN 8		   /* the descriptors hold 64-bit fields */
+#include "devices/pt_int.h"
 
 _Static_assert(sizeof(struct pt_ring_hdr) == 64, "pt ring header ABI");
 _Static_assert(sizeof(struct pt_desc) == 32, "pt descriptor ABI");
 _Static_assert(PT_PKT_MAX % 8 == 0 && PT_PKT_MIN % 8 == 0, "pt packets");
-
-/* What an access or a tick leaves to do once p->lock is dropped. */
-struct pt_after {
-	char warn[256];	     /* the first refusal's message, or "" */
-	uint64_t suppressed; /* warnings not printed before it */
-	void (*ack_fn)(void *opaque, enum pt_req req, uint32_t seq);
-	void *ack_opaque;
-	enum pt_req ack_req;
-	uint32_t ack_seq;
-};
 
 static void pt_bad(struct pt *p, struct pt_after *a, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -105,7 +94,7 @@ static bool pt_ring_in_ram(const struct pt *p, uint64_t gpa, uint32_t size)
 }
 
 /* The ring header (descriptors follow it), or NULL when there is no ring. */
-static struct pt_ring_hdr *pt_ring(const struct pt *p)
+struct pt_ring_hdr *pt_ring(const struct pt *p)
 {
 	if (p->ring_gpa == PT_NO_RING)
 		return NULL;
@@ -155,7 +144,7 @@ static void pt_desc_buf(const struct pt_desc *d, uint64_t *gpa, uint32_t *len)
 }
 
 /* Mirror REQ and REQ_SEQ into the ring header (the queue is enabled). */
-static void pt_mirror_req(struct pt *p, struct pt_ring_hdr *hdr)
+void pt_mirror_req(struct pt *p, struct pt_ring_hdr *hdr)
 {
 	pt_put32(p, hdr, &hdr->req, p->req);
 	pt_put32(p, hdr, &hdr->req_seq, p->req_seq);
@@ -172,7 +161,7 @@ static void pt_complete(struct pt *p, struct pt_ring_hdr *hdr, uint32_t flags)
 }
 
 /* An edge on the device's line, unless the driver polls. p->lock held. */
-static void pt_irq(struct pt *p)
+void pt_irq(struct pt *p)
 {
 	if (p->irq_mask || !p->host->irq_line)
 		return;
@@ -617,202 +606,8 @@ const struct bus_ops pt_ops = {
 	.write = pt_mmio_write,
 };
 
-/* ---- life cycle and the device thread ----------------------------------- */
-
-int pt_init(struct pt *p, const struct dev_host *host,
-	    const struct pt_config *cfg, char *err, size_t errlen)
-{
-	struct pt_config c = cfg ? *cfg : (struct pt_config){0};
-	int ret;
-
-	memset(p, 0, sizeof(*p));
-	p->timer_fd = -1;
-	p->stop_fd = -1;
-	if (!host || !host->mem) {
-		err_set(err, errlen, "pt: no guest memory to DMA into");
-		return -EINVAL;
-	}
-	if (!c.rate_pps)
-		c.rate_pps = PT_RATE_DEFAULT;
-	if (!c.gsi)
-		c.gsi = PT_GSI;
-	if (c.rate_pps > PT_RATE_MAX) {
-		err_set(err, errlen, "pt: rate %" PRIu32 " pps above %d",
-		       c.rate_pps, PT_RATE_MAX);
-		return -EINVAL;
-	}
-	p->host = host;
-	p->cfg = c;
-	p->ring_gpa = PT_NO_RING;
-	p->qstate = PT_Q_RUNNING;
-	p->st.next_seq = 1;
-	ret = -pthread_mutex_init(&p->lock, NULL);
-	if (ret)
-		err_set(err, errlen, "pt: pthread_mutex_init: %s",
-		       strerror(-ret));
-	return ret;
-}
-
-/* Wait for the next tick; false when the thread should end. */
-static bool pt_thread_wait(struct pt *p)
-{
-	struct pollfd fds[2] = {
-		{.fd = p->timer_fd, .events = POLLIN},
-		{.fd = p->stop_fd, .events = POLLIN},
-	};
-	uint64_t ticks;
-
-	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "pt: poll: %s\n", strerror(errno));
-			return false;
-		}
-		if (fds[1].revents)
-			return false;
-		if (!fds[0].revents)
-			continue;
-		if (read(p->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
-			return true;
-		if (errno != EAGAIN && errno != EINTR) {
-			fprintf(stderr, "pt: read timerfd: %s\n",
-				strerror(errno));
-			return false;
-		}
-	}
-}
-
-/* The device thread: a tick every 1 ms credits the time that really passed. */
-static void *pt_thread(void *arg)
-{
-	struct pt *p = arg;
-	uint64_t last = clock_now_ns(), now;
-
-	while (pt_thread_wait(p)) {
-		now = clock_now_ns();
-		pt_tick(p, now - last);
-		last = now;
-	}
-	return NULL;
-}
-
-static void pt_close_fds(struct pt *p)
-{
-	if (p->timer_fd >= 0 && close(p->timer_fd) < 0)
-		fprintf(stderr, "pt: close timerfd: %s\n", strerror(errno));
-	if (p->stop_fd >= 0 && close(p->stop_fd) < 0)
-		fprintf(stderr, "pt: close eventfd: %s\n", strerror(errno));
-	p->timer_fd = -1;
-	p->stop_fd = -1;
-}
-
-static int pt_open_fds(struct pt *p, char *err, size_t errlen)
-{
-	struct itimerspec its = {
-		.it_interval = {.tv_nsec = PT_TICK_NS},
-		.it_value = {.tv_nsec = PT_TICK_NS},
-	};
-
-	const char *what = "timerfd_create";
-	int ret;
-
-	p->timer_fd =
-		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (p->timer_fd >= 0) {
-		what = "timerfd_settime";
-		if (timerfd_settime(p->timer_fd, 0, &its, NULL) == 0) {
-			what = "eventfd";
-			p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-			if (p->stop_fd >= 0)
-				return 0;
-		}
-	}
-	ret = -errno;
-	err_set(err, errlen, "pt: %s: %s", what, strerror(-ret));
-	return ret;
-}
-
-int pt_start(struct pt *p, char *err, size_t errlen)
-{
-	int ret;
-
-	if (p->thread_on) {
-		err_set(err, errlen, "pt: the device thread is already running");
-		return -EBUSY;
-	}
-	ret = pt_open_fds(p, err, errlen);
-	if (!ret) {
-		ret = -pthread_create(&p->thread, NULL, pt_thread, p);
-		if (ret)
-			err_set(err, errlen, "pt: pthread_create: %s",
-			       strerror(-ret));
-	}
-	if (ret) {
-		pt_close_fds(p);
-		return ret;
-	}
-	p->thread_on = true;
-	return 0;
-}
-
-/* Wake the thread through its eventfd and join it. */
-static void pt_stop_thread(struct pt *p)
-{
-	uint64_t one = 1;
-	ssize_t n;
-	int ret;
-
-	do
-		n = write(p->stop_fd, &one, sizeof(one));
-	while (n < 0 && errno == EINTR);
-	if (n != sizeof(one)) {
-		/* Cannot happen; if it does, poll() is a cancellation point */
-		fprintf(stderr, "pt: write eventfd: %s\n",
-			n < 0 ? strerror(errno) : "short write");
-		ret = pthread_cancel(p->thread);
-		if (ret)
-			fprintf(stderr, "pt: pthread_cancel: %s\n",
-				strerror(ret));
-	}
-	ret = pthread_join(p->thread, NULL);
-	if (ret)
-		fprintf(stderr, "pt: pthread_join: %s\n", strerror(ret));
-	p->thread_on = false;
-}
-
-void pt_destroy(struct pt *p)
-{
-	if (p->thread_on)
-		pt_stop_thread(p);
-	pt_close_fds(p);
-	pthread_mutex_destroy(&p->lock);
-}
-
-void pt_set_ack_hook(struct pt *p,
-		     void (*fn)(void *opaque, enum pt_req req, uint32_t seq),
-		     void *opaque)
-{
-	pthread_mutex_lock(&p->lock);
-	p->on_ack = fn;
-	p->ack_opaque = opaque;
-	pthread_mutex_unlock(&p->lock);
-}
-
-void pt_get_stats(struct pt *p, struct pt_stats *out)
-{
-	pthread_mutex_lock(&p->lock);
-	*out = p->st;
-	out->enabled = p->enabled;
-	out->qstate = p->qstate;
-	out->ring_size = p->ring_size;
-	out->pinned = p->tail - p->head;
-	out->queued = p->q_len;
-	pthread_mutex_unlock(&p->lock);
-}
-
 /* Up to max of the pinned buffers into out; how many there are. Locked. */
-static uint32_t pt_pinned_locked(struct pt *p, struct pt_pin *out, int max)
+uint32_t pt_pinned_locked(struct pt *p, struct pt_pin *out, int max)
 {
 	struct pt_ring_hdr *hdr = pt_ring(p);
 	uint32_t n = hdr ? p->tail - p->head : 0;
@@ -836,256 +631,3 @@ int pt_pinned(struct pt *p, struct pt_pin *out, int max)
 	return (int)n;
 }
 
-/* ---- the migration handshake --------------------------------------------- */
-
-/* Post request r: register, ring header mirror, interrupt. Locked. */
-static uint32_t pt_post_request(struct pt *p, enum pt_req r)
-{
-	struct pt_ring_hdr *hdr = pt_ring(p);
-
-	p->req = r;
-	p->req_seq++;
-	p->req_ns = clock_now_ns();
-	if (p->enabled && hdr)
-		pt_mirror_req(p, hdr);
-	pt_irq(p);
-	return p->req_seq;
-}
-
-uint32_t pt_quiesce_request(struct pt *p)
-{
-	uint32_t seq;
-
-	pthread_mutex_lock(&p->lock);
-	p->qstate = PT_Q_REQUESTED;
-	p->st.quiesces++;
-	seq = pt_post_request(p, PT_REQ_QUIESCE);
-	pthread_mutex_unlock(&p->lock);
-	return seq;
-}
-
-uint32_t pt_resume(struct pt *p)
-{
-	uint32_t seq;
-
-	pthread_mutex_lock(&p->lock);
-	p->qstate = PT_Q_RESUMING;
-	p->st.resumes++;
-	seq = pt_post_request(p, PT_REQ_RESUME);
-	pthread_mutex_unlock(&p->lock);
-	return seq;
-}
-
-/* Acked: may the VM switch over? p->lock held. */
-static int pt_check_acked(struct pt *p, char *err, size_t errlen)
-{
-	struct pt_pin pin;
-	uint32_t n = pt_pinned_locked(p, &pin, 1);
-
-	if (p->enabled && !n) {
-		err_set(err, errlen,
-		       "pt: driver acknowledged the quiesce but left the "
-		       "queue enabled");
-		return -EBUSY;
-	}
-	if (p->enabled) {
-		err_set(err, errlen,
-		       "pt: driver acknowledged the quiesce but left the queue "
-		       "enabled with %" PRIu32
-		       " buffers pinned; buffer %" PRIu32 " at gpa 0x%" PRIx64
-		       " (%" PRIu32 " bytes) is still pinned",
-		       n, pin.desc, pin.gpa, pin.len);
-		return -EBUSY;
-	}
-	if (n) {
-		err_set(err, errlen,
-		       "pt: buffer %" PRIu32 " at gpa 0x%" PRIx64 " (%" PRIu32
-		       " bytes) is still pinned",
-		       pin.desc, pin.gpa, pin.len);
-		return -EBUSY;
-	}
-	return 0;
-}
-
-int pt_quiesce_check(struct pt *p, char *err, size_t errlen)
-{
-	int ret;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->qstate == PT_Q_ACKED) {
-		ret = pt_check_acked(p, err, errlen);
-	} else {
-		ret = -EAGAIN;
-		err_set(err, errlen,
-		       "pt: the driver has not acknowledged a quiesce (%s, "
-		       "REQ_SEQ %" PRIu32 ")",
-		       pt_quiesce_state_name(p->qstate), p->req_seq);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return ret;
-}
-
-const char *pt_quiesce_state_name(enum pt_quiesce_state s)
-{
-	switch (s) {
-	case PT_Q_RUNNING:
-		return "running";
-	case PT_Q_REQUESTED:
-		return "requested";
-	case PT_Q_ACKED:
-		return "acked";
-	case PT_Q_RESUMING:
-		return "resuming";
-	}
-	return "unknown";
-}
-
-/* ---- migratable state --------------------------------------------------- */
-
-int pt_save(struct pt *p, struct pt_state *st, char *err, size_t errlen)
-{
-	int ret = 0;
-
-	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&p->lock);
-	if (p->enabled) {
-		err_set(err, errlen,
-		       "pt: cannot save: the queue is enabled (%" PRIu32
-		       " buffers pinned); the driver has not quiesced",
-		       p->tail - p->head);
-		ret = -EBUSY;
-	} else if (p->tail != p->head) {
-		err_set(err, errlen,
-		       "pt: cannot save: %" PRIu32 " buffers still pinned",
-		       p->tail - p->head);
-		ret = -EBUSY;
-	}
-	if (ret) {
-		pthread_mutex_unlock(&p->lock);
-		return ret;
-	}
-	st->next_seq = p->st.next_seq;
-	st->delivered = p->st.delivered;
-	st->irq_mask = p->irq_mask;
-	st->rate_pps = p->cfg.rate_pps;
-	st->nr_queued = p->q_len;
-	for (uint32_t i = 0; i < p->q_len; i++) {
-		uint32_t slot = (p->q_head + i) % PT_QUEUE_MAX;
-		struct pt_state_pkt *pkt = &st->queue[i];
-
-		pkt->seq = p->queue_seq[slot];
-		pkt->len = pt_pkt_len(pkt->seq);
-		memcpy(pkt->data, p->queue_data[slot], pkt->len);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return 0;
-}
-
-/* One queued packet of a saved state: 0 or -EINVAL with err set. */
-static int pt_check_pkt(const struct pt_state *st, uint32_t i, char *err,
-			size_t errlen)
-{
-	const struct pt_state_pkt *pkt = &st->queue[i];
-	uint64_t want = st->next_seq - st->nr_queued + i;
-
-	if (pkt->seq != want) {
-		err_set(err, errlen,
-		       "pt state: queue[%" PRIu32 "].seq %" PRIu64
-		       " should be %" PRIu64
-		       " (the queue holds the last packets made, in order)",
-		       i, pkt->seq, want);
-		return -EINVAL;
-	}
-	if (pkt->len != pt_pkt_len(pkt->seq) || pkt->pad) {
-		err_set(err, errlen,
-		       "pt state: queue[%" PRIu32 "].len %" PRIu32
-		       " (pad %" PRIu32 ") should be %" PRIu32
-		       " for seq %" PRIu64 " (pad 0)",
-		       i, pkt->len, pkt->pad, pt_pkt_len(pkt->seq), pkt->seq);
-		return -EINVAL;
-	}
-	for (uint32_t k = 0; k < pkt->len / 8; k++) {
-		uint64_t w, good = pt_pkt_word(pkt->seq, k);
-
-		memcpy(&w, &pkt->data[k * 8], sizeof(w));
-		if (w != good) {
-			err_set(err, errlen,
-			       "pt state: queue[%" PRIu32 "].data word %" PRIu32
-			       " is not packet %" PRIu64 "'s",
-			       i, k, pkt->seq);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-static int pt_check_state(const struct pt_state *st, char *err, size_t errlen)
-{
-	if (st->nr_queued > PT_QUEUE_MAX) {
-		err_set(err, errlen,
-		       "pt state: nr_queued %" PRIu32 " exceeds %d",
-		       st->nr_queued, PT_QUEUE_MAX);
-		return -EINVAL;
-	}
-	if (st->pad || st->irq_mask > 1) {
-		err_set(err, errlen,
-		       "pt state: pad %" PRIu32
-		       " (must be 0) or irq_mask %" PRIu32 " (0 or 1) invalid",
-		       st->pad, st->irq_mask);
-		return -EINVAL;
-	}
-	if (!st->next_seq || st->delivered >= st->next_seq ||
-	    st->next_seq - 1 - st->delivered != st->nr_queued) {
-		err_set(err, errlen,
-		       "pt state: next_seq %" PRIu64
-		       " does not follow delivered %" PRIu64
-		       " + nr_queued %" PRIu32 " (packets start at 1)",
-		       st->next_seq, st->delivered, st->nr_queued);
-		return -EINVAL;
-	}
-	for (uint32_t i = 0; i < st->nr_queued; i++) {
-		int ret = pt_check_pkt(st, i, err, errlen);
-
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/*
- * The device restarts in its reset state: no ring, disabled, head = tail =
- * 0, qstate RUNNING, REQ = NONE and REQ_SEQ = 0. The request sequence is
- * not carried (struct pt_state has no field for it): the destination's
- * first request, the RESUME, is REQ_SEQ 1 whatever the source had reached.
- * A driver must therefore take any change of the pair (REQ, REQ_SEQ) as a
- * new request, not only a larger REQ_SEQ. The destination's own counters
- * (irqs, doorbells, quiesces, ...) are kept: they describe this process.
- */
-int pt_load(struct pt *p, const struct pt_state *st, char *err, size_t errlen)
-{
-	int ret = pt_check_state(st, err, errlen);
-
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&p->lock);
-	p->ring_gpa = PT_NO_RING;
-	p->ring_size = 0;
-	p->enabled = false;
-	p->head = p->tail = 0;
-	p->req = PT_REQ_NONE;
-	p->req_seq = p->ack_seq = 0;
-	p->qstate = PT_Q_RUNNING;
-	p->req_ns = 0;
-	p->credit_ns = 0;
-	p->irq_mask = st->irq_mask;
-	p->st.next_seq = st->next_seq;
-	p->st.delivered = st->delivered;
-	p->q_head = 0;
-	p->q_len = st->nr_queued;
-	for (uint32_t i = 0; i < st->nr_queued; i++) {
-		p->queue_seq[i] = st->queue[i].seq;
-		memcpy(p->queue_data[i], st->queue[i].data, PT_PKT_MAX);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return 0;
-}
