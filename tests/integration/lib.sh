@@ -72,14 +72,39 @@ vmm_start()
 {
 	local name=$1
 	shift
-	${NETNS_EXEC:-} "$VMMCTL" boot --kernel "$GUEST_ELF" --api "$T/$name.sock" \
+	vmm_boot "$name" "vmmctl boot" --kernel "$GUEST_ELF" "$@"
+}
+
+# vmm_boot NAME WHAT ARGS...: `vmmctl boot ARGS` with NAME's files, as
+# vmm_start; fails naming WHAT (and its stderr) when it exits before it
+# serves its API. Sets VMM_PID.
+vmm_boot()
+{
+	local name=$1 what=$2
+	shift 2
+	${NETNS_EXEC:-} "$VMMCTL" boot --api "$T/$name.sock" \
 		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
 		>"$T/$name.out" 2>"$T/$name.err" &
 	VMM_PID=$!
 	VMM_PIDS+=("$VMM_PID")
 	wait_until 20 "$name control socket" \
 		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
-	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot exited before serving its API"
+	[[ -S $T/$name.sock ]] ||
+		fail "$name: $what exited before serving its API: $(cat "$T/$name.err")"
+}
+
+# pt_get SOCK FIELD: a field of the pt device's status.
+pt_get() { status_get "$1" ".pt.$2"; }
+
+# packets_flow SOCK WHAT: the pt device delivers 200 more packets and the
+# guest's driver finds no gap in their sequence.
+packets_flow()
+{
+	local d0
+	d0=$(pt_get "$1" delivered)
+	wait_until 20 "$2: packets delivered" \
+		'(($(pt_get "'"$1"'" delivered) >= d0 + 200))'
+	[[ $(marker_count "$1" pt-seq-error) == 0 ]] || fail "$2: packet sequence broken"
 }
 
 # vmm_wait PID: wait for a VMM (in this shell: not in $(...)); its exit

@@ -7,14 +7,7 @@ vmm_restore()
 {
 	local name=$1 file=$2
 	shift 2
-	"$VMMCTL" boot --restore "$file" --api "$T/$name.sock" \
-		--serial "$T/$name.serial" --heartbeat-log "$T/$name.hb" "$@" \
-		>"$T/$name.out" 2>"$T/$name.err" &
-	VMM_PID=$!
-	VMM_PIDS+=("$VMM_PID")
-	wait_until 20 "$name control socket" \
-		'[[ -S $T/'"$name"'.sock ]] || ! kill -0 $VMM_PID 2>/dev/null'
-	[[ -S $T/$name.sock ]] || fail "$name: vmmctl boot --restore exited early: $(cat "$T/$name.err")"
+	vmm_boot "$name" "vmmctl boot --restore" --restore "$file" "$@"
 }
 
 # hb_check_from FILE FIRST: heartbeats FIRST, FIRST+1, ... each once, in

@@ -22,18 +22,6 @@ need_kvm
 GUEST="dirty --mib 16 --rate 0 --ms 1; pt-driver"
 DEV=(--device pt,rate=2000)
 
-pt_get() { status_get "$1" ".pt.$2"; }
-
-# packets_flow SOCK WHAT: the device delivers and the driver consumes.
-packets_flow()
-{
-	local d0
-	d0=$(pt_get "$1" delivered)
-	wait_until 20 "$2: packets delivered" \
-		'(($(pt_get "'"$1"'" delivered) >= d0 + 200))'
-	[[ $(marker_count "$1" pt-seq-error) == 0 ]] || fail "$2: packet sequence broken"
-}
-
 # beats_on SOCK WHAT: 100 more heartbeats.
 beats_on()
 {

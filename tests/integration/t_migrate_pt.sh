@@ -18,19 +18,6 @@ need_kvm
 
 GUEST="dirty --mib 16 --rate 0 --ms 1; pt-driver"
 
-# pt_get SOCK FIELD: a field of the device's status.
-pt_get() { status_get "$1" ".pt.$2"; }
-
-# packets_flow SOCK WHAT: the device delivers and the driver consumes.
-packets_flow()
-{
-	local d0
-	d0=$(pt_get "$1" delivered)
-	wait_until 20 "$2: packets delivered" \
-		'(($(pt_get "'"$1"'" delivered) >= d0 + 200))'
-	[[ $(marker_count "$1" pt-seq-error) == 0 ]] || fail "$2: packet sequence broken"
-}
-
 # driver_ok NAME: stop the driver; its summary says 1..N continuous.
 driver_ok()
 {
