@@ -91,6 +91,31 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 	return MIG_REASON_NONE;
 }
 
+/*
+ * It fits the limit: is one more round still worth it? Only while rounds
+ * shrink fast (this one left at most 1/MIG_POLICY_REFINE_SHRINK of the
+ * last), more than MIG_POLICY_FLOOR_PAGES are left, and no budget says
+ * stop: each such round costs less time than the one before and takes
+ * downtime off the stop-copy. The limit is a cap, not a target.
+ */
+static bool policy_refine(const struct mig_params *p, const struct mig_stats *st,
+			  struct mig_policy_state *ps, uint64_t prev_dirty,
+			  uint64_t dirty, uint64_t precopy_ns)
+{
+	if (dirty <= MIG_POLICY_FLOOR_PAGES || !prev_dirty ||
+	    dirty * MIG_POLICY_REFINE_SHRINK > prev_dirty ||
+	    ps->refined >= MIG_POLICY_REFINE_ROUNDS)
+		return false;
+	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
+		return false;
+	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
+		return false;
+	if (st->memory_iteration >= p->max_rounds)
+		return false;
+	ps->refined++;
+	return true;
+}
+
 void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 		       struct mig_policy_state *ps, uint64_t dirty_pages,
 		       uint64_t precopy_ns, struct mig_decision *d)
@@ -98,13 +123,19 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 	uint64_t bps = st->memory_bps ? st->memory_bps : MIG_POLICY_DEFAULT_BPS;
 	uint64_t bpp = policy_bytes_per_page(st);
 	uint64_t bytes = dirty_pages * bpp;
+	uint64_t prev = ps->last_dirty;
 
 	policy_track_shrink(ps, dirty_pages);
 	d->predicted_us = bytes * 1000000ULL / bps + MIG_POLICY_FIXED_US;
 	d->converged = d->predicted_us <= p->downtime_limit_ms * 1000ULL;
-	d->reason = d->converged ? MIG_REASON_CONVERGED
-				 : policy_give_up(p, st, ps, bytes,
-						  st->memory_dirty_rate * bpp,
-						  precopy_ns);
+	if (d->converged)
+		d->reason = policy_refine(p, st, ps, prev, dirty_pages,
+					  precopy_ns)
+				    ? MIG_REASON_NONE
+				    : MIG_REASON_CONVERGED;
+	else
+		d->reason = policy_give_up(p, st, ps, bytes,
+					   st->memory_dirty_rate * bpp,
+					   precopy_ns);
 	d->stop = d->reason != MIG_REASON_NONE;
 }

@@ -5,7 +5,8 @@
  *
  * Predicted stop-copy time = dirty pages x wire bytes per page / achieved
  * bandwidth + a fixed cost for the state and the switch-over. Stop-copy
- * when that fits the downtime limit (converged). Otherwise hybrid mode
+ * when that fits the downtime limit (converged) and the rounds have
+ * stopped shrinking fast (below: refining). Otherwise hybrid mode
  * gives pre-copy up when it cannot converge soon - the guest dirties
  * memory at least as fast as the link carries it, or each round leaves so
  * much of the last (dirty rate / bandwidth) that more than
@@ -46,10 +47,23 @@
  */
 #define MIG_POLICY_AHEAD_ROUNDS 3
 
+/*
+ * Fitting the limit does not stop pre-copy while a round still shrinks the
+ * dirty set to 1/MIG_POLICY_REFINE_SHRINK or less of the one before: up to
+ * MIG_POLICY_REFINE_ROUNDS more rounds, down to MIG_POLICY_FLOOR_PAGES (what
+ * a guest keeps dirty in any short round: its stacks, timers, counters).
+ * A round of a shrinking set is shorter than the last, and what it sends
+ * no longer counts against the downtime.
+ */
+#define MIG_POLICY_REFINE_SHRINK 2
+#define MIG_POLICY_REFINE_ROUNDS 4
+#define MIG_POLICY_FLOOR_PAGES	 64
+
 /* What the source keeps between decisions (policy.c updates it). */
 struct mig_policy_state {
 	uint64_t last_dirty; /* dirty pages after the previous round */
 	uint32_t flat;	     /* rounds in a row that did not shrink */
+	uint32_t refined;    /* rounds run although the last one fitted */
 };
 
 struct mig_decision {

@@ -248,8 +248,100 @@ Test(policy, precopy_never_gives_up_on_evidence)
 	}
 	cr_assert_geq(ps.flat, MIG_POLICY_FLAT_ROUNDS);
 
-	/* Converged still stops. */
-	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
+	/* Converged still stops (at the floor: no round to refine). */
+	mig_policy_decide(&p, &st, &ps, MIG_POLICY_FLOOR_PAGES, 0, &d);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+}
+
+/* One decision after another; returns the last. */
+static struct mig_decision decide_seq(struct mig_params *p, struct mig_stats *st,
+				      struct mig_policy_state *ps,
+				      const uint64_t *dirty, int n)
+{
+	struct mig_decision d = {0};
+
+	for (int i = 0; i < n; i++) {
+		st->memory_iteration = 1 + i;
+		mig_policy_decide(p, st, ps, dirty[i], 0, &d);
+	}
+	return d;
+}
+
+Test(policy, fits_but_shrinking_fast_goes_on)
+{
+	static const uint64_t seq[] = {2000, 800};
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	d = decide_seq(&p, &st, &ps, seq, 2);
+	/* 800 pages fit 10 ms, but the round left 0.4 of the last one. */
+	cr_assert(d.converged);
+	cr_assert_not(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_NONE);
+	cr_assert_eq(ps.refined, 1);
+	/* 300: still under half; 200: two thirds of 300, it stops. */
+	st.memory_iteration = 3;
+	mig_policy_decide(&p, &st, &ps, 300, 0, &d);
+	cr_assert_not(d.stop);
+	st.memory_iteration = 4;
+	mig_policy_decide(&p, &st, &ps, 200, 0, &d);
+	cr_assert(d.stop);
+	cr_assert(d.converged);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+}
+
+Test(policy, refining_stops_at_the_floor)
+{
+	static const uint64_t seq[] = {5000, MIG_POLICY_FLOOR_PAGES};
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	d = decide_seq(&p, &st, &ps, seq, 2);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+	cr_assert_eq(ps.refined, 0);
+}
+
+Test(policy, refining_is_bounded)
+{
+	static const uint64_t seq[] = {100000, 50000, 25000,
+				       12500,	6250,  3125};
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	p.downtime_limit_ms = 1000; /* 99 900 pages fit */
+	for (int i = 1; i <= MIG_POLICY_REFINE_ROUNDS; i++) {
+		d = decide_seq(&p, &st, &ps, seq, i + 1);
+		cr_assert_not(d.stop, "refine %d", i);
+		memset(&ps, 0, sizeof(ps));
+	}
+	d = decide_seq(&p, &st, &ps, seq, MIG_POLICY_REFINE_ROUNDS + 2);
+	cr_assert(d.stop);
+	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
+	cr_assert_eq(ps.refined, MIG_POLICY_REFINE_ROUNDS);
+}
+
+Test(policy, refining_respects_max_rounds)
+{
+	static const uint64_t seq[] = {2000, 800};
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	setup(&p, &st, &ps, MIG_MODE_HYBRID);
+	p.max_rounds = 2;
+	d = decide_seq(&p, &st, &ps, seq, 2);
 	cr_assert(d.stop);
 	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
 }
