@@ -7,7 +7,6 @@
 
 #include <stdint.h>
 
-
 /*
  * Bytes a dirty page will cost on the wire: what data pages have cost so
  * far (compression included). Dirty pages are data pages, so zero pages
@@ -93,15 +92,20 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 
 /*
  * It fits the limit: is one more round still worth it? Only while rounds
- * shrink fast (this one left at most 1/MIG_POLICY_REFINE_SHRINK of the
- * last), more than MIG_POLICY_FLOOR_PAGES are left, and no budget says
- * stop: each such round costs less time than the one before and takes
- * downtime off the stop-copy. The limit is a cap, not a target.
+ * shrink fast (this one left at most 1/MIG_POLICY_REFINE_SHRINK of what
+ * the last round sent: the dirty set before it, or round 0's pages), more than
+ * MIG_POLICY_FLOOR_PAGES are left, and no budget says stop: each such round
+ * costs less time than the one before and takes downtime off the stop-copy. The
+ * limit is a cap, not a target.
  */
-static bool policy_refine(const struct mig_params *p, const struct mig_stats *st,
+static bool policy_refine(const struct mig_params *p,
+			  const struct mig_stats *st,
 			  struct mig_policy_state *ps, uint64_t prev_dirty,
 			  uint64_t dirty, uint64_t precopy_ns)
 {
+	/* After round 0 the last round sent every page it found. */
+	if (!prev_dirty && st->memory_iteration == 1)
+		prev_dirty = st->memory_normal + st->memory_constant;
 	if (dirty <= MIG_POLICY_FLOOR_PAGES || !prev_dirty ||
 	    dirty * MIG_POLICY_REFINE_SHRINK > prev_dirty ||
 	    ps->refined >= MIG_POLICY_REFINE_ROUNDS)
@@ -129,13 +133,13 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 	d->predicted_us = bytes * 1000000ULL / bps + MIG_POLICY_FIXED_US;
 	d->converged = d->predicted_us <= p->downtime_limit_ms * 1000ULL;
 	if (d->converged)
-		d->reason = policy_refine(p, st, ps, prev, dirty_pages,
-					  precopy_ns)
-				    ? MIG_REASON_NONE
-				    : MIG_REASON_CONVERGED;
+		d->reason =
+			policy_refine(p, st, ps, prev, dirty_pages, precopy_ns)
+				? MIG_REASON_NONE
+				: MIG_REASON_CONVERGED;
 	else
-		d->reason = policy_give_up(p, st, ps, bytes,
-					   st->memory_dirty_rate * bpp,
-					   precopy_ns);
+		d->reason =
+			policy_give_up(p, st, ps, bytes,
+				       st->memory_dirty_rate * bpp, precopy_ns);
 	d->stop = d->reason != MIG_REASON_NONE;
 }

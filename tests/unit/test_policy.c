@@ -255,7 +255,8 @@ Test(policy, precopy_never_gives_up_on_evidence)
 }
 
 /* One decision after another; returns the last. */
-static struct mig_decision decide_seq(struct mig_params *p, struct mig_stats *st,
+static struct mig_decision decide_seq(struct mig_params *p,
+				      struct mig_stats *st,
 				      struct mig_policy_state *ps,
 				      const uint64_t *dirty, int n)
 {
@@ -294,6 +295,29 @@ Test(policy, fits_but_shrinking_fast_goes_on)
 	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
 }
 
+Test(policy, refines_after_round_0)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+	struct mig_decision d;
+
+	/* Round 0 sent 30 000 pages; 800 are dirty: fits, and refines. */
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_normal = 25000;
+	st.memory_constant = 5000;
+	st.wire_bytes = 25000ULL * 4096;
+	mig_policy_decide(&p, &st, &ps, 800, 0, &d);
+	cr_assert(d.converged);
+	cr_assert_not(d.stop);
+	/* Not from a later round without a previous dirty set. */
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.memory_iteration = 2;
+	st.memory_normal = 25000;
+	mig_policy_decide(&p, &st, &ps, 800, 0, &d);
+	cr_assert(d.stop);
+}
+
 Test(policy, refining_stops_at_the_floor)
 {
 	static const uint64_t seq[] = {5000, MIG_POLICY_FLOOR_PAGES};
@@ -311,8 +335,7 @@ Test(policy, refining_stops_at_the_floor)
 
 Test(policy, refining_is_bounded)
 {
-	static const uint64_t seq[] = {100000, 50000, 25000,
-				       12500,	6250,  3125};
+	static const uint64_t seq[] = {100000, 50000, 25000, 12500, 6250, 3125};
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
