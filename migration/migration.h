@@ -107,12 +107,12 @@ enum mig_state {
 struct mig_params {
 	const char *to; /* tcp:HOST:PORT, or unix:PATH (mode local) */
 	enum mig_mode mode;
-	uint64_t downtime_limit_ms;  /* stop-copy when predicted below */
-	uint32_t max_rounds;	     /* then stop-copy regardless */
-	uint64_t budget_ms;	     /* pre-copy time budget; 0: none */
-	uint64_t budget_bytes;	     /* pre-copy wire-bytes budget; 0: none */
-	bool verify;		     /* page digests of RAM on both sides */
-	int zstd_level;		     /* 0: raw pages */
+	uint64_t downtime_limit_ms; /* stop-copy when predicted below */
+	uint32_t max_rounds;	    /* then stop-copy regardless */
+	uint64_t budget_ms;	    /* pre-copy time budget; 0: none */
+	uint64_t budget_bytes;	    /* pre-copy wire-bytes budget; 0: none */
+	bool verify;		    /* page digests of RAM on both sides */
+	int zstd_level;		    /* 0: raw pages */
 	/*
 	 * Connections for pre-copy's pages (migration/channels.h), the main
 	 * one included: 0 or 1 one, up to PROTO_MAX_CHANNELS. Pre-copy and
@@ -211,12 +211,13 @@ struct mig_stats {
 	/* Connections used (1: the main one), and the wire bytes of each. */
 	uint32_t channels;
 	uint64_t channel_bytes[MIG_MAX_CHANNELS]; /* [0]: the main one */
-	uint64_t precopy_ms;	/* HELLO_ACK -> pre-copy stopped */
-	uint64_t switch_dirty;	/* pages dirty at the switch (discarded) */
+	uint64_t precopy_ms;	     /* HELLO_ACK -> pre-copy stopped */
+	uint64_t switch_dirty;	     /* pages dirty at the switch (discarded) */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */
 	uint64_t push_first;	     /* of those: vCPUs' resume pages, first */
 	uint64_t push_near;	     /* of those: as a fault's neighbours */
 	uint64_t push_hot;	     /* of those: marked accessed */
+	uint64_t postcopy_ahead;     /* sent with an answer, unrequested */
 	uint64_t push_walk_us;	     /* the page-table walk for push_hot */
 	uint64_t push_walk_wall_us;  /* its thread's start -> join (loop) */
 	uint64_t push_walk_tables;   /* distinct table pages read */

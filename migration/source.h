@@ -37,6 +37,11 @@
  * a frame must be short (32 pages: ~0.2 ms of UFFDIO_COPY here).
  */
 #define SRC_PC_BATCH 32
+/*
+ * Post-copy: an answer to a page request also carries up to this many of
+ * the pages after it that the destination still lacks (src_add_ahead).
+ */
+#define SRC_URGENT_AHEAD 3
 /* Discard at most this many pages in the downtime (~0.6 us each here). */
 #define SRC_DISCARD_REST_MAX 1024
 #define SRC_EARLY_ROUNDS     4
@@ -52,7 +57,7 @@ struct mig_source {
 	 */
 	struct proto_batch *ubatch;
 	uint8_t *ubuf;
-	atomic_uint_fast64_t u_normal, u_zero, u_unpushed;
+	atomic_uint_fast64_t u_normal, u_zero, u_unpushed, u_req, u_ahead;
 	/*
 	 * Passthrough-device quiesce (src_switch.c; loop thread, but
 	 * q_acked, which the vCPU thread that wrote the driver's ACK sets
@@ -96,8 +101,8 @@ struct mig_source {
 	uint64_t discard_runs; /* DISCARD runs sent so far */
 	/* post-copy (src_postcopy.c) */
 	bool pc;	       /* the switch went to post-copy */
-	bool pc_urgent_wait; /* --mode postcopy: switch once urgent is up */
-	bool hello_acked;    /* HELLO_ACK came (it may come once) */
+	bool pc_urgent_wait;   /* --mode postcopy: switch once urgent is up */
+	bool hello_acked;      /* HELLO_ACK came (it may come once) */
 	bool pc_end_sent;      /* POSTCOPY_END queued */
 	bool giving_up;	       /* a failure recovery cannot mend */
 	struct bitmap pushset; /* the pages to push, all */

@@ -31,7 +31,8 @@ void src_fold_counts(struct mig_source *s)
 	st->memory_normal_bytes += normal * PAGE_SIZE;
 	st->memory_constant += zero;
 	st->memory_processed += (normal + zero) * PAGE_SIZE;
-	st->memory_postcopy_requests += normal + zero;
+	st->memory_postcopy_requests += atomic_exchange(&s->u_req, 0);
+	st->postcopy_ahead += atomic_exchange(&s->u_ahead, 0);
 	st->memory_remaining -= unpushed < st->memory_remaining
 					? unpushed
 					: st->memory_remaining;

@@ -131,22 +131,14 @@ static int src_send_urgent(struct mig_source *s)
 }
 
 /*
- * One requested page; a hole here is sent as a zero page, untouched. The
- * VM is paused: residency and contents cannot change under us, and the
- * SENT bit is atomic, shared with the loop's push.
+ * One page into the answer; a hole here is sent as a zero page, untouched.
+ * The VM is paused: residency and contents cannot change under us.
  */
-static int src_add_urgent(struct mig_source *s, uint64_t gpa)
+static int src_urgent_page(struct mig_source *s, uint64_t gpa)
 {
 	struct guest_mem *mem = &s->ss.vm->mem;
 	const void *hva = NULL;
-	uint64_t i;
 
-	if (mem_gpa_to_page(mem, gpa, &i))
-		return -EFAULT;
-	if (!bitmap_test_and_set(&mem->state[MEM_PS_SENT], i) &&
-	    bitmap_test(&s->pushset, i))
-		atomic_fetch_add(&s->u_unpushed, 1);
-	mig_push_hint(&s->push, i);
 	if (mem_page_resident(mem, gpa))
 		hva = mem_gpa_to_hva(mem, gpa, PAGE_SIZE);
 	if (hva && proto_page_is_zero(hva))
@@ -154,6 +146,54 @@ static int src_add_urgent(struct mig_source *s, uint64_t gpa)
 	proto_batch_add(s->ubatch, gpa, hva);
 	atomic_fetch_add(hva ? &s->u_normal : &s->u_zero, 1);
 	return proto_batch_full(s->ubatch) ? src_send_urgent(s) : 0;
+}
+
+/*
+ * The pages after requested page i that the destination still lacks (in
+ * pushset, not sent yet), up to SRC_URGENT_AHEAD, in the same answer: a
+ * guest that touches a page often touches the next ones next (a stack
+ * growing into them, an array, code), and each would otherwise be a fault
+ * and a round trip of its own, or wait for the push behind a queue. The
+ * SENT bit is atomic, shared with the loop's push: a page goes by one path
+ * only. pushset does not change while this thread runs.
+ */
+static int src_add_ahead(struct mig_source *s, uint64_t i)
+{
+	struct guest_mem *mem = &s->ss.vm->mem;
+	int r = 0;
+
+	for (uint64_t j = i + 1;
+	     !r && j <= i + SRC_URGENT_AHEAD && j < s->pushset.nbits; j++) {
+		if (!bitmap_test(&s->pushset, j) ||
+		    bitmap_test_and_set(&mem->state[MEM_PS_SENT], j))
+			continue;
+		atomic_fetch_add(&s->u_unpushed, 1);
+		atomic_fetch_add(&s->u_ahead, 1);
+		r = src_urgent_page(s, mem_page_to_gpa(mem, j));
+	}
+	return r;
+}
+
+/*
+ * One requested page, last in the answer after the pages that follow it:
+ * the destination places a frame in order and its vCPU wakes when the
+ * requested page is in, so the ones after it are there by then.
+ */
+static int src_add_urgent(struct mig_source *s, uint64_t gpa)
+{
+	struct guest_mem *mem = &s->ss.vm->mem;
+	uint64_t i;
+	int r;
+
+	if (mem_gpa_to_page(mem, gpa, &i))
+		return -EFAULT;
+	if (!bitmap_test_and_set(&mem->state[MEM_PS_SENT], i) &&
+	    bitmap_test(&s->pushset, i))
+		atomic_fetch_add(&s->u_unpushed, 1);
+	mig_push_hint(&s->push, i);
+	atomic_fetch_add(&s->u_req, 1);
+	r = src_add_ahead(s, i);
+	return r ? r : src_urgent_page(s, gpa);
 }
 
 static int src_on_page_req(struct mig_source *s, const uint8_t *p, size_t len,
