@@ -45,6 +45,7 @@
 #include <linux/userfaultfd.h>
 
 #include "common/clock.h"
+#include "common/sched.h"
 #include "ept/fault_int.h"
 
 #define FAULT_MSG_BATCH	  64
@@ -354,6 +355,12 @@ static void *fault_thread(void *arg)
 	bool retry = false;
 
 	pthread_setname_np(pthread_self(), "ept-fault");
+	/*
+	 * A vCPU waits on every fault this thread reads: a short slice lets
+	 * it preempt the bulk work (pages pushed, the loader) when a fault
+	 * wakes it. An older kernel ignores the hint: only slower.
+	 */
+	(void)sched_short_slice(FAULT_SLICE_NS);
 	for (;;) {
 		if (fault_poll(fs, pfd, retry, last_scan) < 0)
 			continue;

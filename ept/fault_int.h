@@ -17,8 +17,9 @@
 #include "common/page.h"
 #include "ept/fault.h"
 
-#define FAULT_PAGE  PAGE_SIZE
-#define FAULT_NO_T0 UINT64_MAX /* placement without a fault of ours */
+#define FAULT_PAGE     PAGE_SIZE
+#define FAULT_NO_T0    UINT64_MAX /* placement without a fault of ours */
+#define FAULT_SLICE_NS 100000 /* the fault thread's slice (common/sched.h) */
 
 /* fault_uffd.c */
 const struct fault_range *fault_find_range(const struct fault_service *fs,

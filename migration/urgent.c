@@ -13,11 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/sched.h"
 #include "migration/tls.h"
 #include "migration/urgent.h"
 
-#define URGENT_READ    (64U << 10)
-#define URGENT_POLL_MS 100 /* a send re-checks the stop flag this often */
+#define URGENT_READ	(64U << 10)
+#define URGENT_POLL_MS	100    /* a send re-checks the stop flag this often */
+#define URGENT_SLICE_NS 100000 /* the shortest slice the kernel grants */
 
 /* Bytes a read asks for (ops->read_size, else URGENT_READ). */
 static size_t urgent_chunk(const struct mig_urgent *u)
@@ -149,7 +151,8 @@ static int urgent_tls_read(struct mig_urgent *u, char *err, size_t errlen)
 	int r = 0;
 
 	while (!r && !urgent_stopping(u)) {
-		ssize_t n = urgent_grow(u, u->rlen + urgent_chunk(u), err, errlen);
+		ssize_t n =
+			urgent_grow(u, u->rlen + urgent_chunk(u), err, errlen);
 
 		if (n)
 			return (int)n;
@@ -219,6 +222,9 @@ static int urgent_woken(struct mig_urgent *u, char *err, size_t errlen)
  * sleeps in poll() and does little per frame; the kernel's real-time
  * throttling (sched_rt_runtime_us) bounds it even under a request flood.
  * Without the privilege (EPERM) it runs at normal priority: only slower.
+ * Otherwise (the destination's, which shares the cores with the vCPUs
+ * real-time would preempt for whole slices) a short time slice: it still
+ * preempts the bulk work when an answer wakes it, but stays fair.
  */
 static void urgent_set_realtime(struct mig_urgent *u)
 {
@@ -227,6 +233,8 @@ static void urgent_set_realtime(struct mig_urgent *u)
 	if (u->ops->realtime)
 		u->rt_err =
 			pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	else
+		u->rt_err = -sched_short_slice(URGENT_SLICE_NS);
 }
 
 static void *urgent_thread(void *arg)

@@ -45,7 +45,10 @@ struct mig_urgent_ops {
 	 * thread found the fault itself (EOF, a socket error, a bad frame).
 	 */
 	void (*on_end)(void *opaque, int code, const char *why, bool own);
-	/* Run the thread SCHED_FIFO when allowed (urgent_set_realtime). */
+	/*
+	 * Run the thread SCHED_FIFO when allowed (urgent_set_realtime);
+	 * otherwise it asks for a short time slice (common/sched.h).
+	 */
 	bool realtime;
 	/* Bytes one read asks for; 0: 64 KiB (bulk streams want more). */
 	size_t read_size;
@@ -66,7 +69,7 @@ struct mig_urgent {
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	bool cb_failed; /* a callback returned the error */
-	int rt_err;	/* realtime asked: 0 or the errno it failed with */
+	int rt_err; /* realtime or short slice: 0 or the errno it failed with */
 	atomic_uint_fast64_t bytes_in, bytes_out; /* any thread may read */
 };
 
