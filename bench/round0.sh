@@ -12,10 +12,13 @@
 # against the dirty rate (OUT_DIR/round0.png, gnuplot). Usage:
 #
 #   bench/round0.sh [--mib N] [--rates "R ..."] [--reps N] [--channels "N ..."]
-#                   [--tls] NAME=BUILD_DIR ...
+#                   [--tls] [--mode MODE] NAME=BUILD_DIR ...
 #   e.g. bench/round0.sh --mib 512 --rates "0 200" --reps 3 before=/tmp/old after=build
 #        bench/round0.sh --mib 512 --channels "1 2 4" ch=build
 #
+# --mode: precopy (the default), hybrid or postcopy (downtime.sh --modes):
+# the same alternation for a downtime comparison; the CSV then also has
+# downtime_vmm_ms and postcopy_faults.
 # --channels: each build runs once per count in turn (`migrate --channels
 # N`), named NAME-chN in the results; --tls: every migration over mutual
 # TLS (downtime.sh --tls).
@@ -24,7 +27,7 @@
 # and QUIET_WAIT_S (10) pass on to downtime.sh; OUT_DIR: bench/out-round0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MIB=512 RATES="0" REPS=3 BUILDS=() CHANS="" TLSARG=()
+MIB=512 RATES="0" REPS=3 BUILDS=() CHANS="" TLSARG=() MODE=precopy
 while (($#)); do
 	case $1 in
 	--mib) MIB=$2; shift 2 ;;
@@ -32,6 +35,7 @@ while (($#)); do
 	--reps) REPS=$2; shift 2 ;;
 	--channels) CHANS=$2; shift 2 ;;
 	--tls) TLSARG=(--tls); shift ;;
+	--mode) MODE=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*=*) BUILDS+=("$1"); shift ;;
 	*) echo "round0.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -49,14 +53,14 @@ fi
 OUT=${OUT_DIR:-bench/out-round0}
 mkdir -p "$OUT/runs"
 CSV=$OUT/round0.csv
-echo "build,rate_mib_s,rep,state,total_time_ms,wire_bytes,gbps,downtime_hb_ms,rounds,verify,src_cpu_ms,dst_cpu_ms" >"$CSV"
+echo "build,rate_mib_s,rep,state,total_time_ms,wire_bytes,gbps,downtime_hb_ms,rounds,verify,src_cpu_ms,dst_cpu_ms,downtime_vmm_ms,postcopy_faults,mode" >"$CSV"
 for ((rep = 1; rep <= REPS; rep++)); do
 	for b in "${BUILDS[@]}"; do
 		name=${b%%=*} dir=${b#*=} out=$OUT/runs/$name-$rep nch=""
 		[[ -n $CHANS ]] && nch=${dir##*:} dir=${dir%:*}
 		echo "round0.sh: [$rep/$REPS] $name ($dir)" >&2
 		BUILD_DIR=$dir OUT_DIR=$out QUIET_WAIT_S=${QUIET_WAIT_S:-10} MEM=${MEM:-1G} CHANNELS=$nch \
-			bench/downtime.sh --modes precopy --mib "$MIB" --rates "$RATES" --reps 1 \
+			bench/downtime.sh --modes "$MODE" --mib "$MIB" --rates "$RATES" --reps 1 \
 			${TLSARG[@]+"${TLSARG[@]}"} >"$out.log" 2>&1 ||
 			echo "round0.sh: downtime.sh failed for $name (see $out.log)" >&2
 		[[ -f $out/downtime.csv ]] || continue
@@ -66,13 +70,14 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			  g = (t > 0 && w == w + 0) ? sprintf("%.3f", w / t / 1e6) : "NaN"
 			  print b "," $c["rate_mib_s"] "," rep "," $c["state"] "," t "," w "," g "," \
 				$c["downtime_hb_ms"] "," $c["rounds"] "," $c["verify"] "," \
-				(c["src_cpu_ms"] ? $c["src_cpu_ms"] : "NaN") "," (c["dst_cpu_ms"] ? $c["dst_cpu_ms"] : "NaN") }' \
+				(c["src_cpu_ms"] ? $c["src_cpu_ms"] : "NaN") "," (c["dst_cpu_ms"] ? $c["dst_cpu_ms"] : "NaN") "," \
+				$c["downtime_vmm_ms"] "," $c["postcopy_faults"] "," $c["mode"] }' \
 			"$out/downtime.csv" >>"$CSV"
 	done
 done
 # Summary: median (min-max) per build and rate, completed runs only.
 SUM=$OUT/round0-summary.csv
-echo "build,rate_mib_s,runs,completed,total_time_ms_median,total_time_ms_min,total_time_ms_max,gbps_median,gbps_min,gbps_max,downtime_hb_ms_median,src_cpu_ms_median,dst_cpu_ms_median" >"$SUM"
+echo "build,rate_mib_s,runs,completed,total_time_ms_median,total_time_ms_min,total_time_ms_max,gbps_median,gbps_min,gbps_max,downtime_hb_ms_median,src_cpu_ms_median,dst_cpu_ms_median,downtime_hb_ms_min,downtime_hb_ms_max,downtime_vmm_ms_median,postcopy_faults_median" >"$SUM"
 med() { sort -g | awk '{ v[NR] = $1 } END { if (!NR) print "NaN"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F, -v b="$1" -v r="$2" -v k="$3" 'NR > 1 && $1 == b && $2 == r && $4 == "completed" { print $k }' "$CSV"; }
 for b in "${BUILDS[@]}"; do
@@ -80,10 +85,10 @@ for b in "${BUILDS[@]}"; do
 	for r in $RATES; do
 		runs=$(awk -F, -v b="$name" -v r="$r" 'NR > 1 && $1 == b && $2 == r' "$CSV" | wc -l)
 		ok=$(col "$name" "$r" 5 | wc -l)
-		echo "$name,$r,$runs,$ok,$(col "$name" "$r" 5 | med),$(col "$name" "$r" 5 | sort -g | head -1),$(col "$name" "$r" 5 | sort -g | tail -1),$(col "$name" "$r" 7 | med),$(col "$name" "$r" 7 | sort -g | head -1),$(col "$name" "$r" 7 | sort -g | tail -1),$(col "$name" "$r" 8 | med),$(col "$name" "$r" 11 | med),$(col "$name" "$r" 12 | med)" >>"$SUM"
+		echo "$name,$r,$runs,$ok,$(col "$name" "$r" 5 | med),$(col "$name" "$r" 5 | sort -g | head -1),$(col "$name" "$r" 5 | sort -g | tail -1),$(col "$name" "$r" 7 | med),$(col "$name" "$r" 7 | sort -g | head -1),$(col "$name" "$r" 7 | sort -g | tail -1),$(col "$name" "$r" 8 | med),$(col "$name" "$r" 11 | med),$(col "$name" "$r" 12 | med),$(col "$name" "$r" 8 | sort -g | head -1),$(col "$name" "$r" 8 | sort -g | tail -1),$(col "$name" "$r" 13 | med),$(col "$name" "$r" 14 | med)" >>"$SUM"
 	done
 done
-echo "== pre-copy of $MIB MiB over loopback, $REPS run(s) per build and rate, builds alternating; $(git rev-parse --short HEAD), $(date -u +%F)"
+echo "== $MODE of $MIB MiB over loopback, $REPS run(s) per build and rate, builds alternating; $(git rev-parse --short HEAD), $(date -u +%F)"
 column -s, -t "$SUM"
 echo "every run: $CSV"
 if command -v gnuplot >/dev/null; then
