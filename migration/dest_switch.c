@@ -160,6 +160,10 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		r = dest_restore_postcopy(d, err, errlen);
 	if (r)
 		return r;
+	/* The vCPU threads now: GO only wakes them (vm_stage). */
+	r = vm_stage(d->ss.vm, err, errlen);
+	if (r)
+		return r;
 	d->restored = true;
 	d->ss.st.restore_us = (clock_now_ns() - t0) / 1000;
 	return 0;

@@ -537,15 +537,12 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
-	char name[16];
 	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
 
 	if (r)
 		return -r;
+	/* The thread names itself (for top -H, perf and gdb). */
 	v->thread_started = true;
-	/* For top -H, perf and gdb; a failure costs only the name. */
-	snprintf(name, sizeof(name), "vcpu%d", v->id);
-	pthread_setname_np(v->thread, name);
 	return 0;
 }
 

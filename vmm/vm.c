@@ -347,19 +347,66 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
 /* ---- run control ----------------------------------------------------------
  */
 
-int vm_start(struct vm *vm, char *err, size_t errlen)
+/*
+ * Threads created until the caller restores old inherit a mask without
+ * SIGINT/SIGTERM (the loop owns them) and SIGVCPU_KICK (a vCPU thread
+ * unblocks its own).
+ */
+static void vm_block(sigset_t *old)
 {
-	const struct dev *failed = NULL;
-	sigset_t block, old;
-	int r = 0;
+	sigset_t block;
 
-	/* vCPU threads inherit a mask without SIGINT/SIGTERM: the loop owns
-	 * them. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGVCPU_KICK);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
+	pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
+/* Create the vCPU threads that are not yet (vm_block'ed). */
+static int vm_spawn_vcpus(struct vm *vm, char *err, size_t errlen)
+{
+	int r = 0;
+
+	for (int i = 0; i < vm->nr_vcpus && !r; i++)
+		if (!vm->vcpus[i].thread_started)
+			r = vcpu_start(&vm->vcpus[i]);
+	if (r) {
+		snprintf(err, errlen, "starting vCPU threads: %s",
+			 strerror(-r));
+		vm_request_exit(vm, 1, "could not start vCPU threads");
+	}
+	return r;
+}
+
+int vm_stage(struct vm *vm, char *err, size_t errlen)
+{
+	sigset_t old;
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VM_CREATED) {
+		pthread_mutex_unlock(&vm->lock);
+		snprintf(err, errlen, "staging vCPU threads: the VM is %s",
+			 vm_state_name(vm->state));
+		return -EBUSY;
+	}
+	/* They park in vcpu_before_run() until vm_start clears it. */
+	atomic_store(&vm->pause_req, true);
+	pthread_mutex_unlock(&vm->lock);
+	vm_block(&old);
+	r = vm_spawn_vcpus(vm, err, errlen);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+int vm_start(struct vm *vm, char *err, size_t errlen)
+{
+	const struct dev *failed = NULL;
+	sigset_t old;
+	int r;
+
+	vm_block(&old);
 	vm->start_ns = clock_now_ns();
 	pthread_mutex_lock(&vm->lock);
 	vm->state = VM_RUNNING;
@@ -377,15 +424,16 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 				failed->ops->type);
 		return r;
 	}
-	for (int i = 0; i < vm->nr_vcpus && !r; i++)
-		r = vcpu_start(&vm->vcpus[i]);
+	r = vm_spawn_vcpus(vm, err, errlen);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r) {
-		snprintf(err, errlen, "starting vCPU threads: %s",
-			 strerror(-r));
-		vm_request_exit(vm, 1, "could not start vCPU threads");
-	}
-	return r;
+	if (r)
+		return r;
+	/* Staged threads: let them go. */
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 static int vm_wait_parked(struct vm *vm)

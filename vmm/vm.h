@@ -151,8 +151,18 @@ struct vm {
 /* Build everything up to (not including) running vCPU threads. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err,
 	      size_t errlen);
-/* Start the vCPU threads. */
+/*
+ * Start the devices and the vCPU threads; staged threads (vm_stage) are
+ * only let go.
+ */
 int vm_start(struct vm *vm, char *err, size_t errlen);
+/*
+ * Create the vCPU threads parked before their first KVM_RUN, so that
+ * vm_start later only wakes them (a migration destination stages at its
+ * restore, and the thread creation leaves the downtime). Nothing of the
+ * guest runs until vm_start; a VM that never starts joins them at exit.
+ */
+int vm_stage(struct vm *vm, char *err, size_t errlen);
 /* vm_mem.c: --mem-prealloc and --mlock on the VM's RAM, as cfg says. */
 int vm_mem_hold(struct vm *vm, char *err, size_t errlen);
 /*

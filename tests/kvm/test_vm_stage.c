@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_vm_stage.c - vm_stage(): the vCPU threads exist, parked before
+ * their first KVM_RUN, and nothing of the guest runs until vm_start; a
+ * staged VM that never starts still exits; a running VM is not staged.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "tests/kvm/kvmtest.h"
+#include "vmm/vcpu.h"
+
+/* Wait on vm->cond until every vCPU thread is parked (vcpu_park). */
+static void wait_all_parked(struct vm *vm)
+{
+	struct timespec dl;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += KVMTEST_WAIT_S;
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nr_parked < vm->nr_vcpus && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&vm->cond, &vm->lock, &dl);
+	cr_assert_eq(vm->nr_parked, vm->nr_vcpus, "%d of %d vCPUs parked",
+		     vm->nr_parked, vm->nr_vcpus);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+Test(vm_stage, nothing_runs_until_start)
+{
+	struct tvm t;
+	char err[256];
+
+	tvm_create(&t, "heartbeat");
+	cr_assert_eq(vm_stage(&t.vm, err, sizeof(err)), 0, "%s", err);
+	wait_all_parked(&t.vm);
+	for (int i = 0; i < t.vm.nr_vcpus; i++) {
+		cr_assert(t.vm.vcpus[i].thread_started, "vcpu%d", i);
+		cr_assert_eq(atomic_load(&t.vm.vcpus[i].epoch), 0,
+			     "vcpu%d returned from KVM_RUN while staged", i);
+	}
+	cr_assert_eq(tvm_stats(&t).heartbeats, 0);
+	tvm_start(&t);
+	tvm_wait_heartbeats(&t, 20);
+	cr_assert_eq(vm_stage(&t.vm, err, sizeof(err)), -EBUSY);
+	cr_assert(strstr(err, "the VM is running"), "%s", err);
+	tvm_destroy(&t);
+}
+
+Test(vm_stage, a_staged_vm_that_never_starts_exits)
+{
+	struct tvm t;
+	char err[256];
+
+	tvm_create(&t, "heartbeat");
+	cr_assert_eq(vm_stage(&t.vm, err, sizeof(err)), 0, "%s", err);
+	wait_all_parked(&t.vm);
+	cr_assert_eq(tvm_stats(&t).heartbeats, 0);
+	/* vm_request_exit wakes them and vm_join returns (a hang would time
+	 * the test out). */
+	tvm_destroy(&t);
+	cr_assert_not(t.created);
+}
