@@ -24,6 +24,9 @@
 #   qemu-mfd2-zstd QEMU multifd, 2 channels, multifd-compression zstd
 #   vmm-zstd       vmmctl migrate --compress zstd (only if the help lists
 #                  --compress)
+#   vmm-raw        vmmctl migrate --compress none (likewise): our default,
+#                  auto, compresses what a sample says shrinks, trading
+#                  time for bytes; this is the time without it
 #   qemu-post      QEMU post-copy (postcopy-ram; migrate-start-postcopy once
 #                  the first pass over RAM is over)
 #
@@ -131,7 +134,7 @@ mig_help=$("$VMMCTL" migrate --help 2>&1 || true)
 ALL_CONFIGS="qemu-pre-300 vmm-precopy qemu-pre-$DOWNTIME_LIMIT vmm-hybrid qemu-mfd2"
 grep -q -- '--channels' <<<"$mig_help" && ALL_CONFIGS+=" vmm-ch2"
 ALL_CONFIGS+=" qemu-mfd2-zstd"
-grep -q -- '--compress' <<<"$mig_help" && ALL_CONFIGS+=" vmm-zstd"
+grep -q -- '--compress' <<<"$mig_help" && ALL_CONFIGS+=" vmm-zstd vmm-raw"
 ALL_CONFIGS+=" qemu-post"
 CONFIGS=${CONFIGS:-$ALL_CONFIGS}
 for c in $CONFIGS; do
@@ -339,6 +342,7 @@ run_vmm()
 	vmm-hybrid) args=(--mode hybrid) ;;
 	vmm-ch2) args=(--mode hybrid --channels 2) ;;
 	vmm-zstd) args=(--mode hybrid --compress zstd) ;;
+	vmm-raw) args=(--mode hybrid --compress none) ;;
 	esac
 	port=$(port_pick "${NSX[@]}" || echo 0)
 	if vmm_start vdst --incoming "tcp:127.0.0.1:$port" && dst=$PID &&
