@@ -58,7 +58,7 @@ int vcpu_signals_init(void)
  * leaves 0x40000000/0x40000001), with this vCPU's APIC id patched in and
  * the hypervisor bit set, as kvmtool and Firecracker do.
  */
-static int vcpu_set_cpuid(struct vcpu *v)
+int vcpu_set_cpuid(struct vcpu *v)
 {
 	const struct kvm_cpuid2 *sup = v->vm->kvm.cpuid;
 	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
@@ -79,10 +79,24 @@ static int vcpu_set_cpuid(struct vcpu *v)
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = v->id;
 	}
-	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
 		r = -errno;
-	free(c);
-	return r;
+		free(c);
+		return r;
+	}
+	/*
+	 * Keep the table as KVM holds it (it drops entries it has no use
+	 * for), which is what a source's KVM_GET_CPUID2 sends; without it,
+	 * nothing is kept and a restore loads the source's table.
+	 */
+	free(v->cpuid);
+	v->cpuid = NULL;
+	c->nent = sup->nent;
+	if (ioctl(v->fd, KVM_GET_CPUID2, c) == 0)
+		v->cpuid = c;
+	else
+		free(c);
+	return 0;
 }
 
 static void vcpu_flat_segment(struct kvm_segment *s, uint16_t sel, bool code)
@@ -563,4 +577,6 @@ void vcpu_destroy(struct vcpu *v)
 		close(v->fd);
 	v->run = NULL;
 	v->fd = -1;
+	free(v->cpuid);
+	v->cpuid = NULL;
 }

@@ -42,11 +42,20 @@ struct vcpu {
 	atomic_bool ack_wanted;	    /* a kicker waits on vm->cond */
 	struct vcpu_stats st;	    /* written by the vCPU thread only */
 	unsigned int sleep_seen;    /* vm->sleep_seq carried out (own thread) */
+	/* KVM's CPUID table as last set (vcpu_state.c may skip a load). */
+	struct kvm_cpuid2 *cpuid;
 };
 
 /* Create the vCPU (fd and kvm_run mapping). */
 int vcpu_create(struct vcpu *v, struct vm *vm, int id, char *err,
 		size_t errlen);
+/*
+ * The configuration's CPUID (KVM's supported table, the vCPU's APIC ID,
+ * the hypervisor bit). Booting sets it; an incoming VM sets it at
+ * creation too, so that the source's table, the same but for the bits
+ * KVM rewrites at run time, need not be loaded in the downtime.
+ */
+int vcpu_set_cpuid(struct vcpu *v);
 /* Put a new vCPU in 64-bit mode at entry, per common/guest_abi.h. */
 int vcpu_boot_setup(struct vcpu *v, uint64_t entry, char *err, size_t errlen);
 /*

@@ -187,6 +187,25 @@ static int vm_create_devices(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * An incoming VM's vCPUs get the configuration's CPUID now, outside the
+ * downtime: the source's, the same but for what KVM rewrites at run time,
+ * then need not be loaded (vcpu_state.c).
+ */
+static int vm_incoming_cpuid(struct vm *vm, char *err, size_t errlen)
+{
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_set_cpuid(&vm->vcpus[i]);
+
+		if (r) {
+			snprintf(err, errlen, "vcpu%d: KVM_SET_CPUID2: %s", i,
+				 strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 static int vm_create_vcpus(struct vm *vm, char *err, size_t errlen)
 {
 	int r;
@@ -312,6 +331,8 @@ static int vm_create_steps(struct vm *vm, char *err, size_t errlen)
 		dirty_set_kick(&vm->dirty, vm_kick_dirty, vm);
 	if (!r)
 		r = vm_create_vcpus(vm, err, errlen);
+	if (!r && vm->cfg.incoming)
+		r = vm_incoming_cpuid(vm, err, errlen);
 	/* An incoming VM gets its RAM and vCPU state from a migration. */
 	if (!r && !vm->cfg.incoming)
 		r = vm->multiboot		  ? vm_boot_multiboot(vm, err, errlen)

@@ -729,12 +729,17 @@ Test(vmstate, load_then_save_gives_the_state_back)
 	for (int i = 0; i < NR_CPUS; i++) {
 		struct vcpu *v = &vms[1].vm.vcpus[i];
 
+		const struct kvm_cpuid2 *cpuid = v->cpuid;
+
 		memcpy(vcpu_copy, sv.vcpu[i], sv.vcpu_len[i]);
 		blob_add(vcpu_copy, sv.vcpu_len[i], TAG_VCPU_MSRS, MSR_IA32_TSC,
 			 0, day_tsc);
 		cr_assert_eq(vcpu_state_load(v, vcpu_copy, sv.vcpu_len[i], err,
 					     sizeof(err)),
 			     0, "%s", err);
+		/* The same configuration's table: not loaded again. */
+		cr_assert(cpuid && v->cpuid == cpuid,
+			  "vcpu%d: CPUID loaded though the same", i);
 		cr_assert(near(vcpu_tsc(v), sv.tsc[i] + day_tsc, tol));
 		cr_assert_geq(vcpu_tsc(v), sv.tsc[i] + day_tsc);
 		proto_rec_writer_init(&w, resaved, sizeof(resaved));
@@ -759,6 +764,54 @@ Test(vmstate, load_then_save_gives_the_state_back)
 	cr_assert_eq(pit.channels[2].mode, 3);
 	memcpy(&c, blob_record(resaved, w.len, TAG_VM_CLOCK, &n), sizeof(c));
 	cr_assert(near(c.clock, sv.clock + day_ns, 100000000ULL));
+}
+
+/* Leaf 1 of a CPUID record (struct kvm_cpuid2), or NULL. */
+static struct kvm_cpuid_entry2 *cpuid_leaf1(uint8_t *rec)
+{
+	struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)rec;
+
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			return &c->entries[i];
+	return NULL;
+}
+
+/*
+ * A source table that differs beyond the bits KVM rewrites at run time (no
+ * hypervisor bit) is loaded, and saved back as loaded: the skip of an
+ * equal table never hides a difference.
+ */
+Test(vmstate, a_different_cpuid_is_loaded)
+{
+	struct proto_rec_writer w;
+	struct kvm_cpuid_entry2 *e;
+	struct vcpu *v;
+	char err[256];
+	uint32_t n;
+
+	tvm_create(&vms[0], "heartbeat");
+	tvm_start(&vms[0]);
+	tvm_wait_heartbeats(&vms[0], 20);
+	cr_assert_eq(vm_pause(&vms[0].vm), 0);
+	state_save(&vms[0], &sv);
+	tvm_destroy(&vms[0]);
+	tvm_create(&vms[1], NULL);
+	v = &vms[1].vm.vcpus[0];
+	memcpy(vcpu_copy, sv.vcpu[0], sv.vcpu_len[0]);
+	e = cpuid_leaf1(blob_record(vcpu_copy, sv.vcpu_len[0], TAG_VCPU_CPUID,
+				    &n));
+	cr_assert(e && (e->ecx & (1U << 31)), "leaf 1 without the hypervisor bit");
+	e->ecx &= ~(1U << 31);
+	cr_assert_eq(vcpu_state_load(v, vcpu_copy, sv.vcpu_len[0], err,
+				     sizeof(err)),
+		     0, "%s", err);
+	proto_rec_writer_init(&w, resaved, sizeof(resaved));
+	cr_assert_eq(vcpu_state_save(v, &w, err, sizeof(err)), 0, "%s", err);
+	e = cpuid_leaf1(blob_record(resaved, w.len, TAG_VCPU_CPUID, &n));
+	cr_assert(e && !(e->ecx & (1U << 31)),
+		  "the hypervisor bit came back: the table was not loaded");
+	tvm_destroy(&vms[1]);
 }
 
 /* ---- devices, without KVM ----------------------------------------------- */
