@@ -41,11 +41,15 @@
  * rounds. Round k+1 carries what the guest dirtied during round k, a
  * share r = dirty rate / bandwidth of it, so converging from D dirty bytes
  * to what the limit lets through (T) takes log(T/D) / log(r) rounds and
- * resends D r / (1 - r) bytes on the way; post-copy sends D once. With a
- * 256 MiB working set and a ~9 MB budget, 3 rounds is r <~ 0.33 (dirty
- * rate up to a third of the bandwidth); docs/migration.md has the figures.
+ * resends D r / (1 - r) bytes on the way; post-copy sends D once, but
+ * the guest then waits on faults for a while and sees a longer gap (3-8
+ * ms here against ~2 ms for a converged stop-copy, which the refine rounds
+ * below bring to ~1 ms of VMM downtime). With a 176 MB dirty set and a
+ * ~4.5 MB budget, 5 rounds is r <~ 0.48 (dirty rate up to about half the
+ * bandwidth), at most as many bytes again as the dirty set;
+ * docs/migration.md has the figures.
  */
-#define MIG_POLICY_AHEAD_ROUNDS 3
+#define MIG_POLICY_AHEAD_ROUNDS 5
 
 /*
  * Fitting the limit does not stop pre-copy while a round still shrinks the

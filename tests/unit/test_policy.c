@@ -153,17 +153,17 @@ Test(policy, hybrid_slow_after_round_0)
 	struct mig_decision d;
 	uint64_t fit_pages = 9 * BPS / 1000 / 4096;
 
-	/* Half the bandwidth, 8 x what fits: 3 rounds ahead, goes on. */
+	/* Half the bandwidth, 32 x what fits: 5 rounds ahead, goes on. */
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
 	st.memory_dirty_rate = 50000;
-	mig_policy_decide(&p, &st, &ps, 8 * fit_pages, 0, &d);
+	mig_policy_decide(&p, &st, &ps, 32 * fit_pages, 0, &d);
 	cr_assert_not(d.stop);
 	cr_assert_eq(d.reason, MIG_REASON_NONE);
 
-	/* 16 x: 4 rounds ahead, more than MIG_POLICY_AHEAD_ROUNDS. */
+	/* 64 x: 6 rounds ahead, more than MIG_POLICY_AHEAD_ROUNDS. */
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
 	st.memory_dirty_rate = 50000;
-	mig_policy_decide(&p, &st, &ps, 16 * fit_pages, 0, &d);
+	mig_policy_decide(&p, &st, &ps, 64 * fit_pages, 0, &d);
 	cr_assert(d.stop);
 	cr_assert_not(d.converged);
 	cr_assert_eq(d.reason, MIG_REASON_SLOW);
@@ -171,7 +171,7 @@ Test(policy, hybrid_slow_after_round_0)
 	/* Pre-copy mode never gives up on it. */
 	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
 	st.memory_dirty_rate = 50000;
-	mig_policy_decide(&p, &st, &ps, 16 * fit_pages, 0, &d);
+	mig_policy_decide(&p, &st, &ps, 64 * fit_pages, 0, &d);
 	cr_assert_not(d.stop);
 }
 
