@@ -91,6 +91,8 @@
 # migrates nothing: it remakes the summary, the plot and the tables from
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
 # --channels N (CHANNELS) passes on to `vmmctl migrate` (parallel channels).
+# DST_ARGS: more `vmmctl boot` options for the destination, e.g.
+# DST_ARGS=--mem-prealloc (its RAM populated before the migration).
 # --verify and --max-bandwidth RATE (VERIFY=1, MAX_BANDWIDTH) pass on to
 # `vmmctl migrate` (--verify: results in $OUT-verify, to compare its
 # downtime with a plain run's).
@@ -399,7 +401,8 @@ row_jq='
 prepare()
 {
 	port=$(free_port)
-	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} || { state=boot-failed; return 1; }
+	# shellcheck disable=SC2086 # DST_ARGS: words for the destination
+	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} ${DST_ARGS:-} || { state=boot-failed; return 1; }
 	dst=$PID
 	boot "${S##*/}" --kernel "$GUEST" --append "dirty --mib $MIB --rate $rate" ||
 		{ state=boot-failed; return 1; }
