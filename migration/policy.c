@@ -58,6 +58,20 @@ uint32_t mig_policy_rounds_ahead(const struct mig_params *p, uint64_t bps,
 	return left > fit ? UINT32_MAX : k;
 }
 
+/* The user's limits: which one is spent (MIG_REASON_NONE: none). */
+static enum mig_reason policy_budget(const struct mig_params *p,
+				     const struct mig_stats *st,
+				     uint64_t precopy_ns)
+{
+	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
+		return MIG_REASON_BUDGET_TIME;
+	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
+		return MIG_REASON_BUDGET_BYTES;
+	if (st->memory_iteration >= p->max_rounds)
+		return MIG_REASON_MAX_ROUNDS;
+	return MIG_REASON_NONE;
+}
+
 /* Cannot converge, or may not go on: why (MIG_REASON_NONE: go on). */
 static enum mig_reason
 policy_give_up(const struct mig_params *p, const struct mig_stats *st,
@@ -71,14 +85,11 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 	 * dirtied while a whole pass went by: enough to judge.
 	 */
 	bool hybrid = p->mode == MIG_MODE_HYBRID && st->memory_bps;
-
 	/* The user's limits first: when one is spent, that is the reason. */
-	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
-		return MIG_REASON_BUDGET_TIME;
-	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
-		return MIG_REASON_BUDGET_BYTES;
-	if (st->memory_iteration >= p->max_rounds)
-		return MIG_REASON_MAX_ROUNDS;
+	enum mig_reason spent = policy_budget(p, st, precopy_ns);
+
+	if (spent != MIG_REASON_NONE)
+		return spent;
 	if (hybrid && dirty_bytes_rate >= st->memory_bps)
 		return MIG_REASON_RATE;
 	if (hybrid &&
@@ -108,13 +119,8 @@ static bool policy_refine(const struct mig_params *p,
 		prev_dirty = st->memory_normal + st->memory_constant;
 	if (dirty <= MIG_POLICY_FLOOR_PAGES || !prev_dirty ||
 	    dirty * MIG_POLICY_REFINE_SHRINK > prev_dirty ||
-	    ps->refined >= MIG_POLICY_REFINE_ROUNDS)
-		return false;
-	if (p->budget_ms && precopy_ns >= p->budget_ms * 1000000ULL)
-		return false;
-	if (p->budget_bytes && st->wire_bytes >= p->budget_bytes)
-		return false;
-	if (st->memory_iteration >= p->max_rounds)
+	    ps->refined >= MIG_POLICY_REFINE_ROUNDS ||
+	    policy_budget(p, st, precopy_ns) != MIG_REASON_NONE)
 		return false;
 	ps->refined++;
 	return true;
