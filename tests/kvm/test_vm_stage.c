@@ -29,14 +29,22 @@ static void wait_all_parked(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* A heartbeat guest, its vCPU threads staged and parked. */
+static void create_staged(struct tvm *t)
+{
+	char err[256];
+
+	tvm_create(t, "heartbeat");
+	cr_assert_eq(vm_stage(&t->vm, err, sizeof(err)), 0, "%s", err);
+	wait_all_parked(&t->vm);
+}
+
 Test(vm_stage, nothing_runs_until_start)
 {
 	struct tvm t;
 	char err[256];
 
-	tvm_create(&t, "heartbeat");
-	cr_assert_eq(vm_stage(&t.vm, err, sizeof(err)), 0, "%s", err);
-	wait_all_parked(&t.vm);
+	create_staged(&t);
 	for (int i = 0; i < t.vm.nr_vcpus; i++) {
 		cr_assert(t.vm.vcpus[i].thread_started, "vcpu%d", i);
 		cr_assert_eq(atomic_load(&t.vm.vcpus[i].epoch), 0,
@@ -53,11 +61,8 @@ Test(vm_stage, nothing_runs_until_start)
 Test(vm_stage, a_staged_vm_that_never_starts_exits)
 {
 	struct tvm t;
-	char err[256];
 
-	tvm_create(&t, "heartbeat");
-	cr_assert_eq(vm_stage(&t.vm, err, sizeof(err)), 0, "%s", err);
-	wait_all_parked(&t.vm);
+	create_staged(&t);
 	cr_assert_eq(tvm_stats(&t).heartbeats, 0);
 	/* vm_request_exit wakes them and vm_join returns (a hang would time
 	 * the test out). */

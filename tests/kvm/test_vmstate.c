@@ -219,6 +219,21 @@ static void state_save(struct tvm *t, struct saved *s)
 	s->clock_at_ns = clock_now_ns();
 }
 
+/*
+ * vms[0] runs the heartbeat guest for 50 beats, paused and saved into sv,
+ * then destroyed; vms[1] is a new incoming VM to load it into.
+ */
+static void heartbeat_saved_then_incoming(void)
+{
+	tvm_create(&vms[0], "heartbeat");
+	tvm_start(&vms[0]);
+	tvm_wait_heartbeats(&vms[0], 50);
+	cr_assert_eq(vm_pause(&vms[0].vm), 0);
+	state_save(&vms[0], &sv);
+	tvm_destroy(&vms[0]);
+	tvm_create(&vms[1], NULL);
+}
+
 static void ram_copy(struct tvm *dst, struct tvm *src)
 {
 	const struct guest_mem *a = &src->vm.mem;
@@ -476,13 +491,7 @@ Test(vmstate, corrupt_blobs_are_refused_before_any_change)
 	size_t n;
 	char err[256];
 
-	tvm_create(&vms[0], "heartbeat");
-	tvm_start(&vms[0]);
-	tvm_wait_heartbeats(&vms[0], 50);
-	cr_assert_eq(vm_pause(&vms[0].vm), 0);
-	state_save(&vms[0], &sv);
-	tvm_destroy(&vms[0]);
-	tvm_create(&vms[1], NULL);
+	heartbeat_saved_then_incoming();
 	v = &vms[1].vm.vcpus[0];
 	vcpu_get(v, KVM_GET_REGS, &before);
 	vcpu_get(v, KVM_GET_SREGS, &sbefore);
@@ -728,7 +737,6 @@ Test(vmstate, load_then_save_gives_the_state_back)
 	cr_assert(near(vm_clock(&vms[1].vm), sv.clock + day_ns, 100000000ULL));
 	for (int i = 0; i < NR_CPUS; i++) {
 		struct vcpu *v = &vms[1].vm.vcpus[i];
-
 		const struct kvm_cpuid2 *cpuid = v->cpuid;
 
 		memcpy(vcpu_copy, sv.vcpu[i], sv.vcpu_len[i]);
@@ -790,22 +798,17 @@ Test(vmstate, a_different_cpuid_is_loaded)
 	char err[256];
 	uint32_t n;
 
-	tvm_create(&vms[0], "heartbeat");
-	tvm_start(&vms[0]);
-	tvm_wait_heartbeats(&vms[0], 20);
-	cr_assert_eq(vm_pause(&vms[0].vm), 0);
-	state_save(&vms[0], &sv);
-	tvm_destroy(&vms[0]);
-	tvm_create(&vms[1], NULL);
+	heartbeat_saved_then_incoming();
 	v = &vms[1].vm.vcpus[0];
 	memcpy(vcpu_copy, sv.vcpu[0], sv.vcpu_len[0]);
-	e = cpuid_leaf1(blob_record(vcpu_copy, sv.vcpu_len[0], TAG_VCPU_CPUID,
-				    &n));
-	cr_assert(e && (e->ecx & (1U << 31)), "leaf 1 without the hypervisor bit");
+	e = cpuid_leaf1(
+		blob_record(vcpu_copy, sv.vcpu_len[0], TAG_VCPU_CPUID, &n));
+	cr_assert(e && (e->ecx & (1U << 31)),
+		  "leaf 1 without the hypervisor bit");
 	e->ecx &= ~(1U << 31);
-	cr_assert_eq(vcpu_state_load(v, vcpu_copy, sv.vcpu_len[0], err,
-				     sizeof(err)),
-		     0, "%s", err);
+	cr_assert_eq(
+		vcpu_state_load(v, vcpu_copy, sv.vcpu_len[0], err, sizeof(err)),
+		0, "%s", err);
 	proto_rec_writer_init(&w, resaved, sizeof(resaved));
 	cr_assert_eq(vcpu_state_save(v, &w, err, sizeof(err)), 0, "%s", err);
 	e = cpuid_leaf1(blob_record(resaved, w.len, TAG_VCPU_CPUID, &n));
