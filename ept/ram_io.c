@@ -113,6 +113,27 @@ int mem_pwrite(const struct guest_mem *m, uint64_t gpa, const void *data,
 	return 0;
 }
 
+int mem_splice_in(const struct guest_mem *m, int pipe_rd, uint64_t gpa,
+		  uint64_t len)
+{
+	const struct mem_region *r = mem_find_region(m, gpa);
+	loff_t off;
+
+	if (!r || gpa + len > r->gpa + r->size)
+		return -EFAULT;
+	off = (loff_t)(r->file_off + (gpa - r->gpa));
+	while (len) {
+		ssize_t n = splice(pipe_rd, NULL, m->memfd, &off, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO; /* 0: the pipe ran dry */
+		len -= (uint64_t)n;		      /* splice advanced off */
+	}
+	return 0;
+}
+
 int mem_punch_page(const struct guest_mem *m, uint64_t gpa)
 {
 	const struct mem_region *r = mem_find_region(m, gpa);

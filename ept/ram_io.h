@@ -46,6 +46,15 @@ int mem_region_residency(const struct mem_region *r, uint64_t off, uint64_t len,
  */
 int mem_pwrite(const struct guest_mem *m, uint64_t gpa, const void *data,
 	       uint64_t len);
+/*
+ * Move len bytes that wait in the pipe pipe_rd into guest RAM at gpa
+ * through the memfd, as mem_pwrite writes them (splice: the kernel copies
+ * the pipe's pages into the file's, no user-space buffer between). The
+ * bytes must all be in the pipe already; gpa to gpa + len must lie in one
+ * region (-EFAULT otherwise, nothing moved). Same rule: no vCPU runs.
+ */
+int mem_splice_in(const struct guest_mem *m, int pipe_rd, uint64_t gpa,
+		  uint64_t len);
 /* Make the page at gpa read as zero and hold no memory (punch a hole). */
 int mem_punch_page(const struct guest_mem *m, uint64_t gpa);
 /* The same for npages from gpa, one hole per region: -EFAULT outside RAM. */

@@ -101,6 +101,7 @@ static void mig_channel_close_done(struct mig_channel *ch)
 		return;
 	free(ch->rbuf);
 	ch->rbuf = NULL;
+	mig_channel_splice_close(ch);
 	mig_tls_release(ch);
 	if (ch->on_closed)
 		ch->on_closed(ch);
@@ -266,7 +267,9 @@ static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	size_t n;
 
 	(void)hint;
-	if (mig_channel_room(ch, &p, &n))
+	if (ch->splice_rest) /* UV_ENOBUFS: mig_channel_splice_step */
+		*buf = uv_buf_init(NULL, 0);
+	else if (mig_channel_room(ch, &p, &n))
 		*buf = uv_buf_init(NULL, 0);
 	else
 		*buf = uv_buf_init((char *)p, n);
@@ -310,6 +313,7 @@ static void mig_channel_parse(struct mig_channel *ch)
 {
 	char err[256];
 	size_t off = 0;
+	int r;
 
 	ch->frame_rest = 0;
 	while (!ch->failed && !ch->closed && !ch->detached &&
@@ -324,7 +328,15 @@ static void mig_channel_parse(struct mig_channel *ch)
 			return;
 		}
 		if (ch->rlen - off < PROTO_HDR_SIZE + (size_t)h.len) {
-			ch->frame_rest = PROTO_HDR_SIZE + h.len - (ch->rlen - off);
+			ch->frame_rest =
+				PROTO_HDR_SIZE + h.len - (ch->rlen - off);
+			r = mig_channel_splice_try(ch, &h, f, ch->rlen - off);
+			if (r < 0)
+				return;
+			if (r > 0) { /* used: the rest comes by splice */
+				ch->rlen = off;
+				ch->frame_rest = 0;
+			}
 			break;
 		}
 		if (proto_frame_check(f, &h, err, sizeof(err))) {
@@ -381,6 +393,11 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct mig_channel *ch = s->data;
 
 	(void)buf;
+	if (n == UV_ENOBUFS && ch->splice_rest) {
+		mig_channel_splice_step(ch);
+		mig_channel_yield(ch);
+		return;
+	}
 	if (n == UV_ENOBUFS) {
 		mig_channel_fail(ch, -ENOMEM, "%s: out of memory", ch->peer);
 		return;
@@ -464,9 +481,8 @@ void mig_channel_wrote(struct mig_channel *ch, size_t len, int status)
 }
 
 /* Queue frame (len bytes on the wire: bufs, the first of them frame). */
-static int mig_channel_queue(struct mig_channel *ch, uint8_t *frame,
-			     size_t len, const uv_buf_t *bufs,
-			     unsigned int nbufs)
+static int mig_channel_queue(struct mig_channel *ch, uint8_t *frame, size_t len,
+			     const uv_buf_t *bufs, unsigned int nbufs)
 {
 	struct mig_write *w;
 	int r;

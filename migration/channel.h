@@ -48,6 +48,23 @@ struct mig_channel_ops {
 	void (*on_drain)(struct mig_channel *ch);
 	/* Client: connected (status 0) or not (then on_error follows). */
 	void (*on_connect)(struct mig_channel *ch);
+	/*
+	 * Optional (channel_splice.c; plaintext only): the receiver of a
+	 * large frame whose checksum ends before its data (PROTO_PAGES_LIVE)
+	 * may take the data straight from the socket. splice_begin sees the
+	 * checked header and the first have bytes of the payload (the part
+	 * under the CRC, then perhaps some data) and returns 1 to take the
+	 * frame (it has used those bytes; the rest comes by splice_data and
+	 * on_frame is not called for it), 0 to leave it to on_frame, or a
+	 * negative errno with err set (the channel fails). splice_data: the
+	 * next n bytes of the payload wait in the pipe pipe_rd; move them all
+	 * out, or return a negative errno with err set.
+	 */
+	int (*splice_begin)(struct mig_channel *ch, const struct proto_hdr *h,
+			    const uint8_t *payload, size_t have, char *err,
+			    size_t errlen);
+	int (*splice_data)(struct mig_channel *ch, int pipe_rd, size_t n,
+			   char *err, size_t errlen);
 };
 
 struct mig_channel {
@@ -69,12 +86,21 @@ struct mig_channel {
 	uint64_t last_progress_ms;
 	bool connected, listening, failed, closed, timer_on, flush_close;
 	int pending_closes;
-	struct mig_channel *next; /* listener: takes the next connection */
+	struct mig_channel *next;  /* listener: takes the next connection */
 	struct mig_channel *chain; /* armed: the one after it (listen_next) */
-	bool idle_ok;	  /* silence with nothing queued is not a stall */
-	bool detached;	  /* the socket belongs to another thread now */
-	size_t parse_off; /* rbuf bytes consumed by the frame being handled */
+	bool idle_ok;	   /* silence with nothing queued is not a stall */
+	bool detached;	   /* the socket belongs to another thread now */
+	size_t parse_off;  /* rbuf bytes consumed by the frame being handled */
 	size_t frame_rest; /* bytes the frame begun in rbuf still lacks */
+	/*
+	 * splice_begin took the frame being read: its last splice_rest bytes
+	 * go socket -> pipe (spipe, made at the first such frame, when
+	 * spipe_open) -> splice_data.
+	 */
+	size_t splice_rest;
+	int spipe[2];
+	bool spipe_open;
+	uint64_t bytes_spliced;
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
 	 * per turn of the loop, and stop producing above high bytes queued.

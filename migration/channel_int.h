@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * channel_int.h - what channel.c (libuv streams, reassembly, accounting),
- * channel_conn.c (connect, listen, accept, detach) and channel_tls.c (the
- * same channel over a TLS session) share. Private
+ * channel_conn.c (connect, listen, accept, detach), channel_tls.c (the
+ * same channel over a TLS session) and channel_splice.c (frame data
+ * spliced to its receiver) share. Private
  * to the two; everything runs on the event-loop thread.
  */
 #ifndef MIGRATION_CHANNEL_INT_H
@@ -44,6 +45,12 @@ int mig_channel_prepare(struct mig_channel *ch, uv_loop_t *loop,
 			size_t errlen);
 /* Connected: read (plaintext) or start the TLS handshake. */
 int mig_channel_start(struct mig_channel *ch);
+
+/* channel_splice.c */
+int mig_channel_splice_try(struct mig_channel *ch, const struct proto_hdr *h,
+			   const uint8_t *f, size_t have);
+void mig_channel_splice_step(struct mig_channel *ch);
+void mig_channel_splice_close(struct mig_channel *ch);
 
 /* channel_tls.c */
 int mig_tls_start(struct mig_channel *ch);

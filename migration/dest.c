@@ -404,10 +404,36 @@ static void dest_on_connect(struct mig_channel *ch)
 	d->ss.st.start_ns = clock_now_ns();
 }
 
+/*
+ * A pre-copy PAGES frame may have its data spliced into RAM (channel.h):
+ * only where dest_on_frame would hand it to dest_recv_pages.
+ */
+static int dest_on_splice_begin(struct mig_channel *ch,
+				const struct proto_hdr *h, const uint8_t *p,
+				size_t have, char *err, size_t errlen)
+{
+	struct mig_dest *d = ch->opaque;
+
+	if (h->type != PROTO_PAGES || d->ss.ended || !d->hello_done ||
+	    d->postcopy || d->ss.st.state == MIG_POSTCOPY_PAUSED ||
+	    mig_state_check_frame(MIG_SIDE_DEST, d->ss.st.state, h->type, err,
+				  errlen))
+		return 0; /* dest_on_frame says what is wrong */
+	return dest_splice_begin(d, p, have, h->len, err, errlen);
+}
+
+static int dest_on_splice_data(struct mig_channel *ch, int pipe_rd, size_t n,
+			       char *err, size_t errlen)
+{
+	return dest_splice_data(ch->opaque, pipe_rd, n, err, errlen);
+}
+
 const struct mig_channel_ops dest_channel_ops = {
 	.on_frame = dest_on_frame,
 	.on_error = dest_on_error,
 	.on_connect = dest_on_connect,
+	.splice_begin = dest_on_splice_begin,
+	.splice_data = dest_on_splice_data,
 };
 
 /* The urgent connection, until its thread takes it: URGENT_HELLO only. */

@@ -54,6 +54,12 @@ struct mig_dest {
 	int local_memfd;
 	bool hello_done, ram_end, state_end, restored, verify_done;
 	struct proto_batch *batch;
+	/*
+	 * A PAGES frame whose data is being spliced into RAM (dest_splice_*,
+	 * loop thread): the run of batch being filled, and bytes of it done.
+	 */
+	int sp_run;
+	uint64_t sp_off;
 	struct dest_blob vcpu[GUEST_MAX_CPUS];
 	struct dest_blob vmstate;
 	struct dest_blob dev[PROTO_MAX_DEVICES];
@@ -152,6 +158,16 @@ int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
 		       char *err, size_t errlen);
 int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen);
+/*
+ * A pre-copy PAGES frame whose data the channel splices (channel.h,
+ * splice_begin/splice_data): its runs and the first have bytes of the
+ * payload of len; 1: taken, 0: not (not live, or --verify's digests need
+ * the data in hand), or a negative errno. Then n bytes more, from a pipe.
+ */
+int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
+		      size_t len, char *err, size_t errlen);
+int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
+		     size_t errlen);
 int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
 		       bool zero, char *err, size_t errlen);
 /* Parallel channels (dest_channels.c, channels.h). */

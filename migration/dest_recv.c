@@ -286,6 +286,102 @@ int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	return r;
 }
 
+/* ---- pages spliced from the socket ----------------------------------------
+ */
+
+/*
+ * The next n bytes of the frame's data into the runs, from buf or (NULL)
+ * from the pipe pipe_rd, as far as d->sp_run / d->sp_off had got.
+ */
+static int dest_splice_take(struct mig_dest *d, const uint8_t *buf, int pipe_rd,
+			    size_t n, char *err, size_t errlen)
+{
+	const struct proto_batch *b = d->batch;
+
+	while (n) {
+		const struct proto_run *run;
+		uint64_t left, k, gpa;
+		int r;
+
+		if (d->sp_run >= b->nr_runs) {
+			snprintf(err, errlen, "PAGES: data beyond its runs");
+			return -EPROTO;
+		}
+		run = &b->runs[d->sp_run];
+		left = (uint64_t)run->npages * PAGE_SIZE - d->sp_off;
+		k = n < left ? n : left;
+		gpa = run->gpa + d->sp_off;
+		if ((run->flags & PROTO_RUN_ZERO) || !left) {
+			d->sp_run++;
+			d->sp_off = 0;
+			continue;
+		}
+		r = buf ? mem_pwrite(&d->ss.vm->mem, gpa, buf, k)
+			: mem_splice_in(&d->ss.vm->mem, pipe_rd, gpa, k);
+		if (r) {
+			snprintf(err, errlen,
+				 "writing %llu bytes at 0x%llx: %s",
+				 (unsigned long long)k, (unsigned long long)gpa,
+				 r == -EFAULT ? "outside guest RAM"
+					      : strerror(-r));
+			return r;
+		}
+		if (buf)
+			buf += k;
+		else
+			d->ss.st.spliced_bytes += k;
+		d->sp_off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
+		      size_t len, char *err, size_t errlen)
+{
+	struct proto_batch *b = d->batch;
+	size_t head;
+	int r;
+
+	if (d->ram_end || d->placed.term || d->corrupt_gpa != ~0ULL)
+		return 0; /* dest_recv_pages says what is wrong, or hashes */
+	r = proto_pages_decode_head(p, have, len, b, &head, err, errlen);
+	if (r)
+		return r == -ENOTSUP ? 0 : r;
+	for (int i = 0; i < b->nr_runs; i++) {
+		const struct proto_run *run = &b->runs[i];
+		uint64_t bytes = (uint64_t)run->npages * PAGE_SIZE;
+
+		/* Checked here, before a byte is placed: a run out of RAM. */
+		if (!mem_gpa_to_hva(&d->ss.vm->mem, run->gpa, bytes)) {
+			snprintf(err, errlen,
+				 "PAGES: %u pages at 0x%llx: "
+				 "outside guest RAM",
+				 run->npages, (unsigned long long)run->gpa);
+			return -EFAULT;
+		}
+		d->ss.st.memory_processed += bytes;
+		if (run->flags & PROTO_RUN_ZERO) {
+			r = dest_place_zero(d, run, err, errlen);
+			if (r)
+				return r;
+			continue;
+		}
+		d->ss.st.memory_normal += run->npages;
+		d->ss.st.memory_normal_bytes += bytes;
+	}
+	d->sp_run = 0;
+	d->sp_off = 0;
+	r = dest_splice_take(d, p + head, -1, have - head, err, errlen);
+	return r ? r : 1;
+}
+
+int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
+		     size_t errlen)
+{
+	return dest_splice_take(d, NULL, pipe_rd, n, err, errlen);
+}
+
 /* ---- state --------------------------------------------------------------- */
 
 static struct dest_blob *dest_slot(struct mig_dest *d,

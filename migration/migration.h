@@ -190,6 +190,8 @@ struct mig_stats {
 	uint64_t data_total, data_processed, data_remaining;
 	uint64_t compression_bytes; /* bytes saved by zstd */
 	uint64_t wire_bytes;	    /* every byte written to the socket */
+	/* Destination: page data moved socket -> guest RAM by splice(2). */
+	uint64_t spliced_bytes;
 	uint64_t predicted_downtime_us;
 	/* Pages requested by the destination's faults (post-copy). */
 	uint64_t memory_postcopy_requests;

@@ -8,9 +8,9 @@
  * sent straight from guest RAM (proto_pages_encode_head: header and runs
  * here, the pages as iovecs; PROTO_PAGES_LIVE when the guest runs, the
  * CRC then ending with the runs); zero pages are found 32 or 16 bytes at a
- * time (AVX2, SSE2). The decoder trusts nothing: every count, address, flag and length
- * is checked, and a compressed payload must announce and inflate to exactly
- * the raw length. zstd contexts are cached per thread (created on first
+ * time (AVX2, SSE2). The decoder trusts nothing: every count, address, flag and
+ * length is checked, and a compressed payload must announce and inflate to
+ * exactly the raw length. zstd contexts are cached per thread (created on first
  * use, freed when the thread exits), so encoding and decoding are safe from
  * any thread and allocate nothing after the first call.
  */
@@ -157,8 +157,7 @@ static bool batch_extends(const struct proto_batch *b, uint64_t gpa,
 		return false;
 	r = &b->runs[b->nr_runs - 1];
 	return r->flags == flags &&
-	       gpa - r->gpa == (uint64_t)r->npages * PAGE_SIZE &&
-	       gpa > r->gpa;
+	       gpa - r->gpa == (uint64_t)r->npages * PAGE_SIZE && gpa > r->gpa;
 }
 
 int proto_batch_add(struct proto_batch *b, uint64_t gpa, const void *page)
@@ -360,9 +359,9 @@ int proto_pages_encode_head(uint8_t *buf, size_t cap,
 	for (int i = 0; i < b->nr_data; i++) {
 		const uint8_t *pg = b->page[i];
 
-		if (n && (const uint8_t *)iov[n - 1].iov_base +
-					 iov[n - 1].iov_len ==
-				 pg) {
+		if (n &&
+		    (const uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len ==
+			    pg) {
 			iov[n - 1].iov_len += PAGE_SIZE;
 			continue;
 		}
@@ -402,8 +401,7 @@ static int pages_get_hdr(struct proto_cur *c, struct pages_hdr *ph)
 		return proto_cur_fail(c,
 				      "raw length %u not a multiple of %llu "
 				      "up to %zu",
-				      ph->raw_len, PAGE_SIZE,
-				      BATCH_BYTES);
+				      ph->raw_len, PAGE_SIZE, BATCH_BYTES);
 	return 0;
 }
 
@@ -540,6 +538,38 @@ int proto_pages_decode(const uint8_t *p, size_t len, struct proto_batch *b,
 		return r;
 	}
 	pages_set_raw(b, b->data);
+	return 0;
+fail:
+	proto_batch_init(b);
+	return -EPROTO;
+}
+
+int proto_pages_decode_head(const uint8_t *p, size_t have, size_t len,
+			    struct proto_batch *b, size_t *head, char *err,
+			    size_t errlen)
+{
+	struct pages_hdr ph;
+	struct proto_cur c;
+	size_t data;
+
+	proto_batch_init(b);
+	if (have > len)
+		have = len;
+	if (have < PAGES_FIXED || !(get_le16(p + 2) & PROTO_PAGES_LIVE) ||
+	    (get_le16(p + 2) & PROTO_PAGES_ZSTD))
+		return -ENOTSUP;
+	proto_cur_init(&c, p, have, "PAGES", err, errlen);
+	if (pages_get_hdr(&c, &ph) || pages_get_runs(&c, &ph, b))
+		goto fail;
+	*head = have - proto_cur_left(&c);
+	data = len - *head;
+	if (ph.stored_len != data || ph.raw_len != data) {
+		proto_cur_fail(&c,
+			       "stored length %u, raw length %u but %zu bytes "
+			       "follow",
+			       ph.stored_len, ph.raw_len, data);
+		goto fail;
+	}
 	return 0;
 fail:
 	proto_batch_init(b);

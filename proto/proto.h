@@ -27,7 +27,7 @@ struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
 #define PROTO_VERSION	  2 /* 2: PAGES_LIVE, data not under the CRC */
 #define PROTO_HDR_SIZE	  16
 #define PROTO_MAX_PAYLOAD (8U << 20) /* larger frames are refused */
-#define PROTO_MAX_BATCH	  256 /* pages in one PAGES frame */
+#define PROTO_MAX_BATCH	  256	     /* pages in one PAGES frame */
 
 /* Capabilities (HELLO / HELLO_ACK). */
 #define PROTO_CAP_ZSTD	   (1ULL << 0)
@@ -292,8 +292,8 @@ struct proto_batch {
 	int nr_pages;
 	int nr_data; /* pages with data */
 	struct proto_run runs[PROTO_MAX_BATCH];
-	const uint8_t *page[PROTO_MAX_BATCH]; /* builder: each data page */
-	const uint8_t *raw;		      /* decoder: nr_data pages */
+	const uint8_t *page[PROTO_MAX_BATCH];	   /* builder: each data page */
+	const uint8_t *raw;			   /* decoder: nr_data pages */
 	uint8_t data[PROTO_MAX_BATCH * PAGE_SIZE]; /* inflated data */
 };
 
@@ -356,14 +356,25 @@ bool proto_pages_zstd_pays(const struct proto_batch *b, int level);
 
 /*
  * Decode a PAGES payload: runs into b->runs, the data at b->raw (in p when
- * raw, so valid as long as p is; inflated into b->data), with every count and length validated (runs page-aligned,
- * within the batch limit, data length = data pages x 4096, decompressed
- * size exact). On failure b is left empty. Runs are not checked against
- * the VM's RAM layout, nor for overlap (a later page wins): the caller
- * checks each run against its regions before writing a byte.
+ * raw, so valid as long as p is; inflated into b->data), with every count and
+ * length validated (runs page-aligned, within the batch limit, data length =
+ * data pages x 4096, decompressed size exact). On failure b is left empty. Runs
+ * are not checked against the VM's RAM layout, nor for overlap (a later page
+ * wins): the caller checks each run against its regions before writing a byte.
  */
 int proto_pages_decode(const uint8_t *p, size_t len, struct proto_batch *b,
 		       char *err, size_t errlen);
+/*
+ * The same for a PAGES payload of len bytes of which only the first have
+ * are here (a receiver that places the data itself as it arrives): the
+ * fixed fields and the runs must be within have, the frame raw and live
+ * (PROTO_PAGES_LIVE, not zstd: -ENOTSUP, b empty, no error text), and its
+ * data exactly len minus them. b->raw is left NULL; *head is the offset of
+ * the first data byte in the payload.
+ */
+int proto_pages_decode_head(const uint8_t *p, size_t have, size_t len,
+			    struct proto_batch *b, size_t *head, char *err,
+			    size_t errlen);
 
 /* ---- state sections ------------------------------------------------------ */
 

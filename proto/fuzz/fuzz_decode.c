@@ -113,11 +113,40 @@ static int fuzz_pages_live(void)
 	return n;
 }
 
+/*
+ * The head decoder (a receiver that splices the data) agrees with the full
+ * one: what it takes decodes whole to the same runs, and every live raw
+ * frame whose runs are within its first bytes is taken.
+ */
+static void fuzz_pages_head(const uint8_t *p, size_t len)
+{
+	size_t have = len < 4096 ? len : 4096, head = 0, runs_end;
+	int r = proto_pages_decode_head(p, have, len, &batch2, &head, err,
+					sizeof(err));
+	int full = proto_pages_decode(p, len, &batch, err, sizeof(err));
+
+	if (full) {
+		fuzz_assert(r != 0);
+		return;
+	}
+	runs_end = len - (size_t)batch.nr_data * PAGE_SIZE;
+	if (!(p[2] & PROTO_PAGES_LIVE) || runs_end > have) {
+		fuzz_assert(r != 0);
+		return;
+	}
+	fuzz_assert(r == 0 && head == runs_end);
+	fuzz_assert(batch2.nr_runs == batch.nr_runs &&
+		    batch2.nr_data == batch.nr_data);
+	fuzz_assert(memcmp(batch2.runs, batch.runs,
+			   batch.nr_runs * sizeof(batch.runs[0])) == 0);
+}
+
 static void fuzz_pages(const uint8_t *p, size_t len)
 {
 	size_t cap = out_cap;
 	int n;
 
+	fuzz_pages_head(p, len);
 	if (proto_pages_decode(p, len, &batch, err, sizeof(err)))
 		return;
 	if (p[2] & PROTO_PAGES_LIVE) {

@@ -9,6 +9,12 @@
  * loop with an incoming test VM, must fail the migration at once with
  * one line naming the section. Before the cap, an oversized blob was
  * kept (malloc'ed at the peer's length) and the destination waited on.
+ *
+ * The same fake source sends a live PAGES frame first in the spliced_*
+ * cases (its data goes socket -> pipe -> memfd, channel_splice.c): a run
+ * outside guest RAM is refused before a byte moves, a frame cut short
+ * ends the migration as a lost peer after part of it was spliced, and a
+ * whole one lands in guest RAM page for page.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -42,6 +48,9 @@ struct dl_peer {
 	struct proto_hello hello;
 	struct dl_section sec[3];
 	int nr_sec;
+	const uint8_t *pages; /* sent after HELLO (pages_len bytes) */
+	size_t pages_len;
+	bool cut; /* then the connection closed, nothing more sent */
 	pthread_t thread;
 };
 
@@ -89,6 +98,8 @@ static void *peer_main(void *arg)
 		buf && blob && fd >= 0 &&
 		!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
 		send_frame(fd, buf, proto_hello_encode(buf, cap, &pr->hello)) &&
+		(!pr->pages_len || send_all(fd, pr->pages, pr->pages_len)) &&
+		!pr->cut &&
 		send_frame(fd, buf,
 			   proto_empty_encode(buf, cap, PROTO_RAM_END));
 
@@ -137,10 +148,14 @@ static struct mig_dest *dest_listen(int *port)
  * Run the case: the destination must fail within DL_WAIT_MS with an error
  * matching want; returns the error line.
  */
-static void run_case(const char *name, const struct dl_section *sec, int nr,
-		     const char *want)
+static void run_pages_case(const char *name, const struct dl_section *sec,
+			   int nr, const uint8_t *pages, size_t pages_len,
+			   bool cut, void (*check)(void), const char *want)
 {
-	struct dl_peer pr = {.nr_sec = nr};
+	struct dl_peer pr = {.nr_sec = nr,
+			     .pages = pages,
+			     .pages_len = pages_len,
+			     .cut = cut};
 	struct mig_dest *d;
 	uint64_t end;
 
@@ -148,7 +163,8 @@ static void run_case(const char *name, const struct dl_section *sec, int nr,
 	cr_assert_eq(uv_loop_init(&loop), 0);
 	done = false;
 	memset(&last, 0, sizeof(last));
-	mig_hello_local(&V.vm, PROTO_CAP_VERIFY, &pr.hello);
+	/* --verify's digests want the data in hand: no splice with it. */
+	mig_hello_local(&V.vm, pages ? 0 : PROTO_CAP_VERIFY, &pr.hello);
 	memcpy(pr.sec, sec, nr * sizeof(*sec));
 	d = dest_listen(&pr.port);
 	cr_assert_eq(pthread_create(&pr.thread, NULL, peer_main, &pr), 0);
@@ -168,6 +184,8 @@ static void run_case(const char *name, const struct dl_section *sec, int nr,
 	uv_run(&loop, UV_RUN_DEFAULT);
 	pthread_join(pr.thread, NULL);
 	uv_loop_close(&loop);
+	if (check)
+		check();
 	tvm_destroy(&V);
 	if (!done)
 		return;
@@ -176,6 +194,12 @@ static void run_case(const char *name, const struct dl_section *sec, int nr,
 	cr_expect(strstr(last.error, want) && !strchr(last.error, '\n'),
 		  "%s: the error is not one line naming '%s': %s", name, want,
 		  last.error);
+}
+
+static void run_case(const char *name, const struct dl_section *sec, int nr,
+		     const char *want)
+{
+	run_pages_case(name, sec, nr, NULL, 0, false, NULL, want);
 }
 
 static void init(void)
@@ -231,4 +255,98 @@ Test(dest_limits, sections_beyond_the_vm)
 
 	run_case("vcpu beyond", &v, 1, "this VM has");
 	run_case("device beyond", &dv, 1, "this VM has");
+}
+
+/* ---- live PAGES, their data spliced -------------------------------------- */
+
+#define SP_GPA 0x200000ULL /* in the test VM's RAM, not its loaded code */
+
+/* A live PAGES frame of PROTO_MAX_BATCH data pages from gpa: page i holds
+ * byte i + 1. Returns its length in f. */
+static size_t live_frame(uint8_t *f, uint64_t gpa)
+{
+	static uint8_t pages[PROTO_MAX_BATCH][PAGE_SIZE];
+	struct proto_batch *b = malloc(sizeof(*b));
+	struct iovec iov[PROTO_MAX_BATCH];
+	int niov = 0, n;
+	size_t off;
+
+	cr_assert_not_null(b);
+	proto_batch_init(b);
+	for (int i = 0; i < PROTO_MAX_BATCH; i++) {
+		memset(pages[i], i + 1, PAGE_SIZE);
+		cr_assert_eq(proto_batch_add(b, gpa + (uint64_t)i * PAGE_SIZE,
+					     pages[i]),
+			     0);
+	}
+	n = proto_pages_encode_head(f, PROTO_PAGES_HEAD_MAX, b, true, iov,
+				    &niov);
+	cr_assert_gt(n, 0);
+	off = (size_t)n;
+	for (int i = 0; i < niov; i++) {
+		memcpy(f + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	free(b);
+	return off;
+}
+
+static uint8_t *frame_mem(void)
+{
+	uint8_t *f = malloc(PROTO_PAGES_HEAD_MAX +
+			    (size_t)PROTO_MAX_BATCH * PAGE_SIZE);
+
+	cr_assert_not_null(f);
+	return f;
+}
+
+Test(dest_limits, spliced_pages_outside_ram)
+{
+	uint8_t *f = frame_mem();
+	size_t n = live_frame(f, 1ULL << 40);
+
+	run_pages_case("pages at 1 TiB", NULL, 0, f, n, false, NULL,
+		       "outside guest RAM");
+	cr_expect_eq(last.spliced_bytes, 0, "%llu bytes spliced",
+		     (unsigned long long)last.spliced_bytes);
+	free(f);
+}
+
+Test(dest_limits, spliced_pages_cut)
+{
+	uint8_t *f = frame_mem();
+	size_t n = live_frame(f, SP_GPA);
+
+	run_pages_case("pages cut short", NULL, 0, f, n - 65536, true, NULL,
+		       "by peer");
+	cr_expect_gt(last.spliced_bytes, 0, "the cut frame was not spliced");
+	free(f);
+}
+
+static void placed_check(void)
+{
+	const uint8_t *ram =
+		mem_gpa_to_hva(&V.vm.mem, SP_GPA, PROTO_MAX_BATCH * PAGE_SIZE);
+
+	cr_assert_not_null(ram);
+	for (int i = 0; i < PROTO_MAX_BATCH; i++)
+		for (size_t k = 0; k < PAGE_SIZE; k += 511)
+			cr_assert_eq(ram[(size_t)i * PAGE_SIZE + k],
+				     (uint8_t)(i + 1), "page %d byte %zu", i,
+				     k);
+}
+
+/* A whole frame, then a bad section to end the migration. */
+Test(dest_limits, spliced_pages_placed)
+{
+	const struct dl_section s = {PROTO_STATE_VCPU, 0, 1U << 20};
+	uint8_t *f = frame_mem();
+	size_t n = live_frame(f, SP_GPA);
+
+	run_pages_case("pages placed", &s, 1, f, n, false, placed_check,
+		       "largest valid blob");
+	cr_expect_geq(last.spliced_bytes, (PROTO_MAX_BATCH - 1) * PAGE_SIZE,
+		      "%llu bytes spliced",
+		      (unsigned long long)last.spliced_bytes);
+	free(f);
 }
