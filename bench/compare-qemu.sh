@@ -30,7 +30,8 @@
 #   qemu-post      QEMU post-copy (postcopy-ram; migrate-start-postcopy once
 #                  the first pass over RAM is over)
 #
-# QEMU runs with KVM (-cpu host), its RAM in a tmpfs file
+# QEMU runs with KVM (-cpu host, or host,-arch-capabilities where KVM
+# refuses host's IA32_ARCH_CAPABILITIES: scripts/qemu-cpu.sh), its RAM in a tmpfs file
 # (-object memory-backend-file,...,mem-path=/dev/shm/...,share=on), bandwidth
 # unlimited (QEMU 7.2's default cap is 32 MiB/s), driven over QMP by
 # bench/qmp_migrate.py; a pre-copy that has not converged after MIG_TIMEOUT_S
@@ -117,6 +118,9 @@ QEMU=$(command -v qemu-system-x86_64) || {
 [[ -x $VMMCTL && -f $GUEST && -x $HBREAD ]] ||
 	{ warn "no $VMMCTL, $GUEST or $HBREAD: build first (scripts/setup.sh) or set BUILD_DIR"; exit 1; }
 [[ -e /dev/kvm ]] || { warn "/dev/kvm is absent"; exit 1; }
+QEMU_CPU=$("$(dirname "$0")/../scripts/qemu-cpu.sh" "$QEMU") ||
+	{ warn "QEMU starts with neither -cpu host nor host,-arch-capabilities under KVM here"; exit 1; }
+[[ $QEMU_CPU == host ]] || echo "compare-qemu.sh: QEMU runs with -cpu $QEMU_CPU (KVM refuses -cpu host's MSR 0x10a here)"
 for tool in jq gnuplot python3; do
 	command -v "$tool" >/dev/null || { warn "needs $tool"; exit 1; }
 done
@@ -238,7 +242,7 @@ qemu_start()
 	local name=$1
 	shift
 	rm -f "$SHM.$name" "$T/$name".*
-	"${NSX[@]}" "$QEMU" -enable-kvm -cpu host -m "$MEM_MIB" -nodefaults -vga none -display none \
+	"${NSX[@]}" "$QEMU" -enable-kvm -cpu "$QEMU_CPU" -m "$MEM_MIB" -nodefaults -vga none -display none \
 		-serial "file:$T/$name.serial" -kernel "$GUEST" -append "$APPEND" \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-object "memory-backend-file,id=m,size=${MEM_MIB}M,mem-path=$SHM.$name,share=on" \

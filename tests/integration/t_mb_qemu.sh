@@ -13,8 +13,10 @@ QEMU=$(command -v qemu-system-x86_64) || {
 	exit 77
 }
 
+cpu=$("$(dirname "$0")/../../scripts/qemu-cpu.sh" "$QEMU") ||
+	fail "QEMU starts with neither -cpu host nor host,-arch-capabilities under KVM here"
 ram=$T/ram
-"$QEMU" -enable-kvm -cpu host -m 64 -nodefaults -vga none -display none \
+"$QEMU" -enable-kvm -cpu "$cpu" -m 64 -nodefaults -vga none -display none \
 	-serial "file:$T/q.serial" -kernel "$GUEST_MB_ELF" \
 	-append "heartbeat --ms 3000; exit 7" \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 \
