@@ -101,7 +101,7 @@ static void mig_channel_close_done(struct mig_channel *ch)
 		return;
 	free(ch->rbuf);
 	ch->rbuf = NULL;
-	mig_channel_splice_close(ch);
+	mig_splice_close(&ch->sp);
 	mig_tls_release(ch);
 	if (ch->on_closed)
 		ch->on_closed(ch);
@@ -267,7 +267,7 @@ static void mig_channel_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	size_t n;
 
 	(void)hint;
-	if (ch->splice_rest) /* UV_ENOBUFS: mig_channel_splice_step */
+	if (ch->sp.rest) /* UV_ENOBUFS: mig_channel_splice_step */
 		*buf = uv_buf_init(NULL, 0);
 	else if (mig_channel_room(ch, &p, &n))
 		*buf = uv_buf_init(NULL, 0);
@@ -393,7 +393,7 @@ static void mig_channel_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct mig_channel *ch = s->data;
 
 	(void)buf;
-	if (n == UV_ENOBUFS && ch->splice_rest) {
+	if (n == UV_ENOBUFS && ch->sp.rest) {
 		mig_channel_splice_step(ch);
 		mig_channel_yield(ch);
 		return;

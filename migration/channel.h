@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "migration/splice.h"
 #include "proto/proto.h"
 
 struct tls_ctx;
@@ -92,15 +93,8 @@ struct mig_channel {
 	bool detached;	   /* the socket belongs to another thread now */
 	size_t parse_off;  /* rbuf bytes consumed by the frame being handled */
 	size_t frame_rest; /* bytes the frame begun in rbuf still lacks */
-	/*
-	 * splice_begin took the frame being read: its last splice_rest bytes
-	 * go socket -> pipe (spipe, made at the first such frame, when
-	 * spipe_open) -> splice_data.
-	 */
-	size_t splice_rest;
-	int spipe[2];
-	bool spipe_open;
-	uint64_t bytes_spliced;
+	/* splice_begin took the frame being read: sp.rest bytes to come. */
+	struct mig_splice sp;
 	/*
 	 * Latency over throughput (post-copy): read at most read_chunk bytes
 	 * per turn of the loop, and stop producing above high bytes queued.

@@ -50,7 +50,6 @@ int mig_channel_start(struct mig_channel *ch);
 int mig_channel_splice_try(struct mig_channel *ch, const struct proto_hdr *h,
 			   const uint8_t *f, size_t have);
 void mig_channel_splice_step(struct mig_channel *ch);
-void mig_channel_splice_close(struct mig_channel *ch);
 
 /* channel_tls.c */
 int mig_tls_start(struct mig_channel *ch);

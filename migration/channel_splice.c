@@ -1,16 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channel_splice.c - a frame's data from the socket to its receiver without
- * a copy through user space (mig_channel_ops.splice_begin): the channel
- * reads a frame's header and the part its CRC covers as usual, and when
- * the receiver takes the frame, the data goes socket -> pipe by splice(2)
- * (the socket buffer's pages move, nothing is copied) and the receiver
- * moves it on from the pipe (into guest RAM's memfd: one copy in all, where
- * read() + pwrite() make two). Plaintext only: TLS must decrypt in user
- * space. libuv keeps the socket: while a frame is being spliced the read
- * buffer the channel offers is empty, libuv reports UV_ENOBUFS on each
- * readable wakeup (its poll is level-triggered), and the channel splices
- * what has come instead (mig_channel_splice_step). Event-loop thread.
+ * channel_splice.c - splice.h, and its use by a libuv channel
+ * (mig_channel_ops.splice_begin): libuv keeps the socket; while a frame is
+ * being spliced the read buffer the channel offers is empty, libuv reports
+ * UV_ENOBUFS on each readable wakeup (its poll is level-triggered), and
+ * the channel splices what has come instead (mig_channel_splice_step).
+ * The channel's part runs on the event-loop thread; mig_splice_* on the
+ * thread that reads the socket.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,66 +15,86 @@
 #include <unistd.h>
 
 #include "migration/channel_int.h"
+#include "migration/splice.h"
 
-/* Smaller remainders are read as usual: a splice costs two system calls. */
-#define MIG_SPLICE_MIN (64U << 10)
-/* The pipe holds a whole batch's data: one socket -> pipe splice a turn. */
-#define MIG_SPLICE_PIPE (1U << 20)
+/* ---- splice.h ------------------------------------------------------------ */
 
-static int mig_splice_pipe(struct mig_channel *ch)
+int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
+		     const uint8_t *f, size_t have, size_t rest, char *err,
+		     size_t errlen)
 {
-	if (ch->spipe_open)
+	size_t got = have - PROTO_HDR_SIZE, crc;
+
+	/* The fixed fields that say where the CRC ends must be here. */
+	if (rest < MIG_SPLICE_MIN || got < MIG_SPLICE_HEAD_MIN)
 		return 0;
-	if (pipe2(ch->spipe, O_CLOEXEC) < 0)
-		return -errno;
-	/* Best effort: a smaller pipe only means more turns. */
-	(void)fcntl(ch->spipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE);
-	ch->spipe_open = true;
-	return 0;
+	crc = proto_frame_crc_len(h->type, f + PROTO_HDR_SIZE, h->len);
+	if (crc >= h->len || crc > got)
+		return 0; /* the data is under the CRC, or the head not here */
+	if (proto_frame_check(f, h, err, errlen))
+		return -EPROTO;
+	if (!s->open) {
+		if (pipe2(s->pipe, O_CLOEXEC) < 0)
+			return 0; /* out of descriptors? the plain way */
+		/* Best effort: a smaller pipe only means more turns. */
+		(void)fcntl(s->pipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE);
+		s->open = true;
+	}
+	return 1;
 }
 
-void mig_channel_splice_close(struct mig_channel *ch)
+ssize_t mig_splice_read(struct mig_splice *s, int fd)
 {
-	if (!ch->spipe_open)
-		return;
-	close(ch->spipe[0]);
-	close(ch->spipe[1]);
-	ch->spipe_open = false;
+	size_t want = s->rest < MIG_SPLICE_PIPE ? s->rest : MIG_SPLICE_PIPE;
+	ssize_t n;
+
+	do
+		n = splice(fd, NULL, s->pipe[1], NULL, want,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno; /* -EAGAIN: nothing yet */
+	s->rest -= (size_t)n;
+	s->bytes += (uint64_t)n;
+	return n;
 }
+
+void mig_splice_close(struct mig_splice *s)
+{
+	if (!s->open)
+		return;
+	close(s->pipe[0]);
+	close(s->pipe[1]);
+	s->open = false;
+}
+
+/* ---- a libuv channel ----------------------------------------------------- */
 
 /*
  * The frame whose first have bytes (header included) are at f lacks its
- * last frame_rest: offer it to the receiver. 1: taken (splice_rest set),
- * 0: read it as usual, -1: the channel failed.
+ * last frame_rest: offer it to the receiver. 1: taken (sp.rest set), 0:
+ * read it as usual, -1: the channel failed.
  */
 int mig_channel_splice_try(struct mig_channel *ch, const struct proto_hdr *h,
 			   const uint8_t *f, size_t have)
 {
-	const uint8_t *payload = f + PROTO_HDR_SIZE;
-	size_t got = have - PROTO_HDR_SIZE;
 	char err[400];
-	size_t crc;
 	int r;
 
-	if (!ch->ops->splice_begin || ch->tls_ctx ||
-	    ch->frame_rest < MIG_SPLICE_MIN)
+	if (!ch->ops->splice_begin || ch->tls_ctx)
 		return 0;
-	crc = proto_frame_crc_len(h->type, payload, h->len);
-	if (crc >= h->len || crc > got)
-		return 0; /* the data is under the CRC, or the head not here */
-	if (proto_frame_check(f, h, err, sizeof(err))) {
-		mig_channel_fail(ch, -EPROTO, "%s: %s", ch->peer, err);
-		return -1;
-	}
-	if (mig_splice_pipe(ch))
-		return 0; /* no pipe (out of descriptors?): the plain way */
-	r = ch->ops->splice_begin(ch, h, payload, got, err, sizeof(err));
+	r = mig_splice_offer(&ch->sp, h, f, have, ch->frame_rest, err,
+			     sizeof(err));
+	if (r > 0)
+		r = ch->ops->splice_begin(ch, h, f + PROTO_HDR_SIZE,
+					  have - PROTO_HDR_SIZE, err,
+					  sizeof(err));
 	if (r < 0) {
 		mig_channel_fail(ch, r, "%s: %s", ch->peer, err);
 		return -1;
 	}
 	if (r > 0)
-		ch->splice_rest = ch->frame_rest;
+		ch->sp.rest = ch->frame_rest;
 	return r > 0;
 }
 
@@ -92,37 +108,28 @@ void mig_channel_splice_step(struct mig_channel *ch)
 		mig_channel_fail(ch, -EBADF, "%s: splice: no socket", ch->peer);
 		return;
 	}
-
-	while (ch->splice_rest && !ch->failed && !ch->closed) {
-		size_t want = ch->splice_rest < MIG_SPLICE_PIPE
-				      ? ch->splice_rest
-				      : MIG_SPLICE_PIPE;
-		ssize_t n = splice(fd, NULL, ch->spipe[1], NULL, want,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (ch->sp.rest && !ch->failed && !ch->closed) {
+		ssize_t n = mig_splice_read(&ch->sp, fd);
 		int r;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return; /* nothing more yet: the next wakeup */
 		if (n == 0) {
 			mig_channel_eof(ch);
 			return;
 		}
 		if (n < 0) {
-			mig_channel_fail(ch, -errno, "%s: splice: %s", ch->peer,
-					 strerror(errno));
+			mig_channel_fail(ch, (int)n, "%s: splice: %s", ch->peer,
+					 strerror((int)-n));
 			return;
 		}
 		ch->bytes_in += (size_t)n;
-		ch->bytes_spliced += (size_t)n;
 		mig_channel_progress(ch);
-		r = ch->ops->splice_data(ch, ch->spipe[0], (size_t)n, err,
+		r = ch->ops->splice_data(ch, ch->sp.pipe[0], (size_t)n, err,
 					 sizeof(err));
 		if (r) {
 			mig_channel_fail(ch, r, "%s: %s", ch->peer, err);
 			return;
 		}
-		ch->splice_rest -= (size_t)n;
 	}
 }

@@ -53,6 +53,7 @@ struct mig_xchan {
 	bool proven;		   /* CHAN_HELLO checked, thr runs */
 	struct mig_urgent thr;	   /* the placing thread */
 	struct proto_batch *batch; /* thr's decode buffer */
+	struct mig_sink sink;	   /* thr: a frame being spliced */
 	uint64_t pages, zero;	   /* thr's counts (read after join) */
 	uint64_t bytes;		   /* wire bytes, once thr is stopped */
 	bool cut;		   /* thr: VMM_TEST_CHAN_CUT cut it */

@@ -54,12 +54,7 @@ struct mig_dest {
 	int local_memfd;
 	bool hello_done, ram_end, state_end, restored, verify_done;
 	struct proto_batch *batch;
-	/*
-	 * A PAGES frame whose data is being spliced into RAM (dest_splice_*,
-	 * loop thread): the run of batch being filled, and bytes of it done.
-	 */
-	int sp_run;
-	uint64_t sp_off;
+	struct mig_sink sink; /* loop thread: a frame being spliced */
 	struct dest_blob vcpu[GUEST_MAX_CPUS];
 	struct dest_blob vmstate;
 	struct dest_blob dev[PROTO_MAX_DEVICES];
@@ -164,6 +159,12 @@ int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen);
  * payload of len; 1: taken, 0: not (not live, or --verify's digests need
  * the data in hand), or a negative errno. Then n bytes more, from a pipe.
  */
+int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
+		    struct proto_batch *b, const uint8_t *p, size_t have,
+		    size_t len, char *err, size_t errlen);
+int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
+		   const uint8_t *buf, int pipe_rd, size_t n, char *err,
+		   size_t errlen);
 int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 		      size_t len, char *err, size_t errlen);
 int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,

@@ -4,9 +4,10 @@
  * listener takes the n - 1 extra connections HELLO asked for; each must
  * open with CHAN_HELLO (this migration's token, over TLS the proof bound
  * to the main session) and is then handed to a thread of its own that
- * receives PAGES and places them into guest RAM (pwrite into the memfd,
- * holes for zero pages), and echoes SYNC once everything before it is
- * placed. RAM_END or POSTCOPY on the main connection stops and joins the
+ * receives PAGES and places them into guest RAM (a live frame's data
+ * spliced from the socket into the memfd, splice.h; others pwrite'n from
+ * the frame read; holes for zero pages), and echoes SYNC once everything before
+ * it is placed. RAM_END or POSTCOPY on the main connection stops and joins the
  * threads (dest_chans_stop): the source sent nothing on them after the
  * last round's SYNCs came back, and nothing they read later is placed.
  * Loop thread, except the thread callbacks (marked).
@@ -122,10 +123,47 @@ static void dest_xchan_end(void *opaque, int code, const char *why, bool own)
 	uv_async_send(&d->ss.async);
 }
 
+/*
+ * Extra channel's thread: a live PAGES frame's data may come by splice
+ * (splice.h), but not for --verify (its digests want the data in hand) nor
+ * for the test knob's cut.
+ */
+static int dest_xchan_splice_begin(void *opaque, const struct proto_hdr *h,
+				   const uint8_t *p, size_t have, char *err,
+				   size_t errlen)
+{
+	struct mig_xchan *x = opaque;
+	struct mig_dest *d = x->owner;
+	int r;
+
+	if (h->type != PROTO_PAGES || d->placed.term ||
+	    d->corrupt_gpa != ~0ULL || (x->index == 1 && dest_xchan_cut()))
+		return 0;
+	r = dest_sink_begin(&d->ss.vm->mem, &x->sink, x->batch, p, have, h->len,
+			    err, errlen);
+	if (r > 0) {
+		x->pages += (uint64_t)x->batch->nr_data;
+		x->zero += (uint64_t)(x->batch->nr_pages - x->batch->nr_data);
+	}
+	return r;
+}
+
+static int dest_xchan_splice_data(void *opaque, int pipe_rd, size_t n,
+				  char *err, size_t errlen)
+{
+	struct mig_xchan *x = opaque;
+	struct mig_dest *d = x->owner;
+
+	return dest_sink_take(&d->ss.vm->mem, &x->sink, NULL, pipe_rd, n, err,
+			      errlen);
+}
+
 static const struct mig_urgent_ops dest_xchan_thread_ops = {
 	.on_frame = dest_xchan_frame,
 	.on_end = dest_xchan_end,
 	.read_size = 1U << 20, /* a PAGES frame is up to ~1 MiB */
+	.splice_begin = dest_xchan_splice_begin,
+	.splice_data = dest_xchan_splice_data,
 };
 
 /* ---- loop side ----------------------------------------------------------- */
@@ -281,6 +319,7 @@ void dest_chans_stop(struct mig_dest *d)
 		st->memory_normal_bytes += x->pages * PAGE_SIZE;
 		st->memory_constant += x->zero;
 		st->memory_processed += (x->pages + x->zero) * PAGE_SIZE;
+		st->spliced_bytes += x->sink.spliced;
 	}
 	mig_chans_stats(&d->ss, false);
 	c->stopped = true;

@@ -286,38 +286,37 @@ int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	return r;
 }
 
-/* ---- pages spliced from the socket ----------------------------------------
- */
+/* ---- pages spliced from the socket --------------------------------------- */
 
 /*
- * The next n bytes of the frame's data into the runs, from buf or (NULL)
- * from the pipe pipe_rd, as far as d->sp_run / d->sp_off had got.
+ * The next n bytes of the frame's data into its runs, from buf or (NULL)
+ * from the pipe pipe_rd, as far as the sink had got. Any thread that owns
+ * the sink (the loop's, or an extra channel's).
  */
-static int dest_splice_take(struct mig_dest *d, const uint8_t *buf, int pipe_rd,
-			    size_t n, char *err, size_t errlen)
+int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
+		   const uint8_t *buf, int pipe_rd, size_t n, char *err,
+		   size_t errlen)
 {
-	const struct proto_batch *b = d->batch;
-
 	while (n) {
 		const struct proto_run *run;
 		uint64_t left, k, gpa;
 		int r;
 
-		if (d->sp_run >= b->nr_runs) {
+		if (s->run >= s->b->nr_runs) {
 			snprintf(err, errlen, "PAGES: data beyond its runs");
 			return -EPROTO;
 		}
-		run = &b->runs[d->sp_run];
-		left = (uint64_t)run->npages * PAGE_SIZE - d->sp_off;
-		k = n < left ? n : left;
-		gpa = run->gpa + d->sp_off;
+		run = &s->b->runs[s->run];
+		left = (uint64_t)run->npages * PAGE_SIZE - s->off;
 		if ((run->flags & PROTO_RUN_ZERO) || !left) {
-			d->sp_run++;
-			d->sp_off = 0;
+			s->run++;
+			s->off = 0;
 			continue;
 		}
-		r = buf ? mem_pwrite(&d->ss.vm->mem, gpa, buf, k)
-			: mem_splice_in(&d->ss.vm->mem, pipe_rd, gpa, k);
+		k = n < left ? n : left;
+		gpa = run->gpa + s->off;
+		r = buf ? mem_pwrite(m, gpa, buf, k)
+			: mem_splice_in(m, pipe_rd, gpa, k);
 		if (r) {
 			snprintf(err, errlen,
 				 "writing %llu bytes at 0x%llx: %s",
@@ -329,57 +328,88 @@ static int dest_splice_take(struct mig_dest *d, const uint8_t *buf, int pipe_rd,
 		if (buf)
 			buf += k;
 		else
-			d->ss.st.spliced_bytes += k;
-		d->sp_off += k;
+			s->spliced += k;
+		s->off += k;
 		n -= k;
 	}
 	return 0;
 }
 
-int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
-		      size_t len, char *err, size_t errlen)
+/*
+ * A live PAGES frame's head (p: have of its len payload bytes) into b and
+ * the sink: every run checked against RAM before a byte is placed, zero
+ * runs punched, the data already here placed. 1: the sink takes the rest;
+ * 0: not live or zstd (read it whole); or -errno with err set.
+ */
+int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
+		    struct proto_batch *b, const uint8_t *p, size_t have,
+		    size_t len, char *err, size_t errlen)
 {
-	struct proto_batch *b = d->batch;
 	size_t head;
-	int r;
+	int r = proto_pages_decode_head(p, have, len, b, &head, err, errlen);
 
-	if (d->ram_end || d->placed.term || d->corrupt_gpa != ~0ULL)
-		return 0; /* dest_recv_pages says what is wrong, or hashes */
-	r = proto_pages_decode_head(p, have, len, b, &head, err, errlen);
 	if (r)
 		return r == -ENOTSUP ? 0 : r;
 	for (int i = 0; i < b->nr_runs; i++) {
 		const struct proto_run *run = &b->runs[i];
-		uint64_t bytes = (uint64_t)run->npages * PAGE_SIZE;
 
-		/* Checked here, before a byte is placed: a run out of RAM. */
-		if (!mem_gpa_to_hva(&d->ss.vm->mem, run->gpa, bytes)) {
+		if (!mem_gpa_to_hva(m, run->gpa,
+				    (uint64_t)run->npages * PAGE_SIZE)) {
 			snprintf(err, errlen,
-				 "PAGES: %u pages at 0x%llx: "
-				 "outside guest RAM",
+				 "PAGES: %u pages at 0x%llx: outside guest RAM",
 				 run->npages, (unsigned long long)run->gpa);
 			return -EFAULT;
 		}
-		d->ss.st.memory_processed += bytes;
-		if (run->flags & PROTO_RUN_ZERO) {
-			r = dest_place_zero(d, run, err, errlen);
-			if (r)
-				return r;
-			continue;
-		}
-		d->ss.st.memory_normal += run->npages;
-		d->ss.st.memory_normal_bytes += bytes;
 	}
-	d->sp_run = 0;
-	d->sp_off = 0;
-	r = dest_splice_take(d, p + head, -1, have - head, err, errlen);
+	for (int i = 0; i < b->nr_runs; i++) {
+		const struct proto_run *run = &b->runs[i];
+
+		r = run->flags & PROTO_RUN_ZERO
+			    ? mem_punch_range(m, run->gpa, run->npages)
+			    : 0;
+		if (r) {
+			snprintf(err, errlen, "zeroing %u pages at 0x%llx: %s",
+				 run->npages, (unsigned long long)run->gpa,
+				 strerror(-r));
+			return r;
+		}
+	}
+	s->b = b;
+	s->run = 0;
+	s->off = 0;
+	r = dest_sink_take(m, s, p + head, -1, have - head, err, errlen);
 	return r ? r : 1;
+}
+
+int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
+		      size_t len, char *err, size_t errlen)
+{
+	struct mig_stats *st = &d->ss.st;
+	const struct proto_batch *b = d->batch;
+	int r;
+
+	if (d->ram_end || d->placed.term || d->corrupt_gpa != ~0ULL)
+		return 0; /* dest_recv_pages says what is wrong, or hashes */
+	r = dest_sink_begin(&d->ss.vm->mem, &d->sink, d->batch, p, have, len,
+			    err, errlen);
+	if (r <= 0)
+		return r;
+	st->memory_processed += (uint64_t)b->nr_pages * PAGE_SIZE;
+	st->memory_constant += (uint64_t)(b->nr_pages - b->nr_data);
+	st->memory_normal += (uint64_t)b->nr_data;
+	st->memory_normal_bytes += (uint64_t)b->nr_data * PAGE_SIZE;
+	return 1;
 }
 
 int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
 		     size_t errlen)
 {
-	return dest_splice_take(d, NULL, pipe_rd, n, err, errlen);
+	uint64_t before = d->sink.spliced;
+	int r = dest_sink_take(&d->ss.vm->mem, &d->sink, NULL, pipe_rd, n, err,
+			       errlen);
+
+	d->ss.st.spliced_bytes += d->sink.spliced - before;
+	return r;
 }
 
 /* ---- state --------------------------------------------------------------- */

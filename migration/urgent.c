@@ -115,6 +115,34 @@ static int urgent_grow(struct mig_urgent *u, size_t want, char *err,
 	return 0;
 }
 
+/*
+ * The frame at off lacks rest bytes: offer it to the receiver (splice.h).
+ * 1: taken (u->sp.rest set), 0: read it as usual, or -errno (err set).
+ */
+static int urgent_splice_try(struct mig_urgent *u, const struct proto_hdr *h,
+			     size_t off, size_t rest, char *err, size_t errlen)
+{
+	const uint8_t *f = u->rbuf + off;
+	size_t have = u->rlen - off;
+	char why[256];
+	int r;
+
+	if (!u->ops->splice_begin || u->tls)
+		return 0;
+	r = mig_splice_offer(&u->sp, h, f, have, rest, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", u->peer, why);
+		return r;
+	}
+	if (r > 0)
+		r = u->ops->splice_begin(u->opaque, h, f + PROTO_HDR_SIZE,
+					 have - PROTO_HDR_SIZE, err, errlen);
+	u->cb_failed = r < 0;
+	if (r > 0)
+		u->sp.rest = rest;
+	return r;
+}
+
 /* Every complete frame in rbuf to on_frame. */
 static int urgent_parse(struct mig_urgent *u, char *err, size_t errlen)
 {
@@ -132,8 +160,17 @@ static int urgent_parse(struct mig_urgent *u, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: %s", u->peer, why);
 			return -EPROTO;
 		}
-		if (u->rlen - off < PROTO_HDR_SIZE + (size_t)h.len)
+		if (u->rlen - off < PROTO_HDR_SIZE + (size_t)h.len) {
+			r = urgent_splice_try(u, &h, off,
+					      PROTO_HDR_SIZE + h.len -
+						      (u->rlen - off),
+					      err, errlen);
+			if (r > 0) { /* used: the rest comes by splice */
+				u->rlen = off;
+				r = 0;
+			}
 			break;
+		}
 		off += PROTO_HDR_SIZE + h.len;
 		r = u->ops->on_frame(u->opaque, &h, f + PROTO_HDR_SIZE, err,
 				     errlen);
@@ -172,6 +209,43 @@ static int urgent_tls_read(struct mig_urgent *u, char *err, size_t errlen)
 	return r;
 }
 
+/* A frame is being spliced: move what has come to the receiver. */
+static int urgent_splice_step(struct mig_urgent *u, char *err, size_t errlen)
+{
+	while (u->sp.rest && !urgent_stopping(u)) {
+		ssize_t n = mig_splice_read(&u->sp, u->fd);
+		int r;
+
+		if (n == -EAGAIN)
+			return 0;
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: %s", u->peer,
+				 n ? strerror((int)-n)
+				   : "connection closed by peer");
+			return n ? (int)n : -ECONNRESET;
+		}
+		u->bytes_in += (uint64_t)n;
+		r = u->ops->splice_data(u->opaque, u->sp.pipe[0], (size_t)n,
+					err, errlen);
+		u->cb_failed = r != 0;
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Bytes to ask for: a read_size chunk, but only a header's worth between
+ * frames when frames may be spliced (so that their data is left in the
+ * socket for splice, not read into rbuf).
+ */
+static size_t urgent_want(const struct mig_urgent *u)
+{
+	if (u->ops->splice_begin && !u->rlen)
+		return PROTO_PAGES_HEAD_MAX;
+	return u->rcap - u->rlen;
+}
+
 static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
 {
 	ssize_t n;
@@ -179,10 +253,12 @@ static int urgent_read(struct mig_urgent *u, char *err, size_t errlen)
 
 	if (u->tls)
 		return urgent_tls_read(u, err, errlen);
+	if (u->sp.rest)
+		return urgent_splice_step(u, err, errlen);
 	r = urgent_grow(u, u->rlen + urgent_chunk(u), err, errlen);
 	if (r)
 		return r;
-	n = recv(u->fd, u->rbuf + u->rlen, u->rcap - u->rlen, 0);
+	n = recv(u->fd, u->rbuf + u->rlen, urgent_want(u), 0);
 	if (n == 0) {
 		snprintf(err, errlen, "%s: connection closed by peer", u->peer);
 		return -ECONNRESET;
@@ -342,6 +418,7 @@ void mig_urgent_stop(struct mig_urgent *u)
 	pthread_join(u->thread, NULL);
 	u->running = false;
 	close(u->wake_fd);
+	mig_splice_close(&u->sp);
 	free(u->rbuf);
 	u->rbuf = NULL;
 	u->rlen = u->rcap = 0;

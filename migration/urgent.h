@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migration/splice.h"
 #include "proto/proto.h"
 
 struct tls_conn;
@@ -52,6 +53,18 @@ struct mig_urgent_ops {
 	bool realtime;
 	/* Bytes one read asks for; 0: 64 KiB (bulk streams want more). */
 	size_t read_size;
+	/*
+	 * Optional, plaintext only: a large frame's data straight from the
+	 * socket (splice.h), as mig_channel_ops' of the same names: begin
+	 * sees the header and the first have payload bytes and returns 1
+	 * (taken: the rest comes by data, on_frame is not called), 0 (read
+	 * it as usual) or a negative errno with err set.
+	 */
+	int (*splice_begin)(void *opaque, const struct proto_hdr *h,
+			    const uint8_t *p, size_t have, char *err,
+			    size_t errlen);
+	int (*splice_data)(void *opaque, int pipe_rd, size_t n, char *err,
+			   size_t errlen);
 };
 
 struct mig_urgent {
@@ -68,7 +81,8 @@ struct mig_urgent {
 	/* Urgent thread only: the reassembly buffer. */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
-	bool cb_failed; /* a callback returned the error */
+	struct mig_splice sp; /* urgent thread: a frame being spliced */
+	bool cb_failed;	      /* a callback returned the error */
 	int rt_err; /* realtime or short slice: 0 or the errno it failed with */
 	atomic_uint_fast64_t bytes_in, bytes_out; /* any thread may read */
 };
