@@ -103,7 +103,7 @@ policy_give_up(const struct mig_params *p, const struct mig_stats *st,
 
 /*
  * It fits the limit: is one more round still worth it? Only while rounds
- * shrink fast (this one left at most 1/MIG_POLICY_REFINE_SHRINK of what
+ * shrink fast (this one left at most MIG_POLICY_REFINE_KEEP_NUM/_DEN of what
  * the last round sent: the dirty set before it, or round 0's pages), more than
  * MIG_POLICY_FLOOR_PAGES are left, and no budget says stop: each such round
  * costs less time than the one before and takes downtime off the stop-copy. The
@@ -118,7 +118,8 @@ static bool policy_refine(const struct mig_params *p,
 	if (!prev_dirty && st->memory_iteration == 1)
 		prev_dirty = st->memory_normal + st->memory_constant;
 	if (dirty <= MIG_POLICY_FLOOR_PAGES || !prev_dirty ||
-	    dirty * MIG_POLICY_REFINE_SHRINK > prev_dirty ||
+	    dirty * MIG_POLICY_REFINE_KEEP_DEN >
+		    prev_dirty * MIG_POLICY_REFINE_KEEP_NUM ||
 	    ps->refined >= MIG_POLICY_REFINE_ROUNDS ||
 	    policy_budget(p, st, precopy_ns) != MIG_REASON_NONE)
 		return false;

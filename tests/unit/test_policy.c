@@ -284,12 +284,12 @@ Test(policy, fits_but_shrinking_fast_goes_on)
 	cr_assert_not(d.stop);
 	cr_assert_eq(d.reason, MIG_REASON_NONE);
 	cr_assert_eq(ps.refined, 1);
-	/* 300: still under half; 200: two thirds of 300, it stops. */
+	/* 600: three quarters of 800, on; 500: 0.83 of 600, it stops. */
 	st.memory_iteration = 3;
-	mig_policy_decide(&p, &st, &ps, 300, 0, &d);
+	mig_policy_decide(&p, &st, &ps, 600, 0, &d);
 	cr_assert_not(d.stop);
 	st.memory_iteration = 4;
-	mig_policy_decide(&p, &st, &ps, 200, 0, &d);
+	mig_policy_decide(&p, &st, &ps, 500, 0, &d);
 	cr_assert(d.stop);
 	cr_assert(d.converged);
 	cr_assert_eq(d.reason, MIG_REASON_CONVERGED);
