@@ -271,6 +271,7 @@ static int dest_on_postcopy_end(struct mig_dest *d, char *err, size_t errlen)
 /* SYNC: every frame before it is processed; echo it. */
 static int dest_on_sync(struct mig_dest *d, char *err, size_t errlen)
 {
+	d->discard_ns = 0; /* what follows is the switch's, if anything */
 	if (!d->ram_end)
 		return dest_reply_empty(d, PROTO_SYNC, err, errlen);
 	snprintf(err, errlen, "SYNC after RAM_END");

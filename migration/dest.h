@@ -76,6 +76,7 @@ struct mig_dest {
 	atomic_bool pc_end;
 	uint64_t urgent_cookie;
 	uint64_t nr_discard;
+	uint64_t discard_ns; /* DISCARD work since the last SYNC (loop) */
 	struct proto_run *discard;
 	struct mig_sum sum; /* --verify in post-copy: what we hold */
 	bool sum_on;

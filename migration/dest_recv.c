@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/page.h"
 #include "ept/ram_io.h"
 #include "migration/dest.h"
@@ -507,6 +508,7 @@ int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 		      char *err, size_t errlen)
 {
+	uint64_t t0 = clock_now_ns();
 	uint32_t nr;
 	int r;
 
@@ -539,6 +541,7 @@ int dest_recv_discard(struct mig_dest *d, const uint8_t *p, size_t len,
 	}
 	if (!r)
 		d->nr_discard += nr;
+	d->discard_ns += clock_now_ns() - t0;
 	return r;
 }
 
@@ -566,6 +569,7 @@ int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
 	d->ss.cookie = cookie;
 	d->postcopy = true;
 	d->ram_end = true;
+	d->ss.st.discard_us = d->discard_ns / 1000;
 	/* Pushed pages must not hold up the answers to requests. */
 	d->ss.ch.read_chunk = DEST_PC_READ_CHUNK;
 	return 0;

@@ -235,6 +235,9 @@ struct mig_stats {
 	uint64_t ready_wait_us; /* until READY: destination restored */
 	uint64_t go_wait_us;	/* GO -> RUNNING */
 	uint64_t restore_us;	/* destination: state restore (its clock) */
+	/* Destination: dropping the pages the switch discarded (after the
+	 * last SYNC, so in the downtime), us. */
+	uint64_t discard_us;
 	/* Passthrough devices: the driver's quiesce (request -> ack), us. */
 	uint64_t quiesce_us;
 	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */

@@ -42,9 +42,15 @@
  * the pages after it that the destination still lacks (src_add_ahead).
  */
 #define SRC_URGENT_AHEAD 3
-/* Discard at most this many pages in the downtime (~0.6 us each here). */
+/*
+ * Discard at most this many pages in the downtime (~0.6 us each here when
+ * contiguous, several us when scattered): early discards repeat until no
+ * more are pending, at most SRC_EARLY_ROUNDS times (4 left 12-19 ms of
+ * discard in the downtime in 3 of 5 runs where the guest dirties 100k
+ * pages/s; docs/benchmarks.md).
+ */
 #define SRC_DISCARD_REST_MAX 1024
-#define SRC_EARLY_ROUNDS     4
+#define SRC_EARLY_ROUNDS     12
 
 struct mig_source {
 	struct mig_session ss; /* first: channels' and async's opaque */

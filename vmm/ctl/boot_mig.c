@@ -125,6 +125,7 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	SET("ready_wait_us", st->ready_wait_us);
 	SET("go_wait_us", st->go_wait_us);
 	SET("restore_us", st->restore_us);
+	SET("discard_us", st->discard_us);
 	SET("quiesce_us", st->quiesce_us);
 	SET(VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS, st->memory_postcopy_requests);
 	SET(VIR_DOMAIN_JOB_AUTO_CONVERGE_THROTTLE, st->throttle_pct);
