@@ -55,7 +55,6 @@ ssize_t mig_splice_read(struct mig_splice *s, int fd)
 	if (n < 0)
 		return -errno; /* -EAGAIN: nothing yet */
 	s->rest -= (size_t)n;
-	s->bytes += (uint64_t)n;
 	return n;
 }
 

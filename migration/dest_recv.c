@@ -365,9 +365,9 @@ int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
 	for (int i = 0; i < b->nr_runs; i++) {
 		const struct proto_run *run = &b->runs[i];
 
-		r = run->flags & PROTO_RUN_ZERO
-			    ? mem_punch_range(m, run->gpa, run->npages)
-			    : 0;
+		if (!(run->flags & PROTO_RUN_ZERO))
+			continue;
+		r = mem_punch_range(m, run->gpa, run->npages);
 		if (r) {
 			snprintf(err, errlen, "zeroing %u pages at 0x%llx: %s",
 				 run->npages, (unsigned long long)run->gpa,
@@ -405,11 +405,10 @@ int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
 		     size_t errlen)
 {
-	uint64_t before = d->sink.spliced;
 	int r = dest_sink_take(&d->ss.vm->mem, &d->sink, NULL, pipe_rd, n, err,
 			       errlen);
 
-	d->ss.st.spliced_bytes += d->sink.spliced - before;
+	d->ss.st.spliced_bytes = d->sink.spliced; /* the sink counts them all */
 	return r;
 }
 

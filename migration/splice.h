@@ -29,9 +29,8 @@
 /* One connection's splice state; the thread that reads the socket owns it. */
 struct mig_splice {
 	int pipe[2];
-	bool open;	/* pipe made (at the first frame offered) */
-	size_t rest;	/* bytes of the taken frame still to come */
-	uint64_t bytes; /* spliced so far */
+	bool open;   /* pipe made (at the first frame offered) */
+	size_t rest; /* bytes of the taken frame still to come */
 };
 
 /*
@@ -58,8 +57,8 @@ int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
 		     size_t errlen);
 /*
  * The receiver took the frame: up to s->rest bytes socket fd -> pipe
- * without waiting. Returns the bytes now in the pipe (s->rest and s->bytes
- * already counted: hand them all to the receiver), -EAGAIN when none has
+ * without waiting. Returns the bytes now in the pipe (s->rest already
+ * counted: hand them all to the receiver), -EAGAIN when none has
  * come, 0 at EOF, or -errno.
  */
 ssize_t mig_splice_read(struct mig_splice *s, int fd);
