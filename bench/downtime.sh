@@ -28,7 +28,7 @@
 #  - From the JSON `vmmctl migrate` prints (libvirt job-stat names), the
 #    source's view: total_time_ms (`time_elapsed`), wire_bytes and wire_mib,
 #    rounds (`memory_iteration`), converged, precopy_bytes,
-#    switch_dirty_pages, postcopy_pushed_pages, memory_postcopy_requests,
+#    switch_dirty_pages, switch_hot_pages, postcopy_pushed_pages, memory_postcopy_requests,
 #    postcopy_ms (destination running -> every page there).
 #  - From the destination's `status` .migration once the migration is over:
 #    postcopy_faults (vCPU faults that waited for a page from the source),
@@ -360,7 +360,7 @@ hb_merged()
 # The CSV's columns, in order (the row is built from them by name, below).
 COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_vmm_ms
 	total_time_ms wire_bytes wire_mib ws_mib wire_per_ws rounds converged precopy_bytes
-	switch_dirty_pages postcopy_pushed_pages push_order push_near_pages push_hot_pages
+	switch_dirty_pages switch_hot_pages postcopy_pushed_pages push_order push_near_pages push_hot_pages
 	push_walk_us memory_postcopy_requests postcopy_ms
 	postcopy_faults fault_wait_p50_us fault_wait_p99_us fault_wait_max_us progress_pct
 	hb_rate_before_hz hb_rate_postcopy_hz hb hb_seq_jump verify warmup_ms pre_gap_ms post_gap_ms
@@ -384,6 +384,7 @@ row_jq='
 	   wire_per_ws: n($j.wire_bytes; 1 / ($b.ws_mib * 1048576)),
 	   rounds: n($j.memory_iteration), converged: w($j.converged),
 	   precopy_bytes: n($j.precopy_bytes), switch_dirty_pages: n($j.switch_dirty_pages),
+	   switch_hot_pages: n($j.switch_hot_pages),
 	   postcopy_pushed_pages: n($j.postcopy_pushed_pages), push_order: w($b.push_order),
 	   push_near_pages: n($j.push_near_pages), push_hot_pages: n($j.push_hot_pages),
 	   push_walk_us: n($j.push_walk_us),

@@ -40,14 +40,16 @@ uint64_t bitmap_count(const struct bitmap *b)
 	return n;
 }
 
-uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
+/* First bit at or after from that differs from flip's (0: set, ~0: clear). */
+static uint64_t bitmap_next(const struct bitmap *b, uint64_t from,
+			    uint64_t flip)
 {
 	uint64_t w = from / 64;
 	uint64_t word;
 
 	if (from >= b->nbits)
 		return b->nbits;
-	word = __atomic_load_n(&b->words[w], __ATOMIC_ACQUIRE) &
+	word = (__atomic_load_n(&b->words[w], __ATOMIC_ACQUIRE) ^ flip) &
 	       (~0ULL << (from % 64));
 	for (;;) {
 		if (word) {
@@ -57,8 +59,18 @@ uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
 		}
 		if (++w >= BITMAP_WORDS(b->nbits))
 			return b->nbits;
-		word = __atomic_load_n(&b->words[w], __ATOMIC_ACQUIRE);
+		word = __atomic_load_n(&b->words[w], __ATOMIC_ACQUIRE) ^ flip;
 	}
+}
+
+uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
+{
+	return bitmap_next(b, from, 0);
+}
+
+uint64_t bitmap_next_clear(const struct bitmap *b, uint64_t from)
+{
+	return bitmap_next(b, from, ~0ULL);
 }
 
 void bitmap_set_range(struct bitmap *b, uint64_t first, uint64_t n)

@@ -25,6 +25,8 @@ void bitmap_zero(struct bitmap *b);
 uint64_t bitmap_count(const struct bitmap *b);
 /* First set bit at or after from; b->nbits when there is none. */
 uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from);
+/* First clear bit at or after from; b->nbits when there is none. */
+uint64_t bitmap_next_clear(const struct bitmap *b, uint64_t from);
 /* Set bits [first, first+n). */
 void bitmap_set_range(struct bitmap *b, uint64_t first, uint64_t n);
 /* OR nwords words of src into b from word index w (atomic per word). */

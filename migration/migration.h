@@ -215,6 +215,7 @@ struct mig_stats {
 	uint64_t channel_bytes[MIG_MAX_CHANNELS]; /* [0]: the main one */
 	uint64_t precopy_ms;	     /* HELLO_ACK -> pre-copy stopped */
 	uint64_t switch_dirty;	     /* pages dirty at the switch (discarded) */
+	uint64_t switch_hot;	     /* of those: sent in the downtime */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */
 	uint64_t push_first;	     /* of those: vCPUs' resume pages, first */
 	uint64_t push_near;	     /* of those: as a fault's neighbours */

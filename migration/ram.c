@@ -105,6 +105,12 @@ void mig_sum_digest(const struct mig_sum *s, uint64_t size,
 			d->sha256[l * 8 + i] = (uint8_t)(s->lane[l] >> (8 * i));
 }
 
+/* The next page at or after i whose bit in set is value (a word at a time). */
+static uint64_t ram_next(const struct bitmap *set, bool value, uint64_t i)
+{
+	return value ? bitmap_next_set(set, i) : bitmap_next_clear(set, i);
+}
+
 uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 		      bool value, uint64_t *pos, struct proto_run *runs,
 		      uint32_t max)
@@ -112,12 +118,11 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 	uint32_t nr = 0;
 	uint64_t i;
 
-	for (i = *pos; i < set->nbits; i++) {
+	for (i = ram_next(set, value, *pos); i < set->nbits;
+	     i = ram_next(set, value, i + 1)) {
 		uint64_t gpa;
 		struct proto_run *last = nr ? &runs[nr - 1] : NULL;
 
-		if (bitmap_test(set, i) != value)
-			continue;
 		gpa = mem_page_to_gpa(m, i);
 		if (last &&
 		    last->gpa + (uint64_t)last->npages * PAGE_SIZE == gpa) {

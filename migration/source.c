@@ -277,13 +277,16 @@ static void src_discard_early_step(struct mig_source *s)
 static void src_early_discard_more(struct mig_source *s)
 {
 	char err[256];
+	uint64_t n, last = s->early_pending;
 
 	if (src_harvest(s, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;
 	}
 	src_take_dirty(s);
-	if (src_discard_pending(s) <= SRC_DISCARD_REST_MAX ||
+	n = s->early_pending = src_discard_pending(s);
+	if (n <= SRC_DISCARD_REST_MIN ||
+	    (n <= SRC_DISCARD_REST_MAX && last && n * 4 > last * 3) ||
 	    ++s->early_rounds >= SRC_EARLY_ROUNDS) {
 		s->early_discard = false;
 		src_postcopy_start(s);
@@ -328,7 +331,8 @@ static void src_local_stop(struct mig_source *s)
 {
 	char err[256];
 
-	if (src_pause(s, err, sizeof(err)) || !src_set_state(s, MIG_STOP_COPY) ||
+	if (src_pause(s, err, sizeof(err)) ||
+	    !src_set_state(s, MIG_STOP_COPY) ||
 	    src_send_finish(s, err, sizeof(err))) {
 		src_fail(s, MIG_FAILED, "%s", err);
 		return;

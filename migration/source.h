@@ -43,14 +43,29 @@
  */
 #define SRC_URGENT_AHEAD 3
 /*
- * Discard at most this many pages in the downtime (~0.6 us each here when
- * contiguous, several us when scattered): early discards repeat until no
- * more are pending, at most SRC_EARLY_ROUNDS times (4 left 12-19 ms of
- * discard in the downtime in 3 of 5 runs where the guest dirties 100k
- * pages/s; docs/benchmarks.md).
+ * Discarding a page costs the destination ~0.6 us when contiguous, 2.5-4
+ * us when scattered (docs/kvm-host.md), in the downtime for what is left
+ * at the switch. Early discards repeat while more than SRC_DISCARD_REST_MIN
+ * pages are pending, or more than SRC_DISCARD_REST_MAX, or the last round
+ * shrank them by a quarter or more (the guest dirties new pages as fast
+ * as they are dropped: a few hundred at 100k pages/s), at most
+ * SRC_EARLY_ROUNDS times (4 left 12-19 ms of discard in the downtime in 3
+ * of 5 runs where the guest dirties 100k pages/s; docs/benchmarks.md).
  */
-#define SRC_DISCARD_REST_MAX 1024
+#define SRC_DISCARD_REST_MIN 64
+#define SRC_DISCARD_REST_MAX 256
 #define SRC_EARLY_ROUNDS     12
+/*
+ * The switch to post-copy sends at most this many write-hot pages in the
+ * downtime (1 MiB: ~1 ms on loopback here), src_send_hot.
+ */
+#define SRC_HOT_MAX 256
+/*
+ * A write-hot page is dirty in each of two windows of this span: a page
+ * the guest writes every millisecond is, one its workload rewrites once a
+ * second seldom is (docs/benchmarks.md).
+ */
+#define SRC_HOT_WINDOW_NS 5000000ULL
 
 struct mig_source {
 	struct mig_session ss; /* first: channels' and async's opaque */
@@ -102,9 +117,10 @@ struct mig_source {
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
 	uint64_t go_ns;
-	bool early_discard;    /* hybrid: discard sent, SYNC awaited */
-	uint32_t early_rounds; /* early discards after the first */
-	uint64_t discard_runs; /* DISCARD runs sent so far */
+	bool early_discard;	/* hybrid: discard sent, SYNC awaited */
+	uint32_t early_rounds;	/* early discards after the first */
+	uint64_t early_pending; /* pages the last one discarded */
+	uint64_t discard_runs;	/* DISCARD runs sent so far */
 	/* post-copy (src_postcopy.c) */
 	bool pc;	       /* the switch went to post-copy */
 	bool pc_urgent_wait;   /* --mode postcopy: switch once urgent is up */
@@ -121,6 +137,15 @@ struct mig_source {
 	bool lazy_resident;
 	struct bitmap resident, scanned;
 	struct bitmap lacking; /* recovery: what the destination lacks */
+	/*
+	 * Hybrid (src_take_dirty): the write-hot pages, which the guest
+	 * writes all the time and would fault on as soon as it runs over
+	 * there. Harvests (dnew) are ORed into win until it spans
+	 * SRC_HOT_WINDOW_NS (from win_ns); then hot = win & wprev, the pages
+	 * dirty in each of the last two windows, and win becomes wprev.
+	 */
+	struct bitmap dnew, win, wprev, hot;
+	uint64_t win_ns;
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
 	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
@@ -182,6 +207,7 @@ int src_send_small(struct mig_source *s, uint8_t *tmp, int n);
 void src_add_page(struct mig_source *s, uint64_t i);
 int src_send_batch(struct mig_source *s);
 uint64_t src_take_dirty(struct mig_source *s);
+uint64_t src_take_last(struct mig_source *s);
 int src_harvest(struct mig_source *s, char *err, size_t errlen);
 void src_start_round(struct mig_source *s);
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen);

@@ -80,6 +80,17 @@ void src_abort_message(struct mig_source *s)
 		 (unsigned long long)secs);
 }
 
+/* Hybrid's windows of write-hot pages (source.h). */
+static int src_alloc_hot(struct mig_source *s, uint64_t nr_pages)
+{
+	if (s->p.mode != MIG_MODE_HYBRID)
+		return 0;
+	if (bitmap_init(&s->dnew, nr_pages) || bitmap_init(&s->win, nr_pages) ||
+	    bitmap_init(&s->wprev, nr_pages) || bitmap_init(&s->hot, nr_pages))
+		return -ENOMEM;
+	return 0;
+}
+
 static int src_alloc(struct mig_source *s)
 {
 	uint64_t nr_pages = s->ss.vm->mem.nr_pages;
@@ -100,7 +111,7 @@ static int src_alloc(struct mig_source *s)
 			BITMAP_WORDS(nr_pages) / (MEM_SCAN_PAGES / 64) + 1) ||
 	    mig_push_init(&s->push, s->p.push_order, nr_pages))
 		return -ENOMEM;
-	return 0;
+	return src_alloc_hot(s, nr_pages);
 }
 
 static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
@@ -180,6 +191,10 @@ static void src_release(struct mig_session *ss)
 	mig_pagesum_free(&s->sent);
 	bitmap_free(&s->pushset);
 	bitmap_free(&s->lacking);
+	bitmap_free(&s->dnew);
+	bitmap_free(&s->win);
+	bitmap_free(&s->wprev);
+	bitmap_free(&s->hot);
 	mig_push_free(&s->push);
 	bitmap_free(&s->resident);
 	bitmap_free(&s->scanned);

@@ -374,13 +374,46 @@ static int src_postcopy_scan(struct mig_source *s, char *err, size_t errlen)
 
 		if (r)
 			return r;
-		src_take_dirty(s);
+		src_take_last(s);
 		s->ss.st.switch_dirty = bitmap_count(&s->todo);
 	}
 	/* Logging goes off after RUNNING: a memslot update costs downtime. */
 	bitmap_zero(&s->ss.vm->mem.state[MEM_PS_SENT]);
 	s->ss.st.memory_remaining = bitmap_count(&s->todo) * PAGE_SIZE;
 	return 0;
+}
+
+/* Page i of todo goes now, in the downtime; the push skips it. */
+static int src_send_now(struct mig_source *s, uint64_t i)
+{
+	if (!bitmap_test(&s->todo, i) ||
+	    bitmap_test_and_set(&s->ss.vm->mem.state[MEM_PS_SENT], i))
+		return 0;
+	bitmap_clear(&s->todo, i);
+	src_add_page(s, i);
+	s->ss.st.switch_hot++;
+	return proto_batch_full(s->batch) ? src_send_batch(s) : 0;
+}
+
+/*
+ * After the discard set, in the downtime: the pages the guest would fault
+ * on as soon as it runs over there, each a round trip (~0.1-0.3 ms here,
+ * in series), before its first heartbeat: the vCPUs' resume pages
+ * (push.c) and the write-hot ones (src_take_dirty), at most SRC_HOT_MAX in
+ * all (docs/benchmarks.md). On the main connection, like the state.
+ */
+static int src_send_hot(struct mig_source *s)
+{
+	int n = mig_push_resume(&s->push, s->ss.vm); /* < 0: none found */
+	int r = 0;
+
+	for (int k = 0; !r && k < n; k++)
+		r = src_send_now(s, s->push.first[k]);
+	for (uint64_t i = bitmap_next_set(&s->hot, 0);
+	     !r && i < s->hot.nbits && s->ss.st.switch_hot < SRC_HOT_MAX;
+	     i = bitmap_next_set(&s->hot, i + 1))
+		r = src_send_now(s, i);
+	return r ? r : src_send_batch(s);
 }
 
 /* DISCARD*, POSTCOPY, the state, STATE_END; the urgent connection. */
@@ -393,6 +426,8 @@ static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 		src_push_todo(s); /* nothing was sent: nothing to discard */
 	else
 		r = src_discard_rest(s);
+	if (!r && s->hot.words)
+		r = src_send_hot(s);
 	if (!r)
 		r = src_send_small(s, buf,
 				   proto_postcopy_encode(buf, sizeof(buf),

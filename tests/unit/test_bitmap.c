@@ -58,6 +58,25 @@ Test(bitmap, next_set_scans_words_and_stops_at_nbits)
 	bitmap_free(&b);
 }
 
+Test(bitmap, next_clear_scans_words_and_stops_at_nbits)
+{
+	struct bitmap b;
+
+	cr_assert_eq(bitmap_init(&b, 200), 0);
+	bitmap_set_range(&b, 0, 200);
+	cr_assert_eq(bitmap_next_clear(&b, 0), 200);
+	bitmap_clear(&b, 3);
+	bitmap_clear(&b, 130);
+	bitmap_clear(&b, 199);
+	cr_assert_eq(bitmap_next_clear(&b, 0), 3);
+	cr_assert_eq(bitmap_next_clear(&b, 3), 3);
+	cr_assert_eq(bitmap_next_clear(&b, 4), 130);
+	cr_assert_eq(bitmap_next_clear(&b, 131), 199);
+	cr_assert_eq(bitmap_next_clear(&b, 200), 200);
+	cr_assert_eq(bitmap_next_clear(&b, 5000), 200);
+	bitmap_free(&b);
+}
+
 Test(bitmap, set_range_matches_single_sets)
 {
 	struct bitmap a, b;

@@ -37,6 +37,7 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("precopy_bytes", st->precopy_bytes);
 	boot_mig_channels_json(o, st);
 	SET("switch_dirty_pages", st->switch_dirty);
+	SET("switch_hot_pages", st->switch_hot);
 	SET("postcopy_pushed_pages", st->postcopy_pushed);
 	SET("push_resume_pages", st->push_first);
 	SET("push_near_pages", st->push_near);
