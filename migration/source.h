@@ -8,6 +8,7 @@
  *   src_precopy.c   rounds, batches, the harvest, zstd, the page pump
  *   src_switch.c    device quiesce, pause, stop-copy, state sections,
  *                   the discard set, the switch to post-copy
+ *   src_hot.c       hybrid's write-hot pages: found, sent at the switch
  *   src_postcopy.c  the push, the urgent thread's answers, recovery
  *   src_verify.c    --verify digests and sums
  *   src_rate.c      bandwidth caps, --auto-converge's vCPU throttle
@@ -146,6 +147,7 @@ struct mig_source {
 	 */
 	struct bitmap dnew, win, wprev, hot;
 	uint64_t win_ns;
+	struct bitmap now;     /* the switch: the pages sent in the downtime */
 	uint64_t resume_runs;  /* recovery: DISCARD runs received */
 	uint64_t lacking_next; /* recovery: the next run starts here or above */
 	uint64_t running_ns;   /* RUNNING arrived */
@@ -215,6 +217,14 @@ void src_precopy_end(struct mig_source *s);
 int src_end_round(struct mig_source *s, struct mig_decision *d, char *err,
 		  size_t errlen);
 int src_pages_pump(struct mig_source *s, char *err, size_t errlen);
+
+/* src_hot.c: hybrid's write-hot pages */
+/* The harvest into todo and the windows; last: the switch's final one. */
+uint64_t src_hot_take(struct mig_source *s, bool last);
+/* The switch: the pages to send in the downtime, into now. */
+void src_hot_pick(struct mig_source *s);
+/* The switch, after the discard set: the pages of now. */
+int src_hot_send(struct mig_source *s);
 
 /* src_switch.c */
 bool src_devs_quiesce_needed(struct mig_source *s);

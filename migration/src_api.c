@@ -86,7 +86,8 @@ static int src_alloc_hot(struct mig_source *s, uint64_t nr_pages)
 	if (s->p.mode != MIG_MODE_HYBRID)
 		return 0;
 	if (bitmap_init(&s->dnew, nr_pages) || bitmap_init(&s->win, nr_pages) ||
-	    bitmap_init(&s->wprev, nr_pages) || bitmap_init(&s->hot, nr_pages))
+	    bitmap_init(&s->wprev, nr_pages) ||
+	    bitmap_init(&s->hot, nr_pages) || bitmap_init(&s->now, nr_pages))
 		return -ENOMEM;
 	return 0;
 }
@@ -195,6 +196,7 @@ static void src_release(struct mig_session *ss)
 	bitmap_free(&s->win);
 	bitmap_free(&s->wprev);
 	bitmap_free(&s->hot);
+	bitmap_free(&s->now);
 	mig_push_free(&s->push);
 	bitmap_free(&s->resident);
 	bitmap_free(&s->scanned);

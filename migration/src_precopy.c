@@ -186,44 +186,12 @@ static bool src_fill_batch(struct mig_source *s)
 	return s->batch->nr_pages > 0;
 }
 
-/*
- * Word w of the harvest (dnew) into todo and the windows (source.h): roll, the
- * window is complete; last, the switch's final harvest, whose pages and
- * those of the window under way that were dirty in the last one join hot.
- */
-static void src_hot_word(struct mig_source *s, uint64_t w, bool roll, bool last)
-{
-	uint64_t d = s->dnew.words[w];
-
-	s->todo.words[w] |= d;
-	if (last) {
-		s->hot.words[w] |=
-			((s->win.words[w] | d) & s->wprev.words[w]) | d;
-		return;
-	}
-	s->win.words[w] |= d;
-	if (!roll)
-		return;
-	s->hot.words[w] = s->win.words[w] & s->wprev.words[w];
-	s->wprev.words[w] = s->win.words[w];
-	s->win.words[w] = 0;
-}
-
 /* The harvested set into todo; in hybrid through dnew, for hot. */
 static uint64_t src_take_harvest(struct mig_source *s, bool last)
 {
-	uint64_t now = clock_now_ns(), n;
-	bool roll = now - s->win_ns >= SRC_HOT_WINDOW_NS;
-
-	if (!s->dnew.words)
-		return dirty_take(&s->ss.vm->dirty, &s->todo);
-	bitmap_zero(&s->dnew);
-	n = dirty_take(&s->ss.vm->dirty, &s->dnew);
-	for (uint64_t w = 0; w < BITMAP_WORDS(s->dnew.nbits); w++)
-		src_hot_word(s, w, roll, last);
-	if (roll && !last)
-		s->win_ns = now;
-	return n;
+	if (s->dnew.words)
+		return src_hot_take(s, last);
+	return dirty_take(&s->ss.vm->dirty, &s->todo);
 }
 
 static uint64_t src_take(struct mig_source *s, bool last)

@@ -266,10 +266,12 @@ static void src_push_todo(struct mig_source *s)
 }
 
 /*
- * The discard set at the switch: what todo holds beyond the pages already
- * discarded early (pushset); then pushset = todo, every page to push.
+ * The discard set: what todo holds beyond the pages already discarded
+ * early (pushset), but the pages the switch sends in the downtime (now,
+ * or NULL: src_hot.c), which it overwrites over there; then pushset =
+ * todo, every page to push.
  */
-static int src_discard_rest(struct mig_source *s)
+static int src_discard_rest(struct mig_source *s, const struct bitmap *now)
 {
 	struct bitmap rest = {0};
 	uint64_t nw = BITMAP_WORDS(s->todo.nbits);
@@ -278,6 +280,8 @@ static int src_discard_rest(struct mig_source *s)
 	for (uint64_t w = 0; !r && w < nw; w++) {
 		uint64_t extra = s->todo.words[w] & ~s->pushset.words[w];
 
+		if (now)
+			extra &= ~now->words[w];
 		if (extra)
 			bitmap_or_words(&rest, w, &extra, 1);
 	}
@@ -303,7 +307,7 @@ static int src_discard_rest(struct mig_source *s)
  */
 int src_discard_early(struct mig_source *s)
 {
-	int r = src_discard_rest(s);
+	int r = src_discard_rest(s, NULL);
 
 	if (!r)
 		r = mig_session_send_empty(&s->ss, PROTO_SYNC);
@@ -383,51 +387,21 @@ static int src_postcopy_scan(struct mig_source *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Page i of todo goes now, in the downtime; the push skips it. */
-static int src_send_now(struct mig_source *s, uint64_t i)
-{
-	if (!bitmap_test(&s->todo, i) ||
-	    bitmap_test_and_set(&s->ss.vm->mem.state[MEM_PS_SENT], i))
-		return 0;
-	bitmap_clear(&s->todo, i);
-	src_add_page(s, i);
-	s->ss.st.switch_hot++;
-	return proto_batch_full(s->batch) ? src_send_batch(s) : 0;
-}
-
-/*
- * After the discard set, in the downtime: the pages the guest would fault
- * on as soon as it runs over there, each a round trip (~0.1-0.3 ms here,
- * in series), before its first heartbeat: the vCPUs' resume pages
- * (push.c) and the write-hot ones (src_take_dirty), at most SRC_HOT_MAX in
- * all (docs/benchmarks.md). On the main connection, like the state.
- */
-static int src_send_hot(struct mig_source *s)
-{
-	int n = mig_push_resume(&s->push, s->ss.vm); /* < 0: none found */
-	int r = 0;
-
-	for (int k = 0; !r && k < n; k++)
-		r = src_send_now(s, s->push.first[k]);
-	for (uint64_t i = bitmap_next_set(&s->hot, 0);
-	     !r && i < s->hot.nbits && s->ss.st.switch_hot < SRC_HOT_MAX;
-	     i = bitmap_next_set(&s->hot, i + 1))
-		r = src_send_now(s, i);
-	return r ? r : src_send_batch(s);
-}
-
 /* DISCARD*, POSTCOPY, the state, STATE_END; the urgent connection. */
 static int src_postcopy_send(struct mig_source *s, char *err, size_t errlen)
 {
 	uint8_t buf[PROTO_POSTCOPY_FRAME];
+	bool hot = s->hot.words; /* hybrid: src_hot.c */
 	int r = 0;
 
+	if (hot)
+		src_hot_pick(s);
 	if (src_postcopy(s))
 		src_push_todo(s); /* nothing was sent: nothing to discard */
 	else
-		r = src_discard_rest(s);
-	if (!r && s->hot.words)
-		r = src_send_hot(s);
+		r = src_discard_rest(s, hot ? &s->now : NULL);
+	if (!r && hot)
+		r = src_hot_send(s);
 	if (!r)
 		r = src_send_small(s, buf,
 				   proto_postcopy_encode(buf, sizeof(buf),
