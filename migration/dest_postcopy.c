@@ -107,7 +107,7 @@ int dest_pc_sum(struct mig_dest *d, char *err, size_t errlen)
 
 	if (!(d->ss.caps & PROTO_CAP_VERIFY))
 		return 0;
-	r = mig_sum_init(&d->sum);
+	r = mig_sum_init(&d->sum, mig_sum_algo_of(d->ss.caps));
 	d->sum_on = !r;
 	/*
 	 * What pre-copy placed and the discard set left alone is summed

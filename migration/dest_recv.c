@@ -130,6 +130,7 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 	if (remote && local) {
 		mig_hello_local(d->ss.vm,
 				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
+					PROTO_CAP_VERIFY_XXH3 |
 					PROTO_CAP_POSTCOPY | PROTO_CAP_CHANNELS,
 				local);
 		r = proto_hello_decode(p, len, remote, why, sizeof(why));
@@ -189,7 +190,10 @@ int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen)
 	d->corrupt_gpa = knob ? strtoull(knob, NULL, 0) : ~0ULL;
 	if (!(d->ss.caps & PROTO_CAP_VERIFY))
 		return 0;
-	r = mig_pagesum_init(&d->placed, d->ss.vm->mem.nr_pages);
+	d->ss.st.verify = true;
+	d->ss.st.verify_xxh3 = mig_sum_algo_of(d->ss.caps) == MIG_SUM_XXH3;
+	r = mig_pagesum_init(&d->placed, d->ss.vm->mem.nr_pages,
+			     mig_sum_algo_of(d->ss.caps));
 	if (r)
 		snprintf(err, errlen, "verify: page digests: %s", strerror(-r));
 	return r;

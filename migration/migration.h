@@ -243,6 +243,8 @@ struct mig_stats {
 	uint64_t quiesce_us;
 	/* --verify, pre-copy: summing the paused RAM after RUNNING, ms. */
 	uint64_t verify_audit_ms;
+	/* --verify agreed, and its page terms are XXH3-128 (else SHA-256). */
+	bool verify, verify_xxh3;
 	/* --auto-converge: the vCPUs' share of the time held paused, %. */
 	uint32_t throttle_pct;
 	uint64_t throttle_raised; /* times it was raised */

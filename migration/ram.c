@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <xxhash.h>
 
 #include "common/page.h"
 #include "ept/ram_io.h"
@@ -17,9 +18,17 @@
 
 #define SCAN_CHUNK (64ULL << 20) /* mincore vector per call: 16 KiB */
 
-int mig_sum_init(struct mig_sum *s)
+enum mig_sum_algo mig_sum_algo_of(uint64_t caps)
+{
+	return (caps & PROTO_CAP_VERIFY_XXH3) ? MIG_SUM_XXH3 : MIG_SUM_SHA256;
+}
+
+int mig_sum_init(struct mig_sum *s, enum mig_sum_algo algo)
 {
 	memset(s, 0, sizeof(*s));
+	s->algo = algo;
+	if (algo == MIG_SUM_XXH3)
+		return 0;
 	s->ctx = EVP_MD_CTX_new();
 	return s->ctx ? 0 : -ENOMEM;
 }
@@ -30,6 +39,16 @@ void mig_sum_free(struct mig_sum *s)
 	s->ctx = NULL;
 }
 
+/* The term of a non-zero page: XXH3-128(page, seed gpa) as two lanes. */
+static void mig_sum_term_xxh3(uint64_t gpa, const void *page, uint64_t term[4])
+{
+	XXH128_hash_t h = XXH3_128bits_withSeed(page, PAGE_SIZE, gpa);
+
+	term[0] = h.low64;
+	term[1] = h.high64;
+	term[2] = term[3] = 0;
+}
+
 /* The term of a non-zero page: SHA-256(gpa || page) as four lanes. */
 static int mig_sum_term(struct mig_sum *s, uint64_t gpa, const void *page,
 			uint64_t term[4])
@@ -37,6 +56,10 @@ static int mig_sum_term(struct mig_sum *s, uint64_t gpa, const void *page,
 	uint8_t md[32], le[8];
 	unsigned int n = 0;
 
+	if (s->algo == MIG_SUM_XXH3) {
+		mig_sum_term_xxh3(gpa, page, term);
+		return 0;
+	}
 	for (int i = 0; i < 8; i++)
 		le[i] = (uint8_t)(gpa >> (8 * i));
 	if (!EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) ||
@@ -137,9 +160,10 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 	return nr;
 }
 
-int mig_pagesum_init(struct mig_pagesum *t, uint64_t nr_pages)
+int mig_pagesum_init(struct mig_pagesum *t, uint64_t nr_pages,
+		     enum mig_sum_algo algo)
 {
-	int r = mig_sum_init(&t->sum);
+	int r = mig_sum_init(&t->sum, algo);
 
 	t->nr_pages = nr_pages;
 	t->term = r ? NULL : calloc(nr_pages ? nr_pages : 1, sizeof(*t->term));

@@ -25,19 +25,26 @@ uint32_t mig_ram_runs(const struct guest_mem *m, const struct bitmap *set,
 
 /*
  * The post-copy digest: over every non-zero page, SHA-256(gpa || page)
- * read as four 64-bit lanes, summed lane by lane mod 2^64. The sum does not
+ * read as four 64-bit lanes (or, MIG_SUM_XXH3, XXH3-128 of the page seeded
+ * with gpa as two, proto.h's PROTO_CAP_VERIFY_XXH3), summed lane by lane
+ * mod 2^64. The sum does not
  * depend on order, so the destination adds pages as they are placed (and
  * those it already held at the switch, before its vCPUs ran), while the
  * source sums its paused RAM: equal sums mean equal images. Zero pages
  * (holes or all-zero) count as nothing: both sides agree whichever form
  * they hold a zero page in.
  */
+enum mig_sum_algo { MIG_SUM_SHA256, MIG_SUM_XXH3 };
+
 struct mig_sum {
 	uint64_t lane[4];
-	void *ctx; /* EVP_MD_CTX */
+	enum mig_sum_algo algo;
+	void *ctx; /* EVP_MD_CTX (SHA-256) */
 };
 
-int mig_sum_init(struct mig_sum *s);
+/* The algorithm the handshake's capabilities agreed on. */
+enum mig_sum_algo mig_sum_algo_of(uint64_t caps);
+int mig_sum_init(struct mig_sum *s, enum mig_sum_algo algo);
 void mig_sum_free(struct mig_sum *s);
 int mig_sum_page(struct mig_sum *s, uint64_t gpa, const void *page);
 /* Add every resident non-zero page of m (only while nothing changes it). */
@@ -61,7 +68,8 @@ struct mig_pagesum {
 	uint64_t nr_pages;
 };
 
-int mig_pagesum_init(struct mig_pagesum *t, uint64_t nr_pages);
+int mig_pagesum_init(struct mig_pagesum *t, uint64_t nr_pages,
+		     enum mig_sum_algo algo);
 void mig_pagesum_free(struct mig_pagesum *t);
 /* Page i (at gpa) now holds page (NULL: zero): replace its term. */
 int mig_pagesum_set(struct mig_pagesum *t, uint64_t i, uint64_t gpa,

@@ -229,8 +229,10 @@ bool mig_source_after_go(const struct mig_source *s)
 /* What HELLO offers: zstd, verify when asked, post-copy but in pre-copy. */
 uint64_t src_caps_offered(const struct mig_source *s)
 {
-	uint64_t caps = PROTO_CAP_ZSTD | (s->p.verify ? PROTO_CAP_VERIFY : 0);
+	uint64_t caps = PROTO_CAP_ZSTD;
 
+	if (s->p.verify)
+		caps |= PROTO_CAP_VERIFY | PROTO_CAP_VERIFY_XXH3;
 	if (src_local(s)) /* no page crosses */
 		return 0;
 	if (s->p.mode != MIG_MODE_PRECOPY)
@@ -283,6 +285,8 @@ int src_check_caps(struct mig_source *s, const uint8_t *p, size_t len,
 	if (!r && s->p.verify && !(s->ss.caps & PROTO_CAP_VERIFY))
 		r = -EPROTO,
 		snprintf(err, errlen, "the destination cannot --verify");
+	s->ss.st.verify = !r && (s->ss.caps & PROTO_CAP_VERIFY);
+	s->ss.st.verify_xxh3 = mig_sum_algo_of(s->ss.caps) == MIG_SUM_XXH3;
 	/*
 	 * A destination that cannot post-copy (it cannot use userfaultfd,
 	 * or is older): pre-copy only, and say so when post-copy was asked.

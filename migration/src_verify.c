@@ -26,7 +26,8 @@ int src_verify_begin(struct mig_source *s, char *err, size_t errlen)
 
 	if (!(s->ss.caps & PROTO_CAP_VERIFY) || s->sent.term)
 		return 0;
-	r = mig_pagesum_init(&s->sent, s->ss.vm->mem.nr_pages);
+	r = mig_pagesum_init(&s->sent, s->ss.vm->mem.nr_pages,
+			     mig_sum_algo_of(s->ss.caps));
 	if (r)
 		snprintf(err, errlen, "verify: page digests: %s", strerror(-r));
 	return r;
@@ -94,7 +95,7 @@ static int src_sum_paused(struct mig_source *s, const struct proto_digest *want,
 	struct mig_sum sum;
 	int r;
 
-	r = mig_sum_init(&sum);
+	r = mig_sum_init(&sum, mig_sum_algo_of(s->ss.caps));
 	if (!r)
 		r = mig_sum_ram(&sum, &s->ss.vm->mem);
 	mig_sum_digest(&sum, s->ss.vm->mem.size, &mine);

@@ -36,13 +36,20 @@ struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
 /* Parallel channels: HELLO and HELLO_ACK carry a channel count (below). */
 #define PROTO_CAP_CHANNELS (1ULL << 3)
 /*
+ * With PROTO_CAP_VERIFY: a page's term is XXH3-128 of the page seeded with
+ * its gpa (two lanes, the other two zero) instead of SHA-256(gpa || page):
+ * ~20x cheaper, for a check against bugs, not against the peer (the
+ * channel's TLS is that). Agreed like any other bit: both or SHA-256.
+ */
+#define PROTO_CAP_VERIFY_XXH3 (1ULL << 4)
+/*
  * Every capability this version knows. A HELLO may offer unknown bits (a
  * newer peer's): the destination answers the intersection. A HELLO_ACK
  * with a bit outside PROTO_CAP_ALL is refused.
  */
 #define PROTO_CAP_ALL                                                          \
 	(PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY | PROTO_CAP_VERIFY |              \
-	 PROTO_CAP_CHANNELS)
+	 PROTO_CAP_CHANNELS | PROTO_CAP_VERIFY_XXH3)
 
 enum proto_type {
 	PROTO_HELLO = 1,     /* src -> dst: version, caps, the VM's shape */

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev
+PKGS=(gcc make cmake pkg-config linux-libc-dev libuv1-dev libzstd-dev libxxhash-dev
       libssl-dev openssl libvirt-dev libcriterion-dev libjansson-dev iproute2 jq
       gnuplot-nox clang libclang-rt-14-dev python3 tcpdump)
 case ${1:-} in

@@ -23,6 +23,8 @@ migrate_once()
 		fail "migrate failed: $(cat "$T/mig$n.json")"
 	spliced=$(status_get "$T/b$n.sock" .migration.spliced_bytes)
 	if [[ -n $verify ]]; then
+		[[ $(jq -r .verify_hash "$T/mig$n.json") == xxh3-128 ]] ||
+			fail "verify hash $(jq -r .verify_hash "$T/mig$n.json"), expected xxh3-128"
 		((spliced == 0)) || fail "spliced $spliced bytes with --verify (its digests need the data in hand)"
 	else
 		((spliced >= 16 << 20)) || fail "spliced only $spliced bytes of the 16 MiB working set"

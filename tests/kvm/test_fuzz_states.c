@@ -273,7 +273,7 @@ static void template_make(void)
 	/* The sum a real source sends in pre-copy: of the pages it sent. */
 	struct mig_sum sum;
 
-	cr_assert_eq(mig_sum_init(&sum), 0);
+	cr_assert_eq(mig_sum_init(&sum, MIG_SUM_SHA256), 0);
 	cr_assert_eq(mig_sum_ram(&sum, m), 0);
 	mig_sum_digest(&sum, m->size, &t->digest[0]);
 	mig_sum_free(&sum);

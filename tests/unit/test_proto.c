@@ -847,7 +847,7 @@ Test(hello, ack_round_trip_and_unknown_caps)
 		     0);
 	cr_assert_eq(caps, noch);
 	check_truncations(PROTO_HELLO_ACK, buf, n);
-	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 4),
+	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 5),
 		     -EINVAL);
 	/* Channels need their count and token. */
 	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), PROTO_CAP_ALL),

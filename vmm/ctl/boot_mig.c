@@ -136,6 +136,10 @@ static json_t *boot_mig_json(const struct boot_app *app,
 	SET("precopy_ms", st->precopy_ms);
 	SET("verify_audit_ms", st->verify_audit_ms);
 #undef SET
+	if (st->verify)
+		json_object_set_new(
+			o, "verify_hash",
+			json_string(st->verify_xxh3 ? "xxh3-128" : "sha-256"));
 	json_object_set_new(o, "converged", json_boolean(st->converged));
 	boot_mig_switch_json(o, st);
 	boot_mig_tls_json(o, st);
