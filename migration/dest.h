@@ -166,6 +166,8 @@ int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
 int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
 		   const uint8_t *buf, int pipe_rd, size_t n, char *err,
 		   size_t errlen);
+int dest_sink_verify(struct mig_dest *d, struct mig_sink *s, char *err,
+		     size_t errlen);
 int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 		      size_t len, char *err, size_t errlen);
 int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,

@@ -125,8 +125,8 @@ static void dest_xchan_end(void *opaque, int code, const char *why, bool own)
 
 /*
  * Extra channel's thread: a live PAGES frame's data may come by splice
- * (splice.h), but not for --verify (its digests want the data in hand) nor
- * for the test knob's cut.
+ * (splice.h; --verify hashes it once all is in RAM), but not for the test
+ * knob's cut.
  */
 static int dest_xchan_splice_begin(void *opaque, const struct proto_hdr *h,
 				   const uint8_t *p, size_t have, char *err,
@@ -136,11 +136,12 @@ static int dest_xchan_splice_begin(void *opaque, const struct proto_hdr *h,
 	struct mig_dest *d = x->owner;
 	int r;
 
-	if (h->type != PROTO_PAGES || d->placed.term ||
-	    d->corrupt_gpa != ~0ULL || (x->index == 1 && dest_xchan_cut()))
+	if (h->type != PROTO_PAGES || (x->index == 1 && dest_xchan_cut()))
 		return 0;
 	r = dest_sink_begin(&d->ss.vm->mem, &x->sink, x->batch, p, have, h->len,
 			    err, errlen);
+	if (r > 0 && dest_sink_verify(d, &x->sink, err, errlen))
+		return -EIO;
 	if (r > 0) {
 		x->pages += (uint64_t)x->batch->nr_data;
 		x->zero += (uint64_t)(x->batch->nr_pages - x->batch->nr_data);
@@ -154,8 +155,10 @@ static int dest_xchan_splice_data(void *opaque, int pipe_rd, size_t n,
 	struct mig_xchan *x = opaque;
 	struct mig_dest *d = x->owner;
 
-	return dest_sink_take(&d->ss.vm->mem, &x->sink, NULL, pipe_rd, n, err,
-			      errlen);
+	int r = dest_sink_take(&d->ss.vm->mem, &x->sink, NULL, pipe_rd, n, err,
+			       errlen);
+
+	return r ? r : dest_sink_verify(d, &x->sink, err, errlen);
 }
 
 static const struct mig_urgent_ops dest_xchan_thread_ops = {

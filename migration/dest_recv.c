@@ -335,6 +335,7 @@ int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
 		else
 			s->spliced += k;
 		s->off += k;
+		s->got += k;
 		n -= k;
 	}
 	return 0;
@@ -382,8 +383,35 @@ int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
 	s->b = b;
 	s->run = 0;
 	s->off = 0;
+	s->want = (uint64_t)b->nr_data * PAGE_SIZE;
+	s->got = 0;
+	s->hashed = false;
 	r = dest_sink_take(m, s, p + head, -1, have - head, err, errlen);
 	return r ? r : 1;
+}
+
+/*
+ * --verify: once the whole of a spliced frame's data is in guest RAM, its
+ * pages are hashed as read back from there (dest_verify_placed), like the
+ * pages placed by pwrite; the zero runs clear their terms. Any thread that
+ * owns the sink.
+ */
+int dest_sink_verify(struct mig_dest *d, struct mig_sink *s, char *err,
+		     size_t errlen)
+{
+	int r = 0;
+
+	if (!d->placed.term || s->hashed || s->got != s->want)
+		return 0;
+	s->hashed = true;
+	for (int i = 0; !r && i < s->b->nr_runs; i++) {
+		const struct proto_run *run = &s->b->runs[i];
+
+		r = dest_verify_placed(d, run->gpa, run->npages,
+				       run->flags & PROTO_RUN_ZERO, err,
+				       errlen);
+	}
+	return r;
 }
 
 int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
@@ -393,10 +421,12 @@ int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 	const struct proto_batch *b = d->batch;
 	int r;
 
-	if (d->ram_end || d->placed.term || d->corrupt_gpa != ~0ULL)
-		return 0; /* dest_recv_pages says what is wrong, or hashes */
+	if (d->ram_end)
+		return 0; /* dest_recv_pages says what is wrong */
 	r = dest_sink_begin(&d->ss.vm->mem, &d->sink, d->batch, p, have, len,
 			    err, errlen);
+	if (r > 0 && dest_sink_verify(d, &d->sink, err, errlen))
+		return -EIO;
 	if (r <= 0)
 		return r;
 	st->memory_processed += (uint64_t)b->nr_pages * PAGE_SIZE;
@@ -413,7 +443,7 @@ int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
 			       errlen);
 
 	d->ss.st.spliced_bytes = d->sink.spliced; /* the sink counts them all */
-	return r;
+	return r ? r : dest_sink_verify(d, &d->sink, err, errlen);
 }
 
 /* ---- state --------------------------------------------------------------- */

@@ -42,7 +42,9 @@ struct mig_sink {
 	const struct proto_batch *b;
 	int run;
 	uint64_t off;
-	uint64_t spliced; /* bytes placed from the pipe, in all */
+	uint64_t want, got; /* the frame's data bytes, and those placed */
+	bool hashed;	    /* --verify: its pages hashed once all came */
+	uint64_t spliced;   /* bytes placed from the pipe, in all */
 };
 
 /*

@@ -163,7 +163,7 @@ static void run_pages_case(const char *name, const struct dl_section *sec,
 	cr_assert_eq(uv_loop_init(&loop), 0);
 	done = false;
 	memset(&last, 0, sizeof(last));
-	/* --verify's digests want the data in hand: no splice with it. */
+	/* Section tests agree on --verify; page tests splice without it. */
 	mig_hello_local(&V.vm, pages ? 0 : PROTO_CAP_VERIFY, &pr.hello);
 	memcpy(pr.sec, sec, nr * sizeof(*sec));
 	d = dest_listen(&pr.port);

@@ -404,7 +404,8 @@ static uint64_t first_data_gpa(const struct guest_mem *mem)
  * --verify must notice one byte of one page that differs on B: the
  * destination flips it as the page is placed (VMM_TEST_CORRUPT_GPA), so
  * only a digest of B's RAM as it is, not of the bytes that crossed the
- * wire, can tell. B refuses READY, nothing runs there, A runs on.
+ * wire, can tell; the pages came by splice, hashed once in RAM. B refuses
+ * READY, nothing runs there, A runs on.
  */
 Test(migrate_inproc, verify_catches_corrupt_page)
 {
@@ -440,6 +441,7 @@ Test(migrate_inproc, verify_catches_corrupt_page)
 		     mig_state_name(m.dst_st.state));
 	cr_assert(strstr(m.dst_st.error, "verify: guest RAM here differs"),
 		  "destination: %s", m.dst_st.error);
+	cr_assert_gt(m.dst_st.spliced_bytes, 0, "no page came by splice");
 	cr_assert(strstr(m.src_st.error, "verify:"), "source: %s",
 		  m.src_st.error);
 	cr_assert_eq(m.a.vm.state, VM_RUNNING, "source VM %s",
