@@ -140,13 +140,14 @@ static int dest_xchan_splice_begin(void *opaque, const struct proto_hdr *h,
 		return 0;
 	r = dest_sink_begin(&d->ss.vm->mem, &x->sink, x->batch, p, have, h->len,
 			    err, errlen);
-	if (r > 0 && dest_sink_verify(d, &x->sink, err, errlen))
-		return -EIO;
-	if (r > 0) {
-		x->pages += (uint64_t)x->batch->nr_data;
-		x->zero += (uint64_t)(x->batch->nr_pages - x->batch->nr_data);
-	}
-	return r;
+	if (r <= 0)
+		return r;
+	r = dest_sink_verify(d, &x->sink, err, errlen);
+	if (r)
+		return r;
+	x->pages += (uint64_t)x->batch->nr_data;
+	x->zero += (uint64_t)(x->batch->nr_pages - x->batch->nr_data);
+	return 1;
 }
 
 static int dest_xchan_splice_data(void *opaque, int pipe_rd, size_t n,

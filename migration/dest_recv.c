@@ -425,9 +425,10 @@ int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 		return 0; /* dest_recv_pages says what is wrong */
 	r = dest_sink_begin(&d->ss.vm->mem, &d->sink, d->batch, p, have, len,
 			    err, errlen);
-	if (r > 0 && dest_sink_verify(d, &d->sink, err, errlen))
-		return -EIO;
 	if (r <= 0)
+		return r;
+	r = dest_sink_verify(d, &d->sink, err, errlen);
+	if (r)
 		return r;
 	st->memory_processed += (uint64_t)b->nr_pages * PAGE_SIZE;
 	st->memory_constant += (uint64_t)(b->nr_pages - b->nr_data);

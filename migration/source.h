@@ -58,7 +58,7 @@
 #define SRC_EARLY_ROUNDS     12
 /*
  * The switch to post-copy sends at most this many write-hot pages in the
- * downtime (1 MiB: ~1 ms on loopback here), src_send_hot.
+ * downtime (1 MiB: ~1 ms on loopback here), src_hot.c.
  */
 #define SRC_HOT_MAX 256
 /*
@@ -139,7 +139,7 @@ struct mig_source {
 	struct bitmap resident, scanned;
 	struct bitmap lacking; /* recovery: what the destination lacks */
 	/*
-	 * Hybrid (src_take_dirty): the write-hot pages, which the guest
+	 * Hybrid (src_hot.c): the write-hot pages, which the guest
 	 * writes all the time and would fault on as soon as it runs over
 	 * there. Harvests (dnew) are ORed into win until it spans
 	 * SRC_HOT_WINDOW_NS (from win_ns); then hot = win & wprev, the pages

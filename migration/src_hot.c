@@ -22,8 +22,7 @@ static void src_hot_word(struct mig_source *s, uint64_t w, bool roll, bool last)
 
 	s->todo.words[w] |= d;
 	if (last) {
-		s->hot.words[w] |=
-			((s->win.words[w] | d) & s->wprev.words[w]) | d;
+		s->hot.words[w] |= (s->win.words[w] & s->wprev.words[w]) | d;
 		return;
 	}
 	s->win.words[w] |= d;
@@ -71,7 +70,7 @@ static void src_hot_fill(struct mig_source *s, uint32_t *left)
 			left);
 }
 
-/* The vCPUs' dirty resume pages (push.c), then write-hot ones. */
+/* The vCPUs' dirty resume pages (push.c: no duplicates), then hot ones. */
 void src_hot_pick(struct mig_source *s)
 {
 	int n = mig_push_resume(&s->push, s->ss.vm); /* < 0: none found */
@@ -81,7 +80,7 @@ void src_hot_pick(struct mig_source *s)
 	for (int k = 0; left && k < n; k++) {
 		uint64_t i = s->push.first[k];
 
-		if (bitmap_test(&s->todo, i) && !bitmap_test(&s->now, i)) {
+		if (bitmap_test(&s->todo, i)) {
 			bitmap_set(&s->now, i);
 			left--;
 		}
