@@ -207,6 +207,7 @@ void src_abort_message(struct mig_source *s);
 /* src_precopy.c */
 int src_send_small(struct mig_source *s, uint8_t *tmp, int n);
 void src_add_page(struct mig_source *s, uint64_t i);
+bool src_batch_full(const struct mig_source *s);
 int src_send_batch(struct mig_source *s);
 uint64_t src_take_dirty(struct mig_source *s);
 uint64_t src_take_last(struct mig_source *s);

@@ -95,7 +95,7 @@ static int src_hot_send_page(struct mig_source *s, uint64_t i)
 	bitmap_clear(&s->todo, i);
 	src_add_page(s, i);
 	s->ss.st.switch_hot++;
-	return proto_batch_full(s->batch) ? src_send_batch(s) : 0;
+	return src_batch_full(s) ? src_send_batch(s) : 0;
 }
 
 int src_hot_send(struct mig_source *s)
