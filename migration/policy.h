@@ -54,17 +54,19 @@
 /*
  * Fitting the limit does not stop pre-copy while a round still shrinks the
  * dirty set to MIG_POLICY_REFINE_KEEP_NUM / MIG_POLICY_REFINE_KEEP_DEN or
- * less of the one before (3/4: four rounds then leave at most a third of
+ * less of the one before (3/4: eight rounds then leave at most a tenth of
  * the set that first fitted; 1/2 stopped refining on a machine whose guest
  * dirties at half the link's speed, with 5-10 ms of pages left): up to
  * MIG_POLICY_REFINE_ROUNDS more rounds, down to MIG_POLICY_FLOOR_PAGES (what
  * a guest keeps dirty in any short round: its stacks, timers, counters).
  * A round of a shrinking set is shorter than the last, and what it sends
- * no longer counts against the downtime.
+ * no longer counts against the downtime. (Four rounds left ~200 pages at
+ * 1000 MiB/s on the AMD machine, still halving each round; eight leave
+ * ~80, in 1-2 ms more of pre-copy: docs/benchmarks.md.)
  */
 #define MIG_POLICY_REFINE_KEEP_NUM 3
 #define MIG_POLICY_REFINE_KEEP_DEN 4
-#define MIG_POLICY_REFINE_ROUNDS   4
+#define MIG_POLICY_REFINE_ROUNDS   8
 #define MIG_POLICY_FLOOR_PAGES	   64
 
 /* What the source keeps between decisions (policy.c updates it). */

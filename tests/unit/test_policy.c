@@ -335,12 +335,18 @@ Test(policy, refining_stops_at_the_floor)
 
 Test(policy, refining_is_bounded)
 {
-	static const uint64_t seq[] = {100000, 50000, 25000, 12500, 6250, 3125};
+	/* Halving each round, above the floor throughout. */
+	static const uint64_t seq[] = {100000, 50000, 25000, 12500,
+				       6250,   3125,  1562,  781,
+				       390,    195,   97,    64 * 2};
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
 	struct mig_decision d;
 
+	_Static_assert(sizeof(seq) / sizeof(seq[0]) >=
+			       MIG_POLICY_REFINE_ROUNDS + 2,
+		       "seq too short for MIG_POLICY_REFINE_ROUNDS");
 	setup(&p, &st, &ps, MIG_MODE_HYBRID);
 	p.downtime_limit_ms = 1000; /* 99 900 pages fit */
 	for (int i = 1; i <= MIG_POLICY_REFINE_ROUNDS; i++) {
