@@ -169,6 +169,12 @@ int dest_recv_hello(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 		r = dest_chans_listen(d, err, errlen);
 	if (!r)
 		r = dest_urgent_listen(d, err, errlen);
+	/*
+	 * The vCPU threads, parked until GO: created now, not in the
+	 * downtime (60-70 us here, their stacks' first writes included).
+	 */
+	if (!r)
+		r = vm_stage(d->ss.vm, err, errlen);
 	if (r)
 		return r;
 	d->hello_done = true;

@@ -160,7 +160,10 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		r = dest_restore_postcopy(d, err, errlen);
 	if (r)
 		return r;
-	/* The vCPU threads now: GO only wakes them (vm_stage). */
+	/*
+	 * The vCPU threads, for GO to wake (vm_stage): staged at HELLO
+	 * already (dest_recv_hello), so a no-op but for live update's.
+	 */
 	r = vm_stage(d->ss.vm, err, errlen);
 	if (r)
 		return r;
