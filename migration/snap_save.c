@@ -32,6 +32,7 @@
 #include "common/fileio.h"
 #include "ept/ram_io.h"
 #include "migration/hello.h"
+#include "migration/sections.h"
 #include "migration/snapfile.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -110,42 +111,22 @@ static int snap_encode_state(struct vm *vm, const struct vm_snapshot *s,
 			     uint8_t **out, uint64_t *len)
 {
 	static struct proto_hello hello; /* big: event-loop thread only */
-	size_t cap = PROTO_HELLO_MAX_FRAME + PROTO_HDR_SIZE, off = 0;
-	uint8_t *buf;
-	int n;
+	size_t cap = PROTO_HELLO_MAX_FRAME + mig_sections_size(s);
+	uint8_t *buf = malloc(cap);
+	int n, m = 0;
 
-	for (int i = 0; i < s->nr; i++)
-		cap += PROTO_STATE_OVERHEAD + s->sec[i].len;
-	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	mig_hello_local(vm, 0, &hello);
 	n = proto_hello_encode(buf, cap, &hello);
-	for (int i = 0; n >= 0 && i < s->nr; i++) {
-		const struct vm_snap_section *sec = &s->sec[i];
-		struct proto_state ps = {
-			.kind = sec->kind == VM_SNAP_VCPU ? PROTO_STATE_VCPU
-				: sec->kind == VM_SNAP_VM ? PROTO_STATE_VM
-							  : PROTO_STATE_DEVICE,
-			.version = (uint16_t)sec->version,
-			.id = sec->id,
-			.len = (uint32_t)sec->len,
-			.blob = sec->data,
-		};
-
-		off += (size_t)n;
-		n = proto_state_encode(buf + off, cap - off, &ps);
-	}
-	if (n >= 0) {
-		off += (size_t)n;
-		n = proto_empty_encode(buf + off, cap - off, PROTO_STATE_END);
-	}
-	if (n < 0) {
+	if (n >= 0)
+		m = mig_sections_encode(s, buf + n, cap - (size_t)n);
+	if (n < 0 || m < 0) {
 		free(buf);
-		return n;
+		return n < 0 ? n : m;
 	}
 	*out = buf;
-	*len = off + (size_t)n;
+	*len = (uint64_t)n + (uint64_t)m;
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/page.h"
 #include "migration/ram.h"
+#include "migration/sections.h"
 #include "migration/source.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -145,72 +146,32 @@ void src_switch_queued(struct mig_source *s)
 		(s->queued_ns - s->pause_ns) / 1000 - s->ss.st.pause_us;
 }
 
-/* Bytes of every section's STATE frame, and STATE_END's. */
-static size_t src_sections_size(const struct vm_snapshot *snap)
-{
-	size_t cap = PROTO_HDR_SIZE;
-
-	for (int i = 0; i < snap->nr; i++)
-		cap += PROTO_HDR_SIZE + 16 + snap->sec[i].len;
-	return cap;
-}
-
-/* sec's STATE frame at f (room: cap). Its length, or -errno. */
-static int src_encode_section(const struct vm_snap_section *sec, uint8_t *f,
-			      size_t cap)
-{
-	static const uint16_t kinds[] = {
-		[VM_SNAP_VCPU] = PROTO_STATE_VCPU,
-		[VM_SNAP_VM] = PROTO_STATE_VM,
-		[VM_SNAP_DEVICE] = PROTO_STATE_DEVICE,
-	};
-	struct proto_state st = {.kind = kinds[sec->kind],
-				 .version = sec->version,
-				 .id = sec->id,
-				 .len = (uint32_t)sec->len,
-				 .blob = sec->data};
-
-	if (sec->len > UINT32_MAX)
-		return -E2BIG;
-	return proto_state_encode(f, cap, &st);
-}
-
 /*
- * The paused VM's state: every vCPU, the VM, every device, in that order,
- * then STATE_END, encoded one after the other into one buffer and queued
- * as one write: each write of its own cost 5-10 us here (loopback runs the
- * receiver's TCP path in the sender's write), all of it in the downtime.
+ * The paused VM's state: every vCPU, the VM, every device, then STATE_END
+ * (sections.h), queued as one write: each write of its own cost 5-10 us
+ * here (loopback runs the receiver's TCP path in the sender's write), all
+ * of it in the downtime.
  */
 static int src_send_sections(struct mig_source *s, char *err, size_t errlen)
 {
 	struct vm_snapshot snap;
-	size_t cap = 0, off = 0;
 	uint8_t *f = NULL;
-	int r, n;
+	int r;
 
 	vm_snapshot_init(&snap);
 	r = vm_snapshot_take(s->ss.vm, &snap, err, errlen);
 	if (!r) {
-		cap = src_sections_size(&snap);
+		size_t cap = mig_sections_size(&snap);
+
 		f = malloc(cap);
-		r = f ? 0 : -ENOMEM;
-	}
-	for (int i = 0; !r && i < snap.nr; i++) {
-		n = src_encode_section(&snap.sec[i], f + off, cap - off);
-		r = n < 0 ? n : 0;
-		off += n < 0 ? 0 : (size_t)n;
-	}
-	if (!r) {
-		n = proto_empty_encode(f + off, cap - off, PROTO_STATE_END);
-		r = n < 0 ? n : 0;
-		off += n < 0 ? 0 : (size_t)n;
+		r = f ? mig_sections_encode(&snap, f, cap) : -ENOMEM;
 	}
 	vm_snapshot_free(&snap);
-	if (r) {
+	if (r < 0) {
 		free(f);
 		return r;
 	}
-	return mig_channel_send(&s->ss.ch, f, off);
+	return mig_channel_send(&s->ss.ch, f, (size_t)r);
 }
 
 /* Every page is queued: RAM_END, then the state, then (maybe) VERIFY. */

@@ -336,9 +336,8 @@ Test(policy, refining_stops_at_the_floor)
 Test(policy, refining_is_bounded)
 {
 	/* Halving each round, above the floor throughout. */
-	static const uint64_t seq[] = {100000, 50000, 25000, 12500,
-				       6250,   3125,  1562,  781,
-				       390,    195,   97,    64 * 2};
+	static const uint64_t seq[] = {100000, 50000, 25000, 12500, 6250,
+				       3125,   1562,  781,   390,   195};
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
