@@ -54,18 +54,27 @@ struct mig_channel_ops {
 	 * large frame whose checksum ends before its data (PROTO_PAGES_LIVE)
 	 * may take the data straight from the socket. splice_begin sees the
 	 * checked header and the first have bytes of the payload (the part
-	 * under the CRC, then perhaps some data) and returns 1 to take the
-	 * frame (it has used those bytes; the rest comes by splice_data and
-	 * on_frame is not called for it), 0 to leave it to on_frame, or a
-	 * negative errno with err set (the channel fails). splice_data: the
-	 * next n bytes of the payload wait in the pipe pipe_rd; move them all
-	 * out, or return a negative errno with err set.
+	 * under the CRC, then perhaps some data) and returns MIG_SPLICE_PIPE
+	 * or MIG_SPLICE_DIRECT to take the frame (it has used those bytes;
+	 * the rest comes by splice_data or splice_read and on_frame is not
+	 * called for it), 0 to leave it to on_frame, or a negative errno with
+	 * err set (the channel fails). splice_data (PIPE): the next n bytes
+	 * of the payload wait in the pipe pipe_rd; move them all out, or
+	 * return a negative errno with err set. DIRECT: splice_iov says where
+	 * the next at most max bytes of the payload go (fills at most niov
+	 * iovecs and returns their count, or a negative errno with err set),
+	 * the channel reads the socket into them, and splice_placed hears
+	 * that n bytes came there (0, or a negative errno with err set).
 	 */
 	int (*splice_begin)(struct mig_channel *ch, const struct proto_hdr *h,
 			    const uint8_t *payload, size_t have, char *err,
 			    size_t errlen);
 	int (*splice_data)(struct mig_channel *ch, int pipe_rd, size_t n,
 			   char *err, size_t errlen);
+	int (*splice_iov)(struct mig_channel *ch, size_t max, struct iovec *iov,
+			  int niov, char *err, size_t errlen);
+	int (*splice_placed)(struct mig_channel *ch, size_t n, char *err,
+			     size_t errlen);
 };
 
 struct mig_channel {

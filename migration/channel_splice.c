@@ -37,7 +37,7 @@ int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
 		if (pipe2(s->pipe, O_CLOEXEC) < 0)
 			return 0; /* out of descriptors? the plain way */
 		/* Best effort: a smaller pipe only means more turns. */
-		(void)fcntl(s->pipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE);
+		(void)fcntl(s->pipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE_SIZE);
 		s->open = true;
 	}
 	return 1;
@@ -45,7 +45,8 @@ int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
 
 ssize_t mig_splice_read(struct mig_splice *s, int fd)
 {
-	size_t want = s->rest < MIG_SPLICE_PIPE ? s->rest : MIG_SPLICE_PIPE;
+	size_t want =
+		s->rest < MIG_SPLICE_PIPE_SIZE ? s->rest : MIG_SPLICE_PIPE_SIZE;
 	ssize_t n;
 
 	do
@@ -54,6 +55,20 @@ ssize_t mig_splice_read(struct mig_splice *s, int fd)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno; /* -EAGAIN: nothing yet */
+	s->rest -= (size_t)n;
+	return n;
+}
+
+ssize_t mig_splice_readv(struct mig_splice *s, int fd, const struct iovec *iov,
+			 int niov)
+{
+	ssize_t n;
+
+	do
+		n = readv(fd, iov, niov);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	s->rest -= (size_t)n;
 	return n;
 }
@@ -92,9 +107,44 @@ int mig_channel_splice_try(struct mig_channel *ch, const struct proto_hdr *h,
 		mig_channel_fail(ch, r, "%s: %s", ch->peer, err);
 		return -1;
 	}
-	if (r > 0)
+	if (r > 0) {
 		ch->sp.rest = ch->frame_rest;
+		ch->sp.direct = r == MIG_SPLICE_DIRECT;
+	}
 	return r > 0;
+}
+
+/*
+ * The next bytes of the frame being taken: into the pipe and on to the
+ * receiver, or read by the receiver itself. Bytes moved, -EAGAIN, 0 at
+ * EOF, or another -errno with err set.
+ */
+static ssize_t mig_channel_splice_pull(struct mig_channel *ch, int fd,
+				       char *err, size_t errlen)
+{
+	struct iovec iov[MIG_SPLICE_IOV];
+	ssize_t n;
+	int r;
+
+	if (ch->sp.direct) {
+		r = ch->ops->splice_iov(ch, ch->sp.rest, iov, MIG_SPLICE_IOV,
+					err, errlen);
+		if (r < 0)
+			return r;
+		n = mig_splice_readv(&ch->sp, fd, iov, r);
+	} else {
+		n = mig_splice_read(&ch->sp, fd);
+	}
+	if (n < 0 && n != -EAGAIN)
+		snprintf(err, errlen, "%s: %s",
+			 ch->sp.direct ? "reading pages" : "splice",
+			 strerror((int)-n));
+	if (n <= 0)
+		return n;
+	r = ch->sp.direct ? ch->ops->splice_placed(ch, (size_t)n, err, errlen)
+			  : ch->ops->splice_data(ch, ch->sp.pipe[0], (size_t)n,
+						 err, errlen);
+	return r ? r : n;
 }
 
 /* Socket readable while a frame is spliced: move what has come. */
@@ -108,8 +158,7 @@ void mig_channel_splice_step(struct mig_channel *ch)
 		return;
 	}
 	while (ch->sp.rest && !ch->failed && !ch->closed) {
-		ssize_t n = mig_splice_read(&ch->sp, fd);
-		int r;
+		ssize_t n = mig_channel_splice_pull(ch, fd, err, sizeof(err));
 
 		if (n == -EAGAIN)
 			return; /* nothing more yet: the next wakeup */
@@ -118,17 +167,10 @@ void mig_channel_splice_step(struct mig_channel *ch)
 			return;
 		}
 		if (n < 0) {
-			mig_channel_fail(ch, (int)n, "%s: splice: %s", ch->peer,
-					 strerror((int)-n));
+			mig_channel_fail(ch, (int)n, "%s: %s", ch->peer, err);
 			return;
 		}
 		ch->bytes_in += (size_t)n;
 		mig_channel_progress(ch);
-		r = ch->ops->splice_data(ch, ch->sp.pipe[0], (size_t)n, err,
-					 sizeof(err));
-		if (r) {
-			mig_channel_fail(ch, r, "%s: %s", ch->peer, err);
-			return;
-		}
 	}
 }

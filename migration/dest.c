@@ -429,12 +429,27 @@ static int dest_on_splice_data(struct mig_channel *ch, int pipe_rd, size_t n,
 	return dest_splice_data(ch->opaque, pipe_rd, n, err, errlen);
 }
 
+static int dest_on_splice_iov(struct mig_channel *ch, size_t max,
+			      struct iovec *iov, int niov, char *err,
+			      size_t errlen)
+{
+	return dest_splice_iov(ch->opaque, max, iov, niov, err, errlen);
+}
+
+static int dest_on_splice_placed(struct mig_channel *ch, size_t n, char *err,
+				 size_t errlen)
+{
+	return dest_splice_placed(ch->opaque, n, err, errlen);
+}
+
 const struct mig_channel_ops dest_channel_ops = {
 	.on_frame = dest_on_frame,
 	.on_error = dest_on_error,
 	.on_connect = dest_on_connect,
 	.splice_begin = dest_on_splice_begin,
 	.splice_data = dest_on_splice_data,
+	.splice_iov = dest_on_splice_iov,
+	.splice_placed = dest_on_splice_placed,
 };
 
 /* The urgent connection, until its thread takes it: URGENT_HELLO only. */

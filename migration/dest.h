@@ -155,23 +155,34 @@ int dest_recv_postcopy(struct mig_dest *d, const uint8_t *p, size_t len,
 		       char *err, size_t errlen);
 int dest_verify_begin(struct mig_dest *d, char *err, size_t errlen);
 /*
- * A pre-copy PAGES frame whose data the channel splices (channel.h,
- * splice_begin/splice_data): its runs and the first have bytes of the
- * payload of len; 1: taken, 0: not (not live, or --verify's digests need
- * the data in hand), or a negative errno. Then n bytes more, from a pipe.
+ * A pre-copy PAGES frame whose data the channel takes from the socket
+ * (channel.h, splice_begin/splice_data/splice_iov/splice_placed;
+ * dest_sink.c): its runs and the first have bytes of the payload of len;
+ * MIG_SPLICE_PIPE or, where direct, MIG_SPLICE_DIRECT: taken; 0: not (not
+ * live, or zstd), or a negative errno. Then n bytes more, from a pipe
+ * (take), or read into the iovecs of the next max bytes (iov) and placed.
  */
 int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
 		    struct proto_batch *b, const uint8_t *p, size_t have,
-		    size_t len, char *err, size_t errlen);
+		    size_t len, bool direct, char *err, size_t errlen);
 int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
 		   const uint8_t *buf, int pipe_rd, size_t n, char *err,
 		   size_t errlen);
+int dest_sink_iov(const struct guest_mem *m, const struct mig_sink *s,
+		  size_t max, struct iovec *iov, int niov, char *err,
+		  size_t errlen);
+void dest_sink_placed(struct mig_sink *s, size_t n);
 int dest_sink_verify(struct mig_dest *d, struct mig_sink *s, char *err,
 		     size_t errlen);
+/* May the socket be read straight into guest RAM (MIG_SPLICE_DIRECT)? */
+bool dest_sink_direct(const struct mig_dest *d);
 int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 		      size_t len, char *err, size_t errlen);
 int dest_splice_data(struct mig_dest *d, int pipe_rd, size_t n, char *err,
 		     size_t errlen);
+int dest_splice_iov(struct mig_dest *d, size_t max, struct iovec *iov, int niov,
+		    char *err, size_t errlen);
+int dest_splice_placed(struct mig_dest *d, size_t n, char *err, size_t errlen);
 int dest_verify_placed(struct mig_dest *d, uint64_t gpa, uint32_t npages,
 		       bool zero, char *err, size_t errlen);
 /* Parallel channels (dest_channels.c, channels.h). */

@@ -5,7 +5,8 @@
  * open with CHAN_HELLO (this migration's token, over TLS the proof bound
  * to the main session) and is then handed to a thread of its own that
  * receives PAGES and places them into guest RAM (a live frame's data
- * spliced from the socket into the memfd, splice.h; others pwrite'n from
+ * spliced from the socket into the memfd, or read into guest RAM's mapping
+ * where it is populated: splice.h, dest_sink.c; others pwrite'n from
  * the frame read; holes for zero pages), and echoes SYNC once everything before
  * it is placed. RAM_END or POSTCOPY on the main connection stops and joins the
  * threads (dest_chans_stop): the source sent nothing on them after the
@@ -134,20 +135,20 @@ static int dest_xchan_splice_begin(void *opaque, const struct proto_hdr *h,
 {
 	struct mig_xchan *x = opaque;
 	struct mig_dest *d = x->owner;
-	int r;
+	int r, how;
 
 	if (h->type != PROTO_PAGES || (x->index == 1 && dest_xchan_cut()))
 		return 0;
-	r = dest_sink_begin(&d->ss.vm->mem, &x->sink, x->batch, p, have, h->len,
-			    err, errlen);
-	if (r <= 0)
-		return r;
+	how = dest_sink_begin(&d->ss.vm->mem, &x->sink, x->batch, p, have,
+			      h->len, dest_sink_direct(d), err, errlen);
+	if (how <= 0)
+		return how;
 	r = dest_sink_verify(d, &x->sink, err, errlen);
 	if (r)
 		return r;
 	x->pages += (uint64_t)x->batch->nr_data;
 	x->zero += (uint64_t)(x->batch->nr_pages - x->batch->nr_data);
-	return 1;
+	return how;
 }
 
 static int dest_xchan_splice_data(void *opaque, int pipe_rd, size_t n,
@@ -162,12 +163,33 @@ static int dest_xchan_splice_data(void *opaque, int pipe_rd, size_t n,
 	return r ? r : dest_sink_verify(d, &x->sink, err, errlen);
 }
 
+static int dest_xchan_splice_iov(void *opaque, size_t max, struct iovec *iov,
+				 int niov, char *err, size_t errlen)
+{
+	struct mig_xchan *x = opaque;
+	struct mig_dest *d = x->owner;
+
+	return dest_sink_iov(&d->ss.vm->mem, &x->sink, max, iov, niov, err,
+			     errlen);
+}
+
+static int dest_xchan_splice_placed(void *opaque, size_t n, char *err,
+				    size_t errlen)
+{
+	struct mig_xchan *x = opaque;
+
+	dest_sink_placed(&x->sink, n);
+	return dest_sink_verify(x->owner, &x->sink, err, errlen);
+}
+
 static const struct mig_urgent_ops dest_xchan_thread_ops = {
 	.on_frame = dest_xchan_frame,
 	.on_end = dest_xchan_end,
 	.read_size = 1U << 20, /* a PAGES frame is up to ~1 MiB */
 	.splice_begin = dest_xchan_splice_begin,
 	.splice_data = dest_xchan_splice_data,
+	.splice_iov = dest_xchan_splice_iov,
+	.splice_placed = dest_xchan_splice_placed,
 };
 
 /* ---- loop side ----------------------------------------------------------- */
@@ -324,6 +346,7 @@ void dest_chans_stop(struct mig_dest *d)
 		st->memory_constant += x->zero;
 		st->memory_processed += (x->pages + x->zero) * PAGE_SIZE;
 		st->spliced_bytes += x->sink.spliced;
+		st->direct_bytes += x->sink.direct;
 	}
 	mig_chans_stats(&d->ss, false);
 	c->stopped = true;

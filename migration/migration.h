@@ -192,6 +192,9 @@ struct mig_stats {
 	uint64_t wire_bytes;	    /* every byte written to the socket */
 	/* Destination: page data moved socket -> guest RAM by splice(2). */
 	uint64_t spliced_bytes;
+	/* Destination: page data read from the socket into guest RAM's
+	 * populated mapping (--mem-prealloc), instead of by splice(2). */
+	uint64_t direct_bytes;
 	uint64_t predicted_downtime_us;
 	/* Pages requested by the destination's faults (post-copy). */
 	uint64_t memory_postcopy_requests;

@@ -6,8 +6,10 @@
  * and when the receiver takes the frame, its data goes socket -> pipe (the
  * socket buffer's pages move, nothing is copied) and the receiver moves it
  * on from the pipe (into guest RAM's memfd: one copy in all, where read()
- * + pwrite() make two). Plaintext only: TLS must decrypt in user space.
- * Implemented in channel_splice.c.
+ * + pwrite() make two); or, where the receiver says so (MIG_SPLICE_DIRECT),
+ * the socket is read straight into where the receiver says the data goes
+ * (readv into guest RAM's populated mapping). Plaintext only: TLS must
+ * decrypt in user space. Implemented in channel_splice.c.
  */
 #ifndef MIGRATION_SPLICE_H
 #define MIGRATION_SPLICE_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "proto/proto.h"
 
@@ -24,12 +27,23 @@
 /* Payload bytes a frame must have read before it is offered. */
 #define MIG_SPLICE_HEAD_MIN 64
 /* The pipe holds a whole batch's data: one socket -> pipe splice a turn. */
-#define MIG_SPLICE_PIPE (1U << 20)
+#define MIG_SPLICE_PIPE_SIZE (1U << 20)
+
+/*
+ * What a receiver's splice_begin answers when it takes a frame: the data
+ * comes through the pipe (splice_data), or is read from the socket where
+ * the receiver says (splice_iov, splice_placed).
+ */
+enum {
+	MIG_SPLICE_PIPE = 1,
+	MIG_SPLICE_DIRECT = 2,
+};
 
 /* One connection's splice state; the thread that reads the socket owns it. */
 struct mig_splice {
 	int pipe[2];
 	bool open;   /* pipe made (at the first frame offered) */
+	bool direct; /* the taken frame: MIG_SPLICE_DIRECT */
 	size_t rest; /* bytes of the taken frame still to come */
 };
 
@@ -45,6 +59,7 @@ struct mig_sink {
 	uint64_t want, got; /* the frame's data bytes, and those placed */
 	bool hashed;	    /* --verify: its pages hashed once all came */
 	uint64_t spliced;   /* bytes placed from the pipe, in all */
+	uint64_t direct;    /* bytes read into guest RAM (DIRECT), in all */
 };
 
 /*
@@ -64,6 +79,15 @@ int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
  * come, 0 at EOF, or -errno.
  */
 ssize_t mig_splice_read(struct mig_splice *s, int fd);
+/*
+ * MIG_SPLICE_DIRECT: the iovecs the receiver gave (niov of them, at most
+ * s->rest bytes) filled from the socket fd without waiting, as
+ * mig_splice_read answers.
+ */
+ssize_t mig_splice_readv(struct mig_splice *s, int fd, const struct iovec *iov,
+			 int niov);
+/* iovecs a receiver is offered for one read (MIG_SPLICE_DIRECT). */
+#define MIG_SPLICE_IOV 64
 void mig_splice_close(struct mig_splice *s);
 
 #endif /* MIGRATION_SPLICE_H */

@@ -138,8 +138,10 @@ static int urgent_splice_try(struct mig_urgent *u, const struct proto_hdr *h,
 		r = u->ops->splice_begin(u->opaque, h, f + PROTO_HDR_SIZE,
 					 have - PROTO_HDR_SIZE, err, errlen);
 	u->cb_failed = r < 0;
-	if (r > 0)
+	if (r > 0) {
 		u->sp.rest = rest;
+		u->sp.direct = r == MIG_SPLICE_DIRECT;
+	}
 	return r;
 }
 
@@ -213,9 +215,18 @@ static int urgent_tls_read(struct mig_urgent *u, char *err, size_t errlen)
 static int urgent_splice_step(struct mig_urgent *u, char *err, size_t errlen)
 {
 	while (u->sp.rest && !urgent_stopping(u)) {
-		ssize_t n = mig_splice_read(&u->sp, u->fd);
-		int r;
+		struct iovec iov[MIG_SPLICE_IOV];
+		ssize_t n;
+		int r = 0;
 
+		if (u->sp.direct)
+			r = u->ops->splice_iov(u->opaque, u->sp.rest, iov,
+					       MIG_SPLICE_IOV, err, errlen);
+		u->cb_failed = r < 0;
+		if (r < 0)
+			return r;
+		n = u->sp.direct ? mig_splice_readv(&u->sp, u->fd, iov, r)
+				 : mig_splice_read(&u->sp, u->fd);
 		if (n == -EAGAIN)
 			return 0;
 		if (n <= 0) {
@@ -225,8 +236,10 @@ static int urgent_splice_step(struct mig_urgent *u, char *err, size_t errlen)
 			return n ? (int)n : -ECONNRESET;
 		}
 		u->bytes_in += (uint64_t)n;
-		r = u->ops->splice_data(u->opaque, u->sp.pipe[0], (size_t)n,
-					err, errlen);
+		r = u->sp.direct ? u->ops->splice_placed(u->opaque, (size_t)n,
+							 err, errlen)
+				 : u->ops->splice_data(u->opaque, u->sp.pipe[0],
+						       (size_t)n, err, errlen);
 		u->cb_failed = r != 0;
 		if (r)
 			return r;

@@ -56,15 +56,19 @@ struct mig_urgent_ops {
 	/*
 	 * Optional, plaintext only: a large frame's data straight from the
 	 * socket (splice.h), as mig_channel_ops' of the same names: begin
-	 * sees the header and the first have payload bytes and returns 1
-	 * (taken: the rest comes by data, on_frame is not called), 0 (read
-	 * it as usual) or a negative errno with err set.
+	 * sees the header and the first have payload bytes and returns
+	 * MIG_SPLICE_PIPE or MIG_SPLICE_DIRECT (taken: the rest comes by
+	 * data or iov and placed, on_frame is not called), 0 (read it as usual)
+	 * or a negative errno with err set.
 	 */
 	int (*splice_begin)(void *opaque, const struct proto_hdr *h,
 			    const uint8_t *p, size_t have, char *err,
 			    size_t errlen);
 	int (*splice_data)(void *opaque, int pipe_rd, size_t n, char *err,
 			   size_t errlen);
+	int (*splice_iov)(void *opaque, size_t max, struct iovec *iov, int niov,
+			  char *err, size_t errlen);
+	int (*splice_placed)(void *opaque, size_t n, char *err, size_t errlen);
 };
 
 struct mig_urgent {

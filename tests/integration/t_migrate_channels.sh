@@ -6,8 +6,9 @@
 # bytes on every channel; over plaintext (with --verify, case 1, which
 # hashes each frame's pages once they are in, and without, case 2) the
 # destination's channels splice the page data into guest RAM
-# (spliced_bytes), over TLS they cannot. Then an
-# extra channel is cut mid-round 0 (the
+# (spliced_bytes), over TLS they cannot, and into a destination booted
+# with --mem-prealloc (case 6) they read it into guest RAM's mapping
+# (direct_bytes). Then an extra channel is cut mid-round 0 (the
 # destination's VMM_TEST_CHAN_CUT knob): the migration fails with one line
 # naming the channel and the source VM keeps running.
 . "$(dirname "$0")/lib.sh"
@@ -36,19 +37,24 @@ pair()
 # dirtying guest, with --verify unless noverify.
 migrate_once()
 {
-	local n=$1 nch=$2 mode=$3 dargs=() margs=(--verify) spliced
+	local n=$1 nch=$2 mode=$3 dargs=() margs=(--verify) spliced direct
 	if [[ $4 == tls ]]; then
 		dargs=(--tls-dir "$T/dst" --tls-authz src)
 		margs+=(--tls-dir "$T/src")
 	fi
+	[[ $4 != prealloc ]] || dargs=(--mem-prealloc)
 	[[ ${5:-} != noverify ]] || margs=()
 	pair "$n" "${dargs[@]}"
 	ctl migrate --api "$T/a$n.sock" --to "tcp:localhost:$port" --mode "$mode" \
 		--channels "$nch" ${margs[@]+"${margs[@]}"} >"$T/mig$n.json" ||
 		fail "$n: migrate failed: $(cat "$T/mig$n.json")"
 	spliced=$(status_get "$T/b$n.sock" .migration.spliced_bytes)
+	direct=$(status_get "$T/b$n.sock" .migration.direct_bytes)
 	if [[ $4 == plain ]]; then
 		((spliced >= 24 << 20)) || fail "$n: spliced only $spliced bytes of the 32 MiB working set"
+	elif [[ $4 == prealloc ]]; then
+		((direct >= 24 << 20 && spliced == 0)) ||
+			fail "$n: read $direct bytes into RAM of the 32 MiB working set ($spliced spliced)"
 	else
 		((spliced == 0)) || fail "$n: spliced $spliced bytes over TLS"
 	fi
@@ -60,13 +66,15 @@ migrate_once()
 		fail "$n: a channel carried almost nothing: $(jq -c .channel_bytes "$T/mig$n.json")"
 	echo "ok $n: $nch channels, $mode, $4: $MIG_BEATS heartbeats, gap $((MIG_GAP_NS / 1000)) us," \
 		"bytes per channel $(jq -c .channel_bytes "$T/mig$n.json")," \
-		"$(jq .memory_iteration "$T/mig$n.json") rounds, $spliced spliced"
+		"$(jq .memory_iteration "$T/mig$n.json") rounds, $spliced spliced, $direct read into RAM"
 }
 
 migrate_once 1 2 precopy plain
 migrate_once 2 4 hybrid plain noverify
 migrate_once 3 2 hybrid tls
 migrate_once 4 4 precopy tls
+# Into populated RAM (--mem-prealloc): every channel reads into the mapping.
+migrate_once 6 2 precopy prealloc
 
 # An extra channel is lost in round 0: the source fails cleanly and runs on.
 VMM_TEST_CHAN_CUT=1 pair 5

@@ -6,16 +6,21 @@
 # data from the socket into guest RAM (channel_splice.c; --verify hashes
 # each frame's pages once they are in): its spliced_bytes cover the working
 # set, and the guest's own check of its memory on the destination passes.
+# A destination booted with --mem-prealloc reads the data from the socket
+# straight into guest RAM's mapping instead (dest_sink.c): its direct_bytes
+# cover the working set and nothing is spliced.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
 # migrate_once N VERIFY SOURCE-FLAGS...: one migration of a dirtying guest,
-# with `migrate --verify` when VERIFY is --verify ("" without).
+# with `migrate --verify` when VERIFY is --verify ("" without); DARGS: more
+# flags for the destination.
 migrate_once()
 {
-	local n=$1 verify=$2 spliced
+	local n=$1 verify=$2 spliced direct
 	port=$(free_port)
-	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2
+	# shellcheck disable=SC2086 # DARGS: words
+	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2 ${DARGS:-}
 	dst=$VMM_PID
 	vmm_start "a$n" --mem 128M --cpus 2 "${@:3}" --append "dirty --mib 16 --rate 50"
 	src=$VMM_PID
@@ -27,16 +32,25 @@ migrate_once()
 		[[ $(jq -r .verify_hash "$T/mig$n.json") == xxh3-128 ]] ||
 			fail "verify hash $(jq -r .verify_hash "$T/mig$n.json"), expected xxh3-128"
 	fi
-	((spliced >= 16 << 20)) || fail "spliced only $spliced bytes of the 16 MiB working set"
+	direct=$(status_get "$T/b$n.sock" .migration.direct_bytes)
+	if [[ ${DARGS:-} == *--mem-prealloc* ]]; then
+		((direct >= 16 << 20 && spliced == 0)) ||
+			fail "read only $direct bytes into RAM of the 16 MiB working set ($spliced spliced)"
+	else
+		((spliced >= 16 << 20 && direct == 0)) ||
+			fail "spliced only $spliced bytes of the 16 MiB working set ($direct read into RAM)"
+	fi
 
 	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$(jq .memory_iteration "$T/mig$n.json") rounds, $(jq .wire_bytes "$T/mig$n.json") bytes," \
-		"$spliced spliced"
+		"$spliced spliced, $direct read into RAM"
 }
 
 migrate_once 1 --verify
 # The dirty ring (small enough to fill) and a lazily populated source.
 migrate_once 2 --verify --dirty-ring 512 --mem-mode lazy
 migrate_once 3 ""
+# Into populated RAM: the socket read straight into the mapping.
+DARGS=--mem-prealloc migrate_once 4 --verify

@@ -44,6 +44,7 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("push_hot_pages", st->push_hot);
 	SET("postcopy_ahead_pages", st->postcopy_ahead);
 	SET("spliced_bytes", st->spliced_bytes);
+	SET("direct_bytes", st->direct_bytes);
 	SET("push_walk_us", st->push_walk_us);
 	SET("push_walk_wall_us", st->push_walk_wall_us);
 	SET("push_walk_tables", st->push_walk_tables);
