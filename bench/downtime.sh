@@ -91,6 +91,8 @@
 # migrates nothing: it remakes the summary, the plot and the tables from
 # the CSV already in OUT_DIR (give it the same --modes, --rates, --mib).
 # --channels N (CHANNELS) passes on to `vmmctl migrate` (parallel channels).
+# TCP_CONGESTION=NAME passes on as `--tcp-congestion NAME` to both VMMs
+# (`vmmctl migrate` and the destination's `vmmctl boot --incoming`).
 # DST_ARGS: more `vmmctl boot` options for the destination, e.g.
 # DST_ARGS=--mem-prealloc (its RAM populated before the migration).
 # --verify and --max-bandwidth RATE (VERIFY=1, MAX_BANDWIDTH) pass on to
@@ -169,6 +171,7 @@ MIG_ARGS=()
 ((VERIFY)) && MIG_ARGS+=(--verify) && [[ -z ${OUT_DIR:-} ]] && OUT=$OUT-verify
 [[ -n $MAX_BANDWIDTH ]] && MIG_ARGS+=(--max-bandwidth "$MAX_BANDWIDTH")
 [[ -n $CHANNELS ]] && MIG_ARGS+=(--channels "$CHANNELS")
+[[ -n ${TCP_CONGESTION:-} ]] && MIG_ARGS+=(--tcp-congestion "$TCP_CONGESTION")
 mkdir -p "$OUT"
 [[ -x $VMMCTL && -f $GUEST ]] ||
 	{ echo "downtime.sh: no $VMMCTL or $GUEST: build first (scripts/setup.sh) or set BUILD_DIR" >&2; exit 1; }
@@ -403,7 +406,8 @@ prepare()
 {
 	port=$(free_port)
 	# shellcheck disable=SC2086 # DST_ARGS: words for the destination
-	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} ${DST_ARGS:-} || { state=boot-failed; return 1; }
+	boot "${D##*/}" --incoming "tcp:127.0.0.1:$port" ${TLS_ARGS[@]+"${TLS_ARGS[@]}"} ${DST_ARGS:-} \
+		${TCP_CONGESTION:+--tcp-congestion "$TCP_CONGESTION"} || { state=boot-failed; return 1; }
 	dst=$PID
 	boot "${S##*/}" --kernel "$GUEST" --append "dirty --mib $MIB --rate $rate" ||
 		{ state=boot-failed; return 1; }

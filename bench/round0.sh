@@ -12,7 +12,8 @@
 # against the dirty rate (OUT_DIR/round0.png, gnuplot). Usage:
 #
 #   bench/round0.sh [--mib N] [--rates "R ..."] [--reps N] [--channels "N ..."]
-#                   [--tls] [--mode MODE] NAME=BUILD_DIR ...
+#                   [--congestion "ALGO ..."] [--tls] [--mode MODE]
+#                   NAME=BUILD_DIR ...
 #   e.g. bench/round0.sh --mib 512 --rates "0 200" --reps 3 before=/tmp/old after=build
 #        bench/round0.sh --mib 512 --channels "1 2 4" ch=build
 #
@@ -20,20 +21,23 @@
 # the same alternation for a downtime comparison; the CSV then also has
 # downtime_vmm_ms and postcopy_faults.
 # --channels: each build runs once per count in turn (`migrate --channels
-# N`), named NAME-chN in the results; --tls: every migration over mutual
-# TLS (downtime.sh --tls).
+# N`), named NAME-chN in the results; --congestion: each build runs once
+# per TCP congestion control in turn (`migrate --tcp-congestion ALGO`;
+# "system": the host's default, no flag), named NAME-ALGO; --tls: every
+# migration over mutual TLS (downtime.sh --tls).
 #
 # Each BUILD_DIR holds vmm/vmmctl and examples/guests/guest.elf. MEM (1G)
 # and QUIET_WAIT_S (10) pass on to downtime.sh; OUT_DIR: bench/out-round0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MIB=512 RATES="0" REPS=3 BUILDS=() CHANS="" TLSARG=() MODE=precopy
+MIB=512 RATES="0" REPS=3 BUILDS=() CHANS="" CCS="" TLSARG=() MODE=precopy
 while (($#)); do
 	case $1 in
 	--mib) MIB=$2; shift 2 ;;
 	--rates) RATES=$2; shift 2 ;;
 	--reps) REPS=$2; shift 2 ;;
 	--channels) CHANS=$2; shift 2 ;;
+	--congestion) CCS=$2; shift 2 ;;
 	--tls) TLSARG=(--tls); shift ;;
 	--mode) MODE=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -42,24 +46,32 @@ while (($#)); do
 	esac
 done
 ((${#BUILDS[@]})) || { echo "round0.sh: give at least one NAME=BUILD_DIR" >&2; exit 2; }
-# With --channels, NAME=DIR becomes NAME-chN=DIR:N, one per count.
-if [[ -n $CHANS ]]; then
-	all=()
-	for b in "${BUILDS[@]}"; do
-		for n in $CHANS; do all+=("${b%%=*}-ch$n=${b#*=}:$n"); done
+# Every build once per channel count and congestion control: NAME=DIR
+# becomes NAME[-chN][-ALGO]=DIR:N:ALGO (empty: the default).
+all=()
+for b in "${BUILDS[@]}"; do
+	for n in ${CHANS:-_}; do
+		for cc in ${CCS:-_}; do
+			name=${b%%=*} nn="" ca=""
+			[[ $n != _ ]] && name+="-ch$n" nn=$n
+			[[ $cc != _ ]] && name+="-$cc"
+			[[ $cc != _ && $cc != system ]] && ca=$cc
+			all+=("$name=${b#*=}:$nn:$ca")
+		done
 	done
-	BUILDS=("${all[@]}")
-fi
+done
+BUILDS=("${all[@]}")
 OUT=${OUT_DIR:-bench/out-round0}
 mkdir -p "$OUT/runs"
 CSV=$OUT/round0.csv
 echo "build,rate_mib_s,rep,state,total_time_ms,wire_bytes,gbps,downtime_hb_ms,rounds,verify,src_cpu_ms,dst_cpu_ms,downtime_vmm_ms,postcopy_faults,mode" >"$CSV"
 for ((rep = 1; rep <= REPS; rep++)); do
 	for b in "${BUILDS[@]}"; do
-		name=${b%%=*} dir=${b#*=} out=$OUT/runs/$name-$rep nch=""
-		[[ -n $CHANS ]] && nch=${dir##*:} dir=${dir%:*}
+		name=${b%%=*} dir=${b#*=} out=$OUT/runs/$name-$rep
+		cc=${dir##*:} dir=${dir%:*}
+		nch=${dir##*:} dir=${dir%:*}
 		echo "round0.sh: [$rep/$REPS] $name ($dir)" >&2
-		BUILD_DIR=$dir OUT_DIR=$out QUIET_WAIT_S=${QUIET_WAIT_S:-10} MEM=${MEM:-1G} CHANNELS=$nch \
+		BUILD_DIR=$dir OUT_DIR=$out QUIET_WAIT_S=${QUIET_WAIT_S:-10} MEM=${MEM:-1G} CHANNELS=$nch TCP_CONGESTION=$cc \
 			bench/downtime.sh --modes "$MODE" --mib "$MIB" --rates "$RATES" --reps 1 \
 			${TLSARG[@]+"${TLSARG[@]}"} >"$out.log" 2>&1 ||
 			echo "round0.sh: downtime.sh failed for $name (see $out.log)" >&2

@@ -28,6 +28,7 @@ struct tls_ctx;
 struct tls_conn;
 struct mig_write;
 
+#define MIG_TCP_CA_NAME	     16		/* TCP_CA_NAME_MAX, with its NUL */
 #define MIG_CHANNEL_HIGH     (8U << 20) /* stop producing above this */
 #define MIG_CHANNEL_STALL_MS 10000	/* no progress this long: error */
 
@@ -114,6 +115,8 @@ struct mig_channel {
 	 */
 	size_t read_chunk;
 	size_t high;
+	/* TCP congestion control in use, read back once connected. */
+	char congestion[MIG_TCP_CA_NAME];
 	void (*on_closed)(struct mig_channel *ch);
 	/*
 	 * TLS (channel_tls.c), when tls_ctx is set (mig_channel_use_tls):
@@ -145,13 +148,23 @@ struct mig_channel {
 int mig_addr_parse(const char *spec, struct sockaddr_storage *ss, char *err,
 		   size_t errlen);
 
+/*
+ * Connect to spec. cc: the TCP congestion control algorithm of the
+ * connection (TCP_CONGESTION, set on the socket before it connects, so
+ * that the kernel never starts the system's: BBR's pacing, once begun,
+ * outlives a later switch); NULL or "": the system's default
+ * (net.ipv4.tcp_congestion_control). The same for the listeners below:
+ * the connections they accept inherit it.
+ */
 int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
-			const char *spec, const struct mig_channel_ops *ops,
-			void *opaque, char *err, size_t errlen);
+			const char *spec, const char *cc,
+			const struct mig_channel_ops *ops, void *opaque,
+			char *err, size_t errlen);
 /* Listen on spec; the first connection becomes the channel (on_connect). */
 int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
-		       const char *spec, const struct mig_channel_ops *ops,
-		       void *opaque, char *err, size_t errlen);
+		       const char *spec, const char *cc,
+		       const struct mig_channel_ops *ops, void *opaque,
+		       char *err, size_t errlen);
 
 /*
  * A socket bound and listening on spec (SO_REUSEADDR, nonblocking), for
@@ -161,7 +174,7 @@ int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
 int mig_channel_bind(const char *spec, int *fd, char *err, size_t errlen);
 /* mig_channel_listen on fd (from mig_channel_bind; the channel owns it). */
 int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
-			  const char *spec, int fd,
+			  const char *spec, int fd, const char *cc,
 			  const struct mig_channel_ops *ops, void *opaque,
 			  char *err, size_t errlen);
 
@@ -188,6 +201,13 @@ void mig_channel_stop_listening(struct mig_channel *ch);
  */
 int mig_channel_detach(struct mig_channel *ch, int *fd, uint8_t **leftover,
 		       size_t *len);
+
+/*
+ * May this process use congestion control name? 0, or -errno with err
+ * naming it and what this host offers (a name the kernel lacks) or allows
+ * (one it may not use).
+ */
+int mig_tcp_congestion_check(const char *name, char *err, size_t errlen);
 
 /*
  * Speak TLS on this channel: call right after mig_channel_connect or

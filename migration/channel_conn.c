@@ -21,6 +21,91 @@
 /* ---- connecting
  * ---------------------------------------------------------------- */
 
+static int mig_tcp_congestion_set(int fd, const char *name)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, strlen(name)))
+		return -errno;
+	return 0;
+}
+
+/* The congestion control of the connected or accepted socket, read back. */
+static void mig_channel_congestion(struct mig_channel *ch)
+{
+	socklen_t len = sizeof(ch->congestion) - 1;
+	uv_os_fd_t fd;
+
+	memset(ch->congestion, 0, sizeof(ch->congestion));
+	if (uv_fileno((uv_handle_t *)&ch->tcp, &fd) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, ch->congestion, &len))
+		ch->congestion[0] = 0; /* unknown: left unsaid */
+}
+
+/* cc (NULL or "": none) on the socket of handle h, which must exist. */
+static int mig_handle_congestion(uv_handle_t *h, const char *cc, char *err,
+				 size_t errlen)
+{
+	uv_os_fd_t fd;
+	int r;
+
+	if (!cc || !*cc)
+		return 0;
+	r = uv_fileno(h, &fd) ? -EBADF : mig_tcp_congestion_set(fd, cc);
+	if (r)
+		snprintf(err, errlen, "TCP congestion control '%s': %s", cc,
+			 strerror(-r));
+	return r;
+}
+
+/* The first line of a /proc/sys file, or "?" where it cannot be read. */
+static void mig_read_sysctl(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f || !fgets(out, (int)len, f))
+		snprintf(out, len, "?");
+	else
+		out[strcspn(out, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+int mig_tcp_congestion_check(const char *name, char *err, size_t errlen)
+{
+	char have[256];
+	int fd, r;
+
+	if (!*name || strlen(name) >= MIG_TCP_CA_NAME) {
+		snprintf(err, errlen,
+			 "TCP congestion control '%s': a name of 1 to %d "
+			 "characters",
+			 name, MIG_TCP_CA_NAME - 1);
+		return -EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "TCP congestion control: socket: %s",
+			 strerror(-r));
+		return r;
+	}
+	r = mig_tcp_congestion_set(fd, name);
+	close(fd);
+	if (!r)
+		return 0;
+	if (r == -ENOENT)
+		mig_read_sysctl("/proc/sys/net/ipv4/"
+				"tcp_available_congestion_control",
+				have, sizeof(have));
+	else
+		mig_read_sysctl("/proc/sys/net/ipv4/"
+				"tcp_allowed_congestion_control",
+				have, sizeof(have));
+	snprintf(err, errlen, "TCP congestion control '%s': %s (%s here: %s)",
+		 name, r == -ENOENT ? "not on this host" : strerror(-r),
+		 r == -ENOENT ? "available" : "allowed", have);
+	return r;
+}
+
 static void mig_channel_on_connect(uv_connect_t *req, int status)
 {
 	struct mig_channel *ch = req->data;
@@ -33,6 +118,7 @@ static void mig_channel_on_connect(uv_connect_t *req, int status)
 				 ch->peer, uv_strerror(status));
 		return;
 	}
+	mig_channel_congestion(ch);
 	r = mig_channel_start(ch);
 	if (r) {
 		mig_channel_fail(ch, r, "%s: %s", ch->peer, uv_strerror(r));
@@ -43,21 +129,33 @@ static void mig_channel_on_connect(uv_connect_t *req, int status)
 }
 
 int mig_channel_connect(struct mig_channel *ch, uv_loop_t *loop,
-			const char *spec, const struct mig_channel_ops *ops,
-			void *opaque, char *err, size_t errlen)
+			const char *spec, const char *cc,
+			const struct mig_channel_ops *ops, void *opaque,
+			char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
+	char why[128];
 	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
 				    errlen);
 
 	if (r)
 		return r;
-	r = uv_tcp_init(loop, &ch->tcp);
+	/* The socket now (not at connect), for its congestion control. */
+	r = uv_tcp_init_ex(loop, &ch->tcp, ss.ss_family);
 	ch->conn_req.data = ch;
-	if (!r)
-		r = uv_tcp_connect(&ch->conn_req, &ch->tcp,
-				   (struct sockaddr *)&ss,
-				   mig_channel_on_connect);
+	if (r) {
+		snprintf(err, errlen, "cannot connect to %s: %s", spec,
+			 uv_strerror(r));
+		return r;
+	}
+	r = mig_handle_congestion((uv_handle_t *)&ch->tcp, cc, why,
+				  sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "cannot connect to %s: %s", spec, why);
+		return r;
+	}
+	r = uv_tcp_connect(&ch->conn_req, &ch->tcp, (struct sockaddr *)&ss,
+			   mig_channel_on_connect);
 	if (r)
 		snprintf(err, errlen, "cannot connect to %s: %s", spec,
 			 uv_strerror(r));
@@ -108,6 +206,7 @@ static void mig_channel_accept_next(struct mig_channel *ch, uv_stream_t *server,
 		return;
 	}
 	mig_channel_watch(nx);
+	mig_channel_congestion(nx);
 	if (!nx->tls_ctx)
 		nx->ops->on_connect(nx);
 }
@@ -141,15 +240,17 @@ static void mig_channel_on_accept(uv_stream_t *server, int status)
 	 * (mig_channel_stop_listening).
 	 */
 	mig_channel_watch(ch);
+	mig_channel_congestion(ch);
 	if (!ch->tls_ctx)
 		ch->ops->on_connect(ch);
 }
 
 int mig_channel_listen(struct mig_channel *ch, uv_loop_t *loop,
-		       const char *spec, const struct mig_channel_ops *ops,
-		       void *opaque, char *err, size_t errlen)
+		       const char *spec, const char *cc,
+		       const struct mig_channel_ops *ops, void *opaque,
+		       char *err, size_t errlen)
 {
-	return mig_channel_listen_fd(ch, loop, spec, -1, ops, opaque, err,
+	return mig_channel_listen_fd(ch, loop, spec, -1, cc, ops, opaque, err,
 				     errlen);
 }
 
@@ -179,11 +280,12 @@ int mig_channel_bind(const char *spec, int *fd, char *err, size_t errlen)
 }
 
 int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
-			  const char *spec, int fd,
+			  const char *spec, int fd, const char *cc,
 			  const struct mig_channel_ops *ops, void *opaque,
 			  char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
+	char why[128];
 	int r = mig_channel_prepare(ch, loop, spec, ops, opaque, &ss, err,
 				    errlen);
 	int owned = fd; /* closed here unless the handle took it */
@@ -204,6 +306,12 @@ int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
 	}
 	if (owned >= 0)
 		close(owned);
+	/* Before any connection comes: each inherits it when accepted. */
+	if (!r && mig_handle_congestion((uv_handle_t *)&ch->listener, cc, why,
+					sizeof(why))) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec, why);
+		return -EINVAL;
+	}
 	if (!r)
 		r = uv_listen((uv_stream_t *)&ch->listener, 1,
 			      mig_channel_on_accept);

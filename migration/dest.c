@@ -396,6 +396,8 @@ static void dest_on_connect(struct mig_channel *ch)
 	if (d->ss.st.tls)
 		fprintf(stderr, "migration: TLS from %s, %s\n",
 			d->ss.st.tls_peer, d->ss.st.tls_cipher);
+	snprintf(d->ss.st.tcp_congestion, sizeof(d->ss.st.tcp_congestion), "%s",
+		 ch->congestion);
 	if (d->first_timer_on)
 		uv_timer_start(&d->first_timer, dest_on_first_timer,
 			       DEST_FIRST_FRAME_MS, 0);
@@ -586,9 +588,14 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	if (!r)
 		r = mig_tls_open(&d->ss.tls, spec, dp->tls_dir, TLS_SERVER,
 				 dp->tls_authz, dp->insecure, err, errlen);
+	if (!r && dp->tcp_congestion) {
+		snprintf(d->ss.tcp_cc, sizeof(d->ss.tcp_cc), "%s",
+			 dp->tcp_congestion);
+		r = mig_tcp_congestion_check(dp->tcp_congestion, err, errlen);
+	}
 	if (!r)
-		r = mig_channel_listen(&d->ss.ch, loop, spec, &dest_channel_ops,
-				       d, err, errlen);
+		r = mig_channel_listen(&d->ss.ch, loop, spec, d->ss.tcp_cc,
+				       &dest_channel_ops, d, err, errlen);
 	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r) {
 		mig_dest_free(d);

@@ -51,7 +51,8 @@ static void dest_relisten(struct mig_dest *d)
 	memset(&d->ss.uch, 0, sizeof(d->ss.uch));
 	/* recover_fd: the address of mig_dest_recover_listen, bound. */
 	r = mig_channel_listen_fd(&d->ss.ch, d->ss.loop, d->spec, d->recover_fd,
-				  &dest_channel_ops, d, err, sizeof(err));
+				  d->ss.tcp_cc, &dest_channel_ops, d, err,
+				  sizeof(err));
 	d->recover_fd = -1;
 	mig_channel_use_tls(&d->ss.ch, d->ss.tls, NULL);
 	if (r)

@@ -146,6 +146,12 @@ struct mig_params {
 	const char *tls_dir;
 	const char *tls_hostname;
 	bool insecure;
+	/*
+	 * The TCP congestion control of every connection (TCP_CONGESTION),
+	 * e.g. "cubic"; NULL: the system's. Loss-based control moves bulk
+	 * data with less CPU than BBR's paced sends on a fast, clean link.
+	 */
+	const char *tcp_congestion;
 };
 
 /* What the destination is started with (mig_dest_start). */
@@ -154,6 +160,8 @@ struct mig_dest_params {
 	const char *tls_dir;   /* NULL: plaintext (loopback or insecure) */
 	const char *tls_authz; /* "NAME[,NAME...]": admitted identities */
 	bool insecure;	       /* plaintext on a non-loopback address */
+	/* TCP congestion control of the connections accepted (mig_params') */
+	const char *tcp_congestion;
 };
 
 #define MIG_DEFAULT_DOWNTIME_MS 10
@@ -262,6 +270,8 @@ struct mig_stats {
 	bool tls;		   /* mutual TLS 1.3; false: plaintext */
 	bool ktls_send, ktls_recv; /* the kernel does the record crypto */
 	char tls_cipher[48];	   /* "TLS_AES_256_GCM_SHA384" */
+	/* The main connection's TCP congestion control, as read back. */
+	char tcp_congestion[16];
 	char tls_peer[256]; /* the peer's certificate, as tls_conn_peer */
 	char error[512];
 };

@@ -59,6 +59,8 @@ struct mig_session {
 	uint8_t tls_main[TLS_BINDING_LEN];
 	bool tls_bound;
 	char tls_name[256]; /* source: --tls-hostname; "": the host of --to */
+	/* Every connection's TCP congestion control; "": the system's. */
+	char tcp_cc[MIG_TCP_CA_NAME];
 	/* Freeing: handles still closing, then release(ss). */
 	int closing;
 	void (*release)(struct mig_session *ss);

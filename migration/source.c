@@ -373,6 +373,8 @@ static void src_on_connect(struct mig_channel *ch)
 			src_fail(s, MIG_FAILED, "sending RESUME failed");
 		return;
 	}
+	snprintf(s->ss.st.tcp_congestion, sizeof(s->ss.st.tcp_congestion), "%s",
+		 ch->congestion);
 	r = src_hello_send(s, ch);
 	if (r)
 		src_fail(s, MIG_FAILED, "encoding HELLO: %s", strerror(-r));

@@ -115,6 +115,22 @@ static int src_alloc(struct mig_source *s)
 	return src_alloc_hot(s, nr_pages);
 }
 
+/* --tcp-congestion: checked now, asked for on every connection made. */
+static int src_congestion(struct mig_source *s, const char *name, char *err,
+			  size_t errlen)
+{
+	if (!name)
+		return 0;
+	if (src_local(s)) {
+		snprintf(err, errlen,
+			 "--tcp-congestion: a unix: address has no "
+			 "TCP connection");
+		return -EINVAL;
+	}
+	snprintf(s->ss.tcp_cc, sizeof(s->ss.tcp_cc), "%s", name);
+	return mig_tcp_congestion_check(name, err, errlen);
+}
+
 static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 		    const struct mig_params *p, const struct mig_hooks *hooks,
 		    char *err, size_t errlen)
@@ -132,7 +148,11 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 		return r;
 	snprintf(s->ss.tls_name, sizeof(s->ss.tls_name), "%s",
 		 p->tls_hostname ? p->tls_hostname : "");
+	r = src_congestion(s, p->tcp_congestion, err, errlen);
+	if (r)
+		return r;
 	s->p.tls_dir = s->p.tls_hostname = NULL; /* the caller's strings */
+	s->p.tcp_congestion = NULL;
 	if (!s->p.quiesce_timeout_ms)
 		s->p.quiesce_timeout_ms = MIG_DEFAULT_QUIESCE_MS;
 	r = mig_session_init(&s->ss, vm, loop, hooks, MIG_SETUP, src_on_async,
@@ -160,8 +180,8 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 			src_channel_ops.on_connect(&s->ss.ch);
 		return r;
 	}
-	r = mig_channel_connect(&s->ss.ch, loop, s->p.to, &src_channel_ops, s,
-				err, errlen);
+	r = mig_channel_connect(&s->ss.ch, loop, s->p.to, s->ss.tcp_cc,
+				&src_channel_ops, s, err, errlen);
 	mig_channel_use_tls(&s->ss.ch, s->ss.tls, s->ss.tls_name);
 	return r;
 }

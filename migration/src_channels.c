@@ -118,7 +118,8 @@ int src_chans_start(struct mig_source *s, char *err, size_t errlen)
 		char why[256];
 
 		r = mig_channel_connect(&x->ch, s->ss.loop, s->p.to,
-					&src_xchan_ops, s, why, sizeof(why));
+					s->ss.tcp_cc, &src_xchan_ops, s, why,
+					sizeof(why));
 		if (r) {
 			snprintf(err, errlen, "channel %u: %s", x->index, why);
 			return r;

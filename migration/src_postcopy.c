@@ -354,7 +354,7 @@ int src_resume_connect(struct mig_source *s, const char *to, char *err,
 	if (to)
 		snprintf(s->to, sizeof(s->to), "%s", to);
 	memset(&s->ss.uch, 0, sizeof(s->ss.uch));
-	r = mig_channel_connect(&s->ss.ch, s->ss.loop, s->p.to,
+	r = mig_channel_connect(&s->ss.ch, s->ss.loop, s->p.to, s->ss.tcp_cc,
 				&src_channel_ops, s, err, errlen);
 	if (r)
 		return r;

@@ -325,7 +325,7 @@ int src_urgent_connect(struct mig_source *s, char *err, size_t errlen)
 		snprintf(err, errlen, "getrandom: %s", strerror(-r));
 		return r;
 	}
-	r = mig_channel_connect(&s->ss.uch, s->ss.loop, s->p.to,
+	r = mig_channel_connect(&s->ss.uch, s->ss.loop, s->p.to, s->ss.tcp_cc,
 				&src_urgent_ops, s, err, errlen);
 	mig_channel_use_tls(&s->ss.uch, s->ss.tls, s->ss.tls_name);
 	/* Requests come when the guest faults: quiet is fine. */

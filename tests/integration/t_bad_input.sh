@@ -41,6 +41,9 @@ expect_error 1 "$T/dir/x/serial" boot --kernel "$GUEST_ELF" --serial "$T/dir/x/s
 
 expect_error 1 "--incoming 'tcp:nope': expected tcp:HOST:PORT" boot --incoming tcp:nope --mem 64M
 expect_error 2 "no --kernel or --append" boot --incoming tcp:127.0.0.1:7 --kernel "$GUEST_ELF"
+expect_error 1 "TCP congestion control 'nosuchcc': not on this host (available here: " \
+	boot --incoming "tcp:127.0.0.1:$(free_port)" --mem 64M --tcp-congestion nosuchcc
+expect_error 2 "--tcp-congestion go with --incoming" boot --kernel "$GUEST_ELF" --tcp-congestion cubic
 
 # A second VMM on a live control socket is refused; the first keeps running.
 vmm_start a --append heartbeat
@@ -48,6 +51,10 @@ expect_error 1 "in use" boot --kernel "$GUEST_ELF" --api "$T/a.sock"
 expect_error 1 "'tcp:999.1.1.1:80': expected tcp:HOST:PORT" migrate --api "$T/a.sock" --to tcp:999.1.1.1:80
 expect_error 1 "unknown mode 'warp'" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --mode warp
 expect_error 2 "--downtime-limit 'x' is not a number" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 --downtime-limit x
+expect_error 1 "TCP congestion control 'nosuchcc': not on this host (available here: " migrate --api "$T/a.sock" \
+	--to tcp:127.0.0.1:1 --tcp-congestion nosuchcc
+expect_error 1 "a name of 1 to 15 characters" migrate --api "$T/a.sock" --to tcp:127.0.0.1:1 \
+	--tcp-congestion abcdefghijklmnopq
 expect_error 1 "no migration in progress" migrate --api "$T/a.sock" --cancel
 expect_error 2 "--to tcp:HOST:PORT (or unix:PATH) is required" migrate --api "$T/a.sock"
 [[ $(status_get "$T/a.sock" .state) == running ]] || fail "first VMM disturbed"

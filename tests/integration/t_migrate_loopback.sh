@@ -8,25 +8,36 @@
 # set, and the guest's own check of its memory on the destination passes.
 # A destination booted with --mem-prealloc reads the data from the socket
 # straight into guest RAM's mapping instead (dest_sink.c): its direct_bytes
-# cover the working set and nothing is spliced.
+# cover the working set and nothing is spliced. The connection's TCP
+# congestion control is the host's default, or what --tcp-congestion asks
+# for on both sides (reno, which every kernel has): both VMMs' statistics
+# read it back from the socket.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 
 # migrate_once N VERIFY SOURCE-FLAGS...: one migration of a dirtying guest,
 # with `migrate --verify` when VERIFY is --verify ("" without); DARGS: more
-# flags for the destination.
+# flags for the destination; CC: --tcp-congestion CC on both sides.
 migrate_once()
 {
-	local n=$1 verify=$2 spliced direct
+	local n=$1 verify=$2 spliced direct cc want
 	port=$(free_port)
 	# shellcheck disable=SC2086 # DARGS: words
-	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2 ${DARGS:-}
+	vmm_incoming "b$n" "tcp:127.0.0.1:$port" --mem 128M --cpus 2 ${DARGS:-} \
+		${CC:+--tcp-congestion "$CC"}
 	dst=$VMM_PID
 	vmm_start "a$n" --mem 128M --cpus 2 "${@:3}" --append "dirty --mib 16 --rate 50"
 	src=$VMM_PID
 	wait_until 30 "dirty running" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 300))'
-	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode precopy $verify >"$T/mig$n.json" ||
+	# shellcheck disable=SC2086 # verify: a word or none
+	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode precopy $verify \
+		${CC:+--tcp-congestion "$CC"} >"$T/mig$n.json" ||
 		fail "migrate failed: $(cat "$T/mig$n.json")"
+	cc=$(jq -r .tcp_congestion "$T/mig$n.json")
+	want=${CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control)}
+	[[ $cc == "$want" ]] || fail "TCP congestion control $cc, expected $want"
+	cc=$(status_get "$T/b$n.sock" .migration.tcp_congestion)
+	[[ $cc == "$want" ]] || fail "destination's TCP congestion control $cc, expected $want"
 	spliced=$(status_get "$T/b$n.sock" .migration.spliced_bytes)
 	if [[ -n $verify ]]; then
 		[[ $(jq -r .verify_hash "$T/mig$n.json") == xxh3-128 ]] ||
@@ -45,12 +56,12 @@ migrate_once()
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$(jq .memory_iteration "$T/mig$n.json") rounds, $(jq .wire_bytes "$T/mig$n.json") bytes," \
-		"$spliced spliced, $direct read into RAM"
+		"$spliced spliced, $direct read into RAM, $cc"
 }
 
 migrate_once 1 --verify
 # The dirty ring (small enough to fill) and a lazily populated source.
 migrate_once 2 --verify --dirty-ring 512 --mem-mode lazy
-migrate_once 3 ""
+CC=reno migrate_once 3 ""
 # Into populated RAM: the socket read straight into the mapping.
 DARGS=--mem-prealloc migrate_once 4 --verify

@@ -75,6 +75,9 @@ static const char boot_usage[] =
 	"  --insecure            with --incoming: accept a plaintext\n"
 	"                        migration on a non-loopback address\n"
 	"                        (refused without --tls-dir otherwise)\n"
+	"  --tcp-congestion NAME with --incoming: TCP congestion control\n"
+	"                        of the connections accepted, e.g. cubic\n"
+	"                        (default: the system's)\n"
 	"  --restore FILE        start the VM from snapshot FILE (vmmctl\n"
 	"                        snapshot) instead of booting a kernel;\n"
 	"                        --mem and --cpus default to the file's,\n"
@@ -258,6 +261,9 @@ static int boot_opt_value(struct boot_opts *o, int c, const char *arg)
 	case 'N':
 		o->mig.insecure = true;
 		return 0;
+	case 'G':
+		o->mig.tcp_congestion = arg;
+		return 0;
 	case 'D':
 		return boot_opt_device(&o->cfg, arg);
 	case 'X':
@@ -335,6 +341,7 @@ int boot_parse(int argc, char **argv, struct boot_opts *o)
 		{"tls-dir", required_argument, NULL, 'T'},
 		{"tls-authz", required_argument, NULL, 'Z'},
 		{"insecure", no_argument, NULL, 'N'},
+		{"tcp-congestion", required_argument, NULL, 'G'},
 		{"restore", required_argument, NULL, 'X'},
 		{"record-ws", required_argument, NULL, 'W'},
 		{"ws-mode", required_argument, NULL, 'Y'},
@@ -380,10 +387,11 @@ int boot_parse(int argc, char **argv, struct boot_opts *o)
 				"--initrd)\n");
 		return -EINVAL;
 	}
-	if (!o->incoming &&
-	    (o->mig.tls_dir || o->mig.tls_authz || o->mig.insecure)) {
-		fprintf(stderr, "vmmctl boot: --tls-dir, --tls-authz and "
-				"--insecure go with --incoming\n");
+	if (!o->incoming && (o->mig.tls_dir || o->mig.tls_authz ||
+			     o->mig.insecure || o->mig.tcp_congestion)) {
+		fprintf(stderr, "vmmctl boot: --tls-dir, --tls-authz, "
+				"--insecure and --tcp-congestion go with "
+				"--incoming\n");
 		return -EINVAL;
 	}
 	if (o->cfg.mem_prealloc && o->cfg.mem_lazy) {
@@ -391,12 +399,13 @@ int boot_parse(int argc, char **argv, struct boot_opts *o)
 				"--mem-mode lazy leaves missing: not both\n");
 		return -EINVAL;
 	}
-	if (o->cfg.mem_handed_over && (o->mig.tls_dir || o->mig.tls_authz ||
-				       o->mig.insecure)) {
+	if (o->cfg.mem_handed_over &&
+	    (o->mig.tls_dir || o->mig.tls_authz || o->mig.insecure ||
+	     o->mig.tcp_congestion)) {
 		fprintf(stderr, "vmmctl boot: --incoming unix: is local (no "
-				"TLS: the socket file's mode 0600 admits the "
-				"source); no --tls-dir, --tls-authz or "
-				"--insecure\n");
+				"TLS or TCP: the socket file's mode 0600 admits "
+				"the source); no --tls-dir, --tls-authz, "
+				"--insecure or --tcp-congestion\n");
 		return -EINVAL;
 	}
 	if (boot_check_restore(o))

@@ -22,6 +22,7 @@
 struct migrate_opts {
 	const char *api, *to, *mode, *limit, *rounds, *budget, *quiesce;
 	const char *push, *compress, *tls_dir, *tls_hostname;
+	const char *tcp_cc; /* --tcp-congestion NAME */
 	const char *max_bw, *pc_bw;
 	const char *channels; /* --channels N */
 	const char *listen; /* --recover --listen ADDR (destination) */
@@ -150,7 +151,7 @@ static const char *migrate_conflict(const struct migrate_opts *o)
 		      o->verify ||
 		      o->budget || o->quiesce || o->push || o->tls_dir ||
 		      o->tls_hostname || o->insecure || o->max_bw || o->pc_bw ||
-		      o->auto_converge;
+		      o->auto_converge || o->tcp_cc;
 	int mode = o->mode ? mig_mode_parse(o->mode) : MIG_MODE_HYBRID;
 
 	if (o->confirm && !o->abort)
@@ -223,6 +224,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 		{"tls-dir", required_argument, NULL, 'T'},
 		{"tls-hostname", required_argument, NULL, 'H'},
 		{"insecure", no_argument, NULL, 'N'},
+		{"tcp-congestion", required_argument, NULL, 'G'},
 		{"cancel", no_argument, NULL, 'c'},
 		{"resume", no_argument, NULL, 'R'},
 		{"abort", no_argument, NULL, 'a'},
@@ -290,6 +292,9 @@ static int migrate_parse(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'N':
 			o->insecure = true;
+			break;
+		case 'G':
+			o->tcp_cc = optarg;
 			break;
 		case 'c':
 			o->cancel = true;
@@ -361,6 +366,8 @@ static int migrate_tuning_args(const struct migrate_opts *o, json_t *a)
 	if (o->tls_hostname)
 		json_object_set_new(a, "tls_hostname",
 				    json_string(o->tls_hostname));
+	if (o->tcp_cc)
+		json_object_set_new(a, "tcp_congestion", json_string(o->tcp_cc));
 	if (o->tls_dir && migrate_tls_dir(o->tls_dir, a))
 		return -EINVAL;
 	if (o->limit) {
@@ -655,6 +662,10 @@ const struct vmmctl_cmd vmmctl_migrate = {
 		"  --insecure             plaintext to a non-loopback "
 		"address (else refused\n"
 		"                         without --tls-dir)\n"
+		"  --tcp-congestion NAME  TCP congestion control of every "
+		"connection, e.g.\n"
+		"                         cubic (default: the system's, "
+		"net.ipv4.tcp_congestion_control)\n"
 		"  --cancel               cancel the migration in "
 		"progress (before the switch)\n"
 		"  --resume               resume a paused post-copy "

@@ -77,6 +77,9 @@ static void boot_mig_faults_json(json_t *o, const struct mig_stats *st)
 /* The main connection's transport: "tls" and, with it, what it runs. */
 static void boot_mig_tls_json(json_t *o, const struct mig_stats *st)
 {
+	if (st->tcp_congestion[0])
+		json_object_set_new(o, "tcp_congestion",
+				    json_string(st->tcp_congestion));
 	json_object_set_new(o, "tls", json_boolean(st->tls));
 	if (!st->tls)
 		return;
@@ -379,6 +382,7 @@ static int boot_mig_start(struct boot_app *app, const struct ctl_migrate *m,
 		.tls_dir = m->tls_dir,
 		.tls_hostname = m->tls_hostname,
 		.insecure = m->insecure,
+		.tcp_congestion = m->tcp_congestion,
 	};
 	const char *busy = boot_mig_busy(app);
 	char why[256];

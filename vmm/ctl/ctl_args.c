@@ -313,7 +313,7 @@ static int parse_migrate_budgets(struct ctl_request *req, struct ctl_error *err)
 	return 0;
 }
 
-/* "tls_dir", "tls_hostname", "insecure": the transport. */
+/* "tls_dir", "tls_hostname", "insecure", "tcp_congestion": the transport. */
 static int parse_migrate_tls(struct ctl_request *req, struct ctl_error *err)
 {
 	struct ctl_migrate *m = &req->mig;
@@ -323,7 +323,10 @@ static int parse_migrate_tls(struct ctl_request *req, struct ctl_error *err)
 	    (json_object_get(req->args, "tls_hostname") &&
 	     get_string_arg(req, err, "tls_hostname", "a host name",
 			    &m->tls_hostname)) ||
-	    get_bool_arg(req, err, "insecure", &m->insecure))
+	    get_bool_arg(req, err, "insecure", &m->insecure) ||
+	    (json_object_get(req->args, "tcp_congestion") &&
+	     get_string_arg(req, err, "tcp_congestion",
+			    "a congestion control name", &m->tcp_congestion)))
 		return -EINVAL;
 	if (m->tls_hostname && !m->tls_dir)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
@@ -442,6 +445,7 @@ int ctl_args_migrate(struct ctl_request *req, struct ctl_error *err)
 					    "tls_dir",
 					    "tls_hostname",
 					    "insecure",
+					    "tcp_congestion",
 					    "cancel",
 					    "resume",
 					    "abort",

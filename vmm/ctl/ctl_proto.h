@@ -80,6 +80,7 @@ struct ctl_request {
 		const char *tls_dir;	  /* borrowed; NULL: plaintext */
 		const char *tls_hostname; /* borrowed; NULL: to's host */
 		int insecure;		  /* plaintext off loopback */
+		const char *tcp_congestion; /* borrowed; NULL: the system's */
 		int cancel;
 		int resume;  /* post-copy recovery, optionally to "to" */
 		int abort;   /* give post-copy up (needs "confirm") */
