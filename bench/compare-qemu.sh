@@ -29,6 +29,11 @@
 #                  time for bytes; this is the time without it
 #   qemu-post      QEMU post-copy (postcopy-ram; migrate-start-postcopy once
 #                  the first pass over RAM is over)
+#   vmm-cubic      vmmctl migrate --mode hybrid --tcp-congestion cubic, the
+#                  destination booted with --tcp-congestion cubic (only if
+#                  the help lists it): QEMU has no such knob and takes the
+#                  host's default (net.ipv4.tcp_congestion_control), as do
+#                  the other vmm configurations
 #
 # QEMU runs with KVM (-cpu host, or host,-arch-capabilities where KVM
 # refuses host's IA32_ARCH_CAPABILITIES: scripts/qemu-cpu.sh), its RAM in a tmpfs file
@@ -140,6 +145,7 @@ grep -q -- '--channels' <<<"$mig_help" && ALL_CONFIGS+=" vmm-ch2"
 ALL_CONFIGS+=" qemu-mfd2-zstd"
 grep -q -- '--compress' <<<"$mig_help" && ALL_CONFIGS+=" vmm-zstd vmm-raw"
 ALL_CONFIGS+=" qemu-post"
+grep -q -- '--tcp-congestion' <<<"$mig_help" && ALL_CONFIGS+=" vmm-cubic"
 CONFIGS=${CONFIGS:-$ALL_CONFIGS}
 for c in $CONFIGS; do
 	[[ " $ALL_CONFIGS " == *" $c "* ]] || { warn "unknown configuration '$c' (here: $ALL_CONFIGS)"; exit 2; }
@@ -338,7 +344,7 @@ mib() { awk -v b="$1" 'BEGIN { if (b == "NaN") print "NaN"; else printf "%.1f\n"
 # run_vmm CONFIG DATA RATE REP
 run_vmm()
 {
-	local cfg=$1 src dst port state=boot-failed args=() j=$T/vmig.json n0
+	local cfg=$1 src dst port state=boot-failed args=() dargs=() j=$T/vmig.json n0
 	local gap=NaN jump=NaN own=NaN total=NaN bytes=NaN ownb=NaN pc=false pg=NaN warm_ms=NaN f b0
 	f=$(foreign)
 	case $cfg in
@@ -347,9 +353,10 @@ run_vmm()
 	vmm-ch2) args=(--mode hybrid --channels 2) ;;
 	vmm-zstd) args=(--mode hybrid --compress zstd) ;;
 	vmm-raw) args=(--mode hybrid --compress none) ;;
+	vmm-cubic) args=(--mode hybrid --tcp-congestion cubic) dargs=(--tcp-congestion cubic) ;;
 	esac
 	port=$(port_pick "${NSX[@]}" || echo 0)
-	if vmm_start vdst --incoming "tcp:127.0.0.1:$port" && dst=$PID &&
+	if vmm_start vdst --incoming "tcp:127.0.0.1:$port" ${dargs[@]+"${dargs[@]}"} && dst=$PID &&
 		vmm_start vsrc --kernel "$GUEST" --append "$APPEND" && src=$PID; then
 		state=fill-timeout
 		if warm vsrc; then

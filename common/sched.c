@@ -3,6 +3,7 @@
  * sched.c - latency hints for the calling thread (sched.h).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
@@ -22,6 +23,22 @@ struct sched_attr_v1 {
 	uint64_t sched_deadline;
 	uint64_t sched_period;
 };
+
+bool sched_fifo_enter(void)
+{
+	struct sched_param sp = {.sched_priority =
+					 sched_get_priority_min(SCHED_FIFO)};
+
+	return pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+}
+
+void sched_fifo_leave(bool entered)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	if (entered) /* back as it was: SCHED_OTHER cannot be refused */
+		(void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+}
 
 int sched_short_slice(uint64_t slice_ns)
 {
