@@ -7,7 +7,7 @@
  * one copy in the kernel) or, where guest RAM is populated (--mem-prealloc:
  * no page is a hole and no userfaultfd is registered), read from the
  * socket into the mapping itself (readv: one copy, without the memfd's
- * page-cache lookup and lock per page, ~40% less CPU here). --verify hashes
+ * page-cache lookup and lock per page, ~35% less CPU here). --verify hashes
  * the frame's pages once all are in. Owned by the thread that reads the
  * frame's connection (the loop's, or an extra channel's).
  */
@@ -123,7 +123,7 @@ void dest_sink_placed(struct mig_sink *s, size_t n)
  * A live PAGES frame's head (p: have of its len payload bytes) into b and
  * the sink: every run checked against RAM before a byte is placed, zero
  * runs punched, the data already here placed. MIG_SPLICE_PIPE or
- * MIG_SPLICE_DIRECT (direct) : the sink takes the rest; 0: not live or
+ * MIG_SPLICE_DIRECT (direct): the sink takes the rest; 0: not live or
  * zstd (read it whole); or -errno with err set.
  */
 int dest_sink_begin(const struct guest_mem *m, struct mig_sink *s,
