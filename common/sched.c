@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,6 +39,14 @@ void sched_fifo_leave(bool entered)
 
 	if (entered) /* back as it was: SCHED_OTHER cannot be refused */
 		(void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+}
+
+int sched_background(void)
+{
+	/* Linux: nice is per thread, and who = the thread id names one. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
+		return -errno;
+	return 0;
 }
 
 int sched_short_slice(uint64_t slice_ns)

@@ -30,4 +30,11 @@ int sched_short_slice(uint64_t slice_ns);
 bool sched_fifo_enter(void);
 void sched_fifo_leave(bool entered);
 
+/*
+ * Lower the calling thread to nice 19 for good: it still runs (never
+ * starved, unlike SCHED_IDLE) but yields at once to any thread of normal
+ * priority. For work that is left once nothing waits for it. 0 or -errno.
+ */
+int sched_background(void);
+
 #endif /* COMMON_SCHED_H */

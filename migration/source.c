@@ -46,6 +46,7 @@
 
 #include "common/clock.h"
 #include "common/page.h"
+#include "common/sched.h"
 #include "ept/dirty.h"
 #include "ept/ram_io.h"
 #include "migration/source.h"
@@ -73,10 +74,21 @@ static bool src_set_state(struct mig_source *s, enum mig_state to)
 	return false;
 }
 
+/*
+ * Completed: the destination runs the VM with every page, and what is left
+ * here (the statistics, closing, then tearing the VM down: 1 GiB unmapped
+ * and KVM's tables freed take milliseconds of CPU) is nobody's hurry. On a
+ * host that also runs the destination (live update, or both VMMs on one
+ * machine), at normal priority it took the CPU from the guest just resumed
+ * there: that guest's first heartbeat came 0.4-2.4 ms after its vCPU
+ * started, 0.45-0.86 ms with this thread at nice 19.
+ */
 static void src_end(struct mig_source *s, enum mig_state state)
 {
 	if (s->ss.ended)
 		return;
+	if (state == MIG_COMPLETED)
+		(void)sched_background();
 	s->ss.ended = true;
 	s->ss.st.state = state; /* terminal: allowed from every live state */
 	src_throttle_stop(s);

@@ -5,12 +5,16 @@
  * real-time budget) the thread runs SCHED_FIFO at the lowest priority
  * between the two and SCHED_OTHER after; where it refuses, enter says so
  * and the thread's policy never changes. And sched_short_slice leaves the
- * policy SCHED_OTHER.
+ * policy SCHED_OTHER, and sched_background leaves the thread at nice 19
+ * (each test runs in a process of its own, so the change ends with it).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/sched.h"
 
@@ -55,5 +59,17 @@ Test(sched, short_slice_keeps_sched_other)
 	int r = sched_short_slice(100000);
 
 	cr_assert(r == 0 || r == -EINVAL || r == -EPERM, "r = %d", r);
+	cr_assert_eq(policy_now(NULL), SCHED_OTHER);
+}
+
+Test(sched, background_is_nice_19)
+{
+	id_t me = (id_t)syscall(SYS_gettid);
+
+	errno = 0;
+	cr_assert_eq(getpriority(PRIO_PROCESS, me), 0);
+	cr_assert_eq(sched_background(), 0);
+	errno = 0;
+	cr_assert_eq(getpriority(PRIO_PROCESS, me), 19, "errno %d", errno);
 	cr_assert_eq(policy_now(NULL), SCHED_OTHER);
 }
