@@ -163,7 +163,8 @@ int dest_switch_restore(struct mig_dest *d, char *err, size_t errlen)
 		return r;
 	/*
 	 * The vCPU threads, for GO to wake (vm_stage): staged at HELLO
-	 * already (dest_recv_hello), so a no-op but for live update's.
+	 * already (dest_recv_hello, which live update's HELLO ends in too),
+	 * so a no-op kept as the guarantee that they exist before READY.
 	 */
 	r = vm_stage(d->ss.vm, err, errlen);
 	if (r)
