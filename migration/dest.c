@@ -588,11 +588,9 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	if (!r)
 		r = mig_tls_open(&d->ss.tls, spec, dp->tls_dir, TLS_SERVER,
 				 dp->tls_authz, dp->insecure, err, errlen);
-	if (!r && dp->tcp_congestion) {
-		snprintf(d->ss.tcp_cc, sizeof(d->ss.tcp_cc), "%s",
-			 dp->tcp_congestion);
-		r = mig_tcp_congestion_check(dp->tcp_congestion, err, errlen);
-	}
+	if (!r)
+		r = mig_session_congestion(&d->ss, dp->tcp_congestion, err,
+					   errlen);
 	if (!r)
 		r = mig_channel_listen(&d->ss.ch, loop, spec, d->ss.tcp_cc,
 				       &dest_channel_ops, d, err, errlen);

@@ -140,6 +140,15 @@ static void mig_session_closed(struct mig_session *ss)
 	ss->release(ss);
 }
 
+int mig_session_congestion(struct mig_session *ss, const char *name, char *err,
+			   size_t errlen)
+{
+	if (!name)
+		return 0;
+	snprintf(ss->tcp_cc, sizeof(ss->tcp_cc), "%s", name);
+	return mig_tcp_congestion_check(name, err, errlen);
+}
+
 int mig_session_tls_main(struct mig_session *ss)
 {
 	struct tls_conn *c = mig_channel_tls(&ss->ch);

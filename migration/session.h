@@ -100,6 +100,13 @@ void mig_session_error_reason(const uint8_t *p, size_t len, char *reason,
  */
 int mig_session_tls_main(struct mig_session *ss);
 /*
+ * --tcp-congestion: name (NULL: the system's) kept in ss->tcp_cc for every
+ * connection the session makes or accepts, and checked now. 0 or -errno
+ * with err naming what the host offers.
+ */
+int mig_session_congestion(struct mig_session *ss, const char *name, char *err,
+			   size_t errlen);
+/*
  * proof (TLS_BINDING_LEN bytes) that ch's session belongs to the peers of
  * the main session, under label. -ENOTCONN without TLS or main binding.
  */

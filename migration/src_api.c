@@ -127,8 +127,7 @@ static int src_congestion(struct mig_source *s, const char *name, char *err,
 			 "TCP connection");
 		return -EINVAL;
 	}
-	snprintf(s->ss.tcp_cc, sizeof(s->ss.tcp_cc), "%s", name);
-	return mig_tcp_congestion_check(name, err, errlen);
+	return mig_session_congestion(&s->ss, name, err, errlen);
 }
 
 static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
