@@ -75,13 +75,9 @@ static bool src_set_state(struct mig_source *s, enum mig_state to)
 }
 
 /*
- * Completed: the destination runs the VM with every page, and what is left
- * here (the statistics, closing, then tearing the VM down: 1 GiB unmapped
- * and KVM's tables freed take milliseconds of CPU) is nobody's hurry. On a
- * host that also runs the destination (live update, or both VMMs on one
- * machine), at normal priority it took the CPU from the guest just resumed
- * there: that guest's first heartbeat came 0.4-2.4 ms after its vCPU
- * started, 0.45-0.86 ms with this thread at nice 19.
+ * Completed: what is left here (statistics, closing, the VM's teardown) is
+ * nobody's hurry, and at nice 19 it no longer delays a guest resumed on
+ * the same host (docs/benchmarks.md, "Hybrid's heartbeat gap").
  */
 static void src_end(struct mig_source *s, enum mig_state state)
 {
