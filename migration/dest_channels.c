@@ -347,6 +347,7 @@ void dest_chans_stop(struct mig_dest *d)
 		st->memory_processed += (x->pages + x->zero) * PAGE_SIZE;
 		st->spliced_bytes += x->sink.spliced;
 		st->direct_bytes += x->sink.direct;
+		st->head_bytes += x->sink.head;
 	}
 	mig_chans_stats(&d->ss, false);
 	c->stopped = true;

@@ -78,10 +78,12 @@ int dest_sink_take(const struct guest_mem *m, struct mig_sink *s,
 					      : strerror(-r));
 			return r;
 		}
-		if (buf)
+		if (buf) {
 			buf += k;
-		else
+			s->head += k;
+		} else {
 			s->spliced += k;
+		}
 		dest_sink_advance(s, k);
 		n -= k;
 	}
@@ -220,6 +222,7 @@ int dest_splice_begin(struct mig_dest *d, const uint8_t *p, size_t have,
 			      dest_sink_direct(d), err, errlen);
 	if (how <= 0)
 		return how;
+	st->head_bytes = d->sink.head;
 	r = dest_sink_verify(d, &d->sink, err, errlen);
 	if (r)
 		return r;

@@ -203,6 +203,9 @@ struct mig_stats {
 	/* Destination: page data read from the socket into guest RAM's
 	 * populated mapping (--mem-prealloc), instead of by splice(2). */
 	uint64_t direct_bytes;
+	/* Destination: page data of those frames that came in the read
+	 * buffer with the frame's head, written from there (pwrite). */
+	uint64_t head_bytes;
 	uint64_t predicted_downtime_us;
 	/* Pages requested by the destination's faults (post-copy). */
 	uint64_t memory_postcopy_requests;

@@ -60,6 +60,7 @@ struct mig_sink {
 	bool hashed;	    /* --verify: its pages hashed once all came */
 	uint64_t spliced;   /* bytes placed from the pipe, in all */
 	uint64_t direct;    /* bytes read into guest RAM (DIRECT), in all */
+	uint64_t head;	    /* bytes that came with a frame's head, in all */
 };
 
 /*

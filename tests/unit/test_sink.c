@@ -157,6 +157,7 @@ Test(sink, direct_read_in_pieces)
 	cr_assert_eq(x.s.got, x.s.want);
 	cr_assert_eq(x.s.direct, NDATA * PAGE_SIZE);
 	cr_assert_eq(x.s.spliced, 0);
+	cr_assert_eq(x.s.head, 0);
 	check_ram(&x);
 	teardown(&x);
 }
@@ -174,9 +175,11 @@ Test(sink, data_in_hand_then_direct)
 				     sizeof(err)),
 		     MIG_SPLICE_PIPE, "%s", err);
 	cr_assert_eq(x.s.got, 100);
+	cr_assert_eq(x.s.head, 100);
 	feed(&x, 100, 3 * PAGE_SIZE);
 	cr_assert_eq(x.s.got, x.s.want);
 	cr_assert_eq(x.s.direct, NDATA * PAGE_SIZE - 100);
+	cr_assert_eq(x.s.head, 100, "the data in hand counts once");
 	check_ram(&x);
 	teardown(&x);
 	free(data);

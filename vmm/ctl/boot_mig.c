@@ -45,6 +45,7 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 	SET("postcopy_ahead_pages", st->postcopy_ahead);
 	SET("spliced_bytes", st->spliced_bytes);
 	SET("direct_bytes", st->direct_bytes);
+	SET("head_bytes", st->head_bytes);
 	SET("push_walk_us", st->push_walk_us);
 	SET("push_walk_wall_us", st->push_walk_wall_us);
 	SET("push_walk_tables", st->push_walk_tables);
