@@ -307,10 +307,15 @@ int mig_channel_listen_fd(struct mig_channel *ch, uv_loop_t *loop,
 	if (owned >= 0)
 		close(owned);
 	/* Before any connection comes: each inherits it when accepted. */
-	if (!r && mig_handle_congestion((uv_handle_t *)&ch->listener, cc, why,
-					sizeof(why))) {
-		snprintf(err, errlen, "cannot listen on %s: %s", spec, why);
-		return -EINVAL;
+	if (!r) {
+		int e = mig_handle_congestion((uv_handle_t *)&ch->listener, cc,
+					      why, sizeof(why));
+
+		if (e) {
+			snprintf(err, errlen, "cannot listen on %s: %s", spec,
+				 why);
+			return e;
+		}
 	}
 	if (!r)
 		r = uv_listen((uv_stream_t *)&ch->listener, 1,
