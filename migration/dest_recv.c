@@ -19,6 +19,7 @@
 #include "migration/hello.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
+#include "vmm/vmstate.h"
 
 int dest_reply_on(struct mig_channel *ch, const uint8_t *buf, int n, char *err,
 		  size_t errlen)
@@ -118,25 +119,51 @@ static void dest_caps_agree(struct mig_dest *d, uint64_t caps)
 	fprintf(stderr, "vmm: incoming migration: %s\n", d->ss.st.notice);
 }
 
+/*
+ * The guest's TSC ticks here at the rate it had, from the start: where KVM
+ * cannot scale it, the migration ends before a page moves (restore would
+ * refuse it after every page had).
+ */
+static int dest_hello_tsc(struct mig_dest *d, const struct proto_hello *remote,
+			  char *why, size_t whylen)
+{
+	char e[200];
+	int r;
+
+	if (!(remote->caps & PROTO_CAP_TSC))
+		return 0;
+	r = vm_tsc_khz_set(d->ss.vm, remote->tsc_khz, e, sizeof(e));
+	if (!r)
+		return 0;
+	snprintf(why, whylen,
+		 "the guest's TSC ticks at %u kHz, and this host cannot make "
+		 "it (%s)",
+		 remote->tsc_khz, e);
+	return r;
+}
+
 /* The source's HELLO against ours: the capabilities both have, or why not. */
 static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 			    char *err, size_t errlen)
 {
 	struct proto_hello *remote = malloc(sizeof(*remote));
 	struct proto_hello *local = malloc(sizeof(*local));
-	char why[256];
+	char why[400];
 	int r = -ENOMEM;
 
 	if (remote && local) {
 		mig_hello_local(d->ss.vm,
 				PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
 					PROTO_CAP_VERIFY_XXH3 |
-					PROTO_CAP_POSTCOPY | PROTO_CAP_CHANNELS,
+					PROTO_CAP_POSTCOPY |
+					PROTO_CAP_CHANNELS | PROTO_CAP_TSC,
 				local);
 		r = proto_hello_decode(p, len, remote, why, sizeof(why));
 		if (!r)
 			r = proto_hello_compare(local, remote, why,
 						sizeof(why));
+		if (!r)
+			r = dest_hello_tsc(d, remote, why, sizeof(why));
 	} else {
 		snprintf(why, sizeof(why), "out of memory");
 	}

@@ -18,6 +18,7 @@
 #include "migration/hello.h"
 #include "migration/source.h"
 #include "vmm/vm.h"
+#include "vmm/vmstate.h"
 
 /* Take the urgent thread's and the push's counts into st. */
 void src_fold_counts(struct mig_source *s)
@@ -258,6 +259,8 @@ uint64_t src_caps_offered(const struct mig_source *s)
 		caps |= PROTO_CAP_POSTCOPY;
 	if (src_chans_wanted(s) > 1)
 		caps |= PROTO_CAP_CHANNELS;
+	if (vm_tsc_khz(s->ss.vm) > 0)
+		caps |= PROTO_CAP_TSC;
 	return caps;
 }
 
@@ -273,6 +276,8 @@ int src_hello_send(struct mig_source *s, struct mig_channel *ch)
 		mig_hello_local(s->ss.vm, src_caps_offered(s), h);
 		if (h->caps & PROTO_CAP_CHANNELS)
 			h->nr_channels = src_chans_wanted(s);
+		if (h->caps & PROTO_CAP_TSC)
+			h->tsc_khz = (uint32_t)vm_tsc_khz(s->ss.vm);
 		n = proto_hello_encode(f, cap, h);
 	}
 	free(h);

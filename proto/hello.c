@@ -26,7 +26,7 @@ _Static_assert(PROTO_HELLO_MAX_FRAME ==
 		       PROTO_HDR_SIZE + HELLO_FIXED +
 			       PROTO_MAX_REGIONS * REGION_SIZE + 8 +
 			       PROTO_MAX_CPUID * CPUID_SIZE + 4 +
-			       PROTO_MAX_DEVICES * DEVICE_SIZE + 4,
+			       PROTO_MAX_DEVICES * DEVICE_SIZE + 4 + 4,
 	       "PROTO_HELLO_MAX_FRAME is out of date");
 
 /* NULL when name is a valid device name, else why not. */
@@ -65,6 +65,12 @@ static int hello_check_counts(const struct proto_hello *h, char *err,
 	if (h->nr_vcpus == 0 || h->nr_vcpus > PROTO_MAX_VCPUS) {
 		err_set(err, errlen, "HELLO: nr_vcpus %u not in 1..%d",
 			   h->nr_vcpus, PROTO_MAX_VCPUS);
+		return -EPROTO;
+	}
+	if ((h->caps & PROTO_CAP_TSC) &&
+	    (h->tsc_khz == 0 || h->tsc_khz > PROTO_MAX_TSC_KHZ)) {
+		err_set(err, errlen, "HELLO: tsc_khz %u not in 1..%u",
+			h->tsc_khz, PROTO_MAX_TSC_KHZ);
 		return -EPROTO;
 	}
 	return 0;
@@ -140,7 +146,8 @@ static size_t hello_size(const struct proto_hello *h)
 	return HELLO_FIXED + (size_t)h->nr_regions * REGION_SIZE + 8 +
 	       (size_t)h->nr_cpuid * CPUID_SIZE + 4 +
 	       (size_t)h->nr_devices * DEVICE_SIZE +
-	       (h->caps & PROTO_CAP_CHANNELS ? 4 : 0);
+	       (h->caps & PROTO_CAP_CHANNELS ? 4 : 0) +
+	       (h->caps & PROTO_CAP_TSC ? 4 : 0);
 }
 
 static uint8_t *hello_put_cpuid(uint8_t *q, const struct proto_cpuid *e)
@@ -193,7 +200,9 @@ int proto_hello_encode(uint8_t *buf, size_t cap, const struct proto_hello *h)
 	for (uint32_t i = 0; i < h->nr_devices; i++)
 		q = hello_put_device(q, &h->devices[i]);
 	if (h->caps & PROTO_CAP_CHANNELS)
-		proto_put32(q, h->nr_channels);
+		q = proto_put32(q, h->nr_channels);
+	if (h->caps & PROTO_CAP_TSC)
+		proto_put32(q, h->tsc_khz);
 	proto_frame_seal(buf, PROTO_HELLO, (uint32_t)len);
 	return PROTO_HDR_SIZE + (int)len;
 }
@@ -318,6 +327,14 @@ static int hello_get_channels(struct proto_cur *c, struct proto_hello *h)
 	return 0;
 }
 
+/* The TSC frequency, present only with PROTO_CAP_TSC. */
+static int hello_get_tsc(struct proto_cur *c, struct proto_hello *h)
+{
+	if (!(h->caps & PROTO_CAP_TSC))
+		return 0;
+	return proto_cur_u32(c, "tsc_khz", &h->tsc_khz); /* checked below */
+}
+
 int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
 		       char *err, size_t errlen)
 {
@@ -332,7 +349,7 @@ int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
 	if (hello_get_fixed(&c, h) || hello_get_regions(&c, h) ||
 	    hello_get_vcpus(&c, h) || hello_get_cpuid(&c, h) ||
 	    hello_get_devices(&c, h) || hello_get_channels(&c, h) ||
-	    proto_cur_end(&c))
+	    hello_get_tsc(&c, h) || proto_cur_end(&c))
 		return -EPROTO;
 	return proto_hello_check(h, err, errlen);
 }

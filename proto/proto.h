@@ -43,13 +43,18 @@ struct iovec; /* <sys/uio.h>: a frame's parts sent where they are */
  */
 #define PROTO_CAP_VERIFY_XXH3 (1ULL << 4)
 /*
+ * HELLO carries the guest's TSC frequency (below): the destination makes
+ * its vCPUs tick at it, or refuses, before a page moves.
+ */
+#define PROTO_CAP_TSC (1ULL << 5)
+/*
  * Every capability this version knows. A HELLO may offer unknown bits (a
  * newer peer's): the destination answers the intersection. A HELLO_ACK
  * with a bit outside PROTO_CAP_ALL is refused.
  */
 #define PROTO_CAP_ALL                                                          \
 	(PROTO_CAP_ZSTD | PROTO_CAP_POSTCOPY | PROTO_CAP_VERIFY |              \
-	 PROTO_CAP_CHANNELS | PROTO_CAP_VERIFY_XXH3)
+	 PROTO_CAP_CHANNELS | PROTO_CAP_VERIFY_XXH3 | PROTO_CAP_TSC)
 
 enum proto_type {
 	PROTO_HELLO = 1,     /* src -> dst: version, caps, the VM's shape */
@@ -186,15 +191,21 @@ struct proto_hello {
 	 * the connections the source asks for, 2..PROTO_MAX_CHANNELS.
 	 */
 	uint32_t nr_channels;
+	/*
+	 * With PROTO_CAP_TSC only (else absent and 0): the kHz at which the
+	 * guest's TSC ticks (KVM_GET_TSC_KHZ), 1..PROTO_MAX_TSC_KHZ.
+	 */
+	uint32_t tsc_khz;
 };
 
 #define PROTO_MAX_CHANNELS 8
+#define PROTO_MAX_TSC_KHZ  100000000U /* 100 GHz */
 
 /* The largest HELLO frame (every array full): a buffer this big always fits. */
 #define PROTO_HELLO_MAX_FRAME                                                  \
 	(PROTO_HDR_SIZE + 28 + PROTO_MAX_REGIONS * 16 + 8 +                    \
 	 PROTO_MAX_CPUID * 28 + 4 + PROTO_MAX_DEVICES * (PROTO_NAME_MAX + 4) + \
-	 4)
+	 4 + 4)
 
 /*
  * Encoders write a whole frame (header + payload) into buf of size cap and
@@ -216,7 +227,8 @@ int proto_hello_decode(const uint8_t *p, size_t len, struct proto_hello *h,
  * What the decoder checks beyond the layout, and the encoder refuses with
  * -EINVAL: counts within limits, nr_vcpus 1..PROTO_MAX_VCPUS, regions
  * page-aligned, non-empty and not wrapping, device names non-empty,
- * printable and NUL-terminated within PROTO_NAME_MAX. 0 or -EPROTO.
+ * printable and NUL-terminated within PROTO_NAME_MAX, with PROTO_CAP_TSC
+ * tsc_khz 1..PROTO_MAX_TSC_KHZ. 0 or -EPROTO.
  */
 int proto_hello_check(const struct proto_hello *h, char *err, size_t errlen);
 /*

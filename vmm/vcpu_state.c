@@ -278,19 +278,10 @@ static int vcpu_save_tsc_khz(struct vcpu *v, struct proto_rec_writer *w,
 static int vcpu_load_tsc_khz(struct vcpu *v, const struct rec_set *set,
 			     char *err, size_t errlen)
 {
-	int here = ioctl(v->fd, KVM_GET_TSC_KHZ, 0), e;
 	struct vmstate_tsc t;
 
 	memcpy(&t, set->data[VCPU_REC_TSC_KHZ], sizeof(t));
-	if (here > 0 && (uint32_t)here == t.khz)
-		return 0;
-	if (ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)t.khz) == 0)
-		return 0;
-	e = errno;
-	snprintf(err, errlen,
-		 "vcpu%d: KVM_SET_TSC_KHZ %u (this host: %d kHz): %s", v->id,
-		 t.khz, here, strerror(e));
-	return -e;
+	return vcpu_tsc_khz_set(v, t.khz, err, errlen);
 }
 
 /* ---- vCPU: MSRs ---------------------------------------------------------- */

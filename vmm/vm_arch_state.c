@@ -4,8 +4,10 @@
  * (irqchip: PIC master, PIC slave, IOAPIC; PIT2; the KVM clock) as a blob
  * of proto records, each the struct of its KVM_GET_* ioctl. Loading checks
  * the whole blob first (vmstate_rec.c), then restores in the order KVM
- * requires, each rule a comment above the code that obeys it. Runs on the
- * thread that paused the VM, or on a VM whose vCPUs never ran.
+ * requires, each rule a comment above the code that obeys it. And the TSC
+ * frequency the vCPUs tick at (read for HELLO, set from a source's HELLO
+ * and from a vCPU blob). Runs on the thread that paused the VM, or on a VM
+ * whose vCPUs never ran.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -250,4 +252,41 @@ int vm_arch_state_load(struct vm *vm, const uint8_t *blob, size_t len,
 	if (!r)
 		r = vm_kvmclock_ctrl(vm, err, errlen);
 	return r;
+}
+
+/* ---- the TSC frequency --------------------------------------------------- */
+
+int vcpu_tsc_khz_set(struct vcpu *v, uint32_t khz, char *err, size_t errlen)
+{
+	int here = ioctl(v->fd, KVM_GET_TSC_KHZ, 0), e;
+
+	if (here > 0 && (uint32_t)here == khz)
+		return 0;
+	if (ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)khz) == 0)
+		return 0;
+	e = errno;
+	snprintf(err, errlen,
+		 "vcpu%d: KVM_SET_TSC_KHZ %u (this host: %d kHz): %s", v->id,
+		 khz, here, strerror(e));
+	return -e;
+}
+
+int vm_tsc_khz(struct vm *vm)
+{
+	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+	if (khz < 0)
+		return -errno;
+	return khz ? khz : -EINVAL;
+}
+
+int vm_tsc_khz_set(struct vm *vm, uint32_t khz, char *err, size_t errlen)
+{
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_tsc_khz_set(&vm->vcpus[i], khz, err, errlen);
+
+		if (r)
+			return r;
+	}
+	return 0;
 }

@@ -48,6 +48,17 @@ int vcpu_state_guest_pages(const uint8_t *blob, size_t len, uint64_t *gpa,
 			   int max);
 size_t vm_arch_state_max(void);
 
+/*
+ * The TSC frequency a guest saw, kept where it moves: KVM_SET_TSC_KHZ on
+ * vCPU v where it ticks otherwise here (a no-op where it matches). 0, or
+ * -errno with one line in err naming the vCPU, both rates and the cause.
+ */
+int vcpu_tsc_khz_set(struct vcpu *v, uint32_t khz, char *err, size_t errlen);
+/* vCPU 0's TSC frequency in kHz, or -errno. */
+int vm_tsc_khz(struct vm *vm);
+/* vcpu_tsc_khz_set on every vCPU of a VM that is not running. */
+int vm_tsc_khz_set(struct vm *vm, uint32_t khz, char *err, size_t errlen);
+
 /* irqchip (PIC master, PIC slave, IOAPIC), PIT2, and KVM clock. */
 int vm_arch_state_save(struct vm *vm, struct proto_rec_writer *w, char *err,
 		       size_t errlen);

@@ -44,6 +44,8 @@ static void seed_hello_fill(struct proto_hello *h, int n)
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
 	h->caps = PROTO_CAP_ALL;
+	h->nr_channels = 2;
+	h->tsc_khz = 2800000;
 	h->page_size = PAGE_SIZE;
 	h->mem_size = 1ULL << 30;
 	h->nr_regions = n < PROTO_MAX_REGIONS ? n : PROTO_MAX_REGIONS;

@@ -15,6 +15,10 @@
  * outside guest RAM is refused before a byte moves, a frame cut short
  * ends the migration as a lost peer after part of it was spliced, and a
  * whole one lands in guest RAM page for page.
+ *
+ * And a HELLO with a TSC frequency no vCPU here can tick at (1 kHz) ends
+ * the migration at HELLO, one line naming the TSC, before a page moves;
+ * at this host's own frequency the handshake goes on.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -34,6 +38,7 @@
 #include "migration/migration.h"
 #include "tests/kvm/kvmtest.h"
 #include "vmm/snapshot.h"
+#include "vmm/vmstate.h"
 
 #define DL_WAIT_MS 5000 /* the failure comes with the frame, not later */
 
@@ -56,6 +61,7 @@ struct dl_peer {
 
 static struct tvm V;
 static uv_loop_t loop;
+static uint32_t dl_tsc_khz; /* non-zero: HELLO carries PROTO_CAP_TSC */
 static bool done;
 static struct mig_stats last;
 
@@ -165,6 +171,10 @@ static void run_pages_case(const char *name, const struct dl_section *sec,
 	memset(&last, 0, sizeof(last));
 	/* Section tests agree on --verify; page tests splice without it. */
 	mig_hello_local(&V.vm, pages ? 0 : PROTO_CAP_VERIFY, &pr.hello);
+	if (dl_tsc_khz) {
+		pr.hello.caps |= PROTO_CAP_TSC;
+		pr.hello.tsc_khz = dl_tsc_khz;
+	}
 	memcpy(pr.sec, sec, nr * sizeof(*sec));
 	d = dest_listen(&pr.port);
 	cr_assert_eq(pthread_create(&pr.thread, NULL, peer_main, &pr), 0);
@@ -255,6 +265,34 @@ Test(dest_limits, sections_beyond_the_vm)
 
 	run_case("vcpu beyond", &v, 1, "this VM has");
 	run_case("device beyond", &dv, 1, "this VM has");
+}
+
+/* ---- the TSC frequency in HELLO ------------------------------------------ */
+
+/* 1 kHz: no KVM scales a TSC that far (a ratio of ~0). */
+Test(dest_limits, tsc_khz_out_of_reach_refused_at_hello)
+{
+	const struct dl_section v = {PROTO_STATE_VCPU, KVMTEST_NR_CPUS, 64};
+
+	dl_tsc_khz = 1;
+	run_case("tsc 1 kHz", &v, 1, "the guest's TSC ticks at 1 kHz");
+	dl_tsc_khz = 0;
+}
+
+/* This host's own frequency: HELLO passes, the bad section fails later. */
+Test(dest_limits, tsc_khz_of_this_host_passes_hello)
+{
+	const struct dl_section v = {PROTO_STATE_VCPU, KVMTEST_NR_CPUS, 64};
+	struct tvm probe;
+	int khz;
+
+	tvm_create(&probe, NULL);
+	khz = vm_tsc_khz(&probe.vm);
+	tvm_destroy(&probe);
+	cr_assert_gt(khz, 0, "vm_tsc_khz: %d", khz);
+	dl_tsc_khz = (uint32_t)khz;
+	run_case("tsc here", &v, 1, "this VM has");
+	dl_tsc_khz = 0;
 }
 
 /* ---- live PAGES, their data spliced -------------------------------------- */

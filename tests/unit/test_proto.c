@@ -458,8 +458,9 @@ static void hello_fill(struct proto_hello *h, bool full)
 	memset(h, 0, sizeof(*h));
 	h->version = PROTO_VERSION;
 	h->caps = PROTO_CAP_ZSTD | PROTO_CAP_VERIFY |
-		  (full ? PROTO_CAP_CHANNELS : 0);
+		  (full ? PROTO_CAP_CHANNELS | PROTO_CAP_TSC : 0);
 	h->nr_channels = full ? PROTO_MAX_CHANNELS : 0;
+	h->tsc_khz = full ? PROTO_MAX_TSC_KHZ : 0;
 	h->page_size = PAGE_SIZE;
 	h->mem_size = 6ULL << 30;
 	h->nr_regions = full ? PROTO_MAX_REGIONS : 2;
@@ -612,6 +613,38 @@ Test(hello, encoder_refuses_invalid_input)
 	hello_fill(&in, false);
 	in.regions[1].gpa += 0x800;
 	cr_assert_eq(hello_frame(&in), -EINVAL);
+	hello_fill(&in, false);
+	in.caps |= PROTO_CAP_TSC; /* its frequency left 0 */
+	cr_assert_eq(hello_frame(&in), -EINVAL);
+	cr_assert_eq(proto_hello_check(&in, err, sizeof(err)), -EPROTO);
+	cr_assert_str_eq(err, "HELLO: tsc_khz 0 not in 1..100000000");
+}
+
+/* The TSC frequency travels only with its capability, and is checked. */
+Test(hello, tsc_khz_with_its_cap)
+{
+	static struct proto_hello in, out;
+	int n, small;
+
+	hello_fill(&in, false);
+	small = hello_frame(&in);
+	in.caps |= PROTO_CAP_TSC;
+	in.tsc_khz = 2793438;
+	n = hello_frame(&in);
+	cr_assert_eq(n, small + 4);
+	cr_assert_eq(hello_redecode(n, &out), 0, "%s", err);
+	cr_assert_eq(out.tsc_khz, 2793438);
+	cr_assert_eq(memcmp(&in, &out, sizeof(in)), 0);
+	check_truncations(PROTO_HELLO, hello_buf, n);
+	/* the last 4 bytes are the frequency: 0 and 100 GHz + 1 refused */
+	wr32(hello_buf + n - 4, 0);
+	hello_reseal(n);
+	cr_assert_eq(hello_redecode(n, &out), -EPROTO);
+	cr_assert_str_eq(err, "HELLO: tsc_khz 0 not in 1..100000000");
+	wr32(hello_buf + n - 4, PROTO_MAX_TSC_KHZ + 1);
+	hello_reseal(n);
+	cr_assert_eq(hello_redecode(n, &out), -EPROTO);
+	cr_assert_str_eq(err, "HELLO: tsc_khz 100000001 not in 1..100000000");
 }
 
 /* Offsets in a small HELLO (2 regions, 3 leaves, 2 devices). */
@@ -847,7 +880,7 @@ Test(hello, ack_round_trip_and_unknown_caps)
 		     0);
 	cr_assert_eq(caps, noch);
 	check_truncations(PROTO_HELLO_ACK, buf, n);
-	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 5),
+	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), 1ULL << 6),
 		     -EINVAL);
 	/* Channels need their count and token. */
 	cr_assert_eq(proto_hello_ack_encode(buf, sizeof(buf), PROTO_CAP_ALL),
