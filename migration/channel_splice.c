@@ -19,9 +19,8 @@
 
 /* ---- splice.h ------------------------------------------------------------ */
 
-int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
-		     const uint8_t *f, size_t have, size_t rest, char *err,
-		     size_t errlen)
+int mig_splice_offer(const struct proto_hdr *h, const uint8_t *f, size_t have,
+		     size_t rest, char *err, size_t errlen)
 {
 	size_t got = have - PROTO_HDR_SIZE, crc;
 
@@ -33,14 +32,26 @@ int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
 		return 0; /* the data is under the CRC, or the head not here */
 	if (proto_frame_check(f, h, err, errlen))
 		return -EPROTO;
-	if (!s->open) {
-		if (pipe2(s->pipe, O_CLOEXEC) < 0)
-			return 0; /* out of descriptors? the plain way */
-		/* Best effort: a smaller pipe only means more turns. */
-		(void)fcntl(s->pipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE_SIZE);
-		s->open = true;
-	}
 	return 1;
+}
+
+int mig_splice_take(struct mig_splice *s, int how, size_t rest, char *err,
+		    size_t errlen)
+{
+	s->rest = rest;
+	s->direct = how == MIG_SPLICE_DIRECT;
+	if (s->direct || s->open)
+		return 0;
+	if (pipe2(s->pipe, O_CLOEXEC) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "splice: pipe: %s", strerror(e));
+		return -e;
+	}
+	/* Best effort: a smaller pipe only means more turns. */
+	(void)fcntl(s->pipe[1], F_SETPIPE_SZ, MIG_SPLICE_PIPE_SIZE);
+	s->open = true;
+	return 0;
 }
 
 ssize_t mig_splice_read(struct mig_splice *s, int fd)
@@ -97,19 +108,20 @@ int mig_channel_splice_try(struct mig_channel *ch, const struct proto_hdr *h,
 
 	if (!ch->ops->splice_begin || ch->tls_ctx)
 		return 0;
-	r = mig_splice_offer(&ch->sp, h, f, have, ch->frame_rest, err,
-			     sizeof(err));
+	r = mig_splice_offer(h, f, have, ch->frame_rest, err, sizeof(err));
 	if (r > 0)
 		r = ch->ops->splice_begin(ch, h, f + PROTO_HDR_SIZE,
 					  have - PROTO_HDR_SIZE, err,
 					  sizeof(err));
+	if (r > 0) {
+		int e = mig_splice_take(&ch->sp, r, ch->frame_rest, err,
+					sizeof(err));
+
+		r = e ? e : r;
+	}
 	if (r < 0) {
 		mig_channel_fail(ch, r, "%s: %s", ch->peer, err);
 		return -1;
-	}
-	if (r > 0) {
-		ch->sp.rest = ch->frame_rest;
-		ch->sp.direct = r == MIG_SPLICE_DIRECT;
 	}
 	return r > 0;
 }

@@ -42,7 +42,7 @@ enum {
 /* One connection's splice state; the thread that reads the socket owns it. */
 struct mig_splice {
 	int pipe[2];
-	bool open;   /* pipe made (at the first frame offered) */
+	bool open;   /* pipe made (at the first frame taken through it) */
 	bool direct; /* the taken frame: MIG_SPLICE_DIRECT */
 	size_t rest; /* bytes of the taken frame still to come */
 };
@@ -66,13 +66,21 @@ struct mig_sink {
 /*
  * May the frame whose first have bytes (header included) are at f, rest
  * bytes still to come, be spliced? Its data must lie outside its CRC
- * (PROTO_PAGES_LIVE) and the checked part be here: then the CRC is checked
- * and the pipe made. 1: offer it to the receiver, 0: read it as usual,
- * -EPROTO with err set: the CRC is wrong.
+ * (PROTO_PAGES_LIVE) and the checked part be here: then the CRC is
+ * checked. 1: offer it to the receiver, 0: read it as usual, -EPROTO with
+ * err set: the CRC is wrong.
  */
-int mig_splice_offer(struct mig_splice *s, const struct proto_hdr *h,
-		     const uint8_t *f, size_t have, size_t rest, char *err,
-		     size_t errlen);
+int mig_splice_offer(const struct proto_hdr *h, const uint8_t *f, size_t have,
+		     size_t rest, char *err, size_t errlen);
+/*
+ * The receiver took the frame, its rest bytes still to come, the way how
+ * says (MIG_SPLICE_PIPE or MIG_SPLICE_DIRECT): the pipe is made at the
+ * first frame that needs one (a direct receiver never does). 0, or -errno
+ * with err set (no pipe: the receiver has the frame's head, so the
+ * connection cannot go on).
+ */
+int mig_splice_take(struct mig_splice *s, int how, size_t rest, char *err,
+		    size_t errlen);
 /*
  * The receiver took the frame: up to s->rest bytes socket fd -> pipe
  * without waiting. Returns the bytes now in the pipe (s->rest already

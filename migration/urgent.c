@@ -129,7 +129,7 @@ static int urgent_splice_try(struct mig_urgent *u, const struct proto_hdr *h,
 
 	if (!u->ops->splice_begin || u->tls)
 		return 0;
-	r = mig_splice_offer(&u->sp, h, f, have, rest, why, sizeof(why));
+	r = mig_splice_offer(h, f, have, rest, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", u->peer, why);
 		return r;
@@ -139,8 +139,12 @@ static int urgent_splice_try(struct mig_urgent *u, const struct proto_hdr *h,
 					 have - PROTO_HDR_SIZE, err, errlen);
 	u->cb_failed = r < 0;
 	if (r > 0) {
-		u->sp.rest = rest;
-		u->sp.direct = r == MIG_SPLICE_DIRECT;
+		int e = mig_splice_take(&u->sp, r, rest, why, sizeof(why));
+
+		if (e) {
+			snprintf(err, errlen, "%s: %s", u->peer, why);
+			return e;
+		}
 	}
 	return r;
 }

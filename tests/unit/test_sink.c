@@ -6,11 +6,13 @@
  * placed), then the data arriving in pieces that end mid-page, each read
  * by mig_splice_readv into the iovecs dest_sink_iov gives and accounted
  * by dest_sink_placed; the zero runs skipped, the iovecs bounded, and
- * data beyond the runs refused. The end-to-end path is
+ * data beyond the runs refused; the connection's pipe made only for a
+ * frame taken through it (mig_splice_take). The end-to-end path is
  * t_migrate_loopback's and t_migrate_channels' direct_bytes.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -225,4 +227,29 @@ Test(sink, data_beyond_the_runs_is_refused)
 		     -EPROTO);
 	cr_assert(strstr(err, "beyond its runs"), "%s", err);
 	teardown(&x);
+}
+
+/* The pipe is made at the first frame taken through it, never for direct. */
+Test(sink, pipe_made_only_when_a_frame_goes_through_one)
+{
+	struct mig_splice sp = {0};
+	int rd, wr;
+
+	cr_assert_eq(
+		mig_splice_take(&sp, MIG_SPLICE_DIRECT, 100, err, sizeof(err)),
+		0, "%s", err);
+	cr_assert(sp.direct && !sp.open && sp.rest == 100);
+	cr_assert_eq(
+		mig_splice_take(&sp, MIG_SPLICE_PIPE, 200, err, sizeof(err)), 0,
+		"%s", err);
+	cr_assert(!sp.direct && sp.open && sp.rest == 200);
+	rd = sp.pipe[0];
+	wr = sp.pipe[1];
+	cr_assert_eq(
+		mig_splice_take(&sp, MIG_SPLICE_PIPE, 300, err, sizeof(err)), 0,
+		"%s", err);
+	cr_assert(sp.pipe[0] == rd && sp.pipe[1] == wr, "a second pipe");
+	mig_splice_close(&sp);
+	cr_assert(!sp.open);
+	cr_assert_eq(fcntl(rd, F_GETFD), -1, "the pipe was not closed");
 }
