@@ -137,6 +137,14 @@ void fault_stop(struct fault_service *fs);
  */
 int fault_place_page(struct fault_service *fs, uint64_t gpa, const void *data);
 int fault_place_zero(struct fault_service *fs, uint64_t gpa);
+/*
+ * n consecutive pages from gpa (in one RAM region; data: n pages, NULL for
+ * zeros), with as few ioctls as the pages allow: one where none is there
+ * yet; a page someone placed first is woken and skipped. 0 or -errno
+ * (-EFAULT: the range is not all in one region of RAM). Any thread.
+ */
+int fault_place_pages(struct fault_service *fs, uint64_t gpa, const void *data,
+		      uint32_t n);
 
 void fault_get_stats(struct fault_service *fs, struct fault_stats *out);
 /*

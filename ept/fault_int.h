@@ -32,6 +32,14 @@ int fault_wake(struct fault_service *fs, uint64_t hva);
  * a failed ioctl wakes nobody), or -errno.
  */
 int fault_fill(struct fault_service *fs, uint64_t hva, const void *src);
+/*
+ * One UFFDIO_COPY (src NULL: UFFDIO_ZEROPAGE) of len bytes at hva, which
+ * wakes the waiters of what it placed. 0 with *done = len, or -errno with
+ * *done the bytes placed before the page that stopped it (-EEXIST: that
+ * page was there; -EAGAIN: try the rest again).
+ */
+int fault_fill_run(struct fault_service *fs, uint64_t hva, const void *src,
+		   uint64_t len, uint64_t *done);
 /* Unregister every range, close the uffd and the stop eventfd. */
 void fault_uffd_close(struct fault_service *fs);
 

@@ -204,6 +204,8 @@ void fault_settle(struct fault_service *fs, uint64_t page,
 
 /* ---- placement from any thread ----------------------------------------- */
 
+#define FAULT_RUN_TRIES 16 /* -EAGAIN with nothing placed, in a row */
+
 static int fault_place(struct fault_service *fs, uint64_t gpa, const void *data)
 {
 	const struct guest_mem *mem = fs->mem;
@@ -226,6 +228,57 @@ static int fault_place(struct fault_service *fs, uint64_t gpa, const void *data)
 		}
 	}
 	fault_settle(fs, page, FAULT_FETCH, FAULT_NO_T0, ret > 0);
+	return 0;
+}
+
+/* Settle n pages from page on, placed by one ioctl. */
+static void fault_settle_run(struct fault_service *fs, uint64_t page,
+			     uint64_t n)
+{
+	for (uint64_t k = 0; k < n; k++)
+		fault_settle(fs, page + k, FAULT_FETCH, FAULT_NO_T0, false);
+}
+
+int fault_place_pages(struct fault_service *fs, uint64_t gpa, const void *data,
+		      uint32_t n)
+{
+	const struct guest_mem *mem = fs->mem;
+	const uint8_t *src = data;
+	uint64_t page, i = 0;
+	int tries = 0;
+	uint8_t *hva;
+
+	if (!mem || fs->uffd < 0)
+		return -EBADF;
+	if (gpa % FAULT_PAGE || !n)
+		return -EINVAL;
+	hva = mem_gpa_to_hva(mem, gpa, (uint64_t)n * FAULT_PAGE);
+	if (!hva || mem_gpa_to_page(mem, gpa, &page))
+		return -EFAULT;
+	while (i < n) {
+		uint64_t off = i * FAULT_PAGE, done;
+		int r = fault_fill_run(fs, (uint64_t)(uintptr_t)hva + off,
+				       src ? src + off : NULL,
+				       (n - i) * FAULT_PAGE, &done);
+
+		fault_settle_run(fs, page + i, done / FAULT_PAGE);
+		i += done / FAULT_PAGE;
+		if (!r)
+			break;
+		if (r == -EEXIST) { /* someone placed it first: wake, on */
+			fault_wake(fs,
+				   (uint64_t)(uintptr_t)hva + i * FAULT_PAGE);
+			fault_settle(fs, page + i, FAULT_FETCH, FAULT_NO_T0,
+				     true);
+			i++;
+			continue;
+		}
+		if ((r == -EAGAIN || r == -EINTR) &&
+		    (done || ++tries < FAULT_RUN_TRIES))
+			continue;
+		fault_count_error(fs);
+		return r;
+	}
 	return 0;
 }
 

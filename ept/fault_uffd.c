@@ -282,6 +282,35 @@ static int fault_ioctl_fill(int uffd, uint64_t hva, const void *src)
 }
 
 /* See fault_int.h. */
+int fault_fill_run(struct fault_service *fs, uint64_t hva, const void *src,
+		   uint64_t len, uint64_t *done)
+{
+	struct uffdio_copy copy = {
+		.dst = hva,
+		.src = (uint64_t)(uintptr_t)src,
+		.len = len,
+	};
+	struct uffdio_zeropage zero = {
+		.range = {.start = hva, .len = len},
+	};
+	int64_t got;
+	int ret;
+
+	if (src)
+		ret = ioctl(fs->uffd, UFFDIO_COPY, &copy);
+	else
+		ret = ioctl(fs->uffd, UFFDIO_ZEROPAGE, &zero);
+	if (!ret) {
+		*done = len;
+		return 0;
+	}
+	ret = -errno;
+	/* Partial: the bytes placed (and woken) come back, with -EAGAIN. */
+	got = src ? copy.copy : zero.zeropage;
+	*done = got > 0 ? (uint64_t)got : 0;
+	return ret;
+}
+
 int fault_fill(struct fault_service *fs, uint64_t hva, const void *src)
 {
 	int ret, tries = 0;

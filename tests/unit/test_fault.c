@@ -157,7 +157,8 @@ static void *accessor_run(void *arg)
 
 	__atomic_store_n(&a->tid, gettid(), __ATOMIC_RELEASE);
 	for (int i = 0; i < a->n; i++) {
-		volatile uint64_t *p = mem_gpa_to_hva(&gm, a->gpa[i], PAGE_SIZE);
+		volatile uint64_t *p =
+			mem_gpa_to_hva(&gm, a->gpa[i], PAGE_SIZE);
 
 		if (a->write_odd && (i & 1))
 			*p = 0;
@@ -339,11 +340,12 @@ Test(fault, file_range_reads_the_file_and_zeros_past_eof)
 		memset(want, 0, PAGE_SIZE);
 		if (off < sizeof(file))
 			memcpy(want, file + off,
-			       sizeof(file) - off < PAGE_SIZE ? sizeof(file) - off
-							 : PAGE_SIZE);
-		cr_expect_eq(
-			memcmp(mem_gpa_to_hva(&gm, a.gpa[k], PAGE_SIZE), want, PAGE_SIZE),
-			0, "range page %d differs from the file", k);
+			       sizeof(file) - off < PAGE_SIZE
+				       ? sizeof(file) - off
+				       : PAGE_SIZE);
+		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, a.gpa[k], PAGE_SIZE),
+				    want, PAGE_SIZE),
+			     0, "range page %d differs from the file", k);
 	}
 	fault_get_stats(&fs, &st);
 	cr_expect_eq(st.cls[FAULT_FILE].faults, 8);
@@ -379,9 +381,9 @@ Test(fault, fetch_ten_pages_placed_by_another_thread)
 	for (int i = 0; i < a.n; i++) {
 		fill_pattern(buf, a.gpa[i], 1);
 		cr_expect_eq(memcmp(&a.seen[i], buf, 8), 0);
-		cr_expect_eq(
-			memcmp(mem_gpa_to_hva(&gm, a.gpa[i], PAGE_SIZE), buf, PAGE_SIZE),
-			0);
+		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, a.gpa[i], PAGE_SIZE),
+				    buf, PAGE_SIZE),
+			     0);
 		cr_expect(page_state(a.gpa[i], MEM_PS_PRESENT));
 		cr_expect_not(page_state(a.gpa[i], MEM_PS_REQUESTED));
 	}
@@ -442,7 +444,8 @@ Test(fault, two_threads_two_pages_count_two_waiters)
 {
 	static struct accessor a, b;
 	static uint8_t buf[PAGE_SIZE];
-	const uint64_t ga = 4 * MiB + 7 * PAGE_SIZE, gb = 4 * MiB + 9 * PAGE_SIZE;
+	const uint64_t ga = 4 * MiB + 7 * PAGE_SIZE,
+		       gb = 4 * MiB + 9 * PAGE_SIZE;
 	struct fault_stats st;
 
 	start_fetch(4 * MiB, MiB, 0);
@@ -506,7 +509,9 @@ Test(fault, place_twice_keeps_the_first)
 	cr_expect_eq(st.errors, 0);
 	cr_expect_eq(st.cls[FAULT_FETCH].faults, 0);
 	cr_expect(page_state(gpa, MEM_PS_PRESENT));
-	cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, gpa, PAGE_SIZE), first, PAGE_SIZE), 0);
+	cr_expect_eq(
+		memcmp(mem_gpa_to_hva(&gm, gpa, PAGE_SIZE), first, PAGE_SIZE),
+		0);
 	cr_expect_eq(q_calls(), 0);
 }
 
@@ -713,7 +718,8 @@ Test(fault, requests_pushes_and_duplicates_race)
 		uint64_t gpa = RACE_BASE + i * PAGE_SIZE;
 
 		fill_pattern(want, gpa, 9);
-		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, gpa, PAGE_SIZE), want, PAGE_SIZE),
+		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, gpa, PAGE_SIZE), want,
+				    PAGE_SIZE),
 			     0);
 		cr_expect_leq(race_requested[i], 1, "page %llu requested %d",
 			      (unsigned long long)i, race_requested[i]);
@@ -759,8 +765,9 @@ Test(fault, register_rejects_bad_ranges)
 	cr_expect_eq(try_reg(0, 2 * PAGE_SIZE, FAULT_ZERO, -1), 0);
 	cr_expect_eq(try_reg(PAGE_SIZE, PAGE_SIZE, FAULT_ZERO, -1), -EEXIST);
 	for (int i = 1; i < FAULT_MAX_RANGES; i++)
-		cr_expect_eq(try_reg((uint64_t)i * MiB, PAGE_SIZE, FAULT_ZERO, -1),
-			     0);
+		cr_expect_eq(
+			try_reg((uint64_t)i * MiB, PAGE_SIZE, FAULT_ZERO, -1),
+			0);
 	cr_expect_eq(try_reg(15 * MiB, PAGE_SIZE, FAULT_ZERO, -1), -ENOSPC);
 	cr_expect_eq(fs.nr_ranges, FAULT_MAX_RANGES);
 }
@@ -967,4 +974,58 @@ Test(fault_hist, bucket_bounds_within_an_eighth)
 	fault_hist_add(&h, UINT64_MAX);
 	cr_expect_eq(fault_hist_percentile(&h, 99), UINT64_MAX);
 	cr_expect_eq(h.buckets[FAULT_HIST_BUCKETS - 1 - 16], 1);
+}
+
+/*
+ * A stretch of 16 pages in as few ioctls as the pages allow: the one
+ * placed first in its middle is skipped (EEXIST, kept), the faulter
+ * waiting on the stretch's last page is woken, every page is PRESENT
+ * with its data; then 8 zero pages the same way.
+ */
+Test(fault, place_pages_a_stretch_around_one_placed_first)
+{
+	static uint8_t buf[16 * PAGE_SIZE], first[PAGE_SIZE];
+	static struct accessor a;
+	const uint64_t base = 4 * MiB;
+	struct fault_stats st;
+	uint64_t page;
+
+	start_fetch(base, MiB, 0);
+	a.n = 1;
+	a.gpa[0] = base + 15 * PAGE_SIZE;
+	accessor_start(&a);
+	cr_assert_eq(q_pop(), a.gpa[0]);
+	for (int i = 0; i < 16; i++)
+		fill_pattern(buf + i * PAGE_SIZE, base + i * PAGE_SIZE, 5);
+	fill_pattern(first, base + 6 * PAGE_SIZE, 6);
+	cr_assert_eq(fault_place_page(&fs, base + 6 * PAGE_SIZE, first), 0);
+	/* As if another placer got there first: PRESENT not yet seen. */
+	cr_assert_eq(mem_gpa_to_page(&gm, base + 6 * PAGE_SIZE, &page), 0);
+	bitmap_clear(&gm.state[MEM_PS_PRESENT], page);
+	cr_assert_eq(fault_place_pages(&fs, base, buf, 16), 0);
+	accessor_join(&a);
+	cr_expect_eq(memcmp(&a.seen[0], buf + 15 * PAGE_SIZE, 8), 0);
+	for (int i = 0; i < 16; i++) {
+		uint64_t gpa = base + i * PAGE_SIZE;
+
+		cr_expect(page_state(gpa, MEM_PS_PRESENT), "page %d", i);
+		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, gpa, PAGE_SIZE),
+				    i == 6 ? first : buf + i * PAGE_SIZE,
+				    PAGE_SIZE),
+			     0, "page %d", i);
+	}
+	cr_assert_eq(fault_place_pages(&fs, base + 32 * PAGE_SIZE, NULL, 8), 0);
+	for (int i = 32; i < 40; i++)
+		cr_expect_eq(memcmp(mem_gpa_to_hva(&gm, base + i * PAGE_SIZE,
+						   PAGE_SIZE),
+				    zero_page, PAGE_SIZE),
+			     0, "zero page %d", i);
+	/* Beyond RAM, and not page-aligned: refused before any ioctl. */
+	cr_expect_eq(fault_place_pages(&fs, 16 * MiB - PAGE_SIZE, buf, 2),
+		     -EFAULT);
+	cr_expect_eq(fault_place_pages(&fs, base + 1, buf, 1), -EINVAL);
+	fault_get_stats(&fs, &st);
+	cr_expect_eq(st.eexist, 1);
+	cr_expect_eq(st.errors, 0);
+	cr_expect_eq(st.pending, 0);
 }
