@@ -262,25 +262,6 @@ int fault_wake(struct fault_service *fs, uint64_t hva)
 	return ret;
 }
 
-static int fault_ioctl_fill(int uffd, uint64_t hva, const void *src)
-{
-	struct uffdio_copy copy = {
-		.dst = hva,
-		.src = (uint64_t)(uintptr_t)src,
-		.len = FAULT_PAGE,
-	};
-	struct uffdio_zeropage zero = {
-		.range = {.start = hva, .len = FAULT_PAGE},
-	};
-	int ret;
-
-	if (src)
-		ret = ioctl(uffd, UFFDIO_COPY, &copy);
-	else
-		ret = ioctl(uffd, UFFDIO_ZEROPAGE, &zero);
-	return ret < 0 ? -errno : 0;
-}
-
 /* See fault_int.h. */
 int fault_fill_run(struct fault_service *fs, uint64_t hva, const void *src,
 		   uint64_t len, uint64_t *done)
@@ -314,9 +295,10 @@ int fault_fill_run(struct fault_service *fs, uint64_t hva, const void *src,
 int fault_fill(struct fault_service *fs, uint64_t hva, const void *src)
 {
 	int ret, tries = 0;
+	uint64_t done;
 
 	do {
-		ret = fault_ioctl_fill(fs->uffd, hva, src);
+		ret = fault_fill_run(fs, hva, src, FAULT_PAGE, &done);
 	} while ((ret == -EAGAIN || ret == -EINTR) &&
 		 ++tries < FAULT_EAGAIN_TRIES);
 	if (ret != -EEXIST)
