@@ -235,24 +235,46 @@ static uint64_t lazy_claim_run(struct lazy_src *ls, uint64_t *page,
 	return n;
 }
 
+/*
+ * Place the claimed pages [first, first + n) from buf: one ioctl per
+ * stretch within one RAM region (fault_place_pages). A page that is not
+ * in place after a failure is left for a fault to load.
+ */
+static void lazy_place_run(struct lazy_src *ls, uint64_t first, uint64_t n,
+			   const uint8_t *buf, bool ok)
+{
+	const struct guest_mem *mem = ls->mem;
+	uint64_t i = 0;
+
+	while (i < n) {
+		uint64_t gpa = mem_page_to_gpa(mem, first + i), k = 1;
+
+		while (i + k < n && mem_page_to_gpa(mem, first + i + k) ==
+					    gpa + k * PAGE_SIZE)
+			k++;
+		if (ok && !fault_place_pages(ls->fs, gpa, buf + i * PAGE_SIZE,
+					     (uint32_t)k)) {
+			atomic_fetch_add(&ls->loader_pages, k);
+			i += k;
+			continue;
+		}
+		for (uint64_t j = i; j < i + k; j++) {
+			if (bitmap_test(&mem->state[MEM_PS_PRESENT], first + j))
+				continue;
+			bitmap_clear(&ls->claimed, first + j);
+			atomic_fetch_add(&ls->errors, 1);
+		}
+		i += k;
+	}
+}
+
 static void lazy_load_run(struct lazy_src *ls, uint64_t first, uint64_t n,
 			  uint8_t *buf)
 {
-	const struct guest_mem *mem = ls->mem;
 	int r = file_pread_all(ls->fd, buf, n * PAGE_SIZE,
 			       ls->ram_off + first * PAGE_SIZE);
 
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gpa = mem_page_to_gpa(mem, first + i);
-
-		if (!r && !fault_place_page(ls->fs, gpa, buf + i * PAGE_SIZE)) {
-			atomic_fetch_add(&ls->loader_pages, 1);
-			continue;
-		}
-		/* Left for a fault to load. */
-		bitmap_clear(&ls->claimed, first + i);
-		atomic_fetch_add(&ls->errors, 1);
-	}
+	lazy_place_run(ls, first, n, buf, r == 0);
 }
 
 /* Wait out the recording window (or a stop). */
