@@ -206,31 +206,6 @@ void fault_settle(struct fault_service *fs, uint64_t page,
 
 #define FAULT_RUN_TRIES 16 /* -EAGAIN with nothing placed, in a row */
 
-static int fault_place(struct fault_service *fs, uint64_t gpa, const void *data)
-{
-	const struct guest_mem *mem = fs->mem;
-	uint64_t page;
-	uint8_t *hva;
-	int ret = 0;
-
-	if (!mem || fs->uffd < 0)
-		return -EBADF;
-	if (gpa % FAULT_PAGE)
-		return -EINVAL;
-	hva = mem_gpa_to_hva(mem, gpa, FAULT_PAGE);
-	if (!hva || mem_gpa_to_page(mem, gpa, &page))
-		return -EFAULT;
-	if (!bitmap_test(&mem->state[MEM_PS_PRESENT], page)) {
-		ret = fault_fill(fs, (uint64_t)(uintptr_t)hva, data);
-		if (ret < 0) {
-			fault_count_error(fs);
-			return ret;
-		}
-	}
-	fault_settle(fs, page, FAULT_FETCH, FAULT_NO_T0, ret > 0);
-	return 0;
-}
-
 /* Settle n pages from page on, placed by one ioctl. */
 static void fault_settle_run(struct fault_service *fs, uint64_t page,
 			     uint64_t n)
@@ -280,6 +255,21 @@ int fault_place_pages(struct fault_service *fs, uint64_t gpa, const void *data,
 		return r;
 	}
 	return 0;
+}
+
+/* One page: no ioctl where it is PRESENT already, else a stretch of one. */
+static int fault_place(struct fault_service *fs, uint64_t gpa, const void *data)
+{
+	const struct guest_mem *mem = fs->mem;
+	uint64_t page;
+
+	if (mem && fs->uffd >= 0 && !(gpa % FAULT_PAGE) &&
+	    !mem_gpa_to_page(mem, gpa, &page) &&
+	    bitmap_test(&mem->state[MEM_PS_PRESENT], page)) {
+		fault_settle(fs, page, FAULT_FETCH, FAULT_NO_T0, false);
+		return 0;
+	}
+	return fault_place_pages(fs, gpa, data, 1);
 }
 
 int fault_place_page(struct fault_service *fs, uint64_t gpa, const void *data)
