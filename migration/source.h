@@ -71,7 +71,8 @@
 struct mig_source {
 	struct mig_session ss; /* first: channels' and async's opaque */
 	struct mig_params p;
-	char to[128]; /* p.to points here: the caller's copy goes away */
+	char to[128];	  /* p.to points here: the caller's copy goes away */
+	uint32_t tsc_khz; /* the guest's TSC rate for HELLO (0: unknown) */
 	/*
 	 * The urgent thread answers the PAGE_REQs (src_postcopy.c). It owns
 	 * ubatch and ubuf, and counts what it sends in the u_* atomics,

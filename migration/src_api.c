@@ -135,9 +135,10 @@ static int src_init(struct mig_source *s, struct vm *vm, uv_loop_t *loop,
 		    const struct mig_params *p, const struct mig_hooks *hooks,
 		    char *err, size_t errlen)
 {
-	int r;
+	int r, khz = vm_tsc_khz(vm);
 
 	s->p = *p;
+	s->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
 	snprintf(s->to, sizeof(s->to), "%s", p->to);
 	s->p.to = s->to;
 	r = src_local_mode(&s->p, err, errlen);
@@ -259,7 +260,7 @@ uint64_t src_caps_offered(const struct mig_source *s)
 		caps |= PROTO_CAP_POSTCOPY;
 	if (src_chans_wanted(s) > 1)
 		caps |= PROTO_CAP_CHANNELS;
-	if (vm_tsc_khz(s->ss.vm) > 0)
+	if (s->tsc_khz)
 		caps |= PROTO_CAP_TSC;
 	return caps;
 }
@@ -276,8 +277,7 @@ int src_hello_send(struct mig_source *s, struct mig_channel *ch)
 		mig_hello_local(s->ss.vm, src_caps_offered(s), h);
 		if (h->caps & PROTO_CAP_CHANNELS)
 			h->nr_channels = src_chans_wanted(s);
-		if (h->caps & PROTO_CAP_TSC)
-			h->tsc_khz = (uint32_t)vm_tsc_khz(s->ss.vm);
+		h->tsc_khz = h->caps & PROTO_CAP_TSC ? s->tsc_khz : 0;
 		n = proto_hello_encode(f, cap, h);
 	}
 	free(h);
