@@ -63,6 +63,7 @@ static int get_string_arg(struct ctl_request *req, struct ctl_error *err,
 {
 	json_t *v = json_object_get(req->args, name);
 
+	*out = NULL; /* set on every path (-O2 cannot see ctl_err_set's < 0) */
 	if (!v)
 		return ctl_err_set(err, CTL_ERR_BAD_ARGS,
 				   "'%s' needs args.%s (%s)",
