@@ -4,8 +4,8 @@
  * state changes (src_set_state, by the table of states.c), the frames of
  * the main connection dispatched by that table, the end of a migration one
  * way or another, and the entry points of migration.h. The work of each
- * phase is in src_precopy.c, src_switch.c, src_postcopy.c and
- * src_verify.c (source.h), which report what happened and leave the
+ * phase is in src_precopy.c, src_quiesce.c, src_switch.c, src_postcopy.c
+ * and src_verify.c (source.h), which report what happened and leave the
  * moving to this file; src_api.c builds and frees it and keeps its
  * statistics.
  *
@@ -120,14 +120,6 @@ static void src_pc_break(struct mig_source *s)
 	mig_session_progress(&s->ss);
 }
 
-/* The migration did not happen: the device may be used again. */
-static void src_quiesce_cancel(struct mig_source *s)
-{
-	if (s->qtimer_on)
-		uv_timer_stop(&s->qtimer);
-	src_devs_quiesce_cancel(s);
-}
-
 /*
  * Give up. Before GO the guest has never left: stop logging and resume it.
  * After GO the destination may be running it: keep it paused and say so.
@@ -214,28 +206,16 @@ static void src_quiesce_done(struct mig_source *s)
 /* Acked (or timed out): the device must hold nothing now. */
 static void src_quiesce_check(struct mig_source *s, bool timed_out)
 {
-	char err[400];
+	char err[512];
 	int r;
 
 	if (s->ss.ended || s->ss.st.state != MIG_QUIESCE)
 		return;
-	r = src_devs_quiesce_check(s, err, sizeof(err));
-	if (!r) {
+	r = src_quiesce_outcome(s, timed_out, err, sizeof(err));
+	if (!r)
 		src_quiesce_done(s);
-		return;
-	}
-	if (r == -EAGAIN && !timed_out)
-		return;
-	if (r == -EAGAIN)
-		src_fail(s, MIG_FAILED,
-			 "%s within %llu ms; the VM keeps running here with "
-			 "the device",
-			 err, (unsigned long long)s->p.quiesce_timeout_ms);
-	else
-		src_fail(s, MIG_FAILED,
-			 "%s; the switch-over is refused and the VM keeps "
-			 "running here with the device",
-			 err);
+	else if (r != -EAGAIN)
+		src_fail(s, MIG_FAILED, "%s", err);
 }
 
 static void src_on_qtimer(uv_timer_t *t)

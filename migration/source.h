@@ -228,13 +228,16 @@ void src_hot_pick(struct mig_source *s);
 /* The switch, after the discard set: the pages of now. */
 int src_hot_send(struct mig_source *s);
 
-/* src_switch.c */
+/* src_quiesce.c */
 bool src_devs_quiesce_needed(struct mig_source *s);
 bool src_devs_quiesce_request(struct mig_source *s);
-int src_devs_quiesce_check(struct mig_source *s, char *err, size_t errlen);
-void src_devs_quiesce_cancel(struct mig_source *s);
+int src_quiesce_outcome(struct mig_source *s, bool timed_out, char *err,
+			size_t errlen);
+void src_quiesce_cancel(struct mig_source *s);
 void src_devs_release(struct mig_source *s);
 uint64_t src_devs_take_pinned(struct mig_source *s);
+
+/* src_switch.c */
 int src_pause(struct mig_source *s, char *err, size_t errlen);
 void src_switch_queued(struct mig_source *s);
 int src_send_finish(struct mig_source *s, char *err, size_t errlen);

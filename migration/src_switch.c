@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * src_switch.c - the source's switch-over: the passthrough device's
- * quiesce (docs/pt-quiesce.md), the pause, stop-copy's state sections
+ * src_switch.c - the source's switch-over, once the passthrough devices
+ * are quiesced (src_quiesce.c): the pause, stop-copy's state sections
  * (vCPUs, VM, devices) after RAM_END, and for post-copy the discard set
  * (sent early by hybrid while the guest still runs), POSTCOPY and the
- * urgent connection. source.c moves the state around these. Loop thread,
- * but src_dev_acked (the vCPU thread that wrote a driver's ACK).
+ * urgent connection. source.c moves the state around these. Loop thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,97 +20,6 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/snapshot.h"
-
-/* ---- DMA devices: the quiesce handshake through the VM's device table ---- */
-
-/* On the vCPU thread that wrote a driver's quiesce ACK: wake the loop. */
-static void src_dev_acked(void *opaque)
-{
-	struct mig_source *s = opaque;
-
-	atomic_store(&s->q_acked, true);
-	uv_async_send(&s->ss.async);
-}
-
-/* Whether any device of the VM has the quiesce handshake. */
-bool src_devs_quiesce_needed(struct mig_source *s)
-{
-	return vm_devs_nr_quiesce(s->ss.vm) > 0;
-}
-
-/*
- * Ask each driver to stop DMA and release its buffers. The request is
- * posted even to a device nobody enabled, which keeps the driver from
- * enabling it meanwhile. True when no device holds anything to wait for.
- */
-bool src_devs_quiesce_request(struct mig_source *s)
-{
-	atomic_store(&s->q_acked, false);
-	vm_devs_set_ack_hook(s->ss.vm, src_dev_acked, s);
-	s->q_asked = true;
-	return !vm_devs_quiesce_request(s->ss.vm);
-}
-
-/*
- * Acked (or timed out): 0 when every device holds nothing now (quiesce_us
- * noted), -EAGAIN while a driver has not acked (err names it), else why the
- * VM may not move (err names the device and the buffer).
- */
-int src_devs_quiesce_check(struct mig_source *s, char *err, size_t errlen)
-{
-	int r = vm_devs_quiesce_poll(s->ss.vm, err, errlen);
-
-	if (r == 0)
-		return -EAGAIN;
-	if (r < 0)
-		return r;
-	s->ss.st.quiesce_us = vm_devs_quiesce_ns(s->ss.vm) / 1000;
-	return 0;
-}
-
-/* The migration did not happen: the drivers may use their devices again. */
-void src_devs_quiesce_cancel(struct mig_source *s)
-{
-	if (!s->q_asked)
-		return;
-	s->q_asked = false;
-	vm_devs_set_ack_hook(s->ss.vm, NULL, NULL);
-	vm_devs_resume(s->ss.vm);
-}
-
-/* The end: no ACK may reach us any more. */
-void src_devs_release(struct mig_source *s)
-{
-	if (s->q_asked)
-		vm_devs_set_ack_hook(s->ss.vm, NULL, NULL);
-}
-
-/* One pinned buffer: its pages go into todo, counted in s->pinned_new. */
-static void src_take_pin(void *opaque, uint64_t gpa, uint64_t len)
-{
-	struct mig_source *s = opaque;
-	uint64_t end = gpa + len;
-
-	for (uint64_t g = gpa & ~(PAGE_SIZE - 1); g < end; g += PAGE_SIZE) {
-		uint64_t i;
-
-		if (!mem_gpa_to_page(&s->ss.vm->mem, g, &i) &&
-		    !bitmap_test_and_set(&s->todo, i))
-			s->pinned_new++;
-	}
-}
-
-/*
- * The buffers a DMA device holds (pinned) may be written at any moment:
- * they count as dirty in every round, the last included. (A quiesced
- * device holds none: the switch is refused otherwise.)
- */
-uint64_t src_devs_take_pinned(struct mig_source *s)
-{
-	s->pinned_new = 0;
-	vm_devs_pinned(s->ss.vm, src_take_pin, s);
-	return s->pinned_new;
-}
 
 /* ---- pause and stop-copy ------------------------------------------------ */
 
