@@ -169,10 +169,14 @@ json_t *boot_mig_status_json(struct boot_app *app)
 	return NULL;
 }
 
+/*
+ * Built only for a listener: on the destination it is built right after
+ * GO, on the CPU the resumed guest wants (docs/benchmarks.md, "After GO").
+ */
 static void boot_mig_event(struct boot_app *app, const char *name,
 			   const struct mig_stats *st, bool dest)
 {
-	if (app->has_ctl)
+	if (app->has_ctl && control_listened(&app->ctl))
 		control_post_event(&app->ctl, name,
 				   boot_mig_json(app, st, dest));
 }

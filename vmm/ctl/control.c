@@ -56,6 +56,7 @@ static void client_free_cb(uv_handle_t *h)
 	for (pp = &c->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == cl) {
 			*pp = cl->next;
+			atomic_fetch_sub(&c->nr_clients, 1);
 			break;
 		}
 	}
@@ -234,6 +235,7 @@ static void server_connection_cb(uv_stream_t *server, int status)
 	cl->pipe.data = cl;
 	cl->next = c->clients;
 	c->clients = cl;
+	atomic_fetch_add(&c->nr_clients, 1);
 	if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0 ||
 	    uv_read_start((uv_stream_t *)&cl->pipe, client_alloc_cb,
 			  client_read_cb) < 0)
@@ -287,6 +289,11 @@ static bool control_queue_full(struct control *c)
 		return false;
 	c->ev_dropped++;
 	return true;
+}
+
+bool control_listened(struct control *c)
+{
+	return atomic_load(&c->nr_clients) > 0;
 }
 
 uint64_t control_events_dropped(struct control *c)

@@ -12,6 +12,8 @@
 #define VMM_CTL_CONTROL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -34,6 +36,7 @@ struct control {
 	control_handler_fn handler;
 	void *opaque;
 	struct control_client *clients; /* loop thread only */
+	atomic_uint nr_clients;		/* written by the loop, read by any */
 	uv_async_t wake;		/* wakes the loop for posted events */
 	pthread_mutex_t ev_lock;	/* guards ev_head..ev_dropped */
 	struct control_event *ev_head, *ev_tail;
@@ -69,6 +72,12 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
  * posting faster than the loop writes cannot grow memory without bound.
  */
 void control_post_event(struct control *c, const char *name, json_t *data);
+/*
+ * Thread-safe: whether a client is connected to get events. A poster whose
+ * event takes work to build (the migration's statistics) may skip it when
+ * none is; a client that connects just after gets the next one.
+ */
+bool control_listened(struct control *c);
 /* Thread-safe: how many posts were dropped because the queue was full. */
 uint64_t control_events_dropped(struct control *c);
 
