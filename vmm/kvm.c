@@ -80,6 +80,34 @@ static int kvm_get_cpuid(struct kvm_sys *k, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Every MSR KVM saves and restores, asked once here rather than in each
+ * state save (a migration's downtime): the list is the host's, fixed.
+ */
+static int kvm_get_msr_list(struct kvm_sys *k, char *err, size_t errlen)
+{
+	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
+	int e;
+
+	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		goto fail;
+	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, l) == 0) {
+		k->msrs = l;
+		return 0;
+	}
+	e = errno;
+	free(l);
+	errno = e;
+fail:
+	e = errno;
+	snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(e));
+	return -e;
+}
+
 static int kvm_check(struct kvm_sys *k, char *err, size_t errlen)
 {
 	int r = ioctl(k->fd, KVM_GET_API_VERSION, 0);
@@ -108,7 +136,8 @@ static int kvm_check(struct kvm_sys *k, char *err, size_t errlen)
 	k->max_vcpus = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (k->max_vcpus <= 0)
 		k->max_vcpus = 1;
-	return kvm_get_cpuid(k, err, errlen);
+	r = kvm_get_cpuid(k, err, errlen);
+	return r ? r : kvm_get_msr_list(k, err, errlen);
 }
 
 int kvm_open(struct kvm_sys *k, const char *path, char *err, size_t errlen)
@@ -141,6 +170,7 @@ void kvm_close(struct kvm_sys *k)
 	if (k->fd > 0)
 		close(k->fd);
 	free(k->cpuid);
+	free(k->msrs);
 	memset(k, 0, sizeof(*k));
 	k->fd = -1;
 }

@@ -17,6 +17,7 @@ struct kvm_sys {
 	int run_size;		  /* KVM_GET_VCPU_MMAP_SIZE */
 	int max_vcpus;		  /* KVM_CAP_MAX_VCPUS */
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, malloc'd */
+	struct kvm_msr_list *msrs; /* KVM_GET_MSR_INDEX_LIST, malloc'd */
 };
 
 /*

@@ -193,12 +193,11 @@ static int vcpu_check_cpuid(const struct vcpu *v, const struct rec_set *set,
 	return -EPROTO;
 }
 
-/* This VM's XSAVE size: 4096, or more when KVM_CAP_XSAVE2 says so. */
+/* This VM's XSAVE size: 4096, or more when KVM_CAP_XSAVE2 said so. */
 static uint32_t vm_xsave_size(const struct vm *vm)
 {
-	int r = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-
-	return r > (int)VMSTATE_XSAVE_MIN ? (uint32_t)r : VMSTATE_XSAVE_MIN;
+	return vm->xsave_size > VMSTATE_XSAVE_MIN ? vm->xsave_size
+						   : VMSTATE_XSAVE_MIN;
 }
 
 static uint32_t vcpu_xsave_size(const struct vcpu *v)
@@ -286,34 +285,17 @@ static int vcpu_load_tsc_khz(struct vcpu *v, const struct rec_set *set,
 
 /* ---- vCPU: MSRs ---------------------------------------------------------- */
 
-/* KVM_GET_MSR_INDEX_LIST on /dev/kvm: every MSR KVM saves and restores. */
-static struct kvm_msr_list *vcpu_msr_list(struct vcpu *v, char *err,
-					  size_t errlen)
+/* Every MSR KVM saves and restores (read once, at kvm_open). */
+static const struct kvm_msr_list *vcpu_msr_list(struct vcpu *v, char *err,
+						size_t errlen)
 {
-	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
-	int fd = v->vm->kvm.fd;
+	const struct kvm_msr_list *l = v->vm->kvm.msrs;
 
-	if (ioctl(fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
-		vcpu_ioc_fail(v, "KVM_GET_MSR_INDEX_LIST", err, errlen);
-		return NULL;
-	}
-	if (probe.nmsrs > VMSTATE_MAX_MSRS) {
-		snprintf(err, errlen, "vcpu%d: KVM lists %u MSRs, more than %d",
-			 v->id, probe.nmsrs, VMSTATE_MAX_MSRS);
-		return NULL;
-	}
-	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
-	if (!l) {
-		vcpu_nomem(v, "KVM_GET_MSR_INDEX_LIST", err, errlen);
-		return NULL;
-	}
-	l->nmsrs = probe.nmsrs;
-	if (ioctl(fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
-		vcpu_ioc_fail(v, "KVM_GET_MSR_INDEX_LIST", err, errlen);
-		free(l);
-		return NULL;
-	}
-	return l;
+	if (l->nmsrs <= VMSTATE_MAX_MSRS)
+		return l;
+	snprintf(err, errlen, "vcpu%d: KVM lists %u MSRs, more than %d", v->id,
+		 l->nmsrs, VMSTATE_MAX_MSRS);
+	return NULL;
 }
 
 static struct kvm_msrs *msrs_alloc(uint32_t n)
@@ -365,7 +347,7 @@ static bool msrs_have(const struct kvm_msrs *m, uint32_t index)
 static int vcpu_save_msrs(struct vcpu *v, struct proto_rec_writer *w, char *err,
 			  size_t errlen)
 {
-	struct kvm_msr_list *l = vcpu_msr_list(v, err, errlen);
+	const struct kvm_msr_list *l = vcpu_msr_list(v, err, errlen);
 	struct kvm_msrs *m = NULL, *batch = NULL;
 	int r = -ENOMEM;
 
@@ -388,7 +370,6 @@ static int vcpu_save_msrs(struct vcpu *v, struct proto_rec_writer *w, char *err,
 			      sizeof(*m) + m->nmsrs * sizeof(m->entries[0]));
 	free(batch);
 	free(m);
-	free(l);
 	return r;
 }
 

@@ -81,9 +81,16 @@ static int vm_create_kvm_vm(struct vm *vm, char *err, size_t errlen)
 	uint64_t idmap = VM_IDENTITY_MAP_ADDR;
 	const char *step = "KVM_CREATE_VM";
 
+	int xs;
+
 	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0)
 		goto fail;
+	/* Fixed for the VM: asked once, not in each state save or load. */
+	xs = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	vm->xsave_size = xs > (int)sizeof(struct kvm_xsave)
+				 ? (uint32_t)xs
+				 : (uint32_t)sizeof(struct kvm_xsave);
 	step = "KVM_SET_IDENTITY_MAP_ADDR";
 	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
 		goto fail;

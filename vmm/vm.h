@@ -93,7 +93,8 @@ struct vm {
 	 */
 	atomic_bool ram_incomplete;
 	uint64_t tsc_khz;
-	uint64_t boot_cr3; /* the identity page tables' PML4 */
+	uint32_t xsave_size; /* KVM_CAP_XSAVE2, at least struct kvm_xsave */
+	uint64_t boot_cr3;   /* the identity page tables' PML4 */
 
 	/* Devices: set up before vm_start, then used by vCPU threads. */
 	struct bus pio, mmio;
