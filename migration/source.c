@@ -447,7 +447,13 @@ void src_on_sync(struct mig_source *s)
 	}
 	src_throttle_round(s, &d);
 	src_update_elapsed(s);
-	mig_session_progress(&s->ss);
+	/*
+	 * Not for the round that ends pre-copy: a client listening would read
+	 * it in the downtime, on the CPU the switch needs. The switch's own
+	 * event (complete, or the start of post-copy) carries its figures.
+	 */
+	if (!d.stop)
+		mig_session_progress(&s->ss);
 	if (d.stop) {
 		/* Hybrid switches to post-copy, pre-copy stops anyway. */
 		s->ss.st.converged = d.converged;
@@ -520,6 +526,8 @@ static void src_on_running(struct mig_source *s)
 	/* The first frames carry the resume pages, then walk. */
 	src_pump(s);
 	src_push_walk(s);
+	if (!s->ss.ended) /* the state is POSTCOPY now: say so */
+		mig_session_progress(&s->ss);
 }
 
 static void src_on_complete(struct mig_source *s)
