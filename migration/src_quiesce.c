@@ -52,7 +52,8 @@ bool src_devs_quiesce_request(struct mig_source *s)
  * noted), -EAGAIN while a driver has not acked (err names it), else why the
  * VM may not move (err names the device and the buffer).
  */
-static int src_devs_quiesce_check(struct mig_source *s, char *err, size_t errlen)
+static int src_devs_quiesce_check(struct mig_source *s, char *err,
+				  size_t errlen)
 {
 	int r = vm_devs_quiesce_poll(s->ss.vm, err, errlen);
 

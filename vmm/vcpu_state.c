@@ -197,7 +197,7 @@ static int vcpu_check_cpuid(const struct vcpu *v, const struct rec_set *set,
 static uint32_t vm_xsave_size(const struct vm *vm)
 {
 	return vm->xsave_size > VMSTATE_XSAVE_MIN ? vm->xsave_size
-						   : VMSTATE_XSAVE_MIN;
+						  : VMSTATE_XSAVE_MIN;
 }
 
 static uint32_t vcpu_xsave_size(const struct vcpu *v)
