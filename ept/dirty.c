@@ -212,7 +212,8 @@ int dirty_ring_full(struct dirty_tracker *t, int idx)
 	return r;
 }
 
-static int dirty_harvest_ring(struct dirty_tracker *t, uint64_t *pages)
+static int dirty_harvest_ring(struct dirty_tracker *t, uint64_t *pages,
+			      bool rearm)
 {
 	int r = t->kick ? t->kick(t->kick_opaque) : 0;
 
@@ -222,7 +223,7 @@ static int dirty_harvest_ring(struct dirty_tracker *t, uint64_t *pages)
 	for (int i = 0; i < t->nr_rings; i++)
 		if (t->rings[i].gfns)
 			dirty_ring_collect(t, &t->rings[i]);
-	r = dirty_ring_reset(t);
+	r = rearm ? dirty_ring_reset(t) : 0;
 	if (!r)
 		*pages = dirty_ring_publish(t); /* reset, then publish */
 	pthread_mutex_unlock(&t->ring_lock);
@@ -233,7 +234,8 @@ static int dirty_harvest_ring(struct dirty_tracker *t, uint64_t *pages)
  */
 
 static int dirty_harvest_slot(struct dirty_tracker *t,
-			      const struct mem_region *reg, uint64_t *pages)
+			      const struct mem_region *reg, uint64_t *pages,
+			      bool rearm)
 {
 	uint64_t npages = reg->size >> PAGE_SHIFT;
 	uint64_t nwords = BITMAP_WORDS(npages), n = 0;
@@ -252,7 +254,7 @@ static int dirty_harvest_slot(struct dirty_tracker *t,
 	if (!n)
 		return 0;
 	/* Clear exactly what was fetched: the same bitmap, the whole slot. */
-	if (ioctl(t->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
+	if (rearm && ioctl(t->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
 		return -errno;
 	bitmap_or_words(&t->mem->state[MEM_PS_DIRTY],
 			(reg->file_off >> PAGE_SHIFT) / 64, t->slot_buf,
@@ -261,10 +263,12 @@ static int dirty_harvest_slot(struct dirty_tracker *t,
 	return 0;
 }
 
-static int dirty_harvest_bitmap(struct dirty_tracker *t, uint64_t *pages)
+static int dirty_harvest_bitmap(struct dirty_tracker *t, uint64_t *pages,
+				bool rearm)
 {
 	for (int i = 0; i < t->mem->nr_regions; i++) {
-		int r = dirty_harvest_slot(t, &t->mem->regions[i], pages);
+		int r = dirty_harvest_slot(t, &t->mem->regions[i], pages,
+					   rearm);
 
 		if (r)
 			return r;
@@ -293,8 +297,9 @@ static uint64_t dirty_publish_host(struct dirty_tracker *t)
 	return n;
 }
 
-int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
-		  size_t errlen)
+/* rearm: write-protect again what was found, for the next harvest. */
+static int dirty_harvest_do(struct dirty_tracker *t, uint64_t *pages,
+			    bool rearm, char *err, size_t errlen)
 {
 	uint64_t t0 = clock_now_ns(), n = 0, host;
 	int r;
@@ -304,9 +309,9 @@ int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 		return -EINVAL;
 	}
 	if (t->backend == DIRTY_RING)
-		r = dirty_harvest_ring(t, &n);
+		r = dirty_harvest_ring(t, &n, rearm);
 	else
-		r = dirty_harvest_bitmap(t, &n);
+		r = dirty_harvest_bitmap(t, &n, rearm);
 	if (r) {
 		snprintf(err, errlen, "dirty harvest (%s): %s",
 			 dirty_backend_name(t->backend), strerror(-r));
@@ -322,6 +327,18 @@ int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 	if (pages)
 		*pages = n + host;
 	return 0;
+}
+
+int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
+		  size_t errlen)
+{
+	return dirty_harvest_do(t, pages, true, err, errlen);
+}
+
+int dirty_harvest_last(struct dirty_tracker *t, uint64_t *pages, char *err,
+		       size_t errlen)
+{
+	return dirty_harvest_do(t, pages, false, err, errlen);
 }
 
 int dirty_start(struct dirty_tracker *t, char *err, size_t errlen)

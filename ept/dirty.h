@@ -99,6 +99,15 @@ int dirty_stop(struct dirty_tracker *t);
  */
 int dirty_harvest(struct dirty_tracker *t, uint64_t *pages, char *err,
 		  size_t errlen);
+/*
+ * The same for the last harvest of a paused VM that will not run while
+ * logging is on (a migration's switch; a failure turns logging off before
+ * the guest resumes): what it finds is not write-protected again
+ * (KVM_CLEAR_DIRTY_LOG, KVM_RESET_DIRTY_RINGS skipped), which no write
+ * could need. A harvest after it may report those pages again (bitmap).
+ */
+int dirty_harvest_last(struct dirty_tracker *t, uint64_t *pages, char *err,
+		       size_t errlen);
 
 /*
  * Hand the published dirty set to its consumer: every page of the DIRTY

@@ -304,7 +304,7 @@ static void src_stop_copy(struct mig_source *s)
 
 	if (src_pause(s, err, sizeof(err)) || !src_set_state(s, MIG_STOP_COPY))
 		goto fail;
-	if (src_harvest(s, err, sizeof(err)))
+	if (src_harvest_last(s, err, sizeof(err)))
 		goto fail;
 	src_take_dirty(s);
 	src_start_round(s);

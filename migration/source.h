@@ -213,6 +213,7 @@ int src_send_batch(struct mig_source *s);
 uint64_t src_take_dirty(struct mig_source *s);
 uint64_t src_take_last(struct mig_source *s);
 int src_harvest(struct mig_source *s, char *err, size_t errlen);
+int src_harvest_last(struct mig_source *s, char *err, size_t errlen);
 void src_start_round(struct mig_source *s);
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen);
 void src_precopy_end(struct mig_source *s);

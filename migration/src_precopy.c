@@ -237,6 +237,16 @@ int src_harvest(struct mig_source *s, char *err, size_t errlen)
 	return dirty_harvest(&s->ss.vm->dirty, NULL, err, errlen);
 }
 
+/*
+ * Paused for the switch: the guest runs here again only after a failure,
+ * which turns logging off first (src_precopy_end), so nothing found now
+ * need be write-protected again (KVM_CLEAR_DIRTY_LOG: in the downtime).
+ */
+int src_harvest_last(struct mig_source *s, char *err, size_t errlen)
+{
+	return dirty_harvest_last(&s->ss.vm->dirty, NULL, err, errlen);
+}
+
 void src_start_round(struct mig_source *s)
 {
 	s->round_start_ns = clock_now_ns();

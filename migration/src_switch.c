@@ -253,7 +253,7 @@ static int src_postcopy_scan(struct mig_source *s, char *err, size_t errlen)
 		bitmap_set_range(&s->todo, 0, s->todo.nbits);
 		s->lazy_resident = true;
 	} else {
-		int r = src_harvest(s, err, errlen);
+		int r = src_harvest_last(s, err, errlen);
 
 		if (r)
 			return r;
