@@ -562,6 +562,7 @@ int mig_dest_start(struct mig_dest **out, struct vm *vm, uv_loop_t *loop,
 	d->recover_fd = -1;
 	d->local_memfd = -1;
 	d->ux.lfd = -1;
+	vm_snapshot_init(&d->snap);
 	d->batch = malloc(sizeof(*d->batch));
 	d->ubatch = malloc(sizeof(*d->ubatch));
 	if (!d->batch || !d->ubatch) {
@@ -607,11 +608,7 @@ static void dest_release(struct mig_session *ss)
 {
 	struct mig_dest *d = (struct mig_dest *)ss;
 
-	for (int i = 0; i < GUEST_MAX_CPUS; i++)
-		free(d->vcpu[i].data);
-	for (int i = 0; i < PROTO_MAX_DEVICES; i++)
-		free(d->dev[i].data);
-	free(d->vmstate.data);
+	vm_snapshot_free(&d->snap);
 	free(d->batch);
 	free(d->ubatch);
 	free(d->discard);

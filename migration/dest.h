@@ -29,19 +29,13 @@
 #include "migration/channel_unix.h"
 #include "migration/ram.h"
 #include "migration/session.h"
+#include "vmm/snapshot.h"
 
 #define DEST_REQ_QUEUE	   FAULT_MAX_PENDING
 #define DEST_PC_READ_CHUNK (16U << 10)
 #define DEST_STALL_MS	   1000 /* a fault waiting this long is reported */
 /* A connection that sends no first frame this long is not a source. */
 #define DEST_FIRST_FRAME_MS 3000
-
-/* A state section kept until STATE_END. */
-struct dest_blob {
-	uint8_t *data;
-	uint32_t len;
-	uint16_t version;
-};
 
 struct mig_dest {
 	struct mig_session ss; /* first: channels' and async's opaque */
@@ -54,11 +48,8 @@ struct mig_dest {
 	int local_memfd;
 	bool hello_done, ram_end, state_end, restored, verify_done;
 	struct proto_batch *batch;
-	struct mig_sink sink; /* loop thread: a frame being spliced */
-	struct dest_blob vcpu[GUEST_MAX_CPUS];
-	struct dest_blob vmstate;
-	struct dest_blob dev[PROTO_MAX_DEVICES];
-	int nr_devs;
+	struct mig_sink sink;	 /* loop thread: a frame being spliced */
+	struct vm_snapshot snap; /* the STATE sections, kept to STATE_END */
 	/*
 	 * --verify: the sum of the page digests of what was placed, each
 	 * page hashed as read back from guest RAM once written (a term

@@ -17,6 +17,7 @@
 #include "ept/ram_io.h"
 #include "migration/dest.h"
 #include "migration/hello.h"
+#include "migration/sections.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "vmm/vmstate.h"
@@ -170,7 +171,6 @@ static int dest_hello_check(struct mig_dest *d, const uint8_t *p, size_t len,
 	if (!r) {
 		dest_caps_agree(d, remote->caps & local->caps);
 		d->ss.xc.n = remote->nr_channels;
-		d->nr_devs = (int)local->nr_devices;
 	} else {
 		snprintf(err, errlen, "incompatible VM: %s", why);
 	}
@@ -326,70 +326,11 @@ int dest_recv_pages(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 
 /* ---- state --------------------------------------------------------------- */
 
-static struct dest_blob *dest_slot(struct mig_dest *d,
-				   const struct proto_state *s)
-{
-	switch (s->kind) {
-	case PROTO_STATE_VCPU:
-		return s->id < (uint32_t)d->ss.vm->nr_vcpus ? &d->vcpu[s->id]
-							    : NULL;
-	case PROTO_STATE_VM:
-		return s->id == 0 ? &d->vmstate : NULL;
-	case PROTO_STATE_DEVICE:
-		return s->id < (uint32_t)d->nr_devs ? &d->dev[s->id] : NULL;
-	}
-	return NULL;
-}
-
-static const struct {
-	const char *name;
-	enum vm_snap_kind kind;
-} dest_kinds[PROTO_STATE_KIND_MAX] = {
-	[PROTO_STATE_VCPU] = {"vCPU", VM_SNAP_VCPU},
-	[PROTO_STATE_VM] = {"VM", VM_SNAP_VM},
-	[PROTO_STATE_DEVICE] = {"device", VM_SNAP_DEVICE},
-};
-
-/*
- * May this section be kept? A slot this VM has, not filled yet, and a blob
- * no larger than the VM core's largest valid one (vm_snapshot_section_max)
- * - asked before anything is allocated for it.
- */
-static struct dest_blob *dest_state_slot(struct mig_dest *d,
-					 const struct proto_state *s, char *err,
-					 size_t errlen)
-{
-	const char *kind = dest_kinds[s->kind].name;
-	struct dest_blob *b = dest_slot(d, s);
-	size_t max;
-
-	if (!b) {
-		snprintf(err, errlen,
-			 "STATE of %s %u: this VM has %d vCPUs and %d devices",
-			 kind, s->id, d->ss.vm->nr_vcpus, d->nr_devs);
-		return NULL;
-	}
-	if (b->data) {
-		snprintf(err, errlen, "STATE of %s %u sent twice", kind, s->id);
-		return NULL;
-	}
-	max = vm_snapshot_section_max(d->ss.vm, dest_kinds[s->kind].kind,
-				      s->id);
-	if (s->len > max) {
-		snprintf(err, errlen,
-			 "STATE of %s %u: %u bytes, the largest valid blob "
-			 "here is %zu",
-			 kind, s->id, s->len, max);
-		return NULL;
-	}
-	return b;
-}
-
+/* A STATE section, checked and kept to STATE_END (sections.h). */
 int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 		    size_t errlen)
 {
 	struct proto_state s;
-	struct dest_blob *b;
 	int r;
 
 	if (!d->ram_end || d->state_end) {
@@ -399,18 +340,7 @@ int dest_recv_state(struct mig_dest *d, const uint8_t *p, size_t len, char *err,
 	r = proto_state_decode(p, len, &s, err, errlen);
 	if (r)
 		return r;
-	b = dest_state_slot(d, &s, err, errlen);
-	if (!b)
-		return -EPROTO;
-	b->data = malloc(s.len ? s.len : 1);
-	if (!b->data) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	memcpy(b->data, s.blob, s.len);
-	b->len = s.len;
-	b->version = s.version;
-	return 0;
+	return mig_sections_add(d->ss.vm, &d->snap, &s, err, errlen);
 }
 
 /* ---- the way to post-copy ------------------------------------------------ */

@@ -20,33 +20,6 @@
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
-/* The blobs that arrived, as the snapshot of the machine. */
-static int dest_snapshot(struct mig_dest *d, struct vm_snapshot *snap,
-			 char *err, size_t errlen)
-{
-	char name[32];
-	int r = 0;
-
-	for (int i = 0; !r && i < d->ss.vm->nr_vcpus; i++) {
-		snprintf(name, sizeof(name), "vcpu%d", i);
-		if (d->vcpu[i].data)
-			r = vm_snapshot_add(snap, VM_SNAP_VCPU, i, name,
-					    d->vcpu[i].version, d->vcpu[i].data,
-					    d->vcpu[i].len, err, errlen);
-	}
-	if (!r && d->vmstate.data)
-		r = vm_snapshot_add(snap, VM_SNAP_VM, 0, "vm",
-				    d->vmstate.version, d->vmstate.data,
-				    d->vmstate.len, err, errlen);
-	for (int i = 0; !r && i < d->nr_devs && vm_dev_at(d->ss.vm, i); i++)
-		if (d->dev[i].data)
-			r = vm_snapshot_add(snap, VM_SNAP_DEVICE, i,
-					    vm_dev_at(d->ss.vm, i)->name,
-					    d->dev[i].version, d->dev[i].data,
-					    d->dev[i].len, err, errlen);
-	return r;
-}
-
 #define DEST_PV_PAGES_MAX (4 * PROTO_MAX_VCPUS)
 
 /*
@@ -98,17 +71,14 @@ static int dest_pv_punch(struct mig_dest *d, const uint64_t *gpa, int nr,
 static int dest_restore(struct mig_dest *d, char *err, size_t errlen)
 {
 	static uint64_t holes[DEST_PV_PAGES_MAX]; /* loop thread only */
-	struct vm_snapshot snap;
 	char why[256];
-	int r, nr = 0;
+	int r = 0, nr = 0;
 
-	vm_snapshot_init(&snap);
-	r = dest_snapshot(d, &snap, why, sizeof(why));
-	if (!r && d->postcopy)
-		r = dest_pv_holes(d, &snap, holes, &nr);
+	if (d->postcopy)
+		r = dest_pv_holes(d, &d->snap, holes, &nr);
 	if (!r)
-		r = vm_snapshot_apply(d->ss.vm, &snap, why, sizeof(why));
-	vm_snapshot_free(&snap);
+		r = vm_snapshot_apply(d->ss.vm, &d->snap, why, sizeof(why));
+	vm_snapshot_free(&d->snap);
 	if (r) {
 		snprintf(err, errlen, "restoring the VM: %s",
 			 r == -ENOMEM ? strerror(ENOMEM) : why);

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/fileio.h"
 #include "migration/hello.h"
+#include "migration/sections.h"
 #include "migration/snapfile.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -183,36 +184,6 @@ int snap_file_check_vm(const struct snap_file *f, struct vm *vm, char *err,
 	return -EPROTO;
 }
 
-static int snap_state_section(const struct proto_state *ps, struct vm *vm,
-			      struct vm_snapshot *s, char *err, size_t errlen)
-{
-	const struct dev *d;
-	char name[32];
-
-	switch (ps->kind) {
-	case PROTO_STATE_VCPU:
-		snprintf(name, sizeof(name), "vcpu%u", ps->id);
-		return vm_snapshot_add(s, VM_SNAP_VCPU, ps->id, name,
-				       ps->version, ps->blob, ps->len, err,
-				       errlen);
-	case PROTO_STATE_VM:
-		return vm_snapshot_add(s, VM_SNAP_VM, 0, "vm", ps->version,
-				       ps->blob, ps->len, err, errlen);
-	default:
-		d = vm_dev_at(vm, (int)ps->id);
-		if (!d) {
-			err_set(err, errlen,
-				"state for device %u, which this "
-				"VM lacks",
-				ps->id);
-			return -EPROTO;
-		}
-		return vm_snapshot_add(s, VM_SNAP_DEVICE, ps->id, d->name,
-				       ps->version, ps->blob, ps->len, err,
-				       errlen);
-	}
-}
-
 int snap_file_state(const struct snap_file *f, struct vm *vm,
 		    struct vm_snapshot *s, char *err, size_t errlen)
 {
@@ -230,7 +201,7 @@ int snap_file_state(const struct snap_file *f, struct vm *vm,
 			r = proto_state_decode(p + PROTO_HDR_SIZE, h.len, &ps,
 					       err, errlen);
 			if (!r)
-				r = snap_state_section(&ps, vm, s, err, errlen);
+				r = mig_sections_add(vm, s, &ps, err, errlen);
 		}
 		p += n;
 		left -= (uint64_t)n;

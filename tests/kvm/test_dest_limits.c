@@ -18,7 +18,8 @@
  *
  * And a HELLO with a TSC frequency no vCPU here can tick at (1 kHz) ends
  * the migration at HELLO, one line naming the TSC, before a page moves;
- * at this host's own frequency the handshake goes on.
+ * at this host's own frequency the handshake goes on. A snapshot file's
+ * state sections meet the same checks as a source's.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -36,6 +37,7 @@
 #include "common/clock.h"
 #include "migration/hello.h"
 #include "migration/migration.h"
+#include "migration/snapfile.h"
 #include "tests/kvm/kvmtest.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmstate.h"
@@ -387,4 +389,55 @@ Test(dest_limits, spliced_pages_placed)
 		      "%llu bytes spliced",
 		      (unsigned long long)last.spliced_bytes);
 	free(f);
+}
+
+/*
+ * A snapshot file's state sections go through the same checks as a
+ * source's (mig_sections_add, snap_read.c): a section twice and a blob
+ * past its largest valid size are refused in one line, where the loader
+ * once kept both.
+ */
+Test(dest_limits, snapshot_file_sections)
+{
+	struct proto_state ps = {
+		.kind = PROTO_STATE_VCPU, .version = 1, .id = 1, .len = 64};
+	struct snap_file f = {.fd = -1};
+	struct vm_snapshot snap;
+	struct tvm t;
+	char err[256] = "";
+	size_t max, cap;
+	uint8_t *buf, *blob;
+	int n;
+
+	tvm_create(&t, NULL);
+	max = vm_snapshot_section_max(&t.vm, VM_SNAP_VM, 0);
+	cap = 2 * PROTO_STATE_OVERHEAD + max + 8;
+	buf = calloc(1, cap);
+	blob = calloc(1, max + 8); /* any bytes: the checks come first */
+	cr_assert(buf && blob);
+	ps.blob = blob;
+	n = proto_state_encode(buf, cap, &ps);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(proto_state_encode(buf + n, cap - (size_t)n, &ps), n);
+	f.state = buf;
+	f.h.state_len = 2 * (uint64_t)n;
+	vm_snapshot_init(&snap);
+	cr_expect_eq(snap_file_state(&f, &t.vm, &snap, err, sizeof(err)),
+		     -EPROTO);
+	cr_expect(strstr(err, "STATE of vCPU 1 sent twice"), "%s", err);
+	vm_snapshot_free(&snap);
+	ps = (struct proto_state){.kind = PROTO_STATE_VM,
+				  .version = 1,
+				  .len = (uint32_t)max + 8,
+				  .blob = blob};
+	n = proto_state_encode(buf, cap, &ps);
+	cr_assert_gt(n, 0);
+	f.h.state_len = (uint64_t)n;
+	cr_expect_eq(snap_file_state(&f, &t.vm, &snap, err, sizeof(err)),
+		     -EPROTO);
+	cr_expect(strstr(err, "largest valid blob"), "%s", err);
+	vm_snapshot_free(&snap);
+	free(blob);
+	free(buf);
+	tvm_destroy(&t);
 }
