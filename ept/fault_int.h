@@ -20,6 +20,8 @@
 #define FAULT_PAGE     PAGE_SIZE
 #define FAULT_NO_T0    UINT64_MAX /* placement without a fault of ours */
 #define FAULT_SLICE_NS 100000 /* the fault thread's slice (common/sched.h) */
+/* A fill that places nothing, -EAGAIN or -EINTR: tried at most this often. */
+#define FAULT_EAGAIN_TRIES 16
 
 /* fault_uffd.c */
 const struct fault_range *fault_find_range(const struct fault_service *fs,

@@ -204,8 +204,6 @@ void fault_settle(struct fault_service *fs, uint64_t page,
 
 /* ---- placement from any thread ----------------------------------------- */
 
-#define FAULT_RUN_TRIES 16 /* -EAGAIN with nothing placed, in a row */
-
 /* Settle n pages from page on, placed by one ioctl. */
 static void fault_settle_run(struct fault_service *fs, uint64_t page,
 			     uint64_t n)
@@ -249,7 +247,7 @@ int fault_place_pages(struct fault_service *fs, uint64_t gpa, const void *data,
 			continue;
 		}
 		if ((r == -EAGAIN || r == -EINTR) &&
-		    (done || ++tries < FAULT_RUN_TRIES))
+		    (done || ++tries < FAULT_EAGAIN_TRIES))
 			continue;
 		fault_count_error(fs);
 		return r;

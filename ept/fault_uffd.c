@@ -24,8 +24,6 @@
 #include "common/err.h"
 #include "ept/fault_int.h"
 
-#define FAULT_EAGAIN_TRIES 16
-
 /* ---- setup and teardown ----------------------------------------------- */
 
 static int fault_uffd_open(char *err, size_t errlen)
