@@ -80,6 +80,12 @@ static int kvm_get_cpuid(struct kvm_sys *k, char *err, size_t errlen)
 	return 0;
 }
 
+static int kvm_msr_list_fail(int e, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(e));
+	return -e;
+}
+
 /*
  * Every MSR KVM saves and restores, asked once here rather than in each
  * state save (a migration's downtime): the list is the host's, fixed.
@@ -89,23 +95,20 @@ static int kvm_get_msr_list(struct kvm_sys *k, char *err, size_t errlen)
 	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
 	int e;
 
+	/* E2BIG: nmsrs now says how many there are. */
 	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
-		goto fail;
+		return kvm_msr_list_fail(errno, err, errlen);
 	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
 	if (!l)
-		return -ENOMEM;
+		return kvm_msr_list_fail(ENOMEM, err, errlen);
 	l->nmsrs = probe.nmsrs;
-	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, l) == 0) {
-		k->msrs = l;
-		return 0;
+	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		e = errno;
+		free(l);
+		return kvm_msr_list_fail(e, err, errlen);
 	}
-	e = errno;
-	free(l);
-	errno = e;
-fail:
-	e = errno;
-	snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(e));
-	return -e;
+	k->msrs = l;
+	return 0;
 }
 
 static int kvm_check(struct kvm_sys *k, char *err, size_t errlen)

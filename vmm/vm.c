@@ -23,6 +23,7 @@
 #include "vmm/loader.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/vmstate.h"
 
 /* Inside the MMIO hole, above the device window: used by KVM on VMX. */
 #define VM_TSS_ADDR	     0xfffbd000ULL
@@ -80,7 +81,6 @@ static int vm_create_kvm_vm(struct vm *vm, char *err, size_t errlen)
 	struct kvm_pit_config pit = {.flags = 0};
 	uint64_t idmap = VM_IDENTITY_MAP_ADDR;
 	const char *step = "KVM_CREATE_VM";
-
 	int xs;
 
 	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
@@ -226,11 +226,11 @@ static int vm_create_vcpus(struct vm *vm, char *err, size_t errlen)
 			return r;
 		vm->nr_vcpus++;
 	}
-	r = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-	if (r <= 0) {
+	r = vm_tsc_khz(vm);
+	if (r < 0) {
 		snprintf(err, errlen, "vcpu0: KVM_GET_TSC_KHZ: %s",
-			 r < 0 ? strerror(errno) : "returned 0");
-		return r < 0 ? -errno : -EINVAL;
+			 r == -EINVAL ? "returned 0" : strerror(-r));
+		return r;
 	}
 	vm->tsc_khz = r;
 	for (int i = 0; i < vm->nr_vcpus; i++) {
