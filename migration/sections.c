@@ -89,15 +89,6 @@ static const char *mig_section_name(const struct vm *vm,
 	}
 }
 
-static int mig_nr_devs(const struct vm *vm)
-{
-	int n = 0;
-
-	while (vm_dev_at(vm, n))
-		n++;
-	return n;
-}
-
 int mig_sections_add(struct vm *vm, struct vm_snapshot *snap,
 		     const struct proto_state *ps, char *err, size_t errlen)
 {
@@ -110,7 +101,7 @@ int mig_sections_add(struct vm *vm, struct vm_snapshot *snap,
 	if (!name) {
 		snprintf(err, errlen,
 			 "STATE of %s %u: this VM has %d vCPUs and %d devices",
-			 kind, ps->id, vm->nr_vcpus, mig_nr_devs(vm));
+			 kind, ps->id, vm->nr_vcpus, vm->devs.nr);
 		return -EPROTO;
 	}
 	if (vm_snapshot_find(snap, k, name)) {
