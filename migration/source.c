@@ -447,13 +447,6 @@ void src_on_sync(struct mig_source *s)
 	}
 	src_throttle_round(s, &d);
 	src_update_elapsed(s);
-	/*
-	 * Not for the round that ends pre-copy: a client listening would read
-	 * it in the downtime, on the CPU the switch needs. The switch's own
-	 * event (complete, or the start of post-copy) carries its figures.
-	 */
-	if (!d.stop)
-		mig_session_progress(&s->ss);
 	if (d.stop) {
 		/* Hybrid switches to post-copy, pre-copy stops anyway. */
 		s->ss.st.converged = d.converged;
@@ -463,6 +456,13 @@ void src_on_sync(struct mig_source *s)
 			(clock_now_ns() - s->precopy_ns) / 1000000;
 		src_quiesce_then(s, src_stop_precopy);
 	} else {
+		/*
+		 * Not for the round that ends pre-copy: a client listening
+		 * would read it in the downtime, on the CPU the switch needs.
+		 * The switch's own event (complete, or the start of
+		 * post-copy) carries its figures.
+		 */
+		mig_session_progress(&s->ss);
 		src_start_round(s);
 	}
 	src_pump(s);
