@@ -48,7 +48,11 @@
 # examples/tools/hbread following the guest's heartbeat page in each RAM
 # file (--poll-us 100, so a beat is seen up to ~0.2 ms late on either side,
 # and --pread on the destination, which must not fault pages into a
-# post-copy destination's file). Each VMM's own downtime figure is kept too
+# post-copy destination's file). The guest also measures its own stall at
+# the switch (the longest step of its tick loop, sent with the first beat
+# after it: examples/guests/README.md), the same way under both VMMs:
+# downtime_guest_ms, free of the beats' 1 ms cadence and of the reader's
+# polling. Each VMM's own downtime figure is kept too
 # (QEMU's query-migrate `downtime`, ours `downtime_us`). Total time: QEMU's
 # `total-time`, ours `time_elapsed`. Bytes on the wire: every run's VMMs
 # live in a network namespace of their own, and its loopback's rx_bytes
@@ -215,17 +219,21 @@ foreign()
 	echo "$n"
 }
 
-# hb_downtime SRC_LOG DST_LOG: "gap_ms jump" - the time from the source's
-# last heartbeat to the first destination heartbeat with a higher number,
-# and how many numbers went by unseen in between (0: none).
+# hb_downtime SRC_LOG DST_LOG: "gap_ms jump stall_ms" - the time from the
+# source's last heartbeat to the first destination heartbeat with a higher
+# number, how many numbers went by unseen in between (0: none), and the
+# guest's own stall sent with that beat (the logs' third column, us; NaN
+# when the beat after the switch went by unseen or carries none).
 hb_downtime()
 {
-	local last
-	[[ -s $1 && -s $2 ]] || { echo "NaN NaN"; return; }
-	last=$(tail -n 1 "$1")
-	awk -v ls="${last% *}" -v lt="${last#* }" '$1 > ls {
-		printf "%.3f %d\n", ($2 - lt) / 1e6, $1 - ls - 1; found = 1; exit }
-		END { if (!found) print "NaN NaN" }' "$2"
+	local -a last
+	[[ -s $1 && -s $2 ]] || { echo "NaN NaN NaN"; return; }
+	read -r -a last < <(tail -n 1 "$1")
+	awk -v ls="${last[0]}" -v lt="${last[1]}" '$1 > ls {
+		j = $1 - ls - 1
+		st = (j == 0 && $3 != "") ? sprintf("%.3f", $3 / 1e3) : "NaN"
+		printf "%.3f %d %s\n", ($2 - lt) / 1e6, j, st; found = 1; exit }
+		END { if (!found) print "NaN NaN NaN" }' "$2"
 }
 
 # pre_gap LOG: the largest heartbeat gap in the last second of LOG (the
@@ -236,7 +244,7 @@ pre_gap()
 		END { if (NR < 2) print "NaN"; else printf "%.3f\n", m / 1e6 }'
 }
 
-COLS="vmm,config,data,rate_mib_s,rep,state,downtime_hb_ms,hb_jump,downtime_own_ms,total_time_ms,wire_bytes,wire_mib,own_wire_mib,postcopy,pre_gap_ms,warmup_ms,foreign"
+COLS="vmm,config,data,rate_mib_s,rep,state,downtime_hb_ms,hb_jump,downtime_own_ms,total_time_ms,wire_bytes,wire_mib,own_wire_mib,postcopy,pre_gap_ms,warmup_ms,foreign,downtime_guest_ms"
 
 # row FIELDS...: one CSV row.
 row() { (IFS=,; echo "$*") >>"$OUT/compare.csv"; }
@@ -291,7 +299,7 @@ warm()
 run_qemu()
 {
 	local cfg=$1 src dst h1 h2 port state=boot-failed args=() j=$T/qmig.json
-	local gap=NaN jump=NaN own=NaN total=NaN bytes=NaN ownb=NaN pc=false pg=NaN warm_ms=NaN f b0
+	local gap=NaN jump=NaN stall=NaN own=NaN total=NaN bytes=NaN ownb=NaN pc=false pg=NaN warm_ms=NaN f b0
 	f=$(foreign)
 	case $cfg in
 	qemu-pre-300) args=(--downtime-limit 300) ;;
@@ -321,7 +329,7 @@ run_qemu()
 			stop_pid "$h1"
 			stop_pid "$h2"
 			if [[ $state == completed ]]; then
-				read -r gap jump < <(hb_downtime "$T/qsrc.hb" "$T/qdst.hb")
+				read -r gap jump stall < <(hb_downtime "$T/qsrc.hb" "$T/qdst.hb")
 				own=$(jq -r '.downtime // "NaN"' "$j")
 				total=$(jq -r '."total-time" // "NaN"' "$j")
 				ownb=$(jq -r '.ram.transferred // "NaN"' "$j")
@@ -336,7 +344,7 @@ run_qemu()
 	stop_pid "${src:-}"
 	rm -f "$SHM".*
 	row qemu "$cfg" "$2" "$3" "$4" "$state" "$gap" "$jump" "$own" "$total" "$bytes" \
-		"$(mib "$bytes")" "$(mib "$ownb")" "$pc" "$pg" "$warm_ms" "$f"
+		"$(mib "$bytes")" "$(mib "$ownb")" "$pc" "$pg" "$warm_ms" "$f" "$stall"
 }
 
 mib() { awk -v b="$1" 'BEGIN { if (b == "NaN") print "NaN"; else printf "%.1f\n", b / 1048576 }'; }
@@ -345,7 +353,7 @@ mib() { awk -v b="$1" 'BEGIN { if (b == "NaN") print "NaN"; else printf "%.1f\n"
 run_vmm()
 {
 	local cfg=$1 src dst port state=boot-failed args=() dargs=() j=$T/vmig.json n0
-	local gap=NaN jump=NaN own=NaN total=NaN bytes=NaN ownb=NaN pc=false pg=NaN warm_ms=NaN f b0
+	local gap=NaN jump=NaN stall=NaN own=NaN total=NaN bytes=NaN ownb=NaN pc=false pg=NaN warm_ms=NaN f b0
 	f=$(foreign)
 	case $cfg in
 	vmm-precopy) args=(--mode precopy) ;;
@@ -371,7 +379,7 @@ run_vmm()
 			state=$(jq -r '.state // "no-stats"' "$j")
 			if [[ $state == completed ]]; then
 				sleep 1
-				read -r gap jump < <(hb_downtime "$T/vsrc.hb" "$T/vdst.hb")
+				read -r gap jump stall < <(hb_downtime "$T/vsrc.hb" "$T/vdst.hb")
 				own=$(jq -r 'if .downtime_us then .downtime_us / 1000 else "NaN" end' "$j")
 				total=$(jq -r '.time_elapsed // "NaN"' "$j")
 				ownb=$(jq -r '.wire_bytes // "NaN"' "$j")
@@ -387,7 +395,7 @@ run_vmm()
 	stop_pid "${dst:-}"
 	stop_pid "${src:-}"
 	row vmm "$cfg" "$2" "$3" "$4" "$state" "$gap" "$jump" "$own" "$total" "$bytes" \
-		"$(mib "$bytes")" "$(mib "$ownb")" "$pc" "$pg" "$warm_ms" "$f"
+		"$(mib "$bytes")" "$(mib "$ownb")" "$pc" "$pg" "$warm_ms" "$f" "$stall"
 }
 
 rev=$(git describe --always --dirty 2>/dev/null || echo unknown)

@@ -8,7 +8,7 @@
 Reads the per-run CSV; writes DIR/compare-summary.csv (per data mode, rate
 and configuration over the completed runs: medians of the heartbeat
 downtime, the VMM's own downtime, total time and MiB on the wire, and
-completed/runs), DIR/plot.dat (for gnuplot) and DIR/compare.md: one table
+completed/runs, and the guest's own stall at the switch), DIR/plot.dat (for gnuplot) and DIR/compare.md: one table
 per data mode (cells "downtime ms / total ms / MiB") and the ratios vmm/QEMU
 of the same run: our pre-copy against QEMU's pre-copy at the same limit, our
 hybrid against QEMU's post-copy, and our best against QEMU's best (each
@@ -58,6 +58,7 @@ def summarize(rows, opts):
             "states": "+".join(sorted({r["state"] for r in grp})),
             "dt": med(num(r["downtime_hb_ms"]) for r in done),
             "own": med(num(r["downtime_own_ms"]) for r in done),
+            "guest": med(num(r.get("downtime_guest_ms")) for r in done),
             "total": med(num(r["total_time_ms"]) for r in done),
             "mib": med(num(r["wire_mib"]) for r in done),
             "postcopy": sum(r["postcopy"] == "true" for r in done),
@@ -78,8 +79,9 @@ def write_md(summary, opts, f):
     qemu = [c for c in cfgs if c.startswith("qemu")]
     vmm = [c for c in cfgs if c.startswith("vmm")]
     print(f"### QEMU and vmm on the same guest image ({opts.title})\n", file=f)
-    print("Cells: downtime from the heartbeats (ms) / total time (ms) / MiB on the wire, "
-          "medians of the completed runs; `x` = did not complete (state).\n", file=f)
+    print("Cells: downtime from the heartbeats (ms) [the guest's own stall at the switch, "
+          "ms] / total time (ms) / MiB on the wire, medians of the completed runs; "
+          "`x` = did not complete (state).\n", file=f)
     for d in data:
         print(f"**data {d}**\n", file=f)
         print("| config | " + " | ".join(f"{r} MiB/s" for r in rates) + " |", file=f)
@@ -93,7 +95,8 @@ def write_md(summary, opts, f):
                 elif not s["completed"]:
                     cells.append(f"x ({s['states']})")
                 else:
-                    cell = f"{fmt(s['dt'])} / {fmt(s['total'], 0)} / {fmt(s['mib'], 0)}"
+                    cell = (f"{fmt(s['dt'])} [{fmt(s['guest'])}] / {fmt(s['total'], 0)} / "
+                            f"{fmt(s['mib'], 0)}")
                     if s["completed"] < s["runs"]:
                         cell += f" ({s['completed']}/{s['runs']})"
                     cells.append(cell)
@@ -109,8 +112,8 @@ def write_md(summary, opts, f):
           file=f)
     head = [f"{a} / {b}" for a, b in pairs if a in cfgs and b in cfgs]
     print("| data | rate | " + " | ".join(head) +
-          " | best vmm / best QEMU: downtime | total time | bytes |", file=f)
-    print("|---|---|" + "---|" * (len(head) + 3), file=f)
+          " | best vmm / best QEMU: downtime | guest stall | total time | bytes |", file=f)
+    print("|---|---|" + "---|" * (len(head) + 4), file=f)
     for d in data:
         for r in rates:
             cells = []
@@ -122,7 +125,7 @@ def write_md(summary, opts, f):
                     cells.append("-")
                     continue
                 cells.append(" / ".join(ratio(sa[k], sb[k]) for k in ("dt", "total", "mib")))
-            for k in ("dt", "total", "mib"):
+            for k in ("dt", "guest", "total", "mib"):
                 bv, bc = best(summary, d, r, vmm, k)
                 qv, qc = best(summary, d, r, qemu, k)
                 cells.append(f"{ratio(bv, qv)} ({bc} {fmt(bv)} vs {qc} {fmt(qv)})")
@@ -141,12 +144,13 @@ def main():
     rates = opts.rates.split()
     with open(f"{opts.out}/compare-summary.csv", "w") as f:
         print("data,rate_mib_s,config,runs,completed,states,downtime_hb_ms,downtime_own_ms,"
-              "total_time_ms,wire_mib,postcopy,pre_gap_ms,foreign", file=f)
+              "total_time_ms,wire_mib,postcopy,pre_gap_ms,foreign,downtime_guest_ms", file=f)
         for (d, r, c), s in sorted(summary.items()):
             print(",".join(str(x) for x in (d, r, c, s["runs"], s["completed"], s["states"],
                                             fmt(s["dt"], 3), fmt(s["own"], 3), fmt(s["total"], 0),
                                             fmt(s["mib"], 1), s["postcopy"],
-                                            fmt(s["pre_gap"], 3), fmt(s["foreign"], 1))), file=f)
+                                            fmt(s["pre_gap"], 3), fmt(s["foreign"], 1),
+                                            fmt(s["guest"], 3))), file=f)
     with open(f"{opts.out}/plot.dat", "w") as f:
         for (d, r, c), s in sorted(summary.items()):
             pos = rates.index(r) if r in rates else 0

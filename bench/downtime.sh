@@ -23,6 +23,12 @@
 #    (CLOCK_MONOTONIC, one clock for both VMMs) to its --heartbeat-log.
 #    downtime = first destination heartbeat - last source heartbeat; it
 #    includes up to ~1 ms of heartbeat cadence on the source side.
+#  - downtime_guest_ms: measured by the guest itself: its stall at the
+#    switch, sent with the destination's first heartbeat (the heartbeat
+#    log's third column, examples/guests/README.md): the longest TSC step
+#    between two consecutive passes of its tick loop, which the loop makes
+#    every few us. Free of the heartbeats' cadence: the guest-visible
+#    downtime that downtime_hb_ms bounds from above.
 #  - downtime_vmm_ms: the source VMM's own figure, from the start of the
 #    pause to the destination's RUNNING (`downtime_us`).
 #  - From the JSON `vmmctl migrate` prints (libvirt job-stat names), the
@@ -344,24 +350,26 @@ wait_quiet()
 }
 
 # hb_merged SRC DST: the two logs continue one sequence 1, 2, ... with no
-# number missing or repeated. Prints "ok|FAIL downtime_ns jump": downtime =
-# the first destination heartbeat's time - the last source heartbeat's;
-# jump = the first destination number - the last source number - 1 (0 when
-# the guest carried on where it was; -N: the destination repeated N numbers,
-# its guest resumed from older memory).
+# number missing or repeated. Prints "ok|FAIL downtime_ns jump stall_us":
+# downtime = the first destination heartbeat's time - the last source
+# heartbeat's; jump = the first destination number - the last source number
+# - 1 (0 when the guest carried on where it was; -N: the destination
+# repeated N numbers, its guest resumed from older memory); stall = the
+# guest's own stall sent with the destination's first heartbeat (NaN from
+# a guest that sends none).
 hb_merged()
 {
 	local ok=ok last first
-	[[ -s $1 && -s $2 ]] || { echo "FAIL NaN NaN"; return; }
+	[[ -s $1 && -s $2 ]] || { echo "FAIL NaN NaN NaN"; return; }
 	cat "$1" "$2" | awk 'NR == 1 && $1 != 1 { exit 1 }
 		NR > 1 && $1 != prev + 1 { exit 1 } { prev = $1 }' || ok=FAIL
 	read -r -a last < <(tail -n 1 "$1")
 	read -r -a first < <(head -n 1 "$2")
-	echo "$ok $((first[1] - last[1])) $((first[0] - last[0] - 1))"
+	echo "$ok $((first[1] - last[1])) $((first[0] - last[0] - 1)) ${first[2]:-NaN}"
 }
 
 # The CSV's columns, in order (the row is built from them by name, below).
-COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_vmm_ms
+COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_guest_ms downtime_vmm_ms
 	total_time_ms wire_bytes wire_mib ws_mib wire_per_ws rounds converged precopy_bytes
 	switch_dirty_pages switch_hot_pages postcopy_pushed_pages push_order push_near_pages push_hot_pages
 	push_walk_us memory_postcopy_requests postcopy_ms
@@ -381,7 +389,8 @@ row_jq='
 	. as $j | .bench as $b | (.destination // {}) as $d
 	| {mode: $b.mode, rate_mib_s: $b.rate, rep: $b.rep, state: w($j.state),
 	   postcopy: w($j.postcopy), switch_reason: w($j.switch_reason),
-	   downtime_hb_ms: n($b.downtime_hb_ms), downtime_vmm_ms: n($j.downtime_us; 1e-3),
+	   downtime_hb_ms: n($b.downtime_hb_ms), downtime_guest_ms: n($b.downtime_guest_ms),
+	   downtime_vmm_ms: n($j.downtime_us; 1e-3),
 	   total_time_ms: n($j.time_elapsed), wire_bytes: n($j.wire_bytes),
 	   wire_mib: n($j.wire_bytes; 1 / 1048576), ws_mib: $b.ws_mib,
 	   wire_per_ws: n($j.wire_bytes; 1 / ($b.ws_mib * 1048576)),
@@ -507,9 +516,9 @@ run()
 	local pre_gap post_gap
 	pre_gap=$(head -n "$n0" "$S.hb" | tail -n 1000 | max_gap_ms)
 	post_gap=$(head -n 1000 "$D.hb" | max_gap_ms)
-	local hb ok dt_ns jump
+	local hb ok dt_ns jump stall_us
 	hb=$(hb_merged "$S.hb" "$D.hb")
-	read -r ok dt_ns jump <<<"$hb"
+	read -r ok dt_ns jump stall_us <<<"$hb"
 	[[ $rc == 0 && $state == completed ]] || ok=FAIL
 	# The guest's pace: the second before `migrate`, and the post-copy
 	# window on the destination.
@@ -530,7 +539,7 @@ run()
 	fi
 	jq -n --slurpfile s "$S.mig.json" --slurpfile d "$D.mig.json" \
 		--arg mode "$mode" --arg rate "$rate" --arg rep "$rep" --arg state "$state" \
-		--arg ok "$ok" --arg jump "$jump" --arg verify "$verify" --arg dt "$dt_ns" --arg fill "$fill_ms" \
+		--arg ok "$ok" --arg jump "$jump" --arg verify "$verify" --arg dt "$dt_ns" --arg stall "$stall_us" --arg fill "$fill_ms" \
 		--arg pre "$pre_gap" --arg post "$post_gap" --arg foreign "$foreign" \
 		--arg before "$before" --arg during "$during" --arg progress "$progress" \
 		--arg push "${PUSH_ORDER:-default}" --argjson ws "$MIB" \
@@ -539,6 +548,7 @@ run()
 		($s[0] // {}) + {state: $state, destination: ($d[0] // {}),
 		 bench: {mode: $mode, rate: $rate, rep: $rep, ws_mib: $ws, push_order: (if $mode == "precopy" then null else $push end),
 		         downtime_hb_ms: (if $dt == "NaN" then null else ($dt | tonumber / 1e6 * 1000 | round / 1000) end),
+		         downtime_guest_ms: ($stall | num | if . == null then null else . / 1000 end),
 		         hb: $ok, hb_seq_jump: ($jump | num), verify: $verify, warmup_ms: ($fill | num), pre_gap_ms: ($pre | num),
 		         post_gap_ms: ($post | num), foreign_vmms: ($foreign | num),
 		         hb_rate_before_hz: ($before | num), hb_rate_postcopy_hz: ($during | num),
@@ -577,7 +587,7 @@ secs=$((($(now_ms) - start) / 1000))
 # downtimes and the total time, medians of the rest (all over the completed
 # runs only: a failed run's figures are zeros), counts. Also the
 # plot's data, one file per mode: position, rate, then median min max of
-# downtime_hb, downtime_vmm, total.
+# downtime_hb, downtime_vmm, total, downtime_guest.
 # shellcheck disable=SC2016 # jq's $variables
 summary='
 	def num: if . == null or . == "NaN" or . == "" or . == "-" then null else tonumber end;
@@ -601,7 +611,8 @@ summary='
 	| (map(select(.state == "completed")) | if length > 0 then . else [{}] end) as $all
 	| $all
 	| if $what == "table" then
-		[$m, $r, $n, "\($done)/\($n)", show(trio("downtime_hb_ms")), show(trio("downtime_vmm_ms")),
+		[$m, $r, $n, "\($done)/\($n)", show(trio("downtime_hb_ms")), show(trio("downtime_guest_ms")),
+		 show(trio("downtime_vmm_ms")),
 		 show(trio("total_time_ms")), (vals("wire_mib") | med | r(1)),
 		 (vals("rounds") | med | r(10)), "\(count("postcopy"; "true"))/\($n)",
 		 (group_by(.switch_reason) | map("\(.[0].switch_reason // "-")" +
@@ -612,14 +623,14 @@ summary='
 		 "\($grp | count("verify"; "ok"))/\($n)"] | map(tostring) | join(",")
 	  else
 		[$m, $pos, $r, (trio("downtime_hb_ms")[], trio("downtime_vmm_ms")[],
-		 trio("total_time_ms")[] | nan)] | map(tostring) | join(" ")
+		 trio("total_time_ms")[], trio("downtime_guest_ms")[] | nan)] | map(tostring) | join(" ")
 	  end'
 jq -Rrs --arg rates "$RATES" --arg modes "$MODES" --arg what plot "$summary" "$OUT/downtime.csv" >"$T/plot.dat"
 for mode in $MODES; do
 	awk -v m="$mode" '$1 == m { $1 = ""; print }' "$T/plot.dat" >"$T/plot-$mode.dat"
 done
 {
-	echo "mode,rate_mib_s,runs,completed,downtime_hb_ms,downtime_vmm_ms,total_time_ms,wire_mib,rounds,postcopy,switch_reason,pc_faults,wait_p50_us,wait_p99_us,progress_pct,converged,hb,verify"
+	echo "mode,rate_mib_s,runs,completed,downtime_hb_ms,downtime_guest_ms,downtime_vmm_ms,total_time_ms,wire_mib,rounds,postcopy,switch_reason,pc_faults,wait_p50_us,wait_p99_us,progress_pct,converged,hb,verify"
 	jq -Rrs --arg rates "$RATES" --arg modes "$MODES" --arg what table "$summary" "$OUT/downtime.csv"
 } >"$OUT/downtime-summary.csv"
 term=png
@@ -638,6 +649,7 @@ set ylabel 'downtime (ms)'
 set title 'downtime (median of the runs, bars: min-max)'
 set arrow 1 from graph 0, first $DOWNTIME_LIMIT to graph 1, first $DOWNTIME_LIMIT nohead dt 2 lc rgb 'gray40'
 plot for [i=1:words("$MODES")] '$T/plot-'.word("$MODES", i).'.dat' using 1:3:4:5:xtic(2) with yerrorlines lw 2 pt 7 lc i title word("$MODES", i).': heartbeats (outside the guest)', \
+     for [i=1:words("$MODES")] '$T/plot-'.word("$MODES", i).'.dat' using 1:12 with linespoints lw 1 dt 3 pt 4 lc i title word("$MODES", i).': stall seen by the guest (median)', \
      for [i=1:words("$MODES")] '$T/plot-'.word("$MODES", i).'.dat' using 1:6 with linespoints lw 1 dt 2 pt 6 lc i title word("$MODES", i).': VMM pause -> resume (median)', \
      1/0 with lines dt 2 lc rgb 'gray40' title 'downtime limit'
 unset arrow 1
@@ -654,7 +666,7 @@ echo "-- every run (all columns: $OUT/downtime.csv)"
 jq -Rr 'split(",")' "$OUT/downtime.csv" | jq -rs '
 	.[0] as $h | ($h | to_entries | map({(.value): .key}) | add) as $i
 	| ["mode", "rate_mib_s", "rep", "state", "postcopy", "switch_reason", "downtime_hb_ms",
-	   "downtime_vmm_ms", "total_time_ms", "wire_mib", "rounds", "postcopy_ms",
+	   "downtime_guest_ms", "downtime_vmm_ms", "total_time_ms", "wire_mib", "rounds", "postcopy_ms",
 	   "postcopy_faults", "fault_wait_p50_us", "fault_wait_p99_us", "progress_pct", "hb",
 	   "hb_seq_jump", "verify", "foreign_vmms"] as $show
 	| .[] | [.[$i[$show[]]] | if . == "" then "-" else . end] | join(",")' |

@@ -19,7 +19,8 @@
 #
 # --mode: precopy (the default), hybrid or postcopy (downtime.sh --modes):
 # the same alternation for a downtime comparison; the CSV then also has
-# downtime_vmm_ms and postcopy_faults.
+# downtime_vmm_ms, postcopy_faults and downtime_guest_ms (the guest's own
+# stall at the switch, bench/downtime.sh).
 # --channels: each build runs once per count in turn (`migrate --channels
 # N`), named NAME-chN in the results; --congestion: each build runs once
 # per TCP congestion control in turn (`migrate --tcp-congestion ALGO`;
@@ -64,7 +65,7 @@ BUILDS=("${all[@]}")
 OUT=${OUT_DIR:-bench/out-round0}
 mkdir -p "$OUT/runs"
 CSV=$OUT/round0.csv
-echo "build,rate_mib_s,rep,state,total_time_ms,wire_bytes,gbps,downtime_hb_ms,rounds,verify,src_cpu_ms,dst_cpu_ms,downtime_vmm_ms,postcopy_faults,mode" >"$CSV"
+echo "build,rate_mib_s,rep,state,total_time_ms,wire_bytes,gbps,downtime_hb_ms,rounds,verify,src_cpu_ms,dst_cpu_ms,downtime_vmm_ms,postcopy_faults,mode,downtime_guest_ms" >"$CSV"
 for ((rep = 1; rep <= REPS; rep++)); do
 	for b in "${BUILDS[@]}"; do
 		name=${b%%=*} dir=${b#*=} out=$OUT/runs/$name-$rep
@@ -83,13 +84,14 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			  print b "," $c["rate_mib_s"] "," rep "," $c["state"] "," t "," w "," g "," \
 				$c["downtime_hb_ms"] "," $c["rounds"] "," $c["verify"] "," \
 				(c["src_cpu_ms"] ? $c["src_cpu_ms"] : "NaN") "," (c["dst_cpu_ms"] ? $c["dst_cpu_ms"] : "NaN") "," \
-				$c["downtime_vmm_ms"] "," $c["postcopy_faults"] "," $c["mode"] }' \
+				$c["downtime_vmm_ms"] "," $c["postcopy_faults"] "," $c["mode"] "," \
+				(c["downtime_guest_ms"] ? $c["downtime_guest_ms"] : "NaN") }' \
 			"$out/downtime.csv" >>"$CSV"
 	done
 done
 # Summary: median (min-max) per build and rate, completed runs only.
 SUM=$OUT/round0-summary.csv
-echo "build,rate_mib_s,runs,completed,total_time_ms_median,total_time_ms_min,total_time_ms_max,gbps_median,gbps_min,gbps_max,downtime_hb_ms_median,src_cpu_ms_median,dst_cpu_ms_median,downtime_hb_ms_min,downtime_hb_ms_max,downtime_vmm_ms_median,postcopy_faults_median" >"$SUM"
+echo "build,rate_mib_s,runs,completed,total_time_ms_median,total_time_ms_min,total_time_ms_max,gbps_median,gbps_min,gbps_max,downtime_hb_ms_median,src_cpu_ms_median,dst_cpu_ms_median,downtime_hb_ms_min,downtime_hb_ms_max,downtime_vmm_ms_median,postcopy_faults_median,downtime_guest_ms_median,downtime_guest_ms_min,downtime_guest_ms_max" >"$SUM"
 med() { sort -g | awk '{ v[NR] = $1 } END { if (!NR) print "NaN"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F, -v b="$1" -v r="$2" -v k="$3" 'NR > 1 && $1 == b && $2 == r && $4 == "completed" { print $k }' "$CSV"; }
 for b in "${BUILDS[@]}"; do
@@ -97,7 +99,7 @@ for b in "${BUILDS[@]}"; do
 	for r in $RATES; do
 		runs=$(awk -F, -v b="$name" -v r="$r" 'NR > 1 && $1 == b && $2 == r' "$CSV" | wc -l)
 		ok=$(col "$name" "$r" 5 | wc -l)
-		echo "$name,$r,$runs,$ok,$(col "$name" "$r" 5 | med),$(col "$name" "$r" 5 | sort -g | head -1),$(col "$name" "$r" 5 | sort -g | tail -1),$(col "$name" "$r" 7 | med),$(col "$name" "$r" 7 | sort -g | head -1),$(col "$name" "$r" 7 | sort -g | tail -1),$(col "$name" "$r" 8 | med),$(col "$name" "$r" 11 | med),$(col "$name" "$r" 12 | med),$(col "$name" "$r" 8 | sort -g | head -1),$(col "$name" "$r" 8 | sort -g | tail -1),$(col "$name" "$r" 13 | med),$(col "$name" "$r" 14 | med)" >>"$SUM"
+		echo "$name,$r,$runs,$ok,$(col "$name" "$r" 5 | med),$(col "$name" "$r" 5 | sort -g | head -1),$(col "$name" "$r" 5 | sort -g | tail -1),$(col "$name" "$r" 7 | med),$(col "$name" "$r" 7 | sort -g | head -1),$(col "$name" "$r" 7 | sort -g | tail -1),$(col "$name" "$r" 8 | med),$(col "$name" "$r" 11 | med),$(col "$name" "$r" 12 | med),$(col "$name" "$r" 8 | sort -g | head -1),$(col "$name" "$r" 8 | sort -g | tail -1),$(col "$name" "$r" 13 | med),$(col "$name" "$r" 14 | med),$(col "$name" "$r" 16 | med),$(col "$name" "$r" 16 | sort -g | head -1),$(col "$name" "$r" 16 | sort -g | tail -1)" >>"$SUM"
 	done
 done
 echo "== $MODE of $MIB MiB over loopback, $REPS run(s) per build and rate, builds alternating; $(git rev-parse --short HEAD), $(date -u +%F)"

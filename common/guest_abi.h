@@ -127,7 +127,13 @@ struct boot_info {
  * lock odd, writes seq and tsc, makes lock even again (each store a
  * release). A reader loads lock (acquire), then seq and tsc, then lock
  * again after an acquire fence; it retries while lock is odd or changed.
- * magic and tsc_khz are written once, before the first beat.
+ * magic and tsc_khz are written once, before the first beat. stall (under
+ * the same seqlock) is the guest's own measure of how long it was held
+ * still: the longest TSC step between two consecutive passes of its tick
+ * loop since the previous beat. Across a migration or a pause, the first
+ * beat after the resume carries the downtime as the guest saw it, free of
+ * the 1 ms cadence of the beats (where the guest's TSC goes on with the
+ * host's time, as KVM keeps it).
  */
 #define GUEST_HB_MAGIC 0x54414542484d4d56ULL /* "VMMHBEAT" */
 
@@ -137,6 +143,7 @@ struct guest_hb_page {
 	volatile uint64_t lock; /* seqlock: odd while seq/tsc change */
 	volatile uint64_t seq;	/* heartbeat number: 1, 2, 3, ... */
 	volatile uint64_t tsc;	/* guest TSC when beat seq was sent */
+	volatile uint64_t stall; /* TSC cycles: longest step before beat seq */
 };
 
 /* ---- the test device ---------------------------------------------------- */
@@ -150,6 +157,8 @@ struct guest_hb_page {
  *   ID          r  u32  TESTDEV_ID
  *   EXIT        w  u32  guest exit code; the VMM stops and exits with it
  *   HEARTBEAT   w  u32  sequence number; timestamped with CLOCK_MONOTONIC
+ *   BEAT_STALL  w  u64  (stall_us << 32) | sequence number: HEARTBEAT with
+ *                       the guest's stall before it (struct guest_hb_page)
  *   MARKER      w  u64  (id << 32) | argument, see enum testdev_marker
  *   CONSOLE     w  u8   one byte to the serial output
  *   CONSOLE_BUF w  u64  (len << 48) | gpa: len bytes at gpa to the output
@@ -160,6 +169,7 @@ struct guest_hb_page {
 #define TESTDEV_REG_MARKER	0x10
 #define TESTDEV_REG_CONSOLE	0x18
 #define TESTDEV_REG_CONSOLE_BUF 0x20
+#define TESTDEV_REG_BEAT_STALL	0x28
 
 #define TESTDEV_CONSOLE_BUF_MAX 4096
 

@@ -68,10 +68,15 @@ static void testdev_log_error(struct testdev *t, int err)
 		strerror(err));
 }
 
-static void testdev_heartbeat(struct testdev *t, uint32_t seq)
+/*
+ * Heartbeat seq; stall_us is the guest's own stall before it (the
+ * BEAT_STALL register), logged as a third column, or -1 (HEARTBEAT).
+ */
+static void testdev_heartbeat(struct testdev *t, uint32_t seq, int64_t stall_us)
 {
 	uint64_t ns = clock_now_ns(); /* first: this is the measurement */
 	struct testdev_stats *st = &t->st;
+	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
 	if (st->heartbeats && seq != (uint32_t)(st->last_seq + 1))
@@ -80,8 +85,12 @@ static void testdev_heartbeat(struct testdev *t, uint32_t seq)
 	st->last_seq = seq;
 	st->last_ns = ns;
 	errno = 0;
-	if (t->hb_log &&
-	    fprintf(t->hb_log, "%" PRIu32 " %" PRIu64 "\n", seq, ns) < 0)
+	if (t->hb_log && stall_us < 0)
+		r = fprintf(t->hb_log, "%" PRIu32 " %" PRIu64 "\n", seq, ns);
+	else if (t->hb_log)
+		r = fprintf(t->hb_log, "%" PRIu32 " %" PRIu64 " %" PRId64 "\n",
+			    seq, ns, stall_us);
+	if (r < 0)
 		testdev_log_error(t, errno ? errno : EIO);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -151,7 +160,11 @@ static void testdev_write(void *opaque, uint64_t off, const void *data,
 	switch (off) {
 	case TESTDEV_REG_HEARTBEAT:
 		if (len == 4)
-			testdev_heartbeat(t, (uint32_t)v);
+			testdev_heartbeat(t, (uint32_t)v, -1);
+		break;
+	case TESTDEV_REG_BEAT_STALL:
+		if (len == 8)
+			testdev_heartbeat(t, (uint32_t)v, (int64_t)(v >> 32));
 		break;
 	case TESTDEV_REG_EXIT:
 		if (len == 4)

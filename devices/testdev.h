@@ -6,8 +6,10 @@
  *
  * Heartbeats are timestamped with CLOCK_MONOTONIC in the vCPU thread at the
  * moment of the exit and appended to the --heartbeat-log file as
- * "<seq> <ns>\n"; testdev_flush() (called by the event loop at least every
- * 100 ms, and at exit) pushes the buffered lines to the file.
+ * "<seq> <ns>\n", or "<seq> <ns> <stall_us>\n" when the guest sends its
+ * own stall before the beat (TESTDEV_REG_BEAT_STALL); testdev_flush()
+ * (called by the event loop at least every 100 ms, and at exit) pushes the
+ * buffered lines to the file.
  */
 #ifndef DEVICES_TESTDEV_H
 #define DEVICES_TESTDEV_H

@@ -9,8 +9,10 @@
  * size=256M,mem-path=/dev/shm/x,share=on -machine memory-backend=m), in
  * which ADDR (default GUEST_HB_PAGE_GPA) is also the file offset: true for
  * RAM below the PCI hole on QEMU's x86 machines. For N milliseconds
- * (default 1000) it prints "<seq> <CLOCK_MONOTONIC ns>" on stdout whenever
- * the page's heartbeat number changes, then a summary on stderr. The page
+ * (default 1000) it prints "<seq> <CLOCK_MONOTONIC ns> <stall us>" on
+ * stdout whenever the page's heartbeat number changes (stall: the guest's
+ * own, sent with that beat; 0 from a guest that does not fill it in), then
+ * a summary on stderr. The page
  * and its seqlock are described in common/guest_abi.h (struct
  * guest_hb_page). Polling is the point: the loop spins with `pause` on the
  * mapped page, so the timestamps are as close to the guest's stores as a
@@ -83,8 +85,8 @@ static void usage(FILE *f)
 		"FILE\n"
 		"  follow the guest heartbeat page at ADDR (default "
 		"0x%llx) of the guest RAM file FILE\n"
-		"  for N ms (default 1000): \"<seq> <CLOCK_MONOTONIC ns>\" "
-		"per new heartbeat\n"
+		"  for N ms (default 1000): \"<seq> <CLOCK_MONOTONIC ns> "
+		"<stall us>\" per new heartbeat\n"
 		"  --poll-us U: sleep U us between reads (default: spin)\n"
 		"  --pread: read with pread(), never fault a page into FILE\n",
 		(unsigned long long)GUEST_HB_PAGE_GPA);
@@ -209,9 +211,14 @@ static int hb_open(const struct hb_opts *o, struct hb_src *src, char *err,
 	return r;
 }
 
-/* One consistent (seq, tsc) pair under the page's seqlock. */
-static void hb_read(const volatile struct guest_hb_page *hb, uint64_t *seq,
-		    uint64_t *tsc)
+/* One beat as the page holds it: seq, tsc and stall belong together. */
+struct hb_beat {
+	uint64_t seq, tsc, stall;
+	uint64_t khz; /* the page's tsc_khz */
+};
+
+/* One consistent beat under the page's seqlock. */
+static void hb_read(const volatile struct guest_hb_page *hb, struct hb_beat *b)
 {
 	uint64_t v1, v2;
 
@@ -221,8 +228,9 @@ static void hb_read(const volatile struct guest_hb_page *hb, uint64_t *seq,
 			__builtin_ia32_pause();
 			continue;
 		}
-		*seq = __atomic_load_n(&hb->seq, __ATOMIC_ACQUIRE);
-		*tsc = __atomic_load_n(&hb->tsc, __ATOMIC_ACQUIRE);
+		b->seq = __atomic_load_n(&hb->seq, __ATOMIC_ACQUIRE);
+		b->tsc = __atomic_load_n(&hb->tsc, __ATOMIC_ACQUIRE);
+		b->stall = __atomic_load_n(&hb->stall, __ATOMIC_ACQUIRE);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		v2 = __atomic_load_n(&hb->lock, __ATOMIC_RELAXED);
 		if (v1 == v2)
@@ -254,21 +262,31 @@ static void hb_pread(const struct hb_src *src, struct guest_hb_page *out)
 	}
 }
 
-/* magic, seq and tsc of the page, seq and tsc consistent. */
-static void hb_get(const struct hb_src *src, uint64_t *magic, uint64_t *seq,
-		   uint64_t *tsc)
+/* magic and the beat of the page, the beat consistent. */
+static void hb_get(const struct hb_src *src, uint64_t *magic, struct hb_beat *b)
 {
 	struct guest_hb_page p;
 
 	if (src->map) {
 		*magic = __atomic_load_n(&src->map->magic, __ATOMIC_ACQUIRE);
-		hb_read(src->map, seq, tsc);
+		hb_read(src->map, b);
+		b->khz = src->map->tsc_khz;
 		return;
 	}
 	hb_pread(src, &p);
 	*magic = p.magic;
-	*seq = p.seq;
-	*tsc = p.tsc;
+	b->seq = p.seq;
+	b->tsc = p.tsc;
+	b->stall = p.stall;
+	b->khz = p.tsc_khz;
+}
+
+/* A stall of TSC cycles in microseconds at khz (0: unknown, prints 0). */
+static uint64_t hb_stall_us(uint64_t stall, uint64_t khz)
+{
+	if (!khz)
+		return 0;
+	return stall / khz * 1000 + stall % khz * 1000 / khz;
 }
 
 /* Between two reads: spin once, or sleep --poll-us. */
@@ -336,24 +354,26 @@ static uint64_t hb_guest_rate(const struct hb_stats *s, uint64_t tsc_khz)
 static void hb_follow(const struct hb_src *src, uint64_t end,
 		      struct hb_stats *s)
 {
-	uint64_t seq, tsc, prev = 0, now, m;
+	uint64_t prev = 0, now, m;
+	struct hb_beat b;
 	bool magic = false;
 
 	while ((now = clock_now_ns()) < end && !hb_stop) {
-		hb_get(src, &m, &seq, &tsc);
+		hb_get(src, &m, &b);
 		if (!magic) {
 			magic = m == GUEST_HB_MAGIC;
-			prev = seq;
+			prev = b.seq;
 			hb_wait(src);
 			continue;
 		}
-		if (seq == prev) {
+		if (b.seq == prev) {
 			hb_wait(src);
 			continue;
 		}
-		printf("%" PRIu64 " %" PRIu64 "\n", seq, now);
-		hb_note(s, seq, tsc, now);
-		prev = seq;
+		printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", b.seq, now,
+		       hb_stall_us(b.stall, b.khz));
+		hb_note(s, b.seq, b.tsc, now);
+		prev = b.seq;
 	}
 	if (!magic)
 		fprintf(stderr,

@@ -40,13 +40,18 @@ for want in "mb_boot: TSC [0-9]* kHz (.*), test device absent" \
 	grep -q "$want" "$T/q.serial" || fail "serial output lacks '$want': $(cat "$T/q.serial")"
 done
 
-# Every line "<seq> <ns>": seq strictly increasing, times non-decreasing.
+# Every line "<seq> <ns> <stall us>": seq strictly increasing, times
+# non-decreasing; the guest's stall before each beat is a number.
 read -r n first last < <(awk '
-	NF != 2 || $1 <= s || $2 < t { print "bad", NR, $0; exit }
+	NF != 3 || $1 <= s || $2 < t || $3 !~ /^[0-9]+$/ { print "bad", NR, $0; exit }
 	{ if (!n++) f = $1; s = $1; t = $2 }
 	END { if (n) print n, f, s }' "$T/hb")
 [[ $n =~ ^[0-9]+$ ]] || fail "hbread output is not increasing: $n $first $last"
 ((last - first >= 100)) || fail "seq went from $first to $last only; $(cat "$T/hb.err")"
+# The heartbeat workload does nothing but tick: its median stall is the
+# length of one pass of its loop, far below the 1 ms between beats.
+stall=$(awk '{ print $3 }' "$T/hb" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+((stall < 500)) || fail "median guest stall $stall us between beats of a ticking loop"
 # The guest's TSC frequency (PIT-calibrated) against the host's clock, and
 # its cadence in its own time: at most 1 kHz (fewer when a busy host
 # deschedules the vCPU: one beat after a gap).

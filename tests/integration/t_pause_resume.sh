@@ -24,4 +24,13 @@ vmm_wait "$VMM_PID"
 out=$(hb_check_continuous "$T/a.hb") || fail "heartbeat log: $out"
 read -r n gap <<<"$out"
 ((gap >= 450000000)) || fail "largest heartbeat gap $gap ns: the pause did not stop the guest"
-echo "ok: $n heartbeats, no gap in sequence, pause gap $((gap / 1000000)) ms"
+# The beat that ended that gap carries the guest's own stall (third
+# column, us): the pause as the guest saw it, within the gap, and no more
+# than the beats' 1 ms cadence (plus a few ms of loop and rounding) short
+# of it.
+read -r lgap stall < <(awk 'NR > 1 && $2 - p > m { m = $2 - p; s = $3 }
+	{ p = $2 } END { print m, (s == "" ? -1 : s) }' "$T/a.hb")
+((stall >= 0)) || fail "the beat after the pause has no stall column"
+((stall * 1000 <= lgap + 100000)) || fail "guest stall $stall us > heartbeat gap $lgap ns"
+((stall * 1000 >= lgap - 5000000)) || fail "guest stall $stall us, heartbeat gap $lgap ns"
+echo "ok: $n heartbeats, no gap in sequence, pause gap $((gap / 1000000)) ms, guest stall $((stall / 1000)) ms"

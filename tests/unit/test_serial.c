@@ -556,6 +556,35 @@ Test(testdev, heartbeats_logged_and_checked)
 	free(log);
 }
 
+/* BEAT_STALL: a heartbeat like the others, with the guest's stall logged. */
+Test(testdev, beat_stall_logged)
+{
+	struct testdev_stats st;
+	unsigned int seq, stall;
+	uint64_t ns;
+	char *log;
+	int n;
+
+	td_write(TESTDEV_REG_HEARTBEAT, 41, 4);
+	td_write(TESTDEV_REG_BEAT_STALL, (uint64_t)1750 << 32 | 42, 8);
+	td_write(TESTDEV_REG_BEAT_STALL, 43, 4); /* wrong width: ignored */
+	testdev_get_stats(&t, &st);
+	cr_assert_eq(st.heartbeats, 2);
+	cr_assert_eq(st.last_seq, 42);
+	cr_assert_eq(st.seq_errors, 0);
+
+	testdev_flush(&t);
+	log = file_text(hb_path);
+	cr_assert_eq(sscanf(log, "%u %" SCNu64 "\n%n", &seq, &ns, &n), 2);
+	cr_assert_eq(seq, 41);
+	cr_assert_eq(sscanf(log + n, "%u %" SCNu64 " %u\n", &seq, &ns, &stall),
+		     3, "line 2: %s", log + n);
+	cr_assert_eq(seq, 42);
+	cr_assert_eq(stall, 1750);
+	cr_assert_eq(ns, st.last_ns);
+	free(log);
+}
+
 Test(testdev, heartbeat_seq_wraps)
 {
 	struct testdev_stats st;

@@ -42,6 +42,8 @@ static const char boot_usage[] =
 	"                        pauses while the receive FIFO is full\n"
 	"  --heartbeat-log FILE  log \"<seq> <CLOCK_MONOTONIC ns>\" per "
 	"heartbeat\n"
+	"                        (\" <stall us>\" after it when the guest\n"
+	"                        sends its own stall)\n"
 	"  --mem-mode MODE       eager (default) or lazy: RAM is populated on\n"
 	"                        first touch through userfaultfd "
 	"(demand-zero)\n"

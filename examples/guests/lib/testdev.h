@@ -62,6 +62,13 @@ static inline void testdev_heartbeat(uint32_t seq)
 	mmio_write32(TESTDEV_GPA + TESTDEV_REG_HEARTBEAT, seq);
 }
 
+/* Heartbeat seq with the guest's stall before it, in one exit. */
+static inline void testdev_beat_stall(uint32_t seq, uint32_t stall_us)
+{
+	mmio_write64(TESTDEV_GPA + TESTDEV_REG_BEAT_STALL,
+		     (uint64_t)stall_us << 32 | seq);
+}
+
 static inline void testdev_marker(uint32_t id, uint32_t arg)
 {
 	mmio_write64(TESTDEV_GPA + TESTDEV_REG_MARKER,

@@ -10,6 +10,11 @@
  * with its TSC, into the heartbeat page (struct guest_hb_page at
  * GUEST_HB_PAGE_GPA, under its seqlock) first: a host process that maps
  * guest RAM reads it there, the only channel when there is no test device.
+ * Each beat carries the guest's own stall before it: the longest TSC step
+ * between two consecutive calls since the previous beat (a pause or a
+ * migration shows there at the first beat after the resume, as the guest
+ * saw it, without the beats' 1 ms cadence; the loops call tick() every few
+ * microseconds). The test device gets it in the same exit (BEAT_STALL).
  * It then polls the host's mailbox in the boot-info page: a new seq means a
  * request (verify the dirty region, stop the current workload, write the
  * page set of a touch round), which is carried out before its result is
@@ -32,6 +37,8 @@ static struct {
 	struct boot_info *bi;
 	uint64_t period;  /* TSC ticks per millisecond */
 	uint64_t next;	  /* TSC of the next heartbeat; 0: send now */
+	uint64_t prev;	  /* TSC of the previous call; 0: none yet */
+	uint64_t stall;	  /* longest step between calls since the beat */
 	uint32_t seq;	  /* last heartbeat number sent */
 	uint32_t mb_done; /* last mailbox seq handled */
 	bool stop;	  /* STOP_WORKLOAD received for this workload */
@@ -94,15 +101,33 @@ void tick_workload_begin(void)
 }
 
 /* One seqlock write section; the page's lock is ours alone (CPU 0). */
-static void tick_hb_page(uint64_t seq, uint64_t tsc)
+static void tick_hb_page(uint64_t seq, uint64_t tsc, uint64_t stall)
 {
 	struct guest_hb_page *hb = TICK_HB;
 	uint64_t lock = hb->lock;
 
 	__atomic_store_n(&hb->lock, lock + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&hb->tsc, tsc, __ATOMIC_RELEASE);
+	__atomic_store_n(&hb->stall, stall, __ATOMIC_RELEASE);
 	__atomic_store_n(&hb->seq, seq, __ATOMIC_RELEASE);
 	__atomic_store_n(&hb->lock, lock + 2, __ATOMIC_RELEASE);
+}
+
+/* The step since the previous call, kept if it is the longest so far. */
+static void tick_note_step(uint64_t now)
+{
+	if (tk.prev && now > tk.prev && now - tk.prev > tk.stall)
+		tk.stall = now - tk.prev;
+	tk.prev = now;
+}
+
+/* A stall of stall TSC cycles in microseconds, saturated to 32 bits. */
+static uint32_t tick_stall_us(uint64_t stall)
+{
+	uint64_t us =
+		stall / tk.period * 1000 + stall % tk.period * 1000 / tk.period;
+
+	return us > 0xffffffffULL ? 0xffffffffU : (uint32_t)us;
 }
 
 static void tick_heartbeat_at(uint64_t now)
@@ -112,13 +137,15 @@ static void tick_heartbeat_at(uint64_t now)
 		timer_watch();
 		return;
 	}
+	tick_note_step(now);
 	/* Not due yet; a TSC that went backwards (next too far ahead) is. */
 	if (now < tk.next && tk.next - now <= tk.period)
 		return;
-	tick_hb_page(++tk.seq, now);
+	tick_hb_page(++tk.seq, now, tk.stall);
 	if (tk.testdev)
-		testdev_heartbeat(tk.seq);
+		testdev_beat_stall(tk.seq, tick_stall_us(tk.stall));
 	tk.next = now + tk.period;
+	tk.stall = 0;
 }
 
 /* Carry out request req; returns what goes into mailbox.result. */
