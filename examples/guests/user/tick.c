@@ -141,9 +141,20 @@ static void tick_heartbeat_at(uint64_t now)
 	/* Not due yet; a TSC that went backwards (next too far ahead) is. */
 	if (now < tk.next && tk.next - now <= tk.period)
 		return;
+	/*
+	 * now was read by the caller: a pause that stopped the guest since
+	 * then (a migration's lands there now and then, e.g. in the fault of
+	 * a dirty-logged store) would be missing from the stall this beat
+	 * carries. The TSC again, right before the beat goes out.
+	 */
+	now = x86_rdtsc();
+	tick_note_step(now);
 	tick_hb_page(++tk.seq, now, tk.stall);
-	if (tk.testdev)
+	if (tk.testdev) {
+		/* And after the page's store, which can fault. */
+		tick_note_step(x86_rdtsc());
 		testdev_beat_stall(tk.seq, tick_stall_us(tk.stall));
+	}
 	tk.next = now + tk.period;
 	tk.stall = 0;
 }
