@@ -444,11 +444,11 @@ static bool vcpu_park(struct vcpu *v)
 	bool stay;
 
 	pthread_mutex_lock(&vm->lock);
-	vm->nr_parked++;
+	__atomic_add_fetch(&vm->nr_parked, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->cond);
 	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->exit_req))
 		pthread_cond_wait(&vm->cond, &vm->lock);
-	vm->nr_parked--;
+	__atomic_sub_fetch(&vm->nr_parked, 1, __ATOMIC_RELAXED);
 	stay = !atomic_load(&vm->exit_req);
 	pthread_mutex_unlock(&vm->lock);
 	return stay;

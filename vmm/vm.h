@@ -142,7 +142,7 @@ struct vm {
 	enum vm_state state;
 	atomic_bool pause_req; /* read lock-free by vCPUs before KVM_RUN */
 	atomic_bool exit_req;
-	int nr_parked; /* vCPUs waiting in vcpu_park() */
+	int nr_parked; /* vCPUs in vcpu_park(); vm_pause peeks lock-free */
 	int exit_code;
 	bool exit_error; /* the VMM failed, as opposed to a guest/user stop */
 	char exit_why[256];
