@@ -18,7 +18,7 @@ migrate_capped()
 	dst=$VMM_PID
 	vmm_start "a$n" --mem 128M --append "dirty --mib 64 --rate 0"
 	src=$VMM_PID
-	wait_until 30 "the first pass" '(($(status_get "$T/a$n.sock" .heartbeats.count) >= 500))'
+	wait_until 30 "the first pass" 'grep -q "^dirty: first pass done" "$T/a$n.serial"'
 	ctl migrate --api "$T/a$n.sock" --to "tcp:127.0.0.1:$port" --mode precopy \
 		--max-bandwidth "${cap}M" >"$T/mig$n.json" 2>"$T/mig$n.err" &
 	mig=$!
