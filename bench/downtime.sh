@@ -60,7 +60,9 @@
 #    destination (GUEST_REQ_VERIFY): ok, FAIL, timeout, or - (no migration).
 #  - warmup_ms (the fill), pre_gap_ms / post_gap_ms (the largest heartbeat
 #    gap in the last second before the migration / the first second on the
-#    destination: the machine's noise floor), foreign_vmms (VMMs this script
+#    destination: the machine's noise floor), pre_stall_ms (the guest's own
+#    longest stall in that last second before the migration: the floor
+#    for downtime_guest_ms), foreign_vmms (VMMs this script
 #    did not start that were running around the migration: two cores, so
 #    such a run is skewed).
 #  - src_cpu_ms, dst_cpu_ms: CPU time (user + system) of each VMM's
@@ -374,7 +376,7 @@ COLS=(mode rate_mib_s rep state postcopy switch_reason downtime_hb_ms downtime_g
 	switch_dirty_pages switch_hot_pages postcopy_pushed_pages push_order push_near_pages push_hot_pages
 	push_walk_us memory_postcopy_requests postcopy_ms
 	postcopy_faults fault_wait_p50_us fault_wait_p99_us fault_wait_max_us progress_pct
-	hb_rate_before_hz hb_rate_postcopy_hz hb hb_seq_jump verify warmup_ms pre_gap_ms post_gap_ms
+	hb_rate_before_hz hb_rate_postcopy_hz hb hb_seq_jump verify warmup_ms pre_gap_ms post_gap_ms pre_stall_ms
 	foreign_vmms src_cpu_ms dst_cpu_ms)
 
 # One row from the run's JSON (the source's statistics, .destination and
@@ -406,6 +408,7 @@ row_jq='
 	   progress_pct: $b.progress_pct, hb_rate_before_hz: $b.hb_rate_before_hz,
 	   hb_rate_postcopy_hz: $b.hb_rate_postcopy_hz, hb: $b.hb, hb_seq_jump: $b.hb_seq_jump, verify: $b.verify,
 	   warmup_ms: $b.warmup_ms, pre_gap_ms: $b.pre_gap_ms, post_gap_ms: $b.post_gap_ms,
+	   pre_stall_ms: n($b.pre_stall_ms),
 	   foreign_vmms: $b.foreign_vmms, src_cpu_ms: n($b.src_cpu_ms), dst_cpu_ms: n($b.dst_cpu_ms)}
 	| [.[($cols | split(" "))[]] | if . == null then "NaN" else tostring end] | join(",")'
 
@@ -513,8 +516,10 @@ run()
 	# the same on every run when the machine is quiet), and in the first
 	# second on the destination (the guest's first touches of its pages
 	# there, and what is left of the switch-over).
-	local pre_gap post_gap
+	local pre_gap post_gap pre_stall
 	pre_gap=$(head -n "$n0" "$S.hb" | tail -n 1000 | max_gap_ms)
+	pre_stall=$(head -n "$n0" "$S.hb" | tail -n 1000 |
+		awk '$3 != "" { n++; if ($3 + 0 > m) m = $3 + 0 } END { if (n) printf "%.3f\n", m / 1e3; else print "NaN" }')
 	post_gap=$(head -n 1000 "$D.hb" | max_gap_ms)
 	local hb ok dt_ns jump stall_us
 	hb=$(hb_merged "$S.hb" "$D.hb")
@@ -540,7 +545,7 @@ run()
 	jq -n --slurpfile s "$S.mig.json" --slurpfile d "$D.mig.json" \
 		--arg mode "$mode" --arg rate "$rate" --arg rep "$rep" --arg state "$state" \
 		--arg ok "$ok" --arg jump "$jump" --arg verify "$verify" --arg dt "$dt_ns" --arg stall "$stall_us" --arg fill "$fill_ms" \
-		--arg pre "$pre_gap" --arg post "$post_gap" --arg foreign "$foreign" \
+		--arg pre "$pre_gap" --arg post "$post_gap" --arg prestall "$pre_stall" --arg foreign "$foreign" \
 		--arg before "$before" --arg during "$during" --arg progress "$progress" \
 		--arg push "${PUSH_ORDER:-default}" --argjson ws "$MIB" \
 		--arg scpu "$src_cpu" --arg dcpu "$dst_cpu" '
@@ -549,7 +554,7 @@ run()
 		 bench: {mode: $mode, rate: $rate, rep: $rep, ws_mib: $ws, push_order: (if $mode == "precopy" then null else $push end),
 		         downtime_hb_ms: (if $dt == "NaN" then null else ($dt | tonumber / 1e6 * 1000 | round / 1000) end),
 		         downtime_guest_ms: ($stall | num | if . == null then null else . / 1000 end),
-		         hb: $ok, hb_seq_jump: ($jump | num), verify: $verify, warmup_ms: ($fill | num), pre_gap_ms: ($pre | num),
+		         hb: $ok, hb_seq_jump: ($jump | num), verify: $verify, warmup_ms: ($fill | num), pre_gap_ms: ($pre | num), pre_stall_ms: ($prestall | num),
 		         post_gap_ms: ($post | num), foreign_vmms: ($foreign | num),
 		         hb_rate_before_hz: ($before | num), hb_rate_postcopy_hz: ($during | num),
 		         src_cpu_ms: ($scpu | num), dst_cpu_ms: ($dcpu | num),
@@ -620,7 +625,7 @@ summary='
 		 (vals("postcopy_faults") | med | r(1)), (vals("fault_wait_p50_us") | med | r(1)),
 		 (vals("fault_wait_p99_us") | med | r(1)), (vals("progress_pct") | med | r(10)),
 		 "\(count("converged"; "true"))/\($n)", "\($grp | count("hb"; "ok"))/\($n)",
-		 "\($grp | count("verify"; "ok"))/\($n)"] | map(tostring) | join(",")
+		 "\($grp | count("verify"; "ok"))/\($n)", (vals("pre_stall_ms") | med | r(100))] | map(tostring) | join(",")
 	  else
 		[$m, $pos, $r, (trio("downtime_hb_ms")[], trio("downtime_vmm_ms")[],
 		 trio("total_time_ms")[], trio("downtime_guest_ms")[] | nan)] | map(tostring) | join(" ")
@@ -630,7 +635,7 @@ for mode in $MODES; do
 	awk -v m="$mode" '$1 == m { $1 = ""; print }' "$T/plot.dat" >"$T/plot-$mode.dat"
 done
 {
-	echo "mode,rate_mib_s,runs,completed,downtime_hb_ms,downtime_guest_ms,downtime_vmm_ms,total_time_ms,wire_mib,rounds,postcopy,switch_reason,pc_faults,wait_p50_us,wait_p99_us,progress_pct,converged,hb,verify"
+	echo "mode,rate_mib_s,runs,completed,downtime_hb_ms,downtime_guest_ms,downtime_vmm_ms,total_time_ms,wire_mib,rounds,postcopy,switch_reason,pc_faults,wait_p50_us,wait_p99_us,progress_pct,converged,hb,verify,pre_stall_ms"
 	jq -Rrs --arg rates "$RATES" --arg modes "$MODES" --arg what table "$summary" "$OUT/downtime.csv"
 } >"$OUT/downtime-summary.csv"
 term=png
