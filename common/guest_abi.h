@@ -146,6 +146,14 @@ struct guest_hb_page {
 	volatile uint64_t stall; /* TSC cycles: longest step before beat seq */
 };
 
+/* stall TSC cycles at tsc_khz in microseconds (0 when the rate is 0). */
+static inline uint64_t guest_hb_stall_us(uint64_t stall, uint64_t tsc_khz)
+{
+	if (!tsc_khz)
+		return 0;
+	return stall / tsc_khz * 1000 + stall % tsc_khz * 1000 / tsc_khz;
+}
+
 /* ---- the test device ---------------------------------------------------- */
 
 #define TESTDEV_GPA  GUEST_DEV_MMIO_BASE

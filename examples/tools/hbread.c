@@ -281,14 +281,6 @@ static void hb_get(const struct hb_src *src, uint64_t *magic, struct hb_beat *b)
 	b->khz = p.tsc_khz;
 }
 
-/* A stall of TSC cycles in microseconds at khz (0: unknown, prints 0). */
-static uint64_t hb_stall_us(uint64_t stall, uint64_t khz)
-{
-	if (!khz)
-		return 0;
-	return stall / khz * 1000 + stall % khz * 1000 / khz;
-}
-
 /* Between two reads: spin once, or sleep --poll-us. */
 static void hb_wait(const struct hb_src *src)
 {
@@ -371,7 +363,7 @@ static void hb_follow(const struct hb_src *src, uint64_t end,
 			continue;
 		}
 		printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", b.seq, now,
-		       hb_stall_us(b.stall, b.khz));
+		       guest_hb_stall_us(b.stall, b.khz));
 		hb_note(s, b.seq, b.tsc, now);
 		prev = b.seq;
 	}

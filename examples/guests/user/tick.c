@@ -124,8 +124,7 @@ static void tick_note_step(uint64_t now)
 /* A stall of stall TSC cycles in microseconds, saturated to 32 bits. */
 static uint32_t tick_stall_us(uint64_t stall)
 {
-	uint64_t us =
-		stall / tk.period * 1000 + stall % tk.period * 1000 / tk.period;
+	uint64_t us = guest_hb_stall_us(stall, tk.period);
 
 	return us > 0xffffffffULL ? 0xffffffffU : (uint32_t)us;
 }
