@@ -39,8 +39,6 @@
 #define GDT_SEL_CODE 0x08
 #define GDT_SEL_DATA 0x10
 
-#define VCPU_SLICE_NS 100000 /* a vCPU thread's slice: the shortest */
-
 static void vcpu_kick_handler(int sig)
 {
 	(void)sig; /* its only job is to make KVM_RUN return EINTR */
@@ -451,6 +449,8 @@ static bool vcpu_park(struct vcpu *v)
 	__atomic_sub_fetch(&vm->nr_parked, 1, __ATOMIC_RELAXED);
 	stay = !atomic_load(&vm->exit_req);
 	pthread_mutex_unlock(&vm->lock);
+	if (stay)
+		vcpu_boost_begin(v);
 	return stay;
 }
 
@@ -514,7 +514,7 @@ static bool vcpu_before_run(struct vcpu *v)
 
 static void vcpu_run_loop(struct vcpu *v)
 {
-	int e;
+	int e, r;
 
 	while (vcpu_before_run(v)) {
 		atomic_store(&v->in_run, true);
@@ -525,6 +525,8 @@ static void vcpu_run_loop(struct vcpu *v)
 			__atomic_store_n(&v->run->immediate_exit, 0,
 					 __ATOMIC_SEQ_CST);
 			v->st.intr++;
+			if (v->boost != VCPU_BOOST_OFF)
+				vcpu_boost_end(v);
 			continue;
 		}
 		if (e) {
@@ -532,7 +534,11 @@ static void vcpu_run_loop(struct vcpu *v)
 				strerror(e));
 			return;
 		}
-		if (vcpu_handle_exit(v) < 0)
+		r = vcpu_handle_exit(v);
+		/* After the exit's handling: a heartbeat is stamped first. */
+		if (v->boost != VCPU_BOOST_OFF)
+			vcpu_boost_end(v);
+		if (r < 0)
 			return;
 	}
 }
@@ -543,6 +549,7 @@ static void *vcpu_thread(void *arg)
 	sigset_t set;
 	char name[16];
 
+	atomic_store(&v->tid, gettid());
 	snprintf(name, sizeof(name), "vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);
@@ -553,10 +560,17 @@ static void *vcpu_thread(void *arg)
 	 * threads share its CPU (the VM resumed after a migration, a fault
 	 * answered) is picked before them rather than after their longer
 	 * slices; its share of the CPU is the same. docs/benchmarks.md,
-	 * "After GO". Older kernels refuse it and nothing changes.
+	 * "After GO". Older kernels refuse it and nothing changes. A staged
+	 * vCPU runs its first stretch real-time first (vcpu_boost.c) and
+	 * takes the slice when that ends.
 	 */
-	(void)sched_short_slice(VCPU_SLICE_NS);
+	if (v->vm->boost_staged)
+		vcpu_boost_arm(v);
+	if (v->boost == VCPU_BOOST_OFF)
+		(void)sched_short_slice(VCPU_SLICE_NS);
 	vcpu_run_loop(v);
+	vcpu_boost_end(v);
+	vcpu_boost_free(v);
 	return NULL;
 }
 

@@ -15,9 +15,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+#include <sys/types.h>
 #include <linux/kvm.h>
 
-#define SIGVCPU_KICK SIGUSR1
+#define SIGVCPU_KICK  SIGUSR1
+#define VCPU_SLICE_NS 100000 /* a vCPU thread's slice: the shortest */
+
+/* vcpu_boost.c: where a vCPU's first stretch after a start stands. */
+enum vcpu_boost {
+	VCPU_BOOST_OFF,	  /* an ordinary thread */
+	VCPU_BOOST_ARMED, /* staged and parked, SCHED_FIFO */
+	VCPU_BOOST_ON,	  /* in its first stretch, the timer set */
+};
 
 struct vm;
 
@@ -44,6 +54,11 @@ struct vcpu {
 	unsigned int sleep_seen;    /* vm->sleep_seq carried out (own thread) */
 	/* KVM's CPUID table as last set (vcpu_state.c may skip a load). */
 	struct kvm_cpuid2 *cpuid;
+	_Atomic pid_t tid; /* the thread's Linux id, once it runs (tests) */
+	/* vcpu_boost.c, all the vCPU thread's own */
+	enum vcpu_boost boost;
+	timer_t boost_timer;
+	bool boost_timer_ok;
 };
 
 /* Create the vCPU (fd and kvm_run mapping). */
@@ -81,6 +96,15 @@ int vcpu_start(struct vcpu *v);
 /* Make the thread leave KVM_RUN soon (any thread). */
 void vcpu_kick(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
+/*
+ * A staged vCPU's first stretch ahead of every ordinary thread on its CPU
+ * (vcpu_boost.c), all on the vCPU's own thread: arm before it first parks,
+ * begin when it leaves the park, end when KVM_RUN returns, free at its end.
+ */
+void vcpu_boost_arm(struct vcpu *v);
+void vcpu_boost_begin(struct vcpu *v);
+void vcpu_boost_end(struct vcpu *v);
+void vcpu_boost_free(struct vcpu *v);
 /* Install the (empty) kick signal handler; once per process. */
 int vcpu_signals_init(void);
 

@@ -422,6 +422,7 @@ int vm_stage(struct vm *vm, char *err, size_t errlen)
 	}
 	/* They park in vcpu_before_run() until vm_start clears it. */
 	atomic_store(&vm->pause_req, true);
+	vm->boost_staged = true; /* read by the threads created below */
 	pthread_mutex_unlock(&vm->lock);
 	vm_block(&old);
 	r = vm_spawn_vcpus(vm, err, errlen);

@@ -143,6 +143,8 @@ struct vm {
 	atomic_bool pause_req; /* read lock-free by vCPUs before KVM_RUN */
 	atomic_bool exit_req;
 	int nr_parked; /* vCPUs in vcpu_park(); vm_pause peeks lock-free */
+	/* vm_stage's threads boost their first stretch (vcpu_boost.c) */
+	bool boost_staged;
 	int exit_code;
 	bool exit_error; /* the VMM failed, as opposed to a guest/user stop */
 	char exit_why[256];
