@@ -478,6 +478,12 @@ static bool vcpu_before_run(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 
+	/*
+	 * KVM_RUN has returned since the boost began (vcpu_park), and the
+	 * exit is handled (a heartbeat stamped): the first stretch is over.
+	 */
+	if (v->boost == VCPU_BOOST_ON)
+		vcpu_boost_end(v);
 	for (;;) {
 		if (atomic_load(&vm->exit_req))
 			return false;
@@ -514,7 +520,7 @@ static bool vcpu_before_run(struct vcpu *v)
 
 static void vcpu_run_loop(struct vcpu *v)
 {
-	int e, r;
+	int e;
 
 	while (vcpu_before_run(v)) {
 		atomic_store(&v->in_run, true);
@@ -525,8 +531,6 @@ static void vcpu_run_loop(struct vcpu *v)
 			__atomic_store_n(&v->run->immediate_exit, 0,
 					 __ATOMIC_SEQ_CST);
 			v->st.intr++;
-			if (v->boost != VCPU_BOOST_OFF)
-				vcpu_boost_end(v);
 			continue;
 		}
 		if (e) {
@@ -534,11 +538,7 @@ static void vcpu_run_loop(struct vcpu *v)
 				strerror(e));
 			return;
 		}
-		r = vcpu_handle_exit(v);
-		/* After the exit's handling: a heartbeat is stamped first. */
-		if (v->boost != VCPU_BOOST_OFF)
-			vcpu_boost_end(v);
-		if (r < 0)
+		if (vcpu_handle_exit(v) < 0)
 			return;
 	}
 }
