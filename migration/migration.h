@@ -228,6 +228,8 @@ struct mig_stats {
 	uint32_t channels;
 	uint64_t channel_bytes[MIG_MAX_CHANNELS]; /* [0]: the main one */
 	uint64_t precopy_ms;	     /* HELLO_ACK -> pre-copy stopped */
+	uint64_t last_pass_pages;    /* converged: sent live before the pause */
+	uint64_t stop_copy_pages;    /* sent while paused, in stop-copy */
 	uint64_t switch_dirty;	     /* pages dirty at the switch (discarded) */
 	uint64_t switch_hot;	     /* of those: sent in the downtime */
 	uint64_t postcopy_pushed;    /* pages pushed after the switch */

@@ -127,6 +127,13 @@ static bool policy_refine(const struct mig_params *p,
 	return true;
 }
 
+bool mig_policy_last_pass(const struct mig_stats *st)
+{
+	return st->converged &&
+	       st->memory_dirty_rate * policy_bytes_per_page(st) <
+		       st->memory_bps;
+}
+
 void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 		       struct mig_policy_state *ps, uint64_t dirty_pages,
 		       uint64_t precopy_ns, struct mig_decision *d)

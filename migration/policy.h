@@ -96,4 +96,13 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 		       struct mig_policy_state *ps, uint64_t dirty_pages,
 		       uint64_t precopy_ns, struct mig_decision *d);
 
+/*
+ * Converged (st->converged set): is a last pass worth it, the dirty set sent
+ * once more while the guest runs, right before the pause (source.c)? Only
+ * while the guest dirties slower than the link carries, so that what it
+ * dirties during the pass is less than the set: a large --downtime-limit
+ * can converge with the guest dirtying faster.
+ */
+bool mig_policy_last_pass(const struct mig_stats *st);
+
 #endif /* MIGRATION_POLICY_H */

@@ -176,7 +176,13 @@ void src_pump(struct mig_source *s)
 	}
 	if (r != SRC_PUMP_EMPTY)
 		return;
+	if (s->last_pass) { /* queued: now the pause */
+		s->last_pass = false;
+		src_stop_copy(s);
+		return;
+	}
 	if (s->ss.st.state == MIG_STOP_COPY) {
+		s->ss.st.stop_copy_pages = s->round_pages;
 		if (src_send_finish(s, err, sizeof(err))) {
 			src_fail(s, MIG_FAILED, "%s", err);
 			return;
@@ -302,6 +308,10 @@ static void src_stop_copy(struct mig_source *s)
 {
 	char err[256];
 
+	if (src_last_pass(s)) { /* src_pump pauses once it is queued */
+		src_pump(s);
+		return;
+	}
 	if (src_pause(s, err, sizeof(err)) || !src_set_state(s, MIG_STOP_COPY))
 		goto fail;
 	if (src_harvest_last(s, err, sizeof(err)))

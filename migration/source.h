@@ -115,6 +115,8 @@ struct mig_source {
 	/* the switch (src_switch.c) */
 	uint64_t pinned_new; /* src_devs_take_pinned: pages it added */
 	bool paused_here;    /* we paused the VM */
+	bool last_pass;	     /* converged: the live pass before the pause */
+	bool last_pass_done;
 	bool go_sent;
 	uint64_t pause_ns;
 	uint64_t queued_ns; /* everything of stop-copy queued */
@@ -215,6 +217,8 @@ uint64_t src_take_last(struct mig_source *s);
 int src_harvest(struct mig_source *s, char *err, size_t errlen);
 int src_harvest_last(struct mig_source *s, char *err, size_t errlen);
 void src_start_round(struct mig_source *s);
+/* Converged: the last pass begins (true), its pages in todo. */
+bool src_last_pass(struct mig_source *s);
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen);
 void src_precopy_end(struct mig_source *s);
 int src_end_round(struct mig_source *s, struct mig_decision *d, char *err,

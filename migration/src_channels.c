@@ -171,7 +171,7 @@ bool src_chans_writable(const struct mig_source *s)
 	if (s->ss.st.state != MIG_PRECOPY)
 		return true;
 	for (uint32_t i = 0; c->x && i + 1 < c->n; i++)
-		if (!mig_channel_writable(&c->x[i].ch))
+		if (!c->x[i].closing && !mig_channel_writable(&c->x[i].ch))
 			return false;
 	return true;
 }

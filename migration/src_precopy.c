@@ -254,6 +254,30 @@ void src_start_round(struct mig_source *s)
 	s->round_pages = 0;
 }
 
+/*
+ * Converged: the dirty set the last round left (src_end_round took it
+ * into todo) goes while the guest still runs, with no SYNC to wait for,
+ * and the pause follows as soon as it is queued (source.c: src_pump).
+ * Stop-copy then carries only what the guest dirtied during that pass
+ * instead of that set and all it dirtied since, in the downtime. The pages
+ * go on the main connection only (src_chan_of: the extra channels closed
+ * at the stop): everything of theirs was placed before the SYNC that ended
+ * pre-copy, so the destination still places the newest copy last. False:
+ * no pass (done already, or policy.c says it would not pay: not converged,
+ * and a spent budget must not go on; or the guest dirties as fast as the
+ * link carries).
+ */
+bool src_last_pass(struct mig_source *s)
+{
+	if (s->last_pass_done || !mig_policy_last_pass(&s->ss.st))
+		return false;
+	s->last_pass_done = true;
+	s->last_pass = true;
+	s->ss.st.last_pass_pages = bitmap_count(&s->todo);
+	src_start_round(s);
+	return true;
+}
+
 /* HELLO_ACK agreed on pre-copy: logging on, round 0 is every page that is. */
 int src_precopy_begin(struct mig_source *s, char *err, size_t errlen)
 {
@@ -338,7 +362,7 @@ int src_pages_pump(struct mig_source *s, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (*state != MIG_PRECOPY)
+		if (*state != MIG_PRECOPY || s->last_pass)
 			return SRC_PUMP_EMPTY;
 		/* Round queued: SYNC, and continue when it comes back. */
 		if (s->sync_wait)

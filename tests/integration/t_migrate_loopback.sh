@@ -6,7 +6,9 @@
 # data from the socket into guest RAM (channel_splice.c; --verify hashes
 # each frame's pages once they are in): its spliced_bytes cover the working
 # set (with the bytes that came with each frame's head: head_bytes), and
-# the guest's own check of its memory on the destination passes.
+# the guest's own check of its memory on the destination passes. It
+# converges, and the last round's dirty set goes once more while the guest
+# runs, right before the pause (last_pass_pages).
 # A destination booted with --mem-prealloc reads the data from the socket
 # straight into guest RAM's mapping instead (dest_sink.c): its direct_bytes
 # cover the working set and nothing is spliced. The connection's TCP
@@ -59,10 +61,17 @@ migrate_once()
 	fi
 
 	mig_check_completed "a$n" "b$n" "$src" "$dst" "$T/mig$n.json"
+	# 50 MiB/s converges: the last round's dirty set went once more while
+	# the guest ran, before the pause (src_last_pass).
+	[[ $(jq .converged "$T/mig$n.json") == true ]] ||
+		fail "pre-copy at 50 MiB/s did not converge: $(jq -r .switch_reason "$T/mig$n.json")"
+	(($(jq .last_pass_pages "$T/mig$n.json") > 0)) ||
+		fail "no last live pass before the pause: last_pass_pages $(jq .last_pass_pages "$T/mig$n.json")"
 	echo "ok: $MIG_BEATS heartbeats across the migration, gap $((MIG_GAP_NS / 1000)) us," \
 		"VMM downtime $(jq .downtime_us "$T/mig$n.json") us," \
 		"$(jq .memory_iteration "$T/mig$n.json") rounds, $(jq .wire_bytes "$T/mig$n.json") bytes," \
-		"$spliced spliced, $direct read into RAM, $head with frame heads, $cc"
+		"$spliced spliced, $direct read into RAM, $head with frame heads, $cc," \
+		"last pass $(jq .last_pass_pages "$T/mig$n.json") pages, stop-copy $(jq .stop_copy_pages "$T/mig$n.json")"
 }
 
 migrate_once 1 --verify

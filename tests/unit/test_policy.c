@@ -3,7 +3,8 @@
  * test_policy.c - mig_policy_decide(): the predicted downtime, converging,
  * hybrid giving up (dirty rate, too many rounds ahead, rounds not
  * shrinking), pre-copy mode that
- * never does, and the time, bytes and round budgets.
+ * never does, the time, bytes and round budgets, and whether a converged
+ * pre-copy makes its last pass before the pause (mig_policy_last_pass).
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -481,4 +482,40 @@ Test(policy, a_spent_budget_is_the_reason_over_the_evidence)
 	mig_policy_decide(&p, &st, &ps, MANY, 2000000, &d);
 	cr_assert(d.stop);
 	cr_assert_eq(d.reason, MIG_REASON_BUDGET_TIME);
+}
+
+/* The last pass before the pause: only converged, only if it shrinks. */
+Test(policy, last_pass_when_converged_and_slower_than_the_link)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.converged = true;
+	/* Half the link's speed in 4096-byte pages: the pass shrinks. */
+	st.memory_dirty_rate = BPS / 4096 / 2;
+	cr_assert(mig_policy_last_pass(&st));
+	/* Not converged (a budget stopped it): no pass. */
+	st.converged = false;
+	cr_assert_not(mig_policy_last_pass(&st));
+}
+
+Test(policy, no_last_pass_when_dirtying_at_link_speed)
+{
+	struct mig_params p;
+	struct mig_stats st;
+	struct mig_policy_state ps;
+
+	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	st.converged = true; /* a large --downtime-limit converges so */
+	st.memory_dirty_rate = BPS / 4096;
+	cr_assert_not(mig_policy_last_pass(&st));
+	/* Data pages cost 1024 bytes on the wire (compressed): it shrinks. */
+	st.memory_normal = 1000;
+	st.wire_bytes = 1024 * 1000;
+	cr_assert(mig_policy_last_pass(&st));
+	/* No bandwidth measured yet: no evidence, no pass. */
+	st.memory_bps = 0;
+	cr_assert_not(mig_policy_last_pass(&st));
 }

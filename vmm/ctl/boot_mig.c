@@ -36,6 +36,8 @@ static void boot_mig_switch_json(json_t *o, const struct mig_stats *st)
 			    json_string(mig_reason_name(st->reason)));
 	SET("precopy_bytes", st->precopy_bytes);
 	boot_mig_channels_json(o, st);
+	SET("last_pass_pages", st->last_pass_pages);
+	SET("stop_copy_pages", st->stop_copy_pages);
 	SET("switch_dirty_pages", st->switch_dirty);
 	SET("switch_hot_pages", st->switch_hot);
 	SET("postcopy_pushed_pages", st->postcopy_pushed);
