@@ -127,11 +127,11 @@ static bool policy_refine(const struct mig_params *p,
 	return true;
 }
 
-bool mig_policy_last_pass(const struct mig_stats *st)
+bool mig_policy_last_pass(const struct mig_stats *st,
+			  const struct mig_policy_state *ps)
 {
 	return st->converged &&
-	       st->memory_dirty_rate * policy_bytes_per_page(st) <
-		       st->memory_bps;
+	       st->memory_dirty_rate * policy_bytes_per_page(st) < ps->peak_bps;
 }
 
 void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
@@ -144,6 +144,8 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 	uint64_t prev = ps->last_dirty;
 
 	policy_track_shrink(ps, dirty_pages);
+	if (st->memory_bps > ps->peak_bps)
+		ps->peak_bps = st->memory_bps;
 	d->predicted_us = bytes * 1000000ULL / bps + MIG_POLICY_FIXED_US;
 	d->converged = d->predicted_us <= p->downtime_limit_ms * 1000ULL;
 	if (d->converged)

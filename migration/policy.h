@@ -74,6 +74,7 @@ struct mig_policy_state {
 	uint64_t last_dirty; /* dirty pages after the previous round */
 	uint32_t flat;	     /* rounds in a row that did not shrink */
 	uint32_t refined;    /* rounds run although the last one fitted */
+	uint64_t peak_bps;   /* the fastest round's bandwidth (bytes/s) */
 };
 
 struct mig_decision {
@@ -99,10 +100,13 @@ void mig_policy_decide(const struct mig_params *p, const struct mig_stats *st,
 /*
  * Converged (st->converged set): is a last pass worth it, the dirty set sent
  * once more while the guest runs, right before the pause (source.c)? Only
- * while the guest dirties slower than the link carries, so that what it
- * dirties during the pass is less than the set: a large --downtime-limit
- * can converge with the guest dirtying faster.
+ * while the guest dirties slower than the link carries (the fastest round's
+ * bandwidth: a short round's is mostly its SYNC round trip, which the pass
+ * does not wait for), so that what it dirties during the pass is less than
+ * the set: a large --downtime-limit can converge with the guest dirtying
+ * faster.
  */
-bool mig_policy_last_pass(const struct mig_stats *st);
+bool mig_policy_last_pass(const struct mig_stats *st,
+			  const struct mig_policy_state *ps);
 
 #endif /* MIGRATION_POLICY_H */

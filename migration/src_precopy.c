@@ -269,7 +269,7 @@ void src_start_round(struct mig_source *s)
  */
 bool src_last_pass(struct mig_source *s)
 {
-	if (s->last_pass_done || !mig_policy_last_pass(&s->ss.st))
+	if (s->last_pass_done || !mig_policy_last_pass(&s->ss.st, &s->policy))
 		return false;
 	s->last_pass_done = true;
 	s->last_pass = true;

@@ -490,15 +490,22 @@ Test(policy, last_pass_when_converged_and_slower_than_the_link)
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
+	struct mig_decision d;
 
 	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	/* Round 0 at BPS, then a short round whose SYNC halved its figure. */
+	mig_policy_decide(&p, &st, &ps, MANY, 0, &d);
+	st.memory_bps = BPS / 2;
+	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
+	cr_assert(d.converged);
 	st.converged = true;
-	/* Half the link's speed in 4096-byte pages: the pass shrinks. */
-	st.memory_dirty_rate = BPS / 4096 / 2;
-	cr_assert(mig_policy_last_pass(&st));
+	/* 3/4 of the link's speed in 4096-byte pages: the pass shrinks. */
+	st.memory_dirty_rate = BPS / 4096 * 3 / 4;
+	cr_assert_eq(ps.peak_bps, BPS);
+	cr_assert(mig_policy_last_pass(&st, &ps));
 	/* Not converged (a budget stopped it): no pass. */
 	st.converged = false;
-	cr_assert_not(mig_policy_last_pass(&st));
+	cr_assert_not(mig_policy_last_pass(&st, &ps));
 }
 
 Test(policy, no_last_pass_when_dirtying_at_link_speed)
@@ -506,16 +513,18 @@ Test(policy, no_last_pass_when_dirtying_at_link_speed)
 	struct mig_params p;
 	struct mig_stats st;
 	struct mig_policy_state ps;
+	struct mig_decision d;
 
 	setup(&p, &st, &ps, MIG_MODE_PRECOPY);
+	mig_policy_decide(&p, &st, &ps, 100, 0, &d);
 	st.converged = true; /* a large --downtime-limit converges so */
 	st.memory_dirty_rate = BPS / 4096;
-	cr_assert_not(mig_policy_last_pass(&st));
+	cr_assert_not(mig_policy_last_pass(&st, &ps));
 	/* Data pages cost 1024 bytes on the wire (compressed): it shrinks. */
 	st.memory_normal = 1000;
 	st.wire_bytes = 1024 * 1000;
-	cr_assert(mig_policy_last_pass(&st));
+	cr_assert(mig_policy_last_pass(&st, &ps));
 	/* No bandwidth measured yet: no evidence, no pass. */
-	st.memory_bps = 0;
-	cr_assert_not(mig_policy_last_pass(&st));
+	ps.peak_bps = 0;
+	cr_assert_not(mig_policy_last_pass(&st, &ps));
 }
