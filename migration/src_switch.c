@@ -34,7 +34,7 @@ int src_pause(struct mig_source *s, char *err, size_t errlen)
 
 	src_throttle_stop(s); /* auto-converge's pauses end here */
 	t0 = clock_now_ns();
-	r = vm_pause(s->ss.vm);
+	r = vm_pause_saving(s->ss.vm);
 
 	if (r) {
 		snprintf(err, errlen, "pausing the VM: %s", strerror(-r));

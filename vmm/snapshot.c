@@ -239,12 +239,20 @@ static int snap_take_vcpus(struct vm *vm, struct vm_snapshot *s, uint8_t *buf,
 	int r = 0;
 
 	for (int i = 0; !r && i < vm->nr_vcpus; i++) {
-		proto_rec_writer_init(&w, buf, VMSTATE_BLOB_MAX);
-		r = vcpu_state_save(&vm->vcpus[i], &w, err, errlen);
+		const uint8_t *blob = buf;
+		size_t len;
+
+		/* Taken by the vCPU's thread as it parked, or here. */
+		r = vcpu_presaved(&vm->vcpus[i], &blob, &len, err, errlen);
+		if (r == -ENOENT) {
+			proto_rec_writer_init(&w, buf, VMSTATE_BLOB_MAX);
+			r = vcpu_state_save(&vm->vcpus[i], &w, err, errlen);
+			len = w.len;
+		}
 		snprintf(name, sizeof(name), "vcpu%d", i);
 		if (!r)
 			r = vm_snapshot_add(s, VM_SNAP_VCPU, i, name,
-					    VMSTATE_VCPU_VERSION, buf, w.len,
+					    VMSTATE_VCPU_VERSION, blob, len,
 					    err, errlen);
 	}
 	return r;

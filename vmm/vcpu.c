@@ -444,8 +444,15 @@ static bool vcpu_park(struct vcpu *v)
 	pthread_mutex_lock(&vm->lock);
 	__atomic_add_fetch(&vm->nr_parked, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->cond);
-	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->exit_req))
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->exit_req)) {
+		if (vcpu_presave_begin(v)) {
+			pthread_mutex_unlock(&vm->lock);
+			vcpu_presave_run(v);
+			pthread_mutex_lock(&vm->lock);
+			continue;
+		}
 		pthread_cond_wait(&vm->cond, &vm->lock);
+	}
 	__atomic_sub_fetch(&vm->nr_parked, 1, __ATOMIC_RELAXED);
 	stay = !atomic_load(&vm->exit_req);
 	pthread_mutex_unlock(&vm->lock);
@@ -604,4 +611,5 @@ void vcpu_destroy(struct vcpu *v)
 	v->fd = -1;
 	free(v->cpuid);
 	v->cpuid = NULL;
+	vcpu_presave_free(v);
 }

@@ -29,6 +29,13 @@ enum vcpu_boost {
 	VCPU_BOOST_ON,	  /* in its first stretch, the timer set */
 };
 
+/* vcpu_presave.c: the state a vCPU took as it parked for a pause. */
+enum vcpu_presave {
+	VCPU_PRESAVE_NONE,
+	VCPU_PRESAVE_SAVING, /* its thread is taking it */
+	VCPU_PRESAVE_DONE,   /* taken (or failed: presave_r) */
+};
+
 struct vm;
 
 struct vcpu_stats {
@@ -59,6 +66,14 @@ struct vcpu {
 	enum vcpu_boost boost;
 	timer_t boost_timer;
 	bool boost_timer_ok;
+	/* vcpu_presave.c: presave, presave_gen under vm->lock; the rest the
+	 * vCPU thread's while SAVING, the loop thread's once DONE */
+	enum vcpu_presave presave;
+	uint64_t presave_gen;  /* the vm->pause_gen it was taken in */
+	uint8_t *presave_blob; /* VMSTATE_BLOB_MAX bytes */
+	size_t presave_len;
+	int presave_r;
+	char presave_why[160];
 };
 
 /* Create the vCPU (fd and kvm_run mapping). */
@@ -105,6 +120,17 @@ void vcpu_boost_arm(struct vcpu *v);
 void vcpu_boost_begin(struct vcpu *v);
 void vcpu_boost_end(struct vcpu *v);
 void vcpu_boost_free(struct vcpu *v);
+/*
+ * The state taken on the vCPU's own thread as it parks for a pause that
+ * asked for it (vm_pause_saving), vcpu_presave.c: begin decides (vm->lock
+ * held), run takes it (not held), free at the vCPU's end. The loop thread
+ * gets it with vcpu_presaved: -ENOENT when none was taken in this pause.
+ */
+bool vcpu_presave_begin(struct vcpu *v);
+void vcpu_presave_run(struct vcpu *v);
+int vcpu_presaved(struct vcpu *v, const uint8_t **blob, size_t *len, char *err,
+		  size_t errlen);
+void vcpu_presave_free(struct vcpu *v);
 /* Install the (empty) kick signal handler; once per process. */
 int vcpu_signals_init(void);
 

@@ -510,6 +510,7 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return r;
 	}
+	vm->pause_gen++;
 	atomic_store(&vm->pause_req, true);
 	pthread_mutex_unlock(&vm->lock);
 	for (int i = 0; i < vm->nr_vcpus; i++)

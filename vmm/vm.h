@@ -143,6 +143,8 @@ struct vm {
 	atomic_bool pause_req; /* read lock-free by vCPUs before KVM_RUN */
 	atomic_bool exit_req;
 	int nr_parked; /* vCPUs in vcpu_park(); vm_pause peeks lock-free */
+	uint64_t pause_gen; /* pauses so far (vcpu_presave.c) */
+	bool presave; /* this pause: vCPUs take their state as they park */
 	/* vm_stage's threads boost their first stretch (vcpu_boost.c) */
 	bool boost_staged;
 	int exit_code;
@@ -176,6 +178,11 @@ int vm_mem_hold(struct vm *vm, char *err, size_t errlen);
 int vm_mem_adopt(struct vm *vm, int fd, char *err, size_t errlen);
 /* Stop every vCPU at a KVM_RUN boundary; returns when all are parked. */
 int vm_pause(struct vm *vm);
+/*
+ * vm_pause, each vCPU taking its own state as it parks (vcpu_presave.c),
+ * so that vm_snapshot_take finds it taken: a migration's switch-over.
+ */
+int vm_pause_saving(struct vm *vm);
 int vm_resume(struct vm *vm);
 /* Any thread: ask the VM to stop with this exit code (first caller wins). */
 void vm_request_exit(struct vm *vm, int code, const char *fmt, ...)

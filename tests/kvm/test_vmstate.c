@@ -331,7 +331,8 @@ static void migrate(struct tvm *src, struct tvm *dst)
 {
 	struct testdev_stats st;
 
-	cr_assert_eq(vm_pause(&src->vm), 0, "pausing the source");
+	/* As a migration pauses: the vCPUs take their state as they park. */
+	cr_assert_eq(vm_pause_saving(&src->vm), 0, "pausing the source");
 	state_save(src, &sv);
 	tvm_create(dst, NULL);
 	ram_copy(dst, src);
@@ -772,6 +773,46 @@ Test(vmstate, load_then_save_gives_the_state_back)
 	cr_assert_eq(pit.channels[2].mode, 3);
 	memcpy(&c, blob_record(resaved, w.len, TAG_VM_CLOCK, &n), sizeof(c));
 	cr_assert(near(c.clock, sv.clock + day_ns, 100000000ULL));
+}
+
+/*
+ * vm_pause_saving: each vCPU's thread took its state as it parked, and it
+ * is what the loop thread reads itself (but for the TSC and the LAPIC
+ * timer's count, which ran on); a plain pause after a resume takes none,
+ * so an older one is never used.
+ */
+Test(vmstate, vcpus_take_their_state_as_they_park)
+{
+	struct proto_rec_writer w;
+	const uint8_t *blob;
+	uint64_t tol;
+	size_t len;
+	char err[256];
+
+	tvm_create(&vms[0], "dirty --mib 8 --rate 50");
+	tvm_start(&vms[0]);
+	tvm_wait_heartbeats(&vms[0], 50);
+	tol = vms[0].vm.tsc_khz * 10000ULL; /* 10 s of the TSC */
+	cr_assert_eq(vm_pause_saving(&vms[0].vm), 0);
+	for (int i = 0; i < NR_CPUS; i++) {
+		struct vcpu *v = &vms[0].vm.vcpus[i];
+
+		cr_assert_eq(vcpu_presaved(v, &blob, &len, err, sizeof(err)), 0,
+			     "vcpu%d took no state as it parked: %s", i, err);
+		proto_rec_writer_init(&w, resaved, sizeof(resaved));
+		cr_assert_eq(vcpu_state_save(v, &w, err, sizeof(err)), 0, "%s",
+			     err);
+		compare_vcpu_blobs(blob, len, resaved, w.len, tol);
+	}
+	cr_assert_eq(vm_resume(&vms[0].vm), 0);
+	tvm_wait_heartbeats(&vms[0], 60);
+	cr_assert_eq(vm_pause(&vms[0].vm), 0);
+	for (int i = 0; i < NR_CPUS; i++)
+		cr_assert_eq(vcpu_presaved(&vms[0].vm.vcpus[i], &blob, &len,
+					   err, sizeof(err)),
+			     -ENOENT, "vcpu%d: a state from an earlier pause",
+			     i);
+	cr_assert_eq(vm_resume(&vms[0].vm), 0);
 }
 
 /* Leaf 1 of a CPUID record (struct kvm_cpuid2), or NULL. */
