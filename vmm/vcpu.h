@@ -66,8 +66,10 @@ struct vcpu {
 	enum vcpu_boost boost;
 	timer_t boost_timer;
 	bool boost_timer_ok;
-	/* vcpu_presave.c: presave, presave_gen under vm->lock; the rest the
-	 * vCPU thread's while SAVING, the loop thread's once DONE */
+	/*
+	 * vcpu_presave.c: presave, presave_gen under vm->lock; the rest the
+	 * vCPU thread's while SAVING, the loop thread's once DONE.
+	 */
 	enum vcpu_presave presave;
 	uint64_t presave_gen;  /* the vm->pause_gen it was taken in */
 	uint8_t *presave_blob; /* VMSTATE_BLOB_MAX bytes */

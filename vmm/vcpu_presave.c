@@ -103,8 +103,7 @@ int vm_pause_saving(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	vm->presave = true;
 	pthread_mutex_unlock(&vm->lock);
-	/* Every vCPU that parks decides under vm->lock, before vm_pause ends.
-	 */
+	/* Each vCPU decides under vm->lock as it parks (vm_pause waits). */
 	r = vm_pause(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->presave = false;
